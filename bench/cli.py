@@ -1,0 +1,277 @@
+"""The ``bench`` command line.
+
+    bench validate suites/*.yaml          check suite files, every problem at once (exit 2)
+    bench plan suites/digits.yaml         the job table with each job's status
+    bench run suites/digits.yaml          run the missing jobs locally
+    bench leaderboard                     regenerate LEADERBOARD.md from the records
+    bench strategies                      what each strategy trains
+    bench plasticity --suite S            plasticity of every (model, dataset) of a suite
+
+Exit codes: 0 success, 1 some job failed, 2 bad input (nothing was written).
+Heavy imports (torch, timm, seaborn) happen inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bench.suite import SuiteError, load_suite
+
+EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
+
+
+class UserError(Exception):
+    """Bad input: printed without a traceback, exit 2."""
+
+
+def _results(args) -> Path:
+    return Path(args.results)
+
+
+def cmd_validate(args) -> int:
+    from bench.suite import validate_files
+
+    problems = validate_files(args.suites)
+    if problems:
+        raise SuiteError(problems)
+    for p in args.suites:
+        print(f"{p}: ok ({len(load_suite(p).jobs)} jobs)")
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from collections import Counter
+
+    from tabulate import tabulate
+
+    from bench.runner import job_table
+
+    suite = load_suite(args.suite)
+    table = job_table(suite, _results(args))
+    counts = Counter(s for _, s in table)
+    if args.json:
+        print(json.dumps([{"job_id": j.job_id, "suite": j.suite, "status": s, "config": j.config}
+                          for j, s in table], indent=1))
+        return 0
+    rows = [(j.job_id, j.config["model"]["label"], j.config["dataset"]["key"],
+             j.config["strategy"]["key"], f"{j.config['lr']:g}", j.config["seed"],
+             j.config["recipe"]["steps"], s) for j, s in table]
+    if not args.summary:
+        print(tabulate(rows, headers=["job_id", "model", "dataset", "strategy", "lr", "seed",
+                                      "steps", "status"]))
+    print(f"\n{suite.name}: {len(table)} jobs: " + ", ".join(
+        f"{counts.get(k, 0)} {k}" for k in ("done", "failed", "diverged", "missing")))
+    return 0
+
+
+def cmd_strategies(args) -> int:
+    from tabulate import tabulate
+
+    from bench.strategies import STRATEGIES
+
+    rows = [(name, s.description, ", ".join(f"{k}={d}" for k, (_, d) in s.params.items()))
+            for name, s in STRATEGIES.items()]
+    print(tabulate(rows, headers=["strategy", "trains", "parameters"]))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from bench.runner import run_suite
+
+    suite = load_suite(args.suite)
+    report = run_suite(suite, _results(args), workers=args.jobs, force=args.force,
+                       cache=args.cache, device=args.device, progress=not args.quiet)
+    print(f"{suite.name}: {report.ran} ran ({report.done} done, {len(report.failed)} failed), "
+          f"{report.skipped} already done; records in {_results(args) / suite.name}")
+    for j in report.failed:
+        print(f"  failed: {j.job_id} {j.label}", file=sys.stderr)
+    return EXIT_FAILED if report.failed else 0
+
+
+def _expected_jobs(patterns: list[str]) -> dict[str, int]:
+    import glob
+
+    expected: dict[str, int] = {}
+    for pattern in patterns:
+        for p in sorted(glob.glob(pattern)):
+            try:
+                s = load_suite(p)
+            except SuiteError as e:  # the leaderboard is built from records; say and go on
+                print(f"warning: {p} is not a valid suite, its coverage is unknown:\n{e}",
+                      file=sys.stderr)
+                continue
+            expected[s.name] = len(s.jobs)
+    return expected
+
+
+def cmd_leaderboard(args) -> int:
+    from bench.leaderboard import build_leaderboard
+
+    expected = _expected_jobs(args.suites)
+    skipped = build_leaderboard(_results(args), Path(args.out),
+                                csv_dir=Path(args.csv) if args.csv else None, expected=expected)
+    for s in skipped:
+        print(f"skipped {s}", file=sys.stderr)
+    print(f"wrote {args.out}")
+    if skipped and args.strict:
+        print(f"--strict: {len(skipped)} file(s) skipped", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def _parse_dataset(text: str) -> dict:
+    """`name` or `name:key=value,key=value` -> a suite dataset entry."""
+    name, _, rest = text.partition(":")
+    entry: dict = {"name": name}
+    for kv in filter(None, rest.split(",")):
+        k, eq, v = kv.partition("=")
+        if not eq:
+            raise UserError(f"dataset {text!r}: expected name:key=value,...")
+        entry[k] = int(v) if v.isdigit() else v
+    return entry
+
+
+def _plasticity_targets(args) -> list[tuple[dict, dict, dict, int, str | None]]:
+    """(model, dataset, plasticity settings, split seed, data root) to measure."""
+    from bench import suite as suite_mod
+
+    if args.suite:
+        s = load_suite(args.suite)
+        seen, out = set(), []
+        for j in s.jobs:
+            c = j.config
+            key = (j.config["model"]["label"], c["dataset"]["key"])
+            if key not in seen:
+                seen.add(key)
+                out.append((c["model"], c["dataset"], dict(c["plasticity"]),
+                            c["recipe"]["split_seed"], c.get("data_root")))
+    else:
+        if not (args.model and args.target and args.reference):
+            raise UserError("give --suite, or --model, --reference and --target")
+        weights = args.weights if args.weights in ("hub", "random") else {"file": args.weights}
+        raw = {"name": "plasticity", "models": [{"name": args.model, "weights": weights}],
+               "datasets": [args.target], "strategies": ["linear"], "lrs": [0.1], "seeds": [0],
+               "plasticity": {"reference": args.reference}}
+        c = suite_mod.parse_suite(raw, "<command line>").jobs[0].config
+        out = [(c["model"], c["dataset"], dict(c["plasticity"]), 0, None)]
+    for _, _, p, _, _ in out:
+        for key, value in (("pairs", args.pairs), ("batch_size", args.batch_size),
+                           ("seed", args.seed)):
+            if value is not None:
+                if value < (0 if key == "seed" else 1):
+                    raise UserError(f"--{key.replace('_', '-')} must be positive, got {value}")
+                p[key] = value
+    return out
+
+
+def cmd_plasticity(args) -> int:
+    from bench.job import plasticity_of
+
+    out = [plasticity_of(m, d, p, split_seed=seed, cache=args.cache, device=args.device,
+                         data_root=args.data_root or root, naive=args.naive)
+           for m, d, p, seed, root in _plasticity_targets(args)]
+    text = json.dumps(out, indent=1, sort_keys=True)
+    if args.out:
+        from bench.store import atomic_write_text
+
+        atomic_write_text(Path(args.out), text + "\n")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 1)[1])
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, fn, help):
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    def results_arg(sp):
+        sp.add_argument("--results", default="results", metavar="DIR",
+                        help="results directory (default: results)")
+
+    sp = add("validate", cmd_validate, "check suite files; exit 2 listing every problem")
+    sp.add_argument("suites", nargs="+", metavar="SUITE")
+
+    sp = add("plan", cmd_plan, "the job table of a suite with each job's status and the counts")
+    sp.add_argument("suite", metavar="SUITE")
+    results_arg(sp)
+    sp.add_argument("--json", action="store_true", help="print the jobs as JSON")
+    sp.add_argument("--summary", action="store_true", help="only the counts")
+
+    add("strategies", cmd_strategies, "each component-selection strategy and what it trains")
+
+    sp = add("run", cmd_run, "run a suite's missing jobs on this machine")
+    sp.add_argument("suite", metavar="SUITE")
+    results_arg(sp)
+    sp.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                    help="local workers (CPU threads shared; one per GPU on GPU machines)")
+    sp.add_argument("--force", action="store_true", help="rerun jobs that are done")
+    sp.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if any)")
+    sp.add_argument("--cache", default=None, metavar="DIR",
+                    help="pretrained weights and data caches (default: $BENCH_CACHE or "
+                         "~/.cache/vit-plasticity-bench)")
+    sp.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+    sp = add("leaderboard", cmd_leaderboard, "regenerate LEADERBOARD.md and its figures")
+    results_arg(sp)
+    sp.add_argument("--out", default="LEADERBOARD.md", metavar="FILE")
+    sp.add_argument("--csv", default=None, metavar="DIR", help="also export the tables as CSV")
+    sp.add_argument("--suites", nargs="*", default=["suites/*.yaml"], metavar="GLOB",
+                    help="suite files, for the number of expected jobs (coverage)")
+    sp.add_argument("--strict", action="store_true",
+                    help="exit 1 when a file in the results directory was skipped")
+
+    sp = add("plasticity", cmd_plasticity,
+             "measure plasticity (standalone): a suite's (model, dataset) pairs, or one model "
+             "against one reference and one target dataset; prints JSON")
+    sp.add_argument("--suite", metavar="SUITE", help="every (model, dataset) of this suite")
+    sp.add_argument("--model", help="timm model name (with a pretrained tag for --weights hub)")
+    sp.add_argument("--weights", default="hub", help="hub, random, or a weight file")
+    sp.add_argument("--reference", type=_parse_dataset, default=None,
+                    help="reference domain, e.g. imagenet_val or digits_source")
+    sp.add_argument("--target", type=_parse_dataset, default=None,
+                    help="target dataset, e.g. cifar10 or digits_c:corruption=contrast")
+    sp.add_argument("--pairs", type=int, default=None)
+    sp.add_argument("--batch-size", type=int, default=None)
+    sp.add_argument("--seed", type=int, default=None)
+    sp.add_argument("--device", default=None)
+    sp.add_argument("--cache", default=None, metavar="DIR")
+    sp.add_argument("--data-root", default=None, metavar="DIR")
+    sp.add_argument("--naive", action="store_true", help="the per-sample reference computation")
+    sp.add_argument("--out", default=None, metavar="FILE", help="write the JSON here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except SuiteError as e:
+        print(f"error: invalid suite ({len(e.problems)} problem(s)):", file=sys.stderr)
+        for prob in e.problems:
+            print(f"  {prob}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except FileNotFoundError as e:  # missing data or weights: the message says what to fix
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted; finished records are kept, rerun to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,301 @@
+"""One job, read top to bottom: set up, measure plasticity, fine-tune, evaluate, write the record.
+
+``run_job`` is a plain function (job configuration in, record out, record written atomically)
+that runs the same in-process, in a local worker or on a SLURM node. A job that fails is
+recorded as failed (or diverged) with its reason; ``run_job`` does not raise for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import os
+import platform
+import socket
+import subprocess
+import time
+import traceback
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from bench import data, store
+from bench.suite import job_id as compute_job_id
+
+PACKAGES = ("torch", "torchvision", "timm", "numpy", "scikit-learn", "pandas")
+
+
+def default_cache() -> Path:
+    return Path(os.environ.get("BENCH_CACHE", "~/.cache/vit-plasticity-bench")).expanduser()
+
+
+def checkpoint_path(results: Path, job_id: str) -> Path:
+    return Path(results) / ".checkpoints" / f"{job_id}.pt"
+
+
+def pick_device(device: str | None = None) -> str:
+    import torch
+
+    if device:
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> dict:
+    repo = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", "-C", str(repo), *args], capture_output=True,
+                                  text=True, timeout=10, check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    commit = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "bench")
+    from bench import __version__
+
+    return {"git_commit": commit, "git_dirty": bool(dirty) if dirty is not None else None,
+            "code_version": __version__}
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def provenance(device: str) -> dict:
+    import torch
+
+    packages = {}
+    for p in PACKAGES:
+        try:
+            packages[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            packages[p] = None
+    gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None
+    return {**code_version(), "packages": packages, "python": platform.python_version(),
+            "platform": platform.platform(), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "gpu": gpu, "device": device,
+            "hostname": socket.gethostname(), "started_at": None, "finished_at": None}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def file_lock(path: Path):
+    """An exclusive lock that also works between SLURM nodes sharing a filesystem."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def ensure_weights(model_cfg: dict, cache: Path, device: str = "cpu",
+                   progress: bool = False) -> Path | None:
+    """Pretrain the model once if its weights come from a recipe (cached by its hash)."""
+    from bench import models
+
+    if model_cfg["weights"]["source"] != "pretrain":
+        return None
+    path = models.weights_file(model_cfg, cache)
+    if path.is_file():
+        return path
+    with file_lock(path.with_suffix(".lock")):
+        if not path.is_file():  # another process may have finished it while we waited
+            pretrain(model_cfg, path, device, progress)
+    return path
+
+
+def pretrain(model_cfg: dict, path: Path, device: str, progress: bool = False) -> None:
+    """Supervised pretraining of a small ViT on a source domain (AdamW, warm-up + cosine)."""
+    import timm
+    import torch
+
+    from bench import models, train
+
+    spec = model_cfg["weights"]
+    torch.manual_seed(spec["seed"])
+    src = spec["dataset"]
+    model = timm.create_model(model_cfg["name"], pretrained=False, num_classes=0,
+                              **model_cfg.get("kwargs", {}))
+    size = models.data_config(model)["input_size"]
+    images = data.load_images(src, None, size, split="train")
+    model.reset_classifier(images.num_classes)
+    model.to(device)
+    mean, std = models.PRETRAIN_MEAN, models.PRETRAIN_STD
+    dd = train.DeviceData(images.x, images.y, mean, std, device)
+    recipe = {"steps": spec["steps"], "batch_size": spec["batch_size"],
+              "warmup_steps": spec["warmup_steps"], "eval_every": spec["steps"],
+              "log_every": spec["steps"], "optimizer": "adamw", "momentum": 0.0,
+              "weight_decay": spec["weight_decay"], "clip_grad": 1.0,
+              "crop_scale": spec["crop_scale"], "hflip": spec["hflip"], "grad_accum": 1,
+              "eval_batch_size": 512, "precision": "auto", "checkpoint_every": 0}
+    bar = _bar(spec["steps"], f"pretraining {model_cfg['label']}") if progress else None
+    res = train.finetune(model, dd, dd, None, recipe=recipe, lr=spec["lr"], seed=spec["seed"],
+                         progress=bar.update if bar else None)
+    if bar:
+        bar.close()
+    if res.best_val_acc is None:
+        raise RuntimeError("pretraining produced no state")
+    models.save_state_dict(model, path)
+
+
+def _bar(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True)
+
+
+def prepare_shared(configs: list[dict], cache: Path | None = None, device: str | None = None,
+                   progress: bool = False) -> None:
+    """One-time work shared by jobs (pretraining), each piece once, under a lock."""
+    cache = Path(cache) if cache else default_cache()
+    seen = set()
+    for c in configs:
+        key = store_key = repr(sorted(c["model"].items()))
+        if key in seen:
+            continue
+        seen.add(store_key)
+        ensure_weights(c["model"], cache, pick_device(device), progress)
+
+
+def _peak_memory_mb(device: str) -> float | None:
+    import resource
+
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS
+
+
+def measure_plasticity(model, dcfg: dict, pcfg: dict, target_images, target: dict,
+                       root: Path | None, device: str, naive: bool = False) -> dict:
+    """The paper's plasticity of ``model`` between the reference domain and target images."""
+    from bench import plasticity
+
+    ref = data.load_images(pcfg["reference"], root, dcfg["input_size"], "eval",
+                           dcfg["crop_pct"], dcfg["interpolation"])
+    out = plasticity.measure(model, ref.x, target_images, pairs=pcfg["pairs"],
+                             batch_size=pcfg["batch_size"], seed=pcfg["seed"],
+                             mean=dcfg["mean"], std=dcfg["std"], device=device, naive=naive)
+    out.update(reference=pcfg["reference"]["key"], target=target["key"])
+    return out
+
+
+def plasticity_of(model_cfg: dict, dataset: dict, pcfg: dict, *, split_seed: int = 0,
+                  cache: Path | None = None, device: str | None = None,
+                  data_root: str | None = None, naive: bool = False) -> dict:
+    """Standalone measurement (``bench plasticity``): pretrained model, reference, target."""
+    import torch
+
+    from bench import models
+
+    cache = Path(cache) if cache else default_cache()
+    device = pick_device(device)
+    ensure_weights(model_cfg, cache, device)
+    root = data.data_root(data_root)
+    torch.manual_seed(0)
+    model = models.create_model(model_cfg, 1, cache).to(device)  # the head plays no part
+    dcfg = models.data_config(model)
+    splits = data.load_splits(dataset, root, dcfg["input_size"], split_seed, dcfg["crop_pct"],
+                              dcfg["interpolation"])
+    t0 = time.perf_counter()
+    out = measure_plasticity(model, dcfg, pcfg, splits.test[0], dataset, root, device, naive)
+    return {"model": model_cfg, "dataset": dataset, "settings": pcfg,
+            "seconds": time.perf_counter() - t0, "device": device, "plasticity": out}
+
+
+def run_job(config: dict, suite: str, results: Path, cache: Path | None = None,
+            device: str | None = None, progress: bool = False) -> dict:
+    """Run one job end to end and write its record; return the record."""
+    import torch
+
+    from bench import models, strategies, train
+
+    results = Path(results)
+    cache = Path(cache) if cache else default_cache()
+    jid = compute_job_id(config)
+    device = pick_device(device)
+    started, t_start = _now(), time.perf_counter()
+    metrics: dict = {}
+    curves: dict = {"train": [], "val": []}
+    plast = None
+    status, error = "done", None
+    try:
+        if device.startswith("cuda"):
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+            torch.cuda.reset_peak_memory_stats()
+        ensure_weights(config["model"], cache, device)
+        recipe = config["recipe"]
+        root = data.data_root(config.get("data_root"))
+        torch.manual_seed(config["seed"])  # the new head's initialisation
+        # The number of classes is known only from the data, which needs the input size.
+        probe = models.create_model(config["model"], 1, cache)
+        dcfg = models.data_config(probe)
+        del probe
+        splits = data.load_splits(config["dataset"], root, dcfg["input_size"],
+                                  recipe["split_seed"], dcfg["crop_pct"], dcfg["interpolation"])
+        torch.manual_seed(config["seed"])
+        model = models.create_model(config["model"], splits.num_classes, cache).to(device)
+        metrics["data_checksum"] = splits.checksum
+        metrics["total_params"] = sum(p.numel() for p in model.parameters())
+
+        pcfg = config["plasticity"]
+        if pcfg["enabled"]:
+            t0 = time.perf_counter()
+            plast = measure_plasticity(model, dcfg, pcfg, splits.test[0], config["dataset"],
+                                       root, device)
+            metrics["plasticity_seconds"] = time.perf_counter() - t0
+
+        names = strategies.apply_strategy(model, config["strategy"]["name"])
+        metrics["trainable_params"] = sum(p.numel() for n, p in model.named_parameters()
+                                          if n in set(names))
+        run_model = torch.compile(model) if recipe["compile"] else model
+        dd = [train.DeviceData(x, y, dcfg["mean"], dcfg["std"], device)
+              for x, y in (splits.train, splits.val, splits.test)]
+        bar = _bar(recipe["steps"], config["strategy"]["key"]) if progress else None
+        res = train.finetune(run_model, *dd, recipe=recipe, lr=config["lr"],
+                             seed=config["seed"], checkpoint=checkpoint_path(results, jid),
+                             progress=bar.update if bar else None)
+        if bar:
+            bar.close()
+        curves = res.curves
+        metrics.update(test_acc=res.test_acc, best_val_acc=res.best_val_acc,
+                       best_step=res.best_step, steps_done=res.steps_done,
+                       train_seconds=res.train_seconds,
+                       images_per_second=res.images_per_second)
+    except Exception as e:  # noqa: BLE001 - every failure is recorded, and the suite goes on
+        status = "diverged" if type(e).__name__ == "Diverged" else "failed"
+        reason = f"{type(e).__name__}: {e}"
+        if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
+            reason = f"out of memory: {e}"
+        error = {"type": type(e).__name__, "reason": reason, "traceback": traceback.format_exc()}
+    metrics["wall_seconds"] = time.perf_counter() - t_start
+    try:
+        metrics["peak_memory_mb"] = _peak_memory_mb(device)
+    except Exception:  # noqa: BLE001 - a missing figure must not lose the record
+        metrics["peak_memory_mb"] = None
+    prov = provenance(device)
+    prov.update(started_at=started, finished_at=_now())
+    record = {"schema_version": store.SCHEMA_VERSION, "job_id": jid, "suite": suite,
+              "status": status, "config": config, "metrics": metrics, "curves": curves,
+              "plasticity": plast, "error": error, "provenance": prov}
+    store.write_record(results, record)
+    checkpoint_path(results, jid).unlink(missing_ok=True)
+    return record

@@ -1,0 +1,546 @@
+"""Suite files: load, validate strictly, expand into jobs with stable ids.
+
+A suite (``suites/*.yaml``) declares models x datasets x strategies x learning rates x seeds,
+the training recipe, the plasticity settings and per-dataset overrides. ``load_suite`` checks
+everything before anything runs, gathers every problem (file, key path, what is valid, did you
+mean) into one ``SuiteError``, and expands the cartesian product into ``Job``s whose id is a
+hash of the job's canonical resolved configuration. Pure: no torch, nothing written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench import data, models
+from bench.registry import did_you_mean, unknown_name_message
+from bench.strategies import STRATEGIES
+
+MAX_SUITE_BYTES = 1_000_000  # a suite is a page of YAML; anything larger is a mistake
+SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+# The paper's fine-tuning recipe (protocol.md), the default of every suite.
+DEFAULT_RECIPE: dict[str, Any] = {
+    "steps": 10_000,
+    "batch_size": 512,
+    "warmup_steps": 2_000,
+    "eval_every": 500,
+    "log_every": 50,
+    "optimizer": "sgd",
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+    "clip_grad": 1.0,
+    "crop_scale": [0.08, 1.0],
+    "hflip": True,
+    "grad_accum": 1,
+    "eval_batch_size": 512,
+    "split_seed": 0,
+    "precision": "auto",
+    "compile": False,
+    "checkpoint_every": 0,
+}
+OPTIMIZERS = ("sgd", "adamw")
+PRECISIONS = ("auto", "fp32", "bf16")
+DEFAULT_PLASTICITY: dict[str, Any] = {
+    "enabled": True,
+    "pairs": 12_800,
+    "batch_size": 64,
+    "seed": 0,
+}
+TOP_KEYS = ("name", "description", "models", "datasets", "strategies", "lrs", "seeds",
+            "recipe", "plasticity", "data_root")
+REQUIRED_TOP = ("name", "models", "datasets", "strategies", "lrs", "seeds")
+MODEL_KEYS = ("name", "label", "kwargs", "weights")
+WEIGHT_SOURCES = ("hub", "file", "pretrain", "random")
+PRETRAIN_KEYS = ("dataset", "steps", "batch_size", "lr", "warmup_steps", "weight_decay",
+                 "seed", "crop_scale", "hflip")
+DEFAULT_PRETRAIN: dict[str, Any] = {"steps": 1000, "batch_size": 128, "lr": 1e-3,
+                                    "warmup_steps": 100, "weight_decay": 0.05, "seed": 0,
+                                    "crop_scale": [0.08, 1.0], "hflip": True}
+
+
+class SuiteError(ValueError):
+    """Every problem of one or more suite files; ``str()`` lists them all."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    suite: str
+    config: dict = field(compare=False, hash=False)
+
+    @property
+    def label(self) -> str:
+        c = self.config
+        return (f"{c['model']['label']} | {c['dataset']['key']} | {c['strategy']['key']} | "
+                f"lr={c['lr']:g} | seed={c['seed']}")
+
+
+@dataclass
+class Suite:
+    name: str
+    description: str
+    path: Path
+    jobs: list[Job]
+    data_root: str | None = None
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def job_id(config: dict) -> str:
+    """16 hex digits of sha256 over the canonical resolved configuration.
+
+    ``data_root`` is where the data lies on one machine, not what the job is: it stays out.
+    """
+    hashed = {k: v for k, v in config.items() if k != "data_root"}
+    return hashlib.sha256(canonical_json(hashed).encode()).hexdigest()[:16]
+
+
+class _Checker:
+    """Collects problems as 'file: key.path: what is wrong; what is valid'."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.problems: list[str] = []
+
+    def add(self, path: str, msg: str) -> None:
+        self.problems.append(f"{self.file}: {path or '<top>'}: {msg}")
+
+    def keys(self, obj: dict, path: str, valid: tuple[str, ...], required=()) -> None:
+        for k in obj:
+            if k not in valid:
+                self.add(_join(path, str(k)),
+                         f"unknown key{did_you_mean(str(k), valid)}; valid keys: {', '.join(valid)}")
+        for k in required:
+            if k not in obj:
+                self.add(_join(path, k), "missing (required)")
+
+    def mapping(self, obj: Any, path: str) -> bool:
+        if not isinstance(obj, dict):
+            self.add(path, f"must be a mapping, got {_type(obj)}")
+            return False
+        return True
+
+    def nonempty_list(self, obj: Any, path: str) -> bool:
+        if not isinstance(obj, list):
+            self.add(path, f"must be a list, got {_type(obj)}")
+            return False
+        if not obj:
+            self.add(path, "must not be empty")
+            return False
+        return True
+
+    def integer(self, obj: Any, path: str, lo: int | None = None) -> int | None:
+        if isinstance(obj, bool) or not isinstance(obj, int):
+            self.add(path, f"must be an integer, got {_type(obj)} {obj!r}")
+            return None
+        if lo is not None and obj < lo:
+            self.add(path, f"must be >= {lo}, got {obj}")
+            return None
+        return obj
+
+    def number(self, obj: Any, path: str, lo: float | None = None, positive=False,
+               hi: float | None = None) -> float | None:
+        # PyYAML reads `1e-3` (no dot) as a string; accept numeric strings so that the
+        # paper's notation works, and say so in the README.
+        if isinstance(obj, str):
+            try:
+                obj = float(obj)
+            except ValueError:
+                self.add(path, f"must be a number, got string {obj!r}")
+                return None
+        if isinstance(obj, bool) or not isinstance(obj, (int, float)) or not math.isfinite(obj):
+            self.add(path, f"must be a finite number, got {_type(obj)} {obj!r}")
+            return None
+        obj = float(obj)
+        if positive and obj <= 0:
+            self.add(path, f"must be > 0, got {obj:g}")
+            return None
+        if lo is not None and obj < lo:
+            self.add(path, f"must be >= {lo:g}, got {obj:g}")
+            return None
+        if hi is not None and obj > hi:
+            self.add(path, f"must be <= {hi:g}, got {obj:g}")
+            return None
+        return obj
+
+    def boolean(self, obj: Any, path: str) -> bool | None:
+        if not isinstance(obj, bool):
+            self.add(path, f"must be true or false, got {_type(obj)} {obj!r}")
+            return None
+        return obj
+
+    def string(self, obj: Any, path: str) -> str | None:
+        if not isinstance(obj, str) or not obj:
+            self.add(path, f"must be a non-empty string, got {_type(obj)} {obj!r}")
+            return None
+        return obj
+
+    def choice(self, obj: Any, path: str, kind: str, choices: tuple[str, ...]) -> str | None:
+        if not isinstance(obj, str) or obj not in choices:
+            self.add(path, unknown_name_message(kind, obj, choices))
+            return None
+        return obj
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _type(obj: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number", type(None): "null"}.get(type(obj),
+                                                                          type(obj).__name__)
+
+
+def check_recipe(ck: _Checker, recipe: Any, path: str, base: dict, partial=False) -> dict:
+    """Recipe keys on top of ``base``; ``partial`` for per-dataset overrides."""
+    out = dict(base)
+    if not ck.mapping(recipe, path):
+        return out
+    valid = tuple(DEFAULT_RECIPE)
+    ck.keys(recipe, path, valid + (("lrs",) if partial else ()))
+    for k, v in recipe.items():
+        p = _join(path, str(k))
+        if k in ("steps", "batch_size", "eval_every", "log_every", "grad_accum",
+                 "eval_batch_size"):
+            out[k] = ck.integer(v, p, lo=1)
+        elif k in ("warmup_steps", "checkpoint_every"):
+            out[k] = ck.integer(v, p, lo=0)
+        elif k == "split_seed":
+            out[k] = ck.integer(v, p)
+        elif k == "optimizer":
+            out[k] = ck.choice(v, p, "optimizer", OPTIMIZERS)
+        elif k == "precision":
+            out[k] = ck.choice(v, p, "precision", PRECISIONS)
+        elif k in ("momentum",):
+            out[k] = ck.number(v, p, lo=0.0, hi=1.0)
+        elif k == "weight_decay":
+            out[k] = ck.number(v, p, lo=0.0)
+        elif k == "clip_grad":
+            out[k] = None if v is None else ck.number(v, p, positive=True)
+        elif k in ("hflip", "compile"):
+            out[k] = ck.boolean(v, p)
+        elif k == "crop_scale":
+            out[k] = _crop_scale(ck, v, p)
+    return out
+
+
+def _crop_scale(ck: _Checker, v: Any, p: str) -> list[float] | None:
+    if (not isinstance(v, list) or len(v) != 2):
+        ck.add(p, f"must be a list [min, max] with 0 < min <= max <= 1, got {v!r}")
+        return None
+    lo, hi = (ck.number(x, f"{p}[{i}]", positive=True, hi=1.0) for i, x in enumerate(v))
+    if lo is not None and hi is not None and lo > hi:
+        ck.add(p, f"min {lo:g} is larger than max {hi:g}")
+    return [lo, hi]
+
+
+def _lrs(ck: _Checker, v: Any, path: str) -> list[float]:
+    if not ck.nonempty_list(v, path):
+        return []
+    out = [ck.number(x, f"{path}[{i}]", positive=True) for i, x in enumerate(v)]
+    _no_duplicates(ck, out, path)
+    return [x for x in out if x is not None]
+
+
+def _no_duplicates(ck: _Checker, values: list, path: str) -> None:
+    seen = set()
+    for i, x in enumerate(values):
+        key = canonical_json(x) if x is not None else None
+        if key is not None and key in seen:
+            ck.add(f"{path}[{i}]", f"duplicate entry {x!r}")
+        seen.add(key)
+
+
+def _named_entry(ck: _Checker, entry: Any, path: str) -> tuple[str | None, dict]:
+    """`name` or `{name: ..., param: ...}` -> (name, the other keys)."""
+    if isinstance(entry, str):
+        return entry, {}
+    if isinstance(entry, dict):
+        if "name" not in entry:
+            ck.add(_join(path, "name"), "missing (required)")
+            return None, {}
+        return entry["name"], {k: v for k, v in entry.items() if k != "name"}
+    ck.add(path, f"must be a name or a mapping with `name`, got {_type(entry)}")
+    return None, {}
+
+
+def check_dataset(ck: _Checker, entry: Any, path: str, kinds=("target",)) -> dict | None:
+    """A dataset entry -> {'name', 'key', 'params'} (+ 'overrides' kept apart by the caller)."""
+    name, rest = _named_entry(ck, entry, path)
+    if name is None:
+        return None
+    valid = tuple(n for n, d in data.DATASETS.items() if d.kind in kinds)
+    if ck.choice(name, _join(path, "name"), "dataset", valid) is None:
+        return None
+    spec = data.DATASETS[name]
+    rest = dict(rest)
+    rest.pop("overrides", None)
+    ck.keys(rest, path, ("name", *spec.params, "overrides"))
+    params: dict[str, Any] = {}
+    for pname, (choices, default) in spec.params.items():
+        p = _join(path, pname)
+        v = rest.get(pname, default)
+        if v is None:
+            ck.add(p, "missing (required)" + (f"; valid: {', '.join(map(str, choices))}"
+                                              if choices else ""))
+            continue
+        if choices and v not in choices:
+            shown = ", ".join(map(str, choices))
+            ck.add(p, f"{v!r} is not valid{did_you_mean(str(v), [str(c) for c in choices])}; "
+                   f"valid: {shown}")
+            continue
+        params[pname] = v
+    return {"name": name, "key": data.dataset_key(name, params), "params": params}
+
+
+def check_model(ck: _Checker, entry: Any, path: str) -> dict | None:
+    if isinstance(entry, str):
+        entry = {"name": entry}
+    if not ck.mapping(entry, path):
+        return None
+    ck.keys(entry, path, MODEL_KEYS, required=("name",))
+    name = ck.string(entry.get("name"), _join(path, "name")) if "name" in entry else None
+    if name is not None:
+        arch = name.split(".", 1)[0]
+        archs = models.vit_architectures()
+        if arch not in archs:
+            ck.add(_join(path, "name"), f"unknown timm ViT '{arch}'{did_you_mean(arch, archs)}; "
+                   "valid: any ViT of timm's vision_transformer module "
+                   "(`python -c \"import timm; print(timm.list_models('vit_*'))\"`)")
+            name = None
+    label = entry.get("label", name)
+    if "label" in entry:
+        label = ck.string(entry["label"], _join(path, "label"))
+    kwargs = entry.get("kwargs", {})
+    if not ck.mapping(kwargs, _join(path, "kwargs")):
+        kwargs = {}
+    weights = _weights(ck, entry.get("weights", "hub"), _join(path, "weights"), name)
+    if name is None or weights is None:
+        return None
+    return {"name": name, "label": label, "kwargs": kwargs, "weights": weights}
+
+
+def _weights(ck: _Checker, w: Any, path: str, name: str | None) -> dict | None:
+    """`hub` | `random` | {file: PATH} | {pretrain: {...}} -> {'source': ..., ...}."""
+    if isinstance(w, str):
+        if w not in ("hub", "random"):
+            ck.add(path, f"unknown weight source '{w}'{did_you_mean(w, WEIGHT_SOURCES)}; "
+                   "valid: hub, random, {file: PATH}, {pretrain: {dataset: ..., steps: ...}}")
+            return None
+        if w == "hub" and name is not None and "." not in name:
+            ck.add(path, f"`hub` needs a pretrained tag in the model name, e.g. '{name}.augreg_in21k'")
+            return None
+        return {"source": w}
+    if not ck.mapping(w, path):
+        return None
+    if len(w) != 1 or next(iter(w)) not in ("file", "pretrain"):
+        ck.keys(w, path, ("file", "pretrain"))
+        ck.add(path, "must have exactly one of `file` or `pretrain`")
+        return None
+    if "file" in w:
+        f = ck.string(w["file"], _join(path, "file"))
+        return {"source": "file", "file": f} if f else None
+    p = _join(path, "pretrain")
+    spec = w["pretrain"]
+    if not ck.mapping(spec, p):
+        return None
+    ck.keys(spec, p, PRETRAIN_KEYS, required=("dataset",))
+    out: dict[str, Any] = {"source": "pretrain", **DEFAULT_PRETRAIN}
+    for k, v in spec.items():
+        kp = _join(p, k)
+        if k == "dataset":
+            d = check_dataset(ck, v, kp, kinds=("source",))
+            out[k] = d and {"name": d["name"], "key": d["key"], "params": d["params"]}
+        elif k in ("steps", "batch_size"):
+            out[k] = ck.integer(v, kp, lo=1)
+        elif k in ("warmup_steps",):
+            out[k] = ck.integer(v, kp, lo=0)
+        elif k == "seed":
+            out[k] = ck.integer(v, kp)
+        elif k == "lr":
+            out[k] = ck.number(v, kp, positive=True)
+        elif k == "weight_decay":
+            out[k] = ck.number(v, kp, lo=0.0)
+        elif k == "hflip":
+            out[k] = ck.boolean(v, kp)
+        elif k == "crop_scale":
+            out[k] = _crop_scale(ck, v, kp)
+    return out
+
+
+def check_strategy(ck: _Checker, entry: Any, path: str) -> dict | None:
+    name, rest = _named_entry(ck, entry, path)
+    if name is None or ck.choice(name, _join(path, "name") if rest else path, "strategy",
+                                 STRATEGIES.names()) is None:
+        return None
+    spec = STRATEGIES[name]
+    ck.keys(rest, path, ("name", *spec.params))
+    params = {}
+    for pname, (typ, default) in spec.params.items():
+        v = rest.get(pname, default)
+        p = _join(path, pname)
+        if typ is int:
+            v = ck.integer(v, p, lo=0)
+        elif typ is float:
+            v = ck.number(v, p)
+        elif typ is bool:
+            v = ck.boolean(v, p)
+        elif isinstance(typ, tuple):  # a choice
+            v = ck.choice(v, p, pname, typ)
+        params[pname] = v
+    key = name + ("(" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + ")"
+                  if params else "")
+    return {"name": name, "key": key, "params": params}
+
+
+def check_plasticity(ck: _Checker, p: Any, path: str) -> dict:
+    out = dict(DEFAULT_PLASTICITY)
+    if not ck.mapping(p, path):
+        return out
+    ck.keys(p, path, ("reference", *DEFAULT_PLASTICITY), required=("reference",))
+    for k, v in p.items():
+        kp = _join(path, k)
+        if k == "reference":
+            d = check_dataset(ck, v, kp, kinds=("source", "reference"))
+            out[k] = d and {"name": d["name"], "key": d["key"], "params": d["params"]}
+        elif k in ("pairs", "batch_size"):
+            out[k] = ck.integer(v, kp, lo=1)
+        elif k == "seed":
+            out[k] = ck.integer(v, kp)
+        elif k == "enabled":
+            out[k] = ck.boolean(v, kp)
+    return out
+
+
+def read_yaml(path: Path) -> Any:
+    """Safe YAML (no Python objects); size and encoding checked first."""
+    path = Path(path)
+    if not path.is_file():
+        raise SuiteError([f"{path}: no such file"])
+    size = path.stat().st_size
+    if size > MAX_SUITE_BYTES:
+        raise SuiteError([f"{path}: {size} bytes; a suite file is at most {MAX_SUITE_BYTES}"])
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SuiteError([f"{path}: not UTF-8 text ({e.reason} at byte {e.start})"]) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f"line {where.line + 1}, column {where.column + 1}: " if where else ""
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SuiteError([f"{path}: YAML error: {at}{what}"]) from None
+
+
+def parse_suite(raw: Any, file: str) -> Suite:
+    """A parsed YAML document -> Suite, or SuiteError listing every problem."""
+    ck = _Checker(file)
+    if not isinstance(raw, dict):
+        raise SuiteError([f"{file}: a suite must be a YAML mapping, got {_type(raw)}"])
+    ck.keys(raw, "", TOP_KEYS, required=REQUIRED_TOP)
+    name = raw.get("name")
+    if "name" in raw and (not isinstance(name, str) or not SUITE_NAME.match(name)):
+        ck.add("name", f"{name!r} is not a valid suite name: letters, digits, '_', '-', '.', "
+               "starting with a letter or digit, at most 64 characters (it names a folder)")
+        name = None
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        ck.add("description", f"must be a string, got {_type(description)}")
+
+    model_cfgs = []
+    if "models" in raw and ck.nonempty_list(raw["models"], "models"):
+        model_cfgs = [check_model(ck, m, f"models[{i}]") for i, m in enumerate(raw["models"])]
+        _no_duplicates(ck, model_cfgs, "models")
+
+    dataset_cfgs: list[tuple[dict | None, Any]] = []
+    if "datasets" in raw and ck.nonempty_list(raw["datasets"], "datasets"):
+        for i, d in enumerate(raw["datasets"]):
+            p = f"datasets[{i}]"
+            dataset_cfgs.append((check_dataset(ck, d, p),
+                                 d.get("overrides") if isinstance(d, dict) else None))
+        _no_duplicates(ck, [d for d, _ in dataset_cfgs], "datasets")
+
+    strategy_cfgs = []
+    if "strategies" in raw and ck.nonempty_list(raw["strategies"], "strategies"):
+        strategy_cfgs = [check_strategy(ck, s, f"strategies[{i}]")
+                         for i, s in enumerate(raw["strategies"])]
+        _no_duplicates(ck, strategy_cfgs, "strategies")
+
+    lrs = _lrs(ck, raw["lrs"], "lrs") if "lrs" in raw else []
+    seeds = []
+    if "seeds" in raw and ck.nonempty_list(raw["seeds"], "seeds"):
+        seeds = [ck.integer(s, f"seeds[{i}]") for i, s in enumerate(raw["seeds"])]
+        _no_duplicates(ck, seeds, "seeds")
+
+    recipe = check_recipe(ck, raw.get("recipe", {}), "recipe", DEFAULT_RECIPE)
+    plasticity = (check_plasticity(ck, raw["plasticity"], "plasticity")
+                  if "plasticity" in raw else {**DEFAULT_PLASTICITY,
+                                               "reference": {"name": "imagenet_val",
+                                                             "key": "imagenet_val", "params": {}}})
+    data_root = raw.get("data_root")
+    if data_root is not None:
+        data_root = ck.string(data_root, "data_root")
+
+    per_dataset = []
+    for i, (d, overrides) in enumerate(dataset_cfgs):
+        r, d_lrs = recipe, lrs
+        if overrides is not None:
+            p = f"datasets[{i}].overrides"
+            r = check_recipe(ck, overrides, p, recipe, partial=True)
+            if isinstance(overrides, dict) and "lrs" in overrides:
+                d_lrs = _lrs(ck, overrides["lrs"], f"{p}.lrs")
+        per_dataset.append((d, r, d_lrs))
+    for d, r, _ in per_dataset:
+        if r.get("warmup_steps") is not None and r.get("steps") is not None \
+                and r["warmup_steps"] > r["steps"]:
+            ck.add("recipe.warmup_steps" if d is None else f"datasets[{d['key']}]",
+                   f"warmup_steps {r['warmup_steps']} exceeds steps {r['steps']}")
+
+    if ck.problems:
+        raise SuiteError(ck.problems)
+
+    jobs = []
+    for m, (d, r, d_lrs), s in itertools.product(model_cfgs, per_dataset, strategy_cfgs):
+        for lr, seed in itertools.product(d_lrs, seeds):
+            config = {"model": m, "dataset": d, "strategy": s, "lr": lr, "seed": seed,
+                      "recipe": r, "plasticity": plasticity}
+            if data_root:
+                config["data_root"] = data_root
+            jobs.append(Job(job_id(config), name, config))
+    ids = [j.job_id for j in jobs]
+    if len(set(ids)) != len(ids):  # only possible through duplicate entries, checked above
+        raise SuiteError([f"{file}: two jobs resolve to the same configuration"])
+    return Suite(name=name, description=description, path=Path(file), jobs=jobs,
+                 data_root=data_root)
+
+
+def load_suite(path: Path | str) -> Suite:
+    return parse_suite(read_yaml(Path(path)), str(path))
+
+
+def validate_files(paths: list[str]) -> list[str]:
+    """Every problem of every file (empty when all are valid)."""
+    problems: list[str] = []
+    for p in paths:
+        try:
+            load_suite(p)
+        except SuiteError as e:
+            problems.extend(e.problems)
+    return problems

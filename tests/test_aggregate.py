@@ -1,0 +1,268 @@
+"""Tests of bench.aggregate on records built by hand (no torch, no training)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import jsonschema
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from bench import aggregate as agg
+from bench.components import BLOCK_COMPONENTS, PAPER_PLASTICITY_RANKING
+from bench.store import RECORD_SCHEMA
+from bench.strategies import BASELINE, REFERENCE, STRATEGIES
+
+VALIDATOR = jsonschema.Draft202012Validator(RECORD_SCHEMA)
+
+
+def make_record(strategy: str = "full", lr: float = 1e-3, seed: int = 0, *, test: float = 0.8,
+                val: float = 0.8, status: str = "done", suite: str = "s", model: str = "m",
+                dataset: str = "d", plasticity: dict[str, float] | None = None,
+                layers: int = 2, reason: str = "boom", job_id: str | None = None,
+                trainable: int = 100) -> dict:
+    """A minimal record that validates against RECORD_SCHEMA.
+
+    ``plasticity`` maps component -> value: block l of that component measures value * (l+1)
+    and the component's mean over blocks is stored as given.
+    """
+    key = f"{suite}/{model}/{dataset}/{strategy}/{lr}/{seed}/{status}"
+    job_id = job_id or hashlib.sha256(key.encode()).hexdigest()[:16]
+    plast = None
+    if plasticity is not None:
+        plast = {
+            "variant": "paper", "pairs": 64, "reference": "ref", "target": dataset,
+            "layers": [{"layer": li, "component": c, "mean": v * (li + 1), "std": 0.1, "n": 64,
+                        "ci95": 0.01} for c, v in plasticity.items() for li in range(layers)],
+            "components": {c: {"mean": v, "std": 0.2, "n": layers, "ci95": 0.05}
+                           for c, v in plasticity.items()},
+        }
+    done = status == "done"
+    return {
+        "schema_version": 1, "job_id": job_id, "suite": suite, "status": status,
+        "config": {
+            "model": {"name": model, "label": model, "weights": "none"},
+            "dataset": {"name": dataset, "key": dataset},
+            "strategy": {"name": strategy, "key": strategy, "params": {}},
+            "lr": lr, "seed": seed,
+            "recipe": {"steps": 10, "batch_size": 8, "optimizer": "sgd"},
+            "plasticity": {"reference": "ref", "pairs": 64},
+        },
+        "metrics": {"test_acc": test, "best_val_acc": val, "best_step": 5, "steps_done": 10,
+                    "trainable_params": trainable, "total_params": 1000, "wall_seconds": 1.0,
+                    "train_seconds": 0.5, "plasticity_seconds": 0.5, "images_per_second": 80.0,
+                    "peak_memory_mb": None},
+        "curves": {"train": [{"step": 1, "loss": 1.0, "grad_norm": 1.0, "lr": lr}],
+                   "val": [{"step": 5, "val_acc": val}]},
+        "plasticity": plast,
+        "error": None if done else {"type": "RuntimeError", "reason": reason, "traceback": "tb"},
+        "provenance": {"git_commit": "abcdef0123456789", "git_dirty": False,
+                       "code_version": "0.1.0", "packages": {}, "python": "3.11",
+                       "platform": "linux", "cpu": "test-cpu", "gpu": None, "device": "cpu",
+                       "started_at": "t0", "finished_at": "t1"},
+    }
+
+
+def score(scores: pd.DataFrame, strategy: str, **cell) -> pd.Series:
+    rows = scores[scores["strategy"] == strategy]
+    for k, v in cell.items():
+        rows = rows[rows[k] == v]
+    assert len(rows) == 1, rows
+    return rows.iloc[0]
+
+
+def test_helper_records_are_schema_valid():
+    for rec in (make_record(), make_record(status="failed", test=None, val=None),
+                make_record(status="diverged"), make_record(plasticity={"mha": 2.0, "ln1": 1.0})):
+        VALIDATOR.validate(rec)
+
+
+def test_runs_table_has_one_row_per_job_with_reason():
+    recs = [make_record("mha", seed=1), make_record("full"),
+            make_record("ln1", status="failed", test=None, val=None, reason="out of memory")]
+    runs = agg.runs_table(recs)
+    assert list(runs.columns) == agg.RUN_COLUMNS
+    assert list(runs["strategy"]) == ["full", "ln1", "mha"]  # registry order
+    assert runs.loc[runs["strategy"] == "ln1", "error"].item() == "out of memory"
+    assert math.isnan(runs.loc[runs["strategy"] == "ln1", "test_acc"].item())
+
+
+def test_best_lr_is_chosen_on_validation_not_test():
+    # lr 1e-3 wins on validation; lr 1e-2 would win on test and must not be chosen.
+    recs = [make_record("mha", 1e-3, s, val=0.90, test=0.50) for s in (0, 1)]
+    recs += [make_record("mha", 1e-2, s, val=0.80, test=0.95) for s in (0, 1)]
+    row = score(agg.scores_table(recs), "mha")
+    assert row["best_lr"] == 1e-3
+    assert row["test_mean"] == pytest.approx(0.50)
+    assert row["val_mean"] == pytest.approx(0.90)
+    assert row["lrs"] == 2
+
+
+def test_best_lr_uses_the_mean_over_seeds_and_ties_go_to_the_smaller_lr():
+    # Best single seed is at 3e-2, best mean at 1e-2.
+    recs = [make_record("fc1", 3e-2, 0, val=0.99), make_record("fc1", 3e-2, 1, val=0.50),
+            make_record("fc1", 1e-2, 0, val=0.80), make_record("fc1", 1e-2, 1, val=0.80)]
+    assert score(agg.scores_table(recs), "fc1")["best_lr"] == 1e-2
+    tie = [make_record("fc2", lr, s, val=v) for lr in (3e-3, 1e-3)
+           for s, v in ((0, 0.1), (1, 0.2), (2, 0.7))]
+    assert score(agg.scores_table(tie), "fc2")["best_lr"] == 1e-3
+
+
+def test_test_mean_std_and_n_over_seeds():
+    accs = [0.80, 0.82, 0.87]
+    recs = [make_record("ln2", 1e-3, s, test=a) for s, a in enumerate(accs)]
+    recs.append(make_record("ln1", 1e-3, 0, test=0.7))
+    scores = agg.scores_table(recs)
+    row = score(scores, "ln2")
+    assert row["test_mean"] == pytest.approx(np.mean(accs))
+    assert row["test_std"] == pytest.approx(np.std(accs, ddof=1))
+    assert row["n"] == 3
+    single = score(scores, "ln1")
+    assert single["n"] == 1 and math.isnan(single["test_std"])
+
+
+def test_gain_and_relative_gain():
+    recs = [make_record(BASELINE, test=0.70), make_record(REFERENCE, test=0.90),
+            make_record("mha", test=0.85)]
+    scores = agg.scores_table(recs)
+    assert score(scores, "mha")["gain"] == pytest.approx(0.15)
+    assert score(scores, "mha")["rel_gain"] == pytest.approx(0.75)
+    assert score(scores, REFERENCE)["rel_gain"] == pytest.approx(1.0)
+    assert score(scores, BASELINE)["gain"] == 0.0
+    # Gains are per (suite, model, dataset): another dataset's baseline is not used.
+    other = agg.scores_table(recs + [make_record("mha", dataset="d2", test=0.5)])
+    assert math.isnan(score(other, "mha", dataset="d2")["gain"])
+
+
+def test_relative_gain_is_nan_when_full_gains_nothing_or_is_missing():
+    flat = agg.scores_table([make_record(BASELINE, test=0.7), make_record(REFERENCE, test=0.7),
+                             make_record("mha", test=0.8)])
+    assert math.isnan(score(flat, "mha")["rel_gain"])
+    no_full = agg.scores_table([make_record(BASELINE, test=0.7), make_record("mha", test=0.8)])
+    assert score(no_full, "mha")["gain"] == pytest.approx(0.1)
+    assert math.isnan(score(no_full, "mha")["rel_gain"])
+
+
+def test_failed_and_diverged_jobs_count_in_coverage_but_never_in_scores():
+    good = [make_record("mha", 1e-3, s, val=0.8, test=0.8) for s in (0, 1)]
+    # Higher validation than any done run: counted, they would change the lr and the mean.
+    bad = [make_record("mha", 1e-2, 0, val=0.99, test=0.1, status="diverged"),
+           make_record("mha", 1e-3, 2, val=0.99, test=0.1, status="failed"),
+           make_record("ln1", 1e-3, 0, val=None, test=None, status="failed")]
+    scores = agg.scores_table(good + bad)
+    assert list(scores["strategy"]) == ["mha"]
+    row = score(scores, "mha")
+    assert (row["best_lr"], row["n"], row["lrs"]) == (1e-3, 2, 1)
+    assert row["test_mean"] == pytest.approx(0.8)
+    cov = agg.coverage_table(good + bad, expected={"s": 8, "other": 3})
+    s = cov[cov["suite"] == "s"].iloc[0]
+    assert (s["done"], s["failed"], s["diverged"], s["missing"]) == (2, 3, 1, 3)
+    other = cov[cov["suite"] == "other"].iloc[0]
+    assert (other["done"], other["missing"]) == (0, 3)
+    assert agg.failed_table(good + bad)["status"].tolist() == ["failed", "failed", "diverged"]
+
+
+def test_coverage_without_expected_leaves_missing_blank():
+    cov = agg.coverage_table([make_record(), make_record("mha", status="failed")])
+    assert cov["missing"].isna().all() and cov["expected"].isna().all()
+    assert (cov["done"].item(), cov["failed"].item()) == (1, 1)
+
+
+def test_plasticity_tables_take_one_record_per_cell_and_rank_components():
+    values = {"ln1": 1.0, "mha": 5.0, "ln2": 2.0, "fc1": 4.0, "fc2": 3.0}
+    first = make_record("full", plasticity=values, job_id="0" * 16)
+    other = make_record("mha", plasticity={c: 9.0 for c in values}, job_id="f" * 16)
+    failed = make_record("ln1", plasticity={c: 7.0 for c in values}, job_id="1" * 16,
+                         status="failed")
+    long = agg.plasticity_table([other, failed, first])
+    assert set(long["job_id"]) == {first["job_id"]}
+    assert len(long) == len(values) * 2
+    assert list(long["component"].unique()) == list(BLOCK_COMPONENTS)
+    fc1 = long[long["component"] == "fc1"]
+    assert fc1["layer"].tolist() == [0, 1] and fc1["mean"].tolist() == [4.0, 8.0]
+    summary = agg.plasticity_summary([other, first])
+    ranks = dict(zip(summary["component"], summary["rank"]))
+    assert ranks == {"mha": 1, "fc1": 2, "fc2": 3, "ln2": 4, "ln1": 5}
+    assert summary.set_index("component").loc["mha", "mean"] == 5.0
+
+
+@pytest.mark.parametrize("x, y", [
+    ([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]),
+    ([0.3, 0.1, 0.1, 0.9, 0.5], [2.0, 1.0, 3.0, 3.0, 0.0]),
+    ([1.0, 2.0, 3.0], [3.0, 2.0, 1.0]),
+    ([4.0, 1.0], [1.0, 2.0]),
+])
+def test_spearman_matches_scipy(x, y):
+    assert agg.spearman(x, y) == pytest.approx(spearmanr(x, y).statistic)
+
+
+def test_spearman_is_nan_without_spread():
+    assert math.isnan(agg.spearman([1, 1, 1], [1, 2, 3]))
+    assert math.isnan(agg.spearman([1], [2]))
+
+
+def test_correlation_table_matches_scipy_and_the_paper_order():
+    plast = {"ln1": 0.5, "mha": 3.0, "ln2": 0.7, "fc1": 2.0, "fc2": 2.5}
+    tests = {"ln1": 0.72, "mha": 0.80, "ln2": 0.74, "fc1": 0.78, "fc2": 0.75}
+    recs = [make_record("full", test=0.9, plasticity=plast), make_record(BASELINE, test=0.7)]
+    recs += [make_record(c, test=t) for c, t in tests.items()]
+    scores, summary = agg.scores_table(recs), agg.plasticity_summary(recs)
+    corr = agg.correlation_table(scores, summary)
+    assert len(corr) == 1
+    row = corr.iloc[0]
+    comps = list(BLOCK_COMPONENTS)
+    gains = [score(scores, c)["gain"] for c in comps]
+    assert row["n"] == 5
+    assert row["rho_plasticity_gain"] == pytest.approx(
+        spearmanr([plast[c] for c in comps], gains).statistic)
+    paper = [len(PAPER_PLASTICITY_RANKING) - PAPER_PLASTICITY_RANKING.index(c) for c in comps]
+    assert row["rho_plasticity_paper"] == pytest.approx(
+        spearmanr([plast[c] for c in comps], paper).statistic)
+    assert row["plasticity_order"] == "mha > fc2 > fc1 > ln2 > ln1"
+    assert row["gain_order"] == "mha > fc1 > fc2 > ln2 > ln1"
+    assert row["rho_gain_paper"] == pytest.approx(1.0)
+
+
+def test_correlation_uses_the_registry_to_map_strategies_to_components():
+    # Every strategy that isolates a block component, and only those, enters the correlation.
+    isolating = [n for n in STRATEGIES.names() if STRATEGIES[n].component]
+    assert sorted(isolating) == sorted(BLOCK_COMPONENTS)
+    recs = [make_record(n, test=0.5 + 0.01 * i) for i, n in enumerate(STRATEGIES.names())]
+    recs[0]["plasticity"] = make_record(plasticity=dict.fromkeys(BLOCK_COMPONENTS, 1.0))[
+        "plasticity"]
+    corr = agg.correlation_table(agg.scores_table(recs), agg.plasticity_summary(recs))
+    assert corr["n"].item() == len(BLOCK_COMPONENTS)
+    assert math.isnan(corr["rho_plasticity_gain"].item())  # no spread in plasticity
+
+
+def test_average_rank_table():
+    recs = []
+    for d, accs in (("d1", {"full": 0.9, "mha": 0.8, BASELINE: 0.7}),
+                    ("d2", {"full": 0.6, "mha": 0.8, BASELINE: 0.7})):
+        recs += [make_record(s, dataset=d, test=a) for s, a in accs.items()]
+    ranks = agg.average_rank_table(agg.scores_table(recs))
+    got = dict(zip(ranks["strategy"], ranks["avg_rank"]))
+    assert got == {"full": 2.0, "mha": 1.5, BASELINE: 2.5}
+    assert ranks["strategy"].tolist() == ["mha", "full", BASELINE]
+    assert ranks["cells"].tolist() == [2, 2, 2]
+
+
+def test_tables_of_no_records_are_empty_with_their_columns():
+    assert list(agg.scores_table([]).columns) == agg.SCORE_COLUMNS
+    assert agg.runs_table([]).empty and agg.plasticity_table([]).empty
+    assert agg.correlation_table(agg.scores_table([]), agg.plasticity_summary([])).empty
+    assert agg.average_rank_table(agg.scores_table([])).empty
+    assert agg.coverage_table([]).empty
+
+
+def test_tables_do_not_depend_on_record_order():
+    recs = [make_record(s, lr, seed, test=0.5 + 0.1 * seed, val=0.6 + lr)
+            for s in ("full", "mha", BASELINE) for lr in (1e-3, 1e-2) for seed in (0, 1)]
+    recs[0]["plasticity"] = make_record(plasticity={"mha": 1.0, "ln1": 2.0})["plasticity"]
+    a = agg.scores_table(recs)
+    b = agg.scores_table(list(reversed(recs)))
+    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(agg.runs_table(recs), agg.runs_table(recs[::-1]))

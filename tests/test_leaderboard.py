@@ -1,0 +1,146 @@
+"""Tests of bench.leaderboard: the page, its figures and CSVs, regenerated from records."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from test_aggregate import VALIDATOR, make_record
+
+from bench.components import BLOCK_COMPONENTS
+from bench.leaderboard import benchmark_leaderboard, build_leaderboard, synthetic_record
+from bench.store import write_record
+from bench.strategies import BASELINE, REFERENCE
+
+ROOT = Path(__file__).resolve().parents[1]
+PLASTICITY = {"ln1": 0.5, "mha": 3.0, "ln2": 0.7, "fc1": 2.0, "fc2": 2.5}
+
+
+def small_suite() -> list[dict]:
+    recs = []
+    for dataset, shift in (("digits", 0.0), ("noise", -0.1)):
+        for strategy, acc in ((BASELINE, 0.70), (REFERENCE, 0.90), ("mha", 0.85),
+                              ("ln1", 0.72), ("ln2", 0.74), ("fc1", 0.80), ("fc2", 0.78)):
+            for lr in (1e-3, 1e-2):
+                for seed in (0, 1):
+                    recs.append(make_record(
+                        strategy, lr, seed, dataset=dataset, test=acc + shift + 0.01 * seed,
+                        val=acc + shift + lr, layers=3,
+                        plasticity=PLASTICITY if strategy == REFERENCE else None))
+    recs.append(make_record("mha", 3e-2, 0, dataset="digits", status="diverged",
+                            val=0.999, test=0.999, reason="loss is NaN at step 3 | exploded"))
+    for r in recs:
+        VALIDATOR.validate(r)
+    return recs
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    out = tmp_path / "results"
+    for r in small_suite():
+        write_record(out, r)
+    return out
+
+
+def test_page_has_every_section_and_links_existing_figures(results: Path, tmp_path: Path):
+    out = tmp_path / "site" / "LEADERBOARD.md"
+    skipped = build_leaderboard(results, out, csv_dir=tmp_path / "csv", expected={"s": 60})
+    assert skipped == []
+    page = out.read_text()
+    for heading in ("## What these numbers are", "## What they are not",
+                    "## Did the paper's ranking hold?", "## Suite `s`", "### Scores",
+                    "### Plasticity per component", "### Plasticity against gain",
+                    "### Failed jobs (1)", "## Average rank", "## Coverage"):
+        assert heading in page
+    assert "test-cpu" in page and "abcdef012345" in page
+    assert "`s` m on digits" in page and "`s` m on noise" in page
+    links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", page)
+    assert len(links) == 3
+    for link in links:
+        assert (out.parent / link).is_file() and link.startswith("LEADERBOARD_figures/")
+    # One scores row per (dataset, strategy), and the percentages printed with 2 decimals.
+    scores = page.split("### Scores")[1].split("###")[0]
+    assert len(re.findall(r"^\| m +\| digits +\|", scores, flags=re.MULTILINE)) == 7
+    # full on digits: lr 0.01 wins on validation; tests 0.90 and 0.91 over two seeds.
+    assert re.search(r"\| full \(reference\) +\| +0\.01 \| +2 \| +91\.00 \| +90\.50 ± 0\.71 \(2\) "
+                     r"\| +\+20\.00 \| +1\.00 \|", scores)
+    csvs = sorted(p.name for p in (tmp_path / "csv").iterdir())
+    assert "scores.csv" in csvs and "coverage.csv" in csvs and "runs.csv" in csvs
+
+
+def test_failed_job_is_listed_with_its_reason_and_not_scored(results: Path, tmp_path: Path):
+    out = tmp_path / "LEADERBOARD.md"
+    build_leaderboard(results, out, expected={"s": 60})
+    page = out.read_text()
+    assert "loss is NaN at step 3 \\| exploded" in page  # escaped for the table
+    # The diverged job had the best validation accuracy; counted, it would choose lr 0.03.
+    scores = page.split("### Scores")[1].split("###")[0]
+    assert "0.03" not in scores and "99.90" not in scores
+    coverage = page.split("## Coverage")[1]
+    assert re.search(r"\| s +\| +60 \| +56 \| +1 \| +1 \| +3 \|", coverage)
+
+
+def test_same_records_give_the_same_bytes(results: Path, tmp_path: Path):
+    outs = [tmp_path / f"run{i}" / "LEADERBOARD.md" for i in (1, 2)]
+    for out in outs:
+        build_leaderboard(results, out, csv_dir=out.parent / "csv")
+    build_leaderboard(results, outs[1])  # again over the first output: nothing may drift
+    first, second = (o.parent for o in outs)
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    assert sum(f.suffix == ".png" for f in files) == 3
+    for f in files:
+        assert (first / f).read_bytes() == (second / f).read_bytes(), f
+
+
+def test_skipped_files_go_to_stderr_and_are_returned(results: Path, tmp_path: Path, capsys):
+    (results / "s" / "0123456789abcdef.json").write_text("{ not json")
+    (results / "s" / "notes.txt").write_text("hello")
+    out = tmp_path / "LEADERBOARD.md"
+    skipped = build_leaderboard(results, out)
+    assert sorted(s.path.name for s in skipped) == ["0123456789abcdef.json", "notes.txt"]
+    err = capsys.readouterr().err
+    assert "0123456789abcdef.json" in err and "notes.txt" in err
+    assert "0123456789abcdef" not in out.read_text()
+
+
+def test_stale_figures_are_removed(results: Path, tmp_path: Path):
+    out = tmp_path / "LEADERBOARD.md"
+    stale = tmp_path / "LEADERBOARD_figures" / "gone_test_acc.png"
+    stale.parent.mkdir()
+    stale.write_bytes(b"old")
+    build_leaderboard(results, out)
+    assert not stale.exists()
+
+
+def test_empty_results_give_a_page(tmp_path: Path):
+    out = tmp_path / "LEADERBOARD.md"
+    assert build_leaderboard(tmp_path / "nothing", out) == []
+    page = out.read_text()
+    assert "Regenerated from 0 records" in page and "No records yet." in page
+
+
+def test_leaderboard_does_not_import_torch(results: Path, tmp_path: Path):
+    code = textwrap.dedent(f"""
+        import sys
+        import bench.aggregate, bench.leaderboard
+        bench.leaderboard.build_leaderboard({str(results)!r}, {str(tmp_path / 'L.md')!r})
+        heavy = sorted(m for m in ("torch", "timm", "torchvision") if m in sys.modules)
+        assert not heavy, heavy
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "L.md").is_file()
+
+
+def test_benchmark_runs_on_a_few_records(tmp_path: Path, capsys):
+    for failed in (False, True):
+        VALIDATOR.validate(synthetic_record(0, "s", "m", "d", "mha", 1e-3, 0, failed=failed))
+    out = benchmark_leaderboard(n_records=len(BLOCK_COMPONENTS) * 12, tmpdir=tmp_path)
+    assert out["n_records"] == 60 and out["skipped"] == 0 and out["seconds"] > 0
+    assert "build_leaderboard on 60 records" in capsys.readouterr().out
