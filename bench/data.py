@@ -6,19 +6,31 @@ resize and centre crop done once), split into train / val / test as protocol.md 
 the training split cut 80/20 into train/val by a seeded permutation; CIFAR-10-C, DomainNet
 and the held-out digits first cut 80/20 into train/test. Module level is torch-free: suites
 validate against this registry without it.
+
+The paper's datasets are read from their official layouts (``bench.formats``) under the data
+root (``data_root:`` of a suite, or ``BENCH_DATA``). Decoding and resizing them is done once
+per (dataset, input size, ...) into the data cache, ``<cache>/data/<key>/``, memory-mapped
+``.npy`` files shared by every job: ``bench prepare`` fills it ahead of time (``prepare``),
+and a job that finds no entry writes it, under a lock, on first use.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench import formats
 from bench.registry import Registry
 
 DIGITS_CORRUPTIONS = ("none", "gaussian_noise", "impulse_noise", "contrast", "motion_blur")
@@ -61,8 +73,9 @@ def data_root(config_root: str | None) -> Path | None:
 
 # ---------------------------------------------------------------- digits (offline default)
 
+@functools.lru_cache(maxsize=1)
 def _digits_images() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's 1,797 digits as uint8 RGB 32x32, with labels."""
+    """scikit-learn's 1,797 digits as uint8 RGB 32x32, with labels (made once a process)."""
     from PIL import Image
     from sklearn.datasets import load_digits
 
@@ -147,68 +160,56 @@ DATASETS.register("digits_c", DatasetSpec(
 
 # ---------------------------------------------------------------- the paper's datasets
 
-def _formats():
-    from bench import formats
-
-    return formats
-
-
 def _need_root(root: Path | None, name: str) -> Path:
     if root is None:
-        raise _formats().MissingData(
-            f"dataset '{name}' needs a data root: set `data_root:` in the suite or the "
-            f"BENCH_DATA environment variable. Expected layout under it:\n"
-            f"{_formats().LAYOUTS.get(name, '')}")
+        raise formats.MissingData(
+            name, formats.dataset_dir(name, "<data root>"),
+            "no data root: set `data_root:` in the suite, --data-root, or the BENCH_DATA "
+            "environment variable")
     return root
 
 
 def _load_cifar(which: str) -> Callable[[Path | None, dict], Raw]:
     def load(root: Path | None, params: dict) -> Raw:
-        f = _formats()
         root = _need_root(root, which)
-        return Raw({s: f.read_cifar(root, which, s) for s in ("train", "test")},
-                   10 if which == "cifar10" else 100)
+        verify = formats.verify_md5_default()
+        return Raw({s: formats.read_cifar(root, which, s, verify_md5=verify)
+                    for s in ("train", "test")}, 10 if which == "cifar10" else 100)
     return load
 
 
 def _load_cifar10_c(root: Path | None, params: dict) -> Raw:
     root = _need_root(root, "cifar10_c")
-    x, y = _formats().read_cifar10_c(root, params["corruption"], params["severity"])
+    x, y = formats.read_cifar10_c(root, params["corruption"], params["severity"])
     return Raw({"train": (x, y)}, 10)
 
 
 def _load_pets(root: Path | None, params: dict) -> Raw:
-    f = _formats()
     root = _need_root(root, "pets")
-    return Raw({"trainval": f.read_pets(root, "trainval"), "test": f.read_pets(root, "test")},
-               37)
+    return Raw({"trainval": formats.read_pets(root, "trainval"),
+                "test": formats.read_pets(root, "test")}, 37)
 
 
 def _load_flowers(root: Path | None, params: dict) -> Raw:
-    f = _formats()
     root = _need_root(root, "flowers102")
-    return Raw({"train": f.read_flowers102(root, "train"),
-                "test": f.read_flowers102(root, "test")}, 102)
+    return Raw({"train": formats.read_flowers102(root, "train"),
+                "test": formats.read_flowers102(root, "test")}, 102)
 
 
 def _load_domainnet(root: Path | None, params: dict) -> Raw:
     root = _need_root(root, "domainnet")
-    items, labels, classes = _formats().read_domainnet(root, params["domain"])
+    items, labels, classes = formats.read_domainnet(root, params["domain"])
     return Raw({"train": (items, labels)}, len(classes))
 
 
 def _load_imagenet_val(root: Path | None, params: dict) -> Raw:
     root = _need_root(root, "imagenet_val")
-    items, labels = _formats().read_imagenet_val(root)[:2]
+    items, labels = formats.read_imagenet_val(root)[:2]
     return Raw({"eval": (items, labels)}, 1000)
 
 
-CIFAR10C_CORRUPTIONS = (
-    "brightness", "contrast", "defocus_blur", "elastic_transform", "fog", "frost",
-    "gaussian_blur", "gaussian_noise", "glass_blur", "impulse_noise", "jpeg_compression",
-    "motion_blur", "pixelate", "saturate", "shot_noise", "snow", "spatter", "speckle_noise",
-    "zoom_blur")
-DOMAINNET_DOMAINS = ("clipart", "infograph", "painting", "quickdraw", "real", "sketch")
+CIFAR10C_CORRUPTIONS = formats.CIFAR10C_CORRUPTIONS
+DOMAINNET_DOMAINS = formats.DOMAINNET_DOMAINS
 
 DATASETS.register("cifar10", DatasetSpec("cifar10", "target", "CIFAR-10", _load_cifar("cifar10")))
 DATASETS.register("cifar100", DatasetSpec("cifar100", "target", "CIFAR-100",
@@ -231,6 +232,9 @@ DATASETS.register("imagenet_val", DatasetSpec(
 
 # ---------------------------------------------------------------- splits
 
+SPLITS = ("train", "val", "test")
+
+
 def split_80_20(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The protocol's seeded 80/20 cut: sorted indices of the 80% part and of the 20% part."""
     perm = np.random.default_rng(seed).permutation(n)
@@ -240,13 +244,18 @@ def split_80_20(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class Splits:
-    """uint8 (N, H, W, 3) arrays at the model's input size and int64 labels."""
+    """uint8 (N, H, W, 3) arrays at the model's input size and int64 labels.
+
+    The arrays are memory-mapped, read-only views of the data cache when one was given.
+    """
 
     train: tuple[np.ndarray, np.ndarray]
     val: tuple[np.ndarray, np.ndarray]
     test: tuple[np.ndarray, np.ndarray]
     num_classes: int
     checksum: str
+    cache_dir: Path | None = None  # the cache entry the arrays come from
+    fresh: bool = False  # decoded by this call (not read back from the cache)
 
 
 @dataclass
@@ -257,53 +266,250 @@ class Images:
     y: np.ndarray
     num_classes: int
     checksum: str
+    cache_dir: Path | None = None
+    fresh: bool = False
 
 
 def _take(items: Any, idx: np.ndarray) -> Any:
     return items[idx] if isinstance(items, np.ndarray) else [items[i] for i in idx]
 
 
-def _to_size(items: Any, size: int, crop_pct: float, interpolation: str) -> np.ndarray:
+def _to_size(items: Any, size: int, crop_pct: float, interpolation: str,
+             out: np.ndarray | None = None, progress: bool | None = None) -> np.ndarray:
     if isinstance(items, np.ndarray) and items.shape[1:3] == (size, size):
-        return np.ascontiguousarray(items)
-    return _formats().decode_images(items, size, crop_pct=crop_pct, interpolation=interpolation)
+        if out is None:
+            return np.ascontiguousarray(items)
+        out[...] = items
+        return out
+    return formats.decode_images(items, size, crop_pct=crop_pct, interpolation=interpolation,
+                                 out=out, progress=progress)
 
 
 def checksum(*arrays: np.ndarray) -> str:
+    """sha256 (16 hex digits) over the shapes and bytes of ``arrays``."""
     h = hashlib.sha256()
     for a in arrays:
         h.update(str(a.shape).encode())
-        h.update(np.ascontiguousarray(a).tobytes())
+        if a.size:  # a memoryview, not tobytes(): no copy of a multi-GB memory map
+            h.update(memoryview(np.ascontiguousarray(a)).cast("B"))
     return h.hexdigest()[:16]
 
 
-def load_splits(dataset: dict, root: Path | None, size: int, split_seed: int,
-                crop_pct: float = 0.875, interpolation: str = "bicubic") -> Splits:
-    """A target dataset's train / val / test at ``size`` (protocol.md's splits)."""
+def _cut(dataset: dict, split_seed: int, root: Path | None) -> tuple[Raw, dict[str, tuple]]:
+    """The raw dataset and its train / val / test items and labels (protocol.md's splits)."""
     spec = DATASETS[dataset["name"]]
     raw = spec.load(root, dataset["params"])
     items, labels = raw.splits[spec.train_split]
     if spec.cut_test:
         tr, te = split_80_20(len(labels), split_seed)
-        test_items, test_labels = _take(items, te), labels[te]
+        test = (_take(items, te), labels[te])
         items, labels = _take(items, tr), labels[tr]
     else:
-        test_items, test_labels = raw.splits["test"]
+        test = raw.splits["test"]
     tr, va = split_80_20(len(labels), split_seed)
-    out = []
-    for it, lab in ((_take(items, tr), labels[tr]), (_take(items, va), labels[va]),
-                    (test_items, test_labels)):
-        out.append((_to_size(it, size, crop_pct, interpolation), np.asarray(lab, np.int64)))
-    return Splits(*out, num_classes=raw.num_classes,
-                  checksum=checksum(*(a for pair in out for a in pair)))
+    return raw, {"train": (_take(items, tr), labels[tr]), "val": (_take(items, va), labels[va]),
+                 "test": test}
+
+
+def load_splits(dataset: dict, root: Path | None, size: int, split_seed: int,
+                crop_pct: float = 0.875, interpolation: str = "bicubic",
+                cache: Path | None = None, progress: bool | None = None) -> Splits:
+    """A target dataset's train / val / test at ``size`` (protocol.md's splits).
+
+    With ``cache`` the arrays come from (or are first written to) the data cache under
+    ``<cache>/data/``; the result, checksum included, is the same either way.
+    """
+    raw, parts = _cut(dataset, split_seed, root)
+    if cache is None:
+        out = [(_to_size(it, size, crop_pct, interpolation, progress=progress),
+                np.asarray(lab, np.int64)) for it, lab in parts.values()]
+        return Splits(*out, num_classes=raw.num_classes,
+                      checksum=checksum(*(a for pair in out for a in pair)))
+    what = {"kind": "splits", "split_seed": split_seed}
+    arrays, meta, folder, fresh = _cached(Path(cache), dataset, raw, parts, what, root, size,
+                                          crop_pct, interpolation, progress)
+    return Splits(*(arrays[s] for s in SPLITS), num_classes=meta["num_classes"],
+                  checksum=meta["checksum"], cache_dir=folder, fresh=fresh)
 
 
 def load_images(dataset: dict, root: Path | None, size: int, split: str = "eval",
-                crop_pct: float = 0.875, interpolation: str = "bicubic") -> Images:
-    """One split of a source or reference domain at ``size``."""
+                crop_pct: float = 0.875, interpolation: str = "bicubic",
+                cache: Path | None = None, progress: bool | None = None) -> Images:
+    """One split of a source or reference domain at ``size`` (from the data cache if given)."""
     spec = DATASETS[dataset["name"]]
     raw = spec.load(root, dataset["params"])
-    items, labels = raw.splits[split]
-    x = _to_size(items, size, crop_pct, interpolation)
-    y = np.asarray(labels, np.int64)
-    return Images(x, y, raw.num_classes, checksum(x, y))
+    if cache is None:
+        items, labels = raw.splits[split]
+        x = _to_size(items, size, crop_pct, interpolation, progress=progress)
+        y = np.asarray(labels, np.int64)
+        return Images(x, y, raw.num_classes, checksum(x, y))
+    what = {"kind": "images", "split": split}
+    arrays, meta, folder, fresh = _cached(Path(cache), dataset, raw, {split: raw.splits[split]},
+                                          what, root, size, crop_pct, interpolation, progress)
+    x, y = arrays[split]
+    return Images(x, y, meta["num_classes"], meta["checksum"], cache_dir=folder, fresh=fresh)
+
+
+# ---------------------------------------------------------------- the data cache
+#
+# <cache>/data/<key>/{<split>_x.npy, <split>_y.npy, meta.json}: the decoded, resized uint8
+# images of one dataset at one input size, shared by every job that needs them. The key hashes
+# what determines the bytes: dataset and parameters, size, crop_pct, interpolation, the split
+# seed (or split), and the identity of the source data. An entry is written in a temporary
+# folder renamed into place (readers see all of it or nothing), under a file lock, so parallel
+# jobs and SLURM nodes sharing the cache decode a dataset once.
+
+CACHE_VERSION = 1  # bump when the bytes an entry holds for the same key would change
+
+
+def source_identity(raw: Raw, root: Path | None) -> str:
+    """What the source data is: image files by (path under the data root, size, mtime);
+    arrays read from files (CIFAR, CIFAR-10-C) or made in memory (digits) by their content.
+    A replaced, added or removed file changes it; a copy elsewhere under another root does not
+    (unless the copy changed the files' modification times).
+    """
+    h = hashlib.sha256()
+    for name in sorted(raw.splits):
+        items, labels = raw.splits[name]
+        h.update(f"[{name}]".encode())
+        if isinstance(items, np.ndarray):
+            h.update(checksum(items).encode())
+        else:
+            for item in items:
+                st = os.stat(item)
+                rel = os.path.relpath(item, root) if root is not None else str(item)
+                h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(checksum(np.asarray(labels, np.int64)).encode())
+    return h.hexdigest()[:16]
+
+
+def cache_key(description: dict) -> str:
+    return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _read_entry(folder: Path, names) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    return {s: (np.load(folder / f"{s}_x.npy", mmap_mode="r", allow_pickle=False),
+                np.load(folder / f"{s}_y.npy", allow_pickle=False)) for s in names}
+
+
+def _cached(cache: Path, dataset: dict, raw: Raw, parts: dict[str, tuple], what: dict,
+            root: Path | None, size: int, crop_pct: float, interpolation: str,
+            progress: bool | None):
+    """(arrays, meta, folder, fresh): read the entry of ``parts`` at ``size``, or write it."""
+    from bench.job import file_lock  # job imports this module
+
+    description = {"cache_version": CACHE_VERSION, "dataset": dataset["name"],
+                   "params": dataset["params"], "size": size, "crop_pct": crop_pct,
+                   "interpolation": interpolation, **what,
+                   "source": source_identity(raw, root)}
+    key = cache_key(description)
+    base = cache / "data"
+    folder = base / key
+    fresh = False
+    if not (folder / "meta.json").is_file():
+        with file_lock(base / f"{key}.lock"):
+            if not (folder / "meta.json").is_file():  # nobody finished it while we waited
+                _write_entry(base, key, description, raw, parts, size, crop_pct,
+                             interpolation, progress)
+                fresh = True
+    meta = json.loads((folder / "meta.json").read_text())
+    return _read_entry(folder, parts), meta, folder, fresh
+
+
+def _write_entry(base: Path, key: str, description: dict, raw: Raw, parts: dict[str, tuple],
+                 size: int, crop_pct: float, interpolation: str,
+                 progress: bool | None) -> None:
+    folder = base / key
+    # We hold the lock: temporary folders of this key are leftovers of a killed writer.
+    for old in base.glob(f".{key}.*"):
+        shutil.rmtree(old, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=base))
+    try:
+        arrays = []
+        for name, (items, labels) in parts.items():
+            x = np.lib.format.open_memmap(tmp / f"{name}_x.npy", mode="w+", dtype=np.uint8,
+                                          shape=(len(labels), size, size, 3))
+            _to_size(items, size, crop_pct, interpolation, out=x, progress=progress)
+            x.flush()
+            y = np.asarray(labels, np.int64)
+            np.save(tmp / f"{name}_y.npy", y)
+            arrays += [x, y]
+        meta = {**description, "key": key, "num_classes": raw.num_classes,
+                "counts": {name: len(labels) for name, (_, labels) in parts.items()},
+                "checksum": checksum(*arrays),
+                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        del arrays, x  # close the memory maps before the rename
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+        if folder.exists():  # an entry without meta.json: never renamed into place by us
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ---------------------------------------------------------------- bench prepare
+
+def prepare(configs: list[dict], cache: Path, root: str | None = None,
+            download: bool = False, progress: bool = True) -> list[dict]:
+    """Decode every dataset that ``configs`` (job configurations) need into the data cache.
+
+    Targets at each model's input size with the job's split seed, and the plasticity
+    reference; each once. ``root`` overrides the jobs' data root (``data_root:`` of the
+    suite, else ``BENCH_DATA``). With ``download``, datasets torchvision can fetch and that are
+    missing are downloaded first (the others raise ``MissingData`` saying where to get them).
+    Returns one row per cache entry: what, where, counts, checksum, whether it was decoded now.
+    """
+    from bench import models
+
+    inputs: dict[str, dict] = {}
+    todo: dict[str, tuple] = {}
+    for c in configs:
+        mkey = json.dumps(c["model"], sort_keys=True)
+        if mkey not in inputs:
+            inputs[mkey] = models.input_config(c["model"])
+        dc = inputs[mkey]
+        where = root or c.get("data_root")
+        fmt = (dc["input_size"], dc["crop_pct"], dc["interpolation"])
+        wanted = [("splits", c["dataset"], c["recipe"]["split_seed"])]
+        if c["plasticity"]["enabled"]:
+            wanted.append(("images", c["plasticity"]["reference"], "eval"))
+        for kind, d, arg in wanted:
+            todo.setdefault(json.dumps([kind, d, arg, fmt, where], sort_keys=True),
+                            (kind, d, arg, fmt, where))
+    if download:
+        for name, where in sorted({(d["name"], w) for _, d, _, _, w in todo.values()}, key=str):
+            if name in formats.DATASETS:  # the paper's data; digits come with scikit-learn
+                path = data_root_path(where, name)
+                if not formats.is_present(name, path):
+                    formats.download(name, path)
+    rows = []
+    bar = _tqdm(todo.values(), progress)
+    for kind, d, arg, (size, crop, interp), where in bar:
+        if hasattr(bar, "set_description"):
+            bar.set_description(f"prepare {d['key']} {size}px")
+        r = data_root(where)
+        if kind == "splits":
+            s = load_splits(d, r, size, arg, crop, interp, cache=cache, progress=progress)
+            counts = {n: len(getattr(s, n)[1]) for n in SPLITS}
+        else:
+            s = load_images(d, r, size, arg, crop, interp, cache=cache, progress=progress)
+            counts = {arg: len(s.y)}
+        rows.append({"dataset": d["key"], "kind": kind, "size": size, "counts": counts,
+                     "num_classes": s.num_classes, "checksum": s.checksum,
+                     "cache_dir": str(s.cache_dir), "fresh": s.fresh})
+    return rows
+
+
+def data_root_path(root: str | None, name: str) -> Path:
+    """The data root, or MissingData naming the layout of ``name`` when none is set."""
+    return _need_root(data_root(root), name)
+
+
+def _tqdm(items, progress: bool):
+    items = list(items)
+    if not progress:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, unit="dataset", dynamic_ncols=True)

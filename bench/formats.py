@@ -246,6 +246,17 @@ def _load_cifar_pickle(path: Path) -> dict[str, object]:
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in entry.items()}
 
 
+def verify_md5_default() -> bool:
+    """Whether the benchmark's loaders check CIFAR md5s: yes, unless ``BENCH_VERIFY_MD5=0``.
+
+    The switch exists for tests and for deliberately modified copies (``write_fake_layout``'s
+    tiny CIFAR files cannot have the official md5s); ``read_cifar`` itself always defaults to
+    checking.
+    """
+    return os.environ.get("BENCH_VERIFY_MD5", "1").strip().lower() not in ("0", "false", "no",
+                                                                            "off")
+
+
 def read_cifar(
     root: Path | str, which: str, split: str, verify_md5: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -269,7 +280,8 @@ def read_cifar(
             if got != md5:
                 raise ChecksumMismatch(
                     f"{path}: md5 {got}, the official file's is {md5}; re-download it "
-                    f"({SOURCES[which]}), or pass verify_md5=False for a non-official copy"
+                    f"({SOURCES[which]}), or pass verify_md5=False for a non-official copy "
+                    "(BENCH_VERIFY_MD5=0 for the benchmark's loaders)"
                 )
         entry = _load_cifar_pickle(path)
         if "data" not in entry or label_key not in entry:
@@ -464,6 +476,7 @@ def decode_images(
     interpolation: str = "bicubic",
     num_workers: int | None = None,
     progress: bool | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Apply the evaluation transform once: uint8 (N, size, size, 3).
 
@@ -473,7 +486,9 @@ def decode_images(
     pixel what torchvision's Resize + CenterCrop give on a PIL image. Images are decoded in
     ``num_workers`` threads (default: the CPU count, at most 16; PIL releases the GIL while
     decoding and resizing); the output order is the input order whatever the threads do.
-    ``progress`` shows a tqdm bar; None shows it for more than 1,000 items.
+    ``progress`` shows a tqdm bar; None shows it for more than 1,000 items. ``out``, a uint8
+    (N, size, size, 3) array (e.g. a memory-mapped .npy file), receives the images instead of a
+    new array, so a dataset larger than memory can be decoded straight to disk.
     """
     _check_name("interpolation", interpolation, tuple(_RESAMPLING))
     if not 0 < crop_pct <= 1:
@@ -495,7 +510,10 @@ def decode_images(
             return _resize_center_crop(img, size, scale_size, resample)
 
     n = len(items)
-    out = np.empty((n, size, size, 3), dtype=np.uint8)
+    if out is None:
+        out = np.empty((n, size, size, 3), dtype=np.uint8)
+    elif out.shape != (n, size, size, 3) or out.dtype != np.uint8:
+        raise ValueError(f"out must be uint8 {(n, size, size, 3)}, got {out.dtype} {out.shape}")
     workers = num_workers if num_workers is not None else min(16, os.cpu_count() or 1)
     indices = range(n)
     bar = None
@@ -509,14 +527,14 @@ def decode_images(
     try:
         if workers <= 1 or n < 2:
             results = map(one, indices)
-            for i, arr in zip(indices, results):
+            for i, arr in zip(indices, results, strict=True):
                 out[i] = arr
                 if bar is not None:
                     bar.update()
         else:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 # map yields in input order, so threads cannot reorder the output
-                for i, arr in zip(indices, pool.map(one, indices)):
+                for i, arr in zip(indices, pool.map(one, indices), strict=True):
                     out[i] = arr
                     if bar is not None:
                         bar.update()
@@ -642,7 +660,8 @@ def write_fake_layout(
     domain; ImageNet: the validation set). Image files are about ``size`` px, alternately
     landscape and portrait; CIFAR and CIFAR-10-C are 32 px by definition. Each class has its
     own colour, so the classes are learnable. The CIFAR files are not the official ones, so
-    read them with ``verify_md5=False``. Returns the dataset's folder.
+    read them with ``verify_md5=False`` (or, through the benchmark's loaders, with
+    ``BENCH_VERIFY_MD5=0``). Returns the dataset's folder.
     """
     _check_name("dataset", name, DATASETS)
     if n_per_class < 1 or n_classes < 1 or size < 8:
@@ -750,5 +769,6 @@ __all__ = [
     "read_image_folder",
     "read_imagenet_val",
     "read_pets",
+    "verify_md5_default",
     "write_fake_layout",
 ]

@@ -201,7 +201,6 @@ def plasticity_of(model_cfg: dict, dataset: dict, pcfg: dict, *, split_seed: int
                   cache: Path | None = None, device: str | None = None,
                   data_root: str | None = None, naive: bool = False) -> dict:
     """Standalone measurement (``bench plasticity``): pretrained model, reference, target."""
-    import torch
 
     from bench import models
 
@@ -209,7 +208,6 @@ def plasticity_of(model_cfg: dict, dataset: dict, pcfg: dict, *, split_seed: int
     device = pick_device(device)
     ensure_weights(model_cfg, cache, device)
     root = data.data_root(data_root)
-    torch.manual_seed(0)
     model = models.create_model(model_cfg, 1, cache).to(device)  # the head plays no part
     dcfg = models.data_config(model)
     splits = data.load_splits(dataset, root, dcfg["input_size"], split_seed, dcfg["crop_pct"],
@@ -244,15 +242,14 @@ def run_job(config: dict, suite: str, results: Path, cache: Path | None = None,
         ensure_weights(config["model"], cache, device)
         recipe = config["recipe"]
         root = data.data_root(config.get("data_root"))
-        torch.manual_seed(config["seed"])  # the new head's initialisation
-        # The number of classes is known only from the data, which needs the input size.
-        probe = models.create_model(config["model"], 1, cache)
-        dcfg = models.data_config(probe)
-        del probe
+        model = models.create_model(config["model"], 1, cache)
+        dcfg = models.data_config(model)
         splits = data.load_splits(config["dataset"], root, dcfg["input_size"],
                                   recipe["split_seed"], dcfg["crop_pct"], dcfg["interpolation"])
+        # The number of classes is known once the data is read: a fresh head, seeded.
         torch.manual_seed(config["seed"])
-        model = models.create_model(config["model"], splits.num_classes, cache).to(device)
+        models.new_head(model, splits.num_classes)
+        model.to(device)
         metrics["data_checksum"] = splits.checksum
         metrics["total_params"] = sum(p.numel() for p in model.parameters())
 

@@ -170,12 +170,12 @@ def _fig_plasticity_layers(layers: pd.DataFrame, path: Path) -> bool:
     """(a) Plasticity against block depth, a line per component, band = 95% interval."""
     from matplotlib.ticker import MaxNLocator
 
-    cells = list(dict.fromkeys(zip(layers["model"], layers["dataset"])))
+    cells = list(dict.fromkeys(zip(layers["model"], layers["dataset"], strict=True)))
     if not cells:
         return False
     fig, axes = _figure(len(cells), top=0.75)
     colors = _colors(_component_names())
-    for ax, (model, dataset) in zip(axes, cells):
+    for ax, (model, dataset) in zip(axes, cells, strict=True):
         d = layers[(layers["model"] == model) & (layers["dataset"] == dataset)]
         for comp in dict.fromkeys(d["component"]):
             c = d[d["component"] == comp].sort_values("layer")
@@ -196,12 +196,12 @@ def _fig_plasticity_layers(layers: pd.DataFrame, path: Path) -> bool:
 
 def _fig_test_acc(scores: pd.DataFrame, path: Path) -> bool:
     """(b) Test accuracy at the chosen lr per strategy, error bar = std over seeds."""
-    cells = list(dict.fromkeys(zip(scores["model"], scores["dataset"])))
+    cells = list(dict.fromkeys(zip(scores["model"], scores["dataset"], strict=True)))
     if not cells:
         return False
     fig, axes = _figure(len(cells), bottom=0.8)
     colors = _colors(list(STRATEGIES.names()))
-    for ax, (model, dataset) in zip(axes, cells):
+    for ax, (model, dataset) in zip(axes, cells, strict=True):
         d = scores[(scores["model"] == model) & (scores["dataset"] == dataset)]
         x = range(len(d))
         ax.bar(x, 100 * d["test_mean"], yerr=100 * d["test_std"].fillna(0.0), capsize=2,
@@ -548,7 +548,8 @@ def benchmark_leaderboard(n_records: int = 1000, tmpdir: str | os.PathLike | Non
         for i, cell in enumerate(itertools.islice(grid, n_records)):
             write_record(results, synthetic_record(i, *cell, failed=i % 37 == 5))
         start = time.perf_counter()
-        skipped = build_leaderboard(results, Path(tmp) / "LEADERBOARD.md", csv_dir=Path(tmp) / "csv")
+        skipped = build_leaderboard(results, Path(tmp) / "LEADERBOARD.md",
+                                    csv_dir=Path(tmp) / "csv")
         seconds = time.perf_counter() - start
     out = {"n_records": n_records, "seconds": round(seconds, 3), "skipped": len(skipped)}
     print(f"build_leaderboard on {n_records} records: {seconds:.2f} s")

@@ -42,7 +42,13 @@ def weights_key(model_cfg: dict) -> str:
 
 
 class MissingWeights(FileNotFoundError):
-    pass
+    """A weight file that a suite names (or that pretraining should have made) is missing.
+
+    ``str()`` is the whole user-facing message: the expected path and what the file must be.
+    """
+
+    def __str__(self) -> str:  # OSError would format errno/filename instead
+        return str(self.args[0])
 
 
 def weights_file(model_cfg: dict, cache: Path) -> Path | None:
@@ -71,24 +77,75 @@ def create_model(model_cfg: dict, num_classes: int, cache: Path):
     if w["source"] == "hub":
         return timm.create_model(model_cfg["name"], pretrained=True, num_classes=num_classes,
                                  **kwargs)
-    path = weights_file(model_cfg, cache)
-    if not path.is_file():
-        if w["source"] == "pretrain":
-            raise MissingWeights(f"pretrained weights {path} are missing: run `bench run` or "
-                                 "`bench prepare` on the suite first (it pretrains once)")
-        raise MissingWeights(
-            f"weight file {path} (models[].weights.file of model '{model_cfg['name']}') does "
-            "not exist. Expected a timm state dict (.safetensors, or .pth/.bin readable by "
-            "torch.load(weights_only=True)), e.g. written by `safetensors.torch.save_file("
-            "timm.create_model(NAME, pretrained=True).state_dict(), PATH)` on a machine with "
-            "hub access")
-    overlay = {"file": str(path), "num_classes": 0}
-    if w["source"] == "pretrain":
-        overlay.update(mean=PRETRAIN_MEAN, std=PRETRAIN_STD)
+    path = check_weights(model_cfg, cache)
     model = timm.create_model(model_cfg["name"], pretrained=True, num_classes=num_classes,
-                              pretrained_cfg_overlay=overlay, **kwargs)
+                              pretrained_cfg_overlay=_overlay(model_cfg, path), **kwargs)
     _check_all_loaded(model, path)
     return model
+
+
+def check_weights(model_cfg: dict, cache: Path) -> Path | None:
+    """The weight file of a `file` or `pretrain` model, or ``MissingWeights`` saying what it
+    should be; None for hub and random weights (nothing local to check)."""
+    w = model_cfg["weights"]
+    path = weights_file(model_cfg, cache)
+    if path is None or path.is_file():
+        return path
+    if w["source"] == "pretrain":
+        raise MissingWeights(f"pretrained weights {path} are missing: run `bench prepare` or "
+                             "`bench run` on the suite first (it pretrains once)")
+    raise MissingWeights(
+        f"weight file {path} (models[].weights.file of model '{model_cfg['name']}') does not "
+        f"exist. Expected: a state dict of the timm model '{model_cfg['name']}' with timm's "
+        "parameter names (blocks.0.attn.qkv.weight, ...), as .safetensors or as a .pth/.bin "
+        "file that torch.load(weights_only=True) reads (a bare state dict, or one under "
+        "'state_dict' or 'model'); the classifier head, if any, is dropped. For example, on a "
+        "machine with hub access: `safetensors.torch.save_file(timm.create_model(NAME, "
+        "pretrained=True).state_dict(), PATH)`")
+
+
+def _overlay(model_cfg: dict, path: Path | None) -> dict:
+    """What a weight file changes in the tag's pretrained configuration.
+
+    ``num_classes: 0`` makes timm drop the file's classifier (the benchmark adds its own);
+    ``custom_load: False`` because a file is a timm state dict even when the tag's own weights
+    are in another format (e.g. the .npz files of vit_tiny_patch16_224's default tag).
+    """
+    overlay: dict = {"num_classes": 0, "custom_load": False}
+    if path is not None:
+        overlay["file"] = str(path)
+    if model_cfg["weights"]["source"] == "pretrain":
+        overlay.update(mean=PRETRAIN_MEAN, std=PRETRAIN_STD)
+    return overlay
+
+
+def input_config(model_cfg: dict) -> dict:
+    """``data_config`` of the model ``create_model`` would build, without weights or memory.
+
+    The architecture is built on the meta device (no allocation, no download); input size,
+    crop and normalisation come from the same pretrained configuration as in ``create_model``.
+    """
+    import timm
+    import torch
+
+    kwargs = dict(model_cfg.get("kwargs", {}))
+    overlay = None
+    if model_cfg["weights"]["source"] in ("file", "pretrain"):
+        overlay = _overlay(model_cfg, None)
+    with torch.device("meta"):
+        model = timm.create_model(model_cfg["name"], pretrained=False, num_classes=0,
+                                  pretrained_cfg_overlay=overlay, **kwargs)
+    return data_config(model)
+
+
+def download_hub_weights(model_cfg: dict) -> None:
+    """Fetch a hub model's weights into the local Hugging Face cache (``bench prepare
+    --download``), so that jobs on machines without network find them."""
+    import timm
+
+    if model_cfg["weights"]["source"] == "hub":
+        timm.create_model(model_cfg["name"], pretrained=True, num_classes=0,
+                          **model_cfg.get("kwargs", {}))
 
 
 PRETRAIN_MEAN = (0.5, 0.5, 0.5)
@@ -97,7 +154,14 @@ PRETRAIN_STD = (0.5, 0.5, 0.5)
 
 def _check_all_loaded(model, path: Path) -> None:
     """timm loads non-strictly once it drops a head: make sure nothing else was missing."""
-    keys = set(read_state_dict(path))
+    sd = read_state_dict(path)
+    try:  # the names timm's loader sees after converting other formats
+        from timm.models.vision_transformer import checkpoint_filter_fn
+
+        sd = checkpoint_filter_fn(sd, model)
+    except Exception:  # noqa: BLE001 - a filter that fails here leaves the names as they are
+        pass
+    keys = set(sd)
     missing = [k for k in model.state_dict() if k not in keys and not k.startswith("head.")]
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
@@ -106,19 +170,12 @@ def _check_all_loaded(model, path: Path) -> None:
 
 
 def read_state_dict(path: Path) -> dict:
-    """Tensors of a weight file; never unpickles arbitrary objects."""
-    import torch
+    """Tensors of a weight file as timm's loader reads them (safetensors, or torch.load with
+    weights_only: never unpickles arbitrary objects; EMA / 'state_dict' / 'model' wrappers and
+    'module.' prefixes handled the same way)."""
+    from timm.models import load_state_dict
 
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    sd = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):
-        if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
-            sd = sd[key]
-    return sd
+    return load_state_dict(str(path), weights_only=True)
 
 
 def save_state_dict(model, path: Path, drop_head: bool = True) -> None:
@@ -141,6 +198,14 @@ def save_state_dict(model, path: Path, drop_head: bool = True) -> None:
         raise
 
 
+def new_head(model, num_classes: int) -> None:
+    """A freshly initialised classifier, initialised as timm initialises a new model's head."""
+    from timm.models.vision_transformer import init_weights_vit_timm
+
+    model.reset_classifier(num_classes)
+    init_weights_vit_timm(model.head)
+
+
 def data_config(model) -> dict:
     """Input size and normalisation from the model's own pretrained configuration."""
     from timm.data import resolve_data_config
@@ -148,6 +213,7 @@ def data_config(model) -> dict:
     cfg = resolve_data_config(model=model)
     # A model built with another img_size keeps its tag's pretrained_cfg: trust the model.
     size = getattr(getattr(model, "patch_embed", None), "img_size", None)
-    return {"input_size": int(size[-1]) if size else int(cfg["input_size"][-1]), "mean": list(cfg["mean"]),
-            "std": list(cfg["std"]), "crop_pct": float(cfg.get("crop_pct", 0.875)),
+    return {"input_size": int(size[-1]) if size else int(cfg["input_size"][-1]),
+            "mean": list(cfg["mean"]), "std": list(cfg["std"]),
+            "crop_pct": float(cfg.get("crop_pct", 0.875)),
             "interpolation": cfg.get("interpolation", "bicubic")}

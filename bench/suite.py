@@ -123,8 +123,8 @@ class _Checker:
     def keys(self, obj: dict, path: str, valid: tuple[str, ...], required=()) -> None:
         for k in obj:
             if k not in valid:
-                self.add(_join(path, str(k)),
-                         f"unknown key{did_you_mean(str(k), valid)}; valid keys: {', '.join(valid)}")
+                self.add(_join(path, str(k)), f"unknown key{did_you_mean(str(k), valid)}; "
+                         f"valid keys: {', '.join(valid)}")
         for k in required:
             if k not in obj:
                 self.add(_join(path, k), "missing (required)")
@@ -344,7 +344,8 @@ def _weights(ck: _Checker, w: Any, path: str, name: str | None) -> dict | None:
                    "valid: hub, random, {file: PATH}, {pretrain: {dataset: ..., steps: ...}}")
             return None
         if w == "hub" and name is not None and "." not in name:
-            ck.add(path, f"`hub` needs a pretrained tag in the model name, e.g. '{name}.augreg_in21k'")
+            ck.add(path, "`hub` needs a pretrained tag in the model name, "
+                   f"e.g. '{name}.augreg_in21k'")
             return None
         return {"source": w}
     if not ck.mapping(w, path):

@@ -184,7 +184,7 @@ def test_plasticity_tables_take_one_record_per_cell_and_rank_components():
     fc1 = long[long["component"] == "fc1"]
     assert fc1["layer"].tolist() == [0, 1] and fc1["mean"].tolist() == [4.0, 8.0]
     summary = agg.plasticity_summary([other, first])
-    ranks = dict(zip(summary["component"], summary["rank"]))
+    ranks = dict(zip(summary["component"], summary["rank"], strict=True))
     assert ranks == {"mha": 1, "fc1": 2, "fc2": 3, "ln2": 4, "ln1": 5}
     assert summary.set_index("component").loc["mha", "mean"] == 5.0
 
@@ -244,7 +244,7 @@ def test_average_rank_table():
                     ("d2", {"full": 0.6, "mha": 0.8, BASELINE: 0.7})):
         recs += [make_record(s, dataset=d, test=a) for s, a in accs.items()]
     ranks = agg.average_rank_table(agg.scores_table(recs))
-    got = dict(zip(ranks["strategy"], ranks["avg_rank"]))
+    got = dict(zip(ranks["strategy"], ranks["avg_rank"], strict=True))
     assert got == {"full": 2.0, "mha": 1.5, BASELINE: 2.5}
     assert ranks["strategy"].tolist() == ["mha", "full", BASELINE]
     assert ranks["cells"].tolist() == [2, 2, 2]

@@ -1,0 +1,66 @@
+"""Shared fixtures: a tiny timm ViT and a tiny suite that runs in seconds."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# A tiny ViT: 2 blocks, width 16, MLP width 32 (so fc2's zero padding is exercised).
+TINY_KWARGS = {"img_size": 16, "patch_size": 4, "embed_dim": 16, "depth": 2, "num_heads": 2,
+               "mlp_ratio": 2.0}
+
+
+def pytest_configure(config):
+    os.environ.setdefault("BENCH_VERIFY_MD5", "0")
+
+
+@pytest.fixture
+def tiny_vit():
+    import timm
+    import torch
+
+    torch.manual_seed(0)
+    return timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=10,
+                             **TINY_KWARGS).eval()
+
+
+def tiny_suite_dict(name: str = "tiny", strategies=("full", "linear"), steps: int = 6,
+                    seeds=(0,), lrs=(0.05,), **extra) -> dict:
+    """A suite on digits with a tiny model pretrained for a few steps."""
+    suite = {
+        "name": name,
+        "description": "tiny test suite",
+        "models": [{"name": "vit_tiny_patch16_224", "label": "tiny",
+                    "kwargs": {**TINY_KWARGS, "img_size": 32, "patch_size": 8},
+                    "weights": {"pretrain": {"dataset": "digits_source", "steps": 4,
+                                             "batch_size": 32, "warmup_steps": 1}}}],
+        "datasets": [{"name": "digits_c", "corruption": "contrast", "severity": 5}],
+        "strategies": list(strategies),
+        "lrs": list(lrs),
+        "seeds": list(seeds),
+        "recipe": {"steps": steps, "batch_size": 16, "warmup_steps": 2, "eval_every": 3,
+                   "log_every": 2, "eval_batch_size": 256, "crop_scale": [0.6, 1.0],
+                   "hflip": False},
+        "plasticity": {"reference": "digits_source", "pairs": 32, "batch_size": 16},
+    }
+    suite.update(extra)
+    return suite
+
+
+@pytest.fixture
+def write_suite(tmp_path):
+    import yaml
+
+    def write(d: dict | None = None, name: str = "suite.yaml", **kw) -> str:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(d if d is not None else tiny_suite_dict(**kw)))
+        return str(path)
+
+    return write
+
+
+@pytest.fixture
+def cache_dir(tmp_path_factory):
+    # One pretraining cache for the session: the tiny recipe is pretrained once.
+    return tmp_path_factory.getbasetemp() / "bench-cache"

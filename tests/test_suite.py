@@ -1,0 +1,145 @@
+"""Suite files: strict validation with every problem listed, expansion, stable job ids."""
+
+from __future__ import annotations
+
+import copy
+import glob
+
+import pytest
+
+from bench import cli
+from bench.suite import SuiteError, job_id, load_suite, parse_suite
+from tests.conftest import tiny_suite_dict
+
+
+def problems_of(raw) -> list[str]:
+    with pytest.raises(SuiteError) as e:
+        parse_suite(raw, "s.yaml")
+    return e.value.problems
+
+
+def test_every_shipped_suite_validates():
+    paths = sorted(glob.glob("suites/*.yaml"))
+    assert "suites/digits.yaml" in paths
+    for p in paths:
+        assert load_suite(p).jobs
+
+
+def test_digits_suite_expands_to_the_full_grid():
+    s = load_suite("suites/digits.yaml")
+    c = s.jobs[0].config
+    assert len(s.jobs) == 1 * 3 * 8 * 2 * 3
+    assert {j.config["strategy"]["name"] for j in s.jobs} == {
+        "full", "linear", "emb", "ln1", "mha", "ln2", "fc1", "fc2"}
+    assert c["model"]["weights"]["source"] == "pretrain"
+    assert len({j.job_id for j in s.jobs}) == len(s.jobs)
+
+
+def test_job_id_is_a_hash_of_the_resolved_configuration():
+    raw = tiny_suite_dict()
+    a = parse_suite(raw, "a.yaml").jobs
+    b = parse_suite(copy.deepcopy(raw), "b.yaml").jobs
+    assert [j.job_id for j in a] == [j.job_id for j in b]
+    # Spelling a default explicitly resolves to the same job.
+    raw2 = copy.deepcopy(raw)
+    raw2["recipe"]["optimizer"] = "sgd"
+    assert [j.job_id for j in parse_suite(raw2, "c.yaml").jobs] == [j.job_id for j in a]
+    # Any change of what runs changes the id.
+    raw3 = copy.deepcopy(raw)
+    raw3["recipe"]["steps"] = 7
+    assert parse_suite(raw3, "d.yaml").jobs[0].job_id != a[0].job_id
+    # Key order does not matter; the id is stable across machines (sha256 of canonical JSON).
+    cfg = a[0].config
+    assert job_id(dict(reversed(list(cfg.items())))) == a[0].job_id
+    import hashlib
+
+    assert job_id({"x": 1, "data_root": "/any/where"}) == hashlib.sha256(
+        b'{"x":1}').hexdigest()[:16]
+
+
+def test_yaml_exponent_without_dot_is_a_number():
+    raw = tiny_suite_dict(lrs=["1e-3", 0.01])
+    assert sorted({j.config["lr"] for j in parse_suite(raw, "s").jobs}) == [0.001, 0.01]
+
+
+def test_per_dataset_overrides():
+    raw = tiny_suite_dict()
+    raw["datasets"].append({"name": "digits_c", "corruption": "motion_blur",
+                            "overrides": {"steps": 11, "lrs": [0.2, 0.3]}})
+    jobs = parse_suite(raw, "s").jobs
+    mb = [j for j in jobs if j.config["dataset"]["params"]["corruption"] == "motion_blur"]
+    assert {j.config["recipe"]["steps"] for j in mb} == {11}
+    assert sorted({j.config["lr"] for j in mb}) == [0.2, 0.3]
+    other = [j for j in jobs if j not in mb]
+    assert {j.config["recipe"]["steps"] for j in other} == {6}
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda r: r.update(stratgies=["full"]), "s.yaml: stratgies: unknown key (did you mean "
+     "'strategies'?)"),
+    (lambda r: r.update(strategies=["ful"]), "strategies[0]: unknown strategy 'ful' (did you "
+     "mean 'full'?); valid: full, linear"),
+    (lambda r: r["datasets"].append("cifar1O"), "datasets[1].name: unknown dataset 'cifar1O' "
+     "(did you mean 'cifar10'?)"),
+    (lambda r: r["models"][0].update(name="vit_tiny_patch16_22"), "models[0].name: unknown timm "
+     "ViT 'vit_tiny_patch16_22' (did you mean 'vit_tiny_patch16_224'?)"),
+    (lambda r: r["recipe"].update(steps="ten"), "recipe.steps: must be an integer, got a string"),
+    (lambda r: r["recipe"].update(batch_size=0), "recipe.batch_size: must be >= 1, got 0"),
+    (lambda r: r.update(lrs=[-0.1]), "lrs[0]: must be > 0, got -0.1"),
+    (lambda r: r.update(seeds=[1.5]), "seeds[0]: must be an integer, got a number 1.5"),
+    (lambda r: r.update(seeds=[]), "seeds: must not be empty"),
+    (lambda r: r["recipe"].update(optimiser="sgd"), "recipe.optimiser: unknown key (did you "
+     "mean 'optimizer'?)"),
+    (lambda r: r["datasets"][0].update(corruption="fogg"), "datasets[0].corruption: 'fogg' is "
+     "not valid"),
+    (lambda r: r.update(name="../evil"), "name: '../evil' is not a valid suite name"),
+    (lambda r: r.update(strategies=["full", "full"]), "strategies[1]: duplicate entry"),
+    (lambda r: r["models"][0].update(weights="hubb"), "models[0].weights: unknown weight source "
+     "'hubb' (did you mean 'hub'?)"),
+])
+def test_each_problem_names_file_key_and_fix(mutate, expected):
+    raw = tiny_suite_dict()
+    mutate(raw)
+    assert any(expected in p for p in problems_of(raw)), problems_of(raw)
+
+
+def test_all_problems_are_reported_together():
+    raw = tiny_suite_dict(strategies=["ful"], lrs=[0])
+    raw["recipe"]["stepz"] = 3
+    probs = problems_of(raw)
+    assert len(probs) == 3
+    assert all(p.startswith("s.yaml: ") for p in probs)
+
+
+def test_cli_validate_exit_codes_and_writes_nothing(tmp_path, write_suite, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    good = write_suite(name="good.yaml")
+    assert cli.main(["validate", good]) == 0
+    bad_raw = tiny_suite_dict(strategies=["mhaa"])
+    bad = write_suite(bad_raw, name="bad.yaml")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert cli.main(["validate", good, bad]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml: strategies[0]: unknown strategy 'mhaa' (did you mean 'mha'?)" in err
+    assert "Traceback" not in err
+    assert cli.main(["run", bad, "--results", str(tmp_path / "r")]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_yaml_syntax_error_and_python_tags(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("name: [unclosed\n")
+    with pytest.raises(SuiteError, match=r"YAML error: line \d+"):
+        load_suite(p)
+    p.write_text("name: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(SuiteError, match="YAML error"):
+        load_suite(p)
+
+
+def test_validate_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from bench import cli; cli.main(['validate', 'suites/digits.yaml']);"
+            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0

@@ -1,0 +1,133 @@
+"""The recipe: schedule, augmentation, best-validation selection, test used once, resume."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bench import strategies, train
+
+RECIPE = {"steps": 9, "batch_size": 16, "warmup_steps": 2, "eval_every": 3, "log_every": 1,
+          "optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0, "clip_grad": 1.0,
+          "crop_scale": [0.5, 1.0], "hflip": True, "grad_accum": 1, "eval_batch_size": 64,
+          "precision": "fp32", "checkpoint_every": 0}
+
+
+def _data(n=48, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8)
+    y = rng.integers(0, 10, n)
+    return train.DeviceData(x, y, [0.5] * 3, [0.5] * 3, "cpu")
+
+
+def test_warmup_then_cosine_to_zero():
+    assert train.lr_at(1, 1.0, 4, 10) == pytest.approx(0.25)
+    assert train.lr_at(4, 1.0, 4, 10) == pytest.approx(1.0)
+    assert train.lr_at(7, 1.0, 4, 10) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert train.lr_at(10, 1.0, 4, 10) == pytest.approx(0.0, abs=1e-12)
+    assert train.lr_at(1, 0.1, 0, 10) < 0.1
+
+
+def test_rrc_flip_identity_when_full_crop_no_flip():
+    x = torch.randn(4, 3, 16, 16)
+    out = train.rrc_flip(x, torch.Generator().manual_seed(0), (1.0, 1.0), False, ratio=(1, 1))
+    torch.testing.assert_close(out, x, atol=1e-5, rtol=1e-5)
+
+
+def test_rrc_flip_flips():
+    x = torch.arange(16.0).repeat(1, 3, 16, 1)  # value = column index
+    g = torch.Generator().manual_seed(1)
+    out = train.rrc_flip(x.repeat(64, 1, 1, 1), g, (1.0, 1.0), True, ratio=(1, 1))
+    flipped = torch.isclose(out[:, 0, 0, 0], torch.tensor(15.0))
+    assert 10 < flipped.sum() < 54  # about half, seeded
+
+
+def test_test_accuracy_is_the_best_validation_state(tiny_vit, monkeypatch):
+    """Validation accuracies are scripted: the best is the 2nd evaluation (step 6). The test
+    evaluation must see exactly the parameters the model had then, and run once."""
+    strategies.apply_strategy(tiny_vit, "full")
+    val, test = _data(seed=1), _data(seed=2)
+    scripted = iter([0.5, 0.9, 0.7])
+    snapshots, test_calls = [], []
+
+    def fake_evaluate(model, data, batch_size, precision="auto"):
+        state = {n: p.detach().clone() for n, p in model.named_parameters()}
+        if data is test:
+            test_calls.append(state)
+            return 0.123
+        snapshots.append(state)
+        return next(scripted)
+
+    monkeypatch.setattr(train, "evaluate", fake_evaluate)
+    res = train.finetune(tiny_vit, _data(), val, test, recipe=RECIPE, lr=0.1, seed=0)
+    assert res.best_step == 6 and res.best_val_acc == 0.9 and res.test_acc == 0.123
+    assert len(test_calls) == 1
+    for n, t in test_calls[0].items():
+        assert torch.equal(t, snapshots[1][n]), n
+    assert not torch.equal(snapshots[1]["head.weight"], snapshots[2]["head.weight"])
+
+
+def test_test_split_influences_no_choice():
+    import timm
+
+    from tests.conftest import TINY_KWARGS
+
+    runs = []
+    for test_seed in (3, 4):  # two different test sets
+        torch.manual_seed(0)
+        m = timm.create_model("vit_tiny_patch16_224", num_classes=10, **TINY_KWARGS)
+        strategies.apply_strategy(m, "full")
+        res = train.finetune(m, _data(), _data(seed=1), _data(seed=test_seed), recipe=RECIPE,
+                             lr=0.1, seed=0)
+        runs.append((res, {n: p.detach().clone() for n, p in m.named_parameters()}))
+    (a, pa), (b, pb) = runs
+    assert a.curves == b.curves and a.best_step == b.best_step
+    assert all(torch.equal(pa[n], pb[n]) for n in pa)
+
+
+def test_resume_from_checkpoint_gives_the_same_result(tmp_path):
+    import timm
+
+    from tests.conftest import TINY_KWARGS
+
+    def model():
+        torch.manual_seed(0)
+        m = timm.create_model("vit_tiny_patch16_224", num_classes=10, **TINY_KWARGS)
+        strategies.apply_strategy(m, "mha")
+        return m
+
+    recipe = {**RECIPE, "checkpoint_every": 4}
+    whole = train.finetune(model(), _data(), _data(seed=1), _data(seed=2), recipe=recipe,
+                           lr=0.1, seed=0)
+    ck = tmp_path / "ck.pt"
+
+    class Stop(Exception):
+        pass
+
+    calls = 0
+
+    def interrupt(n):
+        nonlocal calls
+        calls += 1
+        if calls == 5:  # after step 5: the checkpoint of step 4 exists
+            raise Stop
+
+    with pytest.raises(Stop):
+        train.finetune(model(), _data(), _data(seed=1), _data(seed=2), recipe=recipe, lr=0.1,
+                       seed=0, checkpoint=ck, progress=interrupt)
+    assert ck.is_file()
+    resumed = train.finetune(model(), _data(), _data(seed=1), _data(seed=2), recipe=recipe,
+                             lr=0.1, seed=0, checkpoint=ck)
+    assert resumed.curves == whole.curves
+    assert (resumed.test_acc, resumed.best_step) == (whole.test_acc, whole.best_step)
+
+
+def test_nan_loss_is_diverged(tiny_vit):
+    with torch.no_grad():
+        tiny_vit.head.weight.fill_(float("nan"))
+    strategies.apply_strategy(tiny_vit, "linear")
+    with pytest.raises(train.Diverged, match="step 1"):
+        train.finetune(tiny_vit, _data(), _data(), None, recipe=RECIPE, lr=0.1, seed=0)
