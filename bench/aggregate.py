@@ -6,6 +6,10 @@ protocol.md ("Scores the leaderboard derives"): the learning rate is chosen on v
 accuracy only, test accuracy is read once at that learning rate, gains are measured against
 ``BASELINE`` and relative gains are shares of ``REFERENCE``'s gain.
 
+Beyond the paper: costs (trainable parameters, seconds per step, peak memory), the Pareto front
+of accuracy against trainable parameters, and paired comparisons of every strategy with
+``REFERENCE`` over matched (dataset, seed) pairs, with a significance test.
+
 No torch import anywhere on this path: regenerating the leaderboard must not wait for it.
 """
 
@@ -18,7 +22,12 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from bench.components import BLOCK_COMPONENTS, COMPONENTS, PAPER_PLASTICITY_RANKING
+from bench.components import (
+    BLOCK_COMPONENTS,
+    COMPONENTS,
+    PAPER_PLASTICITY_RANKING,
+    PAPER_VARIANT,
+)
 from bench.strategies import BASELINE, REFERENCE, STRATEGIES
 
 CELL = ["suite", "model", "dataset"]  # one (model, dataset) measured within one suite
@@ -27,7 +36,7 @@ SCORE_KEY = [*CELL, "strategy"]
 RUN_COLUMNS = [
     "suite", "job_id", "status", "model", "dataset", "strategy", "strategy_name", "lr", "seed",
     "test_acc", "best_val_acc", "best_step", "trainable_params", "total_params", "wall_seconds",
-    "images_per_second", "peak_memory_mb", "error",
+    "train_seconds", "steps_done", "step_seconds", "images_per_second", "peak_memory_mb", "error",
 ]
 PLASTICITY_COLUMNS = [
     *CELL, "layer", "component", "mean", "std", "n", "ci95", "variant", "pairs", "job_id",
@@ -37,13 +46,23 @@ SUMMARY_COLUMNS = [
 ]
 SCORE_COLUMNS = [
     *SCORE_KEY, "strategy_name", "component", "best_lr", "lrs", "val_mean", "test_mean",
-    "test_std", "n", "gain", "rel_gain", "trainable_params",
+    "test_std", "n", "gain", "rel_gain", "trainable_params", "step_seconds", "peak_memory_mb",
+    "pareto",
 ]
 CORRELATION_COLUMNS = [
     *CELL, "n", "rho_plasticity_gain", "rho_plasticity_paper", "rho_gain_paper", "n_plasticity",
     "plasticity_order", "gain_order",
 ]
 AVERAGE_RANK_COLUMNS = ["suite", "strategy", "strategy_name", "avg_rank", "cells"]
+PAIRED_COLUMNS = [
+    "suite", "model", "strategy", "strategy_name", "reference", "n", "datasets", "mean_diff",
+    "std_diff", "wins", "ties", "losses", "test", "p_value",
+]
+# Up to this many pairs the exact sign-flip permutation test (2^n sign patterns); above it,
+# Wilcoxon's signed-rank test.
+PERMUTATION_MAX_N = 12
+SIGN_FLIP = "sign-flip (exact)"
+WILCOXON = "Wilcoxon signed-rank"
 COVERAGE_COLUMNS = ["suite", "expected", "done", "failed", "diverged", "missing"]
 PROVENANCE_COLUMNS = [
     "suite", "records", "models", "datasets", "strategies", "cpu", "gpu", "device", "code",
@@ -97,41 +116,53 @@ def runs_table(records: Iterable[Mapping]) -> pd.DataFrame:
     for r in records:
         cfg, m = r["config"], r.get("metrics") or {}
         err = r.get("error") or {}
+        train_s, steps = _num(m.get("train_seconds")), _num(m.get("steps_done"))
         rows.append((
             r["suite"], r["job_id"], r["status"], cfg["model"]["label"], cfg["dataset"]["key"],
             cfg["strategy"]["key"], cfg["strategy"]["name"], float(cfg["lr"]), int(cfg["seed"]),
             _num(m.get("test_acc")), _num(m.get("best_val_acc")), _num(m.get("best_step")),
             _num(m.get("trainable_params")), _num(m.get("total_params")),
-            _num(m.get("wall_seconds")), _num(m.get("images_per_second")),
-            _num(m.get("peak_memory_mb")), str(err.get("reason") or ""),
+            _num(m.get("wall_seconds")), train_s, steps,
+            train_s / steps if steps > 0 else math.nan,
+            _num(m.get("images_per_second")), _num(m.get("peak_memory_mb")),
+            str(err.get("reason") or ""),
         ))
     df = pd.DataFrame(rows, columns=RUN_COLUMNS)
-    for col in ("best_step", "trainable_params", "total_params"):
+    for col in ("best_step", "trainable_params", "total_params", "steps_done"):
         df[col] = df[col].astype("Int64")
     return _sorted(df, [*SCORE_KEY, "lr", "seed", "job_id"])
 
 
-def _plasticity_sources(records: Iterable[Mapping]) -> list[Mapping]:
-    """One done record with plasticity per (suite, model, dataset): the smallest job_id.
+def plasticity_of(record: Mapping, variant: str = PAPER_VARIANT) -> Mapping | None:
+    """A record's plasticity measurement of one variant (the paper's is ``plasticity``)."""
+    if variant == PAPER_VARIANT:
+        return record.get("plasticity")
+    return (record.get("plasticity_variants") or {}).get(variant)
+
+
+def _plasticity_sources(records: Iterable[Mapping],
+                        variant: str = PAPER_VARIANT) -> list[tuple[Mapping, Mapping]]:
+    """One done record with plasticity per (suite, model, dataset): the smallest job_id, and
+    its measurement of ``variant``.
 
     Every job of a cell measures the same pretrained model on the same pairs, so the values
-    agree up to nondeterminism; taking one fixed record keeps the tables reproducible.
+    agree up to nondeterminism; taking one fixed record keeps the tables reproducible. (Not
+    for ``after_finetuning``, which each job measures on its own fine-tuned model.)
     """
     chosen: dict[tuple, Mapping] = {}
     for r in records:
-        if r["status"] != "done" or not r.get("plasticity"):
+        if r["status"] != "done" or not plasticity_of(r, variant):
             continue
         key = (r["suite"], r["config"]["model"]["label"], r["config"]["dataset"]["key"])
         if key not in chosen or r["job_id"] < chosen[key]["job_id"]:
             chosen[key] = r
-    return [chosen[k] for k in sorted(chosen)]
+    return [(chosen[k], plasticity_of(chosen[k], variant)) for k in sorted(chosen)]
 
 
-def plasticity_table(records: Iterable[Mapping]) -> pd.DataFrame:
+def plasticity_table(records: Iterable[Mapping], variant: str = PAPER_VARIANT) -> pd.DataFrame:
     """Long format: one row per (suite, model, dataset, layer, component), from done records."""
     rows = []
-    for r in _plasticity_sources(records):
-        p = r["plasticity"]
+    for r, p in _plasticity_sources(records, variant):
         cell = (r["suite"], r["config"]["model"]["label"], r["config"]["dataset"]["key"])
         for e in p["layers"]:
             rows.append((*cell, int(e["layer"]), e["component"], _num(e["mean"]), _num(e["std"]),
@@ -141,15 +172,14 @@ def plasticity_table(records: Iterable[Mapping]) -> pd.DataFrame:
     return _sorted(df, [*CELL, "component", "layer"])
 
 
-def plasticity_summary(records: Iterable[Mapping]) -> pd.DataFrame:
+def plasticity_summary(records: Iterable[Mapping], variant: str = PAPER_VARIANT) -> pd.DataFrame:
     """Per (suite, model, dataset, component): the mean over layers, its ci95, and its rank.
 
     Values are the record's ``plasticity.components`` (the mean over layers); rank 1 is the
     most plastic component of the cell (ties share the smaller rank).
     """
     rows = []
-    for r in _plasticity_sources(records):
-        p = r["plasticity"]
+    for r, p in _plasticity_sources(records, variant):
         cell = (r["suite"], r["config"]["model"]["label"], r["config"]["dataset"]["key"])
         for comp, s in p["components"].items():
             paper = COMPONENTS[comp].paper if comp in COMPONENTS else comp
@@ -181,6 +211,8 @@ def scores_table(records: Iterable[Mapping]) -> pd.DataFrame:
         test_std=("test_acc", "std"),  # ddof=1: NaN for a single seed
         n=("test_acc", "size"),
         trainable_params=("trainable_params", "max"),
+        step_seconds=("step_seconds", "mean"),
+        peak_memory_mb=("peak_memory_mb", "max"),
     ).reset_index()
     per_lr["_val"] = per_lr["val_mean"].round(_TIE_DECIMALS)
     lrs = per_lr.groupby(SCORE_KEY, sort=True).size().rename("lrs").reset_index()
@@ -209,7 +241,27 @@ def scores_table(records: Iterable[Mapping]) -> pd.DataFrame:
     best["component"] = best["strategy_name"].map(strategy_component)
     best["n"] = best["n"].astype(int)
     best["trainable_params"] = best["trainable_params"].astype("Int64")
+    best["pareto"] = False
+    for _, cell in best.groupby(CELL, sort=False):
+        ok = cell["test_mean"].notna() & cell["trainable_params"].notna()
+        front = pareto_front(cell.loc[ok, "trainable_params"].astype(float).tolist(),
+                             cell.loc[ok, "test_mean"].tolist())
+        best.loc[cell.index[ok.to_numpy()], "pareto"] = front
+    best["pareto"] = best["pareto"].astype(bool)
     return _sorted(best[SCORE_COLUMNS], SCORE_KEY)
+
+
+def pareto_front(costs: list[float], values: list[float]) -> list[bool]:
+    """Which points no other point dominates (cost <= and value >=, one of them strictly).
+
+    Equal points are all on the front.
+    """
+    out = []
+    for c, v in zip(costs, values):
+        dominated = any(c2 <= c and v2 >= v and (c2 < c or v2 > v)
+                        for c2, v2 in zip(costs, values))
+        out.append(not dominated)
+    return out
 
 
 def spearman(x: Iterable[float], y: Iterable[float]) -> float:
@@ -284,6 +336,78 @@ def average_rank_table(scores: pd.DataFrame) -> pd.DataFrame:
     out["_r"] = out["avg_rank"].round(_TIE_DECIMALS)
     out = out.sort_values(["suite", "_r"], kind="mergesort").drop(columns="_r")
     return out.reset_index(drop=True)[AVERAGE_RANK_COLUMNS]
+
+
+def sign_flip_p(diffs: Iterable[float]) -> float:
+    """Exact two-sided sign-flip permutation test of a zero mean paired difference.
+
+    Under the null each difference is as likely positive as negative: p is the share of the
+    2^n sign patterns whose |mean| is at least the observed one.
+    """
+    d = np.asarray(list(diffs), dtype=np.float64)
+    n = len(d)
+    if n == 0:
+        return math.nan
+    signs = ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1) * 2.0 - 1.0
+    stats = np.abs(signs @ d)
+    observed = abs(d.sum())
+    # A relative tolerance, so the observed pattern always counts despite float rounding.
+    return float(np.mean(stats >= observed - 1e-9 * max(observed, np.abs(d).sum(), 1e-300)))
+
+
+def paired_test(diffs: Iterable[float]) -> tuple[str, float]:
+    """(test name, two-sided p-value): exact sign-flip for n <= PERMUTATION_MAX_N, else
+    Wilcoxon's signed-rank test (scipy; zero differences dropped)."""
+    d = [float(x) for x in diffs]
+    if not d:
+        return "", math.nan
+    if len(d) <= PERMUTATION_MAX_N:
+        return SIGN_FLIP, sign_flip_p(d)
+    if not any(d):
+        return WILCOXON, 1.0
+    from scipy.stats import wilcoxon
+
+    return WILCOXON, float(wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
+
+
+def paired_table(records: Iterable[Mapping], scores: pd.DataFrame) -> pd.DataFrame:
+    """Each strategy against ``REFERENCE`` over matched (dataset, seed) pairs, per (suite, model).
+
+    A pair is one dataset and one seed with a done run of the strategy at its best lr (chosen
+    on validation, from ``scores``) and one of the reference at its own best lr; the
+    difference is strategy minus reference test accuracy (fractions). ``n`` pairs, on
+    ``datasets`` datasets; mean and std (ddof=1) of the differences; wins, ties and losses
+    count differences > 0, = 0, < 0; ``p_value`` from ``paired_test``.
+    """
+    runs = runs_table(records)
+    done = runs[(runs["status"] == "done") & runs["test_acc"].notna()
+                & runs["best_val_acc"].notna()]
+    if done.empty or scores.empty:
+        return pd.DataFrame(columns=PAIRED_COLUMNS)
+    best = scores[[*SCORE_KEY, "best_lr"]].rename(columns={"best_lr": "lr"})
+    at_best = done.merge(best, on=[*SCORE_KEY, "lr"], how="inner")
+    # The reference of a cell: the plain `full` (key == name) if it ran, else the smallest key.
+    ref_rows = scores[scores["strategy_name"] == REFERENCE].assign(
+        _plain=lambda d: d["strategy"] != REFERENCE)
+    ref_keys = (ref_rows.sort_values([*CELL, "_plain", "strategy"], kind="mergesort")
+                .drop_duplicates(CELL)[[*CELL, "strategy"]])
+    ref = at_best.merge(ref_keys, on=[*CELL, "strategy"])[[*CELL, "seed", "strategy",
+                                                             "test_acc"]]
+    ref = ref.rename(columns={"strategy": "reference", "test_acc": "_ref"})
+    pairs = at_best.merge(ref, on=[*CELL, "seed"], how="inner")
+    pairs = pairs[pairs["strategy"] != pairs["reference"]]
+    pairs = pairs.assign(_diff=pairs["test_acc"] - pairs["_ref"])
+    rows = []
+    for (suite, model, strategy), g in pairs.groupby(["suite", "model", "strategy"], sort=True):
+        g = g.sort_values(["dataset", "seed"], kind="mergesort")
+        diffs = g["_diff"].tolist()
+        test, p = paired_test(diffs)
+        rows.append((suite, model, strategy, g["strategy_name"].iloc[0],
+                     _joined(g["reference"]), len(diffs), g["dataset"].nunique(),
+                     float(np.mean(diffs)), float(np.std(diffs, ddof=1)) if len(diffs) > 1
+                     else math.nan, sum(x > 0 for x in diffs), sum(x == 0 for x in diffs),
+                     sum(x < 0 for x in diffs), test, p))
+    return _sorted(pd.DataFrame(rows, columns=PAIRED_COLUMNS), ["suite", "model", "strategy"])
 
 
 def coverage_table(records: Iterable[Mapping],

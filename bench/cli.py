@@ -2,10 +2,12 @@
 
     bench validate suites/*.yaml          check suite files, every problem at once (exit 2)
     bench plan suites/digits.yaml         the job table with each job's status
+    bench prepare suites/paper.yaml       decode every dataset once into the cache; pretrain
     bench run suites/digits.yaml          run the missing jobs locally
     bench leaderboard                     regenerate LEADERBOARD.md from the records
     bench strategies                      what each strategy trains
     bench plasticity --suite S            plasticity of every (model, dataset) of a suite
+    bench perf                            fine-tuning, plasticity and data speed vs bare timm
 
 Exit codes: 0 success, 1 some job failed, 2 bad input (nothing was written).
 Heavy imports (torch, timm, seaborn) happen inside the commands that need them.
@@ -18,6 +20,7 @@ import json
 import sys
 from pathlib import Path
 
+from bench.strategies import BASELINE
 from bench.suite import SuiteError, load_suite
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
@@ -64,6 +67,50 @@ def cmd_plan(args) -> int:
                                       "steps", "status"]))
     print(f"\n{suite.name}: {len(table)} jobs: " + ", ".join(
         f"{counts.get(k, 0)} {k}" for k in ("done", "failed", "diverged", "missing")))
+    per = Counter(j.config["strategy"]["name"] for j, _ in table)
+    base = per.get(BASELINE, 0)
+    print(f"{suite.name}: {len(table) - base} paper-strategy jobs + {base} {BASELINE} "
+          "baseline jobs; per strategy: " + ", ".join(f"{k} {n}" for k, n in per.items()))
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    from tabulate import tabulate
+
+    from bench import data, formats, models
+    from bench.job import default_cache, prepare_shared
+
+    suite = load_suite(args.suite)
+    cache = Path(args.cache).expanduser() if args.cache else default_cache()
+    configs = [j.config for j in suite.jobs]
+    model_cfgs = {json.dumps(c["model"], sort_keys=True): c["model"] for c in configs}
+    for m in model_cfgs.values():  # a missing weight file is reported before any work
+        if m["weights"]["source"] == "file":
+            models.check_weights(m, cache)
+    if args.download:
+        for m in model_cfgs.values():
+            models.download_hub_weights(m)
+    else:  # and so is missing data (--download first fetches what it can)
+        data.check_data(configs, args.data_root)
+    prepare_shared(configs, cache, args.device, progress=not args.quiet)  # pretraining
+    try:
+        rows = data.prepare(configs, cache, root=args.data_root, download=args.download,
+                            progress=not args.quiet)
+    except formats.ChecksumMismatch as e:
+        raise UserError(str(e)) from None
+    print(tabulate([(r["dataset"], r["kind"], r["size"],
+                     " ".join(f"{k}={n}" for k, n in r["counts"].items()), r["checksum"],
+                     "decoded" if r["fresh"] else "cached", r["cache_dir"]) for r in rows],
+                   headers=["dataset", "kind", "size", "images", "checksum", "now", "cache"]))
+    fresh = sum(r["fresh"] for r in rows)
+    print(f"\n{suite.name}: {len(rows)} data cache entries ({fresh} decoded now, "
+          f"{len(rows) - fresh} already there) under {cache / 'data'}")
+    for m in model_cfgs.values():
+        source = m["weights"]["source"]
+        where = {"hub": "hub weights " + ("fetched into the Hugging Face cache" if args.download
+                                          else "(not fetched: jobs fetch them, or --download)"),
+                 "random": "random initialisation"}.get(source)
+        print(f"  {m['label']}: {where or f'{source} weights {models.weights_file(m, cache)}'}")
     return 0
 
 
@@ -78,14 +125,57 @@ def cmd_strategies(args) -> int:
     return 0
 
 
+def _check_inputs(suite, cache) -> None:
+    """Missing data or weight files are bad input (exit 2), found before any job runs."""
+    from bench import data, models
+    from bench.job import default_cache
+
+    configs = [j.config for j in suite.jobs]
+    data.check_data(configs)
+    for m in {json.dumps(c["model"], sort_keys=True): c["model"] for c in configs}.values():
+        if m["weights"]["source"] == "file":
+            models.check_weights(m, Path(cache) if cache else default_cache())
+
+
+def _check_run_args(args) -> None:
+    """Folders that are files and devices that do not exist are bad input, found first."""
+    for flag, value in (("--results", args.results), ("--cache", args.cache)):
+        if value is not None and Path(value).exists() and not Path(value).is_dir():
+            raise UserError(f"{flag} {value}: is a file, not a directory")
+    if args.device is not None:
+        import torch
+
+        try:
+            dev = torch.device(args.device)
+        except RuntimeError:
+            raise UserError(f"--device {args.device!r}: not a device; valid: cpu, cuda, "
+                            "cuda:N, mps") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise UserError(f"--device {args.device}: no CUDA device is available")
+        if dev.type == "cuda" and dev.index is not None \
+                and dev.index >= torch.cuda.device_count():
+            raise UserError(f"--device {args.device}: there are only "
+                            f"{torch.cuda.device_count()} CUDA device(s)")
+
+
 def cmd_run(args) -> int:
     from bench.runner import run_suite
 
     suite = load_suite(args.suite)
+    _check_run_args(args)
+    _check_inputs(suite, args.cache)
     report = run_suite(suite, _results(args), workers=args.jobs, force=args.force,
                        cache=args.cache, device=args.device, progress=not args.quiet)
-    print(f"{suite.name}: {report.ran} ran ({report.done} done, {len(report.failed)} failed), "
-          f"{report.skipped} already done; records in {_results(args) / suite.name}")
+    for s in report.damaged:
+        print(f"warning: unreadable, its job is rerun: {s}", file=sys.stderr)
+    for path in report.removed:
+        print(f"removed {path} (left by a process that died)", file=sys.stderr)
+    for j, whose in report.took_over:
+        print(f"job {j.job_id}: took over the stale claim of {whose}", file=sys.stderr)
+    elsewhere = f"{len(report.elsewhere)} run by another process, " if report.elsewhere else ""
+    print(f"{suite.name}: {report.ran} ran ({report.done} done, "
+          f"{report.ran - report.done} failed), {elsewhere}{report.skipped} already done; "
+          f"records in {_results(args) / suite.name}")
     for j in report.failed:
         print(f"  failed: {j.job_id} {j.label}", file=sys.stderr)
     return EXIT_FAILED if report.failed else 0
@@ -110,6 +200,9 @@ def _expected_jobs(patterns: list[str]) -> dict[str, int]:
 def cmd_leaderboard(args) -> int:
     from bench.leaderboard import build_leaderboard
 
+    if not _results(args).is_dir():
+        raise UserError(f"--results {args.results}: no such directory (a page built from "
+                        "nothing would look like an empty benchmark)")
     expected = _expected_jobs(args.suites)
     skipped = build_leaderboard(_results(args), Path(args.out),
                                 csv_dir=Path(args.csv) if args.csv else None, expected=expected)
@@ -184,6 +277,50 @@ def cmd_plasticity(args) -> int:
     return 0
 
 
+def cmd_perf(args) -> int:
+    from bench import perf
+    from bench.strategies import STRATEGIES
+
+    for key in ("batch", "repeats", "warmup", "plasticity_pairs", "plasticity_batch",
+                "threads"):
+        value = getattr(args, key)
+        if value is not None and value < 1:
+            raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
+    for s in args.strategies or ():
+        try:
+            STRATEGIES[s]
+        except KeyError as e:  # the message lists what exists and the closest name
+            raise UserError(f"--strategies: {e}") from None
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {args.device}: no CUDA device is available")
+    res = perf.run_perf(args.model or perf.DEFAULT_MODEL, args.batch or perf.DEFAULT_BATCH,
+                        args.device, repeats=args.repeats, warmup=args.warmup,
+                        plasticity_pairs=args.plasticity_pairs,
+                        plasticity_batch=args.plasticity_batch,
+                        strategies=tuple(args.strategies or perf.DEFAULT_STRATEGIES),
+                        threads=args.threads, log=lambda m: print(m, file=sys.stderr))
+    if args.plan:
+        res["plan"] = perf.benchmark_plan(args.plan)
+    print(perf.format_table(res))
+    if args.json:
+        perf.write_json(res, Path(args.json))
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -210,10 +347,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("strategies", cmd_strategies, "each component-selection strategy and what it trains")
 
+    sp = add("prepare", cmd_prepare,
+             "decode and resize every dataset a suite needs, once, into the data cache, and "
+             "pretrain the models that have a pretraining recipe")
+    sp.add_argument("suite", metavar="SUITE")
+    sp.add_argument("--download", action="store_true",
+                    help="first download what torchvision can (CIFAR-10/100, Pets, Flowers102) "
+                         "and hub weights; without it nothing is downloaded")
+    sp.add_argument("--data-root", default=None, metavar="DIR",
+                    help="data root (default: the suite's data_root, else $BENCH_DATA)")
+    sp.add_argument("--cache", default=None, metavar="DIR",
+                    help="pretrained weights and data caches (default: $BENCH_CACHE or "
+                         "~/.cache/vit-plasticity-bench)")
+    sp.add_argument("--device", default=None, help="for pretraining (default: cuda if any)")
+    sp.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
     sp = add("run", cmd_run, "run a suite's missing jobs on this machine")
     sp.add_argument("suite", metavar="SUITE")
     results_arg(sp)
-    sp.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+    sp.add_argument("--jobs", "-j", type=_positive_int, default=1, metavar="N",
                     help="local workers (CPU threads shared; one per GPU on GPU machines)")
     sp.add_argument("--force", action="store_true", help="rerun jobs that are done")
     sp.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if any)")
@@ -249,6 +401,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--data-root", default=None, metavar="DIR")
     sp.add_argument("--naive", action="store_true", help="the per-sample reference computation")
     sp.add_argument("--out", default=None, metavar="FILE", help="write the JSON here")
+
+    sp = add("perf", cmd_perf,
+             "time the fine-tuning step, plasticity and the data pipeline side by side with "
+             "bare timm (random weights, no data or network needed); prints a table")
+    sp.add_argument("--model", default=None, help="timm model (default: vit_tiny_patch16_224)")
+    sp.add_argument("--batch", type=int, default=None, help="batch size (default: 32)")
+    sp.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    sp.add_argument("--repeats", type=int, default=5, help="timed repeats (default: 5)")
+    sp.add_argument("--warmup", type=int, default=2, help="untimed repeats first (default: 2)")
+    sp.add_argument("--plasticity-pairs", type=int, default=None, metavar="N",
+                    help="pairs per plasticity timing (default: one plasticity batch)")
+    sp.add_argument("--plasticity-batch", type=int, default=None, metavar="N",
+                    help="plasticity batch size (default: min(batch, 64))")
+    sp.add_argument("--strategies", nargs="+", default=None, metavar="S",
+                    help="fine-tuning strategies to time (default: full linear mha ln1)")
+    sp.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    sp.add_argument("--plan", type=int, default=0, metavar="JOBS",
+                    help="also time `bench plan` on a generated suite of this many jobs")
+    sp.add_argument("--json", default=None, metavar="FILE", help="write the figures here")
     return p
 
 

@@ -46,6 +46,10 @@ for _c in (
 BLOCK_COMPONENTS: tuple[str, ...] = ("ln1", "mha", "ln2", "fc1", "fc2")
 # The paper's theoretical ranking, most plastic first.
 PAPER_PLASTICITY_RANKING: tuple[str, ...] = ("mha", "fc1", "fc2", "ln2", "ln1")
+# How plasticity is measured: the paper's definition (a record's `plasticity`) and the
+# variants recorded next to it under `plasticity_variants` (bench.plasticity says what each is).
+PAPER_VARIANT = "paper"
+PLASTICITY_VARIANTS: tuple[str, ...] = (PAPER_VARIANT, "in_situ", "after_finetuning")
 # Outside the blocks, trained by every strategy except `linear` (protocol.md).
 FINAL_NORM_MODULES: tuple[str, ...] = ("norm", "fc_norm")
 HEAD_MODULES: tuple[str, ...] = ("head",)

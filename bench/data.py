@@ -501,6 +501,26 @@ def prepare(configs: list[dict], cache: Path, root: str | None = None,
     return rows
 
 
+def check_data(configs: list[dict], root: str | None = None) -> None:
+    """``MissingData`` for the first dataset (target or plasticity reference) of ``configs``
+    whose files are not in place; cheap (no decoding, no checksums), for a check before any
+    work. ``root`` overrides the jobs' data root as in ``prepare``."""
+    seen = set()
+    for c in configs:
+        wanted = [c["dataset"]] + ([c["plasticity"]["reference"]]
+                                   if c["plasticity"]["enabled"] else [])
+        where = root or c.get("data_root")
+        for d in wanted:
+            if d["name"] not in formats.DATASETS or (d["key"], where) in seen:
+                continue  # digits come with scikit-learn
+            seen.add((d["key"], where))
+            params = d["params"]
+            part = params.get("corruption") or params.get("domain")
+            missing = formats.first_missing(d["name"], data_root_path(where, d["name"]), part)
+            if missing is not None:
+                raise formats.MissingData(d["name"], missing, "not found")
+
+
 def data_root_path(root: str | None, name: str) -> Path:
     """The data root, or MissingData naming the layout of ``name`` when none is set."""
     return _need_root(data_root(root), name)

@@ -552,6 +552,15 @@ _TORCHVISION_DOWNLOADABLE = ("cifar10", "cifar100", "pets", "flowers102")
 
 def is_present(name: str, root: Path | str) -> bool:
     """Whether the files ``name``'s readers need first are in place (a cheap check, no md5)."""
+    return first_missing(name, root) is None
+
+
+def first_missing(name: str, root: Path | str, part: str | None = None) -> Path | None:
+    """The first file or folder that ``name``'s readers need and that is not there, or None.
+
+    ``part`` is a CIFAR-10-C corruption or a DomainNet domain, whose file or folder is checked
+    too. Cheap: no listing of images, no md5.
+    """
     folder = dataset_dir(name, root)
     needed = {
         "cifar10": [folder / f for files in _CIFAR_FILES["cifar10"].values() for f, _ in files],
@@ -563,7 +572,11 @@ def is_present(name: str, root: Path | str) -> bool:
         "domainnet": [folder],
         "imagenet_val": [folder],
     }[name]  # fmt: skip
-    return all(p.exists() for p in needed)
+    if part is not None and name == "cifar10_c":
+        needed.append(folder / f"{part}.npy")
+    elif part is not None and name == "domainnet":
+        needed.append(folder / part)
+    return next((p for p in needed if not p.exists()), None)
 
 
 def download(name: str, root: Path | str) -> Path:
@@ -761,6 +774,7 @@ __all__ = [
     "dataset_dir",
     "decode_images",
     "download",
+    "first_missing",
     "is_present",
     "read_cifar",
     "read_cifar10_c",

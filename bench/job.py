@@ -85,7 +85,8 @@ def provenance(device: str) -> dict:
     return {**code_version(), "packages": packages, "python": platform.python_version(),
             "platform": platform.platform(), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "gpu": gpu, "device": device,
-            "hostname": socket.gethostname(), "started_at": None, "finished_at": None}
+            "hostname": socket.gethostname(), "pid": os.getpid(), "started_at": None,
+            "finished_at": None}
 
 
 def _now() -> str:
@@ -116,6 +117,8 @@ def ensure_weights(model_cfg: dict, cache: Path, device: str = "cpu",
         return path
     with file_lock(path.with_suffix(".lock")):
         if not path.is_file():  # another process may have finished it while we waited
+            # Every writer of this file holds the lock: a temporary of it is a dead one's.
+            store.remove_dead_temps(path.parent, path.name, any_writer=True)
             pretrain(model_cfg, path, device, progress)
     return path
 
@@ -184,16 +187,20 @@ def _peak_memory_mb(device: str) -> float | None:
 
 
 def measure_plasticity(model, dcfg: dict, pcfg: dict, target_images, target: dict,
-                       root: Path | None, device: str, naive: bool = False) -> dict:
-    """The paper's plasticity of ``model`` between the reference domain and target images."""
+                       root: Path | None, device: str, naive: bool = False,
+                       cache: Path | None = None, variant: str = "paper") -> dict:
+    """Plasticity of ``model`` between the reference domain and target images (the paper's
+    definition unless ``variant`` is ``in_situ``; see bench.plasticity)."""
     from bench import plasticity
 
     ref = data.load_images(pcfg["reference"], root, dcfg["input_size"], "eval",
-                           dcfg["crop_pct"], dcfg["interpolation"])
+                           dcfg["crop_pct"], dcfg["interpolation"], cache=cache)
     out = plasticity.measure(model, ref.x, target_images, pairs=pcfg["pairs"],
                              batch_size=pcfg["batch_size"], seed=pcfg["seed"],
-                             mean=dcfg["mean"], std=dcfg["std"], device=device, naive=naive)
-    out.update(reference=pcfg["reference"]["key"], target=target["key"])
+                             mean=dcfg["mean"], std=dcfg["std"], device=device, naive=naive,
+                             variant=variant)
+    out.update(reference=pcfg["reference"]["key"], target=target["key"],
+               reference_checksum=ref.checksum)
     return out
 
 
@@ -211,9 +218,10 @@ def plasticity_of(model_cfg: dict, dataset: dict, pcfg: dict, *, split_seed: int
     model = models.create_model(model_cfg, 1, cache).to(device)  # the head plays no part
     dcfg = models.data_config(model)
     splits = data.load_splits(dataset, root, dcfg["input_size"], split_seed, dcfg["crop_pct"],
-                              dcfg["interpolation"])
+                              dcfg["interpolation"], cache=cache)
     t0 = time.perf_counter()
-    out = measure_plasticity(model, dcfg, pcfg, splits.test[0], dataset, root, device, naive)
+    out = measure_plasticity(model, dcfg, pcfg, splits.test[0], dataset, root, device, naive,
+                             cache=cache)
     return {"model": model_cfg, "dataset": dataset, "settings": pcfg,
             "seconds": time.perf_counter() - t0, "device": device, "plasticity": out}
 
@@ -233,6 +241,7 @@ def run_job(config: dict, suite: str, results: Path, cache: Path | None = None,
     metrics: dict = {}
     curves: dict = {"train": [], "val": []}
     plast = None
+    variants: dict = {}  # plasticity measured otherwise than the paper, under its own name
     status, error = "done", None
     try:
         if device.startswith("cuda"):
@@ -245,7 +254,8 @@ def run_job(config: dict, suite: str, results: Path, cache: Path | None = None,
         model = models.create_model(config["model"], 1, cache)
         dcfg = models.data_config(model)
         splits = data.load_splits(config["dataset"], root, dcfg["input_size"],
-                                  recipe["split_seed"], dcfg["crop_pct"], dcfg["interpolation"])
+                                  recipe["split_seed"], dcfg["crop_pct"], dcfg["interpolation"],
+                                  cache=cache)
         # The number of classes is known once the data is read: a fresh head, seeded.
         torch.manual_seed(config["seed"])
         models.new_head(model, splits.num_classes)
@@ -257,26 +267,41 @@ def run_job(config: dict, suite: str, results: Path, cache: Path | None = None,
         if pcfg["enabled"]:
             t0 = time.perf_counter()
             plast = measure_plasticity(model, dcfg, pcfg, splits.test[0], config["dataset"],
-                                       root, device)
+                                       root, device, cache=cache)
+            if "in_situ" in pcfg.get("variants", ()):
+                variants["in_situ"] = measure_plasticity(
+                    model, dcfg, pcfg, splits.test[0], config["dataset"], root, device,
+                    cache=cache, variant="in_situ")
             metrics["plasticity_seconds"] = time.perf_counter() - t0
 
-        names = strategies.apply_strategy(model, config["strategy"]["name"])
+        # Some strategies select from the plasticity just measured, or change the model
+        # (LoRA adapters), or bring a training hook (auto_rgn).
+        applied = strategies.apply_strategy(model, config["strategy"],
+                                            strategies.Context(plasticity=plast))
         metrics["trainable_params"] = sum(p.numel() for n, p in model.named_parameters()
-                                          if n in set(names))
+                                          if n in set(applied))
+        metrics.update(applied.notes)
         run_model = torch.compile(model) if recipe["compile"] else model
         dd = [train.DeviceData(x, y, dcfg["mean"], dcfg["std"], device)
               for x, y in (splits.train, splits.val, splits.test)]
         bar = _bar(recipe["steps"], config["strategy"]["key"]) if progress else None
         res = train.finetune(run_model, *dd, recipe=recipe, lr=config["lr"],
                              seed=config["seed"], checkpoint=checkpoint_path(results, jid),
-                             progress=bar.update if bar else None)
+                             progress=bar.update if bar else None, hook=applied.hook)
         if bar:
             bar.close()
+        applied.finish(model)  # e.g. LoRA's adapters merged into the weights
+        if "after_finetuning" in pcfg.get("variants", ()):
+            t0 = time.perf_counter()
+            variants["after_finetuning"] = measure_plasticity(
+                model, dcfg, pcfg, splits.test[0], config["dataset"], root, device,
+                cache=cache, variant="after_finetuning")
+            metrics["plasticity_seconds"] += time.perf_counter() - t0
         curves = res.curves
         metrics.update(test_acc=res.test_acc, best_val_acc=res.best_val_acc,
                        best_step=res.best_step, steps_done=res.steps_done,
                        train_seconds=res.train_seconds,
-                       images_per_second=res.images_per_second)
+                       images_per_second=res.images_per_second, grad_accum=res.grad_accum)
     except Exception as e:  # noqa: BLE001 - every failure is recorded, and the suite goes on
         status = "diverged" if type(e).__name__ == "Diverged" else "failed"
         reason = f"{type(e).__name__}: {e}"
@@ -292,7 +317,8 @@ def run_job(config: dict, suite: str, results: Path, cache: Path | None = None,
     prov.update(started_at=started, finished_at=_now())
     record = {"schema_version": store.SCHEMA_VERSION, "job_id": jid, "suite": suite,
               "status": status, "config": config, "metrics": metrics, "curves": curves,
-              "plasticity": plast, "error": error, "provenance": prov}
+              "plasticity": plast, "plasticity_variants": variants, "error": error,
+              "provenance": prov}
     store.write_record(results, record)
     checkpoint_path(results, jid).unlink(missing_ok=True)
     return record

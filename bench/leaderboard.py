@@ -7,8 +7,9 @@ records give the same bytes: everything is sorted, nothing time-dependent is wri
 carry no software/date metadata.
 
 Run the speed check with ``python -m bench.leaderboard`` (1,000 synthetic records).
-No torch import on this path; matplotlib is used directly, through its object API (no pyplot
-global state, no backend switching in the caller's process).
+No torch import on this path. Figures are seaborn plots drawn on matplotlib ``Figure`` objects
+(no pyplot figure, no backend switching in the caller's process), in a fixed style, with
+precomputed error bars (``errorbar=None``: seaborn's bootstrap would make the bytes random).
 """
 
 from __future__ import annotations
@@ -73,6 +74,20 @@ def _sig(x: float) -> str:
 
 def _int(x: object) -> str:
     return "" if x is None or x is pd.NA or _nan(x) else f"{int(x):,}"
+
+
+def _ms(x: float) -> str:
+    return _fixed(1000 * x, ".1f") if not _nan(x) else ""
+
+
+def _mb(x: float) -> str:
+    return "" if _nan(x) else f"{x:,.0f}"
+
+
+def _p(x: float) -> str:
+    if _nan(x):
+        return ""
+    return "< 0.001" if x < 0.001 else f"{x:.3f}"
 
 
 def _lr(x: float) -> str:
@@ -156,18 +171,29 @@ def _save(fig, path: Path) -> None:
 
 
 def _colors(names: list[str]) -> dict[str, object]:
-    import matplotlib
+    import seaborn as sns
 
-    cmap = matplotlib.colormaps["tab10"]
-    return {n: cmap(i % 10) for i, n in enumerate(names)}
+    palette = sns.color_palette("tab10", 10) + sns.color_palette("Dark2", 8)
+    return {n: palette[i % len(palette)] for i, n in enumerate(names)}
 
 
 def _component_names() -> list[str]:
     return [*BLOCK_COMPONENTS, *(c for c in COMPONENTS.names() if c not in BLOCK_COMPONENTS)]
 
 
+def _figure_legend(fig, ax, ncol: int | None = None) -> None:
+    """Move a seaborn axes legend to the top of the figure (one legend for all panels)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()
+    if handles:
+        fig.legend(handles, labels, loc="upper center", ncol=ncol or len(labels), fontsize=8,
+                   frameon=False)
+
+
 def _fig_plasticity_layers(layers: pd.DataFrame, path: Path) -> bool:
     """(a) Plasticity against block depth, a line per component, band = 95% interval."""
+    import seaborn as sns
     from matplotlib.ticker import MaxNLocator
 
     cells = list(dict.fromkeys(zip(layers["model"], layers["dataset"], strict=True)))
@@ -175,27 +201,30 @@ def _fig_plasticity_layers(layers: pd.DataFrame, path: Path) -> bool:
         return False
     fig, axes = _figure(len(cells), top=0.75)
     colors = _colors(_component_names())
-    for ax, (model, dataset) in zip(axes, cells, strict=True):
+    for k, (ax, (model, dataset)) in enumerate(zip(axes, cells, strict=True)):
         d = layers[(layers["model"] == model) & (layers["dataset"] == dataset)]
-        for comp in dict.fromkeys(d["component"]):
+        comps = list(dict.fromkeys(d["component"]))
+        # Precomputed means and intervals: no seaborn estimator, no bootstrap.
+        sns.lineplot(data=d, x="layer", y="mean", hue="component", hue_order=comps,
+                     palette=colors, estimator=None, errorbar=None, marker="o",
+                     markersize=4, linewidth=1.2, legend=k == 0, ax=ax)
+        for comp in comps:
             c = d[d["component"] == comp].sort_values("layer")
-            color = colors.get(comp, "black")
-            ax.plot(c["layer"], c["mean"], marker="o", ms=3, lw=1.2, color=color, label=comp)
             ax.fill_between(c["layer"], c["mean"] - c["ci95"], c["mean"] + c["ci95"],
-                            color=color, alpha=0.2, lw=0)
+                            color=colors.get(comp, "black"), alpha=0.2, lw=0)
         ax.set_title(f"{model} · {dataset}", fontsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("block")
         ax.set_ylabel("plasticity")
-        ax.grid(alpha=0.3)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=8, frameon=False)
+    _figure_legend(fig, axes[0])
     _save(fig, path)
     return True
 
 
 def _fig_test_acc(scores: pd.DataFrame, path: Path) -> bool:
     """(b) Test accuracy at the chosen lr per strategy, error bar = std over seeds."""
+    import seaborn as sns
+
     cells = list(dict.fromkeys(zip(scores["model"], scores["dataset"], strict=True)))
     if not cells:
         return False
@@ -203,40 +232,78 @@ def _fig_test_acc(scores: pd.DataFrame, path: Path) -> bool:
     colors = _colors(list(STRATEGIES.names()))
     for ax, (model, dataset) in zip(axes, cells, strict=True):
         d = scores[(scores["model"] == model) & (scores["dataset"] == dataset)]
-        x = range(len(d))
-        ax.bar(x, 100 * d["test_mean"], yerr=100 * d["test_std"].fillna(0.0), capsize=2,
-               color=[colors.get(n, "grey") for n in d["strategy_name"]])
-        ax.set_xticks(list(x), list(d["strategy"]), rotation=45, ha="right", fontsize=8)
-        std = d["test_std"].fillna(0.0)
-        low, high = 100 * (d["test_mean"] - std).min(), 100 * (d["test_mean"] + std).max()
+        d = d.assign(acc=100 * d["test_mean"], err=100 * d["test_std"].fillna(0.0))
+        order = list(d["strategy"])
+        palette = {k: colors.get(n, "grey") for k, n in zip(d["strategy"], d["strategy_name"])}
+        sns.barplot(data=d, x="strategy", y="acc", hue="strategy", order=order,
+                    hue_order=order, palette=palette, errorbar=None, legend=False, ax=ax)
+        ax.errorbar(range(len(d)), d["acc"], yerr=d["err"], fmt="none", ecolor="black",
+                    elinewidth=1, capsize=2)
+        ax.set_xticks(range(len(d)), order, rotation=45, ha="right", fontsize=8)
+        low, high = (d["acc"] - d["err"]).min(), (d["acc"] + d["err"]).max()
         ax.set_ylim(max(0.0, low - 3), min(100.0, high + 3))
         ax.set_title(f"{model} · {dataset}", fontsize=9)
+        ax.set_xlabel("")
         ax.set_ylabel("test accuracy (%)")
-        ax.grid(axis="y", alpha=0.3)
     _save(fig, path)
     return True
 
 
 def _fig_plasticity_gain(summary: pd.DataFrame, scores: pd.DataFrame, path: Path) -> bool:
     """(c) Gain over linear probing against plasticity, a point per component and dataset."""
+    import seaborn as sns
+
     comp = scores[scores["component"].isin(BLOCK_COMPONENTS) & scores["gain"].notna()]
     comp = comp[comp["strategy"] == comp["strategy_name"]]  # the plain strategy per component
     d = summary.merge(comp[[*agg.CELL, "component", "gain"]], on=[*agg.CELL, "component"])
     if d.empty:
         return False
+    d = d.assign(gain_pp=100 * d["gain"])
     fig, (ax,) = _figure(1, size=(5.0, 3.8), bottom=0.55)
-    colors = _colors(_component_names())
-    for name in dict.fromkeys(d["component"]):
-        c = d[d["component"] == name]
-        ax.scatter(c["mean"], 100 * c["gain"], s=18, color=colors.get(name, "black"),
-                   label=name)
+    sns.scatterplot(data=d, x="mean", y="gain_pp", hue="component",
+                    hue_order=list(dict.fromkeys(d["component"])),
+                    palette=_colors(_component_names()), s=24, ax=ax)
     if (d["mean"] > 0).all() and d["mean"].max() > 100 * d["mean"].min():
         ax.set_xscale("log")
     ax.set_xlabel("plasticity (mean over blocks)")
     ax.set_ylabel(f"gain over {BASELINE} (pp)")
     ax.axhline(0, color="grey", lw=0.8)
-    ax.grid(alpha=0.3)
     ax.legend(fontsize=8, frameon=False)
+    _save(fig, path)
+    return True
+
+
+def _fig_pareto(scores: pd.DataFrame, path: Path) -> bool:
+    """(d) Test accuracy against trainable parameters, a point per strategy, the Pareto front
+    (fewest parameters for the accuracy) as a step line; points labelled with the strategy."""
+    import seaborn as sns
+
+    d = scores[scores["test_mean"].notna() & scores["trainable_params"].notna()]
+    cells = list(dict.fromkeys(zip(d["model"], d["dataset"], strict=True)))
+    if not cells:
+        return False
+    fig, axes = _figure(len(cells), size=None, top=0.6)
+    colors = {True: "tab:red", False: "tab:grey"}
+    for k, (ax, (model, dataset)) in enumerate(zip(axes, cells, strict=True)):
+        c = d[(d["model"] == model) & (d["dataset"] == dataset)]
+        c = c.assign(acc=100 * c["test_mean"], params=c["trainable_params"].astype(float),
+                     front=c["pareto"].map({True: "Pareto front", False: "dominated"}))
+        sns.scatterplot(data=c, x="params", y="acc", hue="front",
+                        hue_order=["Pareto front", "dominated"],
+                        palette={"Pareto front": colors[True], "dominated": colors[False]},
+                        s=24, legend=k == 0, ax=ax)
+        front = c[c["pareto"]].sort_values(["params", "acc"], kind="mergesort")
+        ax.plot(front["params"], front["acc"], drawstyle="steps-post", color=colors[True],
+                lw=1)
+        for r in c.itertuples(index=False):
+            ax.annotate(r.strategy, (r.params, r.acc), xytext=(3, 2),
+                        textcoords="offset points", fontsize=6)
+        if (c["params"] > 0).all():
+            ax.set_xscale("log")
+        ax.set_title(f"{model} · {dataset}", fontsize=9)
+        ax.set_xlabel("trainable parameters")
+        ax.set_ylabel("test accuracy (%)")
+    _figure_legend(fig, axes[0])
     _save(fig, path)
     return True
 
@@ -269,12 +336,24 @@ def _held_line(row) -> str:
 def _scores_md(s: pd.DataFrame) -> str:
     rows = [[r.model, r.dataset, _strategy_label(r.strategy, r.strategy_name), _lr(r.best_lr),
              f"{r.lrs}", _pct(r.val_mean), _acc(r.test_mean, r.test_std, r.n), _pp(r.gain),
-             _ratio(r.rel_gain), _int(r.trainable_params)]
+             _ratio(r.rel_gain), _int(r.trainable_params), _ms(r.step_seconds),
+             _mb(r.peak_memory_mb), "yes" if r.pareto else ""]
             for r in s.itertuples(index=False)]
     return _table(rows, ["model", "dataset", "strategy", "best lr", "lrs", "val acc (%)",
                          "test acc (%) mean ± std (n)", f"gain vs {BASELINE} (pp)",
-                         f"gain / {REFERENCE}'s", "trainable params"],
-                  right={3, 4, 5, 6, 7, 8, 9})
+                         f"gain / {REFERENCE}'s", "trainable params", "step (ms)",
+                         "peak memory (MB)", "Pareto"],
+                  right={3, 4, 5, 6, 7, 8, 9, 10, 11})
+
+
+def _paired_md(paired: pd.DataFrame) -> str:
+    rows = [[r.model, _strategy_label(r.strategy, r.strategy_name), r.reference, f"{r.n}",
+             f"{r.datasets}", _pp(r.mean_diff), _fixed(100 * r.std_diff, ".2f"),
+             f"{r.wins} / {r.ties} / {r.losses}", r.test, _p(r.p_value)]
+            for r in paired.itertuples(index=False)]
+    return _table(rows, ["model", "strategy", "against", "pairs", "datasets",
+                         "mean difference (pp)", "std (pp)", "wins / ties / losses", "test",
+                         "p (two-sided)"], right={3, 4, 5, 6, 9})
 
 
 def _plasticity_md(summary: pd.DataFrame) -> str:
@@ -329,6 +408,12 @@ def _not_lines(records: list[dict]) -> list[str]:
         "- Test accuracy is read once, at the learning rate chosen on validation accuracy; "
         "it is not the best test accuracy over learning rates. Failed and diverged jobs are "
         "counted under coverage and never scored.")
+    lines.append(
+        "- The paired p-values are per comparison, not corrected for the number of strategies "
+        "compared; with few seeds and datasets the exact sign-flip test cannot go below "
+        "2 / 2^n. Step time and peak memory depend on the hardware and on what else ran: on "
+        "CPU peak memory is the worker process's peak resident memory, which includes the "
+        "jobs it ran before.")
     return lines
 
 
@@ -337,6 +422,7 @@ def render_markdown(records: list[dict], tables: Mapping[str, pd.DataFrame],
     """The page, from the tables (figures: suite -> {kind: relative path})."""
     prov, scores, summary = tables["provenance"], tables["scores"], tables["plasticity_components"]
     corr, failed = tables["correlation"], tables["failed"]
+    paired, in_situ = tables["paired"], tables["plasticity_in_situ"]
 
     everything = agg.provenance_table(records, per_suite=False)
 
@@ -360,6 +446,16 @@ def render_markdown(records: list[dict], tables: Mapping[str, pd.DataFrame],
         ("- Accuracies are percentages (2 decimals); gains are percentage points over "
          f"`{BASELINE}`; relative gain is the share of `{REFERENCE}`'s gain; plasticity is the "
          "paper's rate of change, mean ± 95% interval (rank, 1 = most plastic)."),
+        ("- Costs at the chosen learning rate: trainable parameters; step time = training "
+         "seconds / steps (mean over seeds); peak memory (largest over seeds; CUDA's peak "
+         "allocation, or the process's peak resident memory on CPU). Pareto: no other "
+         "strategy of the same (model, dataset) has as few trainable parameters and as high "
+         "a test accuracy, one of them strictly."),
+        ("- Paired comparisons: each strategy against "
+         f"`{REFERENCE}` on the (dataset, seed) pairs both ran, each at its own chosen "
+         "learning rate; mean difference of test accuracies (pp, positive = better than "
+         f"`{REFERENCE}`); exact sign-flip permutation test up to {agg.PERMUTATION_MAX_N} "
+         "pairs, Wilcoxon signed-rank test above."),
         "",
         "## What they are not",
         "",
@@ -391,11 +487,23 @@ def render_markdown(records: list[dict], tables: Mapping[str, pd.DataFrame],
         out += [_plasticity_md(m) if len(m) else "No plasticity measured yet.\n"]
         if "plasticity_layers" in figs:
             out += [f"![Plasticity per block, {suite}]({figs['plasticity_layers']})", ""]
+        m = in_situ[in_situ["suite"] == suite]
+        if len(m):
+            out += ["### Plasticity in situ (each component on its real input; mean over "
+                    "blocks)", "", _plasticity_md(m)]
         c = corr[corr["suite"] == suite]
         out += ["### Plasticity against gain (Spearman over the five block components)", ""]
         out += [_correlation_md(c) if len(c) else "Nothing to correlate yet.\n"]
         if "plasticity_gain" in figs:
             out += [f"![Plasticity against gain, {suite}]({figs['plasticity_gain']})", ""]
+        if "pareto" in figs:
+            out += ["### Accuracy against trainable parameters", "",
+                    f"![Test accuracy against trainable parameters, {suite}]({figs['pareto']})",
+                    ""]
+        pr = paired[paired["suite"] == suite]
+        out += [f"### Paired with `{REFERENCE}` (matched datasets and seeds)", ""]
+        out += [_paired_md(pr) if len(pr) else f"No strategy shares a (dataset, seed) with "
+                f"`{REFERENCE}` yet.\n"]
         f = failed[failed["suite"] == suite]
         if len(f):
             out += [f"### Failed jobs ({len(f)})", "", _failed_md(f)]
@@ -431,7 +539,9 @@ def build_tables(records: list[dict], expected: Mapping[str, int] | None = None
         "plasticity_layers": agg.plasticity_table(records),
         "plasticity_components": summary,
         "correlation": agg.correlation_table(scores, summary),
+        "plasticity_in_situ": agg.plasticity_summary(records, "in_situ"),
         "average_rank": agg.average_rank_table(scores),
+        "paired": agg.paired_table(records, scores),
         "coverage": agg.coverage_table(records, expected),
         "failed": agg.failed_table(records),
     }
@@ -453,6 +563,7 @@ def build_leaderboard(results_dir: str | os.PathLike, out_path: str | os.PathLik
     tables = build_tables(records, expected)
 
     import matplotlib.style
+    import seaborn as sns
 
     fig_dir = out_path.parent / f"{out_path.stem}_figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -460,8 +571,10 @@ def build_leaderboard(results_dir: str | os.PathLike, out_path: str | os.PathLik
     written: set[str] = set()
     layers, scores, summary = (tables["plasticity_layers"], tables["scores"],
                                tables["plasticity_components"])
-    # Matplotlib's defaults, not the user's matplotlibrc, so every machine draws the same.
-    with matplotlib.style.context("default"):
+    # Matplotlib's defaults, not the user's matplotlibrc, then a fixed seaborn style: every
+    # machine draws the same.
+    with matplotlib.style.context("default"), sns.axes_style("whitegrid"), \
+            sns.plotting_context("paper"):
         for suite in tables["provenance"]["suite"]:
             plots = {
                 "plasticity_layers": lambda p, s=suite: _fig_plasticity_layers(
@@ -469,6 +582,7 @@ def build_leaderboard(results_dir: str | os.PathLike, out_path: str | os.PathLik
                 "test_acc": lambda p, s=suite: _fig_test_acc(scores[scores["suite"] == s], p),
                 "plasticity_gain": lambda p, s=suite: _fig_plasticity_gain(
                     summary[summary["suite"] == s], scores[scores["suite"] == s], p),
+                "pareto": lambda p, s=suite: _fig_pareto(scores[scores["suite"] == s], p),
             }
             for kind, draw in plots.items():
                 name = f"{suite}_{kind}.png"

@@ -109,7 +109,8 @@ def _overlay(model_cfg: dict, path: Path | None) -> dict:
 
     ``num_classes: 0`` makes timm drop the file's classifier (the benchmark adds its own);
     ``custom_load: False`` because a file is a timm state dict even when the tag's own weights
-    are in another format (e.g. the .npz files of vit_tiny_patch16_224's default tag).
+    are in another format (e.g. the .npz files of vit_tiny_patch16_224's default tag); recent
+    timm resets it itself when a file is given, older releases do not.
     """
     overlay: dict = {"num_classes": 0, "custom_load": False}
     if path is not None:

@@ -7,23 +7,32 @@ target image; every component of every block is applied to that same embedding-l
 ``measure`` is the batched path used by jobs; ``measure_naive`` is the per-sample definition,
 kept for tests and as the reference the fast path must equal.
 
+Variants, each recorded under its own name (``VARIANTS``): ``paper`` (the above), ``in_situ``
+(each component on the input it really receives in a normal forward pass: ln1 on the residual
+stream entering the block, mha on ln1's output, ln2 on the stream after attention, fc1 on ln2's
+output, fc2 on the activation after fc1) and ``after_finetuning`` (the paper's definition,
+measured by the job on the fine-tuned model; computed here like ``paper``).
+
 The fast path embeds reference and target in one pass, shares LayerNorm statistics between
-ln1 and ln2, and uses linearity: for the affine fc1 and fc2 the output difference is the weight
-applied to the input difference (fc2 through its first D input columns, so the zero-padded
-input is never built).
+ln1 and ln2, and uses linearity: for the affine fc1, fc2 and attention output projection the
+output difference is the weight applied to the input difference (fc2 through its first D input
+columns, so the zero-padded input is never built; attention computed up to its projection for
+reference and target together, the projection then applied once).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.components import BLOCK_COMPONENTS
+from bench.components import BLOCK_COMPONENTS, PLASTICITY_VARIANTS
 
 VARIANT = "paper"
+VARIANTS = PLASTICITY_VARIANTS
 
 
 def embed(model, x: torch.Tensor) -> torch.Tensor:
@@ -65,14 +74,44 @@ def pair_ratios(model, ref: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
             elif comp == "ln2":
                 diff = _ln_diff(blk.norm2, normalized_diff)
             elif comp == "mha":
-                a = blk.attn(uv)
-                diff = a[:b] - a[b:]
+                diff = _attn_diff(blk.attn, uv, b)
             elif comp == "fc1":
                 diff = d @ blk.mlp.fc1.weight.T
             else:  # fc2: W2 [u, 0] + b2 - (W2 [v, 0] + b2) = W2[:, :D] (u - v)
                 diff = d @ blk.mlp.fc2.weight[:, :dim].T
             out[:, i, j] = _frob(diff) / denom
     return out
+
+
+def _attn_diff(attn, uv: torch.Tensor, b: int) -> torch.Tensor:
+    """attn(u) - attn(v) for u, v = uv[:b], uv[b:].
+
+    The output projection is affine: proj(c_u) - proj(c_v) = W_proj (c_u - c_v), so for timm's
+    standard ``Attention`` its forward is replicated up to ``proj`` on u and v together and the
+    weight applied once, to the difference. Any other attention module is called as it is.
+    """
+    if type(attn) is not _timm_attention():
+        a = attn(uv)
+        return a[:b] - a[b:]
+    n, tokens, _ = uv.shape
+    gate = attn.gate(uv).sigmoid() if getattr(attn, "gate", None) is not None else None
+    qkv = attn.qkv(uv).reshape(n, tokens, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv.unbind(0)
+    q, k = attn.q_norm(q), attn.k_norm(k)
+    if attn.fused_attn:
+        x = F.scaled_dot_product_attention(q, k, v)
+    else:
+        x = ((q * attn.scale) @ k.transpose(-2, -1)).softmax(dim=-1) @ v
+    x = attn.norm(x.transpose(1, 2).reshape(n, tokens, -1))
+    if gate is not None:
+        x = x * gate
+    return (x[:b] - x[b:]) @ attn.proj.weight.T
+
+
+def _timm_attention():
+    from timm.models.vision_transformer import Attention
+
+    return Attention
 
 
 def _ln_diff(ln, normalized_diff):
@@ -104,6 +143,61 @@ def pair_ratios_naive(model, ref: torch.Tensor, tgt: torch.Tensor) -> torch.Tens
     return torch.stack(rows)
 
 
+def _in_situ_modules(blk) -> list:
+    """The modules of the five components of a timm block, in BLOCK_COMPONENTS order."""
+    return [blk.norm1, blk.attn, blk.norm2, blk.mlp.fc1, blk.mlp.fc2]
+
+
+@torch.no_grad()
+def pair_ratios_in_situ(model, ref: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+    """(B, layers, 5) in-situ rates of change (fast path): one batched forward pass of
+    reference and target together; a forward hook on each component reads the input it
+    really received and its output, and keeps only the per-pair ratio."""
+    b = ref.shape[0]
+    out = torch.empty(b, len(model.blocks), len(BLOCK_COMPONENTS), device=ref.device)
+    handles = []
+
+    def record(i: int, j: int):
+        def hook(module, args, output):
+            x = args[0]
+            out[:, i, j] = _frob(output[:b] - output[b:]) / _frob(x[:b] - x[b:])
+        return hook
+
+    try:
+        for i, blk in enumerate(model.blocks):
+            for j, mod in enumerate(_in_situ_modules(blk)):
+                handles.append(mod.register_forward_hook(record(i, j)))
+        model.blocks(embed(model, torch.cat([ref, tgt])))
+    finally:
+        for h in handles:
+            h.remove()
+    return out
+
+
+@torch.no_grad()
+def pair_ratios_in_situ_naive(model, ref: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+    """The in-situ definition, one pair at a time, each component's input built as the text
+    says; the residual stream then goes through the real block."""
+    rows = []
+    for x, y in zip(ref, tgt):
+        hu, hv = embed(model, x[None]), embed(model, y[None])
+        per_layer = []
+        for blk in model.blocks:
+            def inputs(h, blk=blk):
+                a = blk.norm1(h)  # ln1's input is h; mha's is a
+                s = h + blk.ls1(blk.attn(a))  # the stream after attention: ln2's input
+                n = blk.norm2(s)  # fc1's input
+                z = blk.mlp.norm(blk.mlp.act(blk.mlp.fc1(n)))  # fc2's input
+                return [h, a, s, n, z]
+            mods = _in_situ_modules(blk)
+            per_layer.append([torch.linalg.norm((f(iu) - f(iv)).flatten())
+                              / torch.linalg.norm((iu - iv).flatten())
+                              for f, iu, iv in zip(mods, inputs(hu), inputs(hv))])
+            hu, hv = blk(hu), blk(hv)
+        rows.append(torch.tensor(per_layer))
+    return torch.stack(rows)
+
+
 def pair_indices(n_ref: int, n_tgt: int, pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded shuffle of each side, pairs formed by index; at most the smaller side."""
     rng = np.random.default_rng(seed)
@@ -120,31 +214,61 @@ def normalize(x_uint8: torch.Tensor, mean, std) -> torch.Tensor:
     return (x - m) / s
 
 
+@contextlib.contextmanager
+def exact_fp32():
+    """Full fp32 matmuls and convolutions on CUDA (TF32 off, as it is in naive per-sample
+    code by default), restored afterwards: jobs turn TF32 on for training."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def _images_on(device, images: np.ndarray, idx: np.ndarray) -> torch.Tensor:
+    """``images[idx]`` as a tensor on ``device``; to a GPU through pinned memory, without
+    blocking (the next batch is gathered while the GPU works on this one)."""
+    if torch.device(device).type != "cuda":
+        return torch.from_numpy(images[idx]).to(device)
+    staged = torch.empty((len(idx), *images.shape[1:]),
+                         dtype=torch.from_numpy(images[:0]).dtype, pin_memory=True)
+    np.take(images, idx, axis=0, out=staged.numpy())
+    return staged.to(device, non_blocking=True)
+
+
 @torch.no_grad()
 def measure(model, ref_images: np.ndarray, tgt_images: np.ndarray, *, pairs: int,
             batch_size: int, seed: int, mean, std, device="cpu", naive: bool = False,
-            progress=None) -> dict:
+            progress=None, variant: str = VARIANT) -> dict:
     """Plasticity per (layer, component): mean, std, n, ci95; and per component over layers.
 
     Images are uint8 NHWC already resized and centre-cropped like the evaluation split.
+    ``variant`` names the result; ``in_situ`` also changes what is computed.
     """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown plasticity variant {variant!r}; valid: {', '.join(VARIANTS)}")
     was_training = model.training
     model.eval()
     ri, ti = pair_indices(len(ref_images), len(tgt_images), pairs, seed)
-    fn = pair_ratios_naive if naive else pair_ratios
+    if variant == "in_situ":
+        fn = pair_ratios_in_situ_naive if naive else pair_ratios_in_situ
+    else:
+        fn = pair_ratios_naive if naive else pair_ratios
     chunks = []
-    for s in range(0, len(ri), batch_size):
-        r = normalize(torch.from_numpy(ref_images[ri[s:s + batch_size]]).to(device), mean, std)
-        t = normalize(torch.from_numpy(tgt_images[ti[s:s + batch_size]]).to(device), mean, std)
-        chunks.append(fn(model, r, t).double().cpu())
-        if progress is not None:
-            progress(len(r))
+    with exact_fp32():
+        for s in range(0, len(ri), batch_size):
+            r = normalize(_images_on(device, ref_images, ri[s:s + batch_size]), mean, std)
+            t = normalize(_images_on(device, tgt_images, ti[s:s + batch_size]), mean, std)
+            chunks.append(fn(model, r, t).double())  # kept on the device: no wait per batch
+            if progress is not None:
+                progress(len(r))
     model.train(was_training)
-    ratios = torch.cat(chunks).numpy()  # (n, layers, components)
-    return summarize(ratios)
+    ratios = torch.cat(chunks).cpu().numpy()  # (n, layers, components)
+    return summarize(ratios, variant)
 
 
-def summarize(ratios: np.ndarray) -> dict:
+def summarize(ratios: np.ndarray, variant: str = VARIANT) -> dict:
     """Mean, std (population, over pairs), n and 95% interval 1.96 std / sqrt(n)."""
     n = ratios.shape[0]
 
@@ -158,4 +282,4 @@ def summarize(ratios: np.ndarray) -> dict:
     # A component's plasticity is the mean over layers; its interval is over pairs of the
     # per-pair layer mean.
     components = {c: stats(ratios[:, :, j].mean(axis=1)) for j, c in enumerate(BLOCK_COMPONENTS)}
-    return {"variant": VARIANT, "pairs": n, "layers": layers, "components": components}
+    return {"variant": variant, "pairs": n, "layers": layers, "components": components}

@@ -3,32 +3,70 @@
 ``bench run SUITE`` calls ``run_suite``. Shared one-time work (pretraining) runs first, once;
 then the missing jobs run with a progress bar and an ETA. A failed job is recorded as failed
 and the others go on. Workers each get an equal share of the CPU threads, or one GPU each.
+
+Crashes and concurrency. A job runs only under its claim (``store.try_claim``), taken by the
+process that runs it (a worker holds its own) and removed once its record is written. So
+several ``bench run`` of one suite on one results directory, on this machine or on others
+sharing the folder, split the jobs and run each once: a job claimed by a live process is
+left to it, waited for and reported; a stale claim (its process is dead) is taken over. At
+start, the runner removes what dead processes left: temporary files of writers that are
+gone, stale claims, and training checkpoints of jobs that are done. A run killed at any
+point loses no record; the next run resumes where the records (and checkpoints) stop.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import store
 from bench.suite import Job, Suite
 
+POLL_S = 1.0  # how often jobs running elsewhere are looked at while waiting for them
+
 
 @dataclass
 class RunReport:
-    ran: int = 0
-    done: int = 0
-    failed: list[Job] = field(default_factory=list)
-    skipped: int = 0
+    ran: int = 0  # jobs this run ran (each wrote a record)
+    done: int = 0  # of those, done
+    failed: list[Job] = field(default_factory=list)  # failed or diverged, here or elsewhere
+    skipped: int = 0  # done before this run started
+    elsewhere: list[Job] = field(default_factory=list)  # run by another process meanwhile
+    took_over: list[tuple[Job, str]] = field(default_factory=list)  # stale claims, whose
+    removed: list[Path] = field(default_factory=list)  # what dead processes had left
+    damaged: list[store.Skipped] = field(default_factory=list)  # unreadable files (rerun)
 
 
 def job_table(suite: Suite, results: Path) -> list[tuple[Job, str]]:
     """Each job with its status: done, failed, diverged or missing."""
     statuses = store.job_statuses(results, suite.name)
     return [(j, statuses.get(j.job_id, "missing")) for j in suite.jobs]
+
+
+def sweep(suite: Suite, results: Path, done: set[str]) -> list[Path]:
+    """Remove what dead processes left in ``results`` for ``suite``: temporary files whose
+    writer is gone, stale claims, and checkpoints of the ``done`` jobs nobody runs."""
+    from bench.job import checkpoint_path
+
+    results = Path(results)
+    folder = store.suite_dir(results, suite.name)
+    checkpoints = checkpoint_path(results, "0" * 16).parent
+    removed = [*store.remove_dead_temps(folder),
+               *store.remove_dead_temps(folder / store.CLAIMS_DIR),
+               *store.remove_dead_temps(checkpoints),
+               *store.remove_stale_claims(results, suite.name)]
+    for jid in sorted(done):
+        ckpt = checkpoint_path(results, jid)
+        holder = store.read_holder(store.claim_path(results, suite.name, jid))
+        if ckpt.is_file() and (holder is None or holder.stale):  # not a --force run's
+            ckpt.unlink(missing_ok=True)
+            removed.append(ckpt)
+    return removed
 
 
 def _worker_init(threads: int, gpus) -> None:
@@ -40,12 +78,80 @@ def _worker_init(threads: int, gpus) -> None:
     torch.set_num_threads(threads)
 
 
-def _run_one(config: dict, suite: str, results: str, cache: str | None,
-             device: str | None) -> tuple[str, str]:
-    from bench.job import run_job
+def _run_one(config: dict, suite: str, results: str, cache: str | None, device: str | None,
+             stamp: tuple | None) -> tuple[str, str, str | None, str | None]:
+    """Claim and run one job: (job_id, outcome, status, detail).
 
-    rec = run_job(config, suite, Path(results), Path(cache) if cache else None, device)
-    return rec["job_id"], rec["status"]
+    outcome ``ran`` (status of the record written here; detail: the stale claim taken over),
+    ``held`` (a live process elsewhere holds the claim; detail: who), or ``elsewhere`` (its
+    record changed since ``stamp``, the start of this run: another process ran it).
+    """
+    from bench import job
+
+    res = Path(results)
+    jid = job.compute_job_id(config)
+    claim = store.try_claim(res, suite, jid)
+    if isinstance(claim, store.Holder):
+        return jid, "held", None, str(claim)
+    try:
+        if store.record_stamp(res, suite, jid) != stamp:
+            try:
+                return jid, "elsewhere", store.read_record(
+                    store.record_path(res, suite, jid))["status"], None
+            except (OSError, store.RecordError):
+                pass  # gone or unreadable: run it
+        # Whoever writes this job's files holds its claim, which is ours now: any temporary
+        # file of them is a dead writer's.
+        store.remove_dead_temps(store.suite_dir(res, suite), f"{jid}.json", any_writer=True)
+        ckpt = job.checkpoint_path(res, jid)
+        store.remove_dead_temps(ckpt.parent, ckpt.name, any_writer=True)
+        started = time.time()
+        try:
+            status = job.run_job(config, suite, res, Path(cache) if cache else None,
+                                 device)["status"]
+        except Exception as e:  # noqa: BLE001 - what escapes run_job is recorded too
+            status = _record_escaped(config, suite, res, jid, e, started, device)
+        return jid, "ran", status, str(claim.took_over) if claim.took_over else None
+    finally:
+        claim.release()
+
+
+def _record_escaped(config: dict, suite: str, results: Path, jid: str, exc: Exception,
+                    started: float, device: str | None) -> str:
+    """A failed record for an exception that escaped ``run_job`` (it records its own
+    failures; this is for a record it could not write, e.g. one with a NaN in it)."""
+    import platform
+    import socket
+    import traceback
+    from datetime import datetime, timezone
+
+    def iso(t: float) -> str:
+        return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
+
+    try:
+        from bench.job import code_version
+
+        version = code_version()
+    except Exception:  # noqa: BLE001 - the record matters more than the version figure
+        version = {"git_commit": None, "git_dirty": None, "code_version": None}
+    record = {
+        "schema_version": store.SCHEMA_VERSION, "job_id": jid, "suite": suite,
+        "status": "failed", "config": config,
+        "metrics": {"wall_seconds": time.time() - started},
+        "curves": {"train": [], "val": []}, "plasticity": None,
+        "error": {"type": type(exc).__name__,
+                  "reason": f"{type(exc).__name__} escaped the job: {exc}",
+                  "traceback": "".join(traceback.format_exception(exc))},
+        "provenance": {**version, "packages": {}, "python": platform.python_version(),
+                       "platform": platform.platform(), "cpu": platform.machine(),
+                       "gpu": None, "device": device, "hostname": socket.gethostname(),
+                       "pid": os.getpid(), "started_at": iso(started),
+                       "finished_at": iso(time.time())}}
+    try:
+        store.write_record(results, record)
+    except Exception as e:  # noqa: BLE001 - e.g. a full disk: the job stays missing
+        print(f"job {jid}: {exc}; its failure could not be recorded either: {e}")
+    return "failed"
 
 
 def _gpu_count() -> int:
@@ -56,35 +162,54 @@ def _gpu_count() -> int:
 
 def run_suite(suite: Suite, results: Path, *, workers: int = 1, force: bool = False,
               cache: Path | None = None, device: str | None = None,
-              progress: bool = True) -> RunReport:
+              progress: bool = True, poll_s: float | None = None) -> RunReport:
+    """Run the jobs of ``suite`` without a done record (all with ``force``), each once."""
     from tqdm import tqdm
+
+    results = Path(results)
+    records, damaged = store.load_records(results, suite.name)
+    statuses = {r["job_id"]: r["status"] for r in records}
+    report = RunReport(damaged=damaged)
+    report.removed = sweep(suite, results, {j for j, s in statuses.items() if s == "done"})
+    todo = [j for j in suite.jobs if force or statuses.get(j.job_id) != "done"]
+    report.skipped = len(suite.jobs) - len(todo)
+    if not todo:
+        return report
+    # What each job's record is now: a record that changes meanwhile was written elsewhere.
+    stamps = {j.job_id: store.record_stamp(results, suite.name, j.job_id) for j in todo}
 
     from bench.job import pick_device, prepare_shared
 
-    table = job_table(suite, results)
-    todo = [j for j, s in table if force or s != "done"]
-    report = RunReport(skipped=len(table) - len(todo))
-    if not todo:
-        return report
     device = pick_device(device)
     prepare_shared([j.config for j in todo], cache, device, progress=progress)
     bar = tqdm(total=len(todo), desc=f"{suite.name}", unit="job", disable=not progress,
                dynamic_ncols=True)
-    by_id = {j.job_id: j for j in todo}
+    poll_s = POLL_S if poll_s is None else poll_s
+    queue: deque[Job] = deque(todo)
+    waiting: dict[str, Job] = {}  # held by a live process elsewhere
 
-    def finished(job_id: str, status: str) -> None:
-        report.ran += 1
-        if status == "done":
-            report.done += 1
+    def handle(j: Job, result: tuple) -> None:
+        _, outcome, status, detail = result
+        if outcome == "held":
+            if j.job_id not in waiting:
+                bar.write(f"job {j.job_id} is running in {detail}; waiting for it")
+            waiting[j.job_id] = j
+            return
+        if outcome == "ran":
+            report.ran += 1
+            report.done += status == "done"
+            if detail:
+                report.took_over.append((j, detail))
+                bar.write(f"job {j.job_id}: took over the claim of {detail}")
         else:
-            report.failed.append(by_id[job_id])
+            report.elsewhere.append(j)
+        if status != "done":
+            report.failed.append(j)
         bar.set_postfix(failed=len(report.failed))
         bar.update(1)
 
-    if workers <= 1:
-        for j in todo:
-            finished(*_run_one(j.config, suite.name, str(results), _s(cache), device))
-    else:
+    pool, ngpu, run_device = None, 0, device
+    if workers > 1:
         ngpu = _gpu_count() if device.startswith("cuda") else 0
         gpus = None
         if ngpu:
@@ -92,19 +217,43 @@ def run_suite(suite: Suite, results: Path, *, workers: int = 1, force: bool = Fa
             gpus = mp.get_context("spawn").Manager().Queue()
             for i in range(workers):
                 gpus.put(i)
+            run_device = "cuda"
         threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                 initializer=_worker_init, initargs=(threads, gpus)) as pool:
-            futures = {pool.submit(_run_one, j.config, suite.name, str(results), _s(cache),
-                                   "cuda" if ngpu else device): j for j in todo}
-            for f in as_completed(futures):
-                try:
-                    finished(*f.result())
-                except Exception as e:  # noqa: BLE001 - a dead worker must not stop the suite
-                    bar.write(f"job {futures[f].job_id} crashed its worker: {e}")
-                    report.ran += 1
-                    report.failed.append(futures[f])
-    bar.close()
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                                   initializer=_worker_init, initargs=(threads, gpus))
+    inflight: dict = {}
+    try:
+        while queue or inflight or waiting:
+            while queue and len(inflight) < max(workers, 1):
+                j = queue.popleft()
+                args = (j.config, suite.name, str(results), _s(cache), run_device,
+                        stamps[j.job_id])
+                if pool is None:
+                    handle(j, _run_one(*args))
+                else:
+                    inflight[pool.submit(_run_one, *args)] = j
+            if inflight:
+                finished, _ = wait(inflight, timeout=poll_s, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    j = inflight.pop(f)
+                    try:
+                        handle(j, f.result())
+                    except Exception as e:  # noqa: BLE001 - a dead worker must not stop us
+                        bar.write(f"job {j.job_id} crashed its worker: {e}")
+                        report.ran += 1
+                        report.failed.append(j)
+                        bar.update(1)
+            elif waiting and not queue:
+                time.sleep(poll_s)
+            for jid, j in list(waiting.items()):  # back in line once its claim is released
+                holder = store.read_holder(store.claim_path(results, suite.name, jid))
+                if holder is None or holder.stale:
+                    del waiting[jid]
+                    queue.append(j)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
     return report
 
 

@@ -718,6 +718,7 @@ class StatusReport:
     counts: dict[str, int]
     jobs: dict[str, str]  # job id -> one of STATUS_KEYS
     queue_error: str | None = None  # squeue could not be asked: running/pending unknown
+    in_queue: int = 0  # jobs whose SLURM task is still listed (a done one may be exiting)
 
     @property
     def active(self) -> int:
@@ -762,7 +763,8 @@ def status(jobs: Sequence, results: Path) -> StatusReport:
     counts = dict.fromkeys(STATUS_KEYS, 0)
     for s in per_job.values():
         counts[s] += 1
-    return StatusReport(suite, counts, per_job, queue_error)
+    in_queue = sum(1 for job in jobs if job.job_id in active)
+    return StatusReport(suite, counts, per_job, queue_error, in_queue)
 
 
 @dataclass
@@ -811,7 +813,11 @@ def cancel(jobs: Sequence, results: Path) -> CancelReport:
 
 def wait_for(jobs: Sequence, results: Path, *, poll_s: float = 5.0, progress: bool = True,
              timeout_s: float | None = None) -> StatusReport:
-    """Follow the jobs until none is pending or running; a tqdm bar counts finished ones."""
+    """Follow the jobs until none is pending or running; a tqdm bar counts finished ones.
+
+    The end is when SLURM lists none of them any more, not when the last record lands:
+    a task still exits (submitit pickles its result) after the record is written.
+    """
     from tqdm import tqdm
 
     jobs = list(jobs)
@@ -826,7 +832,7 @@ def wait_for(jobs: Sequence, results: Path, *, poll_s: float = 5.0, progress: bo
             bar.set_postfix(running=c["running"], pending=c["pending"], failed=c["failed"],
                             refresh=False)
             bar.refresh()
-            if st.active == 0 or st.queue_error:
+            if st.in_queue == 0 or st.queue_error:
                 return st
             if deadline is not None and time.monotonic() > deadline:
                 return st

@@ -1,22 +1,53 @@
-"""Records on disk: one JSON file per job, written atomically, with a declared schema.
+"""The results directory: records, atomic writes, claims, and what a dead process leaves behind.
 
-Layout: ``<results>/<suite>/<job_id>.json``. Nothing is parsed back out of a path: every
-fact about a job is inside its record. Readers never unpickle anything and never trust a
-file: damaged or foreign files are reported with their path and skipped.
+Layout of ``<results>``::
+
+    <suite>/<job_id>.json        one record per job (JSON, ``RECORD_SCHEMA``), written atomically
+    <suite>/.claims/<job_id>     "this job is running here": host, pid, start; while it runs
+    .checkpoints/<job_id>.pt     a running job's periodic training checkpoint (bench.job)
+    .<name>.<pid>@<host>.<random>.tmp   a write in progress (renamed over <name> when complete)
+
+Nothing is parsed back out of a path: every fact about a job is inside its record. Readers
+never unpickle anything and never trust a file: damaged or foreign files are reported with their
+path and skipped. Paths are built from a suite name (``SUITE_NAME``) and a job id (16 hex
+digits), both checked here, so no name can lead a write out of the results directory.
+
+Crash safety: a record is written to a temporary file, fsynced, and renamed over its final
+name, so a reader sees a complete record or none. A process killed mid-write leaves a temporary
+file that names its writer; ``remove_dead_temps`` deletes those whose writer is gone.
+
+Concurrency: a job is run only by the process that holds its claim (``try_claim``), created
+atomically (``os.link`` of a complete file, which fails if the claim exists: O_EXCL semantics,
+also on NFS). The holder refreshes the claim's mtime every ``HEARTBEAT_S``; a claim is stale
+when its process is gone (same host: the pid is not alive, or is another process now) or,
+for a claim from another host, when its heartbeat is older than ``CLAIM_TIMEOUT_S``. A stale
+claim is taken over under a lock, so two processes cannot both take it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import math
 import os
 import re
+import socket
 import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
 STATUSES = ("done", "failed", "diverged")
+# A suite name names a folder: no separators, no leading dot (so never `.` or `..`).
+SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_RECORD_BYTES = 64 * 2**20  # a record is a few kB; a file this large is not one
 
 _NUM = {"type": "number"}
 _NUM_OR_NULL = {"type": ["number", "null"]}
@@ -36,7 +67,7 @@ RECORD_SCHEMA: dict[str, Any] = {
     "properties": {
         "schema_version": {"const": SCHEMA_VERSION},
         "job_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
-        "suite": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
+        "suite": {"type": "string", "pattern": SUITE_NAME.pattern},
         "status": {"enum": list(STATUSES)},
         "config": {
             "type": "object",
@@ -65,6 +96,7 @@ RECORD_SCHEMA: dict[str, Any] = {
                 "plasticity_seconds": _NUM,
                 "images_per_second": _NUM,
                 "peak_memory_mb": _NUM_OR_NULL,
+                "selected_components": {"type": "array", "items": _STR},
             },
         },
         "curves": {
@@ -95,6 +127,12 @@ RECORD_SCHEMA: dict[str, Any] = {
                     "type": "object", "required": ["mean", "std", "n", "ci95"]}},
             },
         },
+        # Plasticity measured otherwise than the paper (bench.components.PLASTICITY_VARIANTS),
+        # by variant name, each shaped like `plasticity`; optional (older records lack it).
+        "plasticity_variants": {
+            "type": "object",
+            "additionalProperties": {"$ref": "#/properties/plasticity"},
+        },
         "error": {
             "type": ["object", "null"],
             "required": ["type", "reason", "traceback"],
@@ -108,28 +146,73 @@ RECORD_SCHEMA: dict[str, Any] = {
     },
 }
 
-_JOB_ID = re.compile(r"^[0-9a-f]{16}$")
+_JOB_ID = re.compile(r"[0-9a-f]{16}")
+CLAIMS_DIR = ".claims"
+CHECKPOINTS_DIR = ".checkpoints"
+HEARTBEAT_S = 30.0  # how often a running process refreshes its claims' mtime
+CLAIM_TIMEOUT_S = 15 * 60.0  # a claim from another host without heartbeat this long is stale
+UNREADABLE_CLAIM_S = 60.0  # an unreadable claim (never made by try_claim) is stale after this
+STALE_TEMP_S = 24 * 3600.0  # a temporary file whose writer cannot be checked is dead after this
 
 
 class RecordError(ValueError):
     """A file in a results directory that is not a readable record of this schema."""
 
 
+# ---------------------------------------------------------------- paths
+
+
 def suite_dir(results: Path, suite: str) -> Path:
+    if not isinstance(suite, str) or not SUITE_NAME.fullmatch(suite):
+        raise ValueError(f"not a suite name: {suite!r} (letters, digits, '_', '-', '.', "
+                         "starting with a letter or digit: it names a folder)")
     return Path(results) / suite
 
 
 def record_path(results: Path, suite: str, job_id: str) -> Path:
-    if not _JOB_ID.match(job_id):  # a job id never contains a path separator
-        raise ValueError(f"not a job id: {job_id!r}")
-    return suite_dir(results, suite) / f"{job_id}.json"
+    return suite_dir(results, suite) / f"{_checked_job_id(job_id)}.json"
+
+
+def claim_path(results: Path, suite: str, job_id: str) -> Path:
+    return suite_dir(results, suite) / CLAIMS_DIR / _checked_job_id(job_id)
+
+
+def _checked_job_id(job_id: object) -> str:
+    if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
+        raise ValueError(f"not a job id: {job_id!r} (16 hex digits)")
+    return job_id
+
+
+# ---------------------------------------------------------------- atomic writes
+
+
+def _host() -> str:
+    return socket.gethostname()
+
+
+def _writer_tag() -> str:
+    """``<pid>@<host>``: who writes a temporary file (the host made safe for a file name)."""
+    return f"{os.getpid()}@{re.sub(r'[^A-Za-z0-9.-]', '_', _host()) or 'localhost'}"
+
+
+_TEMP = re.compile(r"\.(?P<name>.+?)\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9._-]+)\.[^.]+\.tmp")
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def temp_file(path: Path) -> tuple[int, str]:
+    """A new temporary file next to ``path`` whose name says who writes it: (fd, its path)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_writer_tag()}.", suffix=".tmp",
+                               dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide records from a shared group
+    return fd, tmp
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a file so that readers see the old content or the new, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_file(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -137,11 +220,96 @@ def atomic_write_text(path: Path, text: str) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # The rename is durable once the directory is on disk (power loss, not process death).
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, start time in clock ticks after boot) of a process of this host, from /proc."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+        fields = text[text.rindex(")") + 2:].split()
+        return fields[0], int(fields[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_alive(pid: object, start: object = None) -> bool:
+    """Whether process ``pid`` of this host runs, and is the one that started at ``start``
+    (clock ticks after boot, as ``/proc/<pid>/stat`` says; catches a reused pid)."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists; another user's
+    stat = _proc_stat(pid)
+    if stat is None:
+        return True  # without /proc, existence is all there is to know
+    state, started = stat
+    if state in ("Z", "X"):  # killed, not yet reaped by its parent
+        return False
+    return not isinstance(start, int) or started == start
+
+
+def remove_dead_temps(folder: Path, name: str | None = None, *,
+                      any_writer: bool = False) -> list[Path]:
+    """Delete the temporary files ``.<name>.*.tmp`` in ``folder`` whose writer is dead.
+
+    A writer is dead when its file names this host and a pid that no longer runs, or when the
+    file is older than ``STALE_TEMP_S`` (a writer on another host, or a name that does not
+    say who wrote it). ``name`` limits this to one file's temporaries; ``any_writer`` deletes
+    them whoever wrote them, for a caller that holds what every writer of that file holds (the
+    job's claim, the pretraining lock). Returns the deleted paths.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    host = _writer_tag().split("@", 1)[1]
+    now = time.time()
+    for e in entries:
+        if not (e.name.startswith(".") and e.name.endswith(".tmp")):
+            continue
+        if name is not None and not e.name.startswith(f".{name}."):
+            continue
+        try:
+            if not e.is_file(follow_symlinks=False):
+                continue
+            dead = any_writer
+            m = _TEMP.fullmatch(e.name)
+            if not dead and m and m["host"] == host:
+                dead = not process_alive(int(m["pid"]))
+            if not dead:
+                dead = now - e.stat(follow_symlinks=False).st_mtime > STALE_TEMP_S
+            if dead:
+                os.unlink(e.path)
+                removed.append(Path(e.path))
+        except FileNotFoundError:  # its writer finished (or another sweeper was faster)
+            continue
+    return removed
+
+
+# ---------------------------------------------------------------- records
 
 
 def dumps_record(record: dict) -> str:
@@ -149,37 +317,253 @@ def dumps_record(record: dict) -> str:
 
 
 def write_record(results: Path, record: dict) -> Path:
+    """Check ``record`` as a reader would, then write it atomically; returns its path."""
+    check_record(record)
     path = record_path(results, record["suite"], record["job_id"])
     atomic_write_text(path, dumps_record(record))
     return path
 
 
 def check_record(record: Any) -> None:
-    """The cheap structural check every reader runs (the full schema is checked in tests)."""
+    """The check every reader runs: this schema version, then ``RECORD_SCHEMA``.
+
+    A record of another ``schema_version`` is refused, not migrated: version 1 is the only
+    one there has been, and numbers are comparable only under the protocol that made them.
+    The message says what to do: rerun the job (``bench run --force``) or read the record
+    with the code version that wrote it.
+    """
     if not isinstance(record, dict):
-        raise RecordError("not a JSON object")
+        raise RecordError(f"not a JSON object but {_json_type(record)}")
     version = record.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise RecordError(
             f"schema_version {version!r}, this code reads {SCHEMA_VERSION}; "
             "rerun the job (bench run --force) or use the code version that wrote it")
-    missing = [k for k in RECORD_SCHEMA["required"] if k not in record]
-    if missing:
-        raise RecordError(f"missing keys: {', '.join(missing)}")
-    unknown = sorted(set(record) - set(RECORD_SCHEMA["properties"]))
-    if unknown:
-        raise RecordError(f"unknown keys: {', '.join(unknown)}")
-    if record["status"] not in STATUSES:
-        raise RecordError(f"status {record['status']!r} is not one of {', '.join(STATUSES)}")
-    if not isinstance(record["job_id"], str) or not _JOB_ID.match(record["job_id"]):
+    errors = schema_errors(record)
+    if errors:
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        raise RecordError("does not match the record schema: " + "; ".join(errors[:3]) + more)
+    if not _JOB_ID.fullmatch(record["job_id"]):
         raise RecordError(f"job_id {record['job_id']!r} is not 16 hex digits")
+    if not SUITE_NAME.fullmatch(record["suite"]):
+        raise RecordError(f"suite {record['suite']!r} is not a suite name")
+
+
+_JSON_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool,
+               "null": type(None)}
+
+
+def _json_type(value: object) -> str:
+    for name, typ in _JSON_TYPES.items():
+        if isinstance(value, typ):
+            return name
+    return "number" if isinstance(value, (int, float)) else type(value).__name__
+
+
+def _is_type(value: object, name: str) -> bool:
+    if name == "integer":
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer())
+    if name == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, _JSON_TYPES[name])
+
+
+def schema_errors(value: Any, schema: dict | None = None, limit: int = 10) -> list[str]:
+    """Where ``value`` breaks ``schema`` (default ``RECORD_SCHEMA``), as 'key.path: problem'.
+
+    The subset of JSON Schema that ``RECORD_SCHEMA`` uses (type, const, enum, pattern,
+    exclusiveMinimum, required, properties, additionalProperties, items, local $ref), so
+    readers check every record without depending on a validator package; the tests check the
+    same records with ``jsonschema`` too. A quick pass first; paths only for a failure.
+    """
+    if schema is None or schema is RECORD_SCHEMA:
+        if _record_fits(value):
+            return []
+        schema = RECORD_SCHEMA
+    errors: list[str] = []
+    _check(value, schema, "", errors, limit)
+    return errors
+
+
+def _type_test(types: list[str]) -> Callable[[Any], bool]:
+    exact = tuple(_JSON_TYPES[t] for t in types if t in ("object", "array", "string", "null"))
+    boolean, number, integer = "boolean" in types, "number" in types, "integer" in types
+
+    def test(v: Any) -> bool:
+        if v.__class__ is bool:
+            return boolean
+        if exact and isinstance(v, exact):
+            return True
+        if number and isinstance(v, (int, float)):
+            return True
+        return integer and (isinstance(v, int) or (isinstance(v, float) and v.is_integer()))
+    return test
+
+
+def _compile(schema: dict) -> Callable[[Any], bool]:
+    """A fast yes/no check of ``schema`` (the same subset as ``_check``, without messages)."""
+    if "$ref" in schema:
+        ref = schema["$ref"]
+        return lambda v: _compiled_ref(ref)(v)
+    type_ok = None
+    if "type" in schema:
+        type_ok = _type_test(schema["type"] if isinstance(schema["type"], list)
+                             else [schema["type"]])
+    has_const, const = "const" in schema, schema.get("const")
+    enum = schema.get("enum")
+    pattern = re.compile(schema["pattern"]) if "pattern" in schema else None
+    low = schema.get("exclusiveMinimum")
+    required = tuple(schema.get("required", ()))
+    props = {k: _compile(x) for k, x in schema.get("properties", {}).items()}
+    extra = schema.get("additionalProperties", True)
+    extra_fn = _compile(extra) if isinstance(extra, dict) else None
+    check_object = bool(required or props or extra is not True)
+    item = _compile(schema["items"]) if "items" in schema else None
+
+    def fits(v: Any) -> bool:
+        if type_ok is not None and not type_ok(v):
+            return False
+        if has_const and not (v == const and type(v) is type(const)):
+            return False
+        if enum is not None and v not in enum:
+            return False
+        if pattern is not None and isinstance(v, str) and pattern.search(v) is None:
+            return False
+        if low is not None and _is_type(v, "number") and not v > low:
+            return False
+        if check_object and isinstance(v, dict):
+            for k in required:
+                if k not in v:
+                    return False
+            for k, x in v.items():
+                fn = props.get(k)
+                if fn is None:
+                    if extra is False:
+                        return False
+                    fn = extra_fn
+                if fn is not None and not fn(x):
+                    return False
+        if item is not None and isinstance(v, list):
+            for x in v:
+                if not item(x):
+                    return False
+        return True
+    return fits
+
+
+_COMPILED: dict[str, Callable[[Any], bool]] = {}
+
+
+def _compiled_ref(ref: str) -> Callable[[Any], bool]:
+    if ref not in _COMPILED:
+        _COMPILED[ref] = _compile(_resolve(ref))
+    return _COMPILED[ref]
+
+
+def _record_fits(value: Any) -> bool:
+    return _compiled_ref("#")(value)
+
+
+def _resolve(ref: str) -> dict:
+    node: Any = RECORD_SCHEMA
+    for part in ref.removeprefix("#").strip("/").split("/"):
+        if part:
+            node = node[part]
+    return node
+
+
+def _check(v: Any, schema: dict, path: str | None, errors: list[str], limit: int) -> bool:
+    """Whether ``v`` fits; with a ``path`` (not None) each problem is added to ``errors``."""
+    if len(errors) >= limit:
+        return False
+    if "$ref" in schema:
+        schema = _resolve(schema["$ref"])
+    ok = True
+
+    def bad(msg: str) -> bool:
+        if path is not None:
+            errors.append(f"{path or '<record>'}: {msg}")
+        return False
+
+    types = schema.get("type")
+    if types is not None:
+        types = types if isinstance(types, list) else [types]
+        if not any(_is_type(v, t) for t in types):
+            return bad(f"must be {' or '.join(types)}, not {_json_type(v)}")
+    if "const" in schema and not (v == schema["const"] and type(v) is type(schema["const"])):
+        ok = bad(f"must be {schema['const']!r}")
+    if "enum" in schema and v not in schema["enum"]:
+        ok = bad(f"{v!r} is not one of {', '.join(map(str, schema['enum']))}")
+    if "pattern" in schema and isinstance(v, str) and not re.search(schema["pattern"], v):
+        ok = bad(f"{v!r} does not match {schema['pattern']}")
+    if "exclusiveMinimum" in schema and _is_type(v, "number") \
+            and not v > schema["exclusiveMinimum"]:
+        ok = bad(f"must be > {schema['exclusiveMinimum']}")
+    if isinstance(v, dict):
+        missing = [k for k in schema.get("required", ()) if k not in v]
+        if missing:
+            ok = bad(f"missing {', '.join(missing)}")
+        props, extra = schema.get("properties"), schema.get("additionalProperties", True)
+        if props or extra is not True:
+            unknown = []
+            for k, x in v.items():
+                sub = props.get(k) if props else None
+                if sub is None:
+                    if extra is False:
+                        unknown.append(str(k))
+                        continue
+                    if extra is True:
+                        continue
+                    sub = extra
+                kp = None if path is None else (f"{path}.{k}" if path else str(k))
+                if not _check(x, sub, kp, errors, limit):
+                    ok = False
+                    if path is None:
+                        return False
+            if unknown:
+                ok = bad(f"unknown keys {', '.join(sorted(unknown))}")
+    elif isinstance(v, list) and "items" in schema:
+        sub = schema["items"]
+        for i, x in enumerate(v):
+            if not _check(x, sub, None if path is None else f"{path or '<record>'}[{i}]",
+                          errors, limit):
+                ok = False
+                if path is None:
+                    return False
+    return ok
+
+
+def _no_constant(name: str) -> float:
+    raise RecordError(f"{name} is not a JSON number (records hold finite numbers only)")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise RecordError(f"{text} overflows a float (records hold finite numbers only)")
+    return value
 
 
 def read_record(path: Path) -> dict:
+    """One record file, checked; ``RecordError`` saying what is wrong with it otherwise.
+
+    Plain JSON text only (nothing here unpickles), at most ``MAX_RECORD_BYTES``, finite
+    numbers, this schema version, the record schema.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_RECORD_BYTES:
+        raise RecordError(f"{size} bytes; a record is at most {MAX_RECORD_BYTES}")
     try:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise RecordError(f"not valid JSON ({e})") from None
+        record = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_no_constant,
+                            parse_float=_finite)
+    except UnicodeDecodeError as e:
+        raise RecordError(f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise RecordError(f"not valid JSON ({e}); a truncated or damaged file") from None
+    except RecursionError:
+        raise RecordError("JSON nested too deeply to be a record") from None
     check_record(record)
     return record
 
@@ -197,7 +581,8 @@ def load_records(results: Path, suite: str | None = None) -> tuple[list[dict], l
     """Every readable record under ``results`` (or one suite's), and what was skipped and why.
 
     Only ``<results>/<suite>/<16 hex>.json`` are records; other visible files are reported as
-    stray. Hidden files and folders (temporary files, checkpoints, caches) are not looked at.
+    stray. Hidden files and folders (temporary files, claims, checkpoints, caches) are not
+    looked at.
     """
     results = Path(results)
     records: list[dict] = []
@@ -212,8 +597,11 @@ def load_records(results: Path, suite: str | None = None) -> tuple[list[dict], l
         for path in sorted(d.iterdir()):
             if path.name.startswith("."):
                 continue
-            if path.is_dir() or path.suffix != ".json" or not _JOB_ID.match(path.stem):
+            if path.suffix != ".json" or not _JOB_ID.fullmatch(path.stem):
                 skipped.append(Skipped(path, "stray file, not a record (<job_id>.json)"))
+                continue
+            if not path.is_file():  # a folder or a FIFO named like a record
+                skipped.append(Skipped(path, "not a regular file"))
                 continue
             try:
                 rec = read_record(path)
@@ -221,16 +609,217 @@ def load_records(results: Path, suite: str | None = None) -> tuple[list[dict], l
                 skipped.append(Skipped(path, str(e)))
                 continue
             if rec["job_id"] != path.stem or rec["suite"] != d.name:
-                skipped.append(Skipped(path, "record's job_id or suite does not match its place"))
+                skipped.append(Skipped(path, f"record of job {rec['job_id']} in suite "
+                                       f"{rec['suite']!r}: not the job or suite its place says"))
                 continue
             records.append(rec)
     return records, skipped
 
 
 def job_statuses(results: Path, suite: str) -> dict[str, str]:
-    """job_id -> status, from the records of one suite (cheap: reads only the status)."""
-    out: dict[str, str] = {}
-    recs, _ = load_records(results, suite)
-    for r in recs:
-        out[r["job_id"]] = r["status"]
-    return out
+    """job_id -> status, from the records of one suite."""
+    return {r["job_id"]: r["status"] for r in load_records(results, suite)[0]}
+
+
+def record_stamp(results: Path, suite: str, job_id: str) -> tuple[int, int, int] | None:
+    """(inode, mtime ns, size) of a job's record file, None without one: a record that
+    changes stamp was written by someone (an atomic write is a new inode)."""
+    try:
+        st = record_path(results, suite, job_id).stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+# ---------------------------------------------------------------- claims
+
+
+@dataclass
+class Holder:
+    """Who holds a job's claim, as the claim file says, and whether the claim is stale."""
+
+    path: Path
+    info: dict
+    age_s: float  # since the last heartbeat (the file's mtime)
+    stale: str | None  # why the claim is stale; None while its holder lives
+
+    def __str__(self) -> str:
+        i = self.info
+        who = f"pid {i.get('pid')} on {i.get('host')}" if i else "an unreadable claim"
+        since = f" since {i['started_at']}" if i.get("started_at") else ""
+        return f"{who}{since}" + (f" (stale: {self.stale})" if self.stale else "")
+
+
+def read_holder(path: Path) -> Holder | None:
+    """The holder of the claim at ``path``; None when there is no claim."""
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            raw = f.read(4096)
+    except FileNotFoundError:
+        return None
+    try:
+        info = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        info = {}
+    info = info if isinstance(info, dict) else {}
+    age = max(0.0, time.time() - st.st_mtime)
+    return Holder(Path(path), info, age, _stale_reason(info, age))
+
+
+def _stale_reason(info: dict, age: float) -> str | None:
+    pid, host = info.get("pid"), info.get("host")
+    if not isinstance(pid, int) or not isinstance(host, str):
+        return "unreadable claim" if age > UNREADABLE_CLAIM_S else None
+    if host == _host():
+        if not process_alive(pid, info.get("proc_start")):
+            return f"process {pid} no longer runs on this host"
+        return None
+    if age > CLAIM_TIMEOUT_S:
+        return f"no heartbeat from {host} for {age:.0f} s (timeout {CLAIM_TIMEOUT_S:.0f} s)"
+    return None
+
+
+class _Heartbeat:
+    """A daemon thread that refreshes the mtime of this process's claims."""
+
+    def __init__(self) -> None:
+        self.paths: set[Path] = set()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.pid = 0
+
+    def add(self, path: Path) -> None:
+        with self.lock:
+            self.paths.add(path)
+            if self.thread is None or self.pid != os.getpid() or not self.thread.is_alive():
+                self.pid = os.getpid()
+                self.thread = threading.Thread(target=self._beat, name="bench-claim-heartbeat",
+                                               daemon=True)
+                self.thread.start()
+
+    def discard(self, path: Path) -> None:
+        with self.lock:
+            self.paths.discard(path)
+
+    def _beat(self) -> None:
+        while True:
+            time.sleep(HEARTBEAT_S)
+            with self.lock:
+                paths = list(self.paths)
+            for p in paths:
+                with contextlib.suppress(OSError):
+                    os.utime(p)
+
+
+_HEARTBEAT = _Heartbeat()
+
+
+class Claim:
+    """This process's claim on a job. ``release`` (or the end of a ``with``) removes it;
+    ``took_over`` is the stale claim it replaced, if any."""
+
+    def __init__(self, path: Path, info: dict, took_over: Holder | None = None):
+        self.path, self.info, self.took_over = path, info, took_over
+        _HEARTBEAT.add(path)
+
+    def release(self) -> None:
+        _HEARTBEAT.discard(self.path)
+        holder = read_holder(self.path)
+        # Only our own claim: after a takeover (we were thought dead) it is someone else's.
+        if holder is not None and holder.info.get("token") == self.info["token"]:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+    def __enter__(self) -> Claim:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _create_exclusive(path: Path, text: str) -> bool:
+    """Create ``path`` with ``text`` unless it exists, atomically: nobody ever reads a part."""
+    fd, tmp = temp_file(path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)  # fails if path exists, like O_CREAT|O_EXCL, also over NFS
+        except FileExistsError:
+            return False
+        except OSError:  # a filesystem without hard links
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def try_claim(results: Path, suite: str, job_id: str) -> Claim | Holder:
+    """Claim a job for this process: a ``Claim``, or the live ``Holder`` of its claim.
+
+    A stale claim is removed under ``.claims/.lock`` (after checking, under the lock, that it
+    is still the same stale claim) and the job claimed anew.
+    """
+    path = claim_path(results, suite, job_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    took_over: Holder | None = None
+    holder: Holder | None = None
+    for _ in range(10):  # each round creates, meets a live holder, or removes a stale one
+        stat = _proc_stat(os.getpid())
+        info = {"host": _host(), "pid": os.getpid(), "proc_start": stat and stat[1],
+                "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "token": uuid.uuid4().hex}
+        if _create_exclusive(path, json.dumps(info, sort_keys=True)):
+            return Claim(path, info, took_over)
+        holder = read_holder(path)
+        if holder is None:  # released since: try again
+            continue
+        if holder.stale is None:
+            return holder
+        took_over = _remove_if_still_stale(holder) or took_over
+    return holder or Holder(path, {}, 0.0, None)
+
+
+def _remove_if_still_stale(holder: Holder) -> Holder | None:
+    """Remove a stale claim, under the claims' lock, if it is still that same stale claim
+    (not one just made by a live process); returns it when removed."""
+    with _locked(holder.path.parent / ".lock"):
+        again = read_holder(holder.path)
+        if again is not None and again.stale and again.info == holder.info:
+            holder.path.unlink()
+            return again
+    return None
+
+
+def remove_stale_claims(results: Path, suite: str) -> list[Path]:
+    """Remove the stale claims of a suite (their process is dead); returns their paths."""
+    folder = suite_dir(results, suite) / CLAIMS_DIR
+    try:
+        names = sorted(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    removed = []
+    for name in names:
+        holder = read_holder(folder / name) if _JOB_ID.fullmatch(name) else None
+        if holder is not None and holder.stale and _remove_if_still_stale(holder):
+            removed.append(holder.path)
+    return removed

@@ -1,13 +1,23 @@
 """Component-selection strategies: which parameters train, everything else frozen.
 
-The paper's seven strategies plus linear probing (protocol.md). A strategy is a predicate on
-timm parameter names; ``bench strategies`` prints this registry. No torch import at module
-level: ``bench validate`` and the leaderboard read the names without it.
+The paper's seven strategies plus linear probing (protocol.md), and beyond the paper: ``bitfit``,
+``ln``, ``attn_mlp``, ``lora``, ``surgical``, ``plasticity_topk`` and ``auto_rgn``. One registry,
+``STRATEGIES``; ``bench strategies`` prints it.
+
+Most strategies are a predicate on timm parameter names. Some need more, and say so in their
+entry: the model's depth (``surgical``), the job's own plasticity measurement
+(``plasticity_topk``), model surgery before selecting and a merge after training (``lora``), or
+a hook that ``train.finetune`` calls (``auto_rgn``'s per-tensor learning rates).
+``apply_strategy(model, strategy, context)`` does all of it and returns an ``Applied``: the
+trainable names (it iterates as them), the hook, notes for the record and ``finish(model)``.
+
+No torch import at module level: ``bench validate`` and the leaderboard read the names without it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,18 +32,82 @@ from bench.registry import Registry
 
 
 @dataclass(frozen=True)
+class Context:
+    """What a job knows when it applies a strategy, besides the model itself."""
+
+    plasticity: Mapping | None = None  # the job's own measurement (the paper's variant)
+
+
+# (all parameter names of the model, the strategy's parameters, context) -> names that train
+Select = Callable[[Sequence[str], Mapping[str, Any], Context], Iterable[str]]
+
+
+@dataclass(frozen=True)
 class Strategy:
     name: str
     description: str
-    selects: Callable[[str], bool]  # full parameter name -> trains?
-    # Parameters a suite may set ({"name": (type, default)}); they enter the job id.
-    params: dict[str, tuple[type, Any]] = field(default_factory=dict)
+    select: Select
+    # Parameters a suite may set ({"name": (type or tuple of choices, default)}); they enter
+    # the job id through the strategy's key.
+    params: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     # The block component it isolates, for plasticity-vs-gain comparisons (None otherwise).
     component: str | None = None
+    # Problems of a parameter set beyond its type: [(parameter, message)].
+    check: Callable[[Mapping[str, Any]], list[tuple[str, str]]] | None = None
+    needs_plasticity: bool = False  # selects from the job's own plasticity measurement
+    prepare: Callable[[Any, Mapping[str, Any]], None] | None = None  # model surgery first
+    hook: Callable[[Mapping[str, Any]], Any] | None = None  # a train.finetune hook
+    finish: Callable[[Any, Mapping[str, Any]], None] | None = None  # after fine-tuning
+    notes: Callable[[Mapping[str, Any], Context], dict] | None = None  # extra record metrics
+
+    def defaults(self) -> dict[str, Any]:
+        return {k: d for k, (_, d) in self.params.items()}
+
+    def selects(self, name: str, params: Mapping[str, Any] | None = None,
+                context: Context | None = None) -> bool:
+        """Whether one parameter name trains (for strategies that are name predicates)."""
+        return name in set(self.select([name], {**self.defaults(), **(params or {})},
+                                        context or Context()))
+
+
+def _noop(model) -> None:
+    return None
+
+
+@dataclass
+class Applied:
+    """A strategy applied to a model: iterates as the names of the parameters that train."""
+
+    names: list[str]
+    hook: Any = None  # passed to train.finetune (None: plain training)
+    notes: dict = field(default_factory=dict)  # metrics for the record
+    finish: Callable[[Any], None] = _noop  # call after fine-tuning, before anything else
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+
+# ---------------------------------------------------------------- selections
 
 
 def _head_and_final_norm(name: str) -> bool:
     return is_under(name, HEAD_MODULES + FINAL_NORM_MODULES)
+
+
+def by_name(pred: Callable[[str], bool]) -> Select:
+    """A selection that is a predicate on each parameter name."""
+    return lambda names, params, ctx: [n for n in names if pred(n)]
+
+
+def _components(comps: Sequence[str]) -> Callable[[str], bool]:
+    owners = [COMPONENTS[c] for c in comps]
+    return lambda n: _head_and_final_norm(n) or any(c.owns(n) for c in owners)
 
 
 def _component_strategy(comp: str) -> Strategy:
@@ -44,18 +118,154 @@ def _component_strategy(comp: str) -> Strategy:
     return Strategy(
         name=comp,
         description=f"{where} + final norm + head",
-        selects=lambda n, c=c: c.owns(n) or _head_and_final_norm(n),
+        select=by_name(_components([comp])),
         component=comp if comp in BLOCK_COMPONENTS else None,
     )
 
 
+def _group_strategy(name: str, comps: Sequence[str]) -> Strategy:
+    parts = [COMPONENTS[c] for c in comps]
+    return Strategy(
+        name=name,
+        description=(" and ".join(c.paper for c in parts) + " ("
+                     + ", ".join(f"blocks.*.{m}" for c in parts for m in c.modules)
+                     + ") in every block + final norm + head"),
+        select=by_name(_components(comps)),
+    )
+
+
+def _block_index(name: str) -> int | None:
+    parts = name.split(".", 2)
+    if len(parts) >= 2 and parts[0] == "blocks" and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def _surgical(names: Sequence[str], params: Mapping[str, Any], ctx: Context) -> list[str]:
+    depth = 1 + max((i for i in map(_block_index, names) if i is not None), default=-1)
+    k = params["k"]
+    if k > depth:
+        raise ValueError(f"surgical: k={k} blocks asked, the model has {depth}")
+    chosen = set(range(k)) if params["side"] == "first" else set(range(depth - k, depth))
+    return [n for n in names if _block_index(n) in chosen or _head_and_final_norm(n)]
+
+
+def top_plastic_components(plasticity: Mapping | None, k: int) -> list[str]:
+    """The ``k`` block components with the highest plasticity, most plastic first.
+
+    ``plasticity`` is a record's ``plasticity`` (its ``components`` hold each component's mean
+    over blocks). Ties go to the component that comes first in the block.
+    """
+    if plasticity is None:
+        raise ValueError("plasticity_topk needs the job's plasticity measurement "
+                         "(plasticity.enabled: true)")
+    comps = plasticity.get("components") or {}
+    values = {}
+    for c in BLOCK_COMPONENTS:
+        v = (comps.get(c) or {}).get("mean")
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+            raise ValueError(f"plasticity_topk: no finite plasticity for component {c!r}")
+        values[c] = float(v)
+    order = sorted(BLOCK_COMPONENTS, key=lambda c: (-values[c], BLOCK_COMPONENTS.index(c)))
+    return order[:k]
+
+
+def _topk(names: Sequence[str], params: Mapping[str, Any], ctx: Context) -> list[str]:
+    pred = _components(top_plastic_components(ctx.plasticity, params["k"]))
+    return [n for n in names if pred(n)]
+
+
+def _lora_select(names: Sequence[str], params: Mapping[str, Any], ctx: Context) -> list[str]:
+    from bench.lora import is_adapter
+
+    return [n for n in names if is_adapter(n) or _head_and_final_norm(n)]
+
+
+def _lora_targets(params: Mapping[str, Any]) -> tuple[str, ...]:
+    return ("attn.qkv", "mlp.fc1", "mlp.fc2") if params["mlp"] else ("attn.qkv",)
+
+
+def _lora_prepare(model, params: Mapping[str, Any]) -> None:
+    from bench import lora
+
+    lora.add_lora(model, _lora_targets(params), rank=params["rank"], alpha=params["alpha"])
+
+
+def _lora_finish(model, params: Mapping[str, Any]) -> None:
+    from bench import lora
+
+    lora.merge_lora(model)
+
+
+def _auto_rgn_hook(params: Mapping[str, Any]):
+    from bench.train import AutoRGN
+
+    return AutoRGN(batches=params["batches"])
+
+
+def _at_least(**lows: int) -> Callable[[Mapping[str, Any]], list[tuple[str, str]]]:
+    def check(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+        return [(k, f"must be >= {lo}, got {params[k]}") for k, lo in lows.items()
+                if params.get(k) is not None and params[k] < lo]
+    return check
+
+
+def _check_topk(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    k, n = params.get("k"), len(BLOCK_COMPONENTS)
+    if k is not None and not 1 <= k <= n:
+        return [("k", f"must be between 1 and {n} (the block components), got {k}")]
+    return []
+
+
+def _check_lora(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    out = _at_least(rank=1)(params)
+    if params.get("alpha") is not None and params["alpha"] <= 0:
+        out.append(("alpha", f"must be > 0, got {params['alpha']:g}"))
+    return out
+
+
+# ---------------------------------------------------------------- the registry
+
 STRATEGIES: Registry[Strategy] = Registry("strategy")
-STRATEGIES.register("full", Strategy("full", "every parameter", lambda n: True))
-STRATEGIES.register(
-    "linear", Strategy("linear", "head only (linear probing)", lambda n: is_under(n, HEAD_MODULES))
-)
+STRATEGIES.register("full", Strategy("full", "every parameter", by_name(lambda n: True)))
+STRATEGIES.register("linear", Strategy("linear", "head only (linear probing)",
+                                       by_name(lambda n: is_under(n, HEAD_MODULES))))
 for _name in ("emb", *BLOCK_COMPONENTS):
     STRATEGIES.register(_name, _component_strategy(_name))
+
+# Beyond the paper.
+STRATEGIES.register("bitfit", Strategy(
+    "bitfit", "every bias (*.bias, in and outside the blocks) + final norm + head (BitFit)",
+    by_name(lambda n: n.endswith(".bias") or _head_and_final_norm(n))))
+STRATEGIES.register("ln", _group_strategy("ln", ("ln1", "ln2")))
+STRATEGIES.register("attn_mlp", _group_strategy("attn_mlp", ("mha", "fc1", "fc2")))
+STRATEGIES.register("lora", Strategy(
+    "lora",
+    ("low-rank adapters W + (alpha/rank) B A on every block's attn.qkv (with mlp=true also "
+     "mlp.fc1 and mlp.fc2), B = 0 at start, the pretrained W frozen; merged into W after "
+     "training + final norm + head"),
+    _lora_select, params={"rank": (int, 8), "alpha": (float, 8.0), "mlp": (bool, False)},
+    check=_check_lora, prepare=_lora_prepare, finish=_lora_finish))
+STRATEGIES.register("surgical", Strategy(
+    "surgical",
+    ("every parameter of the first (side=first) or last (side=last) k blocks + final norm + "
+     "head (surgical fine-tuning, Lee et al. 2022)"),
+    _surgical, params={"k": (int, 1), "side": (("first", "last"), "first")},
+    check=_at_least(k=1)))
+STRATEGIES.register("plasticity_topk", Strategy(
+    "plasticity_topk",
+    (f"the k block components (of {', '.join(BLOCK_COMPONENTS)}) with the highest plasticity "
+     "in the job's own measurement, in every block + final norm + head"),
+    _topk, params={"k": (int, 2)}, check=_check_topk, needs_plasticity=True,
+    notes=lambda p, ctx: {"selected_components": top_plastic_components(ctx.plasticity,
+                                                                         p["k"])}))
+STRATEGIES.register("auto_rgn", Strategy(
+    "auto_rgn",
+    ("every parameter; each tensor's lr scaled by its relative gradient norm ||g||/||w|| "
+     "divided by the largest, recomputed each epoch on `batches` training batches "
+     "(Auto-RGN, Lee et al. 2022)"),
+    by_name(lambda n: True), params={"batches": (int, 5)}, check=_at_least(batches=1),
+    hook=_auto_rgn_hook))
 
 # The strategies of the paper, in the order its tables use.
 PAPER_STRATEGIES: tuple[str, ...] = ("full", "emb", *BLOCK_COMPONENTS)
@@ -63,19 +273,55 @@ BASELINE = "linear"  # gains are measured against it
 REFERENCE = "full"  # relative gain is a share of its gain
 
 
-def trainable_names(param_names, strategy: str) -> list[str]:
-    sel = STRATEGIES[strategy].selects
-    return [n for n in param_names if sel(n)]
+def _resolve(strategy: str | Mapping) -> tuple[Strategy, dict[str, Any]]:
+    """A name or a job's strategy entry ({"name", "key", "params"}) -> (spec, full params)."""
+    if isinstance(strategy, str):
+        spec, given = STRATEGIES[strategy], {}
+    else:
+        spec, given = STRATEGIES[strategy["name"]], dict(strategy.get("params") or {})
+    unknown = sorted(set(given) - set(spec.params))
+    if unknown:
+        raise ValueError(f"strategy '{spec.name}' has no parameter {', '.join(unknown)}; "
+                         f"valid: {', '.join(spec.params) or 'none'}")
+    params = {**spec.defaults(), **given}
+    problems = spec.check(params) if spec.check else []
+    if problems:
+        raise ValueError("; ".join(f"strategy '{spec.name}': {k} {msg}" for k, msg in problems))
+    return spec, params
 
 
-def apply_strategy(model, strategy: str) -> list[str]:
-    """Freeze every parameter the strategy does not name; return the names that train."""
-    sel = STRATEGIES[strategy].selects
+def trainable_names(param_names: Iterable[str], strategy: str | Mapping,
+                    context: Context | None = None) -> list[str]:
+    """The names that train, for strategies that need no model surgery."""
+    spec, params = _resolve(strategy)
+    names = list(param_names)
+    chosen = set(spec.select(names, params, context or Context()))
+    return [n for n in names if n in chosen]
+
+
+def apply_strategy(model, strategy: str | Mapping, context: Context | None = None) -> Applied:
+    """Prepare the model, freeze every parameter the strategy does not name, return ``Applied``.
+
+    ``strategy`` is a registry name (its default parameters) or a job's ``config["strategy"]``.
+    """
+    spec, params = _resolve(strategy)
+    ctx = context or Context()
+    if spec.needs_plasticity and ctx.plasticity is None:
+        raise ValueError(f"strategy '{spec.name}' selects from the job's plasticity "
+                         "measurement, and there is none (plasticity.enabled: false?)")
+    if spec.prepare is not None:
+        spec.prepare(model, params)
+    chosen = set(spec.select([n for n, _ in model.named_parameters()], params, ctx))
     names = []
     for n, p in model.named_parameters():
-        p.requires_grad_(sel(n))
+        p.requires_grad_(n in chosen)
         if p.requires_grad:
             names.append(n)
     if not names:
-        raise ValueError(f"strategy '{strategy}' selects no parameter of this model")
-    return names
+        raise ValueError(f"strategy '{spec.name}' selects no parameter of this model")
+    return Applied(
+        names=names,
+        hook=spec.hook(params) if spec.hook is not None else None,
+        notes=spec.notes(params, ctx) if spec.notes is not None else {},
+        finish=(lambda m: spec.finish(m, params)) if spec.finish is not None else _noop,
+    )

@@ -21,11 +21,15 @@ from typing import Any
 import yaml
 
 from bench import data, models
+from bench.components import PAPER_VARIANT, PLASTICITY_VARIANTS
 from bench.registry import did_you_mean, unknown_name_message
+from bench.store import SUITE_NAME
 from bench.strategies import STRATEGIES
 
 MAX_SUITE_BYTES = 1_000_000  # a suite is a page of YAML; anything larger is a mistake
-SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_VALUES = 100_000  # values in a suite once YAML aliases are expanded (no "billion laughs")
+MAX_DEPTH = 32  # nesting of mappings and lists in a suite
+MAX_SEED = 2**63 - 1  # what every seeded generator (torch, numpy) accepts
 
 # The paper's fine-tuning recipe (protocol.md), the default of every suite.
 DEFAULT_RECIPE: dict[str, Any] = {
@@ -55,6 +59,10 @@ DEFAULT_PLASTICITY: dict[str, Any] = {
     "batch_size": 64,
     "seed": 0,
 }
+# Optional plasticity keys: absent from a job's configuration unless set, so that jobs that do
+# not use them keep their ids. `variants`: measured next to the paper's (never `paper` itself).
+OPTIONAL_PLASTICITY = ("variants",)
+EXTRA_VARIANTS = tuple(v for v in PLASTICITY_VARIANTS if v != PAPER_VARIANT)
 TOP_KEYS = ("name", "description", "models", "datasets", "strategies", "lrs", "seeds",
             "recipe", "plasticity", "data_root")
 REQUIRED_TOP = ("name", "models", "datasets", "strategies", "lrs", "seeds")
@@ -113,11 +121,14 @@ def job_id(config: dict) -> str:
 class _Checker:
     """Collects problems as 'file: key.path: what is wrong; what is valid'."""
 
-    def __init__(self, file: str):
+    def __init__(self, file: str, hidden: tuple[str, ...] = ()):
         self.file = file
         self.problems: list[str] = []
+        self.hidden = hidden  # key paths whose value was already reported (not plain data)
 
     def add(self, path: str, msg: str) -> None:
+        if any(path == h or path.startswith((h + ".", h + "[")) for h in self.hidden):
+            return
         self.problems.append(f"{self.file}: {path or '<top>'}: {msg}")
 
     def keys(self, obj: dict, path: str, valid: tuple[str, ...], required=()) -> None:
@@ -144,14 +155,21 @@ class _Checker:
             return False
         return True
 
-    def integer(self, obj: Any, path: str, lo: int | None = None) -> int | None:
+    def integer(self, obj: Any, path: str, lo: int | None = None,
+                hi: int | None = None) -> int | None:
         if isinstance(obj, bool) or not isinstance(obj, int):
             self.add(path, f"must be an integer, got {_type(obj)} {obj!r}")
             return None
         if lo is not None and obj < lo:
             self.add(path, f"must be >= {lo}, got {obj}")
             return None
+        if hi is not None and obj > hi:
+            self.add(path, f"must be <= {hi}, got {obj}")
+            return None
         return obj
+
+    def seed(self, obj: Any, path: str) -> int | None:
+        return self.integer(obj, path, lo=0, hi=MAX_SEED)
 
     def number(self, obj: Any, path: str, lo: float | None = None, positive=False,
                hi: float | None = None) -> float | None:
@@ -222,7 +240,7 @@ def check_recipe(ck: _Checker, recipe: Any, path: str, base: dict, partial=False
         elif k in ("warmup_steps", "checkpoint_every"):
             out[k] = ck.integer(v, p, lo=0)
         elif k == "split_seed":
-            out[k] = ck.integer(v, p)
+            out[k] = ck.seed(v, p)
         elif k == "optimizer":
             out[k] = ck.choice(v, p, "optimizer", OPTIMIZERS)
         elif k == "precision":
@@ -373,7 +391,7 @@ def _weights(ck: _Checker, w: Any, path: str, name: str | None) -> dict | None:
         elif k in ("warmup_steps",):
             out[k] = ck.integer(v, kp, lo=0)
         elif k == "seed":
-            out[k] = ck.integer(v, kp)
+            out[k] = ck.seed(v, kp)
         elif k == "lr":
             out[k] = ck.number(v, kp, positive=True)
         elif k == "weight_decay":
@@ -405,6 +423,9 @@ def check_strategy(ck: _Checker, entry: Any, path: str) -> dict | None:
         elif isinstance(typ, tuple):  # a choice
             v = ck.choice(v, p, pname, typ)
         params[pname] = v
+    if spec.check is not None and None not in params.values():
+        for pname, msg in spec.check(params):
+            ck.add(_join(path, pname), msg)
     key = name + ("(" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + ")"
                   if params else "")
     return {"name": name, "key": key, "params": params}
@@ -414,7 +435,8 @@ def check_plasticity(ck: _Checker, p: Any, path: str) -> dict:
     out = dict(DEFAULT_PLASTICITY)
     if not ck.mapping(p, path):
         return out
-    ck.keys(p, path, ("reference", *DEFAULT_PLASTICITY), required=("reference",))
+    ck.keys(p, path, ("reference", *DEFAULT_PLASTICITY, *OPTIONAL_PLASTICITY),
+            required=("reference",))
     for k, v in p.items():
         kp = _join(path, k)
         if k == "reference":
@@ -423,41 +445,169 @@ def check_plasticity(ck: _Checker, p: Any, path: str) -> dict:
         elif k in ("pairs", "batch_size"):
             out[k] = ck.integer(v, kp, lo=1)
         elif k == "seed":
-            out[k] = ck.integer(v, kp)
+            out[k] = ck.seed(v, kp)
         elif k == "enabled":
             out[k] = ck.boolean(v, kp)
+        elif k == "variants":
+            variants = _variants(ck, v, kp)
+            if variants:
+                out[k] = variants
+    if out.get("variants") and out.get("enabled") is False:
+        ck.add(_join(path, "variants"), "needs plasticity.enabled: true")
     return out
 
 
-def read_yaml(path: Path) -> Any:
-    """Safe YAML (no Python objects); size and encoding checked first."""
+def _variants(ck: _Checker, v: Any, path: str) -> list[str]:
+    """A list of extra plasticity variants, in the registry's order (so the id is stable)."""
+    if not isinstance(v, list):
+        ck.add(path, f"must be a list, got {_type(v)}; valid entries: {', '.join(EXTRA_VARIANTS)}")
+        return []
+    for i, x in enumerate(v):
+        ck.choice(x, f"{path}[{i}]", "plasticity variant", EXTRA_VARIANTS)
+    _no_duplicates(ck, v, path)
+    return [x for x in EXTRA_VARIANTS if x in v]
+
+
+class _SuiteLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (plain values only, never Python objects) that also notes a key
+    written twice in one mapping, which plain YAML loading would let the last one win."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.duplicates: list[str] = []
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[tuple[str, str], int] = {}
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                line = key.start_mark.line + 1
+                if (key.tag, key.value) in seen:
+                    self.duplicates.append(
+                        f"line {line}: key '{key.value}' is given twice in one mapping (first "
+                        f"on line {seen[key.tag, key.value]}); keep one")
+                seen.setdefault((key.tag, key.value), line)
+        return super().construct_mapping(node, deep)
+
+
+def _yaml_error(path: Path, e: yaml.YAMLError) -> str:
+    where = getattr(e, "problem_mark", None)
+    at = f"line {where.line + 1}, column {where.column + 1}: " if where else ""
+    what = getattr(e, "problem", None) or str(e).splitlines()[0]
+    tag = re.search(r"constructor for the tag '([^']*)'", what)
+    if tag:
+        name = tag.group(1).replace("tag:yaml.org,2002:", "!!")
+        what = (f"tag '{name}' is refused: suites are read with safe loading, which builds "
+                "plain values only (never Python objects); write a plain value")
+    return f"{path}: YAML error: {at}{what}"
+
+
+def read_yaml_checked(path: Path) -> tuple[Any, list[str]]:
+    """A suite file's YAML document and the problems found while reading it (duplicate keys).
+
+    Safe loading only; the file's kind, size and encoding are checked first. A file that
+    cannot be read at all raises ``SuiteError``.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise SuiteError([f"{path}: is a directory; give a suite file (e.g. suites/digits.yaml)"])
     if not path.is_file():
-        raise SuiteError([f"{path}: no such file"])
-    size = path.stat().st_size
-    if size > MAX_SUITE_BYTES:
-        raise SuiteError([f"{path}: {size} bytes; a suite file is at most {MAX_SUITE_BYTES}"])
+        what = "no such file" if not path.exists() else "not a regular file"
+        raise SuiteError([f"{path}: {what}; give a suite file (e.g. suites/digits.yaml)"])
     try:
+        size = path.stat().st_size
+        if size > MAX_SUITE_BYTES:
+            raise SuiteError([f"{path}: {size} bytes; a suite file is at most "
+                              f"{MAX_SUITE_BYTES} (is this the right file?)"])
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
-        raise SuiteError([f"{path}: not UTF-8 text ({e.reason} at byte {e.start})"]) from None
+        raise SuiteError([f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); "
+                          "a suite is a YAML text file"]) from None
+    except OSError as e:
+        raise SuiteError([f"{path}: cannot be read ({e.strerror or e})"]) from None
+    loader = None
     try:
-        return yaml.safe_load(text)
+        loader = _SuiteLoader(text)  # the reader rejects control characters right here
+        doc = loader.get_single_data()
     except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        at = f"line {where.line + 1}, column {where.column + 1}: " if where else ""
-        what = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise SuiteError([f"{path}: YAML error: {at}{what}"]) from None
+        raise SuiteError([_yaml_error(path, e)]) from None
+    except RecursionError:
+        raise SuiteError([f"{path}: YAML nested too deeply to be a suite "
+                          f"(at most {MAX_DEPTH} levels)"]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return doc, [f"{path}: {d}" for d in loader.duplicates]
 
 
-def parse_suite(raw: Any, file: str) -> Suite:
-    """A parsed YAML document -> Suite, or SuiteError listing every problem."""
-    ck = _Checker(file)
+def read_yaml(path: Path) -> Any:
+    """Safe YAML (no Python objects); ``SuiteError`` for any problem of reading it."""
+    doc, problems = read_yaml_checked(path)
+    if problems:
+        raise SuiteError(problems)
+    return doc
+
+
+def _plain_data(raw: Any, file: str) -> tuple[list[str], tuple[str, ...], Any]:
+    """Problems of values a suite never holds, the key paths they are at, and the document
+    with those values dropped (so the other checks still run, and report nothing there).
+
+    YAML can make dates, bytes, sets, non-string keys, NaN, and, through aliases, documents
+    far larger than their text: none of these is a setting, and some would break the job id.
+    """
+    problems: list[str] = []
+    bad: list[str] = []
+    count = 0
+
+    def clean(v: Any, path: str, depth: int) -> Any:
+        nonlocal count
+        count += 1
+        if count > MAX_VALUES:
+            raise SuiteError([f"{file}: more than {MAX_VALUES} values once YAML aliases are "
+                              "expanded; a suite is a page of settings"])
+        if depth > MAX_DEPTH:
+            problems.append(f"{file}: {path or '<top>'}: nested more than {MAX_DEPTH} levels")
+            bad.append(path)
+            return None
+        if isinstance(v, dict):
+            out = {}
+            for k, x in v.items():
+                if not isinstance(k, str):
+                    kp = _join(path, str(k))
+                    problems.append(f"{file}: {kp}: key {k!r} is {_type(k)}; keys are names "
+                                    "(strings)")
+                    bad.append(kp)
+                    continue
+                out[k] = clean(x, _join(path, k), depth + 1)
+            return out
+        if isinstance(v, list):
+            return [clean(x, f"{path}[{i}]", depth + 1) for i, x in enumerate(v)]
+        if isinstance(v, float) and not math.isfinite(v):
+            problems.append(f"{file}: {path or '<top>'}: must be a finite number, got {v}")
+        elif v is None or isinstance(v, (str, int, float)):
+            return v
+        else:
+            problems.append(f"{file}: {path or '<top>'}: {_type(v)} ({v!r:.40}) is not a plain "
+                            "value (string, number, true/false, null, list, mapping); quote it "
+                            "if it is text")
+        bad.append(path)
+        return None
+
+    cleaned = clean(raw, "", 0)
+    return problems, tuple(bad), cleaned
+
+
+def parse_suite(raw: Any, file: str, problems: list[str] | None = None) -> Suite:
+    """A parsed YAML document -> Suite, or SuiteError listing every problem (``problems``:
+    those found before, while reading the file)."""
     if not isinstance(raw, dict):
-        raise SuiteError([f"{file}: a suite must be a YAML mapping, got {_type(raw)}"])
+        raise SuiteError([*(problems or []),
+                          f"{file}: a suite must be a YAML mapping, got {_type(raw)}"])
+    plain_problems, hidden, raw = _plain_data(raw, file)
+    ck = _Checker(file, hidden)
+    ck.problems = [*(problems or []), *plain_problems]
     ck.keys(raw, "", TOP_KEYS, required=REQUIRED_TOP)
     name = raw.get("name")
-    if "name" in raw and (not isinstance(name, str) or not SUITE_NAME.match(name)):
+    if "name" in raw and (not isinstance(name, str) or not SUITE_NAME.fullmatch(name)):
         ck.add("name", f"{name!r} is not a valid suite name: letters, digits, '_', '-', '.', "
                "starting with a letter or digit, at most 64 characters (it names a folder)")
         name = None
@@ -487,7 +637,7 @@ def parse_suite(raw: Any, file: str) -> Suite:
     lrs = _lrs(ck, raw["lrs"], "lrs") if "lrs" in raw else []
     seeds = []
     if "seeds" in raw and ck.nonempty_list(raw["seeds"], "seeds"):
-        seeds = [ck.integer(s, f"seeds[{i}]") for i, s in enumerate(raw["seeds"])]
+        seeds = [ck.seed(s, f"seeds[{i}]") for i, s in enumerate(raw["seeds"])]
         _no_duplicates(ck, seeds, "seeds")
 
     recipe = check_recipe(ck, raw.get("recipe", {}), "recipe", DEFAULT_RECIPE)
@@ -498,6 +648,11 @@ def parse_suite(raw: Any, file: str) -> Suite:
     data_root = raw.get("data_root")
     if data_root is not None:
         data_root = ck.string(data_root, "data_root")
+    if plasticity.get("enabled") is False:
+        for i, s in enumerate(strategy_cfgs):
+            if s is not None and STRATEGIES[s["name"]].needs_plasticity:
+                ck.add(f"strategies[{i}]", f"{s['name']} selects from the job's plasticity "
+                       "measurement: needs plasticity.enabled: true")
 
     per_dataset = []
     for i, (d, overrides) in enumerate(dataset_cfgs):
@@ -533,7 +688,8 @@ def parse_suite(raw: Any, file: str) -> Suite:
 
 
 def load_suite(path: Path | str) -> Suite:
-    return parse_suite(read_yaml(Path(path)), str(path))
+    doc, problems = read_yaml_checked(Path(path))
+    return parse_suite(doc, str(path), problems)
 
 
 def validate_files(paths: list[str]) -> list[str]:

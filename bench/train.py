@@ -34,16 +34,18 @@ def lr_at(step: int, base: float, warmup: int, total: int) -> float:
     return base * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def make_optimizer(params, recipe: dict, lr: float):
+def make_optimizer(params, recipe: dict, lr: float, per_tensor: bool = False):
+    """SGD or AdamW; ``per_tensor`` puts each tensor in its own group (per-tensor lr scales)."""
     fused = {}
     if all(p.is_cuda for p in params):
         fused = {"fused": True}
     else:
         fused = {"foreach": True}
+    groups = [{"params": [p], "lr_scale": 1.0} for p in params] if per_tensor else params
     if recipe["optimizer"] == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=recipe["momentum"],
+        return torch.optim.SGD(groups, lr=lr, momentum=recipe["momentum"],
                                weight_decay=recipe["weight_decay"], **fused)
-    return torch.optim.AdamW(params, lr=lr, weight_decay=recipe["weight_decay"], **fused)
+    return torch.optim.AdamW(groups, lr=lr, weight_decay=recipe["weight_decay"], **fused)
 
 
 def rrc_flip(x: torch.Tensor, gen: torch.Generator, scale: tuple[float, float], hflip: bool,
@@ -81,15 +83,24 @@ def rrc_flip(x: torch.Tensor, gen: torch.Generator, scale: tuple[float, float], 
 
 
 class DeviceData:
-    """A split as uint8 NCHW on the device (or pinned host memory), normalised per batch."""
+    """A split as uint8 NCHW, normalised per batch on the device.
+
+    On a GPU the split lives on the device when it takes at most a quarter of the free memory
+    (a batch is then gathered there); otherwise it stays in host memory and each batch is
+    gathered into pinned memory and copied without blocking.
+    """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, mean, std, device):
-        xt = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)
+        # A read-only memory-mapped cache is copied into memory once (torch needs writable).
+        x = np.array(x) if not x.flags.writeable else np.ascontiguousarray(x)
+        xt = torch.from_numpy(x).permute(0, 3, 1, 2)
+        yt = torch.from_numpy(np.asarray(y, np.int64))
         self.device = torch.device(device)
         if self.device.type == "cuda":
-            xt = xt.contiguous().pin_memory()
-        self.x = xt
-        self.y = torch.from_numpy(np.asarray(y, np.int64))
+            xt = xt.contiguous()
+            if xt.numel() <= torch.cuda.mem_get_info(self.device)[0] // 4:
+                xt, yt = xt.to(self.device), yt.to(self.device)
+        self.x, self.y = xt, yt
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255.0
         self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255.0
 
@@ -97,9 +108,17 @@ class DeviceData:
         return len(self.y)
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        nb = self.device.type == "cuda"
-        x = self.x[idx].to(self.device, non_blocking=nb).float()
-        return (x - self.mean) / self.std, self.y[idx].to(self.device, non_blocking=nb)
+        if self.x.device == self.device:
+            idx = idx.to(self.device, non_blocking=True)
+            x, y = self.x[idx], self.y[idx]
+        else:
+            staged = torch.empty((len(idx), *self.x.shape[1:]), dtype=self.x.dtype,
+                                 pin_memory=True)
+            torch.index_select(self.x, 0, idx, out=staged)
+            x = staged.to(self.device, non_blocking=True)
+            y = self.y[idx].to(self.device, non_blocking=True)
+        # in place: the same arithmetic as (x - mean) / std without two more batch-sized buffers
+        return x.float().sub_(self.mean).div_(self.std), y
 
 
 def autocast(device, precision: str):
@@ -113,10 +132,12 @@ def autocast(device, precision: str):
 def evaluate(model, data: DeviceData, batch_size: int, precision: str = "auto") -> float:
     model.eval()
     correct = 0
-    for s in range(0, len(data), batch_size):
-        x, y = data.batch(torch.arange(s, min(s + batch_size, len(data))))
-        with autocast(data.device, precision):
-            correct += (model(x).argmax(-1) == y).sum().item()
+    # Parametrized weights (LoRA: W + scale B A) are computed once per batch, i.e. merged.
+    with torch.nn.utils.parametrize.cached():
+        for s in range(0, len(data), batch_size):
+            x, y = data.batch(torch.arange(s, min(s + batch_size, len(data))))
+            with autocast(data.device, precision):
+                correct += (model(x).argmax(-1) == y).sum().item()
     model.train()
     return correct / max(len(data), 1)
 
@@ -150,6 +171,92 @@ class Result:
     train_seconds: float
     images_per_second: float
     curves: dict = field(default_factory=lambda: {"train": [], "val": []})
+    grad_accum: int = 1  # micro-batches per step in the end (more than asked after an OOM)
+
+
+def accumulate_gradients(model, params, x: torch.Tensor, y: torch.Tensor, micro: int,
+                         precision: str) -> tuple[torch.Tensor, int]:
+    """Forward and backward of a batch in micro-batches of ``micro`` images, the gradients
+    summed in ``.grad``; returns the batch's mean loss and the micro-batch size used.
+
+    When a micro-batch does not fit in GPU memory, the micro-batch is halved (twice the
+    accumulation) and the batch redone: the effective batch and the loss are unchanged.
+    """
+    while True:
+        try:
+            loss_sum = torch.zeros((), device=x.device)
+            for xs, ys in zip(x.split(micro), y.split(micro)):
+                with autocast(x.device, precision):
+                    loss = F.cross_entropy(model(xs), ys) * (len(ys) / len(y))
+                loss.backward()
+                loss_sum += loss.detach()
+            return loss_sum, micro
+        except torch.cuda.OutOfMemoryError:
+            if micro == 1:
+                raise
+        # out of the except block, so that the traceback's activations are freed
+        loss = loss_sum = None
+        for p in params:
+            p.grad = None
+        torch.cuda.empty_cache()
+        micro = math.ceil(micro / 2)
+
+
+def rgn_scales(grad_norms, weight_norms) -> np.ndarray:
+    """Auto-RGN's per-tensor learning-rate scales (Lee et al. 2022).
+
+    ``grad_norms`` is (batches, tensors) of ||g||, ``weight_norms`` (tensors,) of ||w||. A
+    tensor's relative gradient norm is the mean over batches of ||g|| / ||w||; its scale is
+    that divided by the largest. A tensor whose weights are all zero (a fresh bias) has no
+    relative norm: it trains at the full rate (scale 1) and does not enter the maximum.
+    """
+    g = np.asarray(grad_norms, dtype=np.float64)
+    w = np.asarray(weight_norms, dtype=np.float64)
+    scales = np.ones(len(w))
+    ok = w > 0
+    rgn = (g[:, ok] / w[ok]).mean(axis=0)
+    top = rgn.max(initial=0.0)
+    scales[ok] = rgn / top if top > 0 else 1.0
+    return scales
+
+
+class AutoRGN:
+    """A finetune hook: each tensor's lr is the scheduled lr times its ``rgn_scales`` scale,
+    recomputed at the start of every epoch (ceil(len(train) / batch_size) steps) on
+    ``batches`` augmented training batches. The batches come from a generator seeded by
+    (seed, epoch), not from the training stream, so the training batches are the same as
+    without the hook and a resumed job draws the same ones."""
+
+    def __init__(self, batches: int):
+        self.batches = batches
+
+    def start(self, model, opt, train: DeviceData, recipe: dict, seed: int) -> None:
+        self.model, self.opt, self.train, self.recipe, self.seed = model, opt, train, recipe, seed
+        self.epoch_steps = max(1, math.ceil(len(train) / recipe["batch_size"]))
+
+    def before_step(self, step: int) -> None:
+        if (step - 1) % self.epoch_steps:
+            return
+        epoch = (step - 1) // self.epoch_steps
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        params = [g["params"][0] for g in self.opt.param_groups]
+        b, micro = self.recipe["batch_size"], math.ceil(
+            self.recipe["batch_size"] / self.recipe["grad_accum"])
+        grad_norms = []
+        for _ in range(self.batches):
+            x, y = self.train.batch(torch.randperm(len(self.train), generator=gen)[:b])
+            x = rrc_flip(x, gen, tuple(self.recipe["crop_scale"]), self.recipe["hflip"])
+            for xs, ys in zip(x.split(micro), y.split(micro)):
+                with autocast(self.train.device, self.recipe["precision"]):
+                    loss = F.cross_entropy(self.model(xs), ys) * (len(ys) / len(y))
+                loss.backward()
+            grad_norms.append([float(p.grad.norm()) if p.grad is not None else 0.0
+                               for p in params])
+            for p in params:
+                p.grad = None
+        scales = rgn_scales(grad_norms, [float(p.detach().norm()) for p in params])
+        for g, s in zip(self.opt.param_groups, scales):
+            g["lr_scale"] = float(s)
 
 
 def _trainable_state(model) -> dict[str, torch.Tensor]:
@@ -158,14 +265,18 @@ def _trainable_state(model) -> dict[str, torch.Tensor]:
 
 def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None, *,
              recipe: dict, lr: float, seed: int, checkpoint: Path | None = None,
-             progress: Callable[[int], None] | None = None) -> Result:
-    """Train the parameters that require grad; return curves and the best state's test acc."""
+             progress: Callable[[int], None] | None = None, hook=None) -> Result:
+    """Train the parameters that require grad; return curves and the best state's test acc.
+
+    ``hook`` (e.g. ``AutoRGN``) gets ``start(...)`` once and ``before_step(step)`` each step;
+    with a hook every tensor has its own optimizer group, whose ``lr_scale`` it may set.
+    """
     device = train.device
     steps, warmup = recipe["steps"], recipe["warmup_steps"]
     accum = recipe["grad_accum"]
     micro = math.ceil(recipe["batch_size"] / accum)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = make_optimizer(params, recipe, lr)
+    opt = make_optimizer(params, recipe, lr, per_tensor=hook is not None)
     gen = torch.Generator().manual_seed(seed)
     sampler = Sampler(len(train), gen)
     curves: dict = {"train": [], "val": []}
@@ -181,37 +292,37 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
         best_state = ck["best_state"]
         start = ck["step"] + 1
     model.train()
+    if hook is not None:
+        hook.start(model, opt, train, recipe, seed)
     clip = recipe["clip_grad"]
     train_time, images = 0.0, 0
     for step in range(start, steps + 1):
         t0 = time.perf_counter()
+        if hook is not None:
+            hook.before_step(step)
         cur_lr = lr_at(step, lr, warmup, steps)
         for g in opt.param_groups:
-            g["lr"] = cur_lr
+            g["lr"] = cur_lr * g.get("lr_scale", 1.0)
         idx = sampler.next(recipe["batch_size"])
         x, y = train.batch(idx)
         x = rrc_flip(x, gen, tuple(recipe["crop_scale"]), recipe["hflip"])
-        loss_sum = 0.0
-        for xs, ys in zip(x.split(micro), y.split(micro)):
-            with autocast(device, recipe["precision"]):
-                loss = F.cross_entropy(model(xs), ys) * (len(ys) / len(y))
-            loss.backward()
-            loss_sum += loss.detach()
+        loss_sum, micro = accumulate_gradients(model, params, x, y, micro, recipe["precision"])
         loss_value = float(loss_sum)
         if not math.isfinite(loss_value):
             raise Diverged(f"loss is {loss_value} at step {step} (lr {lr:g})")
+        # a tensor, read only when logged: no extra wait for the device on the other steps
         if clip is not None:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip, foreach=True))
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
         else:
-            grad_norm = float(torch.linalg.vector_norm(
-                torch.stack([p.grad.norm() for p in params if p.grad is not None])))
+            grad_norm = torch.linalg.vector_norm(
+                torch.stack([p.grad.norm() for p in params if p.grad is not None]))
         opt.step()
         opt.zero_grad(set_to_none=True)
         train_time += time.perf_counter() - t0
         images += len(y)
         if step % recipe["log_every"] == 0 or step == steps:
-            curves["train"].append({"step": step, "loss": loss_value, "grad_norm": grad_norm,
-                                    "lr": cur_lr})
+            curves["train"].append({"step": step, "loss": loss_value,
+                                    "grad_norm": float(grad_norm), "lr": cur_lr})
         if step % recipe["eval_every"] == 0 or step == steps:
             acc = evaluate(model, val, recipe["eval_batch_size"], recipe["precision"])
             curves["val"].append({"step": step, "val_acc": acc})
@@ -236,7 +347,8 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
             test_acc = evaluate(model, test, recipe["eval_batch_size"], recipe["precision"])
     return Result(test_acc=test_acc, best_val_acc=best_val if best_step else None,
                   best_step=best_step, steps_done=steps, train_seconds=train_time,
-                  images_per_second=images / train_time if train_time else 0.0, curves=curves)
+                  images_per_second=images / train_time if train_time else 0.0, curves=curves,
+                  grad_accum=math.ceil(recipe["batch_size"] / micro))
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:

@@ -90,10 +90,10 @@ def test_a_failing_job_is_recorded_and_the_others_go_on(write_suite, tmp_path, c
 
     real = strategies.apply_strategy
 
-    def broken(model, name):
-        if name == "linear":
+    def broken(model, strategy, *args, **kwargs):
+        if strategy["name"] == "linear":
             raise RuntimeError("boom: simulated failure")
-        return real(model, name)
+        return real(model, strategy, *args, **kwargs)
 
     monkeypatch.setattr(strategies, "apply_strategy", broken)
     suite = write_suite(strategies=["full", "linear"])

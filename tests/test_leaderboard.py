@@ -9,12 +9,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from test_aggregate import VALIDATOR, make_record
 
 from bench.components import BLOCK_COMPONENTS
 from bench.leaderboard import benchmark_leaderboard, build_leaderboard, synthetic_record
 from bench.store import write_record
 from bench.strategies import BASELINE, REFERENCE
+from tests.test_aggregate import VALIDATOR, make_record
 
 ROOT = Path(__file__).resolve().parents[1]
 PLASTICITY = {"ln1": 0.5, "mha": 3.0, "ln2": 0.7, "fc1": 2.0, "fc2": 2.5}
@@ -59,7 +59,7 @@ def test_page_has_every_section_and_links_existing_figures(results: Path, tmp_pa
     assert "test-cpu" in page and "abcdef012345" in page
     assert "`s` m on digits" in page and "`s` m on noise" in page
     links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", page)
-    assert len(links) == 3
+    assert len(links) == 4
     for link in links:
         assert (out.parent / link).is_file() and link.startswith("LEADERBOARD_figures/")
     # One scores row per (dataset, strategy), and the percentages printed with 2 decimals.
@@ -92,7 +92,7 @@ def test_same_records_give_the_same_bytes(results: Path, tmp_path: Path):
     first, second = (o.parent for o in outs)
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
-    assert sum(f.suffix == ".png" for f in files) == 3
+    assert sum(f.suffix == ".png" for f in files) == 4
     for f in files:
         assert (first / f).read_bytes() == (second / f).read_bytes(), f
 

@@ -1,0 +1,403 @@
+"""How fast the hot paths are, measured side by side against bare timm: ``bench perf``.
+
+    bench perf                                     the default model on this machine's CPU
+    bench perf --device cuda --model vit_base_patch16_224 --batch 512 \\
+        --plasticity-pairs 12800 --json perf.json  the paper's scale on one GPU
+
+Everything runs in one process on the same model (random weights: no network), batch, device,
+precision and threads; each figure is the median of ``repeats`` timings after a warm-up.
+
+- ``bare_step``: the floor. A bare timm step on tensors already in memory: forward,
+  cross-entropy, backward, SGD step (momentum 0.9), on a separate copy of the model.
+- ``ft_<strategy>``: the step jobs run, timed inside ``bench.train.finetune`` itself (between
+  its progress callbacks): uint8 data in ``DeviceData``, seeded batch, ``rrc_flip``, autocast,
+  micro-batches, clipping and the optimizer. A bare step runs between two fine-tuning steps,
+  so both see the same load on a shared machine; ``vs_bare`` compares their medians.
+- ``forward``: a bare timm forward pass (eval, no grad) at plasticity's precision (fp32, no
+  TF32), against ``plasticity``: ``bench.plasticity.measure`` (fast path) on uint8 images.
+- ``loader``: ``DeviceData.batch`` + ``rrc_flip`` alone.
+
+Memory: on CUDA the peak allocated during a measurement (``peak_mb``) and its rise above the
+allocation when it started (``peak_delta_mb``); on the CPU the same for the process's resident
+set size, sampled every few milliseconds by a thread (torch's CPU memory is invisible to
+tracemalloc).
+
+``benchmark_plan`` times ``bench plan`` on a generated suite of 1,000 jobs in a fresh
+interpreter and says whether it imported torch.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+DEFAULT_MODEL = "vit_tiny_patch16_224"
+DEFAULT_BATCH = 32
+DEFAULT_STRATEGIES = ("full", "linear", "mha", "ln1")
+NUM_CLASSES = 100
+
+
+class _Memory:
+    """Peak memory between ``start`` and ``stop``: CUDA allocations, or the CPU process's RSS."""
+
+    def __init__(self, device):
+        import torch
+
+        self.torch, self.device = torch, torch.device(device)
+        self.cuda = self.device.type == "cuda"
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        self._peak = self._base = 0
+        self._stop = threading.Event()
+        self._thread = None
+        if not self.cuda and Path("/proc/self/statm").is_file():
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+
+    def _rss(self) -> int:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * self._page
+        except OSError:
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self._peak = max(self._peak, self._rss())
+
+    def start(self) -> None:
+        if self.cuda:
+            self.torch.cuda.synchronize(self.device)
+            self._base = self.torch.cuda.memory_allocated(self.device)
+            self.torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self._base = self._peak = self._rss()
+
+    def stop(self) -> tuple[float, float]:
+        """(peak MiB, peak MiB above the level at ``start``)."""
+        if self.cuda:
+            self.torch.cuda.synchronize(self.device)
+            peak = self.torch.cuda.max_memory_allocated(self.device)
+        else:
+            peak = self._peak = max(self._peak, self._rss())
+        return peak / 2**20, (peak - self._base) / 2**20
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+class _Series:
+    """Timings (seconds) and memory of one measurement; ``items`` images or pairs per timing."""
+
+    def __init__(self, items: int):
+        self.items, self.seconds, self.peak, self.delta = items, [], 0.0, 0.0
+
+    def add(self, seconds: float, memory: tuple[float, float]) -> None:
+        self.seconds.append(seconds)
+        self.peak, self.delta = max(self.peak, memory[0]), max(self.delta, memory[1])
+
+    def extend(self, other: _Series) -> None:
+        self.seconds += other.seconds
+        self.peak, self.delta = max(self.peak, other.peak), max(self.delta, other.delta)
+
+    def summary(self, unit: str = "images") -> dict:
+        med = statistics.median(self.seconds)
+        return {"seconds": med, f"{unit}_per_second": self.items / med, unit: self.items,
+                "samples": self.seconds, "peak_mb": round(self.peak, 1),
+                "peak_delta_mb": round(self.delta, 1)}
+
+
+class _BareStep:
+    """The floor: a bare timm step on its own copy of the model, on a batch in memory."""
+
+    def __init__(self, model, x, y, device):
+        import torch
+
+        self.model = copy.deepcopy(model).train()
+        for p in self.model.parameters():
+            p.requires_grad_(True)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=1e-4, momentum=0.9)
+        self.x, self.y, self.device = x.clone(), y.clone(), device
+
+    def __call__(self) -> None:
+        import torch.nn.functional as F
+
+        from bench.train import autocast
+
+        with autocast(self.device, "auto"):  # bf16 on CUDA, as jobs train
+            loss = F.cross_entropy(self.model(self.x), self.y)
+        loss.backward()
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+
+
+def _now(torch, device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def run_perf(model: str = DEFAULT_MODEL, batch: int = DEFAULT_BATCH, device: str = "cpu", *,
+             repeats: int = 5, warmup: int = 2, plasticity_pairs: int | None = None,
+             plasticity_batch: int | None = None, strategies=DEFAULT_STRATEGIES,
+             model_kwargs: dict | None = None, threads: int | None = None,
+             log=None) -> dict:
+    """Measure every hot path side by side; return the raw figures and the ratios."""
+    import numpy as np
+    import timm
+    import torch
+
+    from bench import models, plasticity, train
+    from bench import strategies as strategies_mod
+    from bench.suite import DEFAULT_RECIPE
+
+    if repeats < 1 or warmup < 1 or batch < 1:
+        raise ValueError("repeats, warmup and batch must be at least 1")
+    if threads:
+        torch.set_num_threads(threads)
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    if cuda:  # as bench.job.run_job sets them for every job
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    say = log or (lambda msg: None)
+    torch.manual_seed(0)
+    net = models.create_model({"name": model, "weights": {"source": "random"},
+                               "kwargs": dict(model_kwargs or {})}, NUM_CLASSES, None).to(dev)
+    dcfg = models.data_config(net)
+    size = dcfg["input_size"]
+    rng = np.random.default_rng(0)
+    n_train = 2 * batch
+    images = rng.integers(0, 256, (n_train, size, size, 3), dtype=np.uint8)
+    labels = rng.integers(0, NUM_CLASSES, n_train)
+    train_data = train.DeviceData(images, labels, dcfg["mean"], dcfg["std"], dev)
+    val_data = train.DeviceData(images[:8], labels[:8], dcfg["mean"], dcfg["std"], dev)
+    mem = _Memory(dev)
+    precision = "bf16" if cuda else "fp32"
+    out: dict = {
+        "model": model, "model_kwargs": model_kwargs or {}, "batch": batch, "device": str(dev),
+        "threads": torch.get_num_threads(), "precision": precision, "repeats": repeats,
+        "warmup": warmup, "input_size": size,
+        "params": sum(p.numel() for p in net.parameters()),
+        "fused_attn": bool(getattr(net.blocks[0].attn, "fused_attn", False)),
+        "torch": torch.__version__, "timm": timm.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "gpu": torch.cuda.get_device_name(dev) if cuda else None,
+        "measurements": {},
+    }
+    meas = out["measurements"]
+
+    bx, by = train_data.batch(torch.arange(batch) % n_train)
+    bare_step = _BareStep(net, bx, by, dev)
+
+    def timed(fn, series: _Series) -> None:
+        mem.start()
+        t0 = _now(torch, dev)
+        fn()
+        series.add(_now(torch, dev) - t0, mem.stop())
+
+    bare_all = _Series(batch)
+    recipe = {**DEFAULT_RECIPE, "batch_size": batch, "steps": warmup + repeats + 1,
+              "warmup_steps": 1, "eval_every": 10**9, "log_every": 10**9,
+              "eval_batch_size": batch, "checkpoint_every": 0}
+    for name in strategies:
+        model = copy.deepcopy(net)  # a strategy may change the model (e.g. add adapters)
+        applied = strategies_mod.apply_strategy(model, name)
+        say(f"fine-tuning step ({name}) and bare step, interleaved")
+        ft, paired_bare = _Series(batch), _Series(batch)
+        state = {"step": 0, "t": None}
+
+        def progress(_n, ft=ft, paired_bare=paired_bare, state=state) -> None:
+            t = _now(torch, dev)
+            state["step"] += 1
+            k = state["step"]
+            if state["t"] is not None and warmup < k <= warmup + repeats:
+                ft.add(t - state["t"], mem.stop())
+            if k <= warmup + repeats:  # the last step also evaluates: not timed
+                if k > warmup:
+                    timed(bare_step, paired_bare)
+                else:
+                    bare_step()
+                mem.start()
+            state["t"] = _now(torch, dev)
+
+        train.finetune(model, train_data, val_data, None, recipe=recipe, lr=1e-4, seed=0,
+                       progress=progress, hook=getattr(applied, "hook", None))
+        model = None
+        meas[f"ft_{name}"] = ft.summary()
+        meas[f"ft_{name}"]["bare_seconds"] = statistics.median(paired_bare.seconds)
+        meas[f"ft_{name}"]["vs_bare"] = (statistics.median(paired_bare.seconds)
+                                         / statistics.median(ft.seconds))
+        bare_all.extend(paired_bare)
+    meas["bare_step"] = bare_all.summary()
+    bare_step = bx = by = None  # frees the copy before plasticity
+    if cuda:
+        torch.cuda.empty_cache()
+
+    # Plasticity (fast path) against a bare forward pass at the same precision.
+    net.eval()
+    pb = plasticity_batch or min(batch, 64)
+    pairs = plasticity_pairs or pb
+    ref = rng.integers(0, 256, (pairs, size, size, 3), dtype=np.uint8)
+    tgt = rng.integers(0, 256, (pairs, size, size, 3), dtype=np.uint8)
+    fx = train_data.batch(torch.arange(pb) % n_train)[0].clone()
+    batches = -(-pairs // pb)
+
+    @torch.no_grad()
+    def forward() -> None:
+        with plasticity.exact_fp32():
+            for _ in range(batches):
+                net(fx)
+
+    def plast() -> None:
+        plasticity.measure(net, ref, tgt, pairs=pairs, batch_size=pb, seed=0,
+                           mean=dcfg["mean"], std=dcfg["std"], device=dev)
+
+    say(f"plasticity ({pairs} pairs, batch {pb}) and forward pass, interleaved")
+    fwd, pl = _Series(batches * pb), _Series(pairs)
+    for i in range(warmup + repeats):
+        if i < warmup:
+            forward()
+            plast()
+        else:
+            timed(forward, fwd)
+            timed(plast, pl)
+    meas["forward"] = fwd.summary()
+    meas["plasticity"] = pl.summary("pairs")
+    meas["plasticity"]["batch_size"] = pb
+
+    # The data pipeline alone.
+    say("data pipeline")
+    gen = torch.Generator().manual_seed(0)
+    sampler = train.Sampler(n_train, gen)
+    scale, hflip = tuple(DEFAULT_RECIPE["crop_scale"]), DEFAULT_RECIPE["hflip"]
+
+    def load() -> None:
+        x, _ = train_data.batch(sampler.next(batch))
+        train.rrc_flip(x, gen, scale, hflip)
+
+    ld = _Series(batch)
+    for i in range(warmup + 3 * repeats):
+        if i < warmup:
+            load()
+        else:
+            timed(load, ld)
+    meas["loader"] = ld.summary()
+    mem.close()
+
+    ips = {k: v.get("images_per_second") for k, v in meas.items()}
+    out["ft_full_vs_bare"] = meas["ft_full"]["vs_bare"] if "ft_full" in meas else None
+    for name in strategies:
+        out[f"ft_{name}_vs_bare"] = meas[f"ft_{name}"]["vs_bare"]
+    out["plasticity_pairs_vs_forward"] = (meas["plasticity"]["pairs_per_second"]
+                                          / ips["forward"])
+    out["loader_vs_ft_full"] = ips["loader"] / ips["ft_full"] if "ft_full" in meas else None
+    return out
+
+
+def format_table(res: dict) -> str:
+    """The figures as a plain-text table, ratios at the bottom."""
+    from tabulate import tabulate
+
+    rows = []
+    for name, m in res["measurements"].items():
+        unit = "pairs" if "pairs_per_second" in m else "images"
+        rate = m[f"{unit}_per_second"]
+        note = ""
+        if "vs_bare" in m:
+            note = f"{m['vs_bare']:.3f} x bare step"
+        rows.append((name, f"{m['seconds'] * 1000:.1f}", f"{m[unit]} {unit}",
+                     f"{rate:.1f} {unit}/s", f"{m['peak_mb']:.0f}", f"{m['peak_delta_mb']:.0f}",
+                     note))
+    head = (f"{res['model']} batch {res['batch']} on {res['device']} ({res['precision']}, "
+            f"{res['threads']} threads, median of {res['repeats']} after {res['warmup']} "
+            f"warm-up; torch {res['torch']}, timm {res['timm']}, fused attention "
+            f"{'on' if res['fused_attn'] else 'off'})")
+    table = tabulate(rows, headers=["measurement", "ms", "per timing", "throughput",
+                                    "peak MiB", "peak rise MiB", "vs"])
+    ratios = "\n".join(f"{k} = {res[k]:.3f}" for k in
+                       ("ft_full_vs_bare", "plasticity_pairs_vs_forward", "loader_vs_ft_full")
+                       if res.get(k) is not None)
+    plan = res.get("plan")
+    if plan:
+        ratios += (f"\nbench plan, {plan['jobs']} jobs: {plan['seconds']:.2f} s (fresh "
+                   f"interpreter; {plan['seconds_in_main']:.2f} s in main), imports torch: "
+                   f"{'yes' if plan['imports_torch'] else 'no'}")
+    return f"{head}\n{table}\n\n{ratios}"
+
+
+_PLAN_CHILD = """
+import sys, time
+t0 = time.perf_counter()
+from bench.cli import main
+rc = main(sys.argv[1:])
+sys.stderr.write("PERF %f %d\\n" % (time.perf_counter() - t0, "torch" in sys.modules))
+sys.exit(rc)
+"""
+
+
+def plan_suite(n: int = 1000) -> dict:
+    """A valid suite of about ``n`` jobs (8 strategies x 5 learning rates x seeds)."""
+    per_seed = 8 * 5
+    return {
+        "name": f"perf-plan-{n}",
+        "models": [{"name": "vit_tiny_patch16_224", "label": "tiny",
+                    "kwargs": {"img_size": 32, "patch_size": 8, "embed_dim": 64, "depth": 4,
+                               "num_heads": 4, "mlp_ratio": 2.0},
+                    "weights": {"pretrain": {"dataset": "digits_source", "steps": 10,
+                                             "batch_size": 32}}}],
+        "datasets": [{"name": "digits_c", "corruption": "contrast", "severity": 5}],
+        "strategies": ["full", "linear", "emb", "ln1", "mha", "ln2", "fc1", "fc2"],
+        "lrs": [0.001, 0.003, 0.01, 0.03, 0.1],
+        "seeds": list(range(-(-n // per_seed))),
+        "recipe": {"steps": 100, "batch_size": 32, "warmup_steps": 10},
+        "plasticity": {"reference": "digits_source"},
+    }
+
+
+def benchmark_plan(n: int = 1000, repeats: int = 3) -> dict:
+    """Wall time of ``bench plan`` on an ``n``-job suite, in a fresh interpreter each time
+    (interpreter start-up included), and whether it imported torch."""
+    import yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "suite.yaml"
+        path.write_text(yaml.safe_dump(plan_suite(n)))
+        walls, inner, torch_imported = [], [], False
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-c", _PLAN_CHILD, "plan", str(path),
+                                   "--results", str(Path(tmp) / "results")],
+                                  capture_output=True, text=True, cwd=tmp,
+                                  env={**os.environ, "PYTHONPATH": _package_root()})
+            walls.append(time.perf_counter() - t0)
+            if proc.returncode != 0:
+                raise RuntimeError(f"bench plan failed: {proc.stderr}")
+            line = [x for x in proc.stderr.splitlines() if x.startswith("PERF ")][-1]
+            inner.append(float(line.split()[1]))
+            torch_imported |= line.split()[2] == "1"
+        return {"jobs": len(plan_suite(n)["seeds"]) * 40,
+                "seconds": statistics.median(walls), "seconds_in_main": statistics.median(inner),
+                "samples": walls, "imports_torch": torch_imported}
+
+
+def _package_root() -> str:
+    root = str(Path(__file__).resolve().parent.parent)
+    extra = os.environ.get("PYTHONPATH")
+    return f"{root}{os.pathsep}{extra}" if extra else root
+
+
+def write_json(res: dict, path: Path) -> None:
+    from bench.store import atomic_write_text
+
+    atomic_write_text(Path(path), json.dumps(res, indent=1, sort_keys=True) + "\n")

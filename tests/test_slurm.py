@@ -1,0 +1,218 @@
+"""The SLURM submit path against a real cluster: records land, resubmits are no-ops, requeues
+resume, failures are retried on request, time limits checkpoint and requeue.
+
+Needs a reachable cluster (``sudo slurm/local-cluster.sh start`` gives a one-node one);
+without one these tests are skipped, unless BENCH_REQUIRE_SLURM=1 makes that a failure.
+Results live under pytest's tmp_path, which the local cluster's node shares with the test.
+A multi-node cluster would need a shared --basetemp.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from bench import slurm, store
+from bench.suite import load_suite
+
+pytestmark = pytest.mark.slurm
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITE = Path(__file__).resolve().parent / "slurm_suite.yaml"
+LOCAL_PROFILE = ROOT / "slurm" / "local.yaml"
+# What legitimately differs between an interrupted and an uninterrupted run of one job.
+TIMING_METRICS = ("wall_seconds", "train_seconds", "plasticity_seconds", "images_per_second",
+                  "peak_memory_mb")
+
+
+def _cluster_problem() -> str | None:
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True,
+                             timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return str(e)
+    if out.returncode != 0:
+        return out.stderr.strip() or f"sinfo exit {out.returncode}"
+    if not out.stdout.strip():
+        return "sinfo lists no node"
+    return None
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    problem = _cluster_problem()
+    if problem:
+        msg = (f"no SLURM cluster reachable ({problem}); "
+               "start one with: sudo slurm/local-cluster.sh start")
+        if os.environ.get("BENCH_REQUIRE_SLURM") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+@pytest.fixture
+def cleanup():
+    """Cancel whatever a test left in the queue, so the next one has the node to itself."""
+    submitted: list[tuple[list, Path]] = []
+    yield lambda jobs, results: submitted.append((list(jobs), Path(results)))
+    for jobs, results in submitted:
+        try:
+            slurm.cancel(jobs, results)
+        except slurm.SlurmError:
+            pass
+
+
+def finish(jobs, results, timeout_s: float = 300) -> slurm.StatusReport:
+    st = slurm.wait_for(jobs, results, poll_s=1.0, progress=False, timeout_s=timeout_s)
+    assert st.in_queue == 0, f"still queued after {timeout_s}s: {st}"
+    return st
+
+
+def comparable(record: dict) -> dict:
+    out = {k: v for k, v in record.items() if k != "provenance"}
+    out["metrics"] = {k: v for k, v in record["metrics"].items() if k not in TIMING_METRICS}
+    return out
+
+
+def test_suite_runs_to_the_end_and_a_second_submit_sends_nothing(cluster, cleanup, tmp_path):
+    suite = load_suite(SUITE)
+    results = tmp_path / "results"
+    profile = slurm.load_profile(LOCAL_PROFILE)
+    cleanup(suite.jobs, results)
+    report = slurm.submit(suite.jobs, profile, results, cache=tmp_path / "cache", wait=True,
+                          poll_s=1.0, wait_timeout_s=600)
+    # the shared pretraining is one job, the suite's two jobs one array that waits for it
+    assert report.prepare_job is not None and report.sbatch_calls == 2
+    assert [a.tasks for a in report.arrays] == [2]
+    assert report.final.counts["done"] == len(suite.jobs), report.final
+    assert (tmp_path / "cache").is_dir() and (results / ".submitit" / suite.name).is_dir()
+
+    records, skipped = store.load_records(results, suite.name)
+    assert not skipped and sorted(r["job_id"] for r in records) == \
+        sorted(j.job_id for j in suite.jobs)
+    for rec in records:
+        jsonschema.validate(rec, store.RECORD_SCHEMA)
+        assert rec["status"] == "done" and rec["metrics"]["steps_done"] == 300
+
+    st = slurm.status(suite.jobs, results)
+    assert st.counts == {"done": 2, "running": 0, "pending": 0, "failed": 0, "diverged": 0,
+                         "missing": 0}
+    again = slurm.submit(suite.jobs, profile, results, cache=tmp_path / "cache")
+    assert again.submitted == [] and again.sbatch_calls == 0 and again.skipped_done == 2
+
+
+def test_requeued_job_resumes_and_ends_like_an_uninterrupted_one(cluster, cleanup, tmp_path):
+    from bench.job import checkpoint_path
+
+    suite = load_suite(SUITE)
+    job = next(j for j in suite.jobs if j.config["strategy"]["name"] == "full")
+    profile = slurm.load_profile(LOCAL_PROFILE)
+    cache = tmp_path / "cache"
+    interrupted, reference = tmp_path / "interrupted", tmp_path / "reference"
+    cleanup([job], interrupted)
+    cleanup([job], reference)
+    # Pretrain here first, so both runs start fine-tuning at once.
+    slurm.submit([job], profile, interrupted, cache=cache, prepare="local")
+    slurm.submit([job], profile, reference, cache=cache, prepare="none")
+    slurm_id = slurm.read_ledger(interrupted, suite.name)["jobs"][job.job_id]["slurm_id"]
+
+    ckpt = checkpoint_path(interrupted, job.job_id)
+    deadline = time.monotonic() + 240
+    while not ckpt.is_file():
+        assert time.monotonic() < deadline, "no checkpoint within 240s"
+        time.sleep(0.1)
+    subprocess.run(["scontrol", "requeue", slurm_id], check=True)
+    # Back in the queue with no record written: the next run has only the checkpoint.
+    assert slurm.queue_states().get(slurm_id) in slurm.PENDING_STATES | {"COMPLETING"}
+    assert not store.record_path(interrupted, suite.name, job.job_id).exists()
+    assert ckpt.is_file()
+
+    finish([job], interrupted)
+    finish([job], reference)
+    got = store.read_record(store.record_path(interrupted, suite.name, job.job_id))
+    want = store.read_record(store.record_path(reference, suite.name, job.job_id))
+    assert got["status"] == want["status"] == "done"
+    assert comparable(got) == comparable(want)
+    assert not ckpt.exists()  # removed once the record is written
+    # The second run trained only the steps after the checkpoint (a restart from scratch
+    # would have seen all 300 batches of 32 images).
+    m = got["metrics"]
+    assert m["train_seconds"] * m["images_per_second"] < 300 * 32 - 16
+    log = next((interrupted / ".submitit" / suite.name).glob(f"{slurm_id}_0_log.out"))
+    assert log.read_text().count("Starting with JobEnvironment") == 2  # it ran twice
+
+
+def test_failed_job_is_recorded_and_only_it_is_retried(cluster, cleanup, tmp_path):
+    jobs = slurm.synthetic_jobs(2, suite="retry") + \
+        slurm.synthetic_jobs(1, suite="retry", fail="once")
+    bad = jobs[2].job_id
+    profile = slurm.load_profile(LOCAL_PROFILE)
+    cleanup(jobs, tmp_path)
+    slurm.submit(jobs, profile, tmp_path, fn=slurm.synthetic_job)
+    st = finish(jobs, tmp_path, timeout_s=120)
+    assert st.counts["done"] == 2 and st.jobs[bad] == "failed", st
+    rec = store.read_record(store.record_path(tmp_path, "retry", bad))
+    jsonschema.validate(rec, store.RECORD_SCHEMA)
+    assert rec["error"]["type"] == "RuntimeError"
+    assert "synthetic failure" in rec["error"]["reason"]
+
+    plain = slurm.submit(jobs, profile, tmp_path, fn=slurm.synthetic_job)
+    assert plain.submitted == [] and plain.skipped_failed == 1 and plain.skipped_done == 2
+
+    retry = slurm.submit(jobs, profile, tmp_path, fn=slurm.synthetic_job, retry_failed=True)
+    assert retry.submitted == [bad] and retry.sbatch_calls == 1
+    st = finish(jobs, tmp_path, timeout_s=120)
+    assert st.counts["done"] == 3, st
+
+
+def test_time_limit_checkpoints_requeues_and_completes(cluster, cleanup, tmp_path):
+    # 50 one-second steps do not fit a 1-minute limit: USR2 arrives about 20s before it,
+    # submitit requeues the job and the next run resumes from the step checkpoint.
+    jobs = slurm.synthetic_jobs(1, suite="timeout", steps=50, step_seconds=1.0)
+    profile = slurm.profile_from_dict({"executor": "slurm", "defaults": {
+        "partition": "debug", "time_min": 1, "signal_delay_s": 20, "max_num_timeout": 5}})
+    cleanup(jobs, tmp_path)
+    slurm.submit(jobs, profile, tmp_path, fn=slurm.synthetic_job)
+    st = finish(jobs, tmp_path, timeout_s=420)
+    assert st.counts["done"] == 1, st
+    rec = store.read_record(store.record_path(tmp_path, "timeout", jobs[0].job_id))
+    assert rec["metrics"]["steps_done"] == 50 and rec["metrics"]["runs"] >= 2
+
+
+def test_arrays_are_split_at_max_array_size(cluster, cleanup, tmp_path, monkeypatch):
+    monkeypatch.setattr(slurm, "max_array_size", lambda: 3)  # arrays of at most 2 tasks
+    jobs = slurm.synthetic_jobs(5, suite="chunks")
+    cleanup(jobs, tmp_path)
+    report = slurm.submit(jobs, slurm.load_profile(LOCAL_PROFILE), tmp_path,
+                          fn=slurm.synthetic_job)
+    assert report.sbatch_calls == 3 and [a.tasks for a in report.arrays] == [2, 2, 1]
+    assert len({a.slurm_id for a in report.arrays}) == 3
+    assert finish(jobs, tmp_path, timeout_s=120).counts["done"] == 5
+
+
+def test_cancel_stops_the_suite_and_a_submit_sends_it_again(cluster, cleanup, tmp_path):
+    jobs = slurm.synthetic_jobs(4, suite="cancel", steps=120, step_seconds=1.0)
+    profile = slurm.load_profile(LOCAL_PROFILE)
+    cleanup(jobs, tmp_path)
+    slurm.submit(jobs, profile, tmp_path, fn=slurm.synthetic_job)
+    deadline = time.monotonic() + 60
+    while slurm.status(jobs, tmp_path).counts["running"] == 0:
+        assert time.monotonic() < deadline, "nothing started within 60s"
+        time.sleep(0.5)
+    report = slurm.cancel(jobs, tmp_path)
+    assert report.cancelled and "cancelled" in str(report)
+    st = finish(jobs, tmp_path, timeout_s=60)
+    assert st.counts["missing"] == 4, st
+    assert len(slurm.submit(jobs, profile, tmp_path, fn=slurm.synthetic_job).submitted) == 4
+    assert slurm.status(jobs, tmp_path).active == 4
+
+
+def test_submitting_1000_jobs_is_fast(cluster, tmp_path):
+    figures = slurm.benchmark_submit(1000, tmp_path)
+    assert figures["submitted"] == 1000 and figures["sbatch_calls"] == 1
+    assert figures["submit_seconds"] < 10
+    assert figures["resubmitted"] == 0
