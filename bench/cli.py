@@ -65,8 +65,9 @@ def cmd_plan(args) -> int:
     if not args.summary:
         print(tabulate(rows, headers=["job_id", "model", "dataset", "strategy", "lr", "seed",
                                       "steps", "status"]))
+    kinds = ("done", "failed", "diverged", "missing") + (("running",) if counts["running"] else ())
     print(f"\n{suite.name}: {len(table)} jobs: " + ", ".join(
-        f"{counts.get(k, 0)} {k}" for k in ("done", "failed", "diverged", "missing")))
+        f"{counts.get(k, 0)} {k}" for k in kinds))
     per = Counter(j.config["strategy"]["name"] for j, _ in table)
     base = per.get(BASELINE, 0)
     print(f"{suite.name}: {len(table) - base} paper-strategy jobs + {base} {BASELINE} "
@@ -221,8 +222,8 @@ def _parse_dataset(text: str) -> dict:
     entry: dict = {"name": name}
     for kv in filter(None, rest.split(",")):
         k, eq, v = kv.partition("=")
-        if not eq:
-            raise UserError(f"dataset {text!r}: expected name:key=value,...")
+        if not eq:  # inside argparse: its own error type, printed as a usage error
+            raise argparse.ArgumentTypeError(f"dataset {text!r}: expected name:key=value,...")
         entry[k] = int(v) if v.isdigit() else v
     return entry
 
@@ -291,6 +292,12 @@ def cmd_perf(args) -> int:
             STRATEGIES[s]
         except KeyError as e:  # the message lists what exists and the closest name
             raise UserError(f"--strategies: {e}") from None
+    try:
+        kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
+    except json.JSONDecodeError as e:
+        raise UserError(f"--model-kwargs is not JSON: {e}") from None
+    if not isinstance(kwargs, dict):
+        raise UserError("--model-kwargs must be a JSON object")
     if args.device.startswith("cuda"):
         import torch
 
@@ -301,6 +308,7 @@ def cmd_perf(args) -> int:
                         plasticity_pairs=args.plasticity_pairs,
                         plasticity_batch=args.plasticity_batch,
                         strategies=tuple(args.strategies or perf.DEFAULT_STRATEGIES),
+                        model_kwargs=kwargs,
                         threads=args.threads, log=lambda m: print(m, file=sys.stderr))
     if args.plan:
         res["plan"] = perf.benchmark_plan(args.plan)
@@ -319,6 +327,49 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _slurm_profile(path: str):
+    from bench.slurm import ProfileError, load_profile
+
+    try:
+        return load_profile(path)
+    except ProfileError as e:
+        raise UserError(f"invalid SLURM profile ({len(e.problems)} problem(s)):\n  "
+                        + "\n  ".join(e.problems)) from None
+
+
+def cmd_submit(args) -> int:
+    from bench import slurm
+
+    suite = load_suite(args.suite)
+    profile = _slurm_profile(args.profile)
+    _check_inputs(suite, args.cache)
+    report = slurm.submit(suite.jobs, profile, _results(args), wait=args.wait,
+                          retry_failed=args.retry_failed,
+                          cache=Path(args.cache) if args.cache else None,
+                          progress=not args.quiet)
+    print(report)
+    if report.final is not None and (report.final.counts.get("failed", 0)
+                                     or report.final.counts.get("diverged", 0)):
+        return EXIT_FAILED
+    return 0
+
+
+def cmd_status(args) -> int:
+    from bench import slurm
+
+    suite = load_suite(args.suite)
+    print(slurm.status(suite.jobs, _results(args)))
+    return 0
+
+
+def cmd_cancel(args) -> int:
+    from bench import slurm
+
+    suite = load_suite(args.suite)
+    print(slurm.cancel(suite.jobs, _results(args)))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -383,6 +434,30 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--strict", action="store_true",
                     help="exit 1 when a file in the results directory was skipped")
 
+    sp = add("submit", cmd_submit, "submit a suite's jobs to SLURM as job arrays (submitit); "
+             "only jobs neither done nor queued are sent")
+    sp.add_argument("suite", metavar="SUITE")
+    sp.add_argument("--profile", required=True, metavar="PROFILE.yaml",
+                    help="resources per job group (see slurm/local.yaml, "
+                         "slurm/example-gpu-cluster.yaml)")
+    results_arg(sp)
+    sp.add_argument("--wait", action="store_true", help="follow the jobs to the end")
+    sp.add_argument("--retry-failed", action="store_true",
+                    help="also resubmit jobs whose record is failed or diverged")
+    sp.add_argument("--cache", default=None, metavar="DIR",
+                    help="shared cache (pretrained weights, data); must be on a filesystem "
+                         "the nodes share")
+    sp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    sp = add("status", cmd_status, "done, running, pending, failed and missing jobs of a suite "
+             "(records + squeue; no accounting needed)")
+    sp.add_argument("suite", metavar="SUITE")
+    results_arg(sp)
+
+    sp = add("cancel", cmd_cancel, "cancel a suite's queued and running SLURM jobs")
+    sp.add_argument("suite", metavar="SUITE")
+    results_arg(sp)
+
     sp = add("plasticity", cmd_plasticity,
              "measure plasticity (standalone): a suite's (model, dataset) pairs, or one model "
              "against one reference and one target dataset; prints JSON")
@@ -406,6 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
              "time the fine-tuning step, plasticity and the data pipeline side by side with "
              "bare timm (random weights, no data or network needed); prints a table")
     sp.add_argument("--model", default=None, help="timm model (default: vit_tiny_patch16_224)")
+    sp.add_argument("--model-kwargs", default=None, metavar="JSON",
+                    help='timm.create_model keyword arguments, e.g. \'{"img_size": 32}\'')
     sp.add_argument("--batch", type=int, default=None, help="batch size (default: 32)")
     sp.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     sp.add_argument("--repeats", type=int, default=5, help="timed repeats (default: 5)")

@@ -12,7 +12,8 @@ precision and threads; each figure is the median of ``repeats`` timings after a 
 - ``ft_<strategy>``: the step jobs run, timed inside ``bench.train.finetune`` itself (between
   its progress callbacks): uint8 data in ``DeviceData``, seeded batch, ``rrc_flip``, autocast,
   micro-batches, clipping and the optimizer. A bare step runs between two fine-tuning steps,
-  so both see the same load on a shared machine; ``vs_bare`` compares their medians.
+  so both see the same load on a shared machine; ``vs_bare`` is the median over repeats of
+  bare step time / fine-tuning step time (images/s ours over the floor's).
 - ``forward``: a bare timm forward pass (eval, no grad) at plasticity's precision (fp32, no
   TF32), against ``plasticity``: ``bench.plasticity.measure`` (fast path) on uint8 images.
 - ``loader``: ``DeviceData.batch`` + ``rrc_flip`` alone.
@@ -141,6 +142,12 @@ class _BareStep:
         self.opt.zero_grad(set_to_none=True)
 
 
+def _paired(floor: list[float], ours: list[float]) -> float:
+    """Median over repeats of floor time / our time, each pair timed back to back: on a
+    shared machine both halves of a pair see the same load."""
+    return statistics.median(f / o for f, o in zip(floor, ours))
+
+
 def _now(torch, device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -236,8 +243,7 @@ def run_perf(model: str = DEFAULT_MODEL, batch: int = DEFAULT_BATCH, device: str
         model = None
         meas[f"ft_{name}"] = ft.summary()
         meas[f"ft_{name}"]["bare_seconds"] = statistics.median(paired_bare.seconds)
-        meas[f"ft_{name}"]["vs_bare"] = (statistics.median(paired_bare.seconds)
-                                         / statistics.median(ft.seconds))
+        meas[f"ft_{name}"]["vs_bare"] = _paired(paired_bare.seconds, ft.seconds)
         bare_all.extend(paired_bare)
     meas["bare_step"] = bare_all.summary()
     bare_step = bx = by = None  # frees the copy before plasticity
@@ -248,27 +254,28 @@ def run_perf(model: str = DEFAULT_MODEL, batch: int = DEFAULT_BATCH, device: str
     net.eval()
     pb = plasticity_batch or min(batch, 64)
     pairs = plasticity_pairs or pb
-    ref = rng.integers(0, 256, (pairs, size, size, 3), dtype=np.uint8)
-    tgt = rng.integers(0, 256, (pairs, size, size, 3), dtype=np.uint8)
+    # random images; repeated from a pool when there are many (their content costs nothing)
+    pool = rng.integers(0, 256, (2, min(pairs, 256), size, size, 3), dtype=np.uint8)
+    ref, tgt = (np.resize(p, (pairs, size, size, 3)) for p in pool)
     fx = train_data.batch(torch.arange(pb) % n_train)[0].clone()
     batches = -(-pairs // pb)
 
     @torch.no_grad()
-    def forward() -> None:
+    def forward(batches: int = batches) -> None:
         with plasticity.exact_fp32():
             for _ in range(batches):
                 net(fx)
 
-    def plast() -> None:
+    def plast(pairs: int = pairs) -> None:
         plasticity.measure(net, ref, tgt, pairs=pairs, batch_size=pb, seed=0,
                            mean=dcfg["mean"], std=dcfg["std"], device=dev)
 
     say(f"plasticity ({pairs} pairs, batch {pb}) and forward pass, interleaved")
     fwd, pl = _Series(batches * pb), _Series(pairs)
     for i in range(warmup + repeats):
-        if i < warmup:
-            forward()
-            plast()
+        if i < warmup:  # a batch of each is warm-up enough
+            forward(1)
+            plast(pb)
         else:
             timed(forward, fwd)
             timed(plast, pl)
@@ -299,8 +306,9 @@ def run_perf(model: str = DEFAULT_MODEL, batch: int = DEFAULT_BATCH, device: str
     out["ft_full_vs_bare"] = meas["ft_full"]["vs_bare"] if "ft_full" in meas else None
     for name in strategies:
         out[f"ft_{name}_vs_bare"] = meas[f"ft_{name}"]["vs_bare"]
-    out["plasticity_pairs_vs_forward"] = (meas["plasticity"]["pairs_per_second"]
-                                          / ips["forward"])
+    # per pair of a plasticity timing and the forward timing next to it, like vs_bare
+    out["plasticity_pairs_vs_forward"] = _paired(
+        [s / fwd.items for s in fwd.seconds], [s / pl.items for s in pl.seconds])
     out["loader_vs_ft_full"] = ips["loader"] / ips["ft_full"] if "ft_full" in meas else None
     return out
 

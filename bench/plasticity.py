@@ -209,8 +209,9 @@ def pair_indices(n_ref: int, n_tgt: int, pairs: int, seed: int) -> tuple[np.ndar
 def normalize(x_uint8: torch.Tensor, mean, std) -> torch.Tensor:
     """uint8 NHWC -> float NCHW normalised with the model's mean and std."""
     x = x_uint8.permute(0, 3, 1, 2).float().div_(255.0)
-    m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
-    s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
+    # as_tensor: mean and std already on the device cost no copy (a copy would wait for it)
+    m = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    s = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
     return (x - m) / s
 
 
@@ -256,6 +257,7 @@ def measure(model, ref_images: np.ndarray, tgt_images: np.ndarray, *, pairs: int
     else:
         fn = pair_ratios_naive if naive else pair_ratios
     chunks = []
+    mean, std = (torch.tensor(v, dtype=torch.float32, device=device) for v in (mean, std))
     with exact_fp32():
         for s in range(0, len(ri), batch_size):
             r = normalize(_images_on(device, ref_images, ri[s:s + batch_size]), mean, std)

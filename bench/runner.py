@@ -21,6 +21,7 @@ import os
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,9 +44,18 @@ class RunReport:
 
 
 def job_table(suite: Suite, results: Path) -> list[tuple[Job, str]]:
-    """Each job with its status: done, failed, diverged or missing."""
+    """Each job with its status: done, failed, diverged, missing, or running (a live process
+    holds its claim: it is being run, or rerun, now)."""
     statuses = store.job_statuses(results, suite.name)
-    return [(j, statuses.get(j.job_id, "missing")) for j in suite.jobs]
+    table = []
+    for j in suite.jobs:
+        status = statuses.get(j.job_id, "missing")
+        if status != "done":
+            holder = store.read_holder(store.claim_path(results, suite.name, j.job_id))
+            if holder is not None and holder.stale is None:
+                status = "running"
+        table.append((j, status))
+    return table
 
 
 def sweep(suite: Suite, results: Path, done: set[str]) -> list[Path]:
@@ -208,41 +218,87 @@ def run_suite(suite: Suite, results: Path, *, workers: int = 1, force: bool = Fa
         bar.set_postfix(failed=len(report.failed))
         bar.update(1)
 
-    pool, ngpu, run_device = None, 0, device
+    pool, run_device, new_pool = None, device, None
     if workers > 1:
         ngpu = _gpu_count() if device.startswith("cuda") else 0
         gpus = None
         if ngpu:
             workers = min(workers, ngpu)  # one worker per GPU, each seeing only its own
             gpus = mp.get_context("spawn").Manager().Queue()
-            for i in range(workers):
-                gpus.put(i)
             run_device = "cuda"
         threads = max(1, (os.cpu_count() or 1) // workers)
-        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                   initializer=_worker_init, initargs=(threads, gpus))
+
+        def new_pool() -> ProcessPoolExecutor:
+            for i in range(workers if gpus is not None else 0):
+                gpus.put(i)
+            return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                                       initializer=_worker_init, initargs=(threads, gpus))
+
+        pool = new_pool()
     inflight: dict = {}
+    suspects: set[str] = set()  # in flight when a worker died: from then on, run alone
+
+    def worker_died(dead: list[Job]) -> None:
+        """A worker died (killed by a signal: the out-of-memory killer, a segfault) and the
+        pool with it, taking every job in flight. They run again, each alone; a job whose
+        worker dies while it runs alone is recorded as failed (so it cannot loop forever)."""
+        if len(dead) == 1 and dead[0].job_id in suspects:
+            j = dead[0]
+            claim = store.try_claim(results, suite.name, j.job_id)  # the dead worker's is stale
+            if isinstance(claim, store.Claim):
+                with claim:
+                    _record_escaped(j.config, suite.name, results, j.job_id, RuntimeError(
+                        "the worker process running it died twice, the second time running "
+                        "alone (killed by a signal: out of host memory? see dmesg)"),
+                        time.time(), run_device)
+            bar.write(f"job {j.job_id}: kills its worker; recorded as failed")
+            handle(j, (j.job_id, "ran", "failed", None))
+            return
+        for j in dead:
+            suspects.add(j.job_id)
+            queue.appendleft(j)
+        bar.write(f"a worker died (killed by a signal?); rerunning {len(dead)} job(s) alone")
+
+    def collect(f, j: Job) -> bool:
+        """Handle a finished future; False when its worker died (the pool is broken)."""
+        try:
+            handle(j, f.result())
+        except BrokenProcessPool:
+            return False
+        except Exception as e:  # noqa: BLE001 - a job's bug must not stop the others
+            bar.write(f"job {j.job_id} crashed its worker: {e}")
+            report.ran += 1
+            report.failed.append(j)
+            bar.update(1)
+        return True
+
+    def alone(j: Job) -> bool:  # a suspect runs with nothing else in flight
+        return j.job_id in suspects or any(x.job_id in suspects for x in inflight.values())
+
     try:
         while queue or inflight or waiting:
-            while queue and len(inflight) < max(workers, 1):
+            while queue and len(inflight) < max(workers, 1) \
+                    and not (pool is not None and inflight and alone(queue[0])):
                 j = queue.popleft()
                 args = (j.config, suite.name, str(results), _s(cache), run_device,
                         stamps[j.job_id])
                 if pool is None:
                     handle(j, _run_one(*args))
-                else:
+                    continue
+                try:
                     inflight[pool.submit(_run_one, *args)] = j
+                except BrokenProcessPool:  # a worker died while idle
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    pool = new_pool()
+                    queue.appendleft(j)
             if inflight:
                 finished, _ = wait(inflight, timeout=poll_s, return_when=FIRST_COMPLETED)
-                for f in finished:
-                    j = inflight.pop(f)
-                    try:
-                        handle(j, f.result())
-                    except Exception as e:  # noqa: BLE001 - a dead worker must not stop us
-                        bar.write(f"job {j.job_id} crashed its worker: {e}")
-                        report.ran += 1
-                        report.failed.append(j)
-                        bar.update(1)
+                dead = [j for f in finished if not collect(f, j := inflight.pop(f))]
+                if dead:  # the pool is broken: every job still in flight went down with it
+                    dead += [j for f in list(inflight) if not collect(f, j := inflight.pop(f))]
+                    pool.shutdown(wait=True, cancel_futures=True)  # workers gone, claims stale
+                    pool = new_pool()
+                    worker_died(dead)
             elif waiting and not queue:
                 time.sleep(poll_s)
             for jid, j in list(waiting.items()):  # back in line once its claim is released

@@ -824,9 +824,15 @@ def wait_for(jobs: Sequence, results: Path, *, poll_s: float = 5.0, progress: bo
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     bar = tqdm(total=len(jobs), unit="job", disable=not progress, dynamic_ncols=True,
                desc=f"{_suite_of(jobs)} on SLURM")
+    errors = 0
     try:
         while True:
             st = status(jobs, results)
+            # A busy controller times out now and then: give up only if it keeps failing.
+            errors = errors + 1 if st.queue_error else 0
+            if 0 < errors < 5:
+                time.sleep(poll_s)
+                continue
             c = st.counts
             bar.n = c["done"] + c["failed"] + c["diverged"]
             bar.set_postfix(running=c["running"], pending=c["pending"], failed=c["failed"],

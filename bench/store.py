@@ -713,6 +713,9 @@ class _Heartbeat:
 
 
 _HEARTBEAT = _Heartbeat()
+# A forked child holds none of its parent's claims, and must not inherit a lock held by the
+# parent's heartbeat thread at the moment of the fork.
+os.register_at_fork(after_in_child=lambda: _HEARTBEAT.__init__())
 
 
 class Claim:

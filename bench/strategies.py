@@ -127,7 +127,7 @@ def _group_strategy(name: str, comps: Sequence[str]) -> Strategy:
     parts = [COMPONENTS[c] for c in comps]
     return Strategy(
         name=name,
-        description=(" and ".join(c.paper for c in parts) + " ("
+        description=(", ".join(c.paper for c in parts[:-1]) + f" and {parts[-1].paper} ("
                      + ", ".join(f"blocks.*.{m}" for c in parts for m in c.modules)
                      + ") in every block + final norm + head"),
         select=by_name(_components(comps)),
@@ -241,9 +241,9 @@ STRATEGIES.register("ln", _group_strategy("ln", ("ln1", "ln2")))
 STRATEGIES.register("attn_mlp", _group_strategy("attn_mlp", ("mha", "fc1", "fc2")))
 STRATEGIES.register("lora", Strategy(
     "lora",
-    ("low-rank adapters W + (alpha/rank) B A on every block's attn.qkv (with mlp=true also "
-     "mlp.fc1 and mlp.fc2), B = 0 at start, the pretrained W frozen; merged into W after "
-     "training + final norm + head"),
+    ("low-rank adapters, W + (alpha/rank) B A with B = 0 at start and W frozen, on every "
+     "block's attn.qkv (mlp=true: also mlp.fc1, mlp.fc2), merged into W after training; + "
+     "final norm + head"),
     _lora_select, params={"rank": (int, 8), "alpha": (float, 8.0), "mlp": (bool, False)},
     check=_check_lora, prepare=_lora_prepare, finish=_lora_finish))
 STRATEGIES.register("surgical", Strategy(

@@ -76,14 +76,22 @@ def rrc_flip(x: torch.Tensor, gen: torch.Generator, scale: tuple[float, float], 
     sy = ch / h
     cx = (left + cw / 2) / w * 2 - 1
     cy = (top + ch / 2) / h * 2 - 1
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sx, cx, sy, cy
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    # The grid F.affine_grid makes for this axis-aligned map (align_corners=False), built per
+    # column and row: the same values to rounding, without its batched matmul (slow on CPUs).
+    gx = (sx[:, None] * _pixel_centres(w) + cx[:, None]).to(x.device, x.dtype)  # (n, w)
+    gy = (sy[:, None] * _pixel_centres(h) + cy[:, None]).to(x.device, x.dtype)  # (n, h)
+    grid = torch.stack([gx[:, None, :].expand(n, h, w), gy[:, :, None].expand(n, h, w)], dim=-1)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def _pixel_centres(size: int) -> torch.Tensor:
+    """Pixel centres in [-1, 1] coordinates (align_corners=False)."""
+    return (torch.arange(size) * 2 + 1) / size - 1
+
+
 class DeviceData:
-    """A split as uint8 NCHW, normalised per batch on the device.
+    """A split as uint8 NHWC (a batch gathers whole images); a batch becomes float NCHW,
+    normalised, on the device.
 
     On a GPU the split lives on the device when it takes at most a quarter of the free memory
     (a batch is then gathered there); otherwise it stays in host memory and each batch is
@@ -93,13 +101,12 @@ class DeviceData:
     def __init__(self, x: np.ndarray, y: np.ndarray, mean, std, device):
         # A read-only memory-mapped cache is copied into memory once (torch needs writable).
         x = np.array(x) if not x.flags.writeable else np.ascontiguousarray(x)
-        xt = torch.from_numpy(x).permute(0, 3, 1, 2)
+        xt = torch.from_numpy(x)
         yt = torch.from_numpy(np.asarray(y, np.int64))
         self.device = torch.device(device)
-        if self.device.type == "cuda":
-            xt = xt.contiguous()
-            if xt.numel() <= torch.cuda.mem_get_info(self.device)[0] // 4:
-                xt, yt = xt.to(self.device), yt.to(self.device)
+        if self.device.type == "cuda" and \
+                xt.numel() <= torch.cuda.mem_get_info(self.device)[0] // 4:
+            xt, yt = xt.to(self.device), yt.to(self.device)
         self.x, self.y = xt, yt
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255.0
         self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255.0
@@ -110,15 +117,18 @@ class DeviceData:
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.x.device == self.device:
             idx = idx.to(self.device, non_blocking=True)
-            x, y = self.x[idx], self.y[idx]
+            rows, y = self.x[idx], self.y[idx]
         else:
             staged = torch.empty((len(idx), *self.x.shape[1:]), dtype=self.x.dtype,
                                  pin_memory=True)
             torch.index_select(self.x, 0, idx, out=staged)
-            x = staged.to(self.device, non_blocking=True)
+            rows = staged.to(self.device, non_blocking=True)
             y = self.y[idx].to(self.device, non_blocking=True)
-        # in place: the same arithmetic as (x - mean) / std without two more batch-sized buffers
-        return x.float().sub_(self.mean).div_(self.std), y
+        n, h, w, c = rows.shape
+        x = torch.empty((n, c, h, w), dtype=torch.float32, device=self.device)
+        x.copy_(rows.permute(0, 3, 1, 2))  # to float and to NCHW in one pass
+        # in place: the same arithmetic as (x - mean) / std, without more batch-sized buffers
+        return x.sub_(self.mean).div_(self.std), y
 
 
 def autocast(device, precision: str):

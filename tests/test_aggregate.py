@@ -266,3 +266,109 @@ def test_tables_do_not_depend_on_record_order():
     b = agg.scores_table(list(reversed(recs)))
     pd.testing.assert_frame_equal(a, b)
     pd.testing.assert_frame_equal(agg.runs_table(recs), agg.runs_table(recs[::-1]))
+
+
+# ---------------------------------------------------------------- costs, Pareto, pairs
+
+
+def _with(rec: dict, **metrics) -> dict:
+    rec["metrics"].update(metrics)
+    return rec
+
+
+def test_cost_columns_at_the_best_lr():
+    recs = [_with(make_record("mha", 1e-3, s, val=0.9), train_seconds=t, steps_done=10,
+                  peak_memory_mb=m) for s, t, m in ((0, 1.0, 100.0), (1, 3.0, 300.0))]
+    # Another lr, not chosen: its costs must not enter.
+    recs.append(_with(make_record("mha", 1e-2, 0, val=0.1), train_seconds=99.0, steps_done=10,
+                      peak_memory_mb=9999.0))
+    runs = agg.runs_table(recs)
+    assert runs["step_seconds"].tolist() == pytest.approx([0.1, 0.3, 9.9])
+    row = score(agg.scores_table(recs), "mha")
+    assert row["step_seconds"] == pytest.approx(0.2)  # mean over seeds of 1/10 and 3/10
+    assert row["peak_memory_mb"] == 300.0  # the largest over seeds
+    no_steps = _with(make_record("fc1"), steps_done=0)
+    assert math.isnan(agg.runs_table([no_steps])["step_seconds"].item())
+
+
+def test_pareto_front_by_hand():
+    assert agg.pareto_front([10, 50, 50, 100, 1000], [0.7, 0.85, 0.8, 0.8, 0.9]) == [
+        True, True, False, False, True]
+    assert agg.pareto_front([5, 5], [0.5, 0.5]) == [True, True]  # equal points both stay
+    assert agg.pareto_front([], []) == []
+    recs = [make_record(s, test=a, trainable=p) for s, p, a in (
+        (BASELINE, 10, 0.70), ("mha", 50, 0.85), ("fc1", 50, 0.80), ("ln1", 100, 0.80),
+        (REFERENCE, 1000, 0.90))]
+    recs.append(make_record("ln2", dataset="d2", test=0.1, trainable=1))  # another cell
+    scores = agg.scores_table(recs)
+    front = dict(zip(scores["strategy"] + "/" + scores["dataset"], scores["pareto"]))
+    assert front == {f"{BASELINE}/d": True, "mha/d": True, "fc1/d": False, "ln1/d": False,
+                     f"{REFERENCE}/d": True, "ln2/d2": True}
+
+
+@pytest.mark.parametrize("diffs, p", [
+    ([0.01, 0.02, 0.03], 2 / 8),  # all one sign: only the observed pattern and its mirror
+    ([0.01, 0.02, 0.03, 0.04, 0.05], 2 / 32),
+    ([0.01, -0.01], 1.0),  # mean 0: every pattern is as extreme
+    ([0.03, -0.01, 0.02], 4 / 8),  # |sums| of the 8 patterns: 4, 4, 2, 2, 0, 0, 6, 6 (x0.01)
+    ([0.0, 0.0], 1.0),
+])
+def test_sign_flip_p_by_hand(diffs, p):
+    assert agg.sign_flip_p(diffs) == pytest.approx(p)
+    assert agg.paired_test(diffs) == (agg.SIGN_FLIP, pytest.approx(p))
+
+
+def test_paired_test_uses_wilcoxon_above_the_permutation_limit():
+    from scipy.stats import wilcoxon
+
+    d = [0.01 * (i % 5 - 1) + 0.001 * i for i in range(agg.PERMUTATION_MAX_N + 3)]
+    test, p = agg.paired_test(d)
+    assert test == agg.WILCOXON
+    assert p == pytest.approx(wilcoxon(d).pvalue)
+    assert agg.paired_test([0.0] * 20) == (agg.WILCOXON, 1.0)
+    assert agg.paired_test([])[0] == "" and math.isnan(agg.paired_test([])[1])
+
+
+def test_paired_table_matches_datasets_and_seeds_at_each_best_lr():
+    recs = []
+    for d, (full_lr, mha_lr) in (("d1", (1e-3, 1e-2)), ("d2", (1e-2, 1e-3))):
+        for lr in (1e-3, 1e-2):
+            for s in (0, 1, 2):
+                # The best lr (on validation) has test 0.80 + 0.01 s for full and
+                # 0.82 + 0.02 s for mha; the other lr has wild test accuracies.
+                full_best, mha_best = lr == full_lr, lr == mha_lr
+                recs.append(make_record(REFERENCE, lr, s, dataset=d,
+                                        val=0.9 if full_best else 0.5,
+                                        test=0.80 + 0.01 * s if full_best else 0.0))
+                if not (d == "d2" and s == 2):  # mha lacks one (dataset, seed): unmatched
+                    recs.append(make_record("mha", lr, s, dataset=d,
+                                            val=0.9 if mha_best else 0.5,
+                                            test=0.82 + 0.02 * s if mha_best else 1.0))
+    recs.append(make_record(BASELINE, 1e-3, 0, dataset="d1", test=0.5))
+    paired = agg.paired_table(recs, agg.scores_table(recs))
+    assert list(paired.columns) == agg.PAIRED_COLUMNS
+    assert paired["strategy"].tolist() == [BASELINE, "mha"]  # registry order; full not paired
+    row = paired[paired["strategy"] == "mha"].iloc[0]
+    diffs = [0.02, 0.03, 0.04, 0.02, 0.03]  # (d1, s0..2), (d2, s0..1): mha - full
+    assert (row["n"], row["datasets"], row["reference"]) == (5, 2, REFERENCE)
+    assert row["mean_diff"] == pytest.approx(np.mean(diffs))
+    assert row["std_diff"] == pytest.approx(np.std(diffs, ddof=1))
+    assert (row["wins"], row["ties"], row["losses"]) == (5, 0, 0)
+    assert row["test"] == agg.SIGN_FLIP and row["p_value"] == pytest.approx(2 / 32)
+    lin = paired[paired["strategy"] == BASELINE].iloc[0]
+    assert lin["n"] == 1 and lin["mean_diff"] == pytest.approx(0.5 - 0.80)
+    assert math.isnan(lin["std_diff"]) and lin["p_value"] == pytest.approx(1.0)
+    assert agg.paired_table([], agg.scores_table([])).empty
+
+
+def test_in_situ_summary_reads_the_variant():
+    rec = make_record(plasticity={"ln1": 1.0, "mha": 2.0})
+    situ = make_record(plasticity={"ln1": 7.0, "mha": 3.0})["plasticity"]
+    rec["plasticity_variants"] = {"in_situ": {**situ, "variant": "in_situ"}}
+    VALIDATOR.validate(rec)
+    summary = agg.plasticity_summary([rec], "in_situ")
+    assert dict(zip(summary["component"], summary["mean"])) == {"ln1": 7.0, "mha": 3.0}
+    assert set(summary["variant"]) == {"in_situ"}
+    assert dict(zip(agg.plasticity_summary([rec])["component"],
+                    agg.plasticity_summary([rec])["mean"])) == {"ln1": 1.0, "mha": 2.0}
+    assert agg.plasticity_summary([make_record(plasticity={"ln1": 1.0})], "in_situ").empty

@@ -144,3 +144,47 @@ def test_benchmark_runs_on_a_few_records(tmp_path: Path, capsys):
     out = benchmark_leaderboard(n_records=len(BLOCK_COMPONENTS) * 12, tmpdir=tmp_path)
     assert out["n_records"] == 60 and out["skipped"] == 0 and out["seconds"] > 0
     assert "build_leaderboard on 60 records" in capsys.readouterr().out
+
+
+def test_page_has_costs_pareto_ranks_and_paired_comparisons(results: Path, tmp_path: Path):
+    out = tmp_path / "LEADERBOARD.md"
+    build_leaderboard(results, out, csv_dir=tmp_path / "csv")
+    page = out.read_text()
+    scores = page.split("### Scores")[1].split("###")[0]
+    for header in ("trainable params", "step (ms)", "peak memory (MB)", "Pareto"):
+        assert header in scores
+    # make_record: 0.5 training seconds over 10 steps = 50.0 ms a step; every strategy has
+    # 100 trainable parameters, so only the most accurate (full) is on the front.
+    assert re.search(r"\| full \(reference\) .*\| +100 \| +50\.0 \| +\| yes +\|", scores)
+    assert re.search(r"\| mha +\|.*\| +100 \| +50\.0 \| +\| +\|", scores)
+    assert "![Test accuracy against trainable parameters, s](LEADERBOARD_figures/s_pareto.png)" \
+        in page
+    assert (out.parent / "LEADERBOARD_figures" / "s_pareto.png").is_file()
+    ranks = page.split("## Average rank")[1].split("##")[0]
+    assert re.search(r"\| s +\| full \(reference\) +\| +1\.00 \| +2 \|", ranks)
+    # Paired with full: mha is 5 pp below on each of the 4 (dataset, seed) pairs; the exact
+    # sign-flip p for 4 same-sign differences is 2 / 16.
+    paired = page.split("### Paired with `full`")[1].split("###")[0]
+    assert re.search(r"\| m +\| mha +\| full +\| +4 \| +2 \| +-5\.00 \| +0\.00 \| 0 / 0 / 4 +\| "
+                     r"sign-flip \(exact\) +\| +0\.125 \|", paired)
+    assert "| full (reference)" not in paired
+    csvs = {p.name for p in (tmp_path / "csv").iterdir()}
+    assert {"paired.csv", "average_rank.csv", "scores.csv"} <= csvs
+
+
+def test_in_situ_plasticity_is_shown_when_recorded(tmp_path: Path):
+    recs = small_suite()
+    for r in recs:
+        if r["plasticity"]:
+            situ = make_record(plasticity={c: 10 * v for c, v in PLASTICITY.items()},
+                               layers=3)["plasticity"]
+            r["plasticity_variants"] = {"in_situ": {**situ, "variant": "in_situ"}}
+            VALIDATOR.validate(r)
+    results = tmp_path / "results"
+    for r in recs:
+        write_record(results, r)
+    out = tmp_path / "LEADERBOARD.md"
+    build_leaderboard(results, out)
+    page = out.read_text()
+    situ = page.split("### Plasticity in situ")[1].split("###")[0]
+    assert "in_situ, 64" in situ and "30 ± 0.05 (#1)" in situ

@@ -57,3 +57,237 @@ def test_exactly_the_named_parameters_change(tiny_vit, name):
 def test_unknown_strategy_says_did_you_mean():
     with pytest.raises(KeyError, match="did you mean 'mha'"):
         STRATEGIES["mhaa"]
+
+
+# ---------------------------------------------------------------- beyond the paper
+
+# Crafted plasticity whose order is not the paper's: ln2 > fc2 > fc1 > mha > ln1.
+CRAFTED = {"ln1": 1.0, "mha": 2.0, "ln2": 5.0, "fc1": 3.0, "fc2": 4.0}
+CRAFTED_PLASTICITY = {"components": {c: {"mean": v} for c, v in CRAFTED.items()}}
+# (test id, strategy entry, regex of the names that train), written from the issue's text.
+BEYOND = [
+    ("bitfit", "bitfit", rf"\.bias$|{HEAD_AND_NORM}"),
+    ("ln", "ln", rf"^blocks\.\d+\.norm[12]\.|{HEAD_AND_NORM}"),
+    ("attn_mlp", "attn_mlp", rf"^blocks\.\d+\.(attn\.|mlp\.fc1\.|mlp\.fc2\.)|{HEAD_AND_NORM}"),
+    ("surgical-first", {"name": "surgical", "params": {"k": 1, "side": "first"}},
+     rf"^blocks\.0\.|{HEAD_AND_NORM}"),
+    ("surgical-last", {"name": "surgical", "params": {"k": 1, "side": "last"}},
+     rf"^blocks\.1\.|{HEAD_AND_NORM}"),
+    ("surgical-all", {"name": "surgical", "params": {"k": 2, "side": "last"}},
+     rf"^blocks\.|{HEAD_AND_NORM}"),
+    ("topk-2", {"name": "plasticity_topk", "params": {"k": 2}},
+     rf"^blocks\.\d+\.(norm2\.|mlp\.fc2\.)|{HEAD_AND_NORM}"),
+    ("topk-3", {"name": "plasticity_topk", "params": {"k": 3}},
+     rf"^blocks\.\d+\.(norm2\.|mlp\.fc2\.|mlp\.fc1\.)|{HEAD_AND_NORM}"),
+    ("auto_rgn", "auto_rgn", r".*"),
+    ("lora", "lora", rf"^blocks\.\d+\.attn\.qkv\.parametrizations\.weight\.0\.lora_[AB]$|"
+                     rf"{HEAD_AND_NORM}"),
+    ("lora-mlp", {"name": "lora", "params": {"rank": 2, "mlp": True}},
+     rf"^blocks\.\d+\.(attn\.qkv|mlp\.fc1|mlp\.fc2)\.parametrizations\.weight\.0\.lora_[AB]$|"
+     rf"{HEAD_AND_NORM}"),
+]
+# What a merged LoRA model has changed, against the model before the strategy was applied.
+LORA_MERGED = {"lora": rf"^blocks\.\d+\.attn\.qkv\.weight$|{HEAD_AND_NORM}",
+               "lora-mlp": rf"^blocks\.\d+\.(attn\.qkv|mlp\.fc1|mlp\.fc2)\.weight$|"
+                           rf"{HEAD_AND_NORM}"}
+NEW_STRATEGIES = ("bitfit", "ln", "attn_mlp", "lora", "surgical", "plasticity_topk", "auto_rgn")
+
+
+def _finetune(model, hook=None, steps: int = 3, lr: float = 0.5):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (32, 16, 16, 3), dtype=np.uint8)
+    y = rng.integers(0, 10, 32)
+    dd = train.DeviceData(x, y, [0.5] * 3, [0.5] * 3, "cpu")
+    recipe = {"steps": steps, "batch_size": 16, "warmup_steps": 0, "eval_every": steps,
+              "log_every": 1, "optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0,
+              "clip_grad": 1.0, "crop_scale": [0.5, 1.0], "hflip": True, "grad_accum": 1,
+              "eval_batch_size": 32, "precision": "fp32", "checkpoint_every": 0}
+    return train.finetune(model, dd, dd, None, recipe=recipe, lr=lr, seed=0, hook=hook)
+
+
+class _ScaleSpy:
+    """Wraps a finetune hook; records each parameter's smallest lr scale over the run."""
+
+    def __init__(self, hook, model):
+        self.hook, self.names = hook, {id(p): n for n, p in model.named_parameters()}
+        self.min_scale: dict[str, float] = {}
+
+    def start(self, model, opt, train_data, recipe, seed):
+        self.opt = opt
+        self.hook.start(model, opt, train_data, recipe, seed)
+
+    def before_step(self, step):
+        self.hook.before_step(step)
+        for g in self.opt.param_groups:
+            n = self.names[id(g["params"][0])]
+            self.min_scale[n] = min(self.min_scale.get(n, 1.0), g["lr_scale"])
+
+
+def test_registry_has_the_new_strategies_with_params():
+    assert set(NEW_STRATEGIES) <= set(STRATEGIES.names())
+    assert STRATEGIES["lora"].defaults() == {"rank": 8, "alpha": 8.0, "mlp": False}
+    assert STRATEGIES["surgical"].defaults() == {"k": 1, "side": "first"}
+    assert STRATEGIES["plasticity_topk"].defaults() == {"k": 2}
+    assert STRATEGIES["auto_rgn"].defaults() == {"batches": 5}
+    assert STRATEGIES["plasticity_topk"].needs_plasticity
+    # None of them isolates one block component: the plasticity-vs-gain correlation
+    # keeps using the paper's five.
+    assert all(STRATEGIES[n].component is None for n in NEW_STRATEGIES)
+
+
+@pytest.mark.parametrize("case", BEYOND, ids=[c[0] for c in BEYOND])
+def test_exactly_the_named_parameters_change_beyond_the_paper(tiny_vit, case):
+    cid, entry, pattern = case
+    model = tiny_vit.train()
+    with torch.no_grad():  # a pretrained-like class token: a 1e-6 one dominates Auto-RGN
+        model.cls_token.normal_(0, 0.02)
+    original = {n: p.detach().clone() for n, p in model.named_parameters()}
+    applied = strategies.apply_strategy(model, entry,
+                                        strategies.Context(plasticity=CRAFTED_PLASTICITY))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    expected = {n for n in before if re.search(pattern, n)}
+    assert set(applied) == expected
+    hook = _ScaleSpy(applied.hook, model) if applied.hook is not None else None
+    _finetune(model, hook=hook)
+    for n, p in model.named_parameters():
+        changed = not torch.equal(p.detach(), before[n])
+        if hook is not None and hook.min_scale[n] < 1e-3:
+            # Auto-RGN may scale a tensor's lr so far down (LayerNorm weights of a random
+            # model: ~3e-5) that its updates round away in float32; it still trains.
+            continue
+        if n in expected:
+            assert changed, f"{cid}: {n} should train but did not change"
+        else:
+            assert not changed, f"{cid}: {n} is frozen but changed"
+    if hook is not None:
+        assert set(hook.min_scale) == expected  # every trainable tensor got a scale
+        assert sum(s >= 1e-3 for s in hook.min_scale.values()) > len(expected) / 2
+    applied.finish(model)
+    if cid in LORA_MERGED:  # merged: timm's own names again, the adapters inside the weights
+        after = dict(model.named_parameters())
+        assert set(after) == set(original)
+        changed = {n for n in original if not torch.equal(after[n].detach(), original[n])}
+        assert changed == {n for n in original if re.search(LORA_MERGED[cid], n)}
+
+
+def test_plasticity_topk_selects_from_the_given_measurement(tiny_vit):
+    assert strategies.top_plastic_components(CRAFTED_PLASTICITY, 2) == ["ln2", "fc2"]
+    assert strategies.top_plastic_components(CRAFTED_PLASTICITY, 5) == [
+        "ln2", "fc2", "fc1", "mha", "ln1"]
+    ties = {"components": {c: {"mean": 1.0} for c in CRAFTED}}
+    assert strategies.top_plastic_components(ties, 2) == ["ln1", "mha"]  # forward order
+    applied = strategies.apply_strategy(tiny_vit, {"name": "plasticity_topk", "params": {"k": 1}},
+                                        strategies.Context(plasticity=CRAFTED_PLASTICITY))
+    assert applied.notes == {"selected_components": ["ln2"]}
+    with pytest.raises(ValueError, match="plasticity"):
+        strategies.apply_strategy(tiny_vit, "plasticity_topk")
+    broken = {"components": {**CRAFTED_PLASTICITY["components"], "mha": {"mean": float("nan")}}}
+    with pytest.raises(ValueError, match="mha"):
+        strategies.top_plastic_components(broken, 2)
+
+
+def test_strategy_parameters_are_checked():
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        strategies.apply_strategy(None, {"name": "surgical", "params": {"k": 0}})
+    with pytest.raises(ValueError, match="no parameter rnak"):
+        strategies.apply_strategy(None, {"name": "lora", "params": {"rnak": 2}})
+
+
+def test_surgical_larger_than_the_model_is_an_error(tiny_vit):
+    with pytest.raises(ValueError, match="k=3 blocks asked, the model has 2"):
+        strategies.apply_strategy(tiny_vit, {"name": "surgical", "params": {"k": 3}})
+
+
+def test_lora_starts_as_the_pretrained_model_and_merging_keeps_the_outputs(tiny_vit):
+    from bench import lora
+
+    x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        plain = tiny_vit(x)
+    applied = strategies.apply_strategy(tiny_vit, {"name": "lora",
+                                                   "params": {"rank": 2, "mlp": True}})
+    with torch.no_grad():
+        torch.testing.assert_close(tiny_vit(x), plain)  # B = 0: the adapted model is the same
+        for n, p in tiny_vit.named_parameters():
+            if n.endswith("lora_B"):
+                p.normal_()
+        unmerged = tiny_vit(x)
+    assert not torch.allclose(unmerged, plain)
+    n_adapters = sum(n.endswith("lora_A") for n in applied)
+    assert n_adapters == 3 * len(tiny_vit.blocks)
+    assert lora.merge_lora(tiny_vit) == n_adapters
+    assert not any("parametrizations" in n for n, _ in tiny_vit.named_parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(tiny_vit(x), unmerged, rtol=1e-5, atol=1e-6)
+
+
+def test_rgn_scales_hand_computed():
+    # ||g|| over two batches for three tensors; the third has all-zero weights.
+    grads = [[1.0, 2.0, 0.5], [3.0, 2.0, 0.7]]
+    weights = [1.0, 4.0, 0.0]
+    # RGN: (1/1 + 3/1) / 2 = 2 and (2/4 + 2/4) / 2 = 0.5; the zero tensor trains at scale 1.
+    np.testing.assert_allclose(train.rgn_scales(grads, weights), [1.0, 0.25, 1.0])
+    np.testing.assert_allclose(train.rgn_scales([[0.0, 0.0]], [1.0, 2.0]), [1.0, 1.0])
+
+
+def test_auto_rgn_hook_scales_match_a_hand_computed_gradient(tiny_vit):
+    """With the whole training set in one batch and no augmentation, every RGN batch has the
+    full-batch gradient: the scales are ||g|| / ||w|| of that gradient over the largest."""
+    model = tiny_vit.train()
+    with torch.no_grad():
+        model.cls_token.normal_(0, 0.02)
+    applied = strategies.apply_strategy(model, {"name": "auto_rgn", "params": {"batches": 3}})
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 255, (16, 16, 16, 3), dtype=np.uint8)
+    y = rng.integers(0, 10, 16)
+    dd = train.DeviceData(x, y, [0.5] * 3, [0.5] * 3, "cpu")
+    recipe = {"batch_size": 16, "grad_accum": 1, "crop_scale": [1.0, 1.0], "hflip": False,
+              "precision": "fp32", "optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0}
+    params = [p for p in model.parameters() if p.requires_grad]
+    xb, yb = dd.batch(torch.arange(16))
+    torch.nn.functional.cross_entropy(model(xb), yb).backward()
+    rgn = [float(p.grad.norm() / p.detach().norm()) if p.detach().norm() > 0 else None
+           for p in params]
+    top = max(r for r in rgn if r is not None)
+    expected = [1.0 if r is None else r / top for r in rgn]
+    model.zero_grad(set_to_none=True)
+    opt = train.make_optimizer(params, recipe, 0.1, per_tensor=True)
+    hook = applied.hook
+    hook.start(model, opt, dd, recipe, seed=0)
+    assert hook.epoch_steps == 1
+    hook.before_step(1)
+    got = [g["lr_scale"] for g in opt.param_groups]
+    np.testing.assert_allclose(got, expected, rtol=2e-4, atol=1e-7)
+    assert all(p.grad is None for p in params)  # the measurement leaves no gradient behind
+
+
+def test_finetune_applies_each_groups_lr_scale(tiny_vit):
+    """A hook that gives every tensor but the head a zero scale: only the head moves."""
+
+    class HeadOnly:
+        def start(self, model, opt, train_data, recipe, seed):
+            self.opt, self.head = opt, {id(p) for p in model.head.parameters()}
+
+        def before_step(self, step):
+            for g in self.opt.param_groups:
+                g["lr_scale"] = 1.0 if id(g["params"][0]) in self.head else 0.0
+
+    model = tiny_vit.train()
+    strategies.apply_strategy(model, "full")
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    _finetune(model, hook=HeadOnly())
+    moved = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
+    assert moved == {"head.weight", "head.bias"}
+
+
+def test_bench_strategies_lists_every_strategy_with_its_parameters(capsys):
+    from bench import cli
+
+    assert cli.main(["strategies"]) == 0
+    out = capsys.readouterr().out
+    for name in STRATEGIES.names():
+        assert re.search(rf"^{name} ", out, flags=re.MULTILINE), name
+    for text in ("rank=8", "alpha=8.0", "mlp=False", "k=1, side=first", "k=2", "batches=5"):
+        assert text in out
+    lora_line = next(line for line in out.splitlines() if line.startswith("lora "))
+    assert "final norm + head" in lora_line

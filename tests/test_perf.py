@@ -1,0 +1,219 @@
+"""Performance plumbing: the `bench perf` harness on a tiny model, no backward work below frozen
+depths, the out-of-memory retry, the attention shortcut of fast plasticity, torch-free plan."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from bench import perf, plasticity, strategies, train
+from bench.components import BLOCK_COMPONENTS
+from tests.conftest import TINY_KWARGS
+
+RECIPE = {"steps": 3, "batch_size": 16, "warmup_steps": 1, "eval_every": 3, "log_every": 1,
+          "optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0, "clip_grad": 1.0,
+          "crop_scale": [0.5, 1.0], "hflip": True, "grad_accum": 1, "eval_batch_size": 64,
+          "precision": "fp32", "checkpoint_every": 0}
+
+
+def _data(n=32, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8)
+    return train.DeviceData(x, rng.integers(0, 10, n), [0.5] * 3, [0.5] * 3, "cpu")
+
+
+def _tiny(**kw):
+    import timm
+
+    torch.manual_seed(0)
+    return timm.create_model("vit_tiny_patch16_224", num_classes=10, **{**TINY_KWARGS, **kw})
+
+
+def test_perf_harness_on_a_tiny_model(tmp_path):
+    res = perf.run_perf("vit_tiny_patch16_224", batch=4, repeats=2, warmup=1,
+                        strategies=("full", "linear"), model_kwargs=TINY_KWARGS)
+    for key in ("ft_full_vs_bare", "plasticity_pairs_vs_forward", "loader_vs_ft_full",
+                "ft_linear_vs_bare"):
+        assert res[key] > 0, key
+    m = res["measurements"]
+    assert set(m) == {"ft_full", "ft_linear", "bare_step", "forward", "plasticity", "loader"}
+    assert len(m["ft_full"]["samples"]) == 2 and len(m["bare_step"]["samples"]) == 4
+    assert m["plasticity"]["pairs"] == 4 and m["plasticity"]["pairs_per_second"] > 0
+    assert all(v["peak_mb"] > 0 for v in m.values())
+    assert res["loader_vs_ft_full"] == pytest.approx(
+        m["loader"]["images_per_second"] / m["ft_full"]["images_per_second"])
+    perf.write_json(res, tmp_path / "perf.json")
+    again = json.loads((tmp_path / "perf.json").read_text())
+    assert again["ft_full_vs_bare"] == res["ft_full_vs_bare"]
+    table = perf.format_table(res)
+    assert "ft_full_vs_bare" in table and "bare_step" in table
+
+
+def test_cli_perf_writes_json(tmp_path, capsys):
+    from bench.cli import main
+
+    out = tmp_path / "p.json"
+    rc = main(["perf", "--model-kwargs", json.dumps(TINY_KWARGS), "--batch", "2",
+               "--repeats", "1", "--warmup", "1", "--strategies", "full",
+               "--plasticity-pairs", "3", "--json", str(out)])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["measurements"]["plasticity"]["pairs"] == 3
+    assert "loader_vs_ft_full" in res
+    assert main(["perf", "--strategies", "fulll"]) == 2
+    assert "did you mean" in capsys.readouterr().err.lower()
+
+
+@pytest.mark.parametrize("strategy,grad_blocks", [("linear", []), ("ln1", [0, 1]),
+                                                  ("fc2", [0, 1])])
+def test_no_backward_work_below_the_trained_depth(strategy, grad_blocks):
+    """Autograd builds no graph where no input requires grad: with `linear`, nothing below the
+    head takes part in the backward pass (checked on the real fine-tuning loop)."""
+    model = _tiny()
+    strategies.apply_strategy(model, strategy)
+    seen = {}
+
+    def hook(i):
+        def f(module, args, out):
+            seen.setdefault(i, set()).add(out.requires_grad)
+        return f
+
+    for i, blk in enumerate(model.blocks):
+        blk.register_forward_hook(hook(i))
+    train.finetune(model, _data(), _data(8), None, recipe=RECIPE, lr=0.01, seed=0)
+    # training-mode calls (evaluation runs under no_grad and records False)
+    with_grad = [i for i, v in seen.items() if True in v]
+    assert with_grad == grad_blocks
+
+
+class _OOMAbove(torch.nn.Module):
+    """A model that behaves as if a micro-batch above ``limit`` images did not fit on a GPU."""
+
+    def __init__(self, model, limit):
+        super().__init__()
+        self.model, self.limit, self.sizes = model, limit, []
+
+    def forward(self, x):
+        self.sizes.append(len(x))
+        out = self.model(x)
+        if self.training and len(x) > self.limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return out
+
+
+def test_out_of_memory_halves_the_micro_batch():
+    ref = _tiny()
+    strategies.apply_strategy(ref, "full")
+    expected = train.finetune(ref, _data(), _data(8), None,
+                              recipe={**RECIPE, "grad_accum": 4}, lr=0.05, seed=0)
+    m = _OOMAbove(_tiny(), limit=5)
+    strategies.apply_strategy(m, "full")
+    res = train.finetune(m, _data(), _data(8), None, recipe=RECIPE, lr=0.05, seed=0)
+    assert res.grad_accum == 4 and expected.grad_accum == 4
+    assert m.sizes[:4] == [16, 8, 4, 4]  # 16 fails, 8 fails, then 4 + 4 + ...
+    assert res.curves == expected.curves  # the same effective batch, the same training
+    for (n, p), q in zip(m.model.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=n)
+
+
+def test_out_of_memory_at_one_image_is_raised():
+    m = _OOMAbove(_tiny(), limit=0)
+    strategies.apply_strategy(m, "full")
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        train.finetune(m, _data(), _data(8), None, recipe=RECIPE, lr=0.05, seed=0)
+
+
+def test_device_data_batch_is_the_plain_formula():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (10, 8, 8, 3), dtype=np.uint8)
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    dd = train.DeviceData(x, np.arange(10), mean, std, "cpu")
+    idx = torch.tensor([3, 1, 7])
+    got, y = dd.batch(idx)
+    raw = torch.from_numpy(x[[3, 1, 7]]).permute(0, 3, 1, 2).float()
+    m = torch.tensor(mean).view(1, -1, 1, 1) * 255.0
+    s = torch.tensor(std).view(1, -1, 1, 1) * 255.0
+    assert torch.equal(got, (raw - m) / s) and y.tolist() == [3, 1, 7]
+
+
+def _images(n, seed):
+    return torch.randn(n, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("variant", ["qk_norm", "manual_attention", "other_module"])
+def test_attention_shortcut_equals_naive(variant):
+    """The projection-difference shortcut holds with q/k norms and timm's non-fused path;
+    an attention module that is not timm's standard one is called as it is."""
+    from timm.models.vision_transformer import Attention
+
+    model = _tiny(qk_norm=True) if variant == "qk_norm" else _tiny()
+    model.eval()
+    for blk in model.blocks:
+        if variant == "manual_attention":
+            blk.attn.fused_attn = False
+        if variant == "other_module":
+            class Wrapped(Attention):
+                pass
+            blk.attn.__class__ = Wrapped
+    ref, tgt = _images(5, 1), _images(5, 2)
+    fast = plasticity.pair_ratios(model, ref, tgt).double()
+    naive = plasticity.pair_ratios_naive(model, ref, tgt).double()
+    assert fast.shape == (5, 2, len(BLOCK_COMPONENTS))
+    torch.testing.assert_close(fast, naive, rtol=1e-5, atol=1e-6)
+
+
+def test_plan_and_validate_do_not_import_torch(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    res = perf.benchmark_plan(n=120, repeats=1)
+    assert res["jobs"] == 120 and res["imports_torch"] is False
+    suite = tmp_path / "s.yaml"
+    suite.write_text(yaml.safe_dump(perf.plan_suite(40)))
+    code = ("import sys\nfrom bench.cli import main\nrc = main(['validate', sys.argv[1]])\n"
+            "assert 'torch' not in sys.modules and 'timm' not in sys.modules\nsys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, str(suite)], capture_output=True,
+                          text=True, env={**__import__("os").environ,
+                                          "PYTHONPATH": perf._package_root()})
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_rrc_flip_grid_is_affine_grids():
+    """rrc_flip builds its grid per row and column; F.affine_grid on the same boxes gives the
+    same crops to rounding."""
+    import torch.nn.functional as F
+
+    x = torch.rand(16, 3, 24, 20, generator=torch.Generator().manual_seed(0))
+    out = train.rrc_flip(x, torch.Generator().manual_seed(5), (0.08, 1.0), True)
+    g = torch.Generator().manual_seed(5)
+    captured = {}
+    real = F.grid_sample
+
+    def spy(inp, grid, **kw):
+        captured["grid"] = grid
+        return real(inp, grid, **kw)
+
+    F.grid_sample = spy
+    try:
+        train.rrc_flip(x, g, (0.08, 1.0), True)
+    finally:
+        F.grid_sample = real
+    grid = captured["grid"]
+    # an affine map per sample: x' = a x + c, y' = d y + e, read back from the grid's corners
+    n, h, w, _ = grid.shape
+    theta = torch.zeros(n, 2, 3)
+    cx = (torch.arange(w) * 2 + 1) / w - 1
+    cy = (torch.arange(h) * 2 + 1) / h - 1
+    theta[:, 0, 0] = (grid[:, 0, -1, 0] - grid[:, 0, 0, 0]) / (cx[-1] - cx[0])
+    theta[:, 0, 2] = grid[:, 0, 0, 0] - theta[:, 0, 0] * cx[0]
+    theta[:, 1, 1] = (grid[:, -1, 0, 1] - grid[:, 0, 0, 1]) / (cy[-1] - cy[0])
+    theta[:, 1, 2] = grid[:, 0, 0, 1] - theta[:, 1, 1] * cy[0]
+    ref_grid = F.affine_grid(theta, [n, 3, h, w], align_corners=False)
+    torch.testing.assert_close(grid, ref_grid, rtol=0, atol=1e-5)
+    ref = F.grid_sample(x, ref_grid, mode="bilinear", padding_mode="border", align_corners=False)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-4)
