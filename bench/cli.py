@@ -70,7 +70,7 @@ def cmd_plan(args) -> int:
         f"{counts.get(k, 0)} {k}" for k in kinds))
     per = Counter(j.config["strategy"]["name"] for j, _ in table)
     base = per.get(BASELINE, 0)
-    print(f"{suite.name}: {len(table) - base} paper-strategy jobs + {base} {BASELINE} "
+    print(f"{suite.name}: {len(table) - base} jobs of the other strategies + {base} {BASELINE} "
           "baseline jobs; per strategy: " + ", ".join(f"{k} {n}" for k, n in per.items()))
     return 0
 
@@ -122,7 +122,7 @@ def cmd_strategies(args) -> int:
 
     rows = [(name, s.description, ", ".join(f"{k}={d}" for k, (_, d) in s.params.items()))
             for name, s in STRATEGIES.items()]
-    print(tabulate(rows, headers=["strategy", "trains", "parameters"]))
+    print(tabulate(rows, headers=["strategy", "trains", "parameters"], maxcolwidths=[None, 72, 30]))
     return 0
 
 

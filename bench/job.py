@@ -291,7 +291,7 @@ def run_job(config: dict, suite: str, results: Path, cache: Path | None = None,
         if bar:
             bar.close()
         applied.finish(model)  # e.g. LoRA's adapters merged into the weights
-        if "after_finetuning" in pcfg.get("variants", ()):
+        if pcfg["enabled"] and "after_finetuning" in pcfg.get("variants", ()):
             t0 = time.perf_counter()
             variants["after_finetuning"] = measure_plasticity(
                 model, dcfg, pcfg, splits.test[0], config["dataset"], root, device,

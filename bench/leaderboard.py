@@ -144,8 +144,10 @@ def _write_bytes(path: Path, data: bytes) -> None:
 
 
 def _figure(n_panels: int, size: tuple[float, float] | None = None,
-            top: float = 0.35, bottom: float = 0.5):
-    """A figure of ``n_panels`` subplots, with fixed margins in inches.
+            top: float = 0.35, bottom: float = 0.5, right: float = 0.15,
+            hspace: float | None = None):
+    """A figure of ``n_panels`` subplots, with fixed margins in inches (``hspace``: the gap
+    between rows, as a fraction of a panel's height).
 
     Fixed margins instead of tight_layout: it is a third of the drawing time, and the page
     needs the same layout every time more than it needs the tightest one.
@@ -157,8 +159,10 @@ def _figure(n_panels: int, size: tuple[float, float] | None = None,
     w, h = size or (PANEL_SIZE[0] * ncols, PANEL_SIZE[1] * nrows + top + bottom - 0.6)
     fig = Figure(figsize=(w, h), dpi=DPI)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    fig.subplots_adjust(left=0.65 / w, right=1 - 0.15 / w, bottom=bottom / h, top=1 - top / h,
-                        wspace=0.3, hspace=0.6 if bottom > 0.6 else 0.5)
+    if hspace is None:
+        hspace = 0.6 if bottom > 0.6 else 0.5
+    fig.subplots_adjust(left=0.65 / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
+                        wspace=0.3, hspace=hspace)
     for ax in axes[n_panels:]:
         ax.set_visible(False)
     return fig, axes[:n_panels]
@@ -228,7 +232,16 @@ def _fig_test_acc(scores: pd.DataFrame, path: Path) -> bool:
     cells = list(dict.fromkeys(zip(scores["model"], scores["dataset"], strict=True)))
     if not cells:
         return False
-    fig, axes = _figure(len(cells), bottom=0.8)
+    # Room for the longest (vertical) strategy key under each row, and for every bar.
+    longest = max(len(k) for k in scores["strategy"])
+    bars = scores.groupby(["model", "dataset"]).size().max()
+    bottom, title, axes_h = 0.3 + 0.053 * longest, 0.35, 2.0
+    ncols = min(len(cells), MAX_COLS)
+    nrows = math.ceil(len(cells) / ncols)
+    size = (max(PANEL_SIZE[0], 0.28 * bars + 1.0) * ncols,
+            title + nrows * axes_h + (nrows - 1) * (bottom + title) + bottom)
+    fig, axes = _figure(len(cells), size=size, top=title, bottom=bottom,
+                        hspace=(bottom + title) / axes_h)
     colors = _colors(list(STRATEGIES.names()))
     for ax, (model, dataset) in zip(axes, cells, strict=True):
         d = scores[(scores["model"] == model) & (scores["dataset"] == dataset)]
@@ -239,7 +252,7 @@ def _fig_test_acc(scores: pd.DataFrame, path: Path) -> bool:
                     hue_order=order, palette=palette, errorbar=None, legend=False, ax=ax)
         ax.errorbar(range(len(d)), d["acc"], yerr=d["err"], fmt="none", ecolor="black",
                     elinewidth=1, capsize=2)
-        ax.set_xticks(range(len(d)), order, rotation=45, ha="right", fontsize=8)
+        ax.set_xticks(range(len(d)), order, rotation=90, fontsize=8)
         low, high = (d["acc"] - d["err"]).min(), (d["acc"] + d["err"]).max()
         ax.set_ylim(max(0.0, low - 3), min(100.0, high + 3))
         ax.set_title(f"{model} · {dataset}", fontsize=9)
@@ -274,36 +287,43 @@ def _fig_plasticity_gain(summary: pd.DataFrame, scores: pd.DataFrame, path: Path
 
 
 def _fig_pareto(scores: pd.DataFrame, path: Path) -> bool:
-    """(d) Test accuracy against trainable parameters, a point per strategy, the Pareto front
-    (fewest parameters for the accuracy) as a step line; points labelled with the strategy."""
+    """(d) Test accuracy against trainable parameters, a point per strategy (a dot on the
+    Pareto front, a cross when dominated), the front as a step line; one legend for all."""
     import seaborn as sns
+    from matplotlib.lines import Line2D
 
     d = scores[scores["test_mean"].notna() & scores["trainable_params"].notna()]
     cells = list(dict.fromkeys(zip(d["model"], d["dataset"], strict=True)))
     if not cells:
         return False
-    fig, axes = _figure(len(cells), size=None, top=0.6)
-    colors = {True: "tab:red", False: "tab:grey"}
-    for k, (ax, (model, dataset)) in enumerate(zip(axes, cells, strict=True)):
+    keys = list(dict.fromkeys(d["strategy"]))  # registry order, one color per strategy key
+    colors = _colors(keys)
+    legend_w = 0.6 + 0.055 * max(len(k) for k in keys)
+    ncols = min(len(cells), MAX_COLS)
+    nrows = math.ceil(len(cells) / ncols)
+    size = (PANEL_SIZE[0] * ncols + legend_w, PANEL_SIZE[1] * nrows)
+    fig, axes = _figure(len(cells), size=size, top=0.35, bottom=0.6, right=legend_w)
+    for ax, (model, dataset) in zip(axes, cells, strict=True):
         c = d[(d["model"] == model) & (d["dataset"] == dataset)]
-        c = c.assign(acc=100 * c["test_mean"], params=c["trainable_params"].astype(float),
-                     front=c["pareto"].map({True: "Pareto front", False: "dominated"}))
-        sns.scatterplot(data=c, x="params", y="acc", hue="front",
-                        hue_order=["Pareto front", "dominated"],
-                        palette={"Pareto front": colors[True], "dominated": colors[False]},
-                        s=24, legend=k == 0, ax=ax)
+        c = c.assign(acc=100 * c["test_mean"], params=c["trainable_params"].astype(float))
         front = c[c["pareto"]].sort_values(["params", "acc"], kind="mergesort")
-        ax.plot(front["params"], front["acc"], drawstyle="steps-post", color=colors[True],
-                lw=1)
-        for r in c.itertuples(index=False):
-            ax.annotate(r.strategy, (r.params, r.acc), xytext=(3, 2),
-                        textcoords="offset points", fontsize=6)
+        ax.plot(front["params"], front["acc"], drawstyle="steps-post", color="black", lw=0.8,
+                zorder=1)
+        for on_front, marker in ((True, "o"), (False, "X")):
+            part = c[c["pareto"] == on_front]
+            if len(part):
+                sns.scatterplot(data=part, x="params", y="acc", hue="strategy",
+                                hue_order=keys, palette=colors, s=30, marker=marker,
+                                legend=False, ax=ax, zorder=2)
         if (c["params"] > 0).all():
             ax.set_xscale("log")
         ax.set_title(f"{model} · {dataset}", fontsize=9)
         ax.set_xlabel("trainable parameters")
         ax.set_ylabel("test accuracy (%)")
-    _figure_legend(fig, axes[0])
+    handles = [Line2D([], [], ls="", marker="o", color=colors[k], label=k) for k in keys]
+    handles += [Line2D([], [], color="black", lw=0.8, marker="o", label="Pareto front"),
+                Line2D([], [], ls="", color="black", marker="X", label="dominated")]
+    fig.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
     _save(fig, path)
     return True
 

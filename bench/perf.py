@@ -1,8 +1,11 @@
 """How fast the hot paths are, measured side by side against bare timm: ``bench perf``.
 
-    bench perf                                     the default model on this machine's CPU
+    bench perf --plan 1000                         the default model on this machine's CPU,
+                                                   and `bench plan` on a 1,000-job suite
     bench perf --device cuda --model vit_base_patch16_224 --batch 512 \\
-        --plasticity-pairs 12800 --json perf.json  the paper's scale on one GPU
+        --plasticity-pairs 12800 --json perf.json  the paper's scale on one GPU: bf16
+                                                   training, fp32 plasticity (estimated at
+                                                   2-3 minutes on an H200)
 
 Everything runs in one process on the same model (random weights: no network), batch, device,
 precision and threads; each figure is the median of ``repeats`` timings after a warm-up.

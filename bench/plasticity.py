@@ -14,15 +14,19 @@ output, fc2 on the activation after fc1) and ``after_finetuning`` (the paper's d
 measured by the job on the fine-tuned model; computed here like ``paper``).
 
 The fast path embeds reference and target in one pass, shares LayerNorm statistics between
-ln1 and ln2, and uses linearity: for the affine fc1, fc2 and attention output projection the
+ln1 and ln2 (and the squared normalised differences, so a LayerNorm costs a D-vector product
+per layer), and uses linearity: for the affine fc1, fc2 and attention output projection the
 output difference is the weight applied to the input difference (fc2 through its first D input
-columns, so the zero-padded input is never built; attention computed up to its projection for
-reference and target together, the projection then applied once).
+columns, so the zero-padded input is never built; fc1 through the D x D Cholesky factor R of
+W1^T W1, which has the same norms; attention computed up to its projection for reference and
+target together, the projection then applied once). Distances are reduced on the device, and
+the whole measurement runs in full fp32 (no TF32) so that it equals the per-sample definition.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 
 import numpy as np
@@ -48,39 +52,65 @@ def _frob(t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def pair_ratios(model, ref: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
-    """(B, layers, 5) rates of change for B pairs of normalised images (fast path)."""
+def pair_ratios(model, ref: torch.Tensor, tgt: torch.Tensor,
+                factors: dict | None = None) -> torch.Tensor:
+    """(B, layers, 5) rates of change for B pairs of normalised images (fast path).
+
+    ``factors`` (any dict, kept between the batches of one measurement) caches what is
+    computed from the weights alone.
+    """
     b = ref.shape[0]
     uv = embed(model, torch.cat([ref, tgt]))
-    u, v = uv[:b], uv[b:]
-    d = u - v
+    d = uv[:b] - uv[b:]
     denom = _frob(d)
     dim = uv.shape[-1]
-    cache: dict[float, torch.Tensor] = {}
+    factors = {} if factors is None else factors
+    col_sq: dict[float, torch.Tensor] = {}
 
-    def normalized_diff(eps: float) -> torch.Tensor:
-        # LayerNorm(x) = xhat * w + b: the difference of outputs is (xhat_u - xhat_v) * w,
-        # and xhat is the same for every LayerNorm with the same eps.
-        if eps not in cache:
-            xhat = F.layer_norm(uv, (dim,), eps=eps)
-            cache[eps] = xhat[:b] - xhat[b:]
-        return cache[eps]
+    def ln_norm(ln) -> torch.Tensor:
+        # LayerNorm(x) = xhat * w + b, and xhat is the same for every LayerNorm with the same
+        # eps: ||(xhat_u - xhat_v) * w||^2 = sum_k w_k^2 e_k with e_k the squared difference
+        # summed over tokens, once per eps.
+        if not isinstance(ln, torch.nn.LayerNorm):
+            raise TypeError(f"fast plasticity expects nn.LayerNorm, got {type(ln).__name__}")
+        if ln.eps not in col_sq:
+            xhat = F.layer_norm(uv, (dim,), eps=ln.eps)
+            col_sq[ln.eps] = (xhat[:b] - xhat[b:]).double().square().sum(1)  # (B, D)
+        e = col_sq[ln.eps]
+        return (e.sum(1) if ln.weight is None else e @ ln.weight.double().square()).sqrt()
 
     out = torch.empty(b, len(model.blocks), len(BLOCK_COMPONENTS), device=uv.device)
     for i, blk in enumerate(model.blocks):
         for j, comp in enumerate(BLOCK_COMPONENTS):
             if comp == "ln1":
-                diff = _ln_diff(blk.norm1, normalized_diff)
+                norm = ln_norm(blk.norm1)
             elif comp == "ln2":
-                diff = _ln_diff(blk.norm2, normalized_diff)
+                norm = ln_norm(blk.norm2)
             elif comp == "mha":
-                diff = _attn_diff(blk.attn, uv, b)
-            elif comp == "fc1":
-                diff = d @ blk.mlp.fc1.weight.T
+                norm = _frob(_attn_diff(blk.attn, uv, b))
+            elif comp == "fc1":  # fc1(u) - fc1(v) = W1 (u - v)
+                norm = _frob(d @ _r_factor(blk.mlp.fc1.weight, factors).T)
             else:  # fc2: W2 [u, 0] + b2 - (W2 [v, 0] + b2) = W2[:, :D] (u - v)
-                diff = d @ blk.mlp.fc2.weight[:, :dim].T
-            out[:, i, j] = _frob(diff) / denom
+                norm = _frob(d @ blk.mlp.fc2.weight[:, :dim].T)
+            out[:, i, j] = norm / denom
     return out
+
+
+def _r_factor(weight: torch.Tensor, factors: dict) -> torch.Tensor:
+    """A matrix R with ||R x|| = ||W x|| for every x, as small as W allows.
+
+    For a tall W (fc1: 4D x D), R is upper triangular with R^T R = W^T W (Cholesky, in
+    float64), D x D: the per-token matmul is 4x smaller. W itself when W is not tall or
+    W^T W is singular.
+    """
+    if weight.shape[0] <= weight.shape[1]:
+        return weight
+    key = ("chol", id(weight))
+    if key not in factors:
+        w = weight.double()
+        r, info = torch.linalg.cholesky_ex(w.T @ w, upper=True)
+        factors[key] = weight if int(info) else r.to(weight.dtype)
+    return factors[key]
 
 
 def _attn_diff(attn, uv: torch.Tensor, b: int) -> torch.Tensor:
@@ -112,13 +142,6 @@ def _timm_attention():
     from timm.models.vision_transformer import Attention
 
     return Attention
-
-
-def _ln_diff(ln, normalized_diff):
-    if isinstance(ln, torch.nn.LayerNorm):
-        diff = normalized_diff(ln.eps)
-        return diff * ln.weight if ln.weight is not None else diff
-    raise TypeError(f"fast plasticity expects nn.LayerNorm, got {type(ln).__name__}")
 
 
 @torch.no_grad()
@@ -255,7 +278,8 @@ def measure(model, ref_images: np.ndarray, tgt_images: np.ndarray, *, pairs: int
     if variant == "in_situ":
         fn = pair_ratios_in_situ_naive if naive else pair_ratios_in_situ
     else:
-        fn = pair_ratios_naive if naive else pair_ratios
+        # the weights' factors are computed once for all batches
+        fn = pair_ratios_naive if naive else functools.partial(pair_ratios, factors={})
     chunks = []
     mean, std = (torch.tensor(v, dtype=torch.float32, device=device) for v in (mean, std))
     with exact_fp32():

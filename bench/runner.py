@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -160,7 +161,8 @@ def _record_escaped(config: dict, suite: str, results: Path, jid: str, exc: Exce
     try:
         store.write_record(results, record)
     except Exception as e:  # noqa: BLE001 - e.g. a full disk: the job stays missing
-        print(f"job {jid}: {exc}; its failure could not be recorded either: {e}")
+        print(f"job {jid}: {exc}; its failure could not be recorded either: {e}",
+              file=sys.stderr)
     return "failed"
 
 
@@ -202,7 +204,7 @@ def run_suite(suite: Suite, results: Path, *, workers: int = 1, force: bool = Fa
         _, outcome, status, detail = result
         if outcome == "held":
             if j.job_id not in waiting:
-                bar.write(f"job {j.job_id} is running in {detail}; waiting for it")
+                bar.write(f"job {j.job_id} is being run by {detail}; waiting for it")
             waiting[j.job_id] = j
             return
         if outcome == "ran":

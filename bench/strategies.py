@@ -63,12 +63,6 @@ class Strategy:
     def defaults(self) -> dict[str, Any]:
         return {k: d for k, (_, d) in self.params.items()}
 
-    def selects(self, name: str, params: Mapping[str, Any] | None = None,
-                context: Context | None = None) -> bool:
-        """Whether one parameter name trains (for strategies that are name predicates)."""
-        return name in set(self.select([name], {**self.defaults(), **(params or {})},
-                                        context or Context()))
-
 
 def _noop(model) -> None:
     return None

@@ -217,3 +217,33 @@ def test_rrc_flip_grid_is_affine_grids():
     torch.testing.assert_close(grid, ref_grid, rtol=0, atol=1e-5)
     ref = F.grid_sample(x, ref_grid, mode="bilinear", padding_mode="border", align_corners=False)
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-4)
+
+
+def test_fc1_factor_equals_naive_even_when_singular():
+    """fc1 goes through a D x D Cholesky factor of W1^T W1; a singular W1 falls back to W1."""
+    model = _tiny().eval()
+    with torch.no_grad():
+        model.blocks[0].mlp.fc1.weight[:, :3] = 0  # W1^T W1 singular: no Cholesky factor
+        w = model.blocks[1].mlp.fc1.weight
+        w.copy_(w @ torch.diag(torch.logspace(0, -3, w.shape[1])))  # badly conditioned
+    factors: dict = {}
+    ref, tgt = _images(6, 3), _images(6, 4)
+    fast = plasticity.pair_ratios(model, ref, tgt, factors=factors).double()
+    naive = plasticity.pair_ratios_naive(model, ref, tgt).double()
+    torch.testing.assert_close(fast, naive, rtol=1e-5, atol=1e-6)
+    chosen = [factors[("chol", id(b.mlp.fc1.weight))] for b in model.blocks]
+    assert chosen[0] is model.blocks[0].mlp.fc1.weight and chosen[1].shape == (16, 16)
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_like_eager():
+    """recipe `compile: true` (torch.compile) works on the CPU and gives eager's numbers."""
+    results = []
+    for compiled in (False, True):
+        m = _tiny()
+        strategies.apply_strategy(m, "mha")
+        res = train.finetune(torch.compile(m) if compiled else m, _data(), _data(8), None,
+                             recipe=RECIPE, lr=0.05, seed=0)
+        results.append(res.curves["train"])
+    for a, b in zip(*results):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)

@@ -291,3 +291,49 @@ def test_bench_strategies_lists_every_strategy_with_its_parameters(capsys):
         assert text in out
     lora_line = next(line for line in out.splitlines() if line.startswith("lora "))
     assert "final norm + head" in lora_line
+
+
+@pytest.mark.parametrize("name", ["lora", "auto_rgn"])
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, name):
+    """LoRA's adapters and Auto-RGN's per-tensor scales survive a checkpoint exactly."""
+    import timm
+
+    from tests.conftest import TINY_KWARGS
+
+    def fresh():
+        torch.manual_seed(0)
+        m = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=10,
+                              **TINY_KWARGS)
+        with torch.no_grad():
+            m.cls_token.normal_(0, 0.02)
+        return m, strategies.apply_strategy(m, name)
+
+    rng = np.random.default_rng(0)
+    dd = train.DeviceData(rng.integers(0, 255, (48, 16, 16, 3), dtype=np.uint8),
+                          rng.integers(0, 10, 48), [0.5] * 3, [0.5] * 3, "cpu")
+    recipe = {"steps": 9, "batch_size": 16, "warmup_steps": 2, "eval_every": 3, "log_every": 1,
+              "optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0, "clip_grad": 1.0,
+              "crop_scale": [0.5, 1.0], "hflip": True, "grad_accum": 1, "eval_batch_size": 64,
+              "precision": "fp32", "checkpoint_every": 2}
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def stop_at_5(_n):
+        seen.append(_n)
+        if len(seen) == 5:
+            raise Stop
+
+    whole, a = fresh()
+    train.finetune(whole, dd, dd, None, recipe=recipe, lr=0.1, seed=0, hook=a.hook)
+    ck = tmp_path / "ck.pt"
+    m, a = fresh()
+    with pytest.raises(Stop):
+        train.finetune(m, dd, dd, None, recipe=recipe, lr=0.1, seed=0, checkpoint=ck,
+                       progress=stop_at_5, hook=a.hook)
+    m, a = fresh()
+    train.finetune(m, dd, dd, None, recipe=recipe, lr=0.1, seed=0, checkpoint=ck, hook=a.hook)
+    for (n, p), q in zip(whole.state_dict().items(), m.state_dict().values()):
+        assert torch.equal(p, q), n
