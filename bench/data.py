@@ -24,13 +24,12 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench import formats
+from bench import formats, store
 from bench.registry import Registry
 
 DIGITS_CORRUPTIONS = ("none", "gaussian_noise", "impulse_noise", "contrast", "motion_blur")
@@ -396,7 +395,6 @@ def _cached(cache: Path, dataset: dict, raw: Raw, parts: dict[str, tuple], what:
             root: Path | None, size: int, crop_pct: float, interpolation: str,
             progress: bool | None):
     """(arrays, meta, folder, fresh): read the entry of ``parts`` at ``size``, or write it."""
-    from bench.job import file_lock  # job imports this module
 
     description = {"cache_version": CACHE_VERSION, "dataset": dataset["name"],
                    "params": dataset["params"], "size": size, "crop_pct": crop_pct,
@@ -407,7 +405,7 @@ def _cached(cache: Path, dataset: dict, raw: Raw, parts: dict[str, tuple], what:
     folder = base / key
     fresh = False
     if not (folder / "meta.json").is_file():
-        with file_lock(base / f"{key}.lock"):
+        with store.file_lock(base / f"{key}.lock"):
             if not (folder / "meta.json").is_file():  # nobody finished it while we waited
                 _write_entry(base, key, description, raw, parts, size, crop_pct,
                              interpolation, progress)
@@ -437,7 +435,7 @@ def _write_entry(base: Path, key: str, description: dict, raw: Raw, parts: dict[
         meta = {**description, "key": key, "num_classes": raw.num_classes,
                 "counts": {name: len(labels) for name, (_, labels) in parts.items()},
                 "checksum": checksum(*arrays),
-                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                "created_at": store.utc_now()}
         del arrays, x  # close the memory maps before the rename
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
         if folder.exists():  # an entry without meta.json: never renamed into place by us

@@ -7,8 +7,6 @@ recorded as failed (or diverged) with its reason; ``run_job`` does not raise for
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
 import os
 import platform
@@ -16,7 +14,6 @@ import socket
 import subprocess
 import time
 import traceback
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
@@ -89,22 +86,6 @@ def provenance(device: str) -> dict:
             "finished_at": None}
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-@contextlib.contextmanager
-def file_lock(path: Path):
-    """An exclusive lock that also works between SLURM nodes sharing a filesystem."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def ensure_weights(model_cfg: dict, cache: Path, device: str = "cpu",
                    progress: bool = False) -> Path | None:
     """Pretrain the model once if its weights come from a recipe (cached by its hash)."""
@@ -115,7 +96,7 @@ def ensure_weights(model_cfg: dict, cache: Path, device: str = "cpu",
     path = models.weights_file(model_cfg, cache)
     if path.is_file():
         return path
-    with file_lock(path.with_suffix(".lock")):
+    with store.file_lock(path.with_suffix(".lock")):
         if not path.is_file():  # another process may have finished it while we waited
             # Every writer of this file holds the lock: a temporary of it is a dead one's.
             store.remove_dead_temps(path.parent, path.name, any_writer=True)
@@ -237,7 +218,7 @@ def run_job(config: dict, suite: str, results: Path, cache: Path | None = None,
     cache = Path(cache) if cache else default_cache()
     jid = compute_job_id(config)
     device = pick_device(device)
-    started, t_start = _now(), time.perf_counter()
+    started, t_start = store.utc_now(), time.perf_counter()
     metrics: dict = {}
     curves: dict = {"train": [], "val": []}
     plast = None
@@ -314,7 +295,7 @@ def run_job(config: dict, suite: str, results: Path, cache: Path | None = None,
     except Exception:  # noqa: BLE001 - a missing figure must not lose the record
         metrics["peak_memory_mb"] = None
     prov = provenance(device)
-    prov.update(started_at=started, finished_at=_now())
+    prov.update(started_at=started, finished_at=store.utc_now())
     record = {"schema_version": store.SCHEMA_VERSION, "job_id": jid, "suite": suite,
               "status": status, "config": config, "metrics": metrics, "curves": curves,
               "plasticity": plast, "plasticity_variants": variants, "error": error,

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import fnmatch
 import json
 import os
@@ -51,7 +50,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -438,21 +437,9 @@ def write_ledger(results: Path, suite: str, ledger: dict) -> None:
                             json.dumps(ledger, indent=1, sort_keys=True) + "\n")
 
 
-@contextlib.contextmanager
-def _ledger_lock(results: Path, suite: str) -> Iterator[None]:
+def _ledger_lock(results: Path, suite: str):
     """Two submits of one suite at once would both see the jobs as unsubmitted."""
-    path = store.suite_dir(results, suite) / ".ledger.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return store.file_lock(store.suite_dir(results, suite) / ".ledger.lock")
 
 
 # ------------------------------------------------------------------------- the callable
@@ -518,7 +505,7 @@ def failure_record(config: dict, suite: str, job_id: str, exc: BaseException,
             "slurm_job_id": _slurm_task_id(),
             "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(
                 timespec="seconds"),
-            "finished_at": _now()}
+            "finished_at": store.utc_now()}
     return {"schema_version": store.SCHEMA_VERSION, "job_id": job_id, "suite": suite,
             "status": "failed", "config": config,
             "metrics": {"wall_seconds": time.time() - started},
@@ -679,7 +666,7 @@ def _submit_todo(todo: list, profile: Profile, results: Path, ledger: dict,
         report.prepare_job = job.job_id
         report.sbatch_calls += 1
         dependency = f"afterany:{job.job_id}"
-        ledger["prepare"].append({"slurm_id": job.job_id, "submitted_at": _now()})
+        ledger["prepare"].append({"slurm_id": job.job_id, "submitted_at": store.utc_now()})
         write_ledger(results, suite, ledger)
     for group in groups:
         res = group.resources
@@ -697,7 +684,7 @@ def _submit_todo(todo: list, profile: Profile, results: Path, ledger: dict,
                 sjobs = [ex.submit(SlurmJob(suite, j.job_id, fn), j.config, str(results),
                                    cache_s) for j in chunk]
             report.sbatch_calls += 1
-            when = _now()
+            when = store.utc_now()
             for j, sj in zip(chunk, sjobs, strict=True):
                 ledger["jobs"][j.job_id] = {"slurm_id": sj.job_id, "submitted_at": when,
                                             "group": group.name}
@@ -908,7 +895,7 @@ def synthetic_job(config: dict, suite: str, results: Path, cache: Path | None = 
                              "gpu": None, "device": "cpu", "slurm_job_id": _slurm_task_id(),
                              "started_at": datetime.fromtimestamp(
                                  started, timezone.utc).isoformat(timespec="seconds"),
-                             "finished_at": _now()}}
+                             "finished_at": store.utc_now()}}
     store.write_record(Path(results), record)
     ckpt.unlink(missing_ok=True)
     return record

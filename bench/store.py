@@ -212,18 +212,47 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write a file so that readers see the old content or the new, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_file(path)
+    tmp = _written_temp(path, text)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def _written_temp(path: Path, text: str) -> str:
+    """A temporary file next to ``path`` holding ``text``, on disk (fsynced)."""
+    fd, tmp = temp_file(path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (created if missing); flock works between processes and,
+    on filesystems that support it, between SLURM nodes sharing the filesystem."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -741,24 +770,12 @@ class Claim:
         self.release()
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _create_exclusive(path: Path, text: str) -> bool:
     """Create ``path`` with ``text`` unless it exists, atomically: nobody ever reads a part."""
-    fd, tmp = temp_file(path)
+    tmp = _written_temp(path, text)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
         try:
             os.link(tmp, path)  # fails if path exists, like O_CREAT|O_EXCL, also over NFS
         except FileExistsError:
@@ -805,7 +822,7 @@ def try_claim(results: Path, suite: str, job_id: str) -> Claim | Holder:
 def _remove_if_still_stale(holder: Holder) -> Holder | None:
     """Remove a stale claim, under the claims' lock, if it is still that same stale claim
     (not one just made by a live process); returns it when removed."""
-    with _locked(holder.path.parent / ".lock"):
+    with file_lock(holder.path.parent / ".lock"):
         again = read_holder(holder.path)
         if again is not None and again.stale and again.info == holder.info:
             holder.path.unlink()

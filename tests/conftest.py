@@ -11,6 +11,24 @@ TINY_KWARGS = {"img_size": 16, "patch_size": 4, "embed_dim": 16, "depth": 2, "nu
                "mlp_ratio": 2.0}
 
 
+# A full training recipe for calling bench.train.finetune directly; tests override keys.
+RECIPE = {"steps": 9, "batch_size": 16, "warmup_steps": 2, "eval_every": 3, "log_every": 1,
+          "optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0, "clip_grad": 1.0,
+          "crop_scale": [0.5, 1.0], "hflip": True, "grad_accum": 1, "eval_batch_size": 64,
+          "precision": "fp32", "checkpoint_every": 0}
+
+
+def random_data(n: int = 48, seed: int = 0, size: int = 16):
+    """Random uint8 images and labels as bench.train.DeviceData on the CPU."""
+    import numpy as np
+
+    from bench import train
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8)
+    return train.DeviceData(x, rng.integers(0, 10, n), [0.5] * 3, [0.5] * 3, "cpu")
+
+
 def pytest_configure(config):
     os.environ.setdefault("BENCH_VERIFY_MD5", "0")
 

@@ -11,18 +11,14 @@ import torch
 
 from bench import perf, plasticity, strategies, train
 from bench.components import BLOCK_COMPONENTS
-from tests.conftest import TINY_KWARGS
+from tests.conftest import RECIPE as BASE_RECIPE
+from tests.conftest import TINY_KWARGS, random_data
 
-RECIPE = {"steps": 3, "batch_size": 16, "warmup_steps": 1, "eval_every": 3, "log_every": 1,
-          "optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0, "clip_grad": 1.0,
-          "crop_scale": [0.5, 1.0], "hflip": True, "grad_accum": 1, "eval_batch_size": 64,
-          "precision": "fp32", "checkpoint_every": 0}
+RECIPE = {**BASE_RECIPE, "steps": 3, "warmup_steps": 1}
 
 
 def _data(n=32, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8)
-    return train.DeviceData(x, rng.integers(0, 10, n), [0.5] * 3, [0.5] * 3, "cpu")
+    return random_data(n, seed)
 
 
 def _tiny(**kw):

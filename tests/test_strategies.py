@@ -10,6 +10,7 @@ import torch
 
 from bench import strategies, train
 from bench.strategies import STRATEGIES
+from tests.conftest import RECIPE
 
 HEAD_AND_NORM = r"^(head|norm|fc_norm)\."
 # Written independently of bench.components, from protocol.md's table, so that a wrong
@@ -41,10 +42,7 @@ def test_exactly_the_named_parameters_change(tiny_vit, name):
     x = rng.integers(0, 255, (32, 16, 16, 3), dtype=np.uint8)
     y = rng.integers(0, 10, 32)
     dd = train.DeviceData(x, y, [0.5] * 3, [0.5] * 3, "cpu")
-    recipe = {"steps": 3, "batch_size": 16, "warmup_steps": 0, "eval_every": 3, "log_every": 1,
-              "optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0, "clip_grad": 1.0,
-              "crop_scale": [0.5, 1.0], "hflip": True, "grad_accum": 1, "eval_batch_size": 32,
-              "precision": "fp32", "checkpoint_every": 0}
+    recipe = {**RECIPE, "steps": 3, "warmup_steps": 0}
     train.finetune(model, dd, dd, None, recipe=recipe, lr=0.5, seed=0)
     for n, p in model.named_parameters():
         changed = not torch.equal(p.detach(), before[n])
@@ -98,10 +96,7 @@ def _finetune(model, hook=None, steps: int = 3, lr: float = 0.5):
     x = rng.integers(0, 255, (32, 16, 16, 3), dtype=np.uint8)
     y = rng.integers(0, 10, 32)
     dd = train.DeviceData(x, y, [0.5] * 3, [0.5] * 3, "cpu")
-    recipe = {"steps": steps, "batch_size": 16, "warmup_steps": 0, "eval_every": steps,
-              "log_every": 1, "optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0,
-              "clip_grad": 1.0, "crop_scale": [0.5, 1.0], "hflip": True, "grad_accum": 1,
-              "eval_batch_size": 32, "precision": "fp32", "checkpoint_every": 0}
+    recipe = {**RECIPE, "steps": steps, "warmup_steps": 0, "eval_every": steps}
     return train.finetune(model, dd, dd, None, recipe=recipe, lr=lr, seed=0, hook=hook)
 
 
@@ -289,8 +284,9 @@ def test_bench_strategies_lists_every_strategy_with_its_parameters(capsys):
         assert re.search(rf"^{name} ", out, flags=re.MULTILINE), name
     for text in ("rank=8", "alpha=8.0", "mlp=False", "k=1, side=first", "k=2", "batches=5"):
         assert text in out
-    lora_line = next(line for line in out.splitlines() if line.startswith("lora "))
-    assert "final norm + head" in lora_line
+    # The description column wraps: the lora entry runs until the next strategy's line.
+    lora_entry = re.search(r"^lora .*?(?=^\S)", out, flags=re.MULTILINE | re.DOTALL).group(0)
+    assert "final norm + head" in " ".join(lora_entry.split())
 
 
 @pytest.mark.parametrize("name", ["lora", "auto_rgn"])
@@ -311,10 +307,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, name):
     rng = np.random.default_rng(0)
     dd = train.DeviceData(rng.integers(0, 255, (48, 16, 16, 3), dtype=np.uint8),
                           rng.integers(0, 10, 48), [0.5] * 3, [0.5] * 3, "cpu")
-    recipe = {"steps": 9, "batch_size": 16, "warmup_steps": 2, "eval_every": 3, "log_every": 1,
-              "optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0, "clip_grad": 1.0,
-              "crop_scale": [0.5, 1.0], "hflip": True, "grad_accum": 1, "eval_batch_size": 64,
-              "precision": "fp32", "checkpoint_every": 2}
+    recipe = {**RECIPE, "checkpoint_every": 2}
 
     class Stop(Exception):
         pass

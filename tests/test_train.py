@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from bench import strategies, train
-
-RECIPE = {"steps": 9, "batch_size": 16, "warmup_steps": 2, "eval_every": 3, "log_every": 1,
-          "optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0, "clip_grad": 1.0,
-          "crop_scale": [0.5, 1.0], "hflip": True, "grad_accum": 1, "eval_batch_size": 64,
-          "precision": "fp32", "checkpoint_every": 0}
+from tests.conftest import RECIPE, random_data
 
 
 def _data(n=48, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8)
-    y = rng.integers(0, 10, n)
-    return train.DeviceData(x, y, [0.5] * 3, [0.5] * 3, "cpu")
+    return random_data(n, seed)
 
 
 def test_warmup_then_cosine_to_zero():
