@@ -259,8 +259,9 @@ def run_job(config: dict, suite: str, results: Path, cache: Path | None = None,
         # (LoRA adapters), or bring a training hook (auto_rgn).
         applied = strategies.apply_strategy(model, config["strategy"],
                                             strategies.Context(plasticity=plast))
+        trainable = set(applied)
         metrics["trainable_params"] = sum(p.numel() for n, p in model.named_parameters()
-                                          if n in set(applied))
+                                          if n in trainable)
         metrics.update(applied.notes)
         run_model = torch.compile(model) if recipe["compile"] else model
         dd = [train.DeviceData(x, y, dcfg["mean"], dcfg["std"], device)
