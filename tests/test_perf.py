@@ -161,7 +161,7 @@ def test_attention_shortcut_equals_naive(variant):
     torch.testing.assert_close(fast, naive, rtol=1e-5, atol=1e-6)
 
 
-def test_plan_and_validate_do_not_import_torch(tmp_path):
+def test_plan_validate_and_status_do_not_import_torch(tmp_path):
     import subprocess
     import sys
 
@@ -171,12 +171,14 @@ def test_plan_and_validate_do_not_import_torch(tmp_path):
     assert res["jobs"] == 120 and res["imports_torch"] is False
     suite = tmp_path / "s.yaml"
     suite.write_text(yaml.safe_dump(perf.plan_suite(40)))
-    code = ("import sys\nfrom bench.cli import main\nrc = main(['validate', sys.argv[1]])\n"
-            "assert 'torch' not in sys.modules and 'timm' not in sys.modules\nsys.exit(rc)")
-    proc = subprocess.run([sys.executable, "-c", code, str(suite)], capture_output=True,
-                          text=True, env={**__import__("os").environ,
-                                          "PYTHONPATH": perf._package_root()})
-    assert proc.returncode == 0, proc.stderr
+    for command in (["validate", str(suite)],
+                    ["status", str(suite), "--results", str(tmp_path / "r")]):
+        code = ("import sys\nfrom bench.cli import main\nrc = main(sys.argv[1:])\n"
+                "assert 'torch' not in sys.modules and 'timm' not in sys.modules\nsys.exit(rc)")
+        proc = subprocess.run([sys.executable, "-c", code, *command], capture_output=True,
+                              text=True, env={**__import__("os").environ,
+                                              "PYTHONPATH": perf._package_root()})
+        assert proc.returncode == 0, proc.stderr
 
 
 def test_rrc_flip_grid_is_affine_grids():
