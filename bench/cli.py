@@ -206,9 +206,8 @@ def cmd_leaderboard(args) -> int:
                         "nothing would look like an empty benchmark)")
     expected = _expected_jobs(args.suites)
     skipped = build_leaderboard(_results(args), Path(args.out),
-                                csv_dir=Path(args.csv) if args.csv else None, expected=expected)
-    for s in skipped:
-        print(f"skipped {s}", file=sys.stderr)
+                                csv_dir=Path(args.csv) if args.csv else None, expected=expected,
+                                figures_dir=args.figures)
     print(f"wrote {args.out}")
     if skipped and args.strict:
         print(f"--strict: {len(skipped)} file(s) skipped", file=sys.stderr)
@@ -429,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     results_arg(sp)
     sp.add_argument("--out", default="LEADERBOARD.md", metavar="FILE")
     sp.add_argument("--csv", default=None, metavar="DIR", help="also export the tables as CSV")
+    sp.add_argument("--figures", default=None, metavar="DIR",
+                    help="where the PNG figures go (default: <results>/_figures)")
     sp.add_argument("--suites", nargs="*", default=["suites/*.yaml"], metavar="GLOB",
                     help="suite files, for the number of expected jobs (coverage)")
     sp.add_argument("--strict", action="store_true",

@@ -2,7 +2,7 @@
 
 ``build_leaderboard(results_dir, out_path)`` reads every record under ``results_dir``, derives
 the tables of ``bench.aggregate`` and writes a Markdown page (tables through tabulate) with PNG
-figures in ``<out stem>_figures/`` next to it. The page is never edited by hand, and the same
+figures in ``<results>/_figures/``. The page is never edited by hand, and the same
 records give the same bytes: everything is sorted, nothing time-dependent is written, and PNGs
 carry no software/date metadata.
 
@@ -29,7 +29,7 @@ from tabulate import tabulate
 
 from bench import aggregate as agg
 from bench.components import BLOCK_COMPONENTS, COMPONENTS, PAPER_PLASTICITY_RANKING
-from bench.store import Skipped, atomic_write_text, load_records, write_record
+from bench.store import FIGURES_DIR, Skipped, atomic_write_text, load_records, write_record
 from bench.strategies import BASELINE, REFERENCE, STRATEGIES
 
 # The paper's plasticity scale (protocol.md): 200 batches of 64 pairs per (model, dataset).
@@ -569,12 +569,14 @@ def build_tables(records: list[dict], expected: Mapping[str, int] | None = None
 
 def build_leaderboard(results_dir: str | os.PathLike, out_path: str | os.PathLike,
                       csv_dir: str | os.PathLike | None = None,
-                      expected: Mapping[str, int] | None = None) -> list[Skipped]:
+                      expected: Mapping[str, int] | None = None,
+                      figures_dir: str | os.PathLike | None = None) -> list[Skipped]:
     """Regenerate the page at ``out_path`` (and figures, and CSVs) from ``results_dir``.
 
     Unreadable record files are reported on stderr and returned (a strict caller fails on
-    them); they are not listed on the page. Figures go to ``<out stem>_figures/``, which this
-    function owns: PNGs there that it did not write this time are removed.
+    them); they are not listed on the page. Figures go to ``figures_dir`` (default
+    ``<results>/_figures/``, a name no suite can have), which this function owns: PNGs there
+    that it did not write this time are removed. The page links them relatively.
     """
     out_path = Path(out_path)
     records, skipped = load_records(Path(results_dir))
@@ -585,8 +587,9 @@ def build_leaderboard(results_dir: str | os.PathLike, out_path: str | os.PathLik
     import matplotlib.style
     import seaborn as sns
 
-    fig_dir = out_path.parent / f"{out_path.stem}_figures"
+    fig_dir = Path(figures_dir) if figures_dir else Path(results_dir) / FIGURES_DIR
     fig_dir.mkdir(parents=True, exist_ok=True)
+    link = Path(os.path.relpath(fig_dir.resolve(), out_path.parent.resolve())).as_posix()
     figures: dict[str, dict[str, str]] = {}
     written: set[str] = set()
     layers, scores, summary = (tables["plasticity_layers"], tables["scores"],
@@ -607,7 +610,7 @@ def build_leaderboard(results_dir: str | os.PathLike, out_path: str | os.PathLik
             for kind, draw in plots.items():
                 name = f"{suite}_{kind}.png"
                 if draw(fig_dir / name):
-                    figures.setdefault(suite, {})[kind] = f"{fig_dir.name}/{name}"
+                    figures.setdefault(suite, {})[kind] = f"{link}/{name}"
                     written.add(name)
     for stale in sorted(fig_dir.glob("*.png")):
         if stale.name not in written:

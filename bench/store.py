@@ -146,6 +146,10 @@ RECORD_SCHEMA: dict[str, Any] = {
     },
 }
 
+# The leaderboard's figures live in the results directory under a name no suite can have
+# (suite names start with a letter or digit); readers do not look into folders starting
+# with '_' or '.'.
+FIGURES_DIR = "_figures"
 _JOB_ID = re.compile(r"[0-9a-f]{16}")
 CLAIMS_DIR = ".claims"
 CHECKPOINTS_DIR = ".checkpoints"
@@ -619,7 +623,7 @@ def load_records(results: Path, suite: str | None = None) -> tuple[list[dict], l
     if not results.is_dir():
         return records, skipped
     dirs = [suite_dir(results, suite)] if suite else sorted(
-        p for p in results.iterdir() if p.is_dir() and not p.name.startswith("."))
+        p for p in results.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
     for d in dirs:
         if not d.is_dir():
             continue

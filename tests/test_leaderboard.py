@@ -61,7 +61,8 @@ def test_page_has_every_section_and_links_existing_figures(results: Path, tmp_pa
     links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", page)
     assert len(links) == 4
     for link in links:
-        assert (out.parent / link).is_file() and link.startswith("LEADERBOARD_figures/")
+        assert (out.parent / link).is_file()
+        assert (out.parent / link).resolve().parent == (results / "_figures").resolve()
     # One scores row per (dataset, strategy), and the percentages printed with 2 decimals.
     scores = page.split("### Scores")[1].split("###")[0]
     assert len(re.findall(r"^\| m +\| digits +\|", scores, flags=re.MULTILINE)) == 7
@@ -87,8 +88,10 @@ def test_failed_job_is_listed_with_its_reason_and_not_scored(results: Path, tmp_
 def test_same_records_give_the_same_bytes(results: Path, tmp_path: Path):
     outs = [tmp_path / f"run{i}" / "LEADERBOARD.md" for i in (1, 2)]
     for out in outs:
-        build_leaderboard(results, out, csv_dir=out.parent / "csv")
-    build_leaderboard(results, outs[1])  # again over the first output: nothing may drift
+        build_leaderboard(results, out, csv_dir=out.parent / "csv",
+                          figures_dir=out.parent / "figures")
+    # again over the first output: nothing may drift
+    build_leaderboard(results, outs[1], figures_dir=outs[1].parent / "figures")
     first, second = (o.parent for o in outs)
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
@@ -110,8 +113,8 @@ def test_skipped_files_go_to_stderr_and_are_returned(results: Path, tmp_path: Pa
 
 def test_stale_figures_are_removed(results: Path, tmp_path: Path):
     out = tmp_path / "LEADERBOARD.md"
-    stale = tmp_path / "LEADERBOARD_figures" / "gone_test_acc.png"
-    stale.parent.mkdir()
+    stale = results / "_figures" / "gone_test_acc.png"
+    stale.parent.mkdir(parents=True)
     stale.write_bytes(b"old")
     build_leaderboard(results, out)
     assert not stale.exists()
@@ -157,9 +160,9 @@ def test_page_has_costs_pareto_ranks_and_paired_comparisons(results: Path, tmp_p
     # 100 trainable parameters, so only the most accurate (full) is on the front.
     assert re.search(r"\| full \(reference\) .*\| +100 \| +50\.0 \| +\| yes +\|", scores)
     assert re.search(r"\| mha +\|.*\| +100 \| +50\.0 \| +\| +\|", scores)
-    assert "![Test accuracy against trainable parameters, s](LEADERBOARD_figures/s_pareto.png)" \
+    assert "![Test accuracy against trainable parameters, s](results/_figures/s_pareto.png)" \
         in page
-    assert (out.parent / "LEADERBOARD_figures" / "s_pareto.png").is_file()
+    assert (results / "_figures" / "s_pareto.png").is_file()
     ranks = page.split("## Average rank")[1].split("##")[0]
     assert re.search(r"\| s +\| full \(reference\) +\| +1\.00 \| +2 \|", ranks)
     # Paired with full: mha is 5 pp below on each of the 4 (dataset, seed) pairs; the exact
