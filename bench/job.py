@@ -207,6 +207,34 @@ def plasticity_of(model_cfg: dict, dataset: dict, pcfg: dict, *, split_seed: int
             "seconds": time.perf_counter() - t0, "device": device, "plasticity": out}
 
 
+def escaped_failure_record(config: dict, suite: str, job_id: str, exc: BaseException,
+                           started: float, device: str | None = None,
+                           **provenance_extra) -> dict:
+    """A schema-valid failed record for an exception that escaped ``run_job`` (it records its
+    own failures; this is for one it could not write) or killed the process running it.
+    Torch-free: it must work when torch itself is what failed."""
+    import datetime as dt
+
+    try:
+        version = code_version()
+    except Exception:  # noqa: BLE001 - the record matters more than the version figure
+        version = {"git_commit": None, "git_dirty": None, "code_version": None}
+    prov = {**version, "packages": {}, "python": platform.python_version(),
+            "platform": platform.platform(), "cpu": _cpu_name(), "gpu": None,
+            "device": device, "hostname": socket.gethostname(), "pid": os.getpid(),
+            "started_at": dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(
+                timespec="seconds"),
+            "finished_at": store.utc_now(), **provenance_extra}
+    return {"schema_version": store.SCHEMA_VERSION, "job_id": job_id, "suite": suite,
+            "status": "failed", "config": config,
+            "metrics": {"wall_seconds": time.time() - started},
+            "curves": {"train": [], "val": []}, "plasticity": None,
+            "error": {"type": type(exc).__name__,
+                      "reason": f"{type(exc).__name__} escaped the job: {exc}",
+                      "traceback": "".join(traceback.format_exception(exc))},
+            "provenance": prov}
+
+
 def run_job(config: dict, suite: str, results: Path, cache: Path | None = None,
             device: str | None = None, progress: bool = False) -> dict:
     """Run one job end to end and write its record; return the record."""

@@ -129,37 +129,12 @@ def _run_one(config: dict, suite: str, results: str, cache: str | None, device: 
 
 def _record_escaped(config: dict, suite: str, results: Path, jid: str, exc: Exception,
                     started: float, device: str | None) -> str:
-    """A failed record for an exception that escaped ``run_job`` (it records its own
-    failures; this is for a record it could not write, e.g. one with a NaN in it)."""
-    import platform
-    import socket
-    import traceback
-    from datetime import datetime, timezone
-
-    def iso(t: float) -> str:
-        return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
+    """Record a job whose exception escaped ``run_job`` or whose worker died, as failed."""
+    from bench.job import escaped_failure_record
 
     try:
-        from bench.job import code_version
-
-        version = code_version()
-    except Exception:  # noqa: BLE001 - the record matters more than the version figure
-        version = {"git_commit": None, "git_dirty": None, "code_version": None}
-    record = {
-        "schema_version": store.SCHEMA_VERSION, "job_id": jid, "suite": suite,
-        "status": "failed", "config": config,
-        "metrics": {"wall_seconds": time.time() - started},
-        "curves": {"train": [], "val": []}, "plasticity": None,
-        "error": {"type": type(exc).__name__,
-                  "reason": f"{type(exc).__name__} escaped the job: {exc}",
-                  "traceback": "".join(traceback.format_exception(exc))},
-        "provenance": {**version, "packages": {}, "python": platform.python_version(),
-                       "platform": platform.platform(), "cpu": platform.machine(),
-                       "gpu": None, "device": device, "hostname": socket.gethostname(),
-                       "pid": os.getpid(), "started_at": iso(started),
-                       "finished_at": iso(time.time())}}
-    try:
-        store.write_record(results, record)
+        store.write_record(results, escaped_failure_record(config, suite, jid, exc, started,
+                                                           device))
     except Exception as e:  # noqa: BLE001 - e.g. a full disk: the job stays missing
         print(f"job {jid}: {exc}; its failure could not be recorded either: {e}",
               file=sys.stderr)

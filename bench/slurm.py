@@ -44,12 +44,10 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -468,8 +466,11 @@ class SlurmJob(submitit.helpers.Checkpointable):
             # environment, a stand-in body that raises) so the job does not end unrecorded.
             path = store.record_path(Path(results), self.suite, self.job_id)
             if not (path.is_file() and path.stat().st_mtime >= started):
-                store.write_record(Path(results), failure_record(
-                    job_config, self.suite, self.job_id, e, started))
+                from bench.job import escaped_failure_record
+
+                store.write_record(Path(results), escaped_failure_record(
+                    job_config, self.suite, self.job_id, e, started,
+                    slurm_job_id=_slurm_task_id()))
             raise
 
     def checkpoint(self, job_config: dict, results: str,
@@ -488,31 +489,6 @@ class _PrepareShared:
         from bench.job import prepare_shared
 
         prepare_shared(self.configs, Path(self.cache) if self.cache else None)
-
-
-def failure_record(config: dict, suite: str, job_id: str, exc: BaseException,
-                   started: float) -> dict:
-    """A schema-valid failed record for an exception that escaped the job body."""
-    try:
-        from bench.job import code_version
-
-        version = code_version()
-    except Exception:  # noqa: BLE001 - the record matters more than the version figure
-        version = {"git_commit": None, "git_dirty": None, "code_version": None}
-    prov = {**version, "packages": {}, "python": platform.python_version(),
-            "platform": platform.platform(), "cpu": platform.machine(), "gpu": None,
-            "device": None, "hostname": socket.gethostname(),
-            "slurm_job_id": _slurm_task_id(),
-            "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(
-                timespec="seconds"),
-            "finished_at": store.utc_now()}
-    return {"schema_version": store.SCHEMA_VERSION, "job_id": job_id, "suite": suite,
-            "status": "failed", "config": config,
-            "metrics": {"wall_seconds": time.time() - started},
-            "curves": {"train": [], "val": []}, "plasticity": None,
-            "error": {"type": type(exc).__name__, "reason": f"{type(exc).__name__}: {exc}",
-                      "traceback": traceback.format_exc()},
-            "provenance": prov}
 
 
 def _slurm_task_id() -> str | None:
