@@ -459,12 +459,18 @@ class SlurmJob(submitit.helpers.Checkpointable):
         if fn is None:
             from bench.job import run_job as fn
         started = time.time()
+        path = store.record_path(Path(results), self.suite, self.job_id)
+        try:  # a requeue of a job that finished meanwhile has nothing left to do
+            done = store.read_record(path)
+            if done["status"] == "done":
+                return done
+        except (OSError, store.RecordError):
+            pass
         try:
             return fn(job_config, self.suite, Path(results), Path(cache) if cache else None)
         except Exception as e:
             # run_job records its own failures; this catches what escapes it (a broken
             # environment, a stand-in body that raises) so the job does not end unrecorded.
-            path = store.record_path(Path(results), self.suite, self.job_id)
             if not (path.is_file() and path.stat().st_mtime >= started):
                 from bench.job import escaped_failure_record
 

@@ -109,7 +109,9 @@ SlurmdDebug=info
 SlurmctldTimeout=30
 SlurmdTimeout=60
 InactiveLimit=0
-KillWait=10
+# A requeued or preempted job gets SIGTERM, then SIGKILL KillWait seconds later. submitit
+# ignores SIGTERM (it checkpoints on USR2), so a long KillWait lets a requeued job run on.
+KillWait=2
 Waittime=0
 NodeName=$NODE NodeAddr=127.0.0.1 $hw RealMemory=$real State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=UNLIMITED State=UP
