@@ -167,15 +167,20 @@ def _peak_memory_mb(device: str) -> float | None:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS
 
 
-def measure_plasticity(model, dcfg: dict, pcfg: dict, target_images, target: dict,
-                       root: Path | None, device: str, naive: bool = False,
-                       cache: Path | None = None, variant: str = "paper") -> dict:
-    """Plasticity of ``model`` between the reference domain and target images (the paper's
-    definition unless ``variant`` is ``in_situ``; see bench.plasticity)."""
+def reference_images(pcfg: dict, dcfg: dict, root: Path | None,
+                     cache: Path | None) -> data.Images:
+    """The plasticity reference domain at the model's input size (evaluation transform)."""
+    return data.load_images(pcfg["reference"], root, dcfg["input_size"], "eval",
+                            dcfg["crop_pct"], dcfg["interpolation"], cache=cache)
+
+
+def measure_plasticity(model, dcfg: dict, pcfg: dict, ref: data.Images, target_images,
+                       target: dict, device: str, naive: bool = False,
+                       variant: str = "paper") -> dict:
+    """Plasticity of ``model`` between the reference images and the target images (the
+    paper's definition unless ``variant`` is ``in_situ``; see bench.plasticity)."""
     from bench import plasticity
 
-    ref = data.load_images(pcfg["reference"], root, dcfg["input_size"], "eval",
-                           dcfg["crop_pct"], dcfg["interpolation"], cache=cache)
     out = plasticity.measure(model, ref.x, target_images, pairs=pcfg["pairs"],
                              batch_size=pcfg["batch_size"], seed=pcfg["seed"],
                              mean=dcfg["mean"], std=dcfg["std"], device=device, naive=naive,
@@ -201,8 +206,8 @@ def plasticity_of(model_cfg: dict, dataset: dict, pcfg: dict, *, split_seed: int
     splits = data.load_splits(dataset, root, dcfg["input_size"], split_seed, dcfg["crop_pct"],
                               dcfg["interpolation"], cache=cache)
     t0 = time.perf_counter()
-    out = measure_plasticity(model, dcfg, pcfg, splits.test[0], dataset, root, device, naive,
-                             cache=cache)
+    ref = reference_images(pcfg, dcfg, root, cache)
+    out = measure_plasticity(model, dcfg, pcfg, ref, splits.test[0], dataset, device, naive)
     return {"model": model_cfg, "dataset": dataset, "settings": pcfg,
             "seconds": time.perf_counter() - t0, "device": device, "plasticity": out}
 
@@ -275,12 +280,13 @@ def run_job(config: dict, suite: str, results: Path, cache: Path | None = None,
         pcfg = config["plasticity"]
         if pcfg["enabled"]:
             t0 = time.perf_counter()
-            plast = measure_plasticity(model, dcfg, pcfg, splits.test[0], config["dataset"],
-                                       root, device, cache=cache)
+            ref = reference_images(pcfg, dcfg, root, cache)  # read once for every variant
+            plast = measure_plasticity(model, dcfg, pcfg, ref, splits.test[0],
+                                       config["dataset"], device)
             if "in_situ" in pcfg.get("variants", ()):
                 variants["in_situ"] = measure_plasticity(
-                    model, dcfg, pcfg, splits.test[0], config["dataset"], root, device,
-                    cache=cache, variant="in_situ")
+                    model, dcfg, pcfg, ref, splits.test[0], config["dataset"], device,
+                    variant="in_situ")
             metrics["plasticity_seconds"] = time.perf_counter() - t0
 
         # Some strategies select from the plasticity just measured, or change the model
@@ -304,8 +310,8 @@ def run_job(config: dict, suite: str, results: Path, cache: Path | None = None,
         if pcfg["enabled"] and "after_finetuning" in pcfg.get("variants", ()):
             t0 = time.perf_counter()
             variants["after_finetuning"] = measure_plasticity(
-                model, dcfg, pcfg, splits.test[0], config["dataset"], root, device,
-                cache=cache, variant="after_finetuning")
+                model, dcfg, pcfg, ref, splits.test[0], config["dataset"], device,
+                variant="after_finetuning")
             metrics["plasticity_seconds"] += time.perf_counter() - t0
         curves = res.curves
         metrics.update(test_acc=res.test_acc, best_val_acc=res.best_val_acc,

@@ -358,8 +358,13 @@ sys.exit(rc)
 
 
 def plan_suite(n: int = 1000) -> dict:
-    """A valid suite of about ``n`` jobs (8 strategies x 5 learning rates x seeds)."""
-    per_seed = 8 * 5
+    """A valid suite of about ``n`` jobs (the paper's strategies and the baseline x 5
+    learning rates x as many seeds as needed)."""
+    from bench.strategies import BASELINE, PAPER_STRATEGIES
+
+    strategies = [*PAPER_STRATEGIES, BASELINE]
+    lrs = [0.001, 0.003, 0.01, 0.03, 0.1]
+    per_seed = len(strategies) * len(lrs)
     return {
         "name": f"perf-plan-{n}",
         "models": [{"name": "vit_tiny_patch16_224", "label": "tiny",
@@ -368,8 +373,8 @@ def plan_suite(n: int = 1000) -> dict:
                     "weights": {"pretrain": {"dataset": "digits_source", "steps": 10,
                                              "batch_size": 32}}}],
         "datasets": [{"name": "digits_c", "corruption": "contrast", "severity": 5}],
-        "strategies": ["full", "linear", "emb", "ln1", "mha", "ln2", "fc1", "fc2"],
-        "lrs": [0.001, 0.003, 0.01, 0.03, 0.1],
+        "strategies": strategies,
+        "lrs": lrs,
         "seeds": list(range(-(-n // per_seed))),
         "recipe": {"steps": 100, "batch_size": 32, "warmup_steps": 10},
         "plasticity": {"reference": "digits_source"},
