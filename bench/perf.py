@@ -157,7 +157,7 @@ def _now(torch, device) -> float:
     return time.perf_counter()
 
 
-def run_perf(model: str = DEFAULT_MODEL, batch: int = DEFAULT_BATCH, device: str = "cpu", *,
+def run_perf(model: str = DEFAULT_MODEL, batch: int = DEFAULT_BATCH, device: str = "cpu", *,  # noqa: C901 - to split (issue 14)
              repeats: int = 5, warmup: int = 2, plasticity_pairs: int | None = None,
              plasticity_batch: int | None = None, strategies=DEFAULT_STRATEGIES,
              model_kwargs: dict | None = None, threads: int | None = None,

@@ -147,7 +147,7 @@ def _gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def run_suite(suite: Suite, results: Path, *, workers: int = 1, force: bool = False,
+def run_suite(suite: Suite, results: Path, *, workers: int = 1, force: bool = False,  # noqa: C901 - to split (issue 14)
               cache: Path | None = None, device: str | None = None,
               progress: bool = True, poll_s: float | None = None) -> RunReport:
     """Run the jobs of ``suite`` without a done record (all with ``force``), each once."""

@@ -227,7 +227,7 @@ def _check_resources(raw: Any, where: str, problems: list[str]) -> dict[str, Any
     return out
 
 
-def profile_from_dict(raw: Any, source: str = "<profile>") -> Profile:
+def profile_from_dict(raw: Any, source: str = "<profile>") -> Profile:  # noqa: C901 - to split (issue 14)
     """A parsed YAML document -> Profile, or ProfileError listing every problem."""
     problems: list[str] = []
     if not isinstance(raw, dict):

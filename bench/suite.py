@@ -354,7 +354,7 @@ def check_model(ck: _Checker, entry: Any, path: str) -> dict | None:
     return {"name": name, "label": label, "kwargs": kwargs, "weights": weights}
 
 
-def _weights(ck: _Checker, w: Any, path: str, name: str | None) -> dict | None:
+def _weights(ck: _Checker, w: Any, path: str, name: str | None) -> dict | None:  # noqa: C901 - to split (issue 14)
     """`hub` | `random` | {file: PATH} | {pretrain: {...}} -> {'source': ..., ...}."""
     if isinstance(w, str):
         if w not in ("hub", "random"):
@@ -596,7 +596,7 @@ def _plain_data(raw: Any, file: str) -> tuple[list[str], tuple[str, ...], Any]:
     return problems, tuple(bad), cleaned
 
 
-def parse_suite(raw: Any, file: str, problems: list[str] | None = None) -> Suite:
+def parse_suite(raw: Any, file: str, problems: list[str] | None = None) -> Suite:  # noqa: C901 - to split (issue 14)
     """A parsed YAML document -> Suite, or SuiteError listing every problem (``problems``:
     those found before, while reading the file)."""
     if not isinstance(raw, dict):

@@ -273,7 +273,7 @@ def _trainable_state(model) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None, *,
+def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None, *,  # noqa: C901 - to split (issue 14)
              recipe: dict, lr: float, seed: int, checkpoint: Path | None = None,
              progress: Callable[[int], None] | None = None, hook=None) -> Result:
     """Train the parameters that require grad; return curves and the best state's test acc.
