@@ -33,6 +33,33 @@ def pytest_configure(config):
     os.environ.setdefault("BENCH_VERIFY_MD5", "0")
 
 
+# Where a test run may write, besides each test's tmp_path: nothing in the user's home or
+# caches. Subprocesses (the CLI, SLURM tasks) inherit these.
+REDIRECTED = ("HOME", "XDG_CACHE_HOME", "BENCH_CACHE", "TORCH_HOME", "HF_HOME")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_home(tmp_path_factory):
+    """HOME and every cache the code or its libraries write into, under the session's tmp.
+
+    BENCH_CACHE is the folder of the ``cache_dir`` fixture, so tests that leave the cache
+    to its default share the tiny model pretrained once."""
+    base = tmp_path_factory.getbasetemp()
+    places = {"HOME": base / "home", "XDG_CACHE_HOME": base / "home" / ".cache",
+              "BENCH_CACHE": base / "bench-cache", "TORCH_HOME": base / "torch",
+              "HF_HOME": base / "huggingface"}
+    saved = {k: os.environ.get(k) for k in REDIRECTED}
+    for k, path in places.items():
+        path.mkdir(parents=True, exist_ok=True)
+        os.environ[k] = str(path)
+    yield places
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @pytest.fixture
 def tiny_vit():
     import timm

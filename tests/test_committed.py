@@ -1,9 +1,13 @@
 """What is committed: every record validates against the declared schema, belongs to a shipped
-suite and is done; the leaderboard is what the records give, byte for byte."""
+suite and is done; the leaderboard is what the records give, byte for byte.
+
+Only what git tracks is looked at: a user's own suites and results (``results/<suite>`` of a
+suite run locally) are theirs, not the repository's."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -16,27 +20,45 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 
 
+def _tracked(folder: str) -> list[Path]:
+    """The files git tracks under ``folder`` (relative to the repository root)."""
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--", folder],
+                             capture_output=True, check=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        pytest.skip("not a git checkout: what is committed is unknown")
+    return sorted(ROOT / p for p in out.decode().split("\0") if p)
+
+
 def _record_files() -> list[Path]:
-    return sorted(p for p in RESULTS.glob("*/*.json") if not p.parent.name.startswith("_"))
+    return [p for p in _tracked("results") if p.suffix == ".json"
+            and not p.parent.name.startswith(("_", "."))]
+
+
+def _suite_files() -> list[Path]:
+    return [p for p in _tracked("suites") if p.suffix in (".yaml", ".yml")]
 
 
 def test_every_committed_record_validates_against_the_schema():
     files = _record_files()
     assert files, "no committed records under results/"
     validator = jsonschema.Draft202012Validator(store.RECORD_SCHEMA)
-    records, skipped = store.load_records(RESULTS)
-    assert skipped == []
-    assert len(records) == len(files)
-    for r in records:
-        validator.validate(r)
+    for path in files:
+        record = store.read_record(path)
+        validator.validate(record)
+        assert (record["suite"], record["job_id"]) == (path.parent.name, path.stem), path
 
 
-@pytest.mark.parametrize("suite_file", ["suites/digits.yaml", "suites/digits-beyond.yaml"])
-def test_committed_suites_are_complete_and_done(suite_file):
-    suite = load_suite(ROOT / suite_file)
-    statuses = store.job_statuses(RESULTS, suite.name)
-    assert sorted(statuses) == sorted(j.job_id for j in suite.jobs)
-    assert set(statuses.values()) == {"done"}
+def test_committed_suites_are_complete_and_done():
+    files = _record_files()
+    committed = {p.parent.name for p in files}
+    suites = {s.name: s for s in map(load_suite, _suite_files())}
+    assert committed <= set(suites), "records of a suite that is not committed"
+    for name in sorted(committed):
+        statuses = {p.stem: store.read_record(p)["status"] for p in files
+                    if p.parent.name == name}
+        assert sorted(statuses) == sorted(j.job_id for j in suites[name].jobs), name
+        assert set(statuses.values()) == {"done"}, name
 
 
 def test_committed_leaderboard_is_regenerated_from_the_records(tmp_path):
@@ -44,9 +66,12 @@ def test_committed_leaderboard_is_regenerated_from_the_records(tmp_path):
     from bench.leaderboard import build_leaderboard
 
     results = tmp_path / "results"
-    shutil.copytree(RESULTS, results)
+    for path in _record_files():
+        dest = results / path.relative_to(RESULTS)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, dest)
     out = tmp_path / "LEADERBOARD.md"
-    build_leaderboard(results, out, expected=_expected_jobs([str(ROOT / "suites/*.yaml")]))
+    build_leaderboard(results, out, expected=_expected_jobs([str(p) for p in _suite_files()]))
     assert out.read_text() == (ROOT / "LEADERBOARD.md").read_text()
     for png in sorted((RESULTS / store.FIGURES_DIR).glob("*.png")):
         assert (results / store.FIGURES_DIR / png.name).read_bytes() == png.read_bytes(), png
