@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from bench.strategies import BASELINE
 from bench.suite import SuiteError, load_suite
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, what `head` expects of a writer
 
 
 class UserError(Exception):
@@ -338,10 +341,27 @@ def _slurm_profile(path: str):
                         + "\n  ".join(e.problems)) from None
 
 
+# The SLURM client programs each command calls.
+SLURM_CLIENTS = {"submit": ("sbatch", "squeue", "scontrol"), "status": ("squeue",),
+                 "cancel": ("squeue", "scancel")}
+
+
+def _need_slurm(command: str) -> None:
+    """No SLURM client on this machine: bad input, said before anything is written."""
+    missing = [c for c in SLURM_CLIENTS[command] if shutil.which(c) is None]
+    if missing:
+        raise UserError(f"bench {command} needs SLURM's {', '.join(missing)}, not found on "
+                        "PATH: no SLURM client on this machine (log in to the cluster, or start "
+                        "a local test cluster: sudo slurm/local-cluster.sh start). Without "
+                        "SLURM, `bench plan SUITE --results DIR` shows each job's status and "
+                        "`bench run SUITE` runs the jobs here")
+
+
 def cmd_submit(args) -> int:
     from bench import slurm
 
     suite = load_suite(args.suite)
+    _need_slurm("submit")
     profile = _slurm_profile(args.profile)
     _check_inputs(suite, args.cache)
     report = slurm.submit(suite.jobs, profile, _results(args), wait=args.wait,
@@ -359,6 +379,7 @@ def cmd_status(args) -> int:
     from bench import slurm
 
     suite = load_suite(args.suite)
+    _need_slurm("status")
     print(slurm.status(suite.jobs, _results(args)))
     return 0
 
@@ -367,31 +388,32 @@ def cmd_cancel(args) -> int:
     from bench import slurm
 
     suite = load_suite(args.suite)
+    _need_slurm("cancel")
     print(slurm.cancel(suite.jobs, _results(args)))
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _results_arg(sp) -> None:
+    sp.add_argument("--results", default="results", metavar="DIR",
+                    help="results directory (default: results)")
 
-    def add(name, fn, help):
-        sp = sub.add_parser(name, help=help, description=help)
-        sp.set_defaults(fn=fn)
-        return sp
 
-    def results_arg(sp):
-        sp.add_argument("--results", default="results", metavar="DIR",
-                        help="results directory (default: results)")
+def _cache_arg(sp, help: str = "pretrained weights and data caches (default: $BENCH_CACHE or "
+                               "~/.cache/vit-plasticity-bench)") -> None:
+    sp.add_argument("--cache", default=None, metavar="DIR", help=help)
 
+
+def _quiet_arg(sp) -> None:
+    sp.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+
+def _suite_commands(add) -> None:
     sp = add("validate", cmd_validate, "check suite files; exit 2 listing every problem")
     sp.add_argument("suites", nargs="+", metavar="SUITE")
 
     sp = add("plan", cmd_plan, "the job table of a suite with each job's status and the counts")
     sp.add_argument("suite", metavar="SUITE")
-    results_arg(sp)
+    _results_arg(sp)
     sp.add_argument("--json", action="store_true", help="print the jobs as JSON")
     sp.add_argument("--summary", action="store_true", help="only the counts")
 
@@ -406,26 +428,22 @@ def build_parser() -> argparse.ArgumentParser:
                          "and hub weights; without it nothing is downloaded")
     sp.add_argument("--data-root", default=None, metavar="DIR",
                     help="data root (default: the suite's data_root, else $BENCH_DATA)")
-    sp.add_argument("--cache", default=None, metavar="DIR",
-                    help="pretrained weights and data caches (default: $BENCH_CACHE or "
-                         "~/.cache/vit-plasticity-bench)")
+    _cache_arg(sp)
     sp.add_argument("--device", default=None, help="for pretraining (default: cuda if any)")
-    sp.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    _quiet_arg(sp)
 
     sp = add("run", cmd_run, "run a suite's missing jobs on this machine")
     sp.add_argument("suite", metavar="SUITE")
-    results_arg(sp)
+    _results_arg(sp)
     sp.add_argument("--jobs", "-j", type=_positive_int, default=1, metavar="N",
                     help="local workers (CPU threads shared; one per GPU on GPU machines)")
     sp.add_argument("--force", action="store_true", help="rerun jobs that are done")
     sp.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if any)")
-    sp.add_argument("--cache", default=None, metavar="DIR",
-                    help="pretrained weights and data caches (default: $BENCH_CACHE or "
-                         "~/.cache/vit-plasticity-bench)")
-    sp.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    _cache_arg(sp)
+    _quiet_arg(sp)
 
     sp = add("leaderboard", cmd_leaderboard, "regenerate LEADERBOARD.md and its figures")
-    results_arg(sp)
+    _results_arg(sp)
     sp.add_argument("--out", default="LEADERBOARD.md", metavar="FILE")
     sp.add_argument("--csv", default=None, metavar="DIR", help="also export the tables as CSV")
     sp.add_argument("--figures", default=None, metavar="DIR",
@@ -435,30 +453,33 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--strict", action="store_true",
                     help="exit 1 when a file in the results directory was skipped")
 
+
+def _slurm_commands(add) -> None:
     sp = add("submit", cmd_submit, "submit a suite's jobs to SLURM as job arrays (submitit); "
              "only jobs neither done nor queued are sent")
     sp.add_argument("suite", metavar="SUITE")
     sp.add_argument("--profile", required=True, metavar="PROFILE.yaml",
                     help="resources per job group (see slurm/local.yaml, "
                          "slurm/example-gpu-cluster.yaml)")
-    results_arg(sp)
+    _results_arg(sp)
     sp.add_argument("--wait", action="store_true", help="follow the jobs to the end")
     sp.add_argument("--retry-failed", action="store_true",
                     help="also resubmit jobs whose record is failed or diverged")
-    sp.add_argument("--cache", default=None, metavar="DIR",
-                    help="shared cache (pretrained weights, data); must be on a filesystem "
-                         "the nodes share")
-    sp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    _cache_arg(sp, "shared cache (pretrained weights, data); must be on a filesystem the "
+                   "nodes share")
+    _quiet_arg(sp)
 
     sp = add("status", cmd_status, "done, running, pending, failed and missing jobs of a suite "
              "(records + squeue; no accounting needed)")
     sp.add_argument("suite", metavar="SUITE")
-    results_arg(sp)
+    _results_arg(sp)
 
     sp = add("cancel", cmd_cancel, "cancel a suite's queued and running SLURM jobs")
     sp.add_argument("suite", metavar="SUITE")
-    results_arg(sp)
+    _results_arg(sp)
 
+
+def _plasticity_command(add) -> None:
     sp = add("plasticity", cmd_plasticity,
              "measure plasticity (standalone): a suite's (model, dataset) pairs, or one model "
              "against one reference and one target dataset; prints JSON")
@@ -478,6 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--naive", action="store_true", help="the per-sample reference computation")
     sp.add_argument("--out", default=None, metavar="FILE", help="write the JSON here")
 
+
+def _perf_command(add) -> None:
     sp = add("perf", cmd_perf,
              "time the fine-tuning step, plasticity and the data pipeline side by side with "
              "bare timm (random weights, no data or network needed); prints a table")
@@ -498,6 +521,26 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--plan", type=int, default=0, metavar="JOBS",
                     help="also time `bench plan` on a generated suite of this many jobs")
     sp.add_argument("--json", default=None, metavar="FILE", help="write the figures here")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bench import __version__
+
+    p = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, fn, help):
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    _suite_commands(add)
+    _slurm_commands(add)
+    _plasticity_command(add)
+    _perf_command(add)
     return p
 
 
@@ -505,7 +548,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.fn(args)
+        code = args.fn(args)
+        sys.stdout.flush()  # inside the try: a reader that went away is handled below
+        return code
     except SuiteError as e:
         print(f"error: invalid suite ({len(e.problems)} problem(s)):", file=sys.stderr)
         for prob in e.problems:
@@ -517,6 +562,11 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as e:  # missing data or weights: the message says what to fix
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # `bench plan --json | head`: the reader has what it wanted. Python would report the
+        # pipe again when it flushes stdout at exit, so stdout goes to /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print("interrupted; finished records are kept, rerun to resume", file=sys.stderr)
         return 130

@@ -500,10 +500,12 @@ def prepare(configs: list[dict], cache: Path, root: str | None = None,
 
 
 def check_data(configs: list[dict], root: str | None = None) -> None:
-    """``MissingData`` for the first dataset (target or plasticity reference) of ``configs``
-    whose files are not in place; cheap (no decoding, no checksums), for a check before any
-    work. ``root`` overrides the jobs' data root as in ``prepare``."""
+    """``MissingData`` for the datasets (targets and plasticity references) of ``configs``
+    whose files are not in place, all of them in one error (``MissingDatasets`` when there
+    are several); cheap (no decoding, no checksums), for a check before any work. ``root``
+    overrides the jobs' data root as in ``prepare``."""
     seen = set()
+    missing: list[formats.MissingData] = []
     for c in configs:
         wanted = [c["dataset"]] + ([c["plasticity"]["reference"]]
                                    if c["plasticity"]["enabled"] else [])
@@ -514,9 +516,31 @@ def check_data(configs: list[dict], root: str | None = None) -> None:
             seen.add((d["key"], where))
             params = d["params"]
             part = params.get("corruption") or params.get("domain")
-            missing = formats.first_missing(d["name"], data_root_path(where, d["name"]), part)
-            if missing is not None:
-                raise formats.MissingData(d["name"], missing, "not found")
+            try:
+                path = formats.first_missing(d["name"], data_root_path(where, d["name"]), part)
+            except formats.MissingData as e:  # no data root at all
+                missing.append(e)
+                continue
+            if path is not None:
+                missing.append(formats.MissingData(d["name"], path, "not found"))
+    if len(missing) == 1:
+        raise missing[0]
+    if missing:
+        raise MissingDatasets(missing)
+
+
+class MissingDatasets(formats.MissingData):
+    """Several datasets are missing: every one's message, in one error."""
+
+    def __init__(self, missing: list[formats.MissingData]):
+        self.missing = list(missing)
+        first = self.missing[0]
+        FileNotFoundError.__init__(self, f"{len(self.missing)} datasets are missing:\n"
+                                   + "\n".join(str(m) for m in self.missing))
+        self.dataset, self.path, self.detail = first.dataset, first.path, first.detail
+
+    def __reduce__(self):
+        return (type(self), (self.missing,))
 
 
 def data_root_path(root: str | None, name: str) -> Path:

@@ -6,6 +6,7 @@ own pretraining recipe, all loaded through timm's pretrained-weight path.
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import importlib.util
@@ -32,6 +33,30 @@ def vit_architectures() -> tuple[str, ...]:
         if path.is_file():
             names += _REGISTER.findall(path.read_text(encoding="utf-8"))
     return tuple(sorted(set(names)))
+
+
+# Keyword arguments the benchmark sets itself: a suite's `kwargs` may not.
+RESERVED_KWARGS = {"num_classes": "the benchmark sets it from the dataset",
+                   "pretrained": "set by `weights:`", "device": "set by --device",
+                   "dtype": "set by recipe.precision"}
+
+
+@functools.lru_cache(maxsize=1)
+def vit_kwargs() -> tuple[str, ...]:
+    """The keyword arguments of timm's ``VisionTransformer.__init__``, read from its source
+    (no torch import), less those the benchmark sets; () when timm cannot be found."""
+    spec = importlib.util.find_spec("timm")
+    if spec is None or not spec.submodule_search_locations:
+        return ()
+    path = Path(spec.submodule_search_locations[0]) / "models" / "vision_transformer.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "VisionTransformer":
+            for f in node.body:
+                if isinstance(f, ast.FunctionDef) and f.name == "__init__":
+                    args = [a.arg for a in f.args.args[1:] + f.args.kwonlyargs]
+                    return tuple(a for a in args if a not in RESERVED_KWARGS)
+    return ()
 
 
 def weights_key(model_cfg: dict) -> str:

@@ -348,10 +348,22 @@ def check_model(ck: _Checker, entry: Any, path: str) -> dict | None:
     kwargs = entry.get("kwargs", {})
     if not ck.mapping(kwargs, _join(path, "kwargs")):
         kwargs = {}
+    _check_kwargs(ck, kwargs, _join(path, "kwargs"))
     weights = _weights(ck, entry.get("weights", "hub"), _join(path, "weights"), name)
     if name is None or weights is None:
         return None
     return {"name": name, "label": label, "kwargs": kwargs, "weights": weights}
+
+
+def _check_kwargs(ck: _Checker, kwargs: dict, path: str) -> None:
+    """Keyword names against timm's VisionTransformer constructor, read without building it."""
+    valid = models.vit_kwargs()
+    for k in kwargs:
+        if k in models.RESERVED_KWARGS:
+            ck.add(_join(path, str(k)), f"not allowed: {models.RESERVED_KWARGS[k]}")
+        elif valid and k not in valid:
+            ck.add(_join(path, str(k)), f"not a keyword argument of timm's VisionTransformer"
+                   f"{did_you_mean(str(k), valid)}; valid: {', '.join(valid)}")
 
 
 def _weights(ck: _Checker, w: Any, path: str, name: str | None) -> dict | None:  # noqa: C901 - to split (issue 14)

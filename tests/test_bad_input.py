@@ -182,6 +182,12 @@ SUITES = [
     Case("name-absolute", _set("name", "/etc"), ["name: '/etc' is not a valid suite name"]),
     Case("name-newline", _set("name", "tiny\n"), ["is not a valid suite name"]),
     Case("name-backslash", _set("name", "a\\b"), ["is not a valid suite name"]),
+    # timm keywords, checked against VisionTransformer's constructor without building it
+    Case("kwargs-misspelled", _set("models[0].kwargs.patch_sise", 8),
+         ["models[0].kwargs.patch_sise: not a keyword argument of timm's VisionTransformer "
+          "(did you mean 'patch_size'?)"], count=1),
+    Case("kwargs-reserved", _set("models[0].kwargs.num_classes", 3),
+         ["models[0].kwargs.num_classes: not allowed"], count=1),
     # the file itself
     Case("binary-garbage", bytes(range(256)) * 8, ["not UTF-8 text"]),
     Case("nul-bytes", "name: a\x00b\n", ["YAML error", "special characters are not allowed"]),
@@ -345,3 +351,55 @@ def test_bad_command_line_exits_2_with_a_clear_message(line, tmp_path, monkeypat
     assert line.expect in err, err
     assert "Traceback" not in err
     assert snapshot(tmp_path) == before
+
+
+# ---------------------------------------------------------------- beyond suites and options
+
+@pytest.mark.parametrize("command", ["submit", "status", "cancel"])
+def test_slurm_commands_without_a_slurm_client_exit_2_and_write_nothing(
+        command, tmp_path, monkeypatch, capsys, write_suite):
+    """PATH stripped of sbatch/squeue: a clear message, no traceback, no results folder."""
+    monkeypatch.chdir(tmp_path)
+    suite = Path(write_suite(name="good.yaml")).name
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    before = snapshot(tmp_path)
+    extra = ["--profile", str(Path(__file__).parent.parent / "slurm" / "local.yaml")] \
+        if command == "submit" else []
+    assert run_cli([command, suite, "--results", "results", *extra]) == 2
+    err = capsys.readouterr().err
+    assert f"bench {command} needs SLURM's" in err and "not found on PATH" in err
+    assert "Traceback" not in err
+    assert snapshot(tmp_path) == before and not (tmp_path / "results").exists()
+
+
+def test_prepare_lists_every_missing_dataset_at_once(tmp_path, capsys):
+    suite = tiny_suite_dict(datasets=["pets", "flowers102"], data_root=str(tmp_path / "empty"),
+                            plasticity={"reference": "imagenet_val"})
+    suite["models"] = [{"name": "vit_tiny_patch16_224", "weights": "random"}]
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    before = snapshot(tmp_path)
+    assert run_cli(["prepare", str(path), "--cache", str(tmp_path / "c"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "3 datasets are missing" in err and "Traceback" not in err
+    for where in ("oxford-iiit-pet", "flowers-102", "imagenet"):
+        assert str(tmp_path / "empty" / where) in err, where
+    assert snapshot(tmp_path) == before
+
+
+def test_plan_json_into_a_closed_pipe_is_quiet(tmp_path):
+    """`bench plan --json | head`: the reader leaves early; no BrokenPipeError traceback."""
+    suite = Path(__file__).parent.parent / "suites" / "paper.yaml"  # > a pipe buffer of JSON
+    proc = subprocess.run(f"'{BENCH}' plan '{suite}' --results '{tmp_path}' --json | head -n 2",
+                          shell=True, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.splitlines()[0] == "["
+    assert proc.stderr == "", proc.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_version(capsys):
+    from bench import __version__
+
+    assert run_cli(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"bench {__version__}"
