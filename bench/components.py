@@ -8,6 +8,7 @@ No torch import: the leaderboard uses these names too.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 
 from bench.registry import Registry
 
@@ -53,6 +54,20 @@ PLASTICITY_VARIANTS: tuple[str, ...] = (PAPER_VARIANT, "in_situ", "after_finetun
 # Outside the blocks, trained by every strategy except `linear` (protocol.md).
 FINAL_NORM_MODULES: tuple[str, ...] = ("norm", "fc_norm")
 HEAD_MODULES: tuple[str, ...] = ("head",)
+
+
+def block_module(block, component: str):
+    """The module of ``component`` inside a timm block (``blocks[i]``), by its registered
+    path: ``block_module(blk, "fc1") is blk.mlp.fc1``."""
+    c = COMPONENTS[component]
+    if not c.in_block or len(c.modules) != 1:
+        raise ValueError(f"component '{component}' is not one module inside a block")
+    return attrgetter(c.modules[0])(block)
+
+
+def block_modules(block) -> list:
+    """The modules of the five block components of a timm block, in BLOCK_COMPONENTS order."""
+    return [block_module(block, c) for c in BLOCK_COMPONENTS]
 
 
 def is_under(param_name: str, modules: tuple[str, ...]) -> bool:

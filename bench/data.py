@@ -1,13 +1,13 @@
-"""Datasets: one registry of names and parameters, the protocol's splits, and the digits data
-that the default suite runs on offline.
+"""Datasets as jobs see them: the protocol's splits, the data cache and ``bench prepare``.
 
 Every dataset ends as uint8 arrays (N, H, W, 3) at the model's input size (the evaluation
 resize and centre crop done once), split into train / val / test as protocol.md says:
 the training split cut 80/20 into train/val by a seeded permutation; CIFAR-10-C, DomainNet
 and the held-out digits first cut 80/20 into train/test. Module level is torch-free: suites
-validate against this registry without it.
+validate without it. What each dataset is (parameters, reader, split rule, files) is
+``bench.datasets``, its registry.
 
-The paper's datasets are read from their official layouts (``bench.formats``) under the data
+The paper's datasets are read from their official layouts under the data
 root (``data_root:`` of a suite, or ``BENCH_DATA``). Decoding and resizing them is done once
 per (dataset, input size, ...) into the data cache, ``<cache>/data/<key>/``, memory-mapped
 ``.npy`` files shared by every job: ``bench prepare`` fills it ahead of time (``prepare``),
@@ -16,217 +16,26 @@ and a job that finds no entry writes it, under a lock, on first use.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench import formats, store
+from bench import datasets, formats, store
+from bench.datasets import DATASETS, DatasetSpec, Raw, dataset_key  # noqa: F401 (re-exported)
 from bench.registry import Registry
-
-DIGITS_CORRUPTIONS = ("none", "gaussian_noise", "impulse_noise", "contrast", "motion_blur")
-DIGITS_SIZE = 32  # digits are 8x8; upsampled once to CIFAR's size, like CIFAR-10-C's images
-
-
-@dataclass
-class Raw:
-    """What a loader returns: (items, labels) per split; items are uint8 arrays or paths."""
-
-    splits: dict[str, tuple[Any, np.ndarray]]
-    num_classes: int
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    name: str
-    kind: str  # "target" (fine-tuned on), "source" (pretraining), "reference" (plasticity)
-    description: str
-    load: Callable[[Path | None, dict], Raw]
-    # parameter -> (valid values or None for any, default or None when required)
-    params: dict[str, tuple[tuple | None, Any]] = field(default_factory=dict)
-    # split cut 80/20 into train/test first (no official test split)
-    cut_test: bool = False
-    train_split: str = "train"
-
-
-DATASETS: Registry[DatasetSpec] = Registry("dataset")
-
-
-def dataset_key(name: str, params: dict) -> str:
-    """The display name of a dataset with its parameters: ``cifar10_c/snow/5``."""
-    return "/".join([name, *(str(params[k]) for k in sorted(params))])
 
 
 def data_root(config_root: str | None) -> Path | None:
     root = config_root or os.environ.get("BENCH_DATA")
     return Path(root).expanduser() if root else None
-
-
-# ---------------------------------------------------------------- digits (offline default)
-
-@functools.lru_cache(maxsize=1)
-def _digits_images() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's 1,797 digits as uint8 RGB 32x32, with labels (made once a process)."""
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    small = (d.images / 16.0 * 255.0).round().astype(np.uint8)
-    big = np.stack([np.asarray(Image.fromarray(im).resize((DIGITS_SIZE, DIGITS_SIZE),
-                                                          Image.BILINEAR)) for im in small])
-    return np.repeat(big[..., None], 3, axis=3), d.target.astype(np.int64)
-
-
-def _digits_halves() -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the source half (pretraining) and the held-out half (downstream)."""
-    n = 1797
-    perm = np.random.default_rng(12345).permutation(n)
-    return np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
-
-
-def corrupt(images: np.ndarray, corruption: str, severity: int, seed: int = 0) -> np.ndarray:
-    """CIFAR-10-C-style corruptions (Hendrycks & Dietterich 2019), on uint8 RGB images."""
-    if corruption == "none":
-        return images
-    rng = np.random.default_rng(seed)
-    x = images.astype(np.float64) / 255.0
-    s = severity - 1
-    if corruption == "gaussian_noise":
-        c = (0.08, 0.12, 0.18, 0.26, 0.38)[s]
-        x = x + rng.normal(size=x.shape[:3])[..., None] * c
-    elif corruption == "impulse_noise":
-        amount = (0.03, 0.06, 0.09, 0.17, 0.27)[s]
-        u = rng.random(size=x.shape[:3])[..., None]
-        x = np.where(u < amount / 2, 0.0, np.where(u > 1 - amount / 2, 1.0, x))
-    elif corruption == "contrast":
-        c = (0.4, 0.3, 0.2, 0.1, 0.05)[s]
-        m = x.mean(axis=(1, 2, 3), keepdims=True)
-        x = (x - m) * c + m
-    elif corruption == "motion_blur":
-        from scipy.ndimage import convolve
-
-        length = (3, 5, 7, 9, 11)[s]
-        out = np.empty_like(x)
-        for i in range(len(x)):
-            k = _line_kernel(length, rng.uniform(-45, 45))
-            out[i] = convolve(x[i, :, :, 0], k, mode="nearest")[..., None]
-        x = out
-    else:  # the registry's choices make this unreachable from a suite
-        raise ValueError(f"unknown corruption {corruption!r}")
-    return (np.clip(x, 0, 1) * 255).round().astype(np.uint8)
-
-
-def _line_kernel(length: int, angle_deg: float) -> np.ndarray:
-    k = np.zeros((length, length))
-    c = (length - 1) / 2
-    t = np.deg2rad(angle_deg)
-    for r in np.linspace(-c, c, 4 * length):
-        k[int(round(c + r * np.sin(t))), int(round(c + r * np.cos(t)))] = 1.0
-    return k / k.sum()
-
-
-def _load_digits_source(root: Path | None, params: dict) -> Raw:
-    x, y = _digits_images()
-    src, _ = _digits_halves()
-    return Raw({"train": (x[src], y[src]), "eval": (x[src], y[src])}, 10)
-
-
-def _load_digits_c(root: Path | None, params: dict) -> Raw:
-    x, y = _digits_images()
-    _, held = _digits_halves()
-    seed = DIGITS_CORRUPTIONS.index(params["corruption"]) * 10 + params["severity"]
-    return Raw({"train": (corrupt(x[held], params["corruption"], params["severity"], seed),
-                          y[held])}, 10)
-
-
-DATASETS.register("digits_source", DatasetSpec(
-    "digits_source", "source", "clean scikit-learn digits, the source half (pretraining and "
-    "plasticity reference of the default suite)", _load_digits_source))
-DATASETS.register("digits_c", DatasetSpec(
-    "digits_c", "target", "held-out scikit-learn digits under a CIFAR-10-C-style corruption",
-    _load_digits_c,
-    params={"corruption": (DIGITS_CORRUPTIONS, None), "severity": ((1, 2, 3, 4, 5), 5)},
-    cut_test=True))
-
-
-# ---------------------------------------------------------------- the paper's datasets
-
-def _need_root(root: Path | None, name: str) -> Path:
-    if root is None:
-        raise formats.MissingData(
-            name, formats.dataset_dir(name, "<data root>"),
-            "no data root: set `data_root:` in the suite, --data-root, or the BENCH_DATA "
-            "environment variable")
-    return root
-
-
-def _load_cifar(which: str) -> Callable[[Path | None, dict], Raw]:
-    def load(root: Path | None, params: dict) -> Raw:
-        root = _need_root(root, which)
-        verify = formats.verify_md5_default()
-        return Raw({s: formats.read_cifar(root, which, s, verify_md5=verify)
-                    for s in ("train", "test")}, 10 if which == "cifar10" else 100)
-    return load
-
-
-def _load_cifar10_c(root: Path | None, params: dict) -> Raw:
-    root = _need_root(root, "cifar10_c")
-    x, y = formats.read_cifar10_c(root, params["corruption"], params["severity"])
-    return Raw({"train": (x, y)}, 10)
-
-
-def _load_pets(root: Path | None, params: dict) -> Raw:
-    root = _need_root(root, "pets")
-    return Raw({"trainval": formats.read_pets(root, "trainval"),
-                "test": formats.read_pets(root, "test")}, 37)
-
-
-def _load_flowers(root: Path | None, params: dict) -> Raw:
-    root = _need_root(root, "flowers102")
-    return Raw({"train": formats.read_flowers102(root, "train"),
-                "test": formats.read_flowers102(root, "test")}, 102)
-
-
-def _load_domainnet(root: Path | None, params: dict) -> Raw:
-    root = _need_root(root, "domainnet")
-    items, labels, classes = formats.read_domainnet(root, params["domain"])
-    return Raw({"train": (items, labels)}, len(classes))
-
-
-def _load_imagenet_val(root: Path | None, params: dict) -> Raw:
-    root = _need_root(root, "imagenet_val")
-    items, labels = formats.read_imagenet_val(root)[:2]
-    return Raw({"eval": (items, labels)}, 1000)
-
-
-CIFAR10C_CORRUPTIONS = formats.CIFAR10C_CORRUPTIONS
-DOMAINNET_DOMAINS = formats.DOMAINNET_DOMAINS
-
-DATASETS.register("cifar10", DatasetSpec("cifar10", "target", "CIFAR-10", _load_cifar("cifar10")))
-DATASETS.register("cifar100", DatasetSpec("cifar100", "target", "CIFAR-100",
-                                          _load_cifar("cifar100")))
-DATASETS.register("cifar10_c", DatasetSpec(
-    "cifar10_c", "target", "CIFAR-10-C, one corruption at one severity", _load_cifar10_c,
-    params={"corruption": (CIFAR10C_CORRUPTIONS, None), "severity": ((1, 2, 3, 4, 5), 5)},
-    cut_test=True))
-DATASETS.register("pets", DatasetSpec("pets", "target", "Oxford-IIIT Pet", _load_pets,
-                                      train_split="trainval"))
-DATASETS.register("flowers102", DatasetSpec("flowers102", "target", "Oxford Flowers102",
-                                            _load_flowers))
-DATASETS.register("domainnet", DatasetSpec(
-    "domainnet", "target", "DomainNet, one domain", _load_domainnet,
-    params={"domain": (DOMAINNET_DOMAINS, None)}, cut_test=True))
-DATASETS.register("imagenet_val", DatasetSpec(
-    "imagenet_val", "reference", "ImageNet validation images (plasticity reference)",
-    _load_imagenet_val))
 
 
 # ---------------------------------------------------------------- splits
@@ -294,20 +103,37 @@ def checksum(*arrays: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
+def _official(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, tuple]:
+    """The official test split; the training split cut 80/20 into train/val."""
+    return _train_val(*raw.splits[spec.train_split], seed, test=raw.splits["test"])
+
+
+def _cut_test(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, tuple]:
+    """No official test split: the training split cut 80/20 into train/test first."""
+    items, labels = raw.splits[spec.train_split]
+    tr, te = split_80_20(len(labels), seed)
+    return _train_val(_take(items, tr), labels[tr], seed, test=(_take(items, te), labels[te]))
+
+
+def _train_val(items: Any, labels: np.ndarray, seed: int, test: tuple) -> dict[str, tuple]:
+    tr, va = split_80_20(len(labels), seed)
+    return {"train": (_take(items, tr), labels[tr]), "val": (_take(items, va), labels[va]),
+            "test": test}
+
+
+# How a target dataset is cut into train / val / test (a spec's ``splits``; protocol.md).
+SPLIT_RULES: Registry[Callable[[DatasetSpec, Raw, int], dict[str, tuple]]] = Registry("split rule")
+SPLIT_RULES.register("official", _official)
+SPLIT_RULES.register("cut_test", _cut_test)
+
+
 def _cut(dataset: dict, split_seed: int, root: Path | None) -> tuple[Raw, dict[str, tuple]]:
     """The raw dataset and its train / val / test items and labels (protocol.md's splits)."""
     spec = DATASETS[dataset["name"]]
     raw = spec.load(root, dataset["params"])
-    items, labels = raw.splits[spec.train_split]
-    if spec.cut_test:
-        tr, te = split_80_20(len(labels), split_seed)
-        test = (_take(items, te), labels[te])
-        items, labels = _take(items, tr), labels[tr]
-    else:
-        test = raw.splits["test"]
-    tr, va = split_80_20(len(labels), split_seed)
-    return raw, {"train": (_take(items, tr), labels[tr]), "val": (_take(items, va), labels[va]),
-                 "test": test}
+    if spec.splits is None:
+        raise ValueError(f"{spec.name} is not a dataset to fine-tune on (no split rule)")
+    return raw, SPLIT_RULES[spec.splits](spec, raw, split_seed)
 
 
 def load_splits(dataset: dict, root: Path | None, size: int, split_seed: int,
@@ -477,10 +303,10 @@ def prepare(configs: list[dict], cache: Path, root: str | None = None,
                             (kind, d, arg, fmt, where))
     if download:
         for name, where in sorted({(d["name"], w) for _, d, _, _, w in todo.values()}, key=str):
-            if name in formats.DATASETS:  # the paper's data; digits come with scikit-learn
+            if DATASETS[name].folder is not None:  # digits come with scikit-learn
                 path = data_root_path(where, name)
-                if not formats.is_present(name, path):
-                    formats.download(name, path)
+                if not datasets.is_present(name, path):
+                    datasets.download(name, path)
     rows = []
     bar = _tqdm(todo.values(), progress)
     for kind, d, arg, (size, crop, interp), where in bar:
@@ -505,34 +331,33 @@ def check_data(configs: list[dict], root: str | None = None) -> None:
     are several); cheap (no decoding, no checksums), for a check before any work. ``root``
     overrides the jobs' data root as in ``prepare``."""
     seen = set()
-    missing: list[formats.MissingData] = []
+    missing: list[datasets.MissingData] = []
     for c in configs:
         wanted = [c["dataset"]] + ([c["plasticity"]["reference"]]
                                    if c["plasticity"]["enabled"] else [])
         where = root or c.get("data_root")
         for d in wanted:
-            if d["name"] not in formats.DATASETS or (d["key"], where) in seen:
+            spec = DATASETS[d["name"]]
+            if spec.folder is None or (d["key"], where) in seen:
                 continue  # digits come with scikit-learn
             seen.add((d["key"], where))
-            params = d["params"]
-            part = params.get("corruption") or params.get("domain")
             try:
-                path = formats.first_missing(d["name"], data_root_path(where, d["name"]), part)
-            except formats.MissingData as e:  # no data root at all
+                path = spec.first_missing(data_root_path(where, d["name"]), d["params"])
+            except datasets.MissingData as e:  # no data root at all
                 missing.append(e)
                 continue
             if path is not None:
-                missing.append(formats.MissingData(d["name"], path, "not found"))
+                missing.append(datasets.MissingData(d["name"], path, "not found"))
     if len(missing) == 1:
         raise missing[0]
     if missing:
         raise MissingDatasets(missing)
 
 
-class MissingDatasets(formats.MissingData):
+class MissingDatasets(datasets.MissingData):
     """Several datasets are missing: every one's message, in one error."""
 
-    def __init__(self, missing: list[formats.MissingData]):
+    def __init__(self, missing: list[datasets.MissingData]):
         self.missing = list(missing)
         first = self.missing[0]
         FileNotFoundError.__init__(self, f"{len(self.missing)} datasets are missing:\n"
@@ -545,7 +370,7 @@ class MissingDatasets(formats.MissingData):
 
 def data_root_path(root: str | None, name: str) -> Path:
     """The data root, or MissingData naming the layout of ``name`` when none is set."""
-    return _need_root(data_root(root), name)
+    return DATASETS[name].need_root(data_root(root))
 
 
 def _tqdm(items, progress: bool):

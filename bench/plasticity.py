@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.components import BLOCK_COMPONENTS, PLASTICITY_VARIANTS
+from bench.components import BLOCK_COMPONENTS, PLASTICITY_VARIANTS, block_modules
 
 VARIANT = "paper"
 VARIANTS = PLASTICITY_VARIANTS
@@ -81,17 +81,15 @@ def pair_ratios(model, ref: torch.Tensor, tgt: torch.Tensor,
 
     out = torch.empty(b, len(model.blocks), len(BLOCK_COMPONENTS), device=uv.device)
     for i, blk in enumerate(model.blocks):
-        for j, comp in enumerate(BLOCK_COMPONENTS):
-            if comp == "ln1":
-                norm = ln_norm(blk.norm1)
-            elif comp == "ln2":
-                norm = ln_norm(blk.norm2)
+        for j, (comp, mod) in enumerate(zip(BLOCK_COMPONENTS, block_modules(blk), strict=True)):
+            if comp in ("ln1", "ln2"):
+                norm = ln_norm(mod)
             elif comp == "mha":
-                norm = _frob(_attn_diff(blk.attn, uv, b))
+                norm = _frob(_attn_diff(mod, uv, b))
             elif comp == "fc1":  # fc1(u) - fc1(v) = W1 (u - v)
-                norm = _frob(d @ _r_factor(blk.mlp.fc1.weight, factors).T)
+                norm = _frob(d @ _r_factor(mod.weight, factors).T)
             else:  # fc2: W2 [u, 0] + b2 - (W2 [v, 0] + b2) = W2[:, :D] (u - v)
-                norm = _frob(d @ blk.mlp.fc2.weight[:, :dim].T)
+                norm = _frob(d @ mod.weight[:, :dim].T)
             out[:, i, j] = norm / denom
     return out
 
@@ -153,22 +151,14 @@ def pair_ratios_naive(model, ref: torch.Tensor, tgt: torch.Tensor) -> torch.Tens
         denom = torch.linalg.norm((u - v).flatten())
         per_layer = []
         for blk in model.blocks:
-            hidden = blk.mlp.fc2.in_features
-
-            def pad(t, hidden=hidden):
-                return F.pad(t, (0, hidden - t.shape[-1]))
-
-            fs = {"ln1": blk.norm1, "mha": blk.attn, "ln2": blk.norm2, "fc1": blk.mlp.fc1,
-                  "fc2": lambda t, blk=blk, pad=pad: blk.mlp.fc2(pad(t))}
+            fs = dict(zip(BLOCK_COMPONENTS, block_modules(blk), strict=True))
+            fc2 = fs["fc2"]
+            # fc2 applied to the zero-padded stream (it takes the MLP's hidden width)
+            fs["fc2"] = lambda t, fc2=fc2: fc2(F.pad(t, (0, fc2.in_features - t.shape[-1])))
             per_layer.append([torch.linalg.norm((fs[c](u) - fs[c](v)).flatten()) / denom
                               for c in BLOCK_COMPONENTS])
         rows.append(torch.tensor(per_layer))
     return torch.stack(rows)
-
-
-def _in_situ_modules(blk) -> list:
-    """The modules of the five components of a timm block, in BLOCK_COMPONENTS order."""
-    return [blk.norm1, blk.attn, blk.norm2, blk.mlp.fc1, blk.mlp.fc2]
 
 
 @torch.no_grad()
@@ -188,7 +178,7 @@ def pair_ratios_in_situ(model, ref: torch.Tensor, tgt: torch.Tensor) -> torch.Te
 
     try:
         for i, blk in enumerate(model.blocks):
-            for j, mod in enumerate(_in_situ_modules(blk)):
+            for j, mod in enumerate(block_modules(blk)):
                 handles.append(mod.register_forward_hook(record(i, j)))
         model.blocks(embed(model, torch.cat([ref, tgt])))
     finally:
@@ -206,13 +196,15 @@ def pair_ratios_in_situ_naive(model, ref: torch.Tensor, tgt: torch.Tensor) -> to
         hu, hv = embed(model, x[None]), embed(model, y[None])
         per_layer = []
         for blk in model.blocks:
-            def inputs(h, blk=blk):
-                a = blk.norm1(h)  # ln1's input is h; mha's is a
-                s = h + blk.ls1(blk.attn(a))  # the stream after attention: ln2's input
-                n = blk.norm2(s)  # fc1's input
-                z = blk.mlp.norm(blk.mlp.act(blk.mlp.fc1(n)))  # fc2's input
+            mods = block_modules(blk)
+            ln1, mha, ln2, fc1, _ = mods
+
+            def inputs(h, blk=blk, ln1=ln1, mha=mha, ln2=ln2, fc1=fc1):
+                a = ln1(h)  # ln1's input is h; mha's is a
+                s = h + blk.ls1(mha(a))  # the stream after attention: ln2's input
+                n = ln2(s)  # fc1's input
+                z = blk.mlp.norm(blk.mlp.act(fc1(n)))  # fc2's input
                 return [h, a, s, n, z]
-            mods = _in_situ_modules(blk)
             per_layer.append([torch.linalg.norm((f(iu) - f(iv)).flatten())
                               / torch.linalg.norm((iu - iv).flatten())
                               for f, iu, iv in zip(mods, inputs(hu), inputs(hv))])

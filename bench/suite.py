@@ -20,8 +20,9 @@ from typing import Any
 
 import yaml
 
-from bench import data, models
+from bench import models
 from bench.components import PAPER_VARIANT, PLASTICITY_VARIANTS
+from bench.datasets import DATASETS, dataset_key
 from bench.registry import did_you_mean, unknown_name_message
 from bench.store import SUITE_NAME
 from bench.strategies import STRATEGIES
@@ -303,10 +304,10 @@ def check_dataset(ck: _Checker, entry: Any, path: str, kinds=("target",)) -> dic
     name, rest = _named_entry(ck, entry, path)
     if name is None:
         return None
-    valid = tuple(n for n, d in data.DATASETS.items() if d.kind in kinds)
+    valid = tuple(n for n, d in DATASETS.items() if set(d.kinds) & set(kinds))
     if ck.choice(name, _join(path, "name"), "dataset", valid) is None:
         return None
-    spec = data.DATASETS[name]
+    spec = DATASETS[name]
     rest = dict(rest)
     rest.pop("overrides", None)
     ck.keys(rest, path, ("name", *spec.params, "overrides"))
@@ -324,7 +325,7 @@ def check_dataset(ck: _Checker, entry: Any, path: str, kinds=("target",)) -> dic
                    f"valid: {shown}")
             continue
         params[pname] = v
-    return {"name": name, "key": data.dataset_key(name, params), "params": params}
+    return {"name": name, "key": dataset_key(name, params), "params": params}
 
 
 def check_model(ck: _Checker, entry: Any, path: str) -> dict | None:

@@ -8,25 +8,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import formats
-from bench.formats import (
+from bench import datasets
+from bench.datasets import (
     CIFAR10C_CORRUPTIONS,
     DATASETS,
     DOMAINNET_DOMAINS,
-    LAYOUTS,
-    ChecksumMismatch,
     MissingData,
-    decode_images,
     download,
+    file_datasets,
     read_cifar,
     read_cifar10_c,
     read_domainnet,
     read_flowers102,
-    read_image_folder,
     read_imagenet_val,
     read_pets,
     write_fake_layout,
 )
+from bench.formats import ChecksumMismatch, decode_images, read_image_folder
 from bench.registry import UnknownName
 
 # ---------------------------------------------------------------------------------------------
@@ -82,7 +80,7 @@ def test_cifar_md5_of_official_files_passes(tmp_path, monkeypatch):
     write_fake_layout("cifar100", tmp_path, n_per_class=1, n_classes=2)
     folder = tmp_path / "cifar-100-python"
     md5 = hashlib.md5((folder / "test").read_bytes()).hexdigest()
-    monkeypatch.setitem(formats._CIFAR_FILES["cifar100"], "test", [("test", md5)])
+    monkeypatch.setitem(DATASETS["cifar100"].md5, "test", md5)
     x, _ = read_cifar(tmp_path, "cifar100", "test")  # verify_md5 defaults to True
     assert len(x) == 2
 
@@ -391,7 +389,7 @@ def test_download_not_possible(tmp_path, name, source):
     with pytest.raises(MissingData) as err:
         download(name, tmp_path)
     assert source in str(err.value)
-    assert str(formats.dataset_dir(name, tmp_path)) in str(err.value)
+    assert str(datasets.dataset_dir(name, tmp_path)) in str(err.value)
 
 
 def test_download_of_present_manual_dataset_is_a_no_op(tmp_path):
@@ -405,17 +403,20 @@ def test_download_unknown_name(tmp_path):
 
 
 def test_layouts_cover_every_dataset():
-    assert set(LAYOUTS) == set(formats.SOURCES) == set(DATASETS)
-    assert DATASETS == (
+    assert file_datasets() == (
         "cifar10", "cifar100", "cifar10_c", "pets", "flowers102", "domainnet", "imagenet_val",
     )  # fmt: skip
+    for name in file_datasets():
+        spec = DATASETS[name]
+        assert spec.layout.startswith("<root>/" + spec.folder) and spec.source and spec.files
+        assert spec.fake is not None
 
 
-@pytest.mark.parametrize("name", DATASETS)
+@pytest.mark.parametrize("name", file_datasets())
 def test_every_fake_layout_reads_and_decodes(tmp_path, name):
-    assert not formats.is_present(name, tmp_path)
+    assert not datasets.is_present(name, tmp_path)
     write_fake_layout(name, tmp_path, n_per_class=2, n_classes=2, size=20)
-    assert formats.is_present(name, tmp_path)
+    assert datasets.is_present(name, tmp_path)
     items = {
         "cifar10": lambda: read_cifar(tmp_path, "cifar10", "test", verify_md5=False)[0],
         "cifar100": lambda: read_cifar(tmp_path, "cifar100", "test", verify_md5=False)[0],

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from bench import cli, data, formats, job, models, store
+from bench import cli, data, datasets, formats, job, models, store
 from bench.suite import load_suite, parse_suite
 
 SIZE = 32  # the tiny model's input size
@@ -47,8 +47,8 @@ def _id(d: dict) -> str:
 def root(tmp_path_factory):
     """Every dataset of the paper, 3 classes x 4 images per split file, official layouts."""
     r = tmp_path_factory.mktemp("data")
-    for name in formats.DATASETS:
-        formats.write_fake_layout(name, r)
+    for name in datasets.file_datasets():
+        datasets.write_fake_layout(name, r)
     return r
 
 
@@ -121,7 +121,7 @@ def test_cut_datasets_use_every_image_once(root):
     # CIFAR-10-C: train, val and test partition the 12 images of one corruption and severity
     d = _entry({"name": "cifar10_c", "corruption": "snow", "severity": 5})
     s = data.load_splits(d, root, SIZE, split_seed=3)
-    x, _ = formats.read_cifar10_c(root, "snow", 5)
+    x, _ = datasets.read_cifar10_c(root, "snow", 5)
     rows = np.concatenate([s.train[0], s.val[0], s.test[0]])
     assert sorted(map(bytes, rows)) == sorted(map(bytes, x))
 
@@ -179,11 +179,11 @@ def test_cache_key_follows_what_determines_the_bytes(root, tmp_path):
 
 def test_a_changed_source_file_makes_a_new_entry(tmp_path):
     root = tmp_path / "data"
-    formats.write_fake_layout("pets", root)
+    datasets.write_fake_layout("pets", root)
     d = _entry({"name": "pets"})
     a = data.load_splits(d, root, SIZE, 0, cache=tmp_path / "cache")
     image = sorted((root / "oxford-iiit-pet" / "images").iterdir())[0]
-    formats._write_jpg(image, np.zeros((40, 30, 3), np.uint8))
+    formats.write_jpg(image, np.zeros((40, 30, 3), np.uint8))
     b = data.load_splits(d, root, SIZE, 0, cache=tmp_path / "cache")
     assert b.fresh and b.cache_dir != a.cache_dir and b.checksum != a.checksum
 
@@ -208,31 +208,31 @@ def test_reference_images_are_cached_too(root, tmp_path):
 # ---------------------------------------------------------------- missing data and weights
 
 def test_missing_dataset_names_path_and_layout(tmp_path):
-    with pytest.raises(formats.MissingData) as e:
+    with pytest.raises(datasets.MissingData) as e:
         data.load_splits(_entry({"name": "flowers102"}), tmp_path, SIZE, 0)
     msg = str(e.value)
     assert str(tmp_path / "flowers-102") in msg and "setid.mat" in msg and "layout" in msg
-    with pytest.raises(formats.MissingData, match="BENCH_DATA") as e:
+    with pytest.raises(datasets.MissingData, match="BENCH_DATA") as e:
         data.load_splits(_entry({"name": "domainnet", "domain": "clipart"}), None, SIZE, 0)
     assert "<data root>/domainnet" in str(e.value)
-    assert issubclass(formats.MissingData, FileNotFoundError)
+    assert issubclass(datasets.MissingData, FileNotFoundError)
     assert issubclass(models.MissingWeights, FileNotFoundError)
 
 
 def test_check_data_finds_the_missing_piece(root, weights, tmp_path):
-    datasets = [{"name": "cifar10_c", "corruption": "snow", "severity": 5},
+    entries = [{"name": "cifar10_c", "corruption": "snow", "severity": 5},
                 {"name": "domainnet", "domain": "sketch"}]
-    configs = [j.config for j in parse_suite(tiny_suite(root, weights, datasets), "t").jobs]
+    configs = [j.config for j in parse_suite(tiny_suite(root, weights, entries), "t").jobs]
     data.check_data(configs)  # everything is there
     partial = tmp_path / "partial"
-    formats.write_fake_layout("imagenet_val", partial)
-    formats.write_fake_layout("cifar10_c", partial)
+    datasets.write_fake_layout("imagenet_val", partial)
+    datasets.write_fake_layout("cifar10_c", partial)
     (partial / "CIFAR-10-C" / "snow.npy").unlink()
-    with pytest.raises(formats.MissingData, match="snow.npy"):
+    with pytest.raises(datasets.MissingData, match="snow.npy"):
         data.check_data(configs, str(partial))
-    formats.write_fake_layout("cifar10_c", partial)
+    datasets.write_fake_layout("cifar10_c", partial)
     (partial / "domainnet").mkdir()
-    with pytest.raises(formats.MissingData) as e:
+    with pytest.raises(datasets.MissingData) as e:
         data.check_data(configs, str(partial))
     assert str(partial / "domainnet" / "sketch") in str(e.value)
 
@@ -264,9 +264,9 @@ def test_missing_weight_file_is_exit_2(root, tmp_path, capsys):
 # ---------------------------------------------------------------- bench prepare and jobs
 
 def test_prepare_then_jobs_use_the_cache(root, weights, tmp_path, capsys):
-    datasets = [{"name": "cifar10_c", "corruption": "snow", "severity": 5}, "pets"]
+    entries = [{"name": "cifar10_c", "corruption": "snow", "severity": 5}, "pets"]
     suite = tmp_path / "s.yaml"
-    suite.write_text(yaml.safe_dump(tiny_suite(root, weights, datasets)))
+    suite.write_text(yaml.safe_dump(tiny_suite(root, weights, entries)))
     cache = tmp_path / "cache"
     assert cli.main(["prepare", str(suite), "--cache", str(cache), "-q"]) == 0
     out = capsys.readouterr().out

@@ -1,0 +1,605 @@
+"""One specification per dataset: the registry every other module reads dataset facts from.
+
+A ``DatasetSpec`` holds everything the benchmark knows about a dataset: its role (fine-tuned
+on, pretrained on, plasticity reference), its parameters and their valid values, the number
+of classes, the rule that cuts it into train / val / test (a name in ``bench.data``'s
+``SPLIT_RULES``), and, for the datasets read from files, the folder under the data root, the
+official layout and files (with md5s where the release has them), where to get it, how to
+download it, and how to write a tiny fake copy in the official format for tests. Adding a
+dataset means writing its reader (and fake writer) here and registering one spec.
+
+The readers below take a data root and return plain numpy arrays or lists of image paths with
+0-based int64 labels; generic file formats (CIFAR pickles, image folders, the evaluation
+decode) are in ``bench.formats``. Module level is torch-free: suites validate against this
+registry without it (``download`` imports torchvision lazily).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import digits, formats
+from bench.formats import ChecksumMismatch, MissingFile
+from bench.registry import Registry, UnknownName, unknown_name_message
+
+KINDS = ("target", "source", "reference")  # fine-tuned on, pretrained on, plasticity reference
+
+
+@dataclass
+class Raw:
+    """What a reader returns: (items, labels) per split; items are uint8 arrays or paths.
+
+    ``num_classes`` None: the spec's ``num_classes``.
+    """
+
+    splits: dict[str, tuple[Any, np.ndarray]]
+    num_classes: int | None = None
+
+
+@dataclass(frozen=True)
+class Fake:
+    """What a fake-layout writer writes: ``n_per_class`` images of ``n_classes`` classes per
+    split file, image files about ``size`` px, drawn from ``rng``."""
+
+    n_per_class: int
+    n_classes: int
+    size: int
+    rng: np.random.Generator
+
+    def dims(self, i: int) -> tuple[int, int]:
+        """(h, w) of the i-th image file: alternately landscape and portrait."""
+        short = max(8, (self.size * 3) // 4)
+        return (self.size, short) if i % 2 else (short, self.size)
+
+    def image(self, label: int, h: int = 32, w: int = 32) -> np.ndarray:
+        return formats.fake_image(self.rng, label, self.n_classes, h, w)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    kinds: tuple[str, ...]  # a subset of KINDS
+    description: str
+    read: Callable[[Path | None, dict], Raw]  # (data root or None, parameters) -> Raw
+    # parameter -> (valid values or None for any, default or None when required)
+    params: dict[str, tuple[tuple | None, Any]] = field(default_factory=dict)
+    num_classes: int | None = None  # None: the reader counts them (class folders)
+    splits: str | None = None  # rule in bench.data.SPLIT_RULES (targets); None: not cut
+    train_split: str = "train"  # the reader's split that the rule cuts into train / val
+    # Read from files under the data root (None: made in memory, e.g. the digits):
+    folder: str | None = None  # under the data root: the folder torchvision creates
+    layout: str = ""  # the official layout, for error messages (lines under <root>)
+    source: str = ""  # where to get it
+    files: tuple[str, ...] = ()  # what the readers need first, under ``folder``; "{param}"
+    md5: dict[str, str] = field(default_factory=dict)  # official file -> md5
+    download: Callable[[Path], None] | None = None  # fetch into the data root
+    fake: Callable[[Path, Fake], None] | None = None  # write a tiny copy into ``folder``
+
+    def dir(self, root: Path | str) -> Path:
+        """The folder under ``root`` where this dataset lives in its official layout."""
+        if self.folder is None:
+            raise ValueError(f"{self.name} is not read from a data root")
+        return Path(root) / self.folder
+
+    def need_root(self, root: Path | None) -> Path | None:
+        """``root``, or MissingData (with the layout) when this dataset needs one and it is
+        not set."""
+        if self.folder is not None and root is None:
+            raise MissingData(self.name, self.dir("<data root>"),
+                              "no data root: set `data_root:` in the suite, --data-root, or "
+                              "the BENCH_DATA environment variable")
+        return root
+
+    def load(self, root: Path | None, params: dict) -> Raw:
+        """The reader's splits; MissingData (with the layout) when files or the root lack."""
+        raw = self.read(self.need_root(root), params)
+        return raw if raw.num_classes is not None else replace(raw, num_classes=self.num_classes)
+
+    def first_missing(self, root: Path | str, params: dict | None = None) -> Path | None:
+        """The first file or folder the readers need that is not there, or None. Paths with a
+        parameter are checked only when ``params`` has it. Cheap: no listing, no md5."""
+        folder = self.dir(root)
+        for f in self.files:
+            try:
+                path = folder / f.format(**(params or {}))
+            except KeyError:
+                continue
+            if not path.exists():
+                return path
+        return None
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+
+
+def register(spec: DatasetSpec) -> DatasetSpec:
+    if not set(spec.kinds) <= set(KINDS):
+        raise ValueError(f"{spec.name}: kinds must be among {KINDS}, got {spec.kinds}")
+    return DATASETS.register(spec.name, spec)
+
+
+def file_datasets() -> tuple[str, ...]:
+    """The datasets read from an official layout under the data root."""
+    return tuple(n for n, s in DATASETS.items() if s.folder is not None)
+
+
+def dataset_key(name: str, params: dict) -> str:
+    """The display name of a dataset with its parameters: ``cifar10_c/snow/5``."""
+    return "/".join([name, *(str(params[k]) for k in sorted(params))])
+
+
+def dataset_dir(name: str, root: Path | str) -> Path:
+    """The folder under ``root`` where dataset ``name`` lives in its official layout."""
+    return DATASETS[name].dir(root)
+
+
+def _check_name(kind: str, name: str, choices: Sequence[str]) -> None:
+    if name not in choices:
+        raise UnknownName(unknown_name_message(kind, name, tuple(choices)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Errors
+
+
+class MissingData(MissingFile):
+    """A dataset file or folder is not where the official layout puts it.
+
+    ``str()`` is the whole user-facing message: the expected path, the layout, the source.
+    """
+
+    def __init__(self, name: str, path: Path | str, detail: str = ""):
+        spec = DATASETS[name]
+        layout = "\n".join("    " + line for line in spec.layout.splitlines())
+        message = (f"{name}: expected {path}{' (' + detail + ')' if detail else ''}\n"
+                   f"  layout:\n{layout}\n"
+                   f"  get it from: {spec.source}")
+        super().__init__(path, detail, message)
+        self.dataset = name
+
+    def __reduce__(self):
+        # rebuilt from its parts, so it survives a trip back from a worker process
+        return (type(self), (self.dataset, self.path, self.detail))
+
+
+def _require(name: str, path: Path, detail: str = "") -> Path:
+    if not path.exists():
+        raise MissingData(name, path, detail)
+    return path
+
+
+def _require_files(name: str, paths: list[Path]) -> None:
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        more = f"; {len(missing) - 1} more of the split's images are missing too"
+        raise MissingData(name, missing[0], "an image the split lists" + (more if
+                          len(missing) > 1 else ""))  # fmt: skip
+
+
+def is_present(name: str, root: Path | str) -> bool:
+    """Whether the files ``name``'s readers need first are in place (a cheap check, no md5)."""
+    return DATASETS[name].first_missing(root) is None
+
+
+def download(name: str, root: Path | str) -> Path:
+    """Put dataset ``name`` under ``root`` in its official layout; returns its folder.
+
+    Datasets with a ``download`` (CIFAR-10, CIFAR-100, Pets, Flowers102: torchvision's own
+    dataset classes, which check the official md5s) are fetched; for the others, if they are
+    not already in place, ``MissingData`` says where to get them.
+    """
+    spec = DATASETS[name]
+    root = Path(root)
+    folder = spec.dir(root)
+    if spec.download is None:
+        if spec.first_missing(root) is not None:
+            raise MissingData(name, folder, "cannot be downloaded automatically")
+        return folder
+    root.mkdir(parents=True, exist_ok=True)
+    spec.download(root)
+    return folder
+
+
+def _torchvision(cls: str, *calls: dict) -> Callable[[Path], None]:
+    """A downloader: ``torchvision.datasets.<cls>(root, download=True, **kw)`` per call."""
+    def fetch(root: Path) -> None:
+        import torchvision.datasets as tvd  # heavy, and only needed to download
+
+        for kw in calls:
+            getattr(tvd, cls)(str(root), download=True, **kw)
+    return fetch
+
+
+def write_fake_layout(name: str, root: Path | str, n_per_class: int = 4, n_classes: int = 3,
+                      size: int = 32, seed: int = 0) -> Path:
+    """Write a tiny copy of dataset ``name`` under ``root`` in its official layout.
+
+    Every split file gets ``n_per_class`` images of each of ``n_classes`` classes (CIFAR:
+    each of the 5 training batches and the test batch; CIFAR-10-C: each severity of every
+    corruption; Pets: trainval and test; Flowers102: train, val and test; DomainNet: every
+    domain; ImageNet: the validation set). Image files are about ``size`` px, alternately
+    landscape and portrait; CIFAR and CIFAR-10-C are 32 px by definition. Each class has its
+    own colour, so the classes are learnable. The CIFAR files are not the official ones, so
+    read them with ``verify_md5=False`` (or, through the benchmark's loaders, with
+    ``BENCH_VERIFY_MD5=0``). Returns the dataset's folder.
+    """
+    spec = DATASETS[name]
+    if spec.fake is None:
+        raise ValueError(f"{name} has no fake layout")
+    if n_per_class < 1 or n_classes < 1 or size < 8:
+        raise ValueError("write_fake_layout needs n_per_class >= 1, n_classes >= 1, size >= 8")
+    folder = spec.dir(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    spec.fake(folder, Fake(n_per_class, n_classes, size, np.random.default_rng(seed)))
+    return folder
+
+
+# ----------------------------------------------------------------------------------------------
+# Digits (offline default): made in memory from scikit-learn
+
+
+def _read_digits_source(root: Path | None, params: dict) -> Raw:
+    x, y = digits.source()
+    return Raw({"train": (x, y), "eval": (x, y)})
+
+
+def _read_digits_c(root: Path | None, params: dict) -> Raw:
+    return Raw({"train": digits.held_out(params["corruption"], params["severity"])})
+
+
+register(DatasetSpec(
+    "digits_source", ("source",), "clean scikit-learn digits, the source half (pretraining "
+    "and plasticity reference of the default suite)", _read_digits_source, num_classes=10))
+register(DatasetSpec(
+    "digits_c", ("target",), "held-out scikit-learn digits under a CIFAR-10-C-style corruption",
+    _read_digits_c, num_classes=10, splits="cut_test",
+    params={"corruption": (digits.CORRUPTIONS, None), "severity": ((1, 2, 3, 4, 5), 5)}))
+
+
+# ----------------------------------------------------------------------------------------------
+# CIFAR-10 / CIFAR-100
+
+
+def _cifar_files(which: str, split: str) -> list[str]:
+    # the official test file is the one whose name starts with "test"
+    return [f for f in DATASETS[which].md5 if f.startswith("test") == (split == "test")]
+
+
+def read_cifar(root: Path | str, which: str, split: str,
+               verify_md5: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-10 or CIFAR-100 ``split`` as (uint8 images (N, 32, 32, 3), int64 labels (N,)).
+
+    ``which`` is "cifar10" or "cifar100", ``split`` "train" or "test"; CIFAR-100 labels are the
+    100 fine labels. With ``verify_md5`` every file must match the official release's md5 (the
+    values torchvision checks), else ``ChecksumMismatch``; pass False for copies that are not
+    the official files, e.g. the small ones ``write_fake_layout`` writes.
+    """
+    _check_name("CIFAR dataset", which, ("cifar10", "cifar100"))
+    _check_name("CIFAR split", split, ("train", "test"))
+    spec = DATASETS[which]
+    label_key = "labels" if which == "cifar10" else "fine_labels"
+    images, labels = [], []
+    for filename in _cifar_files(which, split):
+        path = _require(which, spec.dir(root) / filename)
+        if verify_md5:
+            got = formats.md5_of(path)
+            if got != spec.md5[filename]:
+                raise ChecksumMismatch(
+                    f"{path}: md5 {got}, the official file's is {spec.md5[filename]}; "
+                    f"re-download it ({spec.source}), or pass verify_md5=False for a "
+                    "non-official copy (BENCH_VERIFY_MD5=0 for the benchmark's loaders)")
+        x, y = formats.read_cifar_pickle(path, label_key)
+        images.append(x)
+        labels.append(y)
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def _reader_cifar(which: str) -> Callable[[Path | None, dict], Raw]:
+    def read(root: Path | None, params: dict) -> Raw:
+        verify = formats.verify_md5_default()
+        return Raw({s: read_cifar(root, which, s, verify_md5=verify) for s in ("train", "test")})
+    return read
+
+
+def _fake_cifar(which: str) -> Callable[[Path, Fake], None]:
+    def write(folder: Path, fake: Fake) -> None:
+        label_key = "labels" if which == "cifar10" else "fine_labels"
+        for split in ("train", "test"):
+            for filename in _cifar_files(which, split):
+                labels = np.repeat(np.arange(fake.n_classes), fake.n_per_class)
+                fake.rng.shuffle(labels)
+                hwc = np.stack([fake.image(int(y)) for y in labels])
+                formats.write_cifar_pickle(folder / filename, hwc, labels, label_key,
+                                           f"fake {split} {filename}")
+        formats.write_cifar_meta(folder, which == "cifar100", fake.n_classes)
+    return write
+
+
+def _cifar_spec(which: str, description: str, num_classes: int, folder: str, layout: str,
+                md5: dict[str, str], tv_class: str) -> DatasetSpec:
+    return DatasetSpec(
+        which, ("target",), description, _reader_cifar(which), num_classes=num_classes,
+        splits="official", folder=folder, layout=layout,
+        source=f"https://www.cs.toronto.edu/~kriz/cifar.html; torchvision.datasets.{tv_class}; "
+        "or `bench prepare --download`",
+        files=tuple(md5), md5=md5, download=_torchvision(tv_class, {"train": True},
+                                                         {"train": False}),
+        fake=_fake_cifar(which))
+
+
+# The official files' md5s, the same values torchvision checks.
+register(_cifar_spec(
+    "cifar10", "CIFAR-10", 10, "cifar-10-batches-py",
+    "<root>/cifar-10-batches-py/data_batch_1 ... data_batch_5   (train, 5 x 10,000 images)\n"
+    "<root>/cifar-10-batches-py/test_batch                      (test, 10,000 images)\n"
+    "python pickles with 'data' (N x 3072 uint8, CHW order) and 'labels'",
+    {"data_batch_1": "c99cafc152244af753f735de768cd75f",
+     "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+     "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+     "data_batch_4": "634d18415352ddfa80567beed471001a",
+     "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+     "test_batch": "40351d587109b95175f43aff81a1287e"}, "CIFAR10"))
+register(_cifar_spec(
+    "cifar100", "CIFAR-100", 100, "cifar-100-python",
+    "<root>/cifar-100-python/train   (50,000 images)\n"
+    "<root>/cifar-100-python/test    (10,000 images)\n"
+    "python pickles with 'data' (N x 3072 uint8, CHW order) and 'fine_labels'",
+    {"train": "16019d7e3df5f24257cddd939b257f8d",
+     "test": "f0ef6b0ae62326f3e7ffdfab6717acfc"}, "CIFAR100"))
+
+
+# ----------------------------------------------------------------------------------------------
+# CIFAR-10-C
+
+CIFAR10C_CORRUPTIONS: tuple[str, ...] = (
+    # the 15 benchmark corruptions of Hendrycks & Dietterich (2019)
+    "gaussian_noise", "shot_noise", "impulse_noise",
+    "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
+    "snow", "frost", "fog", "brightness",
+    "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+    # the 4 extra ones shipped in the same release (held out in the original paper)
+    "speckle_noise", "gaussian_blur", "spatter", "saturate",
+)  # fmt: skip
+
+
+def read_cifar10_c(root: Path | str, corruption: str,
+                   severity: int) -> tuple[np.ndarray, np.ndarray]:
+    """One corruption at one severity (1..5) of CIFAR-10-C: uint8 (n, 32, 32, 3), int64 (n,).
+
+    n is a fifth of the file's rows (10,000 in the official release): severity s is rows
+    (s-1)*n to s*n, and its labels are the same rows of labels.npy.
+    """
+    _check_name("CIFAR-10-C corruption", corruption, CIFAR10C_CORRUPTIONS)
+    if severity not in (1, 2, 3, 4, 5) or isinstance(severity, (bool, float)):
+        raise ValueError(f"CIFAR-10-C severity must be an integer 1..5, got {severity!r}")
+    folder = dataset_dir("cifar10_c", root)
+    path = _require("cifar10_c", folder / f"{corruption}.npy")
+    labels_path = _require("cifar10_c", folder / "labels.npy")
+    # mmap: a corruption file is 150 MB and only a fifth of it is needed
+    data = np.load(path, mmap_mode="r", allow_pickle=False)
+    labels = np.load(labels_path, mmap_mode="r", allow_pickle=False)
+    if data.ndim != 4 or data.shape[1:] != (32, 32, 3) or len(data) % 5:
+        raise ValueError(f"{path}: expected (5*n, 32, 32, 3) images, found {data.shape}")
+    if len(labels) != len(data):
+        raise ValueError(f"{labels_path}: {len(labels)} labels for {len(data)} images in {path}")
+    n = len(data) // 5
+    rows = slice((severity - 1) * n, severity * n)
+    return np.array(data[rows], dtype=np.uint8), np.array(labels[rows], dtype=np.int64)
+
+
+def _fake_cifar10_c(folder: Path, fake: Fake) -> None:
+    labels = np.repeat(np.arange(fake.n_classes), fake.n_per_class)
+    fake.rng.shuffle(labels)
+    # the official labels.npy is uint8: the test labels repeated for the 5 severities
+    np.save(folder / "labels.npy", np.tile(labels, 5).astype(np.uint8))
+    for corruption in CIFAR10C_CORRUPTIONS:
+        np.save(folder / f"{corruption}.npy",
+                np.stack([fake.image(int(y)) for _ in range(5) for y in labels]))
+
+
+register(DatasetSpec(
+    "cifar10_c", ("target",), "CIFAR-10-C, one corruption at one severity",
+    lambda root, p: Raw({"train": read_cifar10_c(root, p["corruption"], p["severity"])}),
+    params={"corruption": (CIFAR10C_CORRUPTIONS, None), "severity": ((1, 2, 3, 4, 5), 5)},
+    num_classes=10, splits="cut_test", folder="CIFAR-10-C",
+    layout="<root>/CIFAR-10-C/<corruption>.npy   (50,000 x 32 x 32 x 3 uint8: severities "
+    "1..5,\n                                      10,000 images each, in that order)\n"
+    "<root>/CIFAR-10-C/labels.npy         (50,000 labels, the test labels 5 times)",
+    source="https://zenodo.org/records/2535967 (CIFAR-10-C.tar, about 2.9 GB); "
+    "not downloadable by torchvision: fetch and untar it by hand",
+    files=("labels.npy", "{corruption}.npy"), fake=_fake_cifar10_c))
+
+
+# ----------------------------------------------------------------------------------------------
+# Oxford-IIIT Pet
+
+
+def read_pets(root: Path | str, split: str) -> tuple[list[Path], np.ndarray]:
+    """Oxford-IIIT Pet ``split`` ("trainval" or "test"): image paths and labels 0..36."""
+    _check_name("Oxford-IIIT Pet split", split, ("trainval", "test"))
+    folder = dataset_dir("pets", root)
+    ann = _require("pets", folder / "annotations" / f"{split}.txt")
+    images = _require("pets", folder / "images")
+    paths, labels = [], []
+    for lineno, line in enumerate(ann.read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split()
+        if len(fields) != 4:
+            raise ValueError(f"{ann}:{lineno}: expected 'image_id class species breed', "
+                             f"found {line!r}")  # fmt: skip
+        paths.append(images / f"{fields[0]}.jpg")
+        labels.append(int(fields[1]) - 1)
+    _require_files("pets", paths)
+    return paths, np.asarray(labels, dtype=np.int64)
+
+
+def _fake_pets(folder: Path, fake: Fake) -> None:
+    # official names: cats capitalised, dogs lower case, '_' inside breed names
+    breeds = [f"Cat_breed_{c}" if c % 2 == 0 else f"dog_breed_{c}" for c in range(fake.n_classes)]
+    listing = ["#Image CLASS-ID SPECIES BREED ID", "#ID: 1:37 Class ids",
+               "#SPECIES: 1:Cat 2:Dog", "#BREED ID: 1-25:Cat 1:12:Dog"]  # fmt: skip
+    lines: dict[str, list[str]] = {"trainval": [], "test": []}
+    k = 0
+    for c, breed in enumerate(breeds):
+        for j in range(2 * fake.n_per_class):
+            image_id = f"{breed}_{j + 1}"
+            line = f"{image_id} {c + 1} {1 if c % 2 == 0 else 2} {c // 2 + 1}"
+            lines["trainval" if j < fake.n_per_class else "test"].append(line)
+            listing.append(line)
+            h, w = fake.dims(k)
+            k += 1
+            formats.write_jpg(folder / "images" / f"{image_id}.jpg", fake.image(c, h, w))
+    (folder / "annotations").mkdir(parents=True, exist_ok=True)
+    for split, split_lines in lines.items():
+        (folder / "annotations" / f"{split}.txt").write_text("\n".join(split_lines) + "\n")
+    (folder / "annotations" / "list.txt").write_text("\n".join(listing) + "\n")
+
+
+register(DatasetSpec(
+    "pets", ("target",), "Oxford-IIIT Pet",
+    lambda root, p: Raw({s: read_pets(root, s) for s in ("trainval", "test")}),
+    num_classes=37, splits="official", train_split="trainval", folder="oxford-iiit-pet",
+    layout="<root>/oxford-iiit-pet/images/<Breed>_<n>.jpg\n"
+    "<root>/oxford-iiit-pet/annotations/trainval.txt   (lines 'Abyssinian_100 1 1 1':\n"
+    "<root>/oxford-iiit-pet/annotations/test.txt        image id, class 1..37, species, breed)",
+    source="https://www.robots.ox.ac.uk/~vgg/data/pets/; torchvision.datasets.OxfordIIITPet; "
+    "or `bench prepare --download`",
+    files=("annotations/trainval.txt", "annotations/test.txt", "images"),
+    download=_torchvision("OxfordIIITPet", {"split": "trainval"}), fake=_fake_pets))
+
+
+# ----------------------------------------------------------------------------------------------
+# Flowers102
+
+
+def read_flowers102(root: Path | str, split: str) -> tuple[list[Path], np.ndarray]:
+    """Flowers102 ``split`` ("train", "val" or "test"): image paths and labels 0..101."""
+    from scipy.io import loadmat  # scipy is slow to import and only needed here
+
+    keys = {"train": "trnid", "val": "valid", "test": "tstid"}
+    _check_name("Flowers102 split", split, tuple(keys))
+    folder = dataset_dir("flowers102", root)
+    setid = loadmat(_require("flowers102", folder / "setid.mat"))
+    all_labels = loadmat(_require("flowers102", folder / "imagelabels.mat"))
+    jpg = _require("flowers102", folder / "jpg")
+    # ravel, not squeeze_me: a one-element split would squeeze to a scalar
+    ids = np.asarray(setid[keys[split]]).ravel().astype(np.int64)
+    per_image = np.asarray(all_labels["labels"]).ravel().astype(np.int64) - 1
+    if len(ids) and (ids.min() < 1 or ids.max() > len(per_image)):
+        raise ValueError(f"{folder / 'setid.mat'}: image ids outside 1..{len(per_image)}")
+    paths = [jpg / f"image_{i:05d}.jpg" for i in ids]
+    _require_files("flowers102", paths)
+    return paths, per_image[ids - 1]
+
+
+def _fake_flowers102(folder: Path, fake: Fake) -> None:
+    from scipy.io import savemat
+
+    labels = np.repeat(np.arange(fake.n_classes), 3 * fake.n_per_class)
+    fake.rng.shuffle(labels)
+    for i, y in enumerate(labels, 1):
+        h, w = fake.dims(i)
+        formats.write_jpg(folder / "jpg" / f"image_{i:05d}.jpg", fake.image(int(y), h, w))
+    # per class, n_per_class ids go to each split, in shuffled order as in the release
+    ids: dict[str, list[int]] = {"trnid": [], "valid": [], "tstid": []}
+    n = fake.n_per_class
+    for c in range(fake.n_classes):
+        members = fake.rng.permutation(np.flatnonzero(labels == c) + 1)
+        for s, key in enumerate(ids):
+            ids[key] += members[s * n: (s + 1) * n].tolist()
+    savemat(folder / "imagelabels.mat", {"labels": (labels + 1)[None].astype(np.uint8)})
+    savemat(folder / "setid.mat", {k: np.asarray(v, dtype=np.uint16)[None]
+                                   for k, v in ids.items()})
+
+
+register(DatasetSpec(
+    "flowers102", ("target",), "Oxford Flowers102",
+    lambda root, p: Raw({s: read_flowers102(root, s) for s in ("train", "test")}),
+    num_classes=102, splits="official", folder="flowers-102",
+    layout="<root>/flowers-102/jpg/image_00001.jpg ... image_08189.jpg\n"
+    "<root>/flowers-102/imagelabels.mat   (key 'labels', 1-based, one per image)\n"
+    "<root>/flowers-102/setid.mat         (keys 'trnid', 'valid', 'tstid': 1-based image ids)",
+    source="https://www.robots.ox.ac.uk/~vgg/data/flowers/102/; "
+    "torchvision.datasets.Flowers102; or `bench prepare --download`",
+    files=("setid.mat", "imagelabels.mat", "jpg"),
+    download=_torchvision("Flowers102", {"split": "train"}), fake=_fake_flowers102))
+
+
+# ----------------------------------------------------------------------------------------------
+# Class-per-folder layouts: DomainNet, ImageNet validation
+
+DOMAINNET_DOMAINS: tuple[str, ...] = (
+    "clipart", "infograph", "painting", "quickdraw", "real", "sketch",
+)  # fmt: skip
+
+
+def _image_folder(name: str, folder: Path) -> tuple[list[Path], np.ndarray, list[str]]:
+    try:
+        return formats.read_image_folder(folder)
+    except MissingFile as e:
+        raise MissingData(name, e.path, e.detail) from None
+
+
+def read_domainnet(root: Path | str, domain: str) -> tuple[list[Path], np.ndarray, list[str]]:
+    """One DomainNet domain: image paths, labels (sorted class folders), class names."""
+    _check_name("DomainNet domain", domain, DOMAINNET_DOMAINS)
+    return _image_folder("domainnet", dataset_dir("domainnet", root) / domain)
+
+
+def read_imagenet_val(root: Path | str) -> tuple[list[Path], np.ndarray, list[str]]:
+    """ImageNet validation: image paths, labels (sorted wnids, the standard order), wnids."""
+    return _image_folder("imagenet_val", dataset_dir("imagenet_val", root))
+
+
+def _read_domainnet(root: Path | None, params: dict) -> Raw:
+    items, labels, classes = read_domainnet(root, params["domain"])
+    return Raw({"train": (items, labels)}, len(classes))
+
+
+def _fake_domainnet(folder: Path, fake: Fake) -> None:
+    for domain in DOMAINNET_DOMAINS:
+        for c in range(fake.n_classes):
+            for j in range(fake.n_per_class):
+                h, w = fake.dims(j)
+                path = folder / domain / f"class_{c:03d}" / f"{domain}_{c:03d}_{j + 1:06d}.jpg"
+                # quickdraw images are black-and-white drawings: exercise the gray path
+                formats.write_jpg(path, fake.image(c, h, w), "L" if domain == "quickdraw"
+                                  else "RGB")
+
+
+def _fake_imagenet_val(folder: Path, fake: Fake) -> None:
+    k = 0
+    for c in range(fake.n_classes):
+        for _ in range(fake.n_per_class):
+            k += 1
+            h, w = fake.dims(k)
+            path = folder / f"n{c:08d}" / f"ILSVRC2012_val_{k:08d}.JPEG"
+            # a few official validation images are grayscale
+            formats.write_jpg(path, fake.image(c, h, w), "L" if k == 1 else "RGB")
+
+
+register(DatasetSpec(
+    "domainnet", ("target",), "DomainNet, one domain", _read_domainnet,
+    params={"domain": (DOMAINNET_DOMAINS, None)}, splits="cut_test", folder="domainnet",
+    layout="<root>/domainnet/<domain>/<class>/<image>.jpg   (the official per-domain zip files\n"
+    "unpacked side by side; domains: " + ", ".join(DOMAINNET_DOMAINS) + ")",
+    source="http://ai.bu.edu/M3SDA/ (the 'cleaned' per-domain zip files); "
+    "not downloadable by torchvision: fetch and unzip them by hand",
+    files=("", "{domain}"), fake=_fake_domainnet))
+register(DatasetSpec(
+    "imagenet_val", ("reference",), "ImageNet validation images (plasticity reference)",
+    lambda root, p: Raw({"eval": read_imagenet_val(root)[:2]}), num_classes=1000,
+    folder="imagenet/val",
+    layout="<root>/imagenet/val/<wnid>/<image>.JPEG   (ILSVRC2012 validation, 50,000 images "
+    "in\n1,000 class folders; the official tar is flat: sort it into wnid folders with the\n"
+    "usual valprep.sh, or let torchvision.datasets.ImageNet(split='val') do it)",
+    source="https://image-net.org/ (ILSVRC2012_img_val.tar, needs an account); "
+    "not downloadable by torchvision: fetch it by hand",
+    files=("",), fake=_fake_imagenet_val))
+
