@@ -123,7 +123,8 @@ def cmd_strategies(args) -> int:
 
     from bench.strategies import STRATEGIES
 
-    rows = [(name, s.description, ", ".join(f"{k}={d}" for k, (_, d) in s.params.items()))
+    rows = [(name, s.description, ", ".join(f"{k}={d}" if d is not None else f"{k} (required)"
+                                            for k, (_, d) in s.params.items()))
             for name, s in STRATEGIES.items()]
     print(tabulate(rows, headers=["strategy", "trains", "parameters"], maxcolwidths=[None, 72, 30]))
     return 0

@@ -59,6 +59,19 @@ def vit_kwargs() -> tuple[str, ...]:
     return ()
 
 
+@functools.lru_cache(maxsize=32)
+def parameter_names(name: str, kwargs_json: str = "{}") -> tuple[str, ...]:
+    """The parameter names of a timm model with a head (``kwargs_json``: its keyword arguments
+    as JSON, for the cache), built on the meta device: no weights, no memory, no download."""
+    import timm
+    import torch
+
+    with torch.device("meta"):
+        model = timm.create_model(name, pretrained=False, num_classes=2,
+                                  **json.loads(kwargs_json))
+    return tuple(n for n, _ in model.named_parameters())
+
+
 def weights_key(model_cfg: dict) -> str:
     """Hash of what determines pretrained weights the benchmark makes itself."""
     what = {"name": model_cfg["name"], "kwargs": model_cfg.get("kwargs", {}),

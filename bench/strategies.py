@@ -16,6 +16,7 @@ No torch import at module level: ``bench validate`` and the leaderboard read the
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +60,9 @@ class Strategy:
     hook: Callable[[Mapping[str, Any]], Any] | None = None  # a train.finetune hook
     finish: Callable[[Any, Mapping[str, Any]], None] | None = None  # after fine-tuning
     notes: Callable[[Mapping[str, Any], Context], dict] | None = None  # extra record metrics
+    # The parameter that holds glob patterns over parameter names (checked at validation:
+    # each must match a parameter of every model of the suite).
+    patterns: str | None = None
 
     def defaults(self) -> dict[str, Any]:
         return {k: d for k, (_, d) in self.params.items()}
@@ -169,6 +173,16 @@ def _topk(names: Sequence[str], params: Mapping[str, Any], ctx: Context) -> list
     return [n for n in names if pred(n)]
 
 
+def matches(name: str, pattern: str) -> bool:
+    """A glob pattern over a timm parameter name (fnmatch: ``*`` also crosses dots)."""
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+def _custom(names: Sequence[str], params: Mapping[str, Any], ctx: Context) -> list[str]:
+    pats = params["trains"]
+    return [n for n in names if is_under(n, HEAD_MODULES) or any(matches(n, p) for p in pats)]
+
+
 def _lora_select(names: Sequence[str], params: Mapping[str, Any], ctx: Context) -> list[str]:
     from bench.lora import is_adapter
 
@@ -261,6 +275,13 @@ STRATEGIES.register("auto_rgn", Strategy(
     by_name(lambda n: True), params={"batches": (int, 5)}, check=_at_least(batches=1),
     hook=_auto_rgn_hook))
 
+STRATEGIES.register("custom", Strategy(
+    "custom",
+    ("exactly the parameters whose timm names match a glob pattern of `trains` (* matches "
+     "any characters, dots included: blocks.*.attn.qkv.*, blocks.1[01].*, *.bias) + the new "
+     "head; the final norm only if a pattern names it (norm.*)"),
+    _custom, params={"trains": (list, None)}, patterns="trains"))
+
 # The strategies of the paper, in the order its tables use.
 PAPER_STRATEGIES: tuple[str, ...] = ("full", "emb", *BLOCK_COMPONENTS)
 BASELINE = "linear"  # gains are measured against it
@@ -278,6 +299,9 @@ def _resolve(strategy: str | Mapping) -> tuple[Strategy, dict[str, Any]]:
         raise ValueError(f"strategy '{spec.name}' has no parameter {', '.join(unknown)}; "
                          f"valid: {', '.join(spec.params) or 'none'}")
     params = {**spec.defaults(), **given}
+    if spec.patterns and not params.get(spec.patterns):
+        raise ValueError(f"strategy '{spec.name}' needs `{spec.patterns}`: a list of glob "
+                         "patterns over parameter names")
     problems = spec.check(params) if spec.check else []
     if problems:
         raise ValueError("; ".join(f"strategy '{spec.name}': {k} {msg}" for k, msg in problems))

@@ -435,13 +435,63 @@ def check_strategy(ck: _Checker, entry: Any, path: str) -> dict | None:
             v = ck.boolean(v, p)
         elif isinstance(typ, tuple):  # a choice
             v = ck.choice(v, p, pname, typ)
+        elif typ is list:  # glob patterns over parameter names (required)
+            v = _patterns(ck, v, p)
         params[pname] = v
     if spec.check is not None and None not in params.values():
         for pname, msg in spec.check(params):
             ck.add(_join(path, pname), msg)
-    key = name + ("(" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + ")"
-                  if params else "")
+    if None in params.values():  # each already reported
+        return None
+    key = name + ("(" + ",".join(f"{k}={_param_text(v)}" for k, v in sorted(params.items()))
+                  + ")" if params else "")
     return {"name": name, "key": key, "params": params}
+
+
+def _param_text(v: Any) -> str:
+    return "+".join(map(str, v)) if isinstance(v, list) else str(v)
+
+
+def _patterns(ck: _Checker, v: Any, path: str) -> list[str] | None:
+    """A non-empty list of glob patterns over timm parameter names, each once."""
+    example = "e.g. [blocks.*.attn.qkv.*, norm.*]"
+    if v is None:
+        ck.add(path, f"missing (required): glob patterns over timm parameter names, {example}")
+        return None
+    if not isinstance(v, list) or not v:
+        ck.add(path, f"must be a non-empty list of glob patterns, {example}; got {v!r}")
+        return None
+    out = [ck.string(x, f"{path}[{i}]") for i, x in enumerate(v)]
+    _no_duplicates(ck, out, path)
+    return out if None not in out else None
+
+
+def check_patterns(ck: _Checker, model_cfgs: list[dict], strategy_cfgs: list[dict]) -> None:
+    """Each glob pattern of a strategy must match a parameter of every model of the suite.
+
+    The parameter names come from the model built on the meta device (no weights, no memory):
+    this imports torch and timm, so only suites with such a strategy pay for it.
+    """
+    from bench.strategies import matches
+
+    pats = [(i, STRATEGIES[s["name"]].patterns, s) for i, s in enumerate(strategy_cfgs)
+            if STRATEGIES[s["name"]].patterns]
+    for m in model_cfgs if pats else ():
+        try:
+            names = models.parameter_names(m["name"], canonical_json(m.get("kwargs", {})))
+        except Exception as e:  # noqa: BLE001 - timm's own message says what is wrong
+            ck.add(f"models[{model_cfgs.index(m)}]", f"timm cannot build '{m['name']}' with "
+                   f"these kwargs: {type(e).__name__}: {e}")
+            continue
+        shapes = sorted({re.sub(r"\.\d+\.", ".*.", n) for n in names})
+        modules = sorted({n.rsplit(".", 1)[0] + ".*" for n in shapes if "." in n})
+        for i, param, s in pats:
+            for j, pat in enumerate(s["params"][param]):
+                if not any(matches(n, pat) for n in names):
+                    ck.add(f"strategies[{i}].{param}[{j}]",
+                           f"'{pat}' matches no parameter of model '{m['label']}'"
+                           f"{did_you_mean(pat, modules + shapes)}; its parameters: "
+                           f"{', '.join(shapes)}")
 
 
 def check_plasticity(ck: _Checker, p: Any, path: str) -> dict:
@@ -609,7 +659,7 @@ def _plain_data(raw: Any, file: str) -> tuple[list[str], tuple[str, ...], Any]:
     return problems, tuple(bad), cleaned
 
 
-def parse_suite(raw: Any, file: str, problems: list[str] | None = None) -> Suite:  # noqa: C901 - to split (issue 14)
+def parse_suite(raw: Any, file: str, problems: list[str] | None = None) -> Suite:
     """A parsed YAML document -> Suite, or SuiteError listing every problem (``problems``:
     those found before, while reading the file)."""
     if not isinstance(raw, dict):
@@ -619,6 +669,43 @@ def parse_suite(raw: Any, file: str, problems: list[str] | None = None) -> Suite
     ck = _Checker(file, hidden)
     ck.problems = [*(problems or []), *plain_problems]
     ck.keys(raw, "", TOP_KEYS, required=REQUIRED_TOP)
+    name, description = _name_and_description(ck, raw)
+    model_cfgs, dataset_cfgs, strategy_cfgs, lrs, seeds = _grid(ck, raw)
+    recipe = check_recipe(ck, raw.get("recipe", {}), "recipe", DEFAULT_RECIPE)
+    plasticity = (check_plasticity(ck, raw["plasticity"], "plasticity")
+                  if "plasticity" in raw else {**DEFAULT_PLASTICITY,
+                                               "reference": {"name": "imagenet_val",
+                                                             "key": "imagenet_val", "params": {}}})
+    data_root = raw.get("data_root")
+    if data_root is not None:
+        data_root = ck.string(data_root, "data_root")
+    if plasticity.get("enabled") is False:
+        for i, s in enumerate(strategy_cfgs):
+            if s is not None and STRATEGIES[s["name"]].needs_plasticity:
+                ck.add(f"strategies[{i}]", f"{s['name']} selects from the job's plasticity "
+                       "measurement: needs plasticity.enabled: true")
+    per_dataset = _per_dataset(ck, dataset_cfgs, recipe, lrs)
+    if not ck.problems:  # built only from valid models and strategies
+        check_patterns(ck, model_cfgs, strategy_cfgs)
+    if ck.problems:
+        raise SuiteError(ck.problems)
+
+    jobs = []
+    for m, (d, r, d_lrs), s in itertools.product(model_cfgs, per_dataset, strategy_cfgs):
+        for lr, seed in itertools.product(d_lrs, seeds):
+            config = {"model": m, "dataset": d, "strategy": s, "lr": lr, "seed": seed,
+                      "recipe": r, "plasticity": plasticity}
+            if data_root:
+                config["data_root"] = data_root
+            jobs.append(Job(job_id(config), name, config))
+    ids = [j.job_id for j in jobs]
+    if len(set(ids)) != len(ids):  # only possible through duplicate entries, checked above
+        raise SuiteError([f"{file}: two jobs resolve to the same configuration"])
+    return Suite(name=name, description=description, path=Path(file), jobs=jobs,
+                 data_root=data_root)
+
+
+def _name_and_description(ck: _Checker, raw: dict) -> tuple[str | None, str]:
     name = raw.get("name")
     if "name" in raw and (not isinstance(name, str) or not SUITE_NAME.fullmatch(name)):
         ck.add("name", f"{name!r} is not a valid suite name: letters, digits, '_', '-', '.', "
@@ -627,7 +714,11 @@ def parse_suite(raw: Any, file: str, problems: list[str] | None = None) -> Suite
     description = raw.get("description", "")
     if not isinstance(description, str):
         ck.add("description", f"must be a string, got {_type(description)}")
+    return name, description
 
+
+def _grid(ck: _Checker, raw: dict) -> tuple[list, list, list, list, list]:
+    """The suite's lists: models, (dataset, its overrides), strategies, lrs, seeds."""
     model_cfgs = []
     if "models" in raw and ck.nonempty_list(raw["models"], "models"):
         model_cfgs = [check_model(ck, m, f"models[{i}]") for i, m in enumerate(raw["models"])]
@@ -652,21 +743,12 @@ def parse_suite(raw: Any, file: str, problems: list[str] | None = None) -> Suite
     if "seeds" in raw and ck.nonempty_list(raw["seeds"], "seeds"):
         seeds = [ck.seed(s, f"seeds[{i}]") for i, s in enumerate(raw["seeds"])]
         _no_duplicates(ck, seeds, "seeds")
+    return model_cfgs, dataset_cfgs, strategy_cfgs, lrs, seeds
 
-    recipe = check_recipe(ck, raw.get("recipe", {}), "recipe", DEFAULT_RECIPE)
-    plasticity = (check_plasticity(ck, raw["plasticity"], "plasticity")
-                  if "plasticity" in raw else {**DEFAULT_PLASTICITY,
-                                               "reference": {"name": "imagenet_val",
-                                                             "key": "imagenet_val", "params": {}}})
-    data_root = raw.get("data_root")
-    if data_root is not None:
-        data_root = ck.string(data_root, "data_root")
-    if plasticity.get("enabled") is False:
-        for i, s in enumerate(strategy_cfgs):
-            if s is not None and STRATEGIES[s["name"]].needs_plasticity:
-                ck.add(f"strategies[{i}]", f"{s['name']} selects from the job's plasticity "
-                       "measurement: needs plasticity.enabled: true")
 
+def _per_dataset(ck: _Checker, dataset_cfgs: list, recipe: dict,
+                 lrs: list) -> list[tuple[dict | None, dict, list]]:
+    """(dataset, its recipe, its learning rates): the suite's, with the dataset's overrides."""
     per_dataset = []
     for i, (d, overrides) in enumerate(dataset_cfgs):
         r, d_lrs = recipe, lrs
@@ -681,23 +763,7 @@ def parse_suite(raw: Any, file: str, problems: list[str] | None = None) -> Suite
                 and r["warmup_steps"] > r["steps"]:
             ck.add("recipe.warmup_steps" if d is None else f"datasets[{d['key']}]",
                    f"warmup_steps {r['warmup_steps']} exceeds steps {r['steps']}")
-
-    if ck.problems:
-        raise SuiteError(ck.problems)
-
-    jobs = []
-    for m, (d, r, d_lrs), s in itertools.product(model_cfgs, per_dataset, strategy_cfgs):
-        for lr, seed in itertools.product(d_lrs, seeds):
-            config = {"model": m, "dataset": d, "strategy": s, "lr": lr, "seed": seed,
-                      "recipe": r, "plasticity": plasticity}
-            if data_root:
-                config["data_root"] = data_root
-            jobs.append(Job(job_id(config), name, config))
-    ids = [j.job_id for j in jobs]
-    if len(set(ids)) != len(ids):  # only possible through duplicate entries, checked above
-        raise SuiteError([f"{file}: two jobs resolve to the same configuration"])
-    return Suite(name=name, description=description, path=Path(file), jobs=jobs,
-                 data_root=data_root)
+    return per_dataset
 
 
 def load_suite(path: Path | str) -> Suite:

@@ -84,11 +84,21 @@ BEYOND = [
      rf"^blocks\.\d+\.(attn\.qkv|mlp\.fc1|mlp\.fc2)\.parametrizations\.weight\.0\.lora_[AB]$|"
      rf"{HEAD_AND_NORM}"),
 ]
+# A declared strategy: exactly the glob patterns plus the head (not the final norm).
+CUSTOM = [
+    ("custom-qkv", {"name": "custom", "params": {"trains": ["blocks.*.attn.qkv.*"]}},
+     r"^blocks\.\d+\.attn\.qkv\.|^head\."),
+    ("custom-mixed", {"name": "custom", "params": {"trains": ["blocks.1.*", "*.bias",
+                                                              "norm.weight", "cls_token"]}},
+     r"^blocks\.1\.|\.bias$|^norm\.weight$|^cls_token$|^head\."),
+]
+BEYOND += CUSTOM
 # What a merged LoRA model has changed, against the model before the strategy was applied.
 LORA_MERGED = {"lora": rf"^blocks\.\d+\.attn\.qkv\.weight$|{HEAD_AND_NORM}",
                "lora-mlp": rf"^blocks\.\d+\.(attn\.qkv|mlp\.fc1|mlp\.fc2)\.weight$|"
                            rf"{HEAD_AND_NORM}"}
-NEW_STRATEGIES = ("bitfit", "ln", "attn_mlp", "lora", "surgical", "plasticity_topk", "auto_rgn")
+NEW_STRATEGIES = ("bitfit", "ln", "attn_mlp", "lora", "surgical", "plasticity_topk", "auto_rgn",
+                  "custom")
 
 
 def _finetune(model, hook=None, steps: int = 3, lr: float = 0.5):

@@ -143,3 +143,28 @@ def test_validate_does_not_import_torch():
     code = ("import sys; from bench import cli; cli.main(['validate', 'suites/digits.yaml']);"
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def _custom(*patterns: str) -> dict:
+    return tiny_suite_dict(strategies=[{"name": "custom", "trains": list(patterns)}])
+
+
+def test_custom_patterns_enter_the_job_id():
+    a = parse_suite(_custom("blocks.*.attn.qkv.*"), "a.yaml").jobs[0]
+    b = parse_suite(_custom("blocks.*.attn.qkv.*", "norm.*"), "b.yaml").jobs[0]
+    assert a.config["strategy"]["params"] == {"trains": ["blocks.*.attn.qkv.*"]}
+    assert a.job_id != b.job_id
+    assert b.config["strategy"]["key"] == "custom(trains=blocks.*.attn.qkv.*+norm.*)"
+
+
+def test_custom_pattern_that_matches_no_parameter_is_a_problem():
+    # the tiny model has 2 blocks (0 and 1): blocks.2.* matches nothing; atn is a typo
+    probs = problems_of(_custom("blocks.*.atn.qkv.*", "blocks.2.*", "blocks.1.*"))
+    assert len(probs) == 2, probs
+    assert "strategies[0].trains[0]: 'blocks.*.atn.qkv.*' matches no parameter of model " \
+           "'tiny' (did you mean 'blocks.*.attn.qkv.*'?)" in probs[0]
+    assert "strategies[0].trains[1]: 'blocks.2.*' matches no parameter" in probs[1]
+    assert "blocks.*.mlp.fc1.weight" in probs[1]  # the model's parameter names are listed
+    assert problems_of(tiny_suite_dict(strategies=["custom"])) == [
+        "s.yaml: strategies[0].trains: missing (required): glob patterns over timm parameter "
+        "names, e.g. [blocks.*.attn.qkv.*, norm.*]"]
