@@ -22,6 +22,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from bench.formats import UnreadableImages
 from bench.strategies import BASELINE
 from bench.suite import SuiteError, load_suite
 
@@ -560,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except FileNotFoundError as e:  # missing data or weights: the message says what to fix
+    except (FileNotFoundError, UnreadableImages) as e:  # missing/bad data or weights
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:

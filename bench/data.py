@@ -121,10 +121,16 @@ def _train_val(items: Any, labels: np.ndarray, seed: int, test: tuple) -> dict[s
             "test": test}
 
 
+def _official_or_cut(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, tuple]:
+    """The official test split where the reader found one, else the 80/20 cut (folders)."""
+    return (_official if "test" in raw.splits else _cut_test)(spec, raw, seed)
+
+
 # How a target dataset is cut into train / val / test (a spec's ``splits``; protocol.md).
 SPLIT_RULES: Registry[Callable[[DatasetSpec, Raw, int], dict[str, tuple]]] = Registry("split rule")
 SPLIT_RULES.register("official", _official)
 SPLIT_RULES.register("cut_test", _cut_test)
+SPLIT_RULES.register("official_or_cut", _official_or_cut)
 
 
 def _cut(dataset: dict, split_seed: int, root: Path | None) -> tuple[Raw, dict[str, tuple]]:
@@ -338,9 +344,13 @@ def check_data(configs: list[dict], root: str | None = None) -> None:
         where = root or c.get("data_root")
         for d in wanted:
             spec = DATASETS[d["name"]]
-            if spec.folder is None or (d["key"], where) in seen:
-                continue  # digits come with scikit-learn
+            if (d["key"], where) in seen:
+                continue
             seen.add((d["key"], where))
+            if spec.preflight is not None:
+                spec.preflight(d["params"])
+            if spec.folder is None:
+                continue  # not under the data root (digits come with scikit-learn)
             try:
                 path = spec.first_missing(data_root_path(where, d["name"]), d["params"])
             except datasets.MissingData as e:  # no data root at all

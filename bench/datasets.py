@@ -16,6 +16,7 @@ registry without it (``download`` imports torchvision lazily).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -79,6 +80,11 @@ class DatasetSpec:
     md5: dict[str, str] = field(default_factory=dict)  # official file -> md5
     download: Callable[[Path], None] | None = None  # fetch into the data root
     fake: Callable[[Path, Fake], None] | None = None  # write a tiny copy into ``folder``
+    # Checks the suite's parameters beyond their valid values: (parameters, the suite file's
+    # folder) -> (resolved parameters, [(parameter, problem)]); cheap (validate runs it).
+    check: Callable[[dict, Path], tuple[dict, list[tuple[str, str]]]] | None = None
+    # Before any work (run, prepare, submit): every file readable, else an error naming them.
+    preflight: Callable[[dict], None] | None = None
 
     def dir(self, root: Path | str) -> Path:
         """The folder under ``root`` where this dataset lives in its official layout."""
@@ -603,3 +609,75 @@ register(DatasetSpec(
     "not downloadable by torchvision: fetch it by hand",
     files=("",), fake=_fake_imagenet_val))
 
+
+
+# ----------------------------------------------------------------------------------------------
+# Your own images: a folder of class folders
+
+FOLDER_LAYOUT = ("<path>/<class>/<image>   (one folder of class folders, cut 80/20 into "
+                 "train/test)\nor <path>/train/<class>/<image> and <path>/test/<class>/<image>")
+
+
+def _subdirs(folder: Path) -> list[str]:
+    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+
+
+def _has_split_layout(folder: Path) -> bool:
+    return (folder / "train").is_dir() and (folder / "test").is_dir()
+
+
+def _check_folder(params: dict, base: Path) -> tuple[dict, list[tuple[str, str]]]:
+    """``path`` resolved against the suite file's folder; it exists and has 2+ classes."""
+    given = params["path"]
+    if not isinstance(given, str) or not given.strip():
+        return params, [("path", f"must be a folder path (a string), got {given!r}")]
+    path = Path(os.path.abspath(base / Path(given).expanduser()))
+    resolved = {**params, "path": str(path)}
+    where = "" if Path(given).expanduser().is_absolute() else \
+        f" (relative paths start at the suite file's folder, {Path(os.path.abspath(base))})"
+    if not path.is_dir():
+        return resolved, [("path", f"folder {path} not found{where}; expected {FOLDER_LAYOUT}")]
+    if _has_split_layout(path):
+        train, test = _subdirs(path / "train"), _subdirs(path / "test")
+        if train != test:
+            only = sorted(set(train) ^ set(test))
+            return resolved, [("path", f"{path}/train and {path}/test must hold the same class "
+                               f"folders; in one only: {', '.join(only)}")]
+        classes = train
+    else:
+        classes = _subdirs(path)
+    if len(classes) < 2:
+        return resolved, [("path", f"{path} has {len(classes)} class folder(s), at least 2 are "
+                           f"needed; expected {FOLDER_LAYOUT}")]
+    return resolved, []
+
+
+def read_folder(path: Path | str) -> Raw:
+    """A folder dataset: ``train`` (and ``test`` for the train/test layout) and ``eval`` (every
+    image: the plasticity reference), labels by sorted class folder (ImageFolder order)."""
+    path = Path(path)
+    if not _has_split_layout(path):
+        items, labels, classes = formats.read_image_folder(path)
+        return Raw({"train": (items, labels), "eval": (items, labels)}, len(classes))
+    tr_items, tr_labels, classes = formats.read_image_folder(path / "train")
+    te_items, te_labels, te_classes = formats.read_image_folder(path / "test")
+    if te_classes != classes:
+        raise MissingFile(path / "test", "", f"{path}/train and {path}/test must hold the same "
+                          "class folders")
+    return Raw({"train": (tr_items, tr_labels), "test": (te_items, te_labels),
+                "eval": (tr_items + te_items, np.concatenate([tr_labels, te_labels]))},
+               len(classes))
+
+
+def _preflight_folder(params: dict) -> None:
+    raw = read_folder(params["path"])
+    formats.check_images(sorted({p for items, _ in raw.splits.values() for p in items}))
+
+
+register(DatasetSpec(
+    "folder", ("target", "reference"), "your own images: a folder of class folders (classes in "
+    "sorted folder order); with train/ and test/ inside, those are the splits, else a seeded "
+    "80/20 cut makes the test split",
+    lambda root, p: read_folder(p["path"]), params={"path": (None, None)},
+    splits="official_or_cut", layout=FOLDER_LAYOUT, check=_check_folder,
+    preflight=_preflight_folder))

@@ -52,6 +52,32 @@ class MissingFile(FileNotFoundError):
         return (type(self), (self.path, self.detail, self.args[0]))
 
 
+class UnreadableImages(ValueError):
+    """Image files that cannot be decoded; ``str()`` lists every one with the reason."""
+
+    def __init__(self, failures: Sequence[tuple[Path | str, str]]):
+        self.failures = [(Path(p), why) for p, why in failures]
+        lines = "\n".join(f"  {p}: {why}" for p, why in self.failures)
+        super().__init__(f"{len(self.failures)} image file(s) cannot be read (fix or remove "
+                         f"them):\n{lines}")
+
+    def __reduce__(self):
+        return (type(self), (self.failures,))
+
+
+def check_images(paths: Sequence[Path | str]) -> None:
+    """``UnreadableImages`` listing every file PIL cannot open and verify (no decoding)."""
+    failures = []
+    for p in paths:
+        try:
+            with Image.open(p) as img:
+                img.verify()
+        except (OSError, ValueError, SyntaxError) as e:  # what PIL raises for bad files
+            failures.append((p, f"{type(e).__name__}: {e}"))
+    if failures:
+        raise UnreadableImages(failures)
+
+
 class ChecksumMismatch(ValueError):
     """A file exists but is not the official file (partial download or modified)."""
 
@@ -277,11 +303,17 @@ def decode_images(
         if items.ndim == 4 and items.shape[-1] == 1:
             items = items[..., 0]
 
-    def one(i: int) -> np.ndarray:
+    failures: list[tuple[Path | str, str]] = []
+
+    def one(i: int) -> np.ndarray | None:
         if is_array:
             return _resize_center_crop(Image.fromarray(items[i]), size, scale_size, resample)
-        with Image.open(items[i]) as img:
-            return _resize_center_crop(img, size, scale_size, resample)
+        try:
+            with Image.open(items[i]) as img:
+                return _resize_center_crop(img, size, scale_size, resample)
+        except (OSError, SyntaxError) as e:  # unreadable: every one is reported at the end
+            failures.append((items[i], f"{type(e).__name__}: {e}"))
+            return None
 
     n = len(items)
     if out is None:
@@ -300,6 +332,8 @@ def decode_images(
     finally:
         if bar is not None:
             bar.close()
+    if failures:
+        raise UnreadableImages(sorted(failures, key=lambda f: str(f[0])))
     return out
 
 
@@ -315,7 +349,8 @@ def _progress_bar(n: int, size: int, progress: bool | None):
 
 def _fill(out: np.ndarray, images, bar) -> None:
     for i, arr in enumerate(images):
-        out[i] = arr
+        if arr is not None:
+            out[i] = arr
         if bar is not None:
             bar.update()
 

@@ -325,6 +325,10 @@ def check_dataset(ck: _Checker, entry: Any, path: str, kinds=("target",)) -> dic
                    f"valid: {shown}")
             continue
         params[pname] = v
+    if spec.check is not None and len(params) == len(spec.params):
+        params, problems = spec.check(params, Path(ck.file).parent)
+        for pname, msg in problems:
+            ck.add(_join(path, pname), msg)
     return {"name": name, "key": dataset_key(name, params), "params": params}
 
 
