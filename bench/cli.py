@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench.formats import UnreadableImages
 from bench.strategies import BASELINE
-from bench.suite import SuiteError, load_suite
+from bench.suite import ONLY_FIELDS, SuiteError, load_suite
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, what `head` expects of a writer
@@ -36,6 +36,17 @@ class UserError(Exception):
 
 def _results(args) -> Path:
     return Path(args.results)
+
+
+def _load(args):
+    """The suite of a command, with its ``--set`` overrides and ``--only`` filters."""
+    from bench.suite import FilterError, filter_jobs
+
+    suite = load_suite(args.suite, args.set or ())
+    try:
+        return filter_jobs(suite, args.only) if args.only else suite
+    except FilterError as e:
+        raise UserError(str(e)) from None
 
 
 def cmd_validate(args) -> int:
@@ -56,7 +67,7 @@ def cmd_plan(args) -> int:
 
     from bench.runner import job_table
 
-    suite = load_suite(args.suite)
+    suite = _load(args)
     table = job_table(suite, _results(args))
     counts = Counter(s for _, s in table)
     if args.json:
@@ -167,7 +178,7 @@ def _check_run_args(args) -> None:
 def cmd_run(args) -> int:
     from bench.runner import run_suite
 
-    suite = load_suite(args.suite)
+    suite = _load(args)
     _check_run_args(args)
     _check_inputs(suite, args.cache)
     report = run_suite(suite, _results(args), workers=args.jobs, force=args.force,
@@ -362,7 +373,7 @@ def _need_slurm(command: str) -> None:
 def cmd_submit(args) -> int:
     from bench import slurm
 
-    suite = load_suite(args.suite)
+    suite = _load(args)
     _need_slurm("submit")
     profile = _slurm_profile(args.profile)
     _check_inputs(suite, args.cache)
@@ -380,7 +391,7 @@ def cmd_submit(args) -> int:
 def cmd_status(args) -> int:
     from bench import slurm
 
-    suite = load_suite(args.suite)
+    suite = _load(args)
     _need_slurm("status")
     print(slurm.status(suite.jobs, _results(args)))
     return 0
@@ -389,7 +400,7 @@ def cmd_status(args) -> int:
 def cmd_cancel(args) -> int:
     from bench import slurm
 
-    suite = load_suite(args.suite)
+    suite = _load(args)
     _need_slurm("cancel")
     print(slurm.cancel(suite.jobs, _results(args)))
     return 0
@@ -409,12 +420,24 @@ def _quiet_arg(sp) -> None:
     sp.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
 
+def _suite_arg(sp) -> None:
+    """The suite, and what changes it on the command line (plan, run, submit, status, cancel)."""
+    sp.add_argument("suite", metavar="SUITE")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a suite key (dotted, YAML value), validated like the file, "
+                         "e.g. --set recipe.steps=20 --set lrs=[0.01]; changes the job ids; "
+                         "recorded in each record (config.overrides)")
+    sp.add_argument("--only", action="append", default=[], metavar="FIELD=V1,V2",
+                    help="only the jobs whose FIELD (" + ", ".join(ONLY_FIELDS)
+                         + ") is one of the values, e.g. --only seed=0 --only strategy=full,mha")
+
+
 def _suite_commands(add) -> None:
     sp = add("validate", cmd_validate, "check suite files; exit 2 listing every problem")
     sp.add_argument("suites", nargs="+", metavar="SUITE")
 
     sp = add("plan", cmd_plan, "the job table of a suite with each job's status and the counts")
-    sp.add_argument("suite", metavar="SUITE")
+    _suite_arg(sp)
     _results_arg(sp)
     sp.add_argument("--json", action="store_true", help="print the jobs as JSON")
     sp.add_argument("--summary", action="store_true", help="only the counts")
@@ -435,7 +458,7 @@ def _suite_commands(add) -> None:
     _quiet_arg(sp)
 
     sp = add("run", cmd_run, "run a suite's missing jobs on this machine")
-    sp.add_argument("suite", metavar="SUITE")
+    _suite_arg(sp)
     _results_arg(sp)
     sp.add_argument("--jobs", "-j", type=_positive_int, default=1, metavar="N",
                     help="local workers (CPU threads shared; one per GPU on GPU machines)")
@@ -459,7 +482,7 @@ def _suite_commands(add) -> None:
 def _slurm_commands(add) -> None:
     sp = add("submit", cmd_submit, "submit a suite's jobs to SLURM as job arrays (submitit); "
              "only jobs neither done nor queued are sent")
-    sp.add_argument("suite", metavar="SUITE")
+    _suite_arg(sp)
     sp.add_argument("--profile", required=True, metavar="PROFILE.yaml",
                     help="resources per job group (see slurm/local.yaml, "
                          "slurm/example-gpu-cluster.yaml)")
@@ -473,11 +496,11 @@ def _slurm_commands(add) -> None:
 
     sp = add("status", cmd_status, "done, running, pending, failed and missing jobs of a suite "
              "(records + squeue; no accounting needed)")
-    sp.add_argument("suite", metavar="SUITE")
+    _suite_arg(sp)
     _results_arg(sp)
 
     sp = add("cancel", cmd_cancel, "cancel a suite's queued and running SLURM jobs")
-    sp.add_argument("suite", metavar="SUITE")
+    _suite_arg(sp)
     _results_arg(sp)
 
 

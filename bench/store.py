@@ -80,6 +80,8 @@ RECORD_SCHEMA: dict[str, Any] = {
                 "seed": _INT,
                 "recipe": {"type": "object", "required": ["steps", "batch_size", "optimizer"]},
                 "plasticity": {"type": "object", "required": ["reference", "pairs"]},
+                # the `--set KEY=VALUE` texts that made this configuration (not hashed)
+                "overrides": {"type": "array", "items": _STR},
             },
         },
         "metrics": {

@@ -9,6 +9,7 @@ hash of the job's canonical resolved configuration. Pure: no torch, nothing writ
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -76,6 +77,18 @@ DEFAULT_PRETRAIN: dict[str, Any] = {"steps": 1000, "batch_size": 128, "lr": 1e-3
                                     "crop_scale": [0.08, 1.0], "hflip": True}
 
 
+# Configuration keys that are not what the job is (see job_id).
+UNHASHED = ("data_root", "overrides")
+# `bench plan/run/submit --only FIELD=V1,V2`: what each field matches in a job's configuration.
+ONLY_FIELDS: dict[str, Any] = {
+    "model": lambda c: (c["model"]["label"], c["model"]["name"]),
+    "dataset": lambda c: (c["dataset"]["key"], c["dataset"]["name"]),
+    "strategy": lambda c: (c["strategy"]["key"], c["strategy"]["name"]),
+    "lr": lambda c: (c["lr"],),
+    "seed": lambda c: (c["seed"],),
+}
+
+
 class SuiteError(ValueError):
     """Every problem of one or more suite files; ``str()`` lists them all."""
 
@@ -113,24 +126,32 @@ def canonical_json(obj: Any) -> str:
 def job_id(config: dict) -> str:
     """16 hex digits of sha256 over the canonical resolved configuration.
 
-    ``data_root`` is where the data lies on one machine, not what the job is: it stays out.
+    ``data_root`` is where the data lies on one machine, not what the job is: it stays out,
+    and so do ``overrides`` (the ``--set`` text that made this configuration: the configuration
+    itself is hashed, however it was written).
     """
-    hashed = {k: v for k, v in config.items() if k != "data_root"}
+    hashed = {k: v for k, v in config.items() if k not in UNHASHED}
     return hashlib.sha256(canonical_json(hashed).encode()).hexdigest()[:16]
 
 
 class _Checker:
     """Collects problems as 'file: key.path: what is wrong; what is valid'."""
 
-    def __init__(self, file: str, hidden: tuple[str, ...] = ()):
+    def __init__(self, file: str, hidden: tuple[str, ...] = (),
+                 overridden: dict[str, str] | None = None):
         self.file = file
         self.problems: list[str] = []
         self.hidden = hidden  # key paths whose value was already reported (not plain data)
+        self.overridden = overridden or {}  # key path -> the --set that gave its value
 
     def add(self, path: str, msg: str) -> None:
-        if any(path == h or path.startswith((h + ".", h + "[")) for h in self.hidden):
+        if any(_under(path, h) for h in self.hidden):
             return
-        self.problems.append(f"{self.file}: {path or '<top>'}: {msg}")
+        where = self.file
+        given = [k for k in self.overridden if _under(path, k)]
+        if given:  # the value came from the command line: say which --set
+            where += f" (--set {self.overridden[max(given, key=len)]})"
+        self.problems.append(f"{where}: {path or '<top>'}: {msg}")
 
     def keys(self, obj: dict, path: str, valid: tuple[str, ...], required=()) -> None:
         for k in obj:
@@ -214,6 +235,10 @@ class _Checker:
             self.add(path, unknown_name_message(kind, obj, choices))
             return None
         return obj
+
+
+def _under(path: str, top: str) -> bool:
+    return path == top or path.startswith((top + ".", top + "["))
 
 
 def _join(path: str, key: str) -> str:
@@ -663,14 +688,15 @@ def _plain_data(raw: Any, file: str) -> tuple[list[str], tuple[str, ...], Any]:
     return problems, tuple(bad), cleaned
 
 
-def parse_suite(raw: Any, file: str, problems: list[str] | None = None) -> Suite:
+def parse_suite(raw: Any, file: str, problems: list[str] | None = None,
+                overridden: dict[str, str] | None = None) -> Suite:
     """A parsed YAML document -> Suite, or SuiteError listing every problem (``problems``:
-    those found before, while reading the file)."""
+    those found before, while reading the file; ``overridden``: key paths set by ``--set``)."""
     if not isinstance(raw, dict):
         raise SuiteError([*(problems or []),
                           f"{file}: a suite must be a YAML mapping, got {_type(raw)}"])
     plain_problems, hidden, raw = _plain_data(raw, file)
-    ck = _Checker(file, hidden)
+    ck = _Checker(file, hidden, overridden)
     ck.problems = [*(problems or []), *plain_problems]
     ck.keys(raw, "", TOP_KEYS, required=REQUIRED_TOP)
     name, description = _name_and_description(ck, raw)
@@ -765,14 +791,154 @@ def _per_dataset(ck: _Checker, dataset_cfgs: list, recipe: dict,
     for d, r, _ in per_dataset:
         if r.get("warmup_steps") is not None and r.get("steps") is not None \
                 and r["warmup_steps"] > r["steps"]:
+            hint = ("; set both, e.g. --set recipe.steps=20 --set recipe.warmup_steps=2"
+                    if ck.overridden else "")
             ck.add("recipe.warmup_steps" if d is None else f"datasets[{d['key']}]",
-                   f"warmup_steps {r['warmup_steps']} exceeds steps {r['steps']}")
+                   f"warmup_steps {r['warmup_steps']} exceeds steps {r['steps']}{hint}")
     return per_dataset
 
 
-def load_suite(path: Path | str) -> Suite:
+def load_suite(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) -> Suite:
+    """A suite file, with ``--set KEY=VALUE`` overrides (dotted keys, YAML values) applied
+    before it is validated exactly like the file; each job's configuration records them."""
     doc, problems = read_yaml_checked(Path(path))
-    return parse_suite(doc, str(path), problems)
+    overridden: dict[str, str] = {}
+    if overrides:
+        doc, overridden, set_problems = apply_overrides(doc, overrides, str(path))
+        problems = [*problems, *set_problems]
+    suite = parse_suite(doc, str(path), problems, overridden)
+    for j in suite.jobs if overrides else ():
+        j.config["overrides"] = list(overrides)  # not hashed: the job id stays the config's
+    return suite
+
+
+def _key_path(key: str) -> list[str | int]:
+    """`datasets[0].overrides.steps` or `datasets.0.overrides.steps` -> its segments."""
+    out: list[str | int] = []
+    for part in key.replace("[", ".[").split("."):
+        if part.startswith("[") and part.endswith("]") and part[1:-1].isdigit():
+            out.append(int(part[1:-1]))
+        elif part.isdigit():
+            out.append(int(part))
+        else:
+            out.append(part)
+    return out
+
+
+def _path_text(segments: list[str | int]) -> str:
+    text = ""
+    for seg in segments:
+        text = f"{text}[{seg}]" if isinstance(seg, int) else _join(text, seg)
+    return text
+
+
+def apply_overrides(doc: Any, overrides, file: str) -> tuple[Any, dict[str, str], list[str]]:
+    """``KEY=VALUE`` texts applied to a copy of a suite document: (document, key path -> the
+    text that set it, problems). A missing mapping on the way is created; lists are indexed."""
+    import copy
+
+    doc = copy.deepcopy(doc) if isinstance(doc, dict) else {}
+    overridden: dict[str, str] = {}
+    problems: list[str] = []
+    for text in overrides:
+        where = f"{file} (--set {text})"
+        key, eq, value_text = text.partition("=")
+        segments = _key_path(key.strip())
+        if not eq or not key.strip() or "" in segments:
+            problems.append(f"{where}: expected KEY=VALUE with a dotted key, e.g. "
+                            "recipe.steps=20 or datasets[0].overrides.lrs=[0.01]")
+            continue
+        try:
+            value = yaml.safe_load(value_text)
+        except yaml.YAMLError as e:
+            problems.append(f"{where}: the value is not YAML: {str(e).splitlines()[0]}")
+            continue
+        node: Any = doc
+        for i, seg in enumerate(segments):
+            last = i == len(segments) - 1
+            at = _path_text(segments[:i]) or "<top>"
+            if isinstance(seg, int):
+                if not isinstance(node, list) or seg >= len(node):
+                    size = f"a list of {len(node)}" if isinstance(node, list) else _type(node)
+                    problems.append(f"{where}: {at} is {size}, no entry [{seg}]")
+                    break
+            elif not isinstance(node, dict):
+                problems.append(f"{where}: {at} is {_type(node)}, not a mapping")
+                break
+            if last:
+                node[seg] = value
+                overridden[_path_text(segments)] = text
+                _drop_dataset_overrides(doc, segments, value)
+            else:
+                if isinstance(seg, str) and seg not in node:
+                    node[seg] = {}  # validation says whether this key exists at all
+                node = node[seg]
+    return doc, overridden, problems
+
+
+def _drop_dataset_overrides(doc: dict, segments: list, value: Any) -> None:
+    """The command line has the last word: ``--set recipe.steps=20`` (or ``lrs``, or a whole
+    ``recipe``) applies to every dataset, also to one whose ``overrides`` set that key."""
+    if segments == ["lrs"]:
+        keys = ["lrs"]
+    elif segments[0] == "recipe" and len(segments) == 2:
+        keys = [segments[1]]
+    elif segments == ["recipe"] and isinstance(value, dict):
+        keys = list(value)
+    else:
+        return
+    for d in doc.get("datasets") or [] if isinstance(doc.get("datasets"), list) else []:
+        if isinstance(d, dict) and isinstance(d.get("overrides"), dict):
+            for k in keys:
+                d["overrides"].pop(k, None)
+
+
+class FilterError(ValueError):
+    """A ``--only`` filter that names an unknown field or a value the suite does not have."""
+
+
+def filter_jobs(suite: Suite, only: list[str] | tuple[str, ...]) -> Suite:
+    """The suite's jobs that match every ``FIELD=V1,V2`` filter (any of its values)."""
+    jobs = suite.jobs
+    problems = []
+    for text in only:
+        field_name, eq, values = text.partition("=")
+        if not eq or field_name not in ONLY_FIELDS or not values:
+            problems.append(f"--only {text}: " + (
+                unknown_name_message("field", field_name, tuple(ONLY_FIELDS)) if eq
+                else "expected FIELD=V1,V2, e.g. seed=0 or strategy=full,linear"))
+            continue
+        get = ONLY_FIELDS[field_name]
+        have = list(dict.fromkeys(v for j in suite.jobs for v in get(j.config)))
+        wanted = set()
+        for v in values.split(","):
+            match = _only_value(v.strip(), have)
+            if match is None:
+                shown = [f"{h:g}" if isinstance(h, float) else str(h) for h in have]
+                problems.append(f"--only {text}: the suite has no {field_name} '{v}'"
+                                f"{did_you_mean(v, shown)}; valid: {', '.join(shown)}")
+            wanted.add(match)
+        jobs = [j for j in jobs if wanted & set(get(j.config))]
+    if problems:
+        raise FilterError("\n  ".join(problems))
+    if not jobs:
+        raise FilterError(f"--only {' '.join(only)}: no job of suite '{suite.name}' matches all "
+                          "of these filters")
+    return dataclasses.replace(suite, jobs=jobs)
+
+
+def _only_value(text: str, have: list) -> Any:
+    """The value of the suite that ``text`` names (numbers compared as numbers), or None."""
+    for h in have:
+        if isinstance(h, (int, float)) and not isinstance(h, bool):
+            try:
+                if float(text) == h:
+                    return h
+            except ValueError:
+                continue
+        elif text == h:
+            return h
+    return None
 
 
 def validate_files(paths: list[str]) -> list[str]:

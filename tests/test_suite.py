@@ -8,7 +8,7 @@ import glob
 import pytest
 
 from bench import cli
-from bench.suite import SuiteError, job_id, load_suite, parse_suite
+from bench.suite import FilterError, SuiteError, filter_jobs, job_id, load_suite, parse_suite
 from tests.conftest import tiny_suite_dict
 
 
@@ -168,3 +168,62 @@ def test_custom_pattern_that_matches_no_parameter_is_a_problem():
     assert problems_of(tiny_suite_dict(strategies=["custom"])) == [
         "s.yaml: strategies[0].trains: missing (required): glob patterns over timm parameter "
         "names, e.g. [blocks.*.attn.qkv.*, norm.*]"]
+
+
+# ---------------------------------------------------------------- --set and --only
+
+def test_set_gives_the_jobs_of_the_edited_file(write_suite, tmp_path):
+    path = write_suite()
+    edited = tiny_suite_dict()
+    edited["recipe"]["steps"] = 9
+    edited["lrs"] = [0.01, 0.1]
+    edited["datasets"][0]["severity"] = 3
+    want = parse_suite(edited, "edited.yaml").jobs  # the oracle: the file, edited by hand
+    sets = ["recipe.steps=9", "lrs=[0.01, 1e-1]", "datasets[0].severity=3"]
+    got = load_suite(path, sets).jobs
+    assert [j.job_id for j in got] == [j.job_id for j in want]  # the ids of the edited file
+    assert all(j.config["overrides"] == sets for j in got)  # recorded, not hashed
+    assert job_id(got[0].config) == got[0].job_id
+    assert load_suite(path, ["datasets.0.severity=3"]).jobs[0].config["dataset"]["params"] \
+        == {"corruption": "contrast", "severity": 3}
+
+
+def test_set_recipe_wins_over_a_datasets_own_overrides(write_suite):
+    d = tiny_suite_dict()
+    d["datasets"][0]["overrides"] = {"steps": 50, "lrs": [0.3]}
+    jobs = load_suite(write_suite(d), ["recipe.steps=7", "lrs=[0.2]"]).jobs
+    assert {(j.config["recipe"]["steps"], j.config["lr"]) for j in jobs} == {(7, 0.2)}
+
+
+def test_set_problems_name_the_override(write_suite):
+    path = write_suite()
+    with pytest.raises(SuiteError) as e:
+        load_suite(path, ["recipe.stepz=3", "seeds=[x]", "models[4].name=a", "nokey", "lrs=[1"])
+    probs = e.value.problems
+    assert len(probs) == 5, probs
+    want = [f"{path} (--set models[4].name=a): models is a list of 1, no entry [4]",
+            f"{path} (--set nokey): expected KEY=VALUE",
+            f"{path} (--set lrs=[1): the value is not YAML",
+            f"{path} (--set recipe.stepz=3): recipe.stepz: unknown key (did you mean 'steps'?)",
+            f"{path} (--set seeds=[x]): seeds[0]: must be an integer"]
+    for w in want:
+        assert sum(p.startswith(w) for p in probs) == 1, (w, probs)
+
+
+def test_only_filters_jobs_without_changing_their_ids(write_suite):
+    suite = load_suite(write_suite(strategies=("full", "linear", "mha"), seeds=(0, 1, 2),
+                                   lrs=(0.01, 0.05)))
+    ids = {j.job_id for j in suite.jobs}
+    got = filter_jobs(suite, ["seed=0,2", "strategy=mha,linear", "lr=1e-2"]).jobs
+    assert {(j.config["seed"], j.config["strategy"]["name"], j.config["lr"]) for j in got} == {
+        (s, n, 0.01) for s in (0, 2) for n in ("mha", "linear")}
+    assert {j.job_id for j in got} <= ids
+    assert len(filter_jobs(suite, ["model=tiny", "dataset=digits_c"]).jobs) == len(ids)
+    with pytest.raises(FilterError) as e:
+        filter_jobs(suite, ["sede=0", "strategy=mah", "seed=7"])
+    lines = str(e.value).split("\n  ")
+    assert "--only sede=0: unknown field 'sede' (did you mean 'seed'?); valid: model, " \
+           "dataset, strategy, lr, seed" == lines[0]
+    assert "--only strategy=mah: the suite has no strategy 'mah' (did you mean 'mha'?)" \
+        in lines[1]
+    assert "--only seed=7: the suite has no seed '7'; valid: 0, 1, 2" == lines[2]
