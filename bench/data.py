@@ -12,6 +12,8 @@ root (``data_root:`` of a suite, or ``BENCH_DATA``). Decoding and resizing them 
 per (dataset, input size, ...) into the data cache, ``<cache>/data/<key>/``, memory-mapped
 ``.npy`` files shared by every job: ``bench prepare`` fills it ahead of time (``prepare``),
 and a job that finds no entry writes it, under a lock, on first use.
+
+``python -m bench.data --readme`` rewrites the README's table of datasets from the registry.
 """
 
 from __future__ import annotations
@@ -104,12 +106,13 @@ def checksum(*arrays: np.ndarray) -> str:
 
 
 def _official(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, tuple]:
-    """The official test split; the training split cut 80/20 into train/val."""
+    """The official test split; the training split cut 80/20 into train / validation."""
     return _train_val(*raw.splits[spec.train_split], seed, test=raw.splits["test"])
 
 
 def _cut_test(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, tuple]:
-    """No official test split: the training split cut 80/20 into train/test first."""
+    """No official test split: the training split cut 80/20 into a training pool and test,
+    the pool 80/20 into train / validation."""
     items, labels = raw.splits[spec.train_split]
     tr, te = split_80_20(len(labels), seed)
     return _train_val(_take(items, tr), labels[tr], seed, test=(_take(items, te), labels[te]))
@@ -122,7 +125,8 @@ def _train_val(items: Any, labels: np.ndarray, seed: int, test: tuple) -> dict[s
 
 
 def _official_or_cut(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, tuple]:
-    """The official test split where the reader found one, else the 80/20 cut (folders)."""
+    """``official`` where the reader found a test split (train/ and test/ folders), else
+    ``cut_test``."""
     return (_official if "test" in raw.splits else _cut_test)(spec, raw, seed)
 
 
@@ -390,3 +394,57 @@ def _tqdm(items, progress: bool):
     from tqdm import tqdm
 
     return tqdm(items, unit="dataset", dynamic_ncols=True)
+
+
+# ---------------------------------------------------------------- the README's dataset table
+
+README_BEGIN, README_END = "<!-- datasets:begin -->", "<!-- datasets:end -->"
+
+
+def _param_text(spec: DatasetSpec) -> str:
+    parts = []
+    for name, (choices, default) in spec.params.items():
+        valid = ", ".join(f"`{c}`" for c in choices) if choices else spec.param_docs.get(
+            name, "any value")
+        parts.append(f"`{name}`: {valid}" + (f" (default `{default}`)" if default is not None
+                                              else " (required)"))
+    return "<br>".join(parts)
+
+
+def _splits_text(spec: DatasetSpec) -> str:
+    if spec.splits is None:
+        return "not cut: every image"
+    doc = " ".join((SPLIT_RULES[spec.splits].__doc__ or "").split()).rstrip(".")
+    return f"`{spec.splits}`: {doc.replace('``', '`')}" + (
+        f" (training split: `{spec.train_split}`)" if spec.train_split != "train" else "")
+
+
+def datasets_table() -> str:
+    """The README's table of every registered dataset: role, parameters and their valid
+    values, classes, how it is split (``python -m bench.data --readme`` writes it)."""
+    rows = ["| dataset | use as | what | parameters (valid values) | classes | splits |",
+            "|---|---|---|---|---|---|"]
+    for name, spec in DATASETS.items():
+        classes = str(spec.num_classes) if spec.num_classes else "class folders"
+        rows.append(f"| `{name}` | {', '.join(spec.kinds)} | {spec.description} | "
+                    f"{_param_text(spec) or 'none'} | {classes} | {_splits_text(spec)} |")
+    return "\n".join(rows) + "\n"
+
+
+def readme_with_table(text: str) -> str:
+    """``text`` (the README) with the dataset table between its markers replaced."""
+    head, sep, rest = text.partition(README_BEGIN + "\n")
+    _, sep2, tail = rest.partition(README_END)
+    if not sep or not sep2:
+        raise ValueError(f"README lacks the markers {README_BEGIN} ... {README_END}")
+    return head + sep + datasets_table() + sep2 + tail
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--readme"]:
+        sys.exit("usage: python -m bench.data --readme   (rewrites README.md's dataset table)")
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    readme.write_text(readme_with_table(readme.read_text()))
+    print(f"{readme}: dataset table regenerated")

@@ -85,6 +85,7 @@ class DatasetSpec:
     check: Callable[[dict, Path], tuple[dict, list[tuple[str, str]]]] | None = None
     # Before any work (run, prepare, submit): every file readable, else an error naming them.
     preflight: Callable[[dict], None] | None = None
+    param_docs: dict[str, str] = field(default_factory=dict)  # for parameters of any value
 
     def dir(self, root: Path | str) -> Path:
         """The folder under ``root`` where this dataset lives in its official layout."""
@@ -679,5 +680,6 @@ register(DatasetSpec(
     "sorted folder order); with train/ and test/ inside, those are the splits, else a seeded "
     "80/20 cut makes the test split",
     lambda root, p: read_folder(p["path"]), params={"path": (None, None)},
+    param_docs={"path": "a folder; relative: from the suite file's folder"},
     splits="official_or_cut", layout=FOLDER_LAYOUT, check=_check_folder,
     preflight=_preflight_folder))

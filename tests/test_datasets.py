@@ -1,0 +1,59 @@
+"""The dataset registry: one spec per dataset, consistent, and the README's table of datasets
+is its rendering (regenerate with `python -m bench.data --readme`)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bench import data
+from bench.datasets import DATASETS, KINDS
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _between_markers(text: str) -> str:
+    match = re.search(re.escape(data.README_BEGIN) + r"\n(.*?)" + re.escape(data.README_END),
+                      text, re.S)
+    assert match, "README.md lacks the dataset table markers"
+    return match.group(1)
+
+
+def test_readme_dataset_table_is_the_registrys():
+    assert _between_markers(README.read_text()) == data.datasets_table(), (
+        "README.md's dataset table is stale: run `python -m bench.data --readme`")
+
+
+def test_readme_table_lists_every_dataset_with_its_valid_values():
+    table = _between_markers(README.read_text())
+    names = re.findall(r"^\| `([a-z0-9_]+)` \|", table, re.M)
+    assert names == ["digits_source", "digits_c", "cifar10", "cifar100", "cifar10_c", "pets",
+                     "flowers102", "domainnet", "imagenet_val", "folder"]
+    assert "`severity`: `1`, `2`, `3`, `4`, `5` (default `5`)" in table
+    assert "`domain`: `clipart`, `infograph`, `painting`, `quickdraw`, `real`, `sketch` " \
+           "(required)" in table
+    assert "`path`: a folder; relative: from the suite file's folder (required)" in table
+
+
+def test_readme_rewrite_replaces_only_the_table():
+    text = f"intro\n{data.README_BEGIN}\nold rows\n{data.README_END}\noutro\n"
+    new = data.readme_with_table(text)
+    assert new == f"intro\n{data.README_BEGIN}\n{data.datasets_table()}{data.README_END}\noutro\n"
+    assert data.readme_with_table(new) == new
+    with pytest.raises(ValueError, match="markers"):
+        data.readme_with_table("no markers here")
+
+
+@pytest.mark.parametrize("name", DATASETS.names())
+def test_every_spec_is_complete(name):
+    spec = DATASETS[name]
+    assert spec.kinds and set(spec.kinds) <= set(KINDS)
+    if "target" in spec.kinds:
+        assert spec.splits in data.SPLIT_RULES  # every target has a registered split rule
+    for pname, (choices, default) in spec.params.items():
+        assert choices or pname in spec.param_docs, f"{name}.{pname}: say what is valid"
+        assert default is None or choices is None or default in choices
+    if spec.folder is not None:  # read from the data root: everything the errors need
+        assert spec.layout and spec.source and spec.files and spec.fake is not None
