@@ -103,6 +103,8 @@ def cmd_prepare(args) -> int:
     for m in model_cfgs.values():  # a missing weight file is reported before any work
         if m["weights"]["source"] == "file":
             models.check_weights(m, cache)
+        elif m["weights"]["source"] == "hub" and args.download:
+            models.hub_check(m)  # a hub that does not answer: exit 2 in seconds
     if args.download:
         for m in model_cfgs.values():
             models.download_hub_weights(m)
@@ -122,12 +124,25 @@ def cmd_prepare(args) -> int:
     print(f"\n{suite.name}: {len(rows)} data cache entries ({fresh} decoded now, "
           f"{len(rows) - fresh} already there) under {cache / 'data'}")
     for m in model_cfgs.values():
-        source = m["weights"]["source"]
-        where = {"hub": "hub weights " + ("fetched into the Hugging Face cache" if args.download
-                                          else "(not fetched: jobs fetch them, or --download)"),
-                 "random": "random initialisation"}.get(source)
-        print(f"  {m['label']}: {where or f'{source} weights {models.weights_file(m, cache)}'}")
+        print(f"  {m['label']}: {_weights_note(m, cache)}")
     return 0
+
+
+def _weights_note(model_cfg: dict, cache: Path) -> str:
+    """Where a model's weights come from, for `bench prepare`'s summary."""
+    from bench import models
+
+    source = model_cfg["weights"]["source"]
+    if source == "random":
+        return "random initialisation"
+    if source != "hub":
+        return f"{source} weights {models.weights_file(model_cfg, cache)}"
+    if models.hub_location(model_cfg["name"]) is None:
+        return "hub weights from timm's URL (torch hub cache)"
+    path = models.hub_cached(model_cfg["name"])
+    if path is None:
+        return "hub weights not in the Hugging Face cache (jobs fetch them; or --download)"
+    return f"hub weights in the Hugging Face cache: {path}"
 
 
 def cmd_strategies(args) -> int:
@@ -143,7 +158,8 @@ def cmd_strategies(args) -> int:
 
 
 def _check_inputs(suite, cache) -> None:
-    """Missing data or weight files are bad input (exit 2), found before any job runs."""
+    """Missing data or weight files, and hub weights neither cached nor reachable, are bad
+    input (exit 2), found before any job runs."""
     from bench import data, models
     from bench.job import default_cache
 
@@ -152,6 +168,8 @@ def _check_inputs(suite, cache) -> None:
     for m in {json.dumps(c["model"], sort_keys=True): c["model"] for c in configs}.values():
         if m["weights"]["source"] == "file":
             models.check_weights(m, Path(cache) if cache else default_cache())
+        elif m["weights"]["source"] == "hub":  # neither cached nor reachable: exit 2 now
+            models.hub_check(m)
 
 
 def _check_run_args(args) -> None:

@@ -101,8 +101,9 @@ def weights_file(model_cfg: dict, cache: Path) -> Path | None:
 def create_model(model_cfg: dict, num_classes: int, cache: Path):
     """A timm ViT with the configured weights and a freshly initialised head of num_classes.
 
-    Hub tags and files go through the same call (``pretrained_cfg_overlay``): timm's loader
-    drops the source classifier, adapts position embeddings and reads safetensors or
+    Hub tags and files go through the same call (``pretrained_cfg_overlay``): a hub tag's file
+    is first found in (or fetched into) the Hugging Face cache by ``hub_weights``; timm's
+    loader drops the source classifier, adapts position embeddings and reads safetensors or
     ``torch.load(weights_only=True)`` files.
     """
     import timm
@@ -113,9 +114,12 @@ def create_model(model_cfg: dict, num_classes: int, cache: Path):
         return timm.create_model(model_cfg["name"], pretrained=False, num_classes=num_classes,
                                  **kwargs)
     if w["source"] == "hub":
-        return timm.create_model(model_cfg["name"], pretrained=True, num_classes=num_classes,
-                                 **kwargs)
-    path = check_weights(model_cfg, cache)
+        path = hub_weights(model_cfg)
+        if path is None:  # a tag timm fetches from a plain URL, not the hub: timm's own path
+            return timm.create_model(model_cfg["name"], pretrained=True,
+                                     num_classes=num_classes, **kwargs)
+    else:
+        path = check_weights(model_cfg, cache)
     model = timm.create_model(model_cfg["name"], pretrained=True, num_classes=num_classes,
                               pretrained_cfg_overlay=_overlay(model_cfg, path), **kwargs)
     _check_all_loaded(model, path)
@@ -177,14 +181,121 @@ def input_config(model_cfg: dict) -> dict:
     return data_config(model)
 
 
-def download_hub_weights(model_cfg: dict) -> None:
+def download_hub_weights(model_cfg: dict) -> Path | None:
     """Fetch a hub model's weights into the local Hugging Face cache (``bench prepare
     --download``), so that jobs on machines without network find them."""
-    import timm
+    if model_cfg["weights"]["source"] != "hub":
+        return None
+    path = hub_weights(model_cfg)
+    if path is None:  # a plain-URL tag: timm downloads it into torch's hub cache
+        import timm
 
-    if model_cfg["weights"]["source"] == "hub":
         timm.create_model(model_cfg["name"], pretrained=True, num_classes=0,
                           **model_cfg.get("kwargs", {}))
+    return path
+
+
+class HubUnavailable(MissingWeights):
+    """Hub weights that are neither in the Hugging Face cache nor reachable: exit 2 at check
+    time, a failed record inside a job. ``str()`` says what to do instead."""
+
+
+HUB_TIMEOUT = 5.0  # seconds for the one metadata request that decides whether the hub answers
+
+
+def hub_location(name: str) -> tuple[str, str | None, list[str]] | None:
+    """(repo id, revision, candidate file names in timm's order) of a tag's hub weights, or
+    None when timm fetches the tag from a plain URL (or it has a custom hub loader)."""
+    from timm.models import get_pretrained_cfg
+    from timm.models._hub import HF_WEIGHTS_NAME, _get_safe_alternatives, hf_split
+
+    cfg = get_pretrained_cfg(name)
+    if cfg is None or not cfg.hf_hub_id or cfg.custom_load == "hf":
+        return None
+    repo, revision = hf_split(cfg.hf_hub_id)
+    if cfg.hf_hub_filename:
+        return repo, revision, [cfg.hf_hub_filename]
+    return repo, revision, [*_get_safe_alternatives(HF_WEIGHTS_NAME), HF_WEIGHTS_NAME]
+
+
+def hub_cached(name: str) -> Path | None:
+    """The tag's weight file in the Hugging Face cache, found without any network request."""
+    from huggingface_hub import try_to_load_from_cache
+
+    loc = hub_location(name)
+    if loc is None:
+        return None
+    repo, revision, files = loc
+    for f in files:
+        hit = try_to_load_from_cache(repo, f, revision=revision)
+        if isinstance(hit, str):  # else None (unknown) or a marker for "does not exist"
+            return Path(hit)
+    return None
+
+
+def hub_weights(model_cfg: dict) -> Path | None:
+    """The local path of a hub tag's weights: from the Hugging Face cache when they are there
+    (no network request at all), else fetched after one quick metadata request, so that a hub
+    that does not answer fails in seconds with ``HubUnavailable`` instead of a minute of
+    huggingface_hub's retries. None for tags timm fetches from a plain URL."""
+    name = model_cfg["name"]
+    loc = hub_location(name)
+    if loc is None:
+        return None
+    cached = hub_cached(name)
+    if cached is not None:
+        return cached
+    repo, revision, files = loc
+    filename = _hub_probe(name, repo, revision, files)
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo, filename, revision=revision, library_name="timm"))
+    except Exception as e:  # noqa: BLE001 - the connection dropped after the probe answered
+        raise HubUnavailable(_hub_message(name, repo, f"the download failed ({e})")) from None
+
+
+def hub_check(model_cfg: dict) -> None:
+    """``HubUnavailable`` now (bench run / prepare, before any work) if a hub model's weights
+    are neither cached nor reachable; downloads nothing."""
+    name = model_cfg["name"]
+    loc = hub_location(name)
+    if loc is not None and hub_cached(name) is None:
+        _hub_probe(name, *loc)
+
+
+def _hub_probe(name: str, repo: str, revision: str | None, files: list[str]) -> str:
+    """The first of ``files`` the hub has, asked once per file without retries."""
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+
+    if constants.HF_HUB_OFFLINE:  # read from the environment when huggingface_hub is imported
+        raise HubUnavailable(_hub_message(name, repo, "HF_HUB_OFFLINE is set"))
+    for f in files:
+        url = hf_hub_url(repo, f, revision=revision)
+        try:
+            get_hf_file_metadata(url, timeout=HUB_TIMEOUT, retry_on_errors=False)
+            return f
+        except EntryNotFoundError:
+            continue
+        except HfHubHTTPError as e:
+            raise HubUnavailable(_hub_message(name, repo, f"the hub answered {url}: {e}")) \
+                from None
+        except Exception as e:  # noqa: BLE001 - any network failure means the same here
+            raise HubUnavailable(_hub_message(
+                name, repo, f"{constants.ENDPOINT} does not answer ({type(e).__name__}: {e})")) \
+                from None
+    raise HubUnavailable(_hub_message(name, repo, f"the hub has none of {', '.join(files)}"))
+
+
+def _hub_message(name: str, repo: str, why: str) -> str:
+    from huggingface_hub import constants
+
+    return (f"hub weights of '{name}' ({repo}) are not in the Hugging Face cache "
+            f"({constants.HF_HUB_CACHE}) and cannot be fetched: {why}. Either run `bench "
+            "prepare SUITE --download` where the network is, share that cache (HF_HOME) and set "
+            "HF_HUB_OFFLINE=1 on machines without network, or save the weights to a file once "
+            "and name it in the suite: `weights: {file: PATH}` (see README, Models and weights)")
 
 
 PRETRAIN_MEAN = (0.5, 0.5, 0.5)
