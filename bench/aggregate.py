@@ -119,7 +119,7 @@ def runs_table(records: Iterable[Mapping]) -> pd.DataFrame:
         train_s, steps = _num(m.get("train_seconds")), _num(m.get("steps_done"))
         rows.append((
             r["suite"], r["job_id"], r["status"], cfg["model"]["label"], cfg["dataset"]["key"],
-            cfg["strategy"]["key"], cfg["strategy"]["name"], float(cfg["lr"]), int(cfg["seed"]),
+            cfg["strategy"]["key"], cfg["strategy"]["name"], _num(cfg["lr"]), int(cfg["seed"]),
             _num(m.get("test_acc")), _num(m.get("best_val_acc")), _num(m.get("best_step")),
             _num(m.get("trainable_params")), _num(m.get("total_params")),
             _num(m.get("wall_seconds")), train_s, steps,

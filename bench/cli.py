@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 
 from bench.formats import UnreadableImages
-from bench.strategies import BASELINE
-from bench.suite import ONLY_FIELDS, SuiteError, load_suite
+from bench.strategies import BASELINE, PAPER_BASELINE
+from bench.suite import ONLY_FIELDS, SuiteError, format_lr, load_suite
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, what `head` expects of a writer
@@ -75,7 +75,7 @@ def cmd_plan(args) -> int:
                           for j, s in table], indent=1))
         return 0
     rows = [(j.job_id, j.config["model"]["label"], j.config["dataset"]["key"],
-             j.config["strategy"]["key"], f"{j.config['lr']:g}", j.config["seed"],
+             j.config["strategy"]["key"], format_lr(j.config["lr"]), j.config["seed"],
              j.config["recipe"]["steps"], s) for j, s in table]
     if not args.summary:
         print(tabulate(rows, headers=["job_id", "model", "dataset", "strategy", "lr", "seed",
@@ -84,9 +84,11 @@ def cmd_plan(args) -> int:
     print(f"\n{suite.name}: {len(table)} jobs: " + ", ".join(
         f"{counts.get(k, 0)} {k}" for k in kinds))
     per = Counter(j.config["strategy"]["name"] for j, _ in table)
-    base = per.get(BASELINE, 0)
-    print(f"{suite.name}: {len(table) - base} jobs of the other strategies + {base} {BASELINE} "
-          "baseline jobs; per strategy: " + ", ".join(f"{k} {n}" for k, n in per.items()))
+    bases = [b for b in (PAPER_BASELINE, BASELINE) if per.get(b)] or [BASELINE]
+    base = sum(per.get(b, 0) for b in bases)
+    print(f"{suite.name}: {len(table) - base} jobs of the other strategies + " + " + ".join(
+        f"{per.get(b, 0)} {b}" for b in bases) + " baseline jobs; per strategy: "
+        + ", ".join(f"{k} {n}" for k, n in per.items()))
     return 0
 
 
@@ -261,8 +263,8 @@ def _parse_dataset(text: str) -> dict:
     return entry
 
 
-def _plasticity_targets(args) -> list[tuple[dict, dict, dict, int, str | None]]:
-    """(model, dataset, plasticity settings, split seed, data root) to measure."""
+def _plasticity_targets(args) -> list[tuple[dict, dict, dict, int, str | None, str]]:
+    """(model, dataset, plasticity settings, split seed, data root, protocol) to measure."""
     from bench import suite as suite_mod
 
     if args.suite:
@@ -274,7 +276,8 @@ def _plasticity_targets(args) -> list[tuple[dict, dict, dict, int, str | None]]:
             if key not in seen:
                 seen.add(key)
                 out.append((c["model"], c["dataset"], dict(c["plasticity"]),
-                            c["recipe"]["split_seed"], c.get("data_root")))
+                            c["recipe"].get("split_seed", 0), c.get("data_root"),
+                            c["protocol"]))
     else:
         if not (args.model and args.target and args.reference):
             raise UserError("give --suite, or --model, --reference and --target")
@@ -283,8 +286,8 @@ def _plasticity_targets(args) -> list[tuple[dict, dict, dict, int, str | None]]:
                "datasets": [args.target], "strategies": ["linear"], "lrs": [0.1], "seeds": [0],
                "plasticity": {"reference": args.reference}}
         c = suite_mod.parse_suite(raw, "<command line>").jobs[0].config
-        out = [(c["model"], c["dataset"], dict(c["plasticity"]), 0, None)]
-    for _, _, p, _, _ in out:
+        out = [(c["model"], c["dataset"], dict(c["plasticity"]), 0, None, c["protocol"])]
+    for _, _, p, _, _, _ in out:
         for key, value in (("pairs", args.pairs), ("batch_size", args.batch_size),
                            ("seed", args.seed)):
             if value is not None:
@@ -298,8 +301,8 @@ def cmd_plasticity(args) -> int:
     from bench.job import plasticity_of
 
     out = [plasticity_of(m, d, p, split_seed=seed, cache=args.cache, device=args.device,
-                         data_root=args.data_root or root, naive=args.naive)
-           for m, d, p, seed, root in _plasticity_targets(args)]
+                         data_root=args.data_root or root, naive=args.naive, protocol=protocol)
+           for m, d, p, seed, root, protocol in _plasticity_targets(args)]
     text = json.dumps(out, indent=1, sort_keys=True)
     if args.out:
         from bench.store import atomic_write_text

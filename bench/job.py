@@ -18,6 +18,8 @@ from importlib import metadata
 from pathlib import Path
 
 from bench import data, store
+from bench.components import PAPER_VARIANT
+from bench.protocol import DEFAULT_PROTOCOL, PAPER_PROTOCOL
 from bench.suite import job_id as compute_job_id
 
 PACKAGES = ("torch", "torchvision", "timm", "numpy", "scikit-learn", "pandas")
@@ -176,15 +178,16 @@ def reference_images(pcfg: dict, dcfg: dict, root: Path | None,
 
 def measure_plasticity(model, dcfg: dict, pcfg: dict, ref: data.Images, target_images,
                        target: dict, device: str, naive: bool = False,
-                       variant: str = "paper") -> dict:
+                       variant: str = "paper", protocol: str = DEFAULT_PROTOCOL) -> dict:
     """Plasticity of ``model`` between the reference images and the target images (the
-    paper's definition unless ``variant`` is ``in_situ``; see bench.plasticity)."""
+    paper's definition unless ``variant`` is ``in_situ``; see bench.plasticity), with the
+    protocol's pairs."""
     from bench import plasticity
 
     out = plasticity.measure(model, ref.x, target_images, pairs=pcfg["pairs"],
                              batch_size=pcfg["batch_size"], seed=pcfg["seed"],
                              mean=dcfg["mean"], std=dcfg["std"], device=device, naive=naive,
-                             variant=variant)
+                             variant=variant, protocol=protocol)
     out.update(reference=pcfg["reference"]["key"], target=target["key"],
                reference_checksum=ref.checksum)
     return out
@@ -192,7 +195,8 @@ def measure_plasticity(model, dcfg: dict, pcfg: dict, ref: data.Images, target_i
 
 def plasticity_of(model_cfg: dict, dataset: dict, pcfg: dict, *, split_seed: int = 0,
                   cache: Path | None = None, device: str | None = None,
-                  data_root: str | None = None, naive: bool = False) -> dict:
+                  data_root: str | None = None, naive: bool = False,
+                  protocol: str = DEFAULT_PROTOCOL) -> dict:
     """Standalone measurement (``bench plasticity``): pretrained model, reference, target."""
 
     from bench import models
@@ -202,13 +206,15 @@ def plasticity_of(model_cfg: dict, dataset: dict, pcfg: dict, *, split_seed: int
     ensure_weights(model_cfg, cache, device)
     root = data.data_root(data_root)
     model = models.create_model(model_cfg, 1, cache).to(device)  # the head plays no part
-    dcfg = models.data_config(model)
+    models.apply_protocol(model, protocol)
+    dcfg = models.data_config(model, protocol)
     splits = data.load_splits(dataset, root, dcfg["input_size"], split_seed, dcfg["crop_pct"],
                               dcfg["interpolation"], cache=cache)
     t0 = time.perf_counter()
     ref = reference_images(pcfg, dcfg, root, cache)
-    out = measure_plasticity(model, dcfg, pcfg, ref, splits.test[0], dataset, device, naive)
-    return {"model": model_cfg, "dataset": dataset, "settings": pcfg,
+    out = measure_plasticity(model, dcfg, pcfg, ref, splits.test[0], dataset, device, naive,
+                             protocol=protocol)
+    return {"model": model_cfg, "dataset": dataset, "settings": pcfg, "protocol": protocol,
             "seconds": time.perf_counter() - t0, "device": device, "plasticity": out}
 
 
@@ -240,13 +246,102 @@ def escaped_failure_record(config: dict, suite: str, job_id: str, exc: BaseExcep
             "provenance": prov}
 
 
+def _load(config: dict, cache: Path, device: str):
+    """The pretrained model as the job's protocol wants it, its data settings, the splits
+    (a fresh head of the dataset's classes, seeded by the run seed), and the data root."""
+    import torch
+
+    from bench import models
+
+    protocol = config["protocol"]
+    if device.startswith("cuda"):  # TF32 where the protocol allows it (the paper's is fp32)
+        tf32 = protocol != PAPER_PROTOCOL
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+        torch.cuda.reset_peak_memory_stats()
+    ensure_weights(config["model"], cache, device)
+    root = data.data_root(config.get("data_root"))
+    model = models.create_model(config["model"], 1, cache)
+    models.apply_protocol(model, protocol)
+    dcfg = models.data_config(model, protocol)
+    splits = data.load_splits(config["dataset"], root, dcfg["input_size"],
+                              config["recipe"].get("split_seed", 0), dcfg["crop_pct"],
+                              dcfg["interpolation"], cache=cache)
+    # The number of classes is known once the data is read: a fresh head, seeded.
+    torch.manual_seed(config["seed"])
+    models.new_head(model, splits.num_classes, protocol)
+    return model.to(device), dcfg, splits, root
+
+
+def _device_data(splits, dcfg: dict, device: str) -> list:
+    from bench import train
+
+    return [train.DeviceData(x, y, dcfg["mean"], dcfg["std"], device)
+            for x, y in (splits.train, splits.val, splits.test)]
+
+
+def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progress: bool,
+         metrics: dict) -> tuple[dict | None, dict, dict]:
+    """The job's work; fills ``metrics``, returns (plasticity, its variants, curves)."""
+    import torch
+
+    from bench import probe, strategies, train
+
+    recipe, pcfg, protocol = config["recipe"], config["plasticity"], config["protocol"]
+    spec = strategies.STRATEGIES[config["strategy"]["name"]]
+    model, dcfg, splits, root = _load(config, cache, device)
+    metrics["data_checksum"] = splits.checksum
+    metrics["total_params"] = sum(p.numel() for p in model.parameters())
+    plast, variants = None, {}
+    measured = pcfg["enabled"] and not spec.probe  # a probe changes nothing to measure
+    if measured:
+        t0 = time.perf_counter()
+        ref = reference_images(pcfg, dcfg, root, cache)  # read once for every variant
+        for variant in (PAPER_VARIANT, *(v for v in pcfg.get("variants", ()) if v == "in_situ")):
+            variants[variant] = measure_plasticity(model, dcfg, pcfg, ref, splits.test[0],
+                                                   config["dataset"], device, variant=variant,
+                                                   protocol=protocol)
+        plast = variants.pop(PAPER_VARIANT)
+        metrics["plasticity_seconds"] = time.perf_counter() - t0
+    dd = _device_data(splits, dcfg, device)
+    if spec.probe:  # lp: the paper's probe on frozen features, nothing trained by SGD
+        for p in model.parameters():
+            p.requires_grad_(False)
+        metrics["trainable_params"] = 0
+        metrics.update(probe.run(model, dd[0], dd[2], recipe=recipe, seed=config["seed"],
+                                 drop_last=protocol == PAPER_PROTOCOL))
+        return plast, variants, {"train": [], "val": []}
+    # Some strategies select from the plasticity just measured, or change the model
+    # (LoRA adapters), or bring a training hook (auto_rgn).
+    applied = strategies.apply_strategy(model, config["strategy"],
+                                        strategies.Context(plasticity=plast))
+    trainable = set(applied)
+    metrics["trainable_params"] = sum(p.numel() for n, p in model.named_parameters()
+                                      if n in trainable)
+    metrics.update(applied.notes)
+    run_model = torch.compile(model) if recipe["compile"] else model
+    bar = _bar(recipe["steps"], config["strategy"]["key"]) if progress else None
+    res = train.finetune(run_model, *dd, recipe=recipe, lr=config["lr"],
+                         seed=config["seed"], checkpoint=checkpoint_path(results, jid),
+                         progress=bar.update if bar else None, hook=applied.hook)
+    if bar:
+        bar.close()
+    applied.finish(model)  # e.g. LoRA's adapters merged into the weights
+    if measured and "after_finetuning" in pcfg.get("variants", ()):
+        t0 = time.perf_counter()
+        variants["after_finetuning"] = measure_plasticity(
+            model, dcfg, pcfg, ref, splits.test[0], config["dataset"], device,
+            variant="after_finetuning", protocol=protocol)
+        metrics["plasticity_seconds"] += time.perf_counter() - t0
+    metrics.update(test_acc=res.test_acc, best_val_acc=res.best_val_acc,
+                   best_step=res.best_step, steps_done=res.steps_done,
+                   train_seconds=res.train_seconds,
+                   images_per_second=res.images_per_second, grad_accum=res.grad_accum)
+    return plast, variants, res.curves
+
+
 def run_job(config: dict, suite: str, results: Path, cache: Path | None = None,
             device: str | None = None, progress: bool = False) -> dict:
     """Run one job end to end and write its record; return the record."""
-    import torch
-
-    from bench import models, strategies, train
-
     results = Path(results)
     cache = Path(cache) if cache else default_cache()
     jid = compute_job_id(config)
@@ -258,66 +353,7 @@ def run_job(config: dict, suite: str, results: Path, cache: Path | None = None,
     variants: dict = {}  # plasticity measured otherwise than the paper, under its own name
     status, error = "done", None
     try:
-        if device.startswith("cuda"):
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-            torch.cuda.reset_peak_memory_stats()
-        ensure_weights(config["model"], cache, device)
-        recipe = config["recipe"]
-        root = data.data_root(config.get("data_root"))
-        model = models.create_model(config["model"], 1, cache)
-        dcfg = models.data_config(model)
-        splits = data.load_splits(config["dataset"], root, dcfg["input_size"],
-                                  recipe["split_seed"], dcfg["crop_pct"], dcfg["interpolation"],
-                                  cache=cache)
-        # The number of classes is known once the data is read: a fresh head, seeded.
-        torch.manual_seed(config["seed"])
-        models.new_head(model, splits.num_classes)
-        model.to(device)
-        metrics["data_checksum"] = splits.checksum
-        metrics["total_params"] = sum(p.numel() for p in model.parameters())
-
-        pcfg = config["plasticity"]
-        if pcfg["enabled"]:
-            t0 = time.perf_counter()
-            ref = reference_images(pcfg, dcfg, root, cache)  # read once for every variant
-            plast = measure_plasticity(model, dcfg, pcfg, ref, splits.test[0],
-                                       config["dataset"], device)
-            if "in_situ" in pcfg.get("variants", ()):
-                variants["in_situ"] = measure_plasticity(
-                    model, dcfg, pcfg, ref, splits.test[0], config["dataset"], device,
-                    variant="in_situ")
-            metrics["plasticity_seconds"] = time.perf_counter() - t0
-
-        # Some strategies select from the plasticity just measured, or change the model
-        # (LoRA adapters), or bring a training hook (auto_rgn).
-        applied = strategies.apply_strategy(model, config["strategy"],
-                                            strategies.Context(plasticity=plast))
-        trainable = set(applied)
-        metrics["trainable_params"] = sum(p.numel() for n, p in model.named_parameters()
-                                          if n in trainable)
-        metrics.update(applied.notes)
-        run_model = torch.compile(model) if recipe["compile"] else model
-        dd = [train.DeviceData(x, y, dcfg["mean"], dcfg["std"], device)
-              for x, y in (splits.train, splits.val, splits.test)]
-        bar = _bar(recipe["steps"], config["strategy"]["key"]) if progress else None
-        res = train.finetune(run_model, *dd, recipe=recipe, lr=config["lr"],
-                             seed=config["seed"], checkpoint=checkpoint_path(results, jid),
-                             progress=bar.update if bar else None, hook=applied.hook)
-        if bar:
-            bar.close()
-        applied.finish(model)  # e.g. LoRA's adapters merged into the weights
-        if pcfg["enabled"] and "after_finetuning" in pcfg.get("variants", ()):
-            t0 = time.perf_counter()
-            variants["after_finetuning"] = measure_plasticity(
-                model, dcfg, pcfg, ref, splits.test[0], config["dataset"], device,
-                variant="after_finetuning")
-            metrics["plasticity_seconds"] += time.perf_counter() - t0
-        curves = res.curves
-        metrics.update(test_acc=res.test_acc, best_val_acc=res.best_val_acc,
-                       best_step=res.best_step, steps_done=res.steps_done,
-                       train_seconds=res.train_seconds,
-                       images_per_second=res.images_per_second, grad_accum=res.grad_accum)
+        plast, variants, curves = _run(config, jid, results, cache, device, progress, metrics)
     except Exception as e:  # noqa: BLE001 - every failure is recorded, and the suite goes on
         status = "diverged" if type(e).__name__ == "Diverged" else "failed"
         reason = f"{type(e).__name__}: {e}"

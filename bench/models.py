@@ -14,6 +14,9 @@ import json
 import re
 from pathlib import Path
 
+from bench import protocol as protocols
+from bench.protocol import CLEAN_PROTOCOL, PAPER_PROTOCOL
+
 _REGISTER = re.compile(r"@register_model\s*\ndef\s+(\w+)\s*\(")
 
 
@@ -162,7 +165,7 @@ def _overlay(model_cfg: dict, path: Path | None) -> dict:
     return overlay
 
 
-def input_config(model_cfg: dict) -> dict:
+def input_config(model_cfg: dict, protocol: str = CLEAN_PROTOCOL) -> dict:
     """``data_config`` of the model ``create_model`` would build, without weights or memory.
 
     The architecture is built on the meta device (no allocation, no download); input size,
@@ -178,7 +181,7 @@ def input_config(model_cfg: dict) -> dict:
     with torch.device("meta"):
         model = timm.create_model(model_cfg["name"], pretrained=False, num_classes=0,
                                   pretrained_cfg_overlay=overlay, **kwargs)
-    return data_config(model)
+    return data_config(model, protocol)
 
 
 def download_hub_weights(model_cfg: dict) -> Path | None:
@@ -348,22 +351,43 @@ def save_state_dict(model, path: Path, drop_head: bool = True) -> None:
         raise
 
 
-def new_head(model, num_classes: int) -> None:
-    """A freshly initialised classifier, initialised as timm initialises a new model's head."""
-    from timm.models.vision_transformer import init_weights_vit_timm
+def new_head(model, num_classes: int, protocol: str = CLEAN_PROTOCOL) -> None:
+    """A freshly initialised classifier of ``num_classes``: initialised as timm initialises a
+    new model's head (clean), or a plain ``nn.Linear`` with PyTorch's default initialisation
+    (paper, the reference's)."""
+    model.reset_classifier(num_classes)  # an nn.Linear, PyTorch's default initialisation
+    if protocol != PAPER_PROTOCOL:
+        from timm.models.vision_transformer import init_weights_vit_timm
 
-    model.reset_classifier(num_classes)
-    init_weights_vit_timm(model.head)
+        init_weights_vit_timm(model.head)
 
 
-def data_config(model) -> dict:
-    """Input size and normalisation from the model's own pretrained configuration."""
+def apply_protocol(model, protocol: str) -> None:
+    """What the protocol changes in a created model: under ``paper`` every LayerNorm's eps is
+    1e-12 (the Hugging Face checkpoints' value the reference loads; timm's is 1e-6)."""
+    import torch
+
+    if protocol == PAPER_PROTOCOL:
+        for m in model.modules():
+            if isinstance(m, torch.nn.LayerNorm):
+                m.eps = protocols.LAYER_NORM_EPS
+
+
+def data_config(model, protocol: str = CLEAN_PROTOCOL) -> dict:
+    """Input size, evaluation resize and normalisation: from the model's own pretrained
+    configuration (clean), or the reference's (paper: ImageNet mean/std, ``Resize(size)`` then
+    ``CenterCrop(size)``, bilinear, for every model)."""
     from timm.data import resolve_data_config
 
     cfg = resolve_data_config(model=model)
     # A model built with another img_size keeps its tag's pretrained_cfg: trust the model.
     size = getattr(getattr(model, "patch_embed", None), "img_size", None)
-    return {"input_size": int(size[-1]) if size else int(cfg["input_size"][-1]),
-            "mean": list(cfg["mean"]), "std": list(cfg["std"]),
-            "crop_pct": float(cfg.get("crop_pct", 0.875)),
-            "interpolation": cfg.get("interpolation", "bicubic")}
+    out = {"input_size": int(size[-1]) if size else int(cfg["input_size"][-1]),
+           "mean": list(cfg["mean"]), "std": list(cfg["std"]),
+           "crop_pct": float(cfg.get("crop_pct", 0.875)),
+           "interpolation": cfg.get("interpolation", "bicubic")}
+    if protocol == PAPER_PROTOCOL:
+        out.update(mean=list(protocols.IMAGENET_MEAN), std=list(protocols.IMAGENET_STD),
+                   crop_pct=protocols.EVAL_CROP_PCT,
+                   interpolation=protocols.EVAL_INTERPOLATION)
+    return out

@@ -43,6 +43,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bench.protocol import PROTOCOLS
+
 SCHEMA_VERSION = 1
 STATUSES = ("done", "failed", "diverged")
 # A suite name names a folder: no separators, no leading dot (so never `.` or `..`).
@@ -53,6 +55,8 @@ _NUM = {"type": "number"}
 _NUM_OR_NULL = {"type": ["number", "null"]}
 _INT = {"type": "integer"}
 _STR = {"type": "string"}
+_SPLIT = {"type": "object", "required": ["n", "checksum"], "additionalProperties": False,
+          "properties": {"n": _INT, "checksum": _STR}}
 
 # JSON Schema (draft 2020-12) of a record. Tests validate every committed record against it.
 RECORD_SCHEMA: dict[str, Any] = {
@@ -73,10 +77,13 @@ RECORD_SCHEMA: dict[str, Any] = {
             "type": "object",
             "required": ["model", "dataset", "strategy", "lr", "seed", "recipe", "plasticity"],
             "properties": {
+                # jobs always write it; a record without one predates protocols (clean)
+                "protocol": {"enum": list(PROTOCOLS)},
                 "model": {"type": "object", "required": ["name", "label", "weights"]},
                 "dataset": {"type": "object", "required": ["name", "key"]},
                 "strategy": {"type": "object", "required": ["name", "key"]},
-                "lr": {"type": "number", "exclusiveMinimum": 0},
+                # null for a strategy without a learning rate (lp)
+                "lr": {"type": ["number", "null"], "exclusiveMinimum": 0},
                 "seed": _INT,
                 "recipe": {"type": "object", "required": ["steps", "batch_size", "optimizer"]},
                 "plasticity": {"type": "object", "required": ["reference", "pairs"]},
@@ -99,6 +106,12 @@ RECORD_SCHEMA: dict[str, Any] = {
                 "images_per_second": _NUM,
                 "peak_memory_mb": _NUM_OR_NULL,
                 "selected_components": {"type": "array", "items": _STR},
+                # lp: the images its probe was fitted on (the reference drops a last batch)
+                "probe_train_images": _INT,
+                # which images each split holds: how many, and a checksum of their ids
+                "splits": {"type": "object", "required": ["train", "val", "test"],
+                           "additionalProperties": False,
+                           "properties": {s: _SPLIT for s in ("train", "val", "test")}},
             },
         },
         "curves": {

@@ -1,6 +1,7 @@
 """Component-selection strategies: which parameters train, everything else frozen.
 
-The paper's seven strategies plus linear probing (protocol.md), and beyond the paper: ``bitfit``,
+The paper's seven strategies plus linear probing (protocol.md: ``linear`` trains the head by SGD,
+``lp`` is the paper's scikit-learn probe on frozen features), and beyond the paper: ``bitfit``,
 ``ln``, ``attn_mlp``, ``lora``, ``surgical``, ``plasticity_topk`` and ``auto_rgn``. One registry,
 ``STRATEGIES``; ``bench strategies`` prints it.
 
@@ -63,6 +64,13 @@ class Strategy:
     # The parameter that holds glob patterns over parameter names (checked at validation:
     # each must match a parameter of every model of the suite).
     patterns: str | None = None
+    # Trains nothing by SGD: the job fits a probe on the frozen model's features instead
+    # (bench.probe), so it has no learning rate and runs once per (model, dataset, seed).
+    probe: bool = False
+
+    @property
+    def uses_lr(self) -> bool:
+        return not self.probe
 
     def defaults(self) -> dict[str, Any]:
         return {k: d for k, (_, d) in self.params.items()}
@@ -238,6 +246,12 @@ STRATEGIES: Registry[Strategy] = Registry("strategy")
 STRATEGIES.register("full", Strategy("full", "every parameter", by_name(lambda n: True)))
 STRATEGIES.register("linear", Strategy("linear", "head only (linear probing)",
                                        by_name(lambda n: is_under(n, HEAD_MODULES))))
+STRATEGIES.register("lp", Strategy(
+    "lp",
+    ("nothing (the paper's baseline): a scikit-learn logistic regression (StandardScaler + "
+     "LogisticRegression) on the frozen model's last-block features, mean-pooled over tokens "
+     "and L2-normalised; no learning rate, one job per seed"),
+    by_name(lambda n: False), probe=True))
 for _name in ("emb", *BLOCK_COMPONENTS):
     STRATEGIES.register(_name, _component_strategy(_name))
 
@@ -285,6 +299,7 @@ STRATEGIES.register("custom", Strategy(
 # The strategies of the paper, in the order its tables use.
 PAPER_STRATEGIES: tuple[str, ...] = ("full", "emb", *BLOCK_COMPONENTS)
 BASELINE = "linear"  # gains are measured against it
+PAPER_BASELINE = "lp"  # the paper's own baseline (protocol.md, `paper`)
 REFERENCE = "full"  # relative gain is a share of its gain
 
 

@@ -22,8 +22,10 @@ from typing import Any
 import yaml
 
 from bench import models
+from bench import protocol as protocols
 from bench.components import PAPER_VARIANT, PLASTICITY_VARIANTS
 from bench.datasets import DATASETS, dataset_key
+from bench.protocol import DEFAULT_PROTOCOL, PAPER_PROTOCOL, PROTOCOLS
 from bench.registry import did_you_mean, unknown_name_message
 from bench.store import SUITE_NAME
 from bench.strategies import STRATEGIES
@@ -65,8 +67,8 @@ DEFAULT_PLASTICITY: dict[str, Any] = {
 # not use them keep their ids. `variants`: measured next to the paper's (never `paper` itself).
 OPTIONAL_PLASTICITY = ("variants",)
 EXTRA_VARIANTS = tuple(v for v in PLASTICITY_VARIANTS if v != PAPER_VARIANT)
-TOP_KEYS = ("name", "description", "models", "datasets", "strategies", "lrs", "seeds",
-            "recipe", "plasticity", "data_root")
+TOP_KEYS = ("name", "description", "protocol", "models", "datasets", "strategies", "lrs",
+            "seeds", "recipe", "plasticity", "data_root")
 REQUIRED_TOP = ("name", "models", "datasets", "strategies", "lrs", "seeds")
 MODEL_KEYS = ("name", "label", "kwargs", "weights")
 WEIGHT_SOURCES = ("hub", "file", "pretrain", "random")
@@ -107,7 +109,12 @@ class Job:
     def label(self) -> str:
         c = self.config
         return (f"{c['model']['label']} | {c['dataset']['key']} | {c['strategy']['key']} | "
-                f"lr={c['lr']:g} | seed={c['seed']}")
+                f"lr={format_lr(c['lr'])} | seed={c['seed']}")
+
+
+def format_lr(lr: float | None) -> str:
+    """A job's learning rate for people; ``-`` for a strategy that has none (``lp``)."""
+    return "-" if lr is None else f"{lr:g}"
 
 
 @dataclass
@@ -281,6 +288,26 @@ def check_recipe(ck: _Checker, recipe: Any, path: str, base: dict, partial=False
             out[k] = ck.boolean(v, p)
         elif k == "crop_scale":
             out[k] = _crop_scale(ck, v, p)
+    return out
+
+
+def protocol_recipe(ck: _Checker, protocol: str | None, given: Any, path: str,
+                    recipe: dict) -> dict:
+    """The recipe as ``protocol`` resolves it: the paper protocol fixes some keys (a suite
+    that sets another value is told so) and drops those it has no use for."""
+    if protocol != PAPER_PROTOCOL:
+        return recipe
+    given = given if isinstance(given, dict) else {}
+    for k, fixed in protocols.FIXED_RECIPE.items():
+        if k in given and given[k] not in (fixed, "auto"):
+            ck.add(_join(path, k), f"protocol paper runs with {k} {fixed} (the reference's); "
+                   f"got {given[k]!r}: remove it, or use protocol: clean")
+    for k in protocols.UNUSED_RECIPE:
+        if k in given:
+            ck.add(_join(path, k), "not used by protocol paper (each run seed has its own "
+                   "split, protocol.md); remove it, or use protocol: clean")
+    out = {k: v for k, v in recipe.items() if k not in protocols.UNUSED_RECIPE}
+    out.update(protocols.FIXED_RECIPE)
     return out
 
 
@@ -701,7 +728,10 @@ def parse_suite(raw: Any, file: str, problems: list[str] | None = None,
     ck.keys(raw, "", TOP_KEYS, required=REQUIRED_TOP)
     name, description = _name_and_description(ck, raw)
     model_cfgs, dataset_cfgs, strategy_cfgs, lrs, seeds = _grid(ck, raw)
+    protocol = ck.choice(raw.get("protocol", DEFAULT_PROTOCOL), "protocol", "protocol",
+                         PROTOCOLS)
     recipe = check_recipe(ck, raw.get("recipe", {}), "recipe", DEFAULT_RECIPE)
+    recipe = protocol_recipe(ck, protocol, raw.get("recipe"), "recipe", recipe)
     plasticity = (check_plasticity(ck, raw["plasticity"], "plasticity")
                   if "plasticity" in raw else {**DEFAULT_PLASTICITY,
                                                "reference": {"name": "imagenet_val",
@@ -714,7 +744,7 @@ def parse_suite(raw: Any, file: str, problems: list[str] | None = None,
             if s is not None and STRATEGIES[s["name"]].needs_plasticity:
                 ck.add(f"strategies[{i}]", f"{s['name']} selects from the job's plasticity "
                        "measurement: needs plasticity.enabled: true")
-    per_dataset = _per_dataset(ck, dataset_cfgs, recipe, lrs)
+    per_dataset = _per_dataset(ck, dataset_cfgs, recipe, lrs, protocol)
     if not ck.problems:  # built only from valid models and strategies
         check_patterns(ck, model_cfgs, strategy_cfgs)
     if ck.problems:
@@ -722,9 +752,11 @@ def parse_suite(raw: Any, file: str, problems: list[str] | None = None,
 
     jobs = []
     for m, (d, r, d_lrs), s in itertools.product(model_cfgs, per_dataset, strategy_cfgs):
-        for lr, seed in itertools.product(d_lrs, seeds):
-            config = {"model": m, "dataset": d, "strategy": s, "lr": lr, "seed": seed,
-                      "recipe": r, "plasticity": plasticity}
+        # A strategy without a learning rate (lp) runs once per seed, with lr None.
+        s_lrs = d_lrs if STRATEGIES[s["name"]].uses_lr else [None]
+        for lr, seed in itertools.product(s_lrs, seeds):
+            config = {"protocol": protocol, "model": m, "dataset": d, "strategy": s, "lr": lr,
+                      "seed": seed, "recipe": r, "plasticity": plasticity}
             if data_root:
                 config["data_root"] = data_root
             jobs.append(Job(job_id(config), name, config))
@@ -776,8 +808,8 @@ def _grid(ck: _Checker, raw: dict) -> tuple[list, list, list, list, list]:
     return model_cfgs, dataset_cfgs, strategy_cfgs, lrs, seeds
 
 
-def _per_dataset(ck: _Checker, dataset_cfgs: list, recipe: dict,
-                 lrs: list) -> list[tuple[dict | None, dict, list]]:
+def _per_dataset(ck: _Checker, dataset_cfgs: list, recipe: dict, lrs: list,
+                 protocol: str | None) -> list[tuple[dict | None, dict, list]]:
     """(dataset, its recipe, its learning rates): the suite's, with the dataset's overrides."""
     per_dataset = []
     for i, (d, overrides) in enumerate(dataset_cfgs):
@@ -785,6 +817,7 @@ def _per_dataset(ck: _Checker, dataset_cfgs: list, recipe: dict,
         if overrides is not None:
             p = f"datasets[{i}].overrides"
             r = check_recipe(ck, overrides, p, recipe, partial=True)
+            r = protocol_recipe(ck, protocol, overrides, p, r)
             if isinstance(overrides, dict) and "lrs" in overrides:
                 d_lrs = _lrs(ck, overrides["lrs"], f"{p}.lrs")
         per_dataset.append((d, r, d_lrs))

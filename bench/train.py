@@ -49,14 +49,20 @@ def make_optimizer(params, recipe: dict, lr: float, per_tensor: bool = False):
 
 
 def rrc_flip(x: torch.Tensor, gen: torch.Generator, scale: tuple[float, float], hflip: bool,
-             ratio=(3 / 4, 4 / 3)) -> torch.Tensor:
+             ratio=(3 / 4, 4 / 3), sizes: torch.Tensor | None = None,
+             out_size: int | None = None) -> torch.Tensor:
     """Random-resized crop and horizontal flip of a float NCHW batch, in one grid_sample.
 
     Crop boxes follow torchvision's RandomResizedCrop.get_params (10 tries, area in ``scale``,
     log-uniform aspect in ``ratio``; the whole image when no try fits); the crop is resized
-    back to the input size bilinearly.
+    bilinearly to ``out_size`` (default: the input's size). ``sizes`` (N, 2): each image's
+    original (height, width) when the batch holds a copy of it at another size (the box is
+    drawn on the original and read, in relative coordinates, from the copy); default: the
+    batch's own size.
     """
     n, _, h, w = x.shape
+    if sizes is not None:
+        h, w = sizes[:, 0, None].float(), sizes[:, 1, None].float()  # (n, 1) each
     tries = 10
     area = h * w * torch.empty(n, tries).uniform_(scale[0], scale[1], generator=gen)
     logr = torch.empty(n, tries).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=gen)
@@ -64,10 +70,12 @@ def rrc_flip(x: torch.Tensor, gen: torch.Generator, scale: tuple[float, float], 
     cw = torch.sqrt(area * aspect).round()
     ch = torch.sqrt(area / aspect).round()
     ok = (cw > 0) & (cw <= w) & (ch > 0) & (ch <= h)
+    if sizes is not None:
+        h, w = h[:, 0], w[:, 0]
     first = torch.where(ok.any(1), ok.float().argmax(1), torch.full((n,), -1))
     pick = first.clamp(min=0)[:, None]
-    cw = torch.where(first >= 0, cw.gather(1, pick)[:, 0], torch.full((n,), float(w)))
-    ch = torch.where(first >= 0, ch.gather(1, pick)[:, 0], torch.full((n,), float(h)))
+    cw = torch.where(first >= 0, cw.gather(1, pick)[:, 0], torch.full((n,), 1.0) * w)
+    ch = torch.where(first >= 0, ch.gather(1, pick)[:, 0], torch.full((n,), 1.0) * h)
     u = torch.rand(n, 2, generator=gen)
     top = torch.floor(u[:, 0] * (h - ch + 1))
     left = torch.floor(u[:, 1] * (w - cw + 1))
@@ -76,11 +84,15 @@ def rrc_flip(x: torch.Tensor, gen: torch.Generator, scale: tuple[float, float], 
     sy = ch / h
     cx = (left + cw / 2) / w * 2 - 1
     cy = (top + ch / 2) / h * 2 - 1
+    oh = ow = out_size
+    if out_size is None:
+        oh, ow = x.shape[2:]
     # The grid F.affine_grid makes for this axis-aligned map (align_corners=False), built per
     # column and row: the same values to rounding, without its batched matmul (slow on CPUs).
-    gx = (sx[:, None] * _pixel_centres(w) + cx[:, None]).to(x.device, x.dtype)  # (n, w)
-    gy = (sy[:, None] * _pixel_centres(h) + cy[:, None]).to(x.device, x.dtype)  # (n, h)
-    grid = torch.stack([gx[:, None, :].expand(n, h, w), gy[:, :, None].expand(n, h, w)], dim=-1)
+    gx = (sx[:, None] * _pixel_centres(ow) + cx[:, None]).to(x.device, x.dtype)  # (n, ow)
+    gy = (sy[:, None] * _pixel_centres(oh) + cy[:, None]).to(x.device, x.dtype)  # (n, oh)
+    grid = torch.stack([gx[:, None, :].expand(n, oh, ow), gy[:, :, None].expand(n, oh, ow)],
+                       dim=-1)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
@@ -98,7 +110,8 @@ class DeviceData:
     gathered into pinned memory and copied without blocking.
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, mean, std, device):
+    def __init__(self, x: np.ndarray, y: np.ndarray, mean, std, device,
+                 sizes: np.ndarray | None = None, out_size: int | None = None):
         # A read-only memory-mapped cache is copied into memory once (torch needs writable).
         x = np.array(x) if not x.flags.writeable else np.ascontiguousarray(x)
         xt = torch.from_numpy(x)
@@ -108,11 +121,23 @@ class DeviceData:
                 xt.numel() <= torch.cuda.mem_get_info(self.device)[0] // 4:
             xt, yt = xt.to(self.device), yt.to(self.device)
         self.x, self.y = xt, yt
+        # Training images kept whole at another size (bench.data): each one's original
+        # (height, width), and the side an augmented batch is resized to.
+        self.sizes = None if sizes is None else torch.as_tensor(np.asarray(sizes))
+        self.out_size = out_size
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255.0
         self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255.0
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def augmented(self, idx: torch.Tensor, gen: torch.Generator, crop_scale,
+                  hflip: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch through the training transform (random-resized crop, flip)."""
+        x, y = self.batch(idx)
+        sizes = None if self.sizes is None else self.sizes[idx.cpu()]
+        return rrc_flip(x, gen, tuple(crop_scale), hflip, sizes=sizes,
+                        out_size=self.out_size), y
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.x.device == self.device:
@@ -254,8 +279,8 @@ class AutoRGN:
             self.recipe["batch_size"] / self.recipe["grad_accum"])
         grad_norms = []
         for _ in range(self.batches):
-            x, y = self.train.batch(torch.randperm(len(self.train), generator=gen)[:b])
-            x = rrc_flip(x, gen, tuple(self.recipe["crop_scale"]), self.recipe["hflip"])
+            x, y = self.train.augmented(torch.randperm(len(self.train), generator=gen)[:b], gen,
+                                        self.recipe["crop_scale"], self.recipe["hflip"])
             for xs, ys in zip(x.split(micro), y.split(micro)):
                 with autocast(self.train.device, self.recipe["precision"]):
                     loss = F.cross_entropy(self.model(xs), ys) * (len(ys) / len(y))
@@ -314,8 +339,7 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
         for g in opt.param_groups:
             g["lr"] = cur_lr * g.get("lr_scale", 1.0)
         idx = sampler.next(recipe["batch_size"])
-        x, y = train.batch(idx)
-        x = rrc_flip(x, gen, tuple(recipe["crop_scale"]), recipe["hflip"])
+        x, y = train.augmented(idx, gen, recipe["crop_scale"], recipe["hflip"])
         loss_sum, micro = accumulate_gradients(model, params, x, y, micro, recipe["precision"])
         loss_value = float(loss_sum)
         if not math.isfinite(loss_value):
