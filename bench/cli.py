@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sys
 from pathlib import Path
 
+from bench import logs
 from bench.formats import UnreadableImages
 from bench.strategies import BASELINE, PAPER_BASELINE
 from bench.suite import ONLY_FIELDS, SuiteError, format_lr, load_suite
@@ -70,8 +72,10 @@ def cmd_plan(args) -> int:
     suite = _load(args)
     table = job_table(suite, _results(args))
     counts = Counter(s for _, s in table)
+    reasons = _failure_reasons(_results(args), suite.name)
     if args.json:
-        print(json.dumps([{"job_id": j.job_id, "suite": j.suite, "status": s, "config": j.config}
+        print(json.dumps([{"job_id": j.job_id, "suite": j.suite, "status": s, "config": j.config,
+                           **({"reason": reasons[j.job_id]} if j.job_id in reasons else {})}
                           for j, s in table], indent=1))
         return 0
     rows = [(j.job_id, j.config["model"]["label"], j.config["dataset"]["key"],
@@ -89,7 +93,24 @@ def cmd_plan(args) -> int:
     print(f"{suite.name}: {len(table) - base} jobs of the other strategies + " + " + ".join(
         f"{per.get(b, 0)} {b}" for b in bases) + " baseline jobs; per strategy: "
         + ", ".join(f"{k} {n}" for k, n in per.items()))
+    _print_reasons([(j, s) for j, s in table if j.job_id in reasons and s != "done"], reasons)
     return 0
+
+
+def _failure_reasons(results: Path, suite: str) -> dict[str, str]:
+    """job id -> why it failed or diverged, from the suite's records."""
+    from bench import store
+
+    records, _ = store.load_records(results, suite)
+    return {r["job_id"]: (r.get("error") or {}).get("reason") or r["status"]
+            for r in records if r["status"] != "done"}
+
+
+def _print_reasons(jobs: list, reasons: dict[str, str], file=None) -> None:
+    """One line per failed job: id, what it is, status, reason (the record has the rest)."""
+    for j, status in jobs:
+        print(f"  {status}: {j.job_id} {j.label}: {reasons.get(j.job_id, 'no record')}",
+              file=file or sys.stdout)
 
 
 def cmd_prepare(args) -> int:
@@ -201,8 +222,11 @@ def cmd_run(args) -> int:
     suite = _load(args)
     _check_run_args(args)
     _check_inputs(suite, args.cache)
+    if args.tensorboard and logs.check_tensorboard():
+        raise UserError(logs.check_tensorboard())
     report = run_suite(suite, _results(args), workers=args.jobs, force=args.force,
-                       cache=args.cache, device=args.device, progress=not args.quiet)
+                       cache=args.cache, device=args.device, progress=not args.quiet,
+                       tensorboard=Path(args.tensorboard) if args.tensorboard else None)
     for s in report.damaged:
         print(f"warning: unreadable, its job is rerun: {s}", file=sys.stderr)
     for path in report.removed:
@@ -213,8 +237,15 @@ def cmd_run(args) -> int:
     print(f"{suite.name}: {report.ran} ran ({report.done} done, "
           f"{report.ran - report.done} failed), {elsewhere}{report.skipped} already done; "
           f"records in {_results(args) / suite.name}")
-    for j in report.failed:
-        print(f"  failed: {j.job_id} {j.label}", file=sys.stderr)
+    if report.failed:
+        from bench.store import job_statuses
+
+        statuses = job_statuses(_results(args), suite.name)
+        _print_reasons([(j, statuses.get(j.job_id, "failed")) for j in report.failed],
+                       _failure_reasons(_results(args), suite.name), file=sys.stderr)
+    if report.failed:
+        print(f"each job's log: {_results(args) / suite.name}/<job_id>.log; "
+              "bench show JOB_ID", file=sys.stderr)
     return EXIT_FAILED if report.failed else 0
 
 
@@ -414,7 +445,11 @@ def cmd_status(args) -> int:
 
     suite = _load(args)
     _need_slurm("status")
-    print(slurm.status(suite.jobs, _results(args)))
+    report = slurm.status(suite.jobs, _results(args))
+    print(report)
+    reasons = _failure_reasons(_results(args), suite.name)
+    _print_reasons([(j, report.jobs[j.job_id]) for j in suite.jobs
+                    if report.jobs.get(j.job_id) in ("failed", "diverged")], reasons)
     return 0
 
 
@@ -486,7 +521,11 @@ def _suite_commands(add) -> None:
     sp.add_argument("--force", action="store_true", help="rerun jobs that are done")
     sp.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if any)")
     _cache_arg(sp)
-    _quiet_arg(sp)
+    sp.add_argument("--quiet", "-q", action="store_true",
+                    help="no progress bar: the jobs' log lines on stderr instead")
+    sp.add_argument("--tensorboard", default=None, metavar="DIR",
+                    help="also write TensorBoard event files, DIR/<suite>/<job_id>/ (needs the "
+                         "tensorboard extra)")
 
     sp = add("leaderboard", cmd_leaderboard, "regenerate LEADERBOARD.md and its figures")
     _results_arg(sp)
@@ -593,6 +632,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Once per process: the jobs' lines on stderr, or only problems while a bar is shown
+    # (the lines are in each job's log file then).
+    logs.setup(logging.WARNING if getattr(args, "quiet", True) is False else logging.INFO)
     try:
         code = args.fn(args)
         sys.stdout.flush()  # inside the try: a reader that went away is handled below

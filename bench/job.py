@@ -8,6 +8,7 @@ recorded as failed (or diverged) with its reason; ``run_job`` does not raise for
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import platform
 import socket
@@ -17,9 +18,10 @@ import traceback
 from importlib import metadata
 from pathlib import Path
 
-from bench import data, store
+from bench import data, logs, store
 from bench.components import PAPER_VARIANT
 from bench.protocol import DEFAULT_PROTOCOL, PAPER_PROTOCOL
+from bench.suite import Job
 from bench.suite import job_id as compute_job_id
 
 PACKAGES = ("torch", "torchvision", "timm", "numpy", "scikit-learn", "pandas")
@@ -131,8 +133,11 @@ def pretrain(model_cfg: dict, path: Path, device: str, progress: bool = False) -
               "crop_scale": spec["crop_scale"], "hflip": spec["hflip"], "grad_accum": 1,
               "eval_batch_size": 512, "precision": "auto", "checkpoint_every": 0}
     bar = _bar(spec["steps"], f"pretraining {model_cfg['label']}") if progress else None
+    log = logging.getLogger("bench.pretrain")
+    log.info("pretraining %s on %s: %d steps, then %s", model_cfg["label"], src["key"],
+             spec["steps"], path)
     res = train.finetune(model, dd, dd, None, recipe=recipe, lr=spec["lr"], seed=spec["seed"],
-                         progress=bar.update if bar else None)
+                         progress=bar.update if bar else None, log=log)
     if bar:
         bar.close()
     if res.best_val_acc is None:
@@ -288,6 +293,7 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
 
     recipe, pcfg, protocol = config["recipe"], config["plasticity"], config["protocol"]
     spec = strategies.STRATEGIES[config["strategy"]["name"]]
+    log = logs.job_logger(jid)
     model, dcfg, splits, root = _load(config, cache, device)
     metrics["data_checksum"] = splits.checksum
     metrics["total_params"] = sum(p.numel() for p in model.parameters())
@@ -302,6 +308,9 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
                                                    protocol=protocol)
         plast = variants.pop(PAPER_VARIANT)
         metrics["plasticity_seconds"] = time.perf_counter() - t0
+        log.info("plasticity: %.1f s (%d pairs, reference %s)", metrics["plasticity_seconds"],
+                 plast["pairs"], pcfg["reference"]["key"],
+                 extra={"metrics": {"plasticity/seconds": metrics["plasticity_seconds"]}})
     dd = _device_data(splits, dcfg, device)
     if spec.probe:  # lp: the paper's probe on frozen features, nothing trained by SGD
         for p in model.parameters():
@@ -309,6 +318,8 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
         metrics["trainable_params"] = 0
         metrics.update(probe.run(model, dd[0], dd[2], recipe=recipe, seed=config["seed"],
                                  drop_last=protocol == PAPER_PROTOCOL))
+        log.info("linear probe on frozen features: test acc %.4f", metrics.get("test_acc") or 0,
+                 extra={"metrics": {"test/acc": metrics.get("test_acc")}})
         return plast, variants, {"train": [], "val": []}
     # Some strategies select from the plasticity just measured, or change the model
     # (LoRA adapters), or bring a training hook (auto_rgn).
@@ -318,11 +329,15 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
     metrics["trainable_params"] = sum(p.numel() for n, p in model.named_parameters()
                                       if n in trainable)
     metrics.update(applied.notes)
+    log.info("trainable parameters: %s of %s (%.2f%%), strategy %s; fine-tuning %d steps",
+             f"{metrics['trainable_params']:,}", f"{metrics['total_params']:,}",
+             100 * metrics["trainable_params"] / max(metrics["total_params"], 1),
+             config["strategy"]["key"], recipe["steps"])
     run_model = torch.compile(model) if recipe["compile"] else model
     bar = _bar(recipe["steps"], config["strategy"]["key"]) if progress else None
     res = train.finetune(run_model, *dd, recipe=recipe, lr=config["lr"],
                          seed=config["seed"], checkpoint=checkpoint_path(results, jid),
-                         progress=bar.update if bar else None, hook=applied.hook)
+                         progress=bar.update if bar else None, hook=applied.hook, log=log)
     if bar:
         bar.close()
     applied.finish(model)  # e.g. LoRA's adapters merged into the weights
@@ -336,16 +351,33 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
                    best_step=res.best_step, steps_done=res.steps_done,
                    train_seconds=res.train_seconds,
                    images_per_second=res.images_per_second, grad_accum=res.grad_accum)
+    log.info("best step %s (val acc %.4f), test acc %.4f", res.best_step,
+             res.best_val_acc or 0.0, res.test_acc or 0.0,
+             extra={"metrics": {"test/acc": res.test_acc, "val/best_acc": res.best_val_acc},
+                    "step": res.best_step or 0})
     return plast, variants, res.curves
 
 
 def run_job(config: dict, suite: str, results: Path, cache: Path | None = None,
-            device: str | None = None, progress: bool = False) -> dict:
-    """Run one job end to end and write its record; return the record."""
+            device: str | None = None, progress: bool = False,
+            tensorboard: Path | None = None) -> dict:
+    """Run one job end to end and write its record; return the record. Its log lines also go
+    to ``<results>/<suite>/<job_id>.log`` and, with ``tensorboard``, its numbers to event
+    files under ``<tensorboard>/<suite>/<job_id>/`` (bench.logs)."""
+    jid = compute_job_id(config)
+    board = Path(tensorboard) / suite / jid if tensorboard else None
+    with logs.job_log(store.log_path(Path(results), suite, jid), board):
+        return _run_job(config, suite, results, cache, device, progress)
+
+
+def _run_job(config: dict, suite: str, results: Path, cache: Path | None,
+             device: str | None, progress: bool) -> dict:
     results = Path(results)
     cache = Path(cache) if cache else default_cache()
     jid = compute_job_id(config)
     device = pick_device(device)
+    log = logs.job_logger(jid)
+    log.info("start: %s on %s (%s)", Job(jid, suite, config).label, device, socket.gethostname())
     started, t_start = store.utc_now(), time.perf_counter()
     metrics: dict = {}
     curves: dict = {"train": [], "val": []}
@@ -360,6 +392,7 @@ def run_job(config: dict, suite: str, results: Path, cache: Path | None = None,
         if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
             reason = f"out of memory: {e}"
         error = {"type": type(e).__name__, "reason": reason, "traceback": traceback.format_exc()}
+        log.error("%s: %s", status, reason)
     metrics["wall_seconds"] = time.perf_counter() - t_start
     try:
         metrics["peak_memory_mb"] = _peak_memory_mb(device)
@@ -373,4 +406,6 @@ def run_job(config: dict, suite: str, results: Path, cache: Path | None = None,
               "provenance": prov}
     store.write_record(results, record)
     checkpoint_path(results, jid).unlink(missing_ok=True)
+    log.info("%s in %.1f s: record %s", status, metrics["wall_seconds"],
+             store.record_path(results, suite, jid))
     return record

@@ -80,8 +80,11 @@ def sweep(suite: Suite, results: Path, done: set[str]) -> list[Path]:
     return removed
 
 
-def _worker_init(threads: int, gpus) -> None:
+def _worker_init(threads: int, gpus, log_level: int) -> None:
     # Runs in a fresh (spawned) worker before torch is imported there.
+    from bench import logs
+
+    logs.setup(log_level)
     if gpus is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpus.get())
     import torch
@@ -90,7 +93,8 @@ def _worker_init(threads: int, gpus) -> None:
 
 
 def _run_one(config: dict, suite: str, results: str, cache: str | None, device: str | None,
-             stamp: tuple | None) -> tuple[str, str, str | None, str | None]:
+             stamp: tuple | None,
+             tensorboard: str | None = None) -> tuple[str, str, str | None, str | None]:
     """Claim and run one job: (job_id, outcome, status, detail).
 
     outcome ``ran`` (status of the record written here; detail: the stale claim taken over),
@@ -119,7 +123,7 @@ def _run_one(config: dict, suite: str, results: str, cache: str | None, device: 
         started = time.time()
         try:
             status = job.run_job(config, suite, res, Path(cache) if cache else None,
-                                 device)["status"]
+                                 device, tensorboard=tensorboard)["status"]
         except Exception as e:  # noqa: BLE001 - what escapes run_job is recorded too
             status = _record_escaped(config, suite, res, jid, e, started, device)
         return jid, "ran", status, str(claim.took_over) if claim.took_over else None
@@ -149,8 +153,14 @@ def _gpu_count() -> int:
 
 def run_suite(suite: Suite, results: Path, *, workers: int = 1, force: bool = False,  # noqa: C901 - to split (issue 14)
               cache: Path | None = None, device: str | None = None,
-              progress: bool = True, poll_s: float | None = None) -> RunReport:
-    """Run the jobs of ``suite`` without a done record (all with ``force``), each once."""
+              progress: bool = True, poll_s: float | None = None,
+              tensorboard: Path | None = None) -> RunReport:
+    """Run the jobs of ``suite`` without a done record (all with ``force``), each once.
+
+    Each job's log goes to its log file; workers print the lines too when there is no
+    progress bar (``progress=False``), only warnings otherwise."""
+    import logging
+
     from tqdm import tqdm
 
     results = Path(results)
@@ -204,12 +214,14 @@ def run_suite(suite: Suite, results: Path, *, workers: int = 1, force: bool = Fa
             gpus = mp.get_context("spawn").Manager().Queue()
             run_device = "cuda"
         threads = max(1, (os.cpu_count() or 1) // workers)
+        log_level = logging.WARNING if progress else logging.INFO
 
         def new_pool() -> ProcessPoolExecutor:
             for i in range(workers if gpus is not None else 0):
                 gpus.put(i)
             return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                       initializer=_worker_init, initargs=(threads, gpus))
+                                       initializer=_worker_init,
+                                       initargs=(threads, gpus, log_level))
 
         pool = new_pool()
     inflight: dict = {}
@@ -258,7 +270,7 @@ def run_suite(suite: Suite, results: Path, *, workers: int = 1, force: bool = Fa
                     and not (pool is not None and inflight and alone(queue[0])):
                 j = queue.popleft()
                 args = (j.config, suite.name, str(results), _s(cache), run_device,
-                        stamps[j.job_id])
+                        stamps[j.job_id], _s(tensorboard))
                 if pool is None:
                     handle(j, _run_one(*args))
                     continue

@@ -455,6 +455,9 @@ class SlurmJob(submitit.helpers.Checkpointable):
         self.fn = fn
 
     def __call__(self, job_config: dict, results: str, cache: str | None = None) -> dict:
+        from bench import logs
+
+        logs.setup(stdout=True)  # the job's lines in SLURM's log (and its .log file)
         fn = self.fn
         if fn is None:
             from bench.job import run_job as fn

@@ -3,6 +3,7 @@
 Layout of ``<results>``::
 
     <suite>/<job_id>.json        one record per job (JSON, ``RECORD_SCHEMA``), written atomically
+    <suite>/<job_id>.log         the job's log (bench.logs), appended while it runs; not a record
     <suite>/.claims/<job_id>     "this job is running here": host, pid, start; while it runs
     .checkpoints/<job_id>.pt     a running job's periodic training checkpoint (bench.job)
     .<name>.<pid>@<host>.<random>.tmp   a write in progress (renamed over <name> when complete)
@@ -190,6 +191,10 @@ def suite_dir(results: Path, suite: str) -> Path:
 
 def record_path(results: Path, suite: str, job_id: str) -> Path:
     return suite_dir(results, suite) / f"{_checked_job_id(job_id)}.json"
+
+
+def log_path(results: Path, suite: str, job_id: str) -> Path:
+    return suite_dir(results, suite) / f"{_checked_job_id(job_id)}.log"
 
 
 def claim_path(results: Path, suite: str, job_id: str) -> Path:
@@ -628,9 +633,9 @@ class Skipped:
 def load_records(results: Path, suite: str | None = None) -> tuple[list[dict], list[Skipped]]:
     """Every readable record under ``results`` (or one suite's), and what was skipped and why.
 
-    Only ``<results>/<suite>/<16 hex>.json`` are records; other visible files are reported as
-    stray. Hidden files and folders (temporary files, claims, checkpoints, caches) are not
-    looked at.
+    Only ``<results>/<suite>/<16 hex>.json`` are records; job logs (``<16 hex>.log``) are
+    passed over, other visible files are reported as stray. Hidden files and folders
+    (temporary files, claims, checkpoints, caches) are not looked at.
     """
     results = Path(results)
     records: list[dict] = []
@@ -643,8 +648,9 @@ def load_records(results: Path, suite: str | None = None) -> tuple[list[dict], l
         if not d.is_dir():
             continue
         for path in sorted(d.iterdir()):
-            if path.name.startswith("."):
-                continue
+            if path.name.startswith(".") or (path.suffix == ".log"
+                                             and _JOB_ID.fullmatch(path.stem)):
+                continue  # hidden, or a job's log
             if path.suffix != ".json" or not _JOB_ID.fullmatch(path.stem):
                 skipped.append(Skipped(path, "stray file, not a record (<job_id>.json)"))
                 continue

@@ -8,6 +8,7 @@ The test split is read exactly once, after training, by the best-validation stat
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import time
@@ -294,18 +295,43 @@ class AutoRGN:
             g["lr_scale"] = float(s)
 
 
+class _Speed:
+    """Images per second of training since the previous log line."""
+
+    def __init__(self):
+        self.images, self.seconds = 0, 0.0
+
+    def rate(self, images: int, seconds: float) -> float:
+        di, ds = images - self.images, seconds - self.seconds
+        self.images, self.seconds = images, seconds
+        return di / ds if ds > 0 else 0.0
+
+
+def _log_step(log, point: dict, steps: int, images_per_second: float) -> None:
+    """nanoGPT's line: ``step 50/10000: loss 2.3104, lr 1.00e-03, grad norm 0.953, 812 img/s``."""
+    log.info("step %d/%d: loss %.4f, lr %.2e, grad norm %.3g, %.0f img/s", point["step"], steps,
+             point["loss"], point["lr"], point["grad_norm"], images_per_second,
+             extra={"step": point["step"], "metrics": {
+                 "train/loss": point["loss"], "train/lr": point["lr"],
+                 "train/grad_norm": point["grad_norm"],
+                 "train/images_per_second": images_per_second}})
+
+
 def _trainable_state(model) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
 def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None, *,  # noqa: C901 - to split (issue 14)
              recipe: dict, lr: float, seed: int, checkpoint: Path | None = None,
-             progress: Callable[[int], None] | None = None, hook=None) -> Result:
+             progress: Callable[[int], None] | None = None, hook=None, log=None) -> Result:
     """Train the parameters that require grad; return curves and the best state's test acc.
 
     ``hook`` (e.g. ``AutoRGN``) gets ``start(...)`` once and ``before_step(step)`` each step;
     with a hook every tensor has its own optimizer group, whose ``lr_scale`` it may set.
+    ``log`` (a logger; default ``bench.train``) gets a line every ``log_every`` steps and one
+    per evaluation.
     """
+    log = log or logging.getLogger("bench.train")
     device = train.device
     steps, warmup = recipe["steps"], recipe["warmup_steps"]
     accum = recipe["grad_accum"]
@@ -331,6 +357,7 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
         hook.start(model, opt, train, recipe, seed)
     clip = recipe["clip_grad"]
     train_time, images = 0.0, 0
+    speed = _Speed()
     for step in range(start, steps + 1):
         t0 = time.perf_counter()
         if hook is not None:
@@ -357,11 +384,14 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
         if step % recipe["log_every"] == 0 or step == steps:
             curves["train"].append({"step": step, "loss": loss_value,
                                     "grad_norm": float(grad_norm), "lr": cur_lr})
+            _log_step(log, curves["train"][-1], steps, speed.rate(images, train_time))
         if step % recipe["eval_every"] == 0 or step == steps:
             acc = evaluate(model, val, recipe["eval_batch_size"], recipe["precision"])
             curves["val"].append({"step": step, "val_acc": acc})
             if acc > best_val:  # strictly: the earliest of equal accuracies wins
                 best_val, best_step, best_state = acc, step, _trainable_state(model)
+            log.info("step %d: val acc %.4f (best %.4f at step %d)", step, acc, best_val,
+                     best_step, extra={"metrics": {"val/acc": acc}, "step": step})
         if checkpoint is not None and recipe["checkpoint_every"] and \
                 step % recipe["checkpoint_every"] == 0 and step < steps:
             _save_checkpoint(checkpoint, {

@@ -171,13 +171,18 @@ def test_plan_validate_and_status_do_not_import_torch(tmp_path):
     assert res["jobs"] == 120 and res["imports_torch"] is False
     suite = tmp_path / "s.yaml"
     suite.write_text(yaml.safe_dump(perf.plan_suite(40)))
+    bin_dir = tmp_path / "bin"  # status needs a SLURM client on PATH: an empty queue's
+    bin_dir.mkdir()
+    (bin_dir / "squeue").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "squeue").chmod(0o755)
+    env = {**__import__("os").environ, "PYTHONPATH": perf._package_root()}
+    env["PATH"] = f"{bin_dir}:{env.get('PATH', '')}"
     for command in (["validate", str(suite)],
                     ["status", str(suite), "--results", str(tmp_path / "r")]):
         code = ("import sys\nfrom bench.cli import main\nrc = main(sys.argv[1:])\n"
                 "assert 'torch' not in sys.modules and 'timm' not in sys.modules\nsys.exit(rc)")
         proc = subprocess.run([sys.executable, "-c", code, *command], capture_output=True,
-                              text=True, env={**__import__("os").environ,
-                                              "PYTHONPATH": perf._package_root()})
+                              text=True, env=env)
         assert proc.returncode == 0, proc.stderr
 
 
