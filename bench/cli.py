@@ -6,6 +6,7 @@
     bench run suites/digits.yaml          run the missing jobs locally
     bench leaderboard                     regenerate LEADERBOARD.md from the records
     bench strategies                      what each strategy trains
+    bench show JOB_ID                     one job: configuration, result, plasticity, curves
     bench plasticity --suite S            plasticity of every (model, dataset) of a suite
     bench perf                            fine-tuning, plasticity and data speed vs bare timm
 
@@ -166,6 +167,18 @@ def _weights_note(model_cfg: dict, cache: Path) -> str:
     if path is None:
         return "hub weights not in the Hugging Face cache (jobs fetch them; or --download)"
     return f"hub weights in the Hugging Face cache: {path}"
+
+
+def cmd_show(args) -> int:
+    from bench import show, store
+
+    try:
+        print(show.show(args.job, _results(args), Path(args.png) if args.png else None))
+    except (show.NotFound, store.RecordError) as e:
+        raise UserError(str(e)) from None
+    if args.png:
+        print(f"wrote {args.png}", file=sys.stderr)
+    return 0
 
 
 def cmd_strategies(args) -> int:
@@ -499,6 +512,14 @@ def _suite_commands(add) -> None:
     sp.add_argument("--summary", action="store_true", help="only the counts")
 
     add("strategies", cmd_strategies, "each component-selection strategy and what it trains")
+
+    sp = add("show", cmd_show, "one job's story: configuration, status and reason, accuracies, "
+             "plasticity per component and layer, loss and learning-rate curves")
+    sp.add_argument("job", metavar="JOB_ID_OR_RECORD",
+                    help="a job id, a unique beginning of one, or a record file")
+    _results_arg(sp)
+    sp.add_argument("--png", default=None, metavar="PATH",
+                    help="also draw the curves into this PNG file (matplotlib)")
 
     sp = add("prepare", cmd_prepare,
              "decode and resize every dataset a suite needs, once, into the data cache, and "

@@ -1,0 +1,101 @@
+"""`bench show`: one job's story from its record, found by id, id prefix or path."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench import cli, show, store
+
+JID = "0123456789abcdef"
+
+
+def record(job_id: str = JID, status: str = "done") -> dict:
+    """A record written by hand (not by our code): 2 layers, a cosine-like schedule."""
+    layers = [{"layer": layer, "component": c, "mean": 1.0 + layer + 0.1 * i, "std": 0.5,
+               "n": 10, "ci95": 0.25} for layer in (0, 1)
+              for i, c in enumerate(("ln1", "mha", "ln2", "fc1", "fc2"))]
+    comps = {c: {"mean": 1.5 + 0.1 * i, "std": 0.5, "n": 10, "ci95": 0.125}
+             for i, c in enumerate(("ln1", "mha", "ln2", "fc1", "fc2"))}
+    train = [{"step": s, "loss": 2.0 / s, "grad_norm": 1.0,
+              "lr": 0.1 * 0.5 * (1 + math.cos(math.pi * s / 100))} for s in range(10, 101, 10)]
+    return {
+        "schema_version": store.SCHEMA_VERSION, "job_id": job_id, "suite": "demo",
+        "status": status,
+        "config": {"model": {"name": "vit_tiny_patch16_224", "label": "tiny",
+                             "weights": {"source": "random"}},
+                   "dataset": {"name": "cifar10", "key": "cifar10", "params": {}},
+                   "strategy": {"name": "mha", "key": "mha", "params": {}}, "lr": 0.1,
+                   "seed": 3, "recipe": {"steps": 100, "batch_size": 8, "optimizer": "sgd"},
+                   "plasticity": {"reference": {"name": "imagenet_val", "key": "imagenet_val"},
+                                  "pairs": 10},
+                   "overrides": ["recipe.steps=100"]},
+        "metrics": {"test_acc": 0.8125, "best_val_acc": 0.84375, "best_step": 60,
+                    "steps_done": 100, "trainable_params": 250, "total_params": 1000,
+                    "wall_seconds": 12.5},
+        "curves": {"train": train, "val": [{"step": 50, "val_acc": 0.5},
+                                           {"step": 100, "val_acc": 0.84375}]},
+        "plasticity": {"variant": "paper", "pairs": 10, "reference": "imagenet_val",
+                       "target": "cifar10", "layers": layers, "components": comps},
+        "error": None if status == "done" else {"type": "Diverged", "reason": "loss is nan",
+                                                 "traceback": ""},
+        "provenance": {"git_commit": "f" * 40, "git_dirty": False, "code_version": "0",
+                       "packages": {}, "python": "3", "platform": "linux", "cpu": "cpu",
+                       "gpu": None, "device": "cpu", "started_at": "t0", "finished_at": "t1"},
+    }
+
+
+def test_ascii_plot_places_points_by_hand():
+    lines = show.ascii_plot([(0, 0), (5, 0.5), (10, 1)], width=11, height=3)
+    assert lines == ["1 |          *",
+                     "  |     *     ",
+                     "0 |*          ",
+                     "  +-----------",
+                     "   0        10"]
+
+
+def test_show_prints_the_whole_story(tmp_path, capsys):
+    results = tmp_path / "results"
+    store.write_record(results, record())
+    store.write_record(results, record("0123456789abcdee", "diverged"))
+    assert cli.main(["show", JID, "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    for want in ("job 0123456789abcdef (suite demo): done", "dataset     cifar10",
+                 "strategy    mha", "lr, seed    0.1, 3", "overrides   --set recipe.steps=100",
+                 "test acc 0.8125, best val acc 0.8438 at step 60 of 100",
+                 "trainable parameters 250 of 1,000 (25.00%)", "loss by step",
+                 "learning rate by step", "validation accuracy by step"):
+        assert want in out, want
+    table = [line.split() for line in out.splitlines() if line.strip().startswith(("0 ", "1 ",
+                                                                                 "mean "))]
+    assert table[0] == ["0", "1", "1.1", "1.2", "1.3", "1.4"]  # layer 0: ln1 .. fc2
+    assert table[1] == ["1", "2", "2.1", "2.2", "2.3", "2.4"]
+    assert table[2] == ["mean", "1.5", "1.6", "1.7", "1.8", "1.9"]
+    # the loss plot: 2.0/10 = 0.2 at the top left, 2.0/100 = 0.02 at the bottom right
+    loss = out.split("loss by step\n")[1].splitlines()
+    assert loss[0].strip().startswith("0.2 |*") and loss[7].rstrip().endswith("*")
+    # a unique prefix and a path find the record; the failed one shows its reason
+    assert cli.main(["show", "0123456789abcde", "--results", str(results)]) == 2
+    assert "2 records start with 0123456789abcde" in capsys.readouterr().err
+    assert cli.main(["show", str(results / "demo" / "0123456789abcdee.json")]) == 0
+    out = capsys.readouterr().out
+    assert "(suite demo): diverged\n  reason: loss is nan" in out
+
+
+@pytest.mark.parametrize("what,expect", [("fedcba", "no record of a job fedcba"),
+                                         ("not-an-id", "neither a record file nor a job id"),
+                                         ("nowhere.json", "nowhere.json: no such record file")])
+def test_show_unknown_job_is_exit_2(what, expect, tmp_path, capsys):
+    store.write_record(tmp_path / "results", record())
+    assert cli.main(["show", what, "--results", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err
+    assert expect in err and "Traceback" not in err
+
+
+def test_show_png(tmp_path, capsys):
+    store.write_record(tmp_path / "results", record())
+    png = tmp_path / "job.png"
+    assert cli.main(["show", JID[:6], "--results", str(tmp_path / "results"),
+                     "--png", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
