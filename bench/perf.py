@@ -124,21 +124,21 @@ class _Series:
 class _BareStep:
     """The floor: a bare timm step on its own copy of the model, on a batch in memory."""
 
-    def __init__(self, model, x, y, device):
+    def __init__(self, model, x, y, device, precision: str = "auto"):
         import torch
 
         self.model = copy.deepcopy(model).train()
         for p in self.model.parameters():
             p.requires_grad_(True)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=1e-4, momentum=0.9)
-        self.x, self.y, self.device = x.clone(), y.clone(), device
+        self.x, self.y, self.device, self.precision = x.clone(), y.clone(), device, precision
 
     def __call__(self) -> None:
         import torch.nn.functional as F
 
         from bench.train import autocast
 
-        with autocast(self.device, "auto"):  # bf16 on CUDA, as jobs train
+        with autocast(self.device, self.precision):  # bf16 on CUDA, as jobs train
             loss = F.cross_entropy(self.model(self.x), self.y)
         loss.backward()
         self.opt.step()
@@ -161,8 +161,12 @@ def run_perf(model: str = DEFAULT_MODEL, batch: int = DEFAULT_BATCH, device: str
              repeats: int = 5, warmup: int = 2, plasticity_pairs: int | None = None,
              plasticity_batch: int | None = None, strategies=DEFAULT_STRATEGIES,
              model_kwargs: dict | None = None, threads: int | None = None,
-             log=None) -> dict:
-    """Measure every hot path side by side; return the raw figures and the ratios."""
+             precision: str = "auto", log=None) -> dict:
+    """Measure every hot path side by side; return the raw figures and the ratios.
+
+    ``precision`` is the recipe's: ``auto`` (bf16 autocast and TF32 on CUDA, as clean jobs
+    train), ``bf16``, or ``fp32`` (no autocast, no TF32: the paper protocol's training).
+    """
     import numpy as np
     import timm
     import torch
@@ -177,9 +181,9 @@ def run_perf(model: str = DEFAULT_MODEL, batch: int = DEFAULT_BATCH, device: str
         torch.set_num_threads(threads)
     dev = torch.device(device)
     cuda = dev.type == "cuda"
-    if cuda:  # as bench.job.run_job sets them for every job
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    if cuda:  # as bench.job.run_job sets them: TF32 unless the recipe says fp32
+        torch.backends.cuda.matmul.allow_tf32 = precision != "fp32"
+        torch.backends.cudnn.allow_tf32 = precision != "fp32"
     say = log or (lambda msg: None)
     torch.manual_seed(0)
     net = models.create_model({"name": model, "weights": {"source": "random"},
@@ -193,10 +197,10 @@ def run_perf(model: str = DEFAULT_MODEL, batch: int = DEFAULT_BATCH, device: str
     train_data = train.DeviceData(images, labels, dcfg["mean"], dcfg["std"], dev)
     val_data = train.DeviceData(images[:8], labels[:8], dcfg["mean"], dcfg["std"], dev)
     mem = _Memory(dev)
-    precision = "bf16" if cuda else "fp32"
     out: dict = {
         "model": model, "model_kwargs": model_kwargs or {}, "batch": batch, "device": str(dev),
-        "threads": torch.get_num_threads(), "precision": precision, "repeats": repeats,
+        "threads": torch.get_num_threads(), "repeats": repeats,
+        "precision": ("bf16" if cuda else "fp32") if precision == "auto" else precision,
         "warmup": warmup, "input_size": size,
         "params": sum(p.numel() for p in net.parameters()),
         "fused_attn": bool(getattr(net.blocks[0].attn, "fused_attn", False)),
@@ -208,7 +212,7 @@ def run_perf(model: str = DEFAULT_MODEL, batch: int = DEFAULT_BATCH, device: str
     meas = out["measurements"]
 
     bx, by = train_data.batch(torch.arange(batch) % n_train)
-    bare_step = _BareStep(net, bx, by, dev)
+    bare_step = _BareStep(net, bx, by, dev, precision)
 
     def timed(fn, series: _Series) -> None:
         mem.start()
@@ -219,7 +223,7 @@ def run_perf(model: str = DEFAULT_MODEL, batch: int = DEFAULT_BATCH, device: str
     bare_all = _Series(batch)
     recipe = {**DEFAULT_RECIPE, "batch_size": batch, "steps": warmup + repeats + 1,
               "warmup_steps": 1, "eval_every": 10**9, "log_every": 10**9,
-              "eval_batch_size": batch, "checkpoint_every": 0}
+              "eval_batch_size": batch, "checkpoint_every": 0, "precision": precision}
     for name in strategies:
         model = copy.deepcopy(net)  # a strategy may change the model (e.g. add adapters)
         applied = strategies_mod.apply_strategy(model, name)
@@ -417,3 +421,41 @@ def write_json(res: dict, path: Path) -> None:
     from bench.store import atomic_write_text
 
     atomic_write_text(Path(path), json.dumps(res, indent=1, sort_keys=True) + "\n")
+
+
+# Dense peak throughput of the GPUs we compare against (vendor data sheets, SXM parts, no
+# sparsity), TFLOP/s: bf16 on tensor cores, and fp32 without TF32 (the paper protocol's
+# training: no autocast, no TF32). MFU is left empty on other devices.
+PEAK_TFLOPS = {"H200": {"bf16": 989.0, "fp32": 67.0},
+               "H100": {"bf16": 989.0, "fp32": 67.0},
+               "A100": {"bf16": 312.0, "fp32": 19.5}}
+
+
+def peak_tflops(gpu_name: str | None, precision: str) -> float | None:
+    """The data-sheet peak of a GPU (matched by name, e.g. 'NVIDIA H200') at a precision."""
+    for key, peaks in PEAK_TFLOPS.items():
+        if gpu_name and key in gpu_name:
+            return peaks.get(precision)
+    return None
+
+
+def train_flops_per_image(model: str, model_kwargs: dict | None = None,
+                          num_classes: int = NUM_CLASSES) -> float:
+    """FLOPs of one training step per image (forward and backward of every parameter, i.e.
+    the `full` strategy), counted by ``torch.utils.flop_counter`` on the meta device (no
+    memory, no weights): matrix multiplications and attention, about 3x the forward pass."""
+    import timm
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from bench.models import data_config
+
+    with torch.device("meta"):
+        net = timm.create_model(model, pretrained=False, num_classes=num_classes,
+                                **(model_kwargs or {}))
+        size = data_config(net)["input_size"]
+        x = torch.randn(1, 3, size, size)
+        y = torch.zeros(1, dtype=torch.long)
+    with FlopCounterMode(display=False) as counter:
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+    return float(counter.get_total_flops())

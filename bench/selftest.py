@@ -1,0 +1,302 @@
+"""One command that checks every CUDA path on a GPU machine in a few minutes.
+
+    bench selftest --device cuda      on one GPU: at most 8 minutes (estimated 4-5 on an H200)
+    bench selftest --device cpu       the same parts at a tiny scale (tiny model, few steps)
+
+Parts, each recorded in one JSON summary whose path is printed at the end (exit 1 if a part
+failed, the summary says which and why):
+
+1. ``tests``: the ``gpu``-marked tests of this checkout (``pytest -m gpu``: bf16 autocast,
+   fused SGD, pinned host-to-device copies, OOM halving, a real OOM recorded as failed).
+2. ``perf``: ``bench perf``'s fine-tuning step (strategy ``full``) of ViT-B/16 at batch 512,
+   in bf16 (``clean``: bf16 autocast, TF32) and in the paper protocol's fp32 (``paper``: no
+   autocast, no TF32): images/s, step time, peak memory, training FLOPs per image (counted by
+   ``torch.utils.flop_counter``) and the MFU they give against the data-sheet peak
+   (``bench.perf.PEAK_TFLOPS``, stated in the summary).
+3. ``job``: a 300-step ViT-B/16 job end to end (random weights, the digits that scikit-learn
+   ships as data, so nothing is downloaded): runner, plasticity, fine-tuning, evaluation,
+   record.
+4. ``oom``: the micro-batch halving forced by a memory cap
+   (``torch.cuda.set_per_process_memory_fraction`` at 40% of what a full batch needs): the
+   batch is redone in smaller micro-batches and gives the same loss. On the CPU the
+   out-of-memory error is simulated (it cannot be forced).
+
+The performance goal: ViT-B/16 full fine-tuning at ``GOAL_IMAGES_PER_SECOND`` or more in bf16
+on an H200 (``goal`` in the summary).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+GOAL_IMAGES_PER_SECOND = 3000  # ViT-B/16, batch 512, full fine-tuning, bf16, one H200
+TESTS_TIMEOUT_S = 300
+
+
+@dataclass(frozen=True)
+class Scale:
+    model: str
+    kwargs: dict = field(default_factory=dict)
+    batch: int = 512
+    job_steps: int = 300
+    repeats: int = 5
+    warmup: int = 2
+
+
+GPU_SCALE = Scale("vit_base_patch16_224")
+CPU_SCALE = Scale("vit_tiny_patch16_224",
+                  {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2,
+                   "mlp_ratio": 2.0}, batch=16, job_steps=4, repeats=2, warmup=1)
+
+
+def run_selftest(device: str, out: Path, tests: bool = True, scale: Scale | None = None,
+                 log=print) -> dict:
+    """Run every part, each isolated from the others' failures; write and return the
+    summary (``out/selftest.json``)."""
+    import torch
+
+    cuda = device.startswith("cuda")
+    scale = scale or (GPU_SCALE if cuda else CPU_SCALE)
+    out.mkdir(parents=True, exist_ok=True)
+    summary: dict = {
+        "device": device, "gpu": torch.cuda.get_device_name(device) if cuda else None,
+        "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+        "scale": asdict(scale), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "parts": {},
+    }
+    t0 = time.perf_counter()
+    parts = [("tests", lambda: gpu_tests(out) if tests else {"ok": True, "skipped": True}),
+             ("perf", lambda: perf_part(device, scale, summary["gpu"])),
+             ("job", lambda: job_part(device, scale, out)),
+             ("oom", lambda: oom_part(device, scale))]
+    for name, fn in parts:
+        log(f"selftest: {name} ...")
+        summary["parts"][name] = _isolated(fn, cuda)
+        log(f"selftest: {name}: {'ok' if summary['parts'][name]['ok'] else 'FAILED'}")
+    summary["goal"] = _goal(summary, scale)
+    summary["seconds"] = round(time.perf_counter() - t0, 1)
+    summary["ok"] = all(p["ok"] for p in summary["parts"].values())
+    from bench.store import atomic_write_text
+
+    atomic_write_text(out / "selftest.json", json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    return summary
+
+
+def _isolated(fn, cuda: bool) -> dict:
+    """A part's result with its seconds; an exception is the part's failure, not the run's."""
+    import torch
+
+    t0 = time.perf_counter()
+    try:
+        res = fn()
+    except Exception as e:  # noqa: BLE001 - a failed part is reported, the next one runs
+        res = {"ok": False, "error": f"{type(e).__name__}: {e}",
+               "traceback": traceback.format_exc()}
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
+    return res
+
+
+def gpu_tests(out: Path) -> dict:
+    """``pytest -m gpu`` on this checkout's tests, counted from its JUnit XML."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "tests").is_dir():
+        return {"ok": False, "error": f"no tests folder beside the package ({root / 'tests'}): "
+                "run selftest from a clone of the repository"}
+    xml = out / "gpu-tests.xml"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(root / "tests"), "-m", "gpu",
+                           "-q", "-p", "no:cacheprovider", f"--junitxml={xml}"],
+                          cwd=root, env=env, capture_output=True, text=True,
+                          timeout=TESTS_TIMEOUT_S)
+    counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    if xml.is_file():
+        for suite in ET.parse(xml).getroot().iter("testsuite"):
+            for k in counts:
+                counts[k] += int(suite.get(k, 0))
+    counts["passed"] = counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"]
+    ok = proc.returncode in (0, 5) and not counts["failures"] and not counts["errors"]
+    return {"ok": ok, "returncode": proc.returncode, **counts,
+            "output_tail": proc.stdout[-3000:] + proc.stderr[-2000:]}
+
+
+def perf_part(device: str, scale: Scale, gpu: str | None) -> dict:
+    """The fine-tuning step in the clean protocol's precision and the paper's fp32."""
+    from bench import perf
+
+    flops = perf.train_flops_per_image(scale.model, scale.kwargs)
+    res: dict = {"ok": True, "train_flops_per_image": flops, "peaks_tflops": perf.PEAK_TFLOPS}
+    for key, precision in (("clean", "auto"), ("paper", "fp32")):
+        r = perf.run_perf(scale.model, scale.batch, device, repeats=scale.repeats,
+                          warmup=scale.warmup, strategies=("full",), model_kwargs=scale.kwargs,
+                          precision=precision)
+        ft = r["measurements"]["ft_full"]
+        peak = perf.peak_tflops(gpu, r["precision"])
+        ips = ft["images_per_second"]
+        res[key] = {"precision": r["precision"], "images_per_second": round(ips, 1),
+                    "step_ms": round(ft["seconds"] * 1000, 2), "peak_mb": ft["peak_mb"],
+                    "bare_images_per_second": round(r["measurements"]["bare_step"][
+                        "images_per_second"], 1),
+                    "vs_bare": round(ft["vs_bare"], 3), "peak_tflops": peak,
+                    "achieved_tflops": round(ips * flops / 1e12, 2),
+                    "mfu": round(ips * flops / (peak * 1e12), 4) if peak else None}
+    return res
+
+
+def job_part(device: str, scale: Scale, out: Path) -> dict:
+    """One job through the local runner, on the digits (no download), random weights."""
+    from bench import runner, store
+    from bench.suite import parse_suite
+
+    steps = scale.job_steps
+    raw = {"name": "selftest", "description": "bench selftest: one job end to end",
+           "models": [{"name": scale.model, "label": scale.model, "kwargs": scale.kwargs,
+                       "weights": "random"}],
+           "datasets": [{"name": "digits_c", "corruption": "contrast", "severity": 5}],
+           "strategies": ["full"], "lrs": [0.01], "seeds": [0],
+           "recipe": {"steps": steps, "batch_size": scale.batch,
+                      "warmup_steps": max(1, steps // 10), "eval_every": max(1, steps // 3),
+                      "log_every": max(1, steps // 30), "eval_batch_size": scale.batch},
+           "plasticity": {"reference": "digits_source", "pairs": 128, "batch_size": 64}}
+    suite = parse_suite(raw, "<selftest>")
+    results = out / "results"
+    report = runner.run_suite(suite, results, force=True, cache=out / "cache", device=device,
+                              progress=False)
+    (job,) = suite.jobs
+    rec = store.read_record(results / suite.name / f"{job.job_id}.json")
+    m = rec["metrics"]
+    return {"ok": rec["status"] == "done" and report.done == 1, "status": rec["status"],
+            "error": (rec.get("error") or {}).get("reason"), "job_id": job.job_id,
+            "steps": steps, "test_acc": m.get("test_acc"),
+            "images_per_second": m.get("images_per_second"),
+            "wall_seconds": m.get("wall_seconds"), "peak_memory_mb": m.get("peak_memory_mb")}
+
+
+def oom_part(device: str, scale: Scale) -> dict:
+    """A full batch under a memory cap it does not fit in: halved micro-batches, same loss."""
+    import timm
+    import torch
+
+    from bench import train
+
+    cuda = device.startswith("cuda")
+    torch.manual_seed(0)
+    model = timm.create_model(scale.model, pretrained=False, num_classes=100,
+                              **scale.kwargs).to(device).train()
+    size = model.patch_embed.img_size[-1]
+    x = torch.randn(scale.batch, 3, size, size, device=device)
+    y = torch.randint(0, 100, (scale.batch,), device=device)
+    params = list(model.parameters())
+    ref, _ = train.accumulate_gradients(model, params, x, y, scale.batch, "auto")
+    for p in params:
+        p.grad = None
+    if cuda:
+        capped, micro, cap = _under_cap(model, params, x, y, device)
+        extra = {"simulated": False, "cap_mb": round(cap / 2**20, 1)}
+    else:  # CPU memory cannot be capped per process: the error is raised by a wrapper
+        limit = max(1, scale.batch // 4)
+        capped, micro = train.accumulate_gradients(_OomAbove(model, limit), params, x, y,
+                                                   scale.batch, "auto")
+        extra = {"simulated": True, "fits": limit}
+    ref, capped = float(ref), float(capped)
+    close = abs(capped - ref) <= (2e-2 if cuda else 1e-5) * abs(ref)
+    return {"ok": micro < scale.batch and close, "batch": scale.batch, "micro_batch": micro,
+            "grad_accum": -(-scale.batch // micro), "loss_uncapped": ref, "loss_capped": capped,
+            **extra}
+
+
+def _under_cap(model, params, x, y, device) -> tuple:
+    """accumulate_gradients with the process capped at 40% of what the full batch took."""
+    import torch
+
+    from bench import train
+
+    torch.cuda.synchronize(device)
+    base = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    train.accumulate_gradients(model, params, x, y, len(y), "auto")
+    need = torch.cuda.max_memory_allocated(device) - base
+    for p in params:
+        p.grad = None
+    torch.cuda.empty_cache()
+    total = torch.cuda.get_device_properties(device).total_memory
+    cap = base + 0.4 * need
+    torch.cuda.set_per_process_memory_fraction(cap / total, device)
+    try:
+        loss, micro = train.accumulate_gradients(model, params, x, y, len(y), "auto")
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, device)
+    return loss, micro, cap
+
+
+class _OomAbove:
+    """A model that raises CUDA's out-of-memory error on batches larger than ``limit``."""
+
+    def __init__(self, model, limit: int):
+        self.model, self.limit = model, limit
+
+    def __call__(self, x):
+        import torch
+
+        if len(x) > self.limit:
+            raise torch.cuda.OutOfMemoryError(f"simulated: {len(x)} > {self.limit} images")
+        return self.model(x)
+
+
+def _goal(summary: dict, scale: Scale) -> dict:
+    clean = summary["parts"]["perf"].get("clean") or {}
+    measured = clean.get("images_per_second")
+    applies = scale == GPU_SCALE and "H200" in (summary["gpu"] or "")
+    return {"what": f"ViT-B/16 full fine-tuning, batch 512, bf16, one H200: at least "
+                    f"{GOAL_IMAGES_PER_SECOND} images/s",
+            "images_per_second": measured,
+            "met": (measured >= GOAL_IMAGES_PER_SECOND) if applies and measured else None}
+
+
+def format_summary(summary: dict) -> str:
+    """A few lines for the terminal; the JSON has everything."""
+    p = summary["parts"]
+    lines = [f"selftest on {summary['gpu'] or summary['device']} ({summary['seconds']} s): "
+             f"{'ok' if summary['ok'] else 'FAILED'}"]
+    t = p["tests"]
+    if t.get("skipped") is True:
+        lines.append("  tests: not run (--no-tests)")
+    elif "tests" in t:
+        lines.append(f"  tests (pytest -m gpu): {t['passed']} passed, {t['failures']} failed, "
+                     f"{t['errors']} errors, {t['skipped']} skipped")
+    for key in ("clean", "paper"):
+        r = p["perf"].get(key)
+        if r:
+            mfu = f", MFU {r['mfu']:.1%} of {r['peak_tflops']:g} TFLOP/s" if r["mfu"] else ""
+            lines.append(f"  perf {key} ({r['precision']}): {r['images_per_second']:.1f} "
+                         f"images/s, step {r['step_ms']:.1f} ms, peak {r['peak_mb']:.0f} MiB"
+                         f"{mfu}")
+    j = p["job"]
+    if "status" in j:
+        lines.append(f"  job: {j['status']}, {j['steps']} steps, test acc {j['test_acc']}, "
+                     f"{j['images_per_second'] or 0:.1f} images/s")
+    o = p["oom"]
+    if "micro_batch" in o:
+        lines.append(f"  oom: batch {o['batch']} ran as micro-batches of {o['micro_batch']}"
+                     f"{' (simulated)' if o['simulated'] else ''}; loss {o['loss_capped']:.4f}"
+                     f" vs {o['loss_uncapped']:.4f} uncapped")
+    for name, part in p.items():
+        if not part["ok"] and part.get("error"):
+            lines.append(f"  {name} failed: {part['error']}")
+    g = summary["goal"]
+    if g["met"] is not None:
+        lines.append(f"  goal ({g['what']}): {'met' if g['met'] else 'NOT met'}")
+    return "\n".join(lines)
