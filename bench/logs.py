@@ -42,7 +42,8 @@ def job_logger(job_id: str, name: str = "job") -> JobLog:
 
 
 class _Console(logging.StreamHandler):
-    """stderr or stdout as they are when a line is written (tests and tools replace them)."""
+    """stderr or stdout as they are when a line is written (tests and tools replace them),
+    written with tqdm.write so that progress bars and lines do not garble each other."""
 
     def __init__(self, stdout: bool):
         super().__init__()
@@ -55,6 +56,15 @@ class _Console(logging.StreamHandler):
     @stream.setter
     def stream(self, value) -> None:  # StreamHandler.__init__ sets it; ours is dynamic
         pass
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # through tqdm.write: a line above this process's progress bars, not through them
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 - logging must never stop a job
+            self.handleError(record)
 
 
 def setup(level: int = logging.INFO, stdout: bool = False) -> None:
