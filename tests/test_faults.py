@@ -496,7 +496,9 @@ def test_failing_jobs_are_recorded_and_kept_out_of_scores(write_suite, tmp_path,
     assert cli.main(["run", suite, "--results", str(results), "--cache", str(cache_dir),
                      "-q"]) == 1
     err = capsys.readouterr().err
-    assert err.count("  failed: ") == 4 and "Traceback" not in err
+    # the run ends with each job's status and reason
+    assert err.count("  failed: ") == 3 and err.count("  diverged: ") == 1
+    assert "Traceback" not in err and "boom: simulated failure" in err
     records, skipped = store.load_records(results)
     assert not skipped and len(records) == 5
     by = {r["config"]["strategy"]["name"]: r for r in records}
