@@ -99,3 +99,18 @@ def test_show_png(tmp_path, capsys):
     assert cli.main(["show", JID[:6], "--results", str(tmp_path / "results"),
                      "--png", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_show_does_not_import_torch(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    store.write_record(tmp_path / "results", record())
+    code = ("import sys\nfrom bench.cli import main\nrc = main(sys.argv[1:])\n"
+            "assert 'torch' not in sys.modules and 'timm' not in sys.modules\nsys.exit(rc)")
+    root = str(__import__("pathlib").Path(__file__).resolve().parent.parent)
+    proc = subprocess.run([sys.executable, "-c", code, "show", JID, "--results",
+                           str(tmp_path / "results")], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": root})
+    assert proc.returncode == 0, proc.stderr
