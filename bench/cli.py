@@ -7,6 +7,7 @@
     bench leaderboard                     regenerate LEADERBOARD.md from the records
     bench strategies                      what each strategy trains
     bench show JOB_ID                     one job: configuration, result, plasticity, curves
+    bench splits suites/paper.yaml        the exact images of each split, per dataset and seed
     bench plasticity --suite S            plasticity of every (model, dataset) of a suite
     bench perf                            fine-tuning, plasticity and data speed vs bare timm
     bench selftest --device cuda          every CUDA path checked in one command, JSON summary
@@ -179,6 +180,24 @@ def cmd_show(args) -> int:
         raise UserError(str(e)) from None
     if args.png:
         print(f"wrote {args.png}", file=sys.stderr)
+    return 0
+
+
+def cmd_splits(args) -> int:
+    from bench import data
+
+    suite = load_suite(args.suite)
+    out = data.suite_splits([j.config for j in suite.jobs], args.data_root)
+    if args.json:
+        print(json.dumps(out, indent=1))
+        return 0
+    for e in out:
+        how = (f"split seed {e['split_seed']}" if e["split_seed"] is not None
+               else "its own split")
+        print(f"{e['dataset']} | protocol {e['protocol']} | seed {e['seed']} ({how})")
+        for name, sp in e["splits"].items():
+            print(f"  {name}: n={sp['n']} checksum={sp['checksum']} ids: "
+                  + " ".join(map(str, sp["ids"])))
     return 0
 
 
@@ -548,6 +567,14 @@ def _suite_commands(add) -> None:
     _results_arg(sp)
     sp.add_argument("--png", default=None, metavar="PATH",
                     help="also draw the curves into this PNG file (matplotlib)")
+
+    sp = add("splits", cmd_splits,
+             "for each dataset and seed of a suite, the exact sample ids of train, validation "
+             "and test (positions in the official files' order, or paths under the data root)")
+    sp.add_argument("suite", metavar="SUITE")
+    sp.add_argument("--data-root", default=None, metavar="DIR",
+                    help="data root (default: the suite's data_root, else $BENCH_DATA)")
+    sp.add_argument("--json", action="store_true", help="print them as JSON")
 
     sp = add("prepare", cmd_prepare,
              "decode and resize every dataset a suite needs, once, into the data cache, and "

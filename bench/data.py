@@ -31,7 +31,9 @@ from typing import Any
 import numpy as np
 
 from bench import datasets, formats, store
+from bench import protocol as protocols
 from bench.datasets import DATASETS, DatasetSpec, Raw, dataset_key  # noqa: F401 (re-exported)
+from bench.protocol import CLEAN_PROTOCOL, PAPER_PROTOCOL
 from bench.registry import Registry
 
 
@@ -66,6 +68,11 @@ class Splits:
     checksum: str
     cache_dir: Path | None = None  # the cache entry the arrays come from
     fresh: bool = False  # decoded by this call (not read back from the cache)
+    ids: dict | None = None  # per split: its size and the checksum of its ids (split_summary)
+    # Paper protocol: the training images kept whole (not at the input size): each one's
+    # original (height, width), and the size the training transform resizes crops to.
+    train_sizes: np.ndarray | None = None
+    train_out_size: int | None = None
 
 
 @dataclass
@@ -105,66 +112,197 @@ def checksum(*arrays: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
-def _official(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, tuple]:
+# A split rule gives, per split (train, val, test), the reader's split its images come from and
+# their indices in it, so that the images and their ids (``sample_ids``) are the same selection.
+Part = tuple[str, np.ndarray]
+
+
+def _all(raw: Raw, split: str) -> Part:
+    return split, np.arange(len(raw.splits[split][1]))
+
+
+def _official(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, Part]:
     """The official test split; the training split cut 80/20 into train / validation."""
-    return _train_val(*raw.splits[spec.train_split], seed, test=raw.splits["test"])
+    src = spec.train_split
+    tr, va = split_80_20(len(raw.splits[src][1]), seed)
+    return {"train": (src, tr), "val": (src, va), "test": _all(raw, "test")}
 
 
-def _cut_test(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, tuple]:
+def _cut_test(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, Part]:
     """No official test split: the training split cut 80/20 into a training pool and test,
     the pool 80/20 into train / validation."""
-    items, labels = raw.splits[spec.train_split]
-    tr, te = split_80_20(len(labels), seed)
-    return _train_val(_take(items, tr), labels[tr], seed, test=(_take(items, te), labels[te]))
+    src = spec.train_split
+    pool, te = split_80_20(len(raw.splits[src][1]), seed)
+    tr, va = split_80_20(len(pool), seed)
+    return {"train": (src, pool[tr]), "val": (src, pool[va]), "test": (src, te)}
 
 
-def _train_val(items: Any, labels: np.ndarray, seed: int, test: tuple) -> dict[str, tuple]:
-    tr, va = split_80_20(len(labels), seed)
-    return {"train": (_take(items, tr), labels[tr]), "val": (_take(items, va), labels[va]),
-            "test": test}
-
-
-def _official_or_cut(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, tuple]:
+def _official_or_cut(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, Part]:
     """``official`` where the reader found a test split (train/ and test/ folders), else
     ``cut_test``."""
     return (_official if "test" in raw.splits else _cut_test)(spec, raw, seed)
 
 
+# ---- the paper protocol's splits: the reference code's, per run seed (protocol.md, `paper`)
+
+def paper_seed_cut(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``torch.utils.data.random_split`` after ``torch.manual_seed(seed)``: a permutation from
+    a generator seeded with the run seed, its first int(0.8 n) indices train, the rest
+    validation (in the permutation's order)."""
+    import torch
+
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
+    k = int(0.8 * n)
+    return perm[:k], perm[k:]
+
+
+def paper_fixed_cut(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's fixed 80/20 train-pool / test cut of a dataset without a test split:
+    legacy NumPy ``np.random.seed(42); np.random.permutation(n)``, each part sorted."""
+    perm = np.random.RandomState(42).permutation(n)
+    k = int(0.8 * n)
+    return np.sort(perm[:k]), np.sort(perm[k:])
+
+
+def _paper_official(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, Part]:
+    """The official test split; the official validation split where the release has one
+    (Flowers102), else the training split cut per run seed (``paper_seed_cut``)."""
+    src = spec.train_split
+    if "val" in raw.splits:
+        return {"train": _all(raw, src), "val": _all(raw, "val"), "test": _all(raw, "test")}
+    tr, va = paper_seed_cut(len(raw.splits[src][1]), seed)
+    return {"train": (src, tr), "val": (src, va), "test": _all(raw, "test")}
+
+
+def _paper_cut_test(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, Part]:
+    """No official test split: the fixed cut into a training pool and test
+    (``paper_fixed_cut``, the same for every seed), the pool cut per run seed."""
+    src = spec.train_split
+    pool, te = paper_fixed_cut(len(raw.splits[src][1]))
+    tr, va = paper_seed_cut(len(pool), seed)
+    return {"train": (src, pool[tr]), "val": (src, pool[va]), "test": (src, te)}
+
+
+def _paper_official_or_cut(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, Part]:
+    """As ``official_or_cut``, with the paper protocol's cuts."""
+    return (_paper_official if "test" in raw.splits else _paper_cut_test)(spec, raw, seed)
+
+
+@dataclass(frozen=True)
+class SplitRule:
+    """How a target dataset is cut into train / val / test under each protocol."""
+
+    clean: Callable[[DatasetSpec, Raw, int], dict[str, Part]]  # seed: recipe.split_seed
+    paper: Callable[[DatasetSpec, Raw, int], dict[str, Part]]  # seed: the run seed
+
+    def __call__(self, protocol: str) -> Callable[[DatasetSpec, Raw, int], dict[str, Part]]:
+        return self.paper if protocol == PAPER_PROTOCOL else self.clean
+
+
 # How a target dataset is cut into train / val / test (a spec's ``splits``; protocol.md).
-SPLIT_RULES: Registry[Callable[[DatasetSpec, Raw, int], dict[str, tuple]]] = Registry("split rule")
-SPLIT_RULES.register("official", _official)
-SPLIT_RULES.register("cut_test", _cut_test)
-SPLIT_RULES.register("official_or_cut", _official_or_cut)
+SPLIT_RULES: Registry[SplitRule] = Registry("split rule")
+SPLIT_RULES.register("official", SplitRule(_official, _paper_official))
+SPLIT_RULES.register("cut_test", SplitRule(_cut_test, _paper_cut_test))
+SPLIT_RULES.register("official_or_cut", SplitRule(_official_or_cut, _paper_official_or_cut))
 
 
-def _cut(dataset: dict, split_seed: int, root: Path | None) -> tuple[Raw, dict[str, tuple]]:
-    """The raw dataset and its train / val / test items and labels (protocol.md's splits)."""
+def split_parts(dataset: dict, seed: int, root: Path | None,
+                protocol: str = CLEAN_PROTOCOL) -> tuple[Raw, dict[str, Part]]:
+    """The raw dataset and, per split, (the reader's split, indices): protocol.md's splits.
+    ``seed`` is the clean protocol's ``recipe.split_seed``, or the paper protocol's run seed."""
     spec = DATASETS[dataset["name"]]
     raw = spec.load(root, dataset["params"])
     if spec.splits is None:
         raise ValueError(f"{spec.name} is not a dataset to fine-tune on (no split rule)")
-    return raw, SPLIT_RULES[spec.splits](spec, raw, split_seed)
+    return raw, SPLIT_RULES[spec.splits](protocol)(spec, raw, seed)
+
+
+def _cut(dataset: dict, split_seed: int, root: Path | None) -> tuple[Raw, dict[str, tuple]]:
+    """The raw dataset and its train / val / test items and labels (protocol.md's splits)."""
+    raw, parts = split_parts(dataset, split_seed, root)
+    return raw, {k: _select(raw, part) for k, part in parts.items()}
+
+
+def _select(raw: Raw, part: Part) -> tuple[Any, np.ndarray]:
+    items, labels = raw.splits[part[0]]
+    return _take(items, part[1]), np.asarray(labels)[part[1]]
+
+
+def sample_ids(raw: Raw, part: Part, root: Path | None) -> list:
+    """The ids of a split's images: positions in the official file's order (array datasets;
+    ``Raw.ids`` where the reader's split is a slice of a file), or paths relative to the data
+    root (image files)."""
+    src, idx = part
+    items = raw.splits[src][0]
+    if raw.ids is not None and src in raw.ids:
+        return [int(raw.ids[src][i]) for i in idx]
+    if isinstance(items, np.ndarray):
+        return [int(i) for i in idx]
+    out = []
+    for i in idx:
+        p = Path(items[i])
+        out.append(p.relative_to(root).as_posix() if root is not None and p.is_relative_to(root)
+                   else p.as_posix())
+    return out
+
+
+def ids_checksum(ids: list) -> str:
+    """sha256 (16 hex digits) of a split's ids, one per line, in the split's order."""
+    return hashlib.sha256("\n".join(map(str, ids)).encode()).hexdigest()[:16]
+
+
+def split_summary(raw: Raw, parts: dict[str, Part], root: Path | None) -> dict:
+    """Each split's size and the checksum of its ids (a record's ``metrics.splits``)."""
+    return {k: {"n": len(part[1]), "checksum": ids_checksum(sample_ids(raw, part, root))}
+            for k, part in parts.items()}
+
+
+def suite_splits(configs: list[dict], root: str | None = None) -> list[dict]:
+    """``bench splits``: per (dataset, protocol, run seed) of the job configurations, each
+    split's exact sample ids (``sample_ids``), size and checksum. No image is decoded."""
+    out, seen = [], set()
+    for c in configs:
+        protocol = c.get("protocol", CLEAN_PROTOCOL)
+        paper = protocol == PAPER_PROTOCOL
+        where = root or c.get("data_root")
+        key = json.dumps([c["dataset"], protocol, c["seed"], c["recipe"].get("split_seed"),
+                          where], sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        r = data_root(where)
+        seed = c["seed"] if paper else c["recipe"]["split_seed"]
+        raw, parts = split_parts(c["dataset"], seed, r, protocol)
+        splits = {}
+        for name, part in parts.items():
+            ids = sample_ids(raw, part, r)
+            splits[name] = {"n": len(ids), "checksum": ids_checksum(ids), "ids": ids}
+        out.append({"dataset": c["dataset"]["key"], "protocol": protocol, "seed": c["seed"],
+                    "split_seed": None if paper else seed, "splits": splits})
+    return out
 
 
 def load_splits(dataset: dict, root: Path | None, size: int, split_seed: int,
                 crop_pct: float = 0.875, interpolation: str = "bicubic",
                 cache: Path | None = None, progress: bool | None = None) -> Splits:
-    """A target dataset's train / val / test at ``size`` (protocol.md's splits).
+    """A target dataset's train / val / test at ``size`` (protocol.md's splits, clean).
 
     With ``cache`` the arrays come from (or are first written to) the data cache under
     ``<cache>/data/``; the result, checksum included, is the same either way.
     """
-    raw, parts = _cut(dataset, split_seed, root)
+    raw, indices = split_parts(dataset, split_seed, root)
+    parts = {k: _select(raw, part) for k, part in indices.items()}
+    summary = split_summary(raw, indices, root)
     if cache is None:
         out = [(_to_size(it, size, crop_pct, interpolation, progress=progress),
                 np.asarray(lab, np.int64)) for it, lab in parts.values()]
         return Splits(*out, num_classes=raw.num_classes,
-                      checksum=checksum(*(a for pair in out for a in pair)))
+                      checksum=checksum(*(a for pair in out for a in pair)), ids=summary)
     what = {"kind": "splits", "split_seed": split_seed}
     arrays, meta, folder, fresh = _cached(Path(cache), dataset, raw, parts, what, root, size,
                                           crop_pct, interpolation, progress)
     return Splits(*(arrays[s] for s in SPLITS), num_classes=meta["num_classes"],
-                  checksum=meta["checksum"], cache_dir=folder, fresh=fresh)
+                  checksum=meta["checksum"], cache_dir=folder, fresh=fresh, ids=summary)
 
 
 def load_images(dataset: dict, root: Path | None, size: int, split: str = "eval",
@@ -173,6 +311,13 @@ def load_images(dataset: dict, root: Path | None, size: int, split: str = "eval"
     """One split of a source or reference domain at ``size`` (from the data cache if given)."""
     spec = DATASETS[dataset["name"]]
     raw = spec.load(root, dataset["params"])
+    return _images(dataset, raw, root, size, split, crop_pct, interpolation, cache, progress)
+
+
+def _images(dataset: dict, raw: Raw, root: Path | None, size: int, split: str,
+            crop_pct: float, interpolation: str, cache: Path | None,
+            progress: bool | None) -> Images:
+    """A reader's split through the evaluation transform (``load_images``)."""
     if cache is None:
         items, labels = raw.splits[split]
         x = _to_size(items, size, crop_pct, interpolation, progress=progress)
@@ -185,6 +330,66 @@ def load_images(dataset: dict, root: Path | None, size: int, split: str = "eval"
     return Images(x, y, meta["num_classes"], meta["checksum"], cache_dir=folder, fresh=fresh)
 
 
+def _whole(dataset: dict, raw: Raw, root: Path | None, split: str, cache: Path | None,
+           progress: bool | None) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """A reader's split kept whole for random-resized crops: (images, each one's original
+    (height, width) or None, checksum). Arrays (CIFAR, CIFAR-10-C, digits) as they are, at
+    their native size; image files decoded once at ``TRAIN_STORE_SIDE`` (``decode_whole``)."""
+    items, labels = raw.splits[split]
+    if isinstance(items, np.ndarray):
+        return items, None, checksum(items)
+    side = protocols.TRAIN_STORE_SIDE
+    if cache is None:
+        x, hw = formats.decode_whole(items, side, progress=progress)
+        return x, hw, checksum(x, hw)
+    what = {"kind": WHOLE, "split": split}
+    arrays, meta, _, _ = _cached(Path(cache), dataset, raw, {split: (items, labels)}, what,
+                                 root, side, protocols.EVAL_CROP_PCT,
+                                 protocols.EVAL_INTERPOLATION, progress)
+    return arrays[split][0], arrays[split][2], meta["checksum"]
+
+
+def paper_sources(dataset: dict, raw: Raw, parts: dict[str, Part], root: Path | None,
+                  size: int, cache: Path | None, progress: bool | None
+                  ) -> tuple[dict[str, Images], tuple]:
+    """What the paper protocol's splits are cut from, whatever the seed: each reader split
+    that validation or test images come from, through the evaluation transform; the reader
+    split of the training images, kept whole (``_whole``)."""
+    evals: dict[str, Images] = {}
+    for name in ("val", "test"):
+        src = parts[name][0]
+        if src not in evals:
+            evals[src] = _images(dataset, raw, root, size, src, protocols.EVAL_CROP_PCT,
+                                 protocols.EVAL_INTERPOLATION, cache, progress)
+    return evals, _whole(dataset, raw, root, parts["train"][0], cache, progress)
+
+
+def load_paper_splits(dataset: dict, root: Path | None, size: int, seed: int,
+                      cache: Path | None = None, progress: bool | None = None) -> Splits:
+    """A target dataset under the paper protocol for run ``seed`` (protocol.md, `paper`).
+
+    Validation and test images through ``Resize(size)`` + ``CenterCrop(size)`` (bilinear, on
+    the PIL image); training images whole (``_whole``), with ``train_sizes`` and
+    ``train_out_size`` for the training transform. The data cache holds each reader split
+    once (the per-seed cuts only index it).
+    """
+    raw, parts = split_parts(dataset, seed, root, PAPER_PROTOCOL)
+    evals, (x, hw, whole_sum) = paper_sources(dataset, raw, parts, root, size, cache, progress)
+    idx = parts["train"][1]
+    summary = split_summary(raw, parts, root)
+
+    def rows(name: str, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        s, i = parts[name]
+        return np.asarray(images[i]), np.asarray(raw.splits[s][1], np.int64)[i]
+
+    what = {"eval": {k: v.checksum for k, v in sorted(evals.items())}, "train": whole_sum,
+            "splits": summary}
+    return Splits(rows("train", x), *(rows(n, evals[parts[n][0]].x) for n in ("val", "test")),
+                  num_classes=raw.num_classes, checksum=cache_key(what)[:16], ids=summary,
+                  train_sizes=None if hw is None else np.asarray(hw)[idx],
+                  train_out_size=size)
+
+
 # ---------------------------------------------------------------- the data cache
 #
 # <cache>/data/<key>/{<split>_x.npy, <split>_y.npy, meta.json}: the decoded, resized uint8
@@ -195,6 +400,7 @@ def load_images(dataset: dict, root: Path | None, size: int, split: str = "eval"
 # jobs and SLURM nodes sharing the cache decode a dataset once.
 
 CACHE_VERSION = 1  # bump when the bytes an entry holds for the same key would change
+WHOLE = "whole"  # an entry's kind for training images kept whole (paper protocol)
 
 
 def source_identity(raw: Raw, root: Path | None) -> str:
@@ -222,9 +428,13 @@ def cache_key(description: dict) -> str:
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _read_entry(folder: Path, names) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _read_entry(folder: Path, names) -> dict[str, tuple]:
+    """Per split: (images, labels), and each image's original size for a WHOLE entry."""
     return {s: (np.load(folder / f"{s}_x.npy", mmap_mode="r", allow_pickle=False),
-                np.load(folder / f"{s}_y.npy", allow_pickle=False)) for s in names}
+                np.load(folder / f"{s}_y.npy", allow_pickle=False),
+                *([np.load(folder / f"{s}_hw.npy", allow_pickle=False)]
+                  if (folder / f"{s}_hw.npy").is_file() else []))
+            for s in names}
 
 
 def _cached(cache: Path, dataset: dict, raw: Raw, parts: dict[str, tuple], what: dict,
@@ -263,7 +473,12 @@ def _write_entry(base: Path, key: str, description: dict, raw: Raw, parts: dict[
         for name, (items, labels) in parts.items():
             x = np.lib.format.open_memmap(tmp / f"{name}_x.npy", mode="w+", dtype=np.uint8,
                                           shape=(len(labels), size, size, 3))
-            _to_size(items, size, crop_pct, interpolation, out=x, progress=progress)
+            if description["kind"] == WHOLE:  # whole images, and their original sizes
+                hw = formats.decode_whole(items, size, out=x, progress=progress)[1]
+                np.save(tmp / f"{name}_hw.npy", hw)
+                arrays.append(hw)
+            else:
+                _to_size(items, size, crop_pct, interpolation, out=x, progress=progress)
             x.flush()
             y = np.asarray(labels, np.int64)
             np.save(tmp / f"{name}_y.npy", y)
@@ -296,16 +511,19 @@ def prepare(configs: list[dict], cache: Path, root: str | None = None,
     """
     from bench import models
 
-    inputs: dict[str, dict] = {}
+    inputs: dict[tuple[str, str], dict] = {}
     todo: dict[str, tuple] = {}
     for c in configs:
         mkey = json.dumps(c["model"], sort_keys=True)
-        if mkey not in inputs:
-            inputs[mkey] = models.input_config(c["model"])
-        dc = inputs[mkey]
+        protocol = c.get("protocol", CLEAN_PROTOCOL)
+        if (mkey, protocol) not in inputs:
+            inputs[mkey, protocol] = models.input_config(c["model"], protocol)
+        dc = inputs[mkey, protocol]
         where = root or c.get("data_root")
         fmt = (dc["input_size"], dc["crop_pct"], dc["interpolation"])
-        wanted = [("splits", c["dataset"], c["recipe"]["split_seed"])]
+        # the paper protocol's entries do not depend on the seed (its cuts index them)
+        wanted = [("splits", c["dataset"], c["recipe"]["split_seed"])
+                  if protocol == CLEAN_PROTOCOL else ("paper", c["dataset"], None)]
         if c["plasticity"]["enabled"]:
             wanted.append(("images", c["plasticity"]["reference"], "eval"))
         for kind, d, arg in wanted:
@@ -326,12 +544,31 @@ def prepare(configs: list[dict], cache: Path, root: str | None = None,
         if kind == "splits":
             s = load_splits(d, r, size, arg, crop, interp, cache=cache, progress=progress)
             counts = {n: len(getattr(s, n)[1]) for n in SPLITS}
+        elif kind == "paper":
+            rows += _prepare_paper(d, r, size, cache, progress)
+            continue
         else:
             s = load_images(d, r, size, arg, crop, interp, cache=cache, progress=progress)
             counts = {arg: len(s.y)}
         rows.append({"dataset": d["key"], "kind": kind, "size": size, "counts": counts,
                      "num_classes": s.num_classes, "checksum": s.checksum,
                      "cache_dir": str(s.cache_dir), "fresh": s.fresh})
+    return rows
+
+
+def _prepare_paper(dataset: dict, root: Path | None, size: int, cache: Path,
+                   progress: bool) -> list[dict]:
+    """The paper protocol's cache entries of a target (``paper_sources``), one row each."""
+    raw, parts = split_parts(dataset, 0, root, PAPER_PROTOCOL)
+    evals, (x, _, whole_sum) = paper_sources(dataset, raw, parts, root, size, cache, progress)
+    rows = [{"dataset": dataset["key"], "kind": f"paper eval {src}", "size": size,
+             "counts": {src: len(im.y)}, "num_classes": im.num_classes, "checksum": im.checksum,
+             "cache_dir": str(im.cache_dir), "fresh": im.fresh} for src, im in evals.items()]
+    if not isinstance(raw.splits[parts["train"][0]][0], np.ndarray):  # arrays need no entry
+        rows.append({"dataset": dataset["key"], "kind": "paper train (whole)",
+                     "size": x.shape[1], "counts": {parts["train"][0]: len(x)},
+                     "num_classes": raw.num_classes, "checksum": whole_sum,
+                     "cache_dir": str(cache / "data"), "fresh": False})
     return rows
 
 
@@ -414,7 +651,7 @@ def _param_text(spec: DatasetSpec) -> str:
 def _splits_text(spec: DatasetSpec) -> str:
     if spec.splits is None:
         return "not cut: every image"
-    doc = " ".join((SPLIT_RULES[spec.splits].__doc__ or "").split()).rstrip(".")
+    doc = " ".join((SPLIT_RULES[spec.splits].clean.__doc__ or "").split()).rstrip(".")
     return f"`{spec.splits}`: {doc.replace('``', '`')}" + (
         f" (training split: `{spec.train_split}`)" if spec.train_split != "train" else "")
 

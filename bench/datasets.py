@@ -40,6 +40,9 @@ class Raw:
 
     splits: dict[str, tuple[Any, np.ndarray]]
     num_classes: int | None = None
+    # Per split, the ids of its images where they are not their positions in the split (e.g.
+    # CIFAR-10-C: one severity's rows of the .npy files); see bench.data.sample_ids.
+    ids: dict[str, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -399,6 +402,12 @@ def read_cifar10_c(root: Path | str, corruption: str,
     return np.array(data[rows], dtype=np.uint8), np.array(labels[rows], dtype=np.int64)
 
 
+def _cifar10_c_raw(xy: tuple[np.ndarray, np.ndarray], severity: int) -> Raw:
+    """One severity's rows; their ids are their rows in the official files."""
+    n = len(xy[1])
+    return Raw({"train": xy}, ids={"train": np.arange(n) + (severity - 1) * n})
+
+
 def _fake_cifar10_c(folder: Path, fake: Fake) -> None:
     labels = np.repeat(np.arange(fake.n_classes), fake.n_per_class)
     fake.rng.shuffle(labels)
@@ -411,7 +420,8 @@ def _fake_cifar10_c(folder: Path, fake: Fake) -> None:
 
 register(DatasetSpec(
     "cifar10_c", ("target",), "CIFAR-10-C, one corruption at one severity",
-    lambda root, p: Raw({"train": read_cifar10_c(root, p["corruption"], p["severity"])}),
+    lambda root, p: _cifar10_c_raw(read_cifar10_c(root, p["corruption"], p["severity"]),
+                                   p["severity"]),
     params={"corruption": (CIFAR10C_CORRUPTIONS, None), "severity": ((1, 2, 3, 4, 5), 5)},
     num_classes=10, splits="cut_test", folder="CIFAR-10-C",
     layout="<root>/CIFAR-10-C/<corruption>.npy   (50,000 x 32 x 32 x 3 uint8: severities "
@@ -527,7 +537,7 @@ def _fake_flowers102(folder: Path, fake: Fake) -> None:
 
 register(DatasetSpec(
     "flowers102", ("target",), "Oxford Flowers102",
-    lambda root, p: Raw({s: read_flowers102(root, s) for s in ("train", "test")}),
+    lambda root, p: Raw({s: read_flowers102(root, s) for s in ("train", "val", "test")}),
     num_classes=102, splits="official", folder="flowers-102",
     layout="<root>/flowers-102/jpg/image_00001.jpg ... image_08189.jpg\n"
     "<root>/flowers-102/imagelabels.mat   (key 'labels', 1-based, one per image)\n"

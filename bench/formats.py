@@ -13,7 +13,7 @@ import functools
 import hashlib
 import os
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -295,6 +295,40 @@ def decode_images(
         raise ValueError(f"crop_pct must be in (0, 1], got {crop_pct}")
     resample = _RESAMPLING[interpolation]
     scale_size = int(size / crop_pct)  # timm: math.floor(img_size / crop_pct)
+    return _map_images(items, lambda i, img: _resize_center_crop(img, size, scale_size, resample),
+                       (size, size), num_workers, progress, out)
+
+
+def decode_whole(
+    items: Sequence[Path | str],
+    side: int,
+    num_workers: int | None = None,
+    progress: bool | None = None,
+    out: np.ndarray | None = None,
+    sizes: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keep every pixel of each image for random-resized crops: uint8 (N, side, side, 3), each
+    whole image (RGB) resized bilinearly to side x side (squeezed: the aspect ratio is not
+    kept), and int64 (N, 2) of each original (height, width), which the crop boxes are drawn
+    on. ``out`` and ``sizes`` as in ``decode_images``."""
+    n = len(items)
+    sizes = np.empty((n, 2), dtype=np.int64) if sizes is None else sizes
+
+    def one(i: int, img: Image.Image) -> np.ndarray:
+        if img.mode != "RGB":
+            img = img.convert("RGB")
+        sizes[i] = (img.height, img.width)
+        return np.asarray(img.resize((side, side), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+    return _map_images(items, one, (side, side), num_workers, progress, out), sizes
+
+
+def _map_images(items, one: Callable[[int, Image.Image], np.ndarray], shape: tuple[int, int],
+                num_workers: int | None, progress: bool | None,
+                out: np.ndarray | None) -> np.ndarray:
+    """``one(i, image)`` of every item (a uint8 array's rows, or image files) into ``out``
+    (uint8 (N, *shape, 3)), in threads, in input order; unreadable files are reported all
+    together (``UnreadableImages``)."""
     is_array = isinstance(items, np.ndarray)
     if is_array:
         if items.dtype != np.uint8 or items.ndim not in (3, 4):
@@ -305,30 +339,30 @@ def decode_images(
 
     failures: list[tuple[Path | str, str]] = []
 
-    def one(i: int) -> np.ndarray | None:
+    def each(i: int) -> np.ndarray | None:
         if is_array:
-            return _resize_center_crop(Image.fromarray(items[i]), size, scale_size, resample)
+            return one(i, Image.fromarray(items[i]))
         try:
             with Image.open(items[i]) as img:
-                return _resize_center_crop(img, size, scale_size, resample)
+                return one(i, img)
         except (OSError, SyntaxError) as e:  # unreadable: every one is reported at the end
             failures.append((items[i], f"{type(e).__name__}: {e}"))
             return None
 
     n = len(items)
     if out is None:
-        out = np.empty((n, size, size, 3), dtype=np.uint8)
-    elif out.shape != (n, size, size, 3) or out.dtype != np.uint8:
-        raise ValueError(f"out must be uint8 {(n, size, size, 3)}, got {out.dtype} {out.shape}")
+        out = np.empty((n, *shape, 3), dtype=np.uint8)
+    elif out.shape != (n, *shape, 3) or out.dtype != np.uint8:
+        raise ValueError(f"out must be uint8 {(n, *shape, 3)}, got {out.dtype} {out.shape}")
     workers = num_workers if num_workers is not None else min(16, os.cpu_count() or 1)
-    bar = _progress_bar(n, size, progress)
+    bar = _progress_bar(n, shape[0], progress)
     try:
         if workers <= 1 or n < 2:
-            _fill(out, map(one, range(n)), bar)
+            _fill(out, map(each, range(n)), bar)
         else:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 # map yields in input order, so threads cannot reorder the output
-                _fill(out, pool.map(one, range(n)), bar)
+                _fill(out, pool.map(each, range(n)), bar)
     finally:
         if bar is not None:
             bar.close()

@@ -213,8 +213,8 @@ def plasticity_of(model_cfg: dict, dataset: dict, pcfg: dict, *, split_seed: int
     model = models.create_model(model_cfg, 1, cache).to(device)  # the head plays no part
     models.apply_protocol(model, protocol)
     dcfg = models.data_config(model, protocol)
-    splits = data.load_splits(dataset, root, dcfg["input_size"], split_seed, dcfg["crop_pct"],
-                              dcfg["interpolation"], cache=cache)
+    splits = load_target({"protocol": protocol, "dataset": dataset, "seed": 0,
+                          "recipe": {"split_seed": split_seed}}, root, dcfg, cache)
     t0 = time.perf_counter()
     ref = reference_images(pcfg, dcfg, root, cache)
     out = measure_plasticity(model, dcfg, pcfg, ref, splits.test[0], dataset, device, naive,
@@ -268,20 +268,31 @@ def _load(config: dict, cache: Path, device: str):
     model = models.create_model(config["model"], 1, cache)
     models.apply_protocol(model, protocol)
     dcfg = models.data_config(model, protocol)
-    splits = data.load_splits(config["dataset"], root, dcfg["input_size"],
-                              config["recipe"].get("split_seed", 0), dcfg["crop_pct"],
-                              dcfg["interpolation"], cache=cache)
+    splits = load_target(config, root, dcfg, cache)
     # The number of classes is known once the data is read: a fresh head, seeded.
     torch.manual_seed(config["seed"])
     models.new_head(model, splits.num_classes, protocol)
     return model.to(device), dcfg, splits, root
 
 
-def _device_data(splits, dcfg: dict, device: str) -> list:
+def load_target(config: dict, root: Path | None, dcfg: dict,
+                cache: Path | None) -> data.Splits:
+    """The job's dataset cut and preprocessed as its protocol says."""
+    if config["protocol"] == PAPER_PROTOCOL:  # per-seed splits, the reference's images
+        return data.load_paper_splits(config["dataset"], root, dcfg["input_size"],
+                                      config["seed"], cache=cache)
+    return data.load_splits(config["dataset"], root, dcfg["input_size"],
+                            config["recipe"]["split_seed"], dcfg["crop_pct"],
+                            dcfg["interpolation"], cache=cache)
+
+
+def _device_data(splits: data.Splits, dcfg: dict, device: str) -> list:
     from bench import train
 
-    return [train.DeviceData(x, y, dcfg["mean"], dcfg["std"], device)
-            for x, y in (splits.train, splits.val, splits.test)]
+    train_data = train.DeviceData(*splits.train, dcfg["mean"], dcfg["std"], device,
+                                  sizes=splits.train_sizes, out_size=splits.train_out_size)
+    return [train_data, *(train.DeviceData(x, y, dcfg["mean"], dcfg["std"], device)
+                          for x, y in (splits.val, splits.test))]
 
 
 def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progress: bool,
@@ -296,6 +307,7 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
     log = logs.job_logger(jid)
     model, dcfg, splits, root = _load(config, cache, device)
     metrics["data_checksum"] = splits.checksum
+    metrics["splits"] = splits.ids
     metrics["total_params"] = sum(p.numel() for p in model.parameters())
     plast, variants = None, {}
     measured = pcfg["enabled"] and not spec.probe  # a probe changes nothing to measure

@@ -49,21 +49,17 @@ def make_optimizer(params, recipe: dict, lr: float, per_tensor: bool = False):
     return torch.optim.AdamW(groups, lr=lr, weight_decay=recipe["weight_decay"], **fused)
 
 
-def rrc_flip(x: torch.Tensor, gen: torch.Generator, scale: tuple[float, float], hflip: bool,
-             ratio=(3 / 4, 4 / 3), sizes: torch.Tensor | None = None,
-             out_size: int | None = None) -> torch.Tensor:
-    """Random-resized crop and horizontal flip of a float NCHW batch, in one grid_sample.
+def crop_boxes(n: int, h, w, gen: torch.Generator, scale: tuple[float, float],
+               ratio=(3 / 4, 4 / 3)) -> tuple[torch.Tensor, ...]:
+    """(top, left, height, width) of ``n`` random-resized-crop boxes, float tensors (n,).
 
-    Crop boxes follow torchvision's RandomResizedCrop.get_params (10 tries, area in ``scale``,
-    log-uniform aspect in ``ratio``; the whole image when no try fits); the crop is resized
-    bilinearly to ``out_size`` (default: the input's size). ``sizes`` (N, 2): each image's
-    original (height, width) when the batch holds a copy of it at another size (the box is
-    drawn on the original and read, in relative coordinates, from the copy); default: the
-    batch's own size.
+    torchvision's ``RandomResizedCrop.get_params``, batched: 10 tries of an area uniform in
+    ``scale`` times the image's and a log-uniform aspect in ``ratio``, the first that fits;
+    the whole image when none does. ``h``, ``w``: the image size, numbers or (n,) tensors
+    (each image's own size).
     """
-    n, _, h, w = x.shape
-    if sizes is not None:
-        h, w = sizes[:, 0, None].float(), sizes[:, 1, None].float()  # (n, 1) each
+    if isinstance(h, torch.Tensor):
+        h, w = h.float()[:, None], w.float()[:, None]  # (n, 1): broadcast over the tries
     tries = 10
     area = h * w * torch.empty(n, tries).uniform_(scale[0], scale[1], generator=gen)
     logr = torch.empty(n, tries).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=gen)
@@ -71,7 +67,7 @@ def rrc_flip(x: torch.Tensor, gen: torch.Generator, scale: tuple[float, float], 
     cw = torch.sqrt(area * aspect).round()
     ch = torch.sqrt(area / aspect).round()
     ok = (cw > 0) & (cw <= w) & (ch > 0) & (ch <= h)
-    if sizes is not None:
+    if isinstance(h, torch.Tensor):
         h, w = h[:, 0], w[:, 0]
     first = torch.where(ok.any(1), ok.float().argmax(1), torch.full((n,), -1))
     pick = first.clamp(min=0)[:, None]
@@ -80,6 +76,24 @@ def rrc_flip(x: torch.Tensor, gen: torch.Generator, scale: tuple[float, float], 
     u = torch.rand(n, 2, generator=gen)
     top = torch.floor(u[:, 0] * (h - ch + 1))
     left = torch.floor(u[:, 1] * (w - cw + 1))
+    return top, left, ch, cw
+
+
+def rrc_flip(x: torch.Tensor, gen: torch.Generator, scale: tuple[float, float], hflip: bool,
+             ratio=(3 / 4, 4 / 3), sizes: torch.Tensor | None = None,
+             out_size: int | None = None) -> torch.Tensor:
+    """Random-resized crop and horizontal flip of a float NCHW batch, in one grid_sample.
+
+    Crop boxes follow torchvision's RandomResizedCrop (``crop_boxes``); the crop is resized
+    bilinearly to ``out_size`` (default: the input's size). ``sizes`` (N, 2): each image's
+    original (height, width) when the batch holds a copy of it at another size (the box is
+    drawn on the original and read, in relative coordinates, from the copy); default: the
+    batch's own size.
+    """
+    n, _, h, w = x.shape
+    if sizes is not None:
+        h, w = sizes[:, 0].float(), sizes[:, 1].float()
+    top, left, ch, cw = crop_boxes(n, h, w, gen, scale, ratio)
     flip = (torch.rand(n, generator=gen) < 0.5) if hflip else torch.zeros(n, dtype=torch.bool)
     sx = cw / w * torch.where(flip, -1.0, 1.0)
     sy = ch / h
