@@ -123,6 +123,10 @@ def cmd_prepare(args) -> int:
     from bench.job import default_cache, prepare_shared
 
     suite = load_suite(args.suite)
+    if args.mirror and not args.download:
+        raise UserError("--mirror is where --download fetches from: give both")
+    if args.mirror and args.mirror.split("://", 1)[0] not in ("http", "https", "file"):
+        raise UserError(f"--mirror {args.mirror}: expected an http://, https:// or file:// URL")
     cache = Path(args.cache).expanduser() if args.cache else default_cache()
     configs = [j.config for j in suite.jobs]
     model_cfgs = {json.dumps(c["model"], sort_keys=True): c["model"] for c in configs}
@@ -134,12 +138,13 @@ def cmd_prepare(args) -> int:
     if args.download:
         for m in model_cfgs.values():
             models.download_hub_weights(m)
-    else:  # and so is missing data (--download first fetches what it can)
-        data.check_data(configs, args.data_root)
+        for r in _fetch_data(configs, args):
+            print(f"fetched {r['dataset']}: {r['file']} from {r['url']} ({r['checksum']} "
+                  "checksum verified)")
+    data.check_data(configs, args.data_root, after_download=args.download)  # all at once
     prepare_shared(configs, cache, args.device, progress=not args.quiet)  # pretraining
     try:
-        rows = data.prepare(configs, cache, root=args.data_root, download=args.download,
-                            progress=not args.quiet)
+        rows = data.prepare(configs, cache, root=args.data_root, progress=not args.quiet)
     except formats.ChecksumMismatch as e:
         raise UserError(str(e)) from None
     print(tabulate([(r["dataset"], r["kind"], r["size"],
@@ -152,6 +157,18 @@ def cmd_prepare(args) -> int:
     for m in model_cfgs.values():
         print(f"  {m['label']}: {_weights_note(m, cache)}")
     return 0
+
+
+def _fetch_data(configs: list[dict], args) -> list[dict]:
+    """`prepare --download`: the missing datasets from their official hosts or the mirror."""
+    from bench import data
+    from bench.fetch import DownloadError
+
+    try:
+        return data.download_missing(configs, args.data_root, args.mirror,
+                                     progress=not args.quiet)
+    except DownloadError as e:
+        raise UserError(str(e)) from None
 
 
 def _weights_note(model_cfg: dict, cache: Path) -> str:
@@ -581,8 +598,12 @@ def _suite_commands(add) -> None:
              "pretrain the models that have a pretraining recipe")
     sp.add_argument("suite", metavar="SUITE")
     sp.add_argument("--download", action="store_true",
-                    help="first download what torchvision can (CIFAR-10/100, Pets, Flowers102) "
+                    help="first download the missing datasets that have official files "
+                         "(CIFAR-10/100, CIFAR-10-C, Pets, Flowers102; checksums verified) "
                          "and hub weights; without it nothing is downloaded")
+    sp.add_argument("--mirror", default=None, metavar="URL",
+                    help="with --download: fetch dataset files from <URL>/<dataset>/<file> "
+                         "instead of the official hosts (default: $BENCH_MIRROR)")
     sp.add_argument("--data-root", default=None, metavar="DIR",
                     help="data root (default: the suite's data_root, else $BENCH_DATA)")
     _cache_arg(sp)

@@ -530,11 +530,7 @@ def prepare(configs: list[dict], cache: Path, root: str | None = None,
             todo.setdefault(json.dumps([kind, d, arg, fmt, where], sort_keys=True),
                             (kind, d, arg, fmt, where))
     if download:
-        for name, where in sorted({(d["name"], w) for _, d, _, _, w in todo.values()}, key=str):
-            if DATASETS[name].folder is not None:  # digits come with scikit-learn
-                path = data_root_path(where, name)
-                if not datasets.is_present(name, path):
-                    datasets.download(name, path)
+        download_missing(configs, root, progress=progress)
     rows = []
     bar = _tqdm(todo.values(), progress)
     for kind, d, arg, (size, crop, interp), where in bar:
@@ -572,11 +568,41 @@ def _prepare_paper(dataset: dict, root: Path | None, size: int, cache: Path,
     return rows
 
 
-def check_data(configs: list[dict], root: str | None = None) -> None:
+def download_missing(configs: list[dict], root: str | None = None, mirror: str | None = None,
+                     progress: bool = True) -> list[dict]:
+    """Fetch the datasets (targets and plasticity references) of ``configs`` that are not in
+    place under their data root (``root`` overrides the jobs'), each once, from the official
+    hosts or ``mirror`` (``BENCH_MIRROR``); one row per file fetched. Datasets that cannot be
+    downloaded are left to ``check_data`` (which lists every missing one)."""
+    wanted = set()
+    for c in configs:
+        where = root or c.get("data_root")
+        wanted.add((c["dataset"]["name"], where))
+        if c["plasticity"]["enabled"]:
+            wanted.add((c["plasticity"]["reference"]["name"], where))
+    from bench import fetch
+
+    rows: list[dict] = []
+    mirror, manifest = fetch.mirror_url(mirror), None
+    for name, where in sorted(wanted, key=str):
+        if DATASETS[name].folder is None or not DATASETS[name].archives:
+            continue  # the digits come with scikit-learn; the others are fetched by hand
+        path = data_root_path(where, name)
+        if not datasets.is_present(name, path):
+            if manifest is None:  # read once, and only when something is fetched
+                manifest = fetch.read_manifest(mirror) if mirror else {}
+            rows += [{"dataset": name, **r}
+                     for r in datasets.download(name, path, mirror, progress, manifest)]
+    return rows
+
+
+def check_data(configs: list[dict], root: str | None = None,
+               after_download: bool = False) -> None:
     """``MissingData`` for the datasets (targets and plasticity references) of ``configs``
     whose files are not in place, all of them in one error (``MissingDatasets`` when there
     are several); cheap (no decoding, no checksums), for a check before any work. ``root``
-    overrides the jobs' data root as in ``prepare``."""
+    overrides the jobs' data root as in ``prepare``; ``after_download``: say which of the
+    missing ones cannot be downloaded."""
     seen = set()
     missing: list[datasets.MissingData] = []
     for c in configs:
@@ -598,7 +624,9 @@ def check_data(configs: list[dict], root: str | None = None) -> None:
                 missing.append(e)
                 continue
             if path is not None:
-                missing.append(datasets.MissingData(d["name"], path, "not found"))
+                by_hand = after_download and not spec.archives
+                missing.append(datasets.MissingData(d["name"], path, "not found" + (
+                    "; cannot be downloaded automatically" if by_hand else "")))
     if len(missing) == 1:
         raise missing[0]
     if missing:

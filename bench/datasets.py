@@ -11,7 +11,7 @@ dataset means writing its reader (and fake writer) here and registering one spec
 The readers below take a data root and return plain numpy arrays or lists of image paths with
 0-based int64 labels; generic file formats (CIFAR pickles, image folders, the evaluation
 decode) are in ``bench.formats``. Module level is torch-free: suites validate against this
-registry without it (``download`` imports torchvision lazily).
+registry without it (``download`` fetches with the standard library, ``bench.fetch``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from bench import digits, formats
+from bench.fetch import Archive
 from bench.formats import ChecksumMismatch, MissingFile
 from bench.registry import Registry, UnknownName, unknown_name_message
 
@@ -81,7 +82,8 @@ class DatasetSpec:
     source: str = ""  # where to get it
     files: tuple[str, ...] = ()  # what the readers need first, under ``folder``; "{param}"
     md5: dict[str, str] = field(default_factory=dict)  # official file -> md5
-    download: Callable[[Path], None] | None = None  # fetch into the data root
+    # The official files `bench prepare --download` fetches (URL, md5, where they go):
+    archives: tuple[Archive, ...] = ()
     fake: Callable[[Path, Fake], None] | None = None  # write a tiny copy into ``folder``
     # Checks the suite's parameters beyond their valid values: (parameters, the suite file's
     # folder) -> (resolved parameters, [(parameter, problem)]); cheap (validate runs it).
@@ -196,33 +198,31 @@ def is_present(name: str, root: Path | str) -> bool:
     return DATASETS[name].first_missing(root) is None
 
 
-def download(name: str, root: Path | str) -> Path:
-    """Put dataset ``name`` under ``root`` in its official layout; returns its folder.
+def download(name: str, root: Path | str, mirror: str | None = None,
+             progress: bool = False, manifest: dict | None = None) -> list[dict]:
+    """Put dataset ``name`` under ``root`` in its official layout from its official files
+    (``archives``: from their hosts, or from ``mirror`` / ``BENCH_MIRROR``), verified and
+    extracted by ``bench.fetch`` (``manifest``: the mirror's, if already read); returns what was
+    fetched (file, url, checksum used). For a
+    dataset without archives that is not in place, ``MissingData`` says where to get it."""
+    from bench import fetch
 
-    Datasets with a ``download`` (CIFAR-10, CIFAR-100, Pets, Flowers102: torchvision's own
-    dataset classes, which check the official md5s) are fetched; for the others, if they are
-    not already in place, ``MissingData`` says where to get them.
-    """
     spec = DATASETS[name]
     root = Path(root)
     folder = spec.dir(root)
-    if spec.download is None:
+    if not spec.archives:
         if spec.first_missing(root) is not None:
             raise MissingData(name, folder, "cannot be downloaded automatically")
-        return folder
+        return []
     root.mkdir(parents=True, exist_ok=True)
-    spec.download(root)
-    return folder
+    need = [str(Path(spec.folder) / f) for f in spec.files if "{" not in f]
+    from bench.store import file_lock
 
-
-def _torchvision(cls: str, *calls: dict) -> Callable[[Path], None]:
-    """A downloader: ``torchvision.datasets.<cls>(root, download=True, **kw)`` per call."""
-    def fetch(root: Path) -> None:
-        import torchvision.datasets as tvd  # heavy, and only needed to download
-
-        for kw in calls:
-            getattr(tvd, cls)(str(root), download=True, **kw)
-    return fetch
+    with file_lock(root / ".downloads" / f"{name}.lock"):  # one fetcher per dataset and root
+        if spec.first_missing(root) is None:  # another process has just put it in place
+            return []
+        return fetch.fetch_dataset(name, spec.archives, root, need, mirror, progress,
+                                   manifest)
 
 
 def write_fake_layout(name: str, root: Path | str, n_per_class: int = 4, n_classes: int = 3,
@@ -331,15 +331,13 @@ def _fake_cifar(which: str) -> Callable[[Path, Fake], None]:
 
 
 def _cifar_spec(which: str, description: str, num_classes: int, folder: str, layout: str,
-                md5: dict[str, str], tv_class: str) -> DatasetSpec:
+                md5: dict[str, str], tv_class: str, archive: Archive) -> DatasetSpec:
     return DatasetSpec(
         which, ("target",), description, _reader_cifar(which), num_classes=num_classes,
         splits="official", folder=folder, layout=layout,
         source=f"https://www.cs.toronto.edu/~kriz/cifar.html; torchvision.datasets.{tv_class}; "
         "or `bench prepare --download`",
-        files=tuple(md5), md5=md5, download=_torchvision(tv_class, {"train": True},
-                                                         {"train": False}),
-        fake=_fake_cifar(which))
+        files=tuple(md5), md5=md5, archives=(archive,), fake=_fake_cifar(which))
 
 
 # The official files' md5s, the same values torchvision checks.
@@ -353,14 +351,18 @@ register(_cifar_spec(
      "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
      "data_batch_4": "634d18415352ddfa80567beed471001a",
      "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
-     "test_batch": "40351d587109b95175f43aff81a1287e"}, "CIFAR10"))
+     "test_batch": "40351d587109b95175f43aff81a1287e"}, "CIFAR10",
+    Archive("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+            "c58f30108f718f92721af3b95e74349a")))
 register(_cifar_spec(
     "cifar100", "CIFAR-100", 100, "cifar-100-python",
     "<root>/cifar-100-python/train   (50,000 images)\n"
     "<root>/cifar-100-python/test    (10,000 images)\n"
     "python pickles with 'data' (N x 3072 uint8, CHW order) and 'fine_labels'",
     {"train": "16019d7e3df5f24257cddd939b257f8d",
-     "test": "f0ef6b0ae62326f3e7ffdfab6717acfc"}, "CIFAR100"))
+     "test": "f0ef6b0ae62326f3e7ffdfab6717acfc"}, "CIFAR100",
+    Archive("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+            "eb9058c3a382ffc7106e4002c42a8d85")))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -428,8 +430,11 @@ register(DatasetSpec(
     "1..5,\n                                      10,000 images each, in that order)\n"
     "<root>/CIFAR-10-C/labels.npy         (50,000 labels, the test labels 5 times)",
     source="https://zenodo.org/records/2535967 (CIFAR-10-C.tar, about 2.9 GB); "
-    "not downloadable by torchvision: fetch and untar it by hand",
-    files=("labels.npy", "{corruption}.npy"), fake=_fake_cifar10_c))
+    "or `bench prepare --download`",
+    files=("labels.npy", "{corruption}.npy"), fake=_fake_cifar10_c,
+    # md5 as listed on the Zenodo record (2,918,471,680 bytes)
+    archives=(Archive("https://zenodo.org/records/2535967/files/CIFAR-10-C.tar",
+                      "56bf5dcef84df0e2308c6dcbcbbd8499"),)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -488,7 +493,11 @@ register(DatasetSpec(
     source="https://www.robots.ox.ac.uk/~vgg/data/pets/; torchvision.datasets.OxfordIIITPet; "
     "or `bench prepare --download`",
     files=("annotations/trainval.txt", "annotations/test.txt", "images"),
-    download=_torchvision("OxfordIIITPet", {"split": "trainval"}), fake=_fake_pets))
+    fake=_fake_pets,
+    archives=(Archive("https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz",
+                      "5c4f3ee8e5d25df40f4fd59a7f44e54c", "oxford-iiit-pet"),
+              Archive("https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotations.tar.gz",
+                      "95a8c909bbe2e81eed6a22bccdf3f68f", "oxford-iiit-pet"))))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -535,6 +544,7 @@ def _fake_flowers102(folder: Path, fake: Fake) -> None:
                                    for k, v in ids.items()})
 
 
+_FLOWERS = "https://www.robots.ox.ac.uk/~vgg/data/flowers/102"
 register(DatasetSpec(
     "flowers102", ("target",), "Oxford Flowers102",
     lambda root, p: Raw({s: read_flowers102(root, s) for s in ("train", "val", "test")}),
@@ -545,7 +555,13 @@ register(DatasetSpec(
     source="https://www.robots.ox.ac.uk/~vgg/data/flowers/102/; "
     "torchvision.datasets.Flowers102; or `bench prepare --download`",
     files=("setid.mat", "imagelabels.mat", "jpg"),
-    download=_torchvision("Flowers102", {"split": "train"}), fake=_fake_flowers102))
+    fake=_fake_flowers102,
+    archives=(Archive(f"{_FLOWERS}/102flowers.tgz", "52808999861908f626f3c1f4e79d11fa",
+                      "flowers-102"),
+              Archive(f"{_FLOWERS}/imagelabels.mat", "e0620be6f572b9609742df49c70aed4d",
+                      "flowers-102", extract=False),
+              Archive(f"{_FLOWERS}/setid.mat", "a5357ecc9cb78c4bef273ce3793fc85c",
+                      "flowers-102", extract=False))))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -607,7 +623,7 @@ register(DatasetSpec(
     layout="<root>/domainnet/<domain>/<class>/<image>.jpg   (the official per-domain zip files\n"
     "unpacked side by side; domains: " + ", ".join(DOMAINNET_DOMAINS) + ")",
     source="http://ai.bu.edu/M3SDA/ (the 'cleaned' per-domain zip files); "
-    "not downloadable by torchvision: fetch and unzip them by hand",
+    "not downloadable automatically: fetch and unzip them by hand",
     files=("", "{domain}"), fake=_fake_domainnet))
 register(DatasetSpec(
     "imagenet_val", ("reference",), "ImageNet validation images (plasticity reference)",
@@ -617,7 +633,7 @@ register(DatasetSpec(
     "in\n1,000 class folders; the official tar is flat: sort it into wnid folders with the\n"
     "usual valprep.sh, or let torchvision.datasets.ImageNet(split='val') do it)",
     source="https://image-net.org/ (ILSVRC2012_img_val.tar, needs an account); "
-    "not downloadable by torchvision: fetch it by hand",
+    "not downloadable automatically: fetch it by hand",
     files=("",), fake=_fake_imagenet_val))
 
 
