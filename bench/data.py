@@ -505,8 +505,8 @@ def prepare(configs: list[dict], cache: Path, root: str | None = None,
 
     Targets at each model's input size with the job's split seed, and the plasticity
     reference; each once. ``root`` overrides the jobs' data root (``data_root:`` of the
-    suite, else ``BENCH_DATA``). With ``download``, datasets torchvision can fetch and that are
-    missing are downloaded first (the others raise ``MissingData`` saying where to get them).
+    suite, else ``BENCH_DATA``). With ``download``, the missing datasets that have official files
+    are downloaded first (``download_missing``).
     Returns one row per cache entry: what, where, counts, checksum, whether it was decoded now.
     """
     from bench import models
