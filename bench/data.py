@@ -166,7 +166,8 @@ def paper_fixed_cut(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _paper_official(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, Part]:
     """The official test split; the official validation split where the release has one
-    (Flowers102), else the training split cut per run seed (``paper_seed_cut``)."""
+    (Flowers102), else the training split cut per run seed (a torch.randperm seeded with it,
+    first int(0.8 n) train)."""
     src = spec.train_split
     if "val" in raw.splits:
         return {"train": _all(raw, src), "val": _all(raw, "val"), "test": _all(raw, "test")}
@@ -175,8 +176,9 @@ def _paper_official(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, Part]:
 
 
 def _paper_cut_test(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, Part]:
-    """No official test split: the fixed cut into a training pool and test
-    (``paper_fixed_cut``, the same for every seed), the pool cut per run seed."""
+    """No official test split: a fixed cut into a training pool and test, the same for every
+    seed (legacy np.random.seed(42) permutation, sorted 80% / 20%), the pool cut per run seed
+    (a torch.randperm seeded with it, first int(0.8 n) train)."""
     src = spec.train_split
     pool, te = paper_fixed_cut(len(raw.splits[src][1]))
     tr, va = paper_seed_cut(len(pool), seed)
@@ -679,8 +681,10 @@ def _param_text(spec: DatasetSpec) -> str:
 def _splits_text(spec: DatasetSpec) -> str:
     if spec.splits is None:
         return "not cut: every image"
-    doc = " ".join((SPLIT_RULES[spec.splits].clean.__doc__ or "").split()).rstrip(".")
-    return f"`{spec.splits}`: {doc.replace('``', '`')}" + (
+    rule = SPLIT_RULES[spec.splits]
+    clean, paper = (" ".join((f.__doc__ or "").split()).rstrip(".").replace("``", "`")
+                    for f in (rule.clean, rule.paper))
+    return f"`{spec.splits}`: clean: {clean}; paper: {paper}" + (
         f" (training split: `{spec.train_split}`)" if spec.train_split != "train" else "")
 
 

@@ -349,7 +349,8 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
     bar = _bar(recipe["steps"], config["strategy"]["key"]) if progress else None
     res = train.finetune(run_model, *dd, recipe=recipe, lr=config["lr"],
                          seed=config["seed"], checkpoint=checkpoint_path(results, jid),
-                         progress=bar.update if bar else None, hook=applied.hook, log=log)
+                         progress=bar.update if bar else None, hook=applied.hook, log=log,
+                         drop_last=protocol == PAPER_PROTOCOL)
     if bar:
         bar.close()
     applied.finish(model)  # e.g. LoRA's adapters merged into the weights

@@ -193,14 +193,23 @@ def evaluate(model, data: DeviceData, batch_size: int, precision: str = "auto") 
 
 
 class Sampler:
-    """Seeded batches: consecutive random permutations of the training set, no drop."""
+    """Seeded batches: consecutive random permutations of the training set. A batch runs on
+    into the next permutation, or, with ``drop_last`` (the paper protocol: a shuffling data
+    loader that drops its incomplete last batch each epoch), never spans two: the permutation's
+    tail that cannot fill a batch is skipped."""
 
-    def __init__(self, n: int, gen: torch.Generator):
-        self.n, self.gen = n, gen
+    def __init__(self, n: int, gen: torch.Generator, drop_last: bool = False):
+        self.n, self.gen, self.drop_last = n, gen, drop_last
         self.perm = torch.randperm(n, generator=gen)
         self.pos = 0
 
     def next(self, b: int) -> torch.Tensor:
+        if self.drop_last:
+            if b > self.n:
+                raise ValueError(f"a batch of {b} from {self.n} training images, dropping "
+                                 "incomplete batches: no batch is ever complete")
+            if self.n - self.pos < b:
+                self.perm, self.pos = torch.randperm(self.n, generator=self.gen), 0
         out = []
         while b > 0:
             if self.pos == self.n:
@@ -337,13 +346,14 @@ def _trainable_state(model) -> dict[str, torch.Tensor]:
 
 def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None, *,  # noqa: C901 - to split (issue 14)
              recipe: dict, lr: float, seed: int, checkpoint: Path | None = None,
-             progress: Callable[[int], None] | None = None, hook=None, log=None) -> Result:
+             progress: Callable[[int], None] | None = None, hook=None, log=None,
+             drop_last: bool = False) -> Result:
     """Train the parameters that require grad; return curves and the best state's test acc.
 
     ``hook`` (e.g. ``AutoRGN``) gets ``start(...)`` once and ``before_step(step)`` each step;
     with a hook every tensor has its own optimizer group, whose ``lr_scale`` it may set.
     ``log`` (a logger; default ``bench.train``) gets a line every ``log_every`` steps and one
-    per evaluation.
+    per evaluation. ``drop_last``: batches never span two epochs (``Sampler``).
     """
     log = log or logging.getLogger("bench.train")
     device = train.device
@@ -353,7 +363,7 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, recipe, lr, per_tensor=hook is not None)
     gen = torch.Generator().manual_seed(seed)
-    sampler = Sampler(len(train), gen)
+    sampler = Sampler(len(train), gen, drop_last)
     curves: dict = {"train": [], "val": []}
     best_val, best_step, best_state = -1.0, None, None
     start = 1

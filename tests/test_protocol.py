@@ -266,3 +266,22 @@ def test_paper_jobs_end_to_end(write_suite, tmp_path, cache_dir):
     assert lp["config"]["lr"] is None and lp["metrics"]["best_val_acc"] is None
     assert 0 <= lp["metrics"]["test_acc"] <= 1 and lp["metrics"]["trainable_params"] == 0
     assert lp["plasticity"] is None and by["full"]["plasticity"]["pairs"] == 32
+
+
+def test_paper_batches_drop_the_incomplete_last_batch_of_each_epoch():
+    """The reference's loader (shuffle, drop_last): every batch whole and from one epoch, n // b
+    batches per epoch; without drop_last a batch runs on into the next permutation."""
+    import torch
+
+    from bench.train import Sampler
+
+    s = Sampler(10, torch.Generator().manual_seed(0), drop_last=True)
+    batches = [s.next(4).tolist() for _ in range(6)]
+    for e in range(3):  # 2 batches per epoch of 10 images, 2 images skipped each epoch
+        a, b = batches[2 * e], batches[2 * e + 1]
+        assert len(set(a + b)) == 8
+    clean = Sampler(10, torch.Generator().manual_seed(0))
+    seen = [clean.next(4).tolist() for _ in range(3)]
+    assert len(set(seen[0] + seen[1] + seen[2][:2])) == 10  # the third batch spans two epochs
+    with pytest.raises(ValueError, match="no batch is ever complete"):
+        Sampler(3, torch.Generator(), drop_last=True).next(4)
