@@ -130,14 +130,38 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-def job_id(config: dict) -> str:
-    """16 hex digits of sha256 over the canonical resolved configuration.
+# Settings that cannot change a job's result, kept in its configuration (and record) but out
+# of its id, so that editing them reruns nothing: where the data lies on this machine, how often
+# progress is logged, and how often a resumable checkpoint is saved (a resumed job ends with the
+# record an uninterrupted run writes: tests/test_faults.py); also the `--set` text that made a
+# configuration (the configuration itself is hashed). Progress bars and output paths are
+# command-line options, never part of a configuration.
+NOT_IN_JOB_ID: tuple[tuple[str, ...], ...] = (
+    *((k,) for k in UNHASHED),
+    ("recipe", "log_every"),
+    ("recipe", "checkpoint_every"),
+)
 
-    ``data_root`` is where the data lies on one machine, not what the job is: it stays out,
-    and so do ``overrides`` (the ``--set`` text that made this configuration: the configuration
-    itself is hashed, however it was written).
-    """
-    hashed = {k: v for k, v in config.items() if k not in UNHASHED}
+
+def _without(config: dict, paths: tuple[tuple[str, ...], ...]) -> dict:
+    """A copy of ``config`` without the keys at ``paths`` (missing ones are ignored)."""
+    out = dict(config)
+    for path in paths:
+        parent = out
+        for key in path[:-1]:
+            if not isinstance(parent.get(key), dict):
+                break
+            parent[key] = dict(parent[key])
+            parent = parent[key]
+        else:
+            parent.pop(path[-1], None)
+    return out
+
+
+def job_id(config: dict) -> str:
+    """16 hex digits of sha256 over the canonical resolved configuration, without the
+    settings of ``NOT_IN_JOB_ID`` (they cannot change the result)."""
+    hashed = _without(config, NOT_IN_JOB_ID)
     return hashlib.sha256(canonical_json(hashed).encode()).hexdigest()[:16]
 
 

@@ -57,6 +57,30 @@ def test_job_id_is_a_hash_of_the_resolved_configuration():
         b'{"x":1}').hexdigest()[:16]
 
 
+@pytest.mark.parametrize("key, value", [("log_every", 3), ("checkpoint_every", 2)])
+def test_settings_that_cannot_change_a_result_leave_the_job_id(key, value):
+    import hashlib
+    import json
+
+    raw = tiny_suite_dict()
+    base = parse_suite(raw, "a.yaml").jobs
+    edited = copy.deepcopy(raw)
+    edited["recipe"][key] = value
+    edited["data_root"] = "/somewhere/else"
+    jobs = parse_suite(edited, "b.yaml").jobs
+    assert [j.job_id for j in jobs] == [j.job_id for j in base]
+    assert jobs[0].config["recipe"][key] == value  # still recorded in the configuration
+    # The oracle: sha256 of the canonical JSON of the configuration without those keys.
+    cfg = copy.deepcopy(jobs[0].config)
+    del cfg["data_root"], cfg["recipe"]["log_every"], cfg["recipe"]["checkpoint_every"]
+    text = json.dumps(cfg, sort_keys=True, separators=(",", ":"))
+    assert jobs[0].job_id == hashlib.sha256(text.encode()).hexdigest()[:16]
+    # eval_every picks the checkpoint that is tested: it stays in the id.
+    other = copy.deepcopy(raw)
+    other["recipe"]["eval_every"] = 2
+    assert parse_suite(other, "c.yaml").jobs[0].job_id != base[0].job_id
+
+
 def test_yaml_exponent_without_dot_is_a_number():
     raw = tiny_suite_dict(lrs=["1e-3", 0.01])
     assert sorted({j.config["lr"] for j in parse_suite(raw, "s").jobs}) == [0.001, 0.01]
