@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -469,7 +468,7 @@ def _write_entry(base: Path, key: str, description: dict, raw: Raw, parts: dict[
     # We hold the lock: temporary folders of this key are leftovers of a killed writer.
     for old in base.glob(f".{key}.*"):
         shutil.rmtree(old, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=base))
+    tmp = store.temp_dir(folder)  # 0777 minus the umask, like any folder
     try:
         arrays = []
         for name, (items, labels) in parts.items():

@@ -334,14 +334,15 @@ def read_state_dict(path: Path) -> dict:
 def save_state_dict(model, path: Path, drop_head: bool = True) -> None:
     """safetensors, atomically; without the classifier (fine-tuning adds its own)."""
     import os
-    import tempfile
 
     from safetensors.torch import save_file
+
+    from bench.store import temp_file
 
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
           if not (drop_head and k.startswith("head."))}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file(path)  # 0666 minus the umask (mkstemp's would be 0600)
     os.close(fd)
     try:
         save_file(sd, tmp)

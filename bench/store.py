@@ -34,7 +34,6 @@ import math
 import os
 import re
 import socket
-import tempfile
 import threading
 import time
 import uuid
@@ -166,6 +165,8 @@ RECORD_SCHEMA: dict[str, Any] = {
 # (suite names start with a letter or digit); readers do not look into folders starting
 # with '_' or '.'.
 FIGURES_DIR = "_figures"
+# Records of a suite that its current plan no longer has (``bench prune``), inside its folder.
+STALE_DIR = "_stale"
 _JOB_ID = re.compile(r"[0-9a-f]{16}")
 CLAIMS_DIR = ".claims"
 CHECKPOINTS_DIR = ".checkpoints"
@@ -220,16 +221,55 @@ def _writer_tag() -> str:
 
 
 _TEMP = re.compile(r"\.(?P<name>.+?)\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9._-]+)\.[^.]+\.tmp")
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 def temp_file(path: Path) -> tuple[int, str]:
-    """A new temporary file next to ``path`` whose name says who writes it: (fd, its path)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_writer_tag()}.", suffix=".tmp",
-                               dir=path.parent)
-    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide records from a shared group
-    return fd, tmp
+    """A new temporary file next to ``path`` whose name says who writes it: (fd, its path).
+
+    Created with mode 0666 and O_EXCL, so the kernel applies the process umask (0644 under
+    the usual 022), like any file a program creates; mkstemp's 0600 would hide records from a
+    shared group, and reading the umask would mean changing it (process-wide, not thread-safe).
+    """
+    path = Path(path)
+    while True:
+        tmp = os.path.join(path.parent, f".{path.name}.{_writer_tag()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            return os.open(tmp, _CREATE, 0o666), tmp
+        except FileExistsError:  # 32 random bits taken: draw again
+            continue
+
+
+def temp_dir(path: Path) -> Path:
+    """A new empty folder next to ``path`` (to be renamed over it), mode 0777 minus the umask."""
+    path = Path(path)
+    while True:
+        tmp = path.parent / f".{path.name}.{_writer_tag()}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            tmp.mkdir()
+            return tmp
+        except FileExistsError:
+            continue
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, unchanged_ok: bool = True) -> None:
+    """Write ``data`` atomically; with ``unchanged_ok``, not at all when the file already holds
+    exactly these bytes (its mtime stays, so regenerated figures do not look new)."""
+    path = Path(path)
+    if unchanged_ok and path.is_file() and path.read_bytes() == data:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = temp_file(path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -651,6 +691,8 @@ def load_records(results: Path, suite: str | None = None) -> tuple[list[dict], l
             if path.name.startswith(".") or (path.suffix == ".log"
                                              and _JOB_ID.fullmatch(path.stem)):
                 continue  # hidden, or a job's log
+            if path.name.startswith("_") and path.is_dir():
+                continue  # folders such as `_stale/` hold no current record
             if path.suffix != ".json" or not _JOB_ID.fullmatch(path.stem):
                 skipped.append(Skipped(path, "stray file, not a record (<job_id>.json)"))
                 continue
@@ -668,6 +710,56 @@ def load_records(results: Path, suite: str | None = None) -> tuple[list[dict], l
                 continue
             records.append(rec)
     return records, skipped
+
+
+def record_ids(results: Path, suite: str) -> list[str]:
+    """The job ids of the record files in a suite's folder (readable or not), sorted."""
+    folder = suite_dir(results, suite)
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.iterdir()
+                  if p.suffix == ".json" and _JOB_ID.fullmatch(p.stem) and p.is_file())
+
+
+def _move_keeping(src: Path, dst_dir: Path) -> Path:
+    """Move ``src`` into ``dst_dir`` without ever replacing a file there: a hard link under a
+    free name (``name``, else ``stem.N.suffix``), then the old name's unlink. Atomic per
+    name; a move killed between the two leaves the same bytes under both names, which the
+    next move recognises."""
+    dst, n = dst_dir / src.name, 0
+    while True:
+        try:
+            os.link(src, dst)
+            break
+        except FileExistsError:
+            if dst.read_bytes() == src.read_bytes():  # a move killed after its link
+                break
+            n += 1
+            dst = dst_dir / f"{src.stem}.{n}{src.suffix}"
+    os.unlink(src)
+    return dst
+
+
+def prune(results: Path, suite: str, keep: set[str]) -> list[tuple[Path, Path]]:
+    """Move the record files of ``suite`` whose job id is not in ``keep`` (the suite's current
+    plan), and their job logs, into ``<results>/<suite>/_stale/``; nothing is deleted.
+
+    A name already taken in ``_stale/`` (the same job pruned before) gets a ``.N`` before
+    its suffix. Returns (from, to) per moved file.
+    """
+    folder = suite_dir(results, suite)
+    moved = []
+    for jid in record_ids(results, suite):
+        if jid in keep:
+            continue
+        dst_dir = folder / STALE_DIR
+        dst_dir.mkdir(exist_ok=True)
+        for src in (folder / f"{jid}.json", folder / f"{jid}.log"):
+            if src.is_file():
+                moved.append((src, _move_keeping(src, dst_dir)))
+    if moved:
+        _fsync_dir(folder)
+    return moved
 
 
 def job_statuses(results: Path, suite: str) -> dict[str, str]:
