@@ -5,6 +5,7 @@
     bench prepare suites/paper.yaml       decode every dataset once into the cache; pretrain
     bench run suites/digits.yaml          run the missing jobs locally
     bench leaderboard                     regenerate LEADERBOARD.md from the records
+    bench prune suites/digits.yaml        move records the suite no longer plans into _stale/
     bench strategies                      what each strategy trains
     bench show JOB_ID                     one job: configuration, result, plasticity, curves
     bench splits suites/paper.yaml        the exact images of each split, per dataset and seed
@@ -80,6 +81,7 @@ def cmd_plan(args) -> int:
         print(json.dumps([{"job_id": j.job_id, "suite": j.suite, "status": s, "config": j.config,
                            **({"reason": reasons[j.job_id]} if j.job_id in reasons else {})}
                           for j, s in table], indent=1))
+        _print_stale(args, file=sys.stderr)  # stdout stays the plan's JSON
         return 0
     rows = [(j.job_id, j.config["model"]["label"], j.config["dataset"]["key"],
              j.config["strategy"]["key"], format_lr(j.config["lr"]), j.config["seed"],
@@ -97,6 +99,7 @@ def cmd_plan(args) -> int:
         f"{per.get(b, 0)} {b}" for b in bases) + " baseline jobs; per strategy: "
         + ", ".join(f"{k} {n}" for k, n in per.items()))
     _print_reasons([(j, s) for j, s in table if j.job_id in reasons and s != "done"], reasons)
+    _print_stale(args)
     return 0
 
 
@@ -299,20 +302,58 @@ def cmd_run(args) -> int:
     return EXIT_FAILED if report.failed else 0
 
 
-def _expected_jobs(patterns: list[str]) -> dict[str, int]:
+def suite_plans(patterns: list[str]) -> dict[str, frozenset[str]]:
+    """Suite name -> the job ids its suite file expands to now, for every valid suite file
+    matching ``patterns`` (records of those suites with other ids are stale)."""
     import glob
 
-    expected: dict[str, int] = {}
+    plans: dict[str, frozenset[str]] = {}
     for pattern in patterns:
         for p in sorted(glob.glob(pattern)):
             try:
                 s = load_suite(p)
             except SuiteError as e:  # the leaderboard is built from records; say and go on
-                print(f"warning: {p} is not a valid suite, its coverage is unknown:\n{e}",
-                      file=sys.stderr)
+                print(f"warning: {p} is not a valid suite, its coverage is unknown and its "
+                      f"records are all scored:\n{e}", file=sys.stderr)
                 continue
-            expected[s.name] = len(s.jobs)
-    return expected
+            plans[s.name] = plans.get(s.name, frozenset()) | {j.job_id for j in s.jobs}
+    return plans
+
+
+def _expected_jobs(patterns: list[str]) -> dict[str, int]:
+    return {name: len(ids) for name, ids in suite_plans(patterns).items()}
+
+
+def stale_records(suite, results: Path) -> list[str]:
+    """Job ids of the suite's record files that its current plan does not have."""
+    from bench import store
+
+    plan = {j.job_id for j in suite.jobs}
+    return [jid for jid in store.record_ids(results, suite.name) if jid not in plan]
+
+
+def _print_stale(args, file=None) -> None:
+    """The stale records of the command's suite: against its whole plan (with ``--set``,
+    never narrowed by ``--only``)."""
+    suite = load_suite(args.suite, getattr(args, "set", None) or ())
+    results = _results(args)
+    stale = stale_records(suite, results)
+    if stale:
+        print(f"{suite.name}: {len(stale)} stale records (not in this plan; never scored; "
+              f"`bench prune {args.suite}` moves them into "
+              f"{results / suite.name / '_stale'}): {', '.join(stale)}", file=file)
+
+
+def cmd_prune(args) -> int:
+    from bench import store
+
+    suite = load_suite(args.suite)
+    moved = store.prune(_results(args), suite.name, {j.job_id for j in suite.jobs})
+    for src, dst in moved:
+        print(f"moved {src} -> {dst}")
+    print(f"{suite.name}: {len(moved)} stale records moved into "
+          f"{_results(args) / suite.name / store.STALE_DIR} (nothing deleted)")
+    return 0
 
 
 def cmd_leaderboard(args) -> int:
@@ -321,10 +362,10 @@ def cmd_leaderboard(args) -> int:
     if not _results(args).is_dir():
         raise UserError(f"--results {args.results}: no such directory (a page built from "
                         "nothing would look like an empty benchmark)")
-    expected = _expected_jobs(args.suites)
+    plans = suite_plans(args.suites)
     skipped = build_leaderboard(_results(args), Path(args.out),
-                                csv_dir=Path(args.csv) if args.csv else None, expected=expected,
-                                figures_dir=args.figures)
+                                csv_dir=Path(args.csv) if args.csv else None,
+                                figures_dir=args.figures, plans=plans)
     print(f"wrote {args.out}")
     if skipped and args.strict:
         print(f"--strict: {len(skipped)} file(s) skipped", file=sys.stderr)
@@ -527,6 +568,7 @@ def cmd_status(args) -> int:
     reasons = _failure_reasons(_results(args), suite.name)
     _print_reasons([(j, report.jobs[j.job_id]) for j in suite.jobs
                     if report.jobs.get(j.job_id) in ("failed", "diverged")], reasons)
+    _print_stale(args)
     return 0
 
 
@@ -574,6 +616,11 @@ def _suite_commands(add) -> None:
     _results_arg(sp)
     sp.add_argument("--json", action="store_true", help="print the jobs as JSON")
     sp.add_argument("--summary", action="store_true", help="only the counts")
+
+    sp = add("prune", cmd_prune, "move a suite's stale records (not in its current plan) "
+             "into <results>/<suite>/_stale/; nothing is deleted")
+    sp.add_argument("suite", metavar="SUITE")
+    _results_arg(sp)
 
     add("strategies", cmd_strategies, "each component-selection strategy and what it trains")
 

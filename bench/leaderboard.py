@@ -1,44 +1,46 @@
 """The leaderboard: LEADERBOARD.md, its figures and CSV tables, regenerated from the records.
 
-``build_leaderboard(results_dir, out_path)`` reads every record under ``results_dir``, derives
-the tables of ``bench.aggregate`` and writes a Markdown page (tables through tabulate) with PNG
-figures in ``<results>/_figures/``. The page is never edited by hand, and the same
-records give the same bytes: everything is sorted, nothing time-dependent is written, and PNGs
-carry no software/date metadata.
+``build_leaderboard(results_dir, out_path)`` reads every record under ``results_dir``, sets
+aside the stale ones (not in their suite's current plan, when the suite file is known), derives
+the tables of ``bench.aggregate`` and writes a Markdown page (tables through tabulate) with the
+figures of ``bench.figures`` (PNG and SVG) in ``<results>/_figures/``. The page is never edited
+by hand, and the same records give the same bytes: everything is sorted, nothing
+time-dependent is written, and the figures carry no software/date metadata.
 
-Run the speed check with ``python -m bench.leaderboard`` (1,000 synthetic records).
-No torch import on this path. Figures are seaborn plots drawn on matplotlib ``Figure`` objects
-(no pyplot figure, no backend switching in the caller's process), in a fixed style, with
-precomputed error bars (``errorbar=None``: seaborn's bootstrap would make the bytes random).
+Every claim carries its uncertainty (``bench.stats``): accuracies with their 95% t-interval
+over seeds, correlations with exact permutation p-values, and verdicts printed only where the
+test supports them at ``stats.ALPHA`` after Holm's adjustment.
+
+Run the speed check with ``python -m bench.leaderboard`` (1,000 synthetic records,
+``bench.synthetic``). No torch import on this path.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import math
 import os
 import sys
-import tempfile
-import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
 
 from bench import aggregate as agg
-from bench.components import BLOCK_COMPONENTS, COMPONENTS, PAPER_PLASTICITY_RANKING
-from bench.store import FIGURES_DIR, Skipped, atomic_write_text, load_records, write_record
-from bench.strategies import BASELINE, REFERENCE, STRATEGIES
+from bench import figures as figs
+from bench import stats
+from bench.components import COMPONENTS, PAPER_PLASTICITY_RANKING
+from bench.paper_table import CITATION, SOURCE, published
+from bench.store import FIGURES_DIR, Skipped, atomic_write_text, load_records
+from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE
+from bench.suite import PAPER_PROTOCOL
 
 # The paper's plasticity scale (protocol.md): 200 batches of 64 pairs per (model, dataset).
 PAPER_PAIRS = 12_800
-DPI = 100
-PANEL_SIZE = (3.6, 2.7)  # inches per subplot; figures grow by whole panels, deterministically
-MAX_COLS = 4
 REASON_CHARS = 120  # failure reasons are cut to this length in the page (full text in the CSV)
 FAILED_ROWS = 50  # failed jobs listed per suite on the page (all of them in failed.csv)
+STALE_ROWS = 50  # stale records named per suite on the page (all of them in stale.csv)
+VERDICT_PREFIX = "- **Verdict**"  # how a verdict line starts (bench.stability compares them)
 
 
 # ---------------------------------------------------------------- formatting
@@ -98,13 +100,6 @@ def _nan(x: object) -> bool:
     return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x))
 
 
-def _acc(mean: float, std: float, n: int) -> str:
-    if _nan(mean):
-        return ""
-    spread = "" if _nan(std) else f" ± {100 * std:.2f}"
-    return f"{100 * mean:.2f}{spread} ({n})"
-
-
 def _cell_text(s: object) -> str:
     """A value safe inside a Markdown table cell."""
     return str(s).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
@@ -118,262 +113,179 @@ def _table(rows: list[list[object]], headers: list[str], right: set[int] | None 
                     colalign=align) + "\n"
 
 
-def _strategy_label(key: str, name: str) -> str:
-    tags = [t for t, n in (("baseline", BASELINE), ("reference", REFERENCE)) if name == n]
+def _strategy_label(key: str, name: str, baseline: object = None) -> str:
+    tags = [t for t, n in (("baseline", baseline), ("reference", REFERENCE)) if name == n]
     return f"{key} ({', '.join(tags)})" if tags else key
 
 
-# ---------------------------------------------------------------- figures
+def _pm(mean: float, half: float, n: object = None, scale: float = 100.0,
+        spec: str = ".2f") -> str:  # spec "+.2f" for differences
+    """``mean ± half (n)`` (a blank interval prints as ``mean (n)``)."""
+    if _nan(mean):
+        return ""
+    text = _fixed(scale * mean, spec)
+    if not _nan(half):
+        text += f" ± {scale * half:.2f}"
+    return text + ("" if n is None else f" ({n})")
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Write atomically, and not at all when the bytes are already there (stable mtimes)."""
-    if path.is_file() and path.read_bytes() == data:
-        return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+def _need(x: float, what: str) -> str:
+    return "" if _nan(x) else f"≈ {int(x):,} {what}"
 
 
-def _figure(n_panels: int, size: tuple[float, float] | None = None,
-            top: float = 0.35, bottom: float = 0.5, right: float = 0.15,
-            hspace: float | None = None):
-    """A figure of ``n_panels`` subplots, with fixed margins in inches (``hspace``: the gap
-    between rows, as a fraction of a panel's height).
-
-    Fixed margins instead of tight_layout: it is a third of the drawing time, and the page
-    needs the same layout every time more than it needs the tightest one.
-    """
-    from matplotlib.figure import Figure
-
-    ncols = min(n_panels, MAX_COLS)
-    nrows = math.ceil(n_panels / ncols)
-    w, h = size or (PANEL_SIZE[0] * ncols, PANEL_SIZE[1] * nrows + top + bottom - 0.6)
-    fig = Figure(figsize=(w, h), dpi=DPI)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    if hspace is None:
-        hspace = 0.6 if bottom > 0.6 else 0.5
-    fig.subplots_adjust(left=0.65 / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
-                        wspace=0.3, hspace=hspace)
-    for ax in axes[n_panels:]:
-        ax.set_visible(False)
-    return fig, axes[:n_panels]
+# ---------------------------------------------------------------- page sections
 
 
-def _save(fig, path: Path) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    _write_bytes(path, buf.getvalue())
+def _where(r) -> str:
+    return f"`{r.suite}` ({r.protocol}) {r.model}"
 
 
-def _colors(names: list[str]) -> dict[str, object]:
-    import seaborn as sns
+def _header_md(records: list[dict], tables: Mapping[str, pd.DataFrame], source: str,
+               n_stale: int) -> list[str]:
+    everything = agg.provenance_table(records, per_suite=False)
 
-    palette = sns.color_palette("tab10", 10) + sns.color_palette("Dark2", 8)
-    return {n: palette[i % len(palette)] for i, n in enumerate(names)}
+    def all_of(col: str) -> str:
+        return (everything[col].item() if len(everything) else "") or "—"
 
-
-def _component_names() -> list[str]:
-    return [*BLOCK_COMPONENTS, *(c for c in COMPONENTS.names() if c not in BLOCK_COMPONENTS)]
-
-
-def _figure_legend(fig, ax, ncol: int | None = None) -> None:
-    """Move a seaborn axes legend to the top of the figure (one legend for all panels)."""
-    handles, labels = ax.get_legend_handles_labels()
-    if ax.get_legend() is not None:
-        ax.get_legend().remove()
-    if handles:
-        fig.legend(handles, labels, loc="upper center", ncol=ncol or len(labels), fontsize=8,
-                   frameon=False)
-
-
-def _fig_plasticity_layers(layers: pd.DataFrame, path: Path) -> bool:
-    """(a) Plasticity against block depth, a line per component, band = 95% interval."""
-    import seaborn as sns
-    from matplotlib.ticker import MaxNLocator
-
-    cells = list(dict.fromkeys(zip(layers["model"], layers["dataset"], strict=True)))
-    if not cells:
-        return False
-    fig, axes = _figure(len(cells), top=0.75)
-    colors = _colors(_component_names())
-    for k, (ax, (model, dataset)) in enumerate(zip(axes, cells, strict=True)):
-        d = layers[(layers["model"] == model) & (layers["dataset"] == dataset)]
-        comps = list(dict.fromkeys(d["component"]))
-        # Precomputed means and intervals: no seaborn estimator, no bootstrap.
-        sns.lineplot(data=d, x="layer", y="mean", hue="component", hue_order=comps,
-                     palette=colors, estimator=None, errorbar=None, marker="o",
-                     markersize=4, linewidth=1.2, legend=k == 0, ax=ax)
-        for comp in comps:
-            c = d[d["component"] == comp].sort_values("layer")
-            ax.fill_between(c["layer"], c["mean"] - c["ci95"], c["mean"] + c["ci95"],
-                            color=colors.get(comp, "black"), alpha=0.2, lw=0)
-        ax.set_title(f"{model} · {dataset}", fontsize=9)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("block")
-        ax.set_ylabel("plasticity")
-    _figure_legend(fig, axes[0])
-    _save(fig, path)
-    return True
+    stale = (f" ({n_stale:,} stale records set aside: not in their suite's current plan)"
+             if n_stale else "")
+    return [
+        "# Leaderboard", "",
+        "<!-- Generated by bench.leaderboard from the records; do not edit by hand. -->", "",
+        f"Regenerated from {len(records):,} records in `{source}`{stale}.", "",
+        "## What these numbers are", "",
+        f"- Suites: {', '.join(tables['provenance']['suite']) or '—'}",
+        f"- Models: {all_of('models')}",
+        f"- Datasets: {all_of('datasets')}",
+        f"- Hardware: CPU {all_of('cpu')}; GPU {all_of('gpu')}; device {all_of('device')}",
+        f"- Code version(s) (git commit): {all_of('code')}",
+        ("- Accuracies are percentages (2 decimals), mean ± the 95% Student-t interval over "
+         "seeds (n - 1 degrees of freedom) and (n). Gains are percentage points over the "
+         f"cell's baseline: `{PAPER_BASELINE}` (the paper's probe) where the cell has it, else "
+         f"`{BASELINE}`; ± the 95% Welch interval. Relative gain is the paper's "
+         "(acc - baseline) / baseline; the share of "
+         f"`{REFERENCE}`'s gain is shown only where `{REFERENCE}` beats the baseline. "
+         "Plasticity is the paper's rate of change, mean ± 95% interval (rank, 1 = most "
+         "plastic)."),
+        ("- Costs at the chosen learning rate: trainable parameters; step time = training "
+         "seconds / steps (mean over seeds); peak memory (largest over seeds; CUDA's peak "
+         "allocation, or the process's peak resident memory on CPU). Pareto: no other "
+         "strategy of the same (model, dataset) has as few trainable parameters and as high "
+         "a test accuracy, one of them strictly."),
+        *_method_lines(), "",
+        "## What they are not", "",
+        *_not_lines(records), "",
+    ]
 
 
-def _fig_test_acc(scores: pd.DataFrame, path: Path) -> bool:
-    """(b) Test accuracy at the chosen lr per strategy, error bar = std over seeds."""
-    import seaborn as sns
-
-    cells = list(dict.fromkeys(zip(scores["model"], scores["dataset"], strict=True)))
-    if not cells:
-        return False
-    # Room for the longest (vertical) strategy key under each row, and for every bar.
-    longest = max(len(k) for k in scores["strategy"])
-    bars = scores.groupby(["model", "dataset"]).size().max()
-    bottom, title, axes_h = 0.3 + 0.053 * longest, 0.35, 2.0
-    ncols = min(len(cells), MAX_COLS)
-    nrows = math.ceil(len(cells) / ncols)
-    size = (max(PANEL_SIZE[0], 0.28 * bars + 1.0) * ncols,
-            title + nrows * axes_h + (nrows - 1) * (bottom + title) + bottom)
-    fig, axes = _figure(len(cells), size=size, top=title, bottom=bottom,
-                        hspace=(bottom + title) / axes_h)
-    colors = _colors(list(STRATEGIES.names()))
-    for ax, (model, dataset) in zip(axes, cells, strict=True):
-        d = scores[(scores["model"] == model) & (scores["dataset"] == dataset)]
-        d = d.assign(acc=100 * d["test_mean"], err=100 * d["test_std"].fillna(0.0))
-        order = list(d["strategy"])
-        palette = {k: colors.get(n, "grey") for k, n in zip(d["strategy"], d["strategy_name"])}
-        sns.barplot(data=d, x="strategy", y="acc", hue="strategy", order=order,
-                    hue_order=order, palette=palette, errorbar=None, legend=False, ax=ax)
-        ax.errorbar(range(len(d)), d["acc"], yerr=d["err"], fmt="none", ecolor="black",
-                    elinewidth=1, capsize=2)
-        ax.set_xticks(range(len(d)), order, rotation=90, fontsize=8)
-        low, high = (d["acc"] - d["err"]).min(), (d["acc"] + d["err"]).max()
-        ax.set_ylim(max(0.0, low - 3), min(100.0, high + 3))
-        ax.set_title(f"{model} · {dataset}", fontsize=9)
-        ax.set_xlabel("")
-        ax.set_ylabel("test accuracy (%)")
-    _save(fig, path)
-    return True
+def _method_lines() -> list[str]:
+    a = f"{stats.ALPHA:g}"
+    return [
+        ("- Verdicts are printed only where a test supports them at level "
+         f"{a} (two-sided) after Holm's adjustment for multiple comparisons within each family; "
+         f"otherwise the page says \"{agg.UNRESOLVED}\" with the data that would be needed for "
+         f"{stats.POWER:.0%} power at the Bonferroni level {a} / m (a normal approximation from "
+         "the observed effect and spread). Families: the two paper claims of one (suite, "
+         "protocol, model); the strategies compared with "
+         f"`{REFERENCE}` in one (suite, protocol, model)."),
+        ("- Paired comparisons: each strategy against "
+         f"`{REFERENCE}` on the (dataset, seed) pairs both ran, each at its own chosen "
+         "learning rate; mean difference of test accuracies (pp, positive = better than "
+         f"`{REFERENCE}`); exact sign-flip permutation test up to {agg.PERMUTATION_MAX_N} "
+         "pairs, Wilcoxon signed-rank test above."),
+        ("- Correlations: Spearman's rho over the five block components with its exact "
+         "permutation p-value (all 5! = 120 orderings enumerated)."),
+    ]
 
 
-def _fig_plasticity_gain(summary: pd.DataFrame, scores: pd.DataFrame, path: Path) -> bool:
-    """(c) Gain over linear probing against plasticity, a point per component and dataset."""
-    import seaborn as sns
-
-    comp = scores[scores["component"].isin(BLOCK_COMPONENTS) & scores["gain"].notna()]
-    comp = comp[comp["strategy"] == comp["strategy_name"]]  # the plain strategy per component
-    d = summary.merge(comp[[*agg.CELL, "component", "gain"]], on=[*agg.CELL, "component"])
-    if d.empty:
-        return False
-    d = d.assign(gain_pp=100 * d["gain"])
-    fig, (ax,) = _figure(1, size=(5.0, 3.8), bottom=0.55)
-    sns.scatterplot(data=d, x="mean", y="gain_pp", hue="component",
-                    hue_order=list(dict.fromkeys(d["component"])),
-                    palette=_colors(_component_names()), s=24, ax=ax)
-    if (d["mean"] > 0).all() and d["mean"].max() > 100 * d["mean"].min():
-        ax.set_xscale("log")
-    ax.set_xlabel("plasticity (mean over blocks)")
-    ax.set_ylabel(f"gain over {BASELINE} (pp)")
-    ax.axhline(0, color="grey", lw=0.8)
-    ax.legend(fontsize=8, frameon=False)
-    _save(fig, path)
-    return True
-
-
-def _fig_pareto(scores: pd.DataFrame, path: Path) -> bool:
-    """(d) Test accuracy against trainable parameters, a point per strategy (a dot on the
-    Pareto front, a cross when dominated), the front as a step line; one legend for all."""
-    import seaborn as sns
-    from matplotlib.lines import Line2D
-
-    d = scores[scores["test_mean"].notna() & scores["trainable_params"].notna()]
-    cells = list(dict.fromkeys(zip(d["model"], d["dataset"], strict=True)))
-    if not cells:
-        return False
-    keys = list(dict.fromkeys(d["strategy"]))  # registry order, one color per strategy key
-    colors = _colors(keys)
-    legend_w = 0.6 + 0.055 * max(len(k) for k in keys)
-    ncols = min(len(cells), MAX_COLS)
-    nrows = math.ceil(len(cells) / ncols)
-    size = (PANEL_SIZE[0] * ncols + legend_w, PANEL_SIZE[1] * nrows)
-    fig, axes = _figure(len(cells), size=size, top=0.35, bottom=0.6, right=legend_w)
-    for ax, (model, dataset) in zip(axes, cells, strict=True):
-        c = d[(d["model"] == model) & (d["dataset"] == dataset)]
-        c = c.assign(acc=100 * c["test_mean"], params=c["trainable_params"].astype(float))
-        front = c[c["pareto"]].sort_values(["params", "acc"], kind="mergesort")
-        ax.plot(front["params"], front["acc"], drawstyle="steps-post", color="black", lw=0.8,
-                zorder=1)
-        for on_front, marker in ((True, "o"), (False, "X")):
-            part = c[c["pareto"] == on_front]
-            if len(part):
-                sns.scatterplot(data=part, x="params", y="acc", hue="strategy",
-                                hue_order=keys, palette=colors, s=30, marker=marker,
-                                legend=False, ax=ax, zorder=2)
-        if (c["params"] > 0).all():
-            ax.set_xscale("log")
-        ax.set_title(f"{model} · {dataset}", fontsize=9)
-        ax.set_xlabel("trainable parameters")
-        ax.set_ylabel("test accuracy (%)")
-    handles = [Line2D([], [], ls="", marker="o", color=colors[k], label=k) for k in keys]
-    handles += [Line2D([], [], color="black", lw=0.8, marker="o", label="Pareto front"),
-                Line2D([], [], ls="", color="black", marker="X", label="dominated")]
-    fig.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
-    _save(fig, path)
-    return True
+def _not_lines(records: list[dict]) -> list[str]:
+    pairs = sorted({r["plasticity"]["pairs"] for r in records if r.get("plasticity")})
+    lines = [
+        ("- Not the paper's numbers unless model, data, recipe and scale match: the paper "
+         "fine-tunes ViT-B/16 (and ViT-L/16, ViT-H/14) pretrained on ImageNet-21k only, on "
+         "CIFAR-10/100, Pets, Flowers102, CIFAR-10-C and DomainNet, and measures plasticity on "
+         f"{PAPER_PAIRS:,} ImageNet-validation pairs per (model, dataset). A tiny model on a "
+         "small offline dataset tests the pipeline and the direction of effects, not the "
+         "paper's accuracies; the Reproduction section compares `paper`-protocol records "
+         "with the paper's table."),
+    ]
+    if pairs and min(pairs) < PAPER_PAIRS:
+        lines.append(f"- Plasticity here uses {', '.join(f'{p:,}' for p in pairs)} pairs per "
+                     f"(model, dataset), fewer than the paper's {PAPER_PAIRS:,}.")
+    lines.append(
+        "- Test accuracy is read once, at the learning rate chosen on validation accuracy; "
+        "it is not the best test accuracy over learning rates (except in the Reproduction "
+        "section, which selects the paper's way and says so). Failed and diverged jobs are "
+        "counted under coverage and never scored; stale records are never scored. Records of "
+        "two protocols are never scored together.")
+    lines.append(
+        "- Machine-dependent: the last digits of accuracies, intervals and p-values (floating "
+        "point differs across CPUs and thread counts, and SGD amplifies it); step time and "
+        "peak memory (hardware and what else ran; on CPU peak memory is the worker process's "
+        "peak resident memory, including the jobs it ran before). Verdicts are designed not "
+        "to be: the default suite's are checked to be identical across thread counts.")
+    return lines
 
 
-# ---------------------------------------------------------------- page
+def _held_md(tables: Mapping[str, pd.DataFrame]) -> list[str]:
+    claims = tables["claims"]
+    out = ["## Did the paper's ranking hold?", "",
+           (f"The paper ranks {' > '.join(PAPER_PLASTICITY_RANKING)} (most plastic first) and "
+            "finds that fine-tuning more plastic components gains more. Each claim is tested "
+            "once per (suite, protocol, model), on its five block components with plasticity "
+            "and test accuracy averaged over the model's datasets (they share the model's "
+            "plasticity ranking, so they are not independent replicates of it): Spearman's "
+            "rho with its exact permutation p-value. With five components p cannot go below "
+            "2/120 = 0.017: only a perfect (or perfectly reversed) ranking resolves a claim, "
+            "and more seeds cannot change that; what would is more independent rankings "
+            "(models). Each dataset's own rho and exact p follow in the suite's section."), ""]
+    if claims.empty:
+        return [*out, "- No data yet.", ""]
+    rows = [[f"`{r.suite}`", r.protocol, r.model, r.claim, f"{r.datasets}", _rho(r.rho),
+             _p(r.p_value), _p(r.p_holm), r.verdict, _need(r.models_needed, "models")]
+            for r in claims.itertuples(index=False)]
+    return [*out, _table(rows, ["suite", "protocol", "model", "claim", "datasets", "ρ",
+                                "exact p", "Holm p", "verdict", "would need"],
+                         right={4, 5, 6, 7})]
 
 
-def _held_line(row) -> str:
-    """One line per (suite, model, dataset): the paper's ranking and its finding, held or not."""
-    where = f"`{row.suite}` {row.model} on {row.dataset}"
-    if row.n_plasticity:
-        measured = (f"plasticity order {row.plasticity_order} (Spearman with the paper's order "
-                    f"{_rho(row.rho_plasticity_paper)}, n = {row.n_plasticity})")
-    else:
-        measured = "no plasticity measured"
-    rho = row.rho_plasticity_gain
-    if _nan(rho):
-        verdict = (f"plasticity vs gain not defined ({row.n} of {len(BLOCK_COMPONENTS)} "
-                   "components have both)")
-    elif rho == 0:
-        verdict = f"plasticity and gain do not rank-correlate (Spearman {_rho(rho)}, n = {row.n})"
-    else:
-        sign, agrees = ("positively", "as the paper finds") if rho > 0 else (
-            "negatively", "against the paper's finding")
-        verdict = (f"plasticity and gain rank-correlate {sign} (Spearman {_rho(rho)}, "
-                   f"n = {row.n}), {agrees}")
-    return f"- {where}: {measured}; {verdict}."
+def _verdicts_md(tables: Mapping[str, pd.DataFrame]) -> list[str]:
+    """Every verdict on one line each, without any machine-dependent number."""
+    lines = []
+    for r in tables["claims"].itertuples(index=False):
+        lines.append(f"{VERDICT_PREFIX} {_where(r)}: {r.claim}: {r.verdict}.")
+    for r in tables["paired"].itertuples(index=False):
+        lines.append(f"{VERDICT_PREFIX} {_where(r)}: {r.strategy} vs {r.reference}: "
+                     f"{r.verdict}.")
+    head = [f"## Verdicts (level {stats.ALPHA:g}, Holm-adjusted)", "",
+            ("One line per claim; the numbers behind each are in the tables. A line says "
+             f"\"{agg.UNRESOLVED}\" where the data cannot decide it."), ""]
+    return [*head, *(lines or ["No claim can be tested yet."]), ""]
 
 
 def _scores_md(s: pd.DataFrame) -> str:
-    rows = [[r.model, r.dataset, _strategy_label(r.strategy, r.strategy_name), _lr(r.best_lr),
-             f"{r.lrs}", _pct(r.val_mean), _acc(r.test_mean, r.test_std, r.n), _pp(r.gain),
-             _ratio(r.rel_gain), _int(r.trainable_params), _ms(r.step_seconds),
+    rows = [[r.model, r.dataset, _strategy_label(r.strategy, r.strategy_name, r.baseline),
+             _lr(r.best_lr), f"{r.lrs}", _pct(r.val_mean), _pm(r.test_mean, r.test_ci95, r.n),
+             _pm(r.gain, r.gain_ci95, spec="+.2f"), _fixed(100 * r.rel_gain, "+.1f"),
+             _ratio(r.share_of_full), _int(r.trainable_params), _ms(r.step_seconds),
              _mb(r.peak_memory_mb), "yes" if r.pareto else ""]
             for r in s.itertuples(index=False)]
     return _table(rows, ["model", "dataset", "strategy", "best lr", "lrs", "val acc (%)",
-                         "test acc (%) mean ± std (n)", f"gain vs {BASELINE} (pp)",
-                         f"gain / {REFERENCE}'s", "trainable params", "step (ms)",
-                         "peak memory (MB)", "Pareto"],
-                  right={3, 4, 5, 6, 7, 8, 9, 10, 11})
+                         "test acc (%) ± 95% CI (n)", "gain (pp) ± 95% CI",
+                         "relative gain (%)", f"share of {REFERENCE}'s gain",
+                         "trainable params", "step (ms)", "peak memory (MB)", "Pareto"],
+                  right=set(range(3, 13)))
 
 
 def _paired_md(paired: pd.DataFrame) -> str:
-    rows = [[r.model, _strategy_label(r.strategy, r.strategy_name), r.reference, f"{r.n}",
-             f"{r.datasets}", _pp(r.mean_diff), _fixed(100 * r.std_diff, ".2f"),
-             f"{r.wins} / {r.ties} / {r.losses}", r.test, _p(r.p_value)]
+    rows = [[r.model, r.strategy, r.reference, f"{r.n}", f"{r.datasets}", _pp(r.mean_diff),
+             _fixed(100 * r.std_diff, ".2f"), f"{r.wins} / {r.ties} / {r.losses}", r.test,
+             _p(r.p_value), _p(r.p_holm), r.verdict, _need(r.seeds_needed, "seeds")]
             for r in paired.itertuples(index=False)]
     return _table(rows, ["model", "strategy", "against", "pairs", "datasets",
                          "mean difference (pp)", "std (pp)", "wins / ties / losses", "test",
-                         "p (two-sided)"], right={3, 4, 5, 6, 9})
+                         "p (two-sided)", "Holm p", "verdict", "would need (per dataset)"],
+                  right={3, 4, 5, 6, 9, 10})
 
 
 def _plasticity_md(summary: pd.DataFrame) -> str:
@@ -391,12 +303,14 @@ def _plasticity_md(summary: pd.DataFrame) -> str:
 
 
 def _correlation_md(corr: pd.DataFrame) -> str:
-    rows = [[r.model, r.dataset, f"{r.n}", _rho(r.rho_plasticity_gain),
-             _rho(r.rho_plasticity_paper), _rho(r.rho_gain_paper), r.plasticity_order,
-             r.gain_order] for r in corr.itertuples(index=False)]
-    return _table(rows, ["model", "dataset", "n", "ρ(plasticity, gain)",
-                         "ρ(plasticity, paper order)", "ρ(gain, paper order)",
-                         "plasticity order", "gain order"], right={2, 3, 4, 5})
+    rows = [[r.model, r.dataset, f"{r.n}", _rho(r.rho_plasticity_gain), _p(r.p_plasticity_gain),
+             _rho(r.rho_plasticity_paper), _p(r.p_plasticity_paper), _rho(r.rho_gain_paper),
+             _p(r.p_gain_paper), r.plasticity_order, r.gain_order]
+            for r in corr.itertuples(index=False)]
+    return _table(rows, ["model", "dataset", "n", "ρ(plasticity, gain)", "exact p",
+                         "ρ(plasticity, paper order)", "exact p", "ρ(gain, paper order)",
+                         "exact p", "plasticity order", "gain order"],
+                  right={2, 3, 4, 5, 6, 7, 8})
 
 
 def _failed_md(failed: pd.DataFrame) -> str:
@@ -411,213 +325,192 @@ def _failed_md(failed: pd.DataFrame) -> str:
                          "reason"], right={5, 6}) + tail
 
 
-def _not_lines(records: list[dict]) -> list[str]:
-    pairs = sorted({r["plasticity"]["pairs"] for r in records if r.get("plasticity")})
-    lines = [
-        ("- Not the paper's numbers unless model, data, recipe and scale match: the paper "
-         "fine-tunes ViT-B/16 (and ViT-L/16, ViT-H/14) pretrained on ImageNet-21k only, on "
-         "CIFAR-10/100, Pets, Flowers102, CIFAR-10-C and DomainNet, and measures plasticity on "
-         f"{PAPER_PAIRS:,} ImageNet-validation pairs per (model, dataset). A tiny model on a "
-         "small offline dataset tests the pipeline and the direction of effects, not the "
-         "paper's accuracies."),
-    ]
-    if pairs and min(pairs) < PAPER_PAIRS:
-        lines.append(f"- Plasticity here uses {', '.join(f'{p:,}' for p in pairs)} pairs per "
-                     f"(model, dataset), fewer than the paper's {PAPER_PAIRS:,}.")
-    lines.append(
-        "- Test accuracy is read once, at the learning rate chosen on validation accuracy; "
-        "it is not the best test accuracy over learning rates. Failed and diverged jobs are "
-        "counted under coverage and never scored.")
-    lines.append(
-        "- The paired p-values are per comparison, not corrected for the number of strategies "
-        "compared; with few seeds and datasets the exact sign-flip test cannot go below "
-        "2 / 2^n. Step time and peak memory depend on the hardware and on what else ran: on "
-        "CPU peak memory is the worker process's peak resident memory, which includes the "
-        "jobs it ran before.")
-    return lines
+def _stale_md(stale: pd.DataFrame) -> list[str]:
+    if stale.empty:
+        return []
+    out = ["## Stale records (not scored)", "",
+           ("Records whose job id is not in their suite's current plan (the suite file was "
+            "edited since they ran). They are never scored; `bench prune SUITE` moves them "
+            "into `<results>/<suite>/_stale/`."), ""]
+    for suite, g in stale.groupby("suite", sort=True):
+        ids = ", ".join(f"`{j}`" for j in g["job_id"].head(STALE_ROWS))
+        more = len(g) - STALE_ROWS
+        out.append(f"- `{suite}`: {len(g):,} stale: {ids}"
+                   + (f" ... and {more} more (all in stale.csv)" if more > 0 else ""))
+    return [*out, ""]
+
+
+def _suite_md(p, tables: Mapping[str, pd.DataFrame], figures: Mapping[str, str]) -> list[str]:
+    """One suite's section: scores, plasticity, correlations, figures, pairs, failures."""
+    suite = p.suite
+    of = {k: t[t["suite"] == suite] for k, t in tables.items() if "suite" in t}
+    out = [f"## Suite `{suite}`", "",
+           (f"{p.records:,} records; models {p.models or '—'}; "
+            f"datasets {p.datasets or '—'}; code {p.code or '—'}; "
+            f"hardware {p.device or '—'} ({p.gpu or p.cpu or '—'}); "
+            f"plasticity {p.plasticity or '—'}; steps {p.steps or '—'}."), ""]
+
+    def figure(kind: str, alt: str) -> list[str]:
+        return [f"![{alt}, {suite}]({figures[kind]})", ""] if kind in figures else []
+
+    for protocol, s in of["scores"].groupby("protocol", sort=True):
+        out += [f"### Scores (protocol `{protocol}`)", "", _scores_md(s)]
+    if of["scores"].empty:
+        out += ["### Scores", "", "No done job yet.\n"]
+    out += figure("test_acc", "Test accuracy per strategy (95% CI)")
+    m = of["plasticity_components"]
+    out += ["### Plasticity per component (mean over blocks)", "",
+            _plasticity_md(m) if len(m) else "No plasticity measured yet.\n"]
+    out += figure("plasticity_layers", "Plasticity per block")
+    if len(of["plasticity_in_situ"]):
+        out += ["### Plasticity in situ (each component on its real input; mean over "
+                "blocks)", "", _plasticity_md(of["plasticity_in_situ"])]
+    c = of["correlation"]
+    out += ["### Plasticity against gain (Spearman over the five block components)", "",
+            _correlation_md(c) if len(c) else "Nothing to correlate yet.\n"]
+    out += figure("plasticity_gain", "Plasticity against gain")
+    if "pareto" in figures:
+        out += ["### Accuracy against trainable parameters", "",
+                *figure("pareto", "Test accuracy against trainable parameters")]
+    pr = of["paired"]
+    out += [f"### Paired with `{REFERENCE}` (matched datasets and seeds)", "",
+            _paired_md(pr) if len(pr) else
+            f"No strategy shares a (dataset, seed) with `{REFERENCE}` yet.\n"]
+    if len(of["failed"]):
+        out += [f"### Failed jobs ({len(of['failed'])})", "", _failed_md(of["failed"])]
+    return out
+
+
+def _reproduction_md(repro: pd.DataFrame) -> list[str]:
+    out = ["## Reproduction: the paper's table beside ours", "",
+           (f"The paper's published table ({CITATION}; from {SOURCE}; shipped as "
+            "`bench/paper_table.csv`) against our `paper`-protocol records, **selected the "
+            "paper's way: per (dataset, strategy) the learning rate with the best mean test "
+            "accuracy over seeds (selected on test), mean ± population std (ddof 0)**. It is "
+            "not our validation-selected score. Rule: a cell reproduces when |difference| ≤ "
+            "1.96 √(se_ours² + se_paper²), with se = std / √(n - 1) for a population std over "
+            "n seeds (the paper's n is 3; linear probing has no published std: se 0). Only "
+            f"`{PAPER_PROTOCOL}`-protocol records feed this section."), ""]
+    ran = repro[repro["ours_n"] > 0]
+    if ran.empty:
+        return [*out, (f"No `{PAPER_PROTOCOL}`-protocol records: every cell of the paper's "
+                       f"table ({len(repro)} cells) is not run."), ""]
+    rows = []
+    for r in repro.itertuples(index=False):
+        if r.ours_n == 0:
+            ours, diff, within = "not run", "", ""
+        else:
+            ours = f"{_pm(r.ours_mean, r.ours_std, r.ours_n)} at lr {_lr(r.lr)}"
+            diff = _pp(r.difference)
+            within = ("no interval (1 seed)" if r.within is None else
+                      f"{'yes' if r.within else 'no'} (± {100 * r.tolerance:.2f})")
+        rows.append([f"`{r.suite}`" if r.suite else "", r.model, r.dataset, r.strategy, ours,
+                     _pm(r.paper_mean, r.paper_std), diff, within])
+    reproduced = int((ran["within"] == True).sum())  # noqa: E712 - None is neither
+    out.append(f"{reproduced} of {len(ran)} cells run reproduce the paper; "
+               f"{len(repro) - len(ran)} not run.\n")
+    out.append(_table(rows, ["suite", "model", "dataset", "strategy",
+                             "ours (%) mean ± std (n), selected on test", "paper (%)",
+                             "difference (pp)", "within the combined 95% uncertainty"],
+                      right={4, 5, 6}))
+    return out
+
+
+def _ranks_md(ranks: pd.DataFrame) -> list[str]:
+    out = ["## Average rank per suite (1 = best test accuracy)", ""]
+    if ranks.empty:
+        return [*out, "No scores yet.\n"]
+    return [*out, _table([[r.suite, r.protocol, r.strategy, f"{r.avg_rank:.2f}", f"{r.cells}"]
+                          for r in ranks.itertuples(index=False)],
+                         ["suite", "protocol", "strategy", "average rank",
+                          "(model, dataset) cells"], right={3, 4})]
+
+
+def _coverage_md(cov: pd.DataFrame) -> list[str]:
+    out = ["## Coverage", "",
+           ("Failed counts failed and diverged jobs; missing needs the number of jobs each "
+            "suite expands to; stale records are not in the suite's current plan."), ""]
+    if cov.empty:
+        return [*out, "No records yet.\n"]
+    return [*out, _table([[r.suite, _int(r.expected), _int(r.done), _int(r.failed),
+                           _int(r.diverged), _int(r.missing), _int(r.stale)]
+                          for r in cov.itertuples(index=False)],
+                         ["suite", "expected", "done", "failed", "of which diverged", "missing",
+                          "stale"], right={1, 2, 3, 4, 5, 6})]
 
 
 def render_markdown(records: list[dict], tables: Mapping[str, pd.DataFrame],
                     figures: Mapping[str, Mapping[str, str]], source: str) -> str:
-    """The page, from the tables (figures: suite -> {kind: relative path})."""
-    prov, scores, summary = tables["provenance"], tables["scores"], tables["plasticity_components"]
-    corr, failed = tables["correlation"], tables["failed"]
-    paired, in_situ = tables["paired"], tables["plasticity_in_situ"]
-
-    everything = agg.provenance_table(records, per_suite=False)
-
-    def all_of(col: str) -> str:
-        return (everything[col].item() if len(everything) else "") or "—"
-
-    out = [
-        "# Leaderboard",
-        "",
-        "<!-- Generated by bench.leaderboard from the records; do not edit by hand. -->",
-        "",
-        f"Regenerated from {len(records):,} records in `{source}`.",
-        "",
-        "## What these numbers are",
-        "",
-        f"- Suites: {', '.join(prov['suite']) or '—'}",
-        f"- Models: {all_of('models')}",
-        f"- Datasets: {all_of('datasets')}",
-        f"- Hardware: CPU {all_of('cpu')}; GPU {all_of('gpu')}; device {all_of('device')}",
-        f"- Code version(s) (git commit): {all_of('code')}",
-        ("- Accuracies are percentages (2 decimals); gains are percentage points over "
-         f"`{BASELINE}`; relative gain is the share of `{REFERENCE}`'s gain; plasticity is the "
-         "paper's rate of change, mean ± 95% interval (rank, 1 = most plastic)."),
-        ("- Costs at the chosen learning rate: trainable parameters; step time = training "
-         "seconds / steps (mean over seeds); peak memory (largest over seeds; CUDA's peak "
-         "allocation, or the process's peak resident memory on CPU). Pareto: no other "
-         "strategy of the same (model, dataset) has as few trainable parameters and as high "
-         "a test accuracy, one of them strictly."),
-        ("- Paired comparisons: each strategy against "
-         f"`{REFERENCE}` on the (dataset, seed) pairs both ran, each at its own chosen "
-         "learning rate; mean difference of test accuracies (pp, positive = better than "
-         f"`{REFERENCE}`); exact sign-flip permutation test up to {agg.PERMUTATION_MAX_N} "
-         "pairs, Wilcoxon signed-rank test above."),
-        "",
-        "## What they are not",
-        "",
-        *_not_lines(records),
-        "",
-        "## Did the paper's ranking hold?",
-        "",
-        (f"The paper ranks {' > '.join(PAPER_PLASTICITY_RANKING)} (most plastic first) and "
-         "finds that fine-tuning more plastic components gains more. Per (model, dataset):"),
-        "",
-        *([_held_line(r) for r in corr.itertuples(index=False)] or ["- No data yet."]),
-        "",
-    ]
-    for p in prov.itertuples(index=False):
-        suite = p.suite
-        out += [f"## Suite `{suite}`", "",
-                (f"{p.records:,} records; models {p.models or '—'}; "
-                 f"datasets {p.datasets or '—'}; code {p.code or '—'}; "
-                 f"hardware {p.device or '—'} ({p.gpu or p.cpu or '—'}); "
-                 f"plasticity {p.plasticity or '—'}; steps {p.steps or '—'}."), ""]
-        figs = figures.get(suite, {})
-        s = scores[scores["suite"] == suite]
-        out += ["### Scores", ""]
-        out += [_scores_md(s) if len(s) else "No done job yet.\n"]
-        if "test_acc" in figs:
-            out += [f"![Test accuracy per strategy, {suite}]({figs['test_acc']})", ""]
-        m = summary[summary["suite"] == suite]
-        out += ["### Plasticity per component (mean over blocks)", ""]
-        out += [_plasticity_md(m) if len(m) else "No plasticity measured yet.\n"]
-        if "plasticity_layers" in figs:
-            out += [f"![Plasticity per block, {suite}]({figs['plasticity_layers']})", ""]
-        m = in_situ[in_situ["suite"] == suite]
-        if len(m):
-            out += ["### Plasticity in situ (each component on its real input; mean over "
-                    "blocks)", "", _plasticity_md(m)]
-        c = corr[corr["suite"] == suite]
-        out += ["### Plasticity against gain (Spearman over the five block components)", ""]
-        out += [_correlation_md(c) if len(c) else "Nothing to correlate yet.\n"]
-        if "plasticity_gain" in figs:
-            out += [f"![Plasticity against gain, {suite}]({figs['plasticity_gain']})", ""]
-        if "pareto" in figs:
-            out += ["### Accuracy against trainable parameters", "",
-                    f"![Test accuracy against trainable parameters, {suite}]({figs['pareto']})",
-                    ""]
-        pr = paired[paired["suite"] == suite]
-        out += [f"### Paired with `{REFERENCE}` (matched datasets and seeds)", ""]
-        out += [_paired_md(pr) if len(pr) else f"No strategy shares a (dataset, seed) with "
-                f"`{REFERENCE}` yet.\n"]
-        f = failed[failed["suite"] == suite]
-        if len(f):
-            out += [f"### Failed jobs ({len(f)})", "", _failed_md(f)]
-    ranks = tables["average_rank"]
-    out += ["## Average rank per suite (1 = best test accuracy)", ""]
-    if len(ranks):
-        out += [_table([[r.suite, _strategy_label(r.strategy, r.strategy_name),
-                         f"{r.avg_rank:.2f}", f"{r.cells}"] for r in ranks.itertuples(index=False)],
-                       ["suite", "strategy", "average rank", "(model, dataset) cells"],
-                       right={2, 3})]
-    else:
-        out += ["No scores yet.\n"]
-    cov = tables["coverage"]
-    out += ["## Coverage", "",
-            ("Failed counts failed and diverged jobs; missing needs the number of jobs each "
-             "suite expands to."), ""]
-    out += [_table([[r.suite, _int(r.expected), _int(r.done), _int(r.failed), _int(r.diverged),
-                     _int(r.missing)] for r in cov.itertuples(index=False)],
-                   ["suite", "expected", "done", "failed", "of which diverged", "missing"],
-                   right={1, 2, 3, 4, 5}) if len(cov) else "No records yet.\n"]
+    """The page, from the (current) records and the tables (figures: suite -> {kind:
+    relative path})."""
+    out = [*_header_md(records, tables, source, len(tables["stale"])),
+           *_verdicts_md(tables), *_held_md(tables)]
+    for p in tables["provenance"].itertuples(index=False):
+        out += _suite_md(p, tables, figures.get(p.suite, {}))
+    out += _reproduction_md(tables["reproduction"])
+    out += _ranks_md(tables["average_rank"])
+    out += _stale_md(tables["stale"])
+    out += _coverage_md(tables["coverage"])
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def build_tables(records: list[dict], expected: Mapping[str, int] | None = None
-                 ) -> dict[str, pd.DataFrame]:
-    """Every table of the leaderboard, by the name its CSV gets."""
-    scores = agg.scores_table(records)
-    summary = agg.plasticity_summary(records)
+# ---------------------------------------------------------------- build
+
+
+def build_tables(records: list[dict], expected: Mapping[str, int] | None = None,
+                 plans: Mapping[str, Collection[str]] | None = None) -> dict[str, pd.DataFrame]:
+    """Every table of the leaderboard, by the name its CSV gets (stale records, those not in
+    their suite's plan, only in ``stale`` and ``coverage``)."""
+    current, stale = agg.split_current(records, plans)
+    if plans:
+        expected = {**{s: len(ids) for s, ids in plans.items()}, **(expected or {})}
+    scores = agg.scores_table(current)
+    summary = agg.plasticity_summary(current)
     return {
-        "provenance": agg.provenance_table(records),
-        "runs": agg.runs_table(records),
+        "provenance": agg.provenance_table(current),
+        "runs": agg.runs_table(current),
         "scores": scores,
-        "plasticity_layers": agg.plasticity_table(records),
+        "plasticity_layers": agg.plasticity_table(current),
         "plasticity_components": summary,
         "correlation": agg.correlation_table(scores, summary),
-        "plasticity_in_situ": agg.plasticity_summary(records, "in_situ"),
+        "claims": agg.claims_table(scores, summary),
+        "plasticity_in_situ": agg.plasticity_summary(current, "in_situ"),
         "average_rank": agg.average_rank_table(scores),
-        "paired": agg.paired_table(records, scores),
-        "coverage": agg.coverage_table(records, expected),
-        "failed": agg.failed_table(records),
+        "paired": agg.paired_table(current, scores),
+        "reproduction": agg.reproduction_table(current, published()),
+        "coverage": agg.coverage_table(current, expected, stale),
+        "failed": agg.failed_table(current),
+        "stale": agg.stale_table(stale),
     }
 
 
 def build_leaderboard(results_dir: str | os.PathLike, out_path: str | os.PathLike,
                       csv_dir: str | os.PathLike | None = None,
                       expected: Mapping[str, int] | None = None,
-                      figures_dir: str | os.PathLike | None = None) -> list[Skipped]:
+                      figures_dir: str | os.PathLike | None = None,
+                      plans: Mapping[str, Collection[str]] | None = None) -> list[Skipped]:
     """Regenerate the page at ``out_path`` (and figures, and CSVs) from ``results_dir``.
 
-    Unreadable record files are reported on stderr and returned (a strict caller fails on
-    them); they are not listed on the page. Figures go to ``figures_dir`` (default
-    ``<results>/_figures/``, a name no suite can have), which this function owns: PNGs there
-    that it did not write this time are removed. The page links them relatively.
+    ``plans`` maps a suite name to the job ids its suite file expands to now: that suite's
+    other records are stale (named, never scored). Unreadable record files are reported on
+    stderr and returned (a strict caller fails on them); they are not listed on the page.
+    Figures go to ``figures_dir`` (default ``<results>/_figures/``, a name no suite can
+    have), which this function owns. The page links them relatively.
     """
     out_path = Path(out_path)
     records, skipped = load_records(Path(results_dir))
     for s in skipped:
         print(f"skipped {s}", file=sys.stderr)
-    tables = build_tables(records, expected)
-
-    import matplotlib.style
-    import seaborn as sns
-
+    tables = build_tables(records, expected, plans)
+    current, _ = agg.split_current(records, plans)
     fig_dir = Path(figures_dir) if figures_dir else Path(results_dir) / FIGURES_DIR
-    fig_dir.mkdir(parents=True, exist_ok=True)
+    drawn = figs.draw_all(tables, list(tables["provenance"]["suite"]), fig_dir)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     link = Path(os.path.relpath(fig_dir.resolve(), out_path.parent.resolve())).as_posix()
-    figures: dict[str, dict[str, str]] = {}
-    written: set[str] = set()
-    layers, scores, summary = (tables["plasticity_layers"], tables["scores"],
-                               tables["plasticity_components"])
-    # Matplotlib's defaults, not the user's matplotlibrc, then a fixed seaborn style: every
-    # machine draws the same.
-    with matplotlib.style.context("default"), sns.axes_style("whitegrid"), \
-            sns.plotting_context("paper"):
-        for suite in tables["provenance"]["suite"]:
-            plots = {
-                "plasticity_layers": lambda p, s=suite: _fig_plasticity_layers(
-                    layers[layers["suite"] == s], p),
-                "test_acc": lambda p, s=suite: _fig_test_acc(scores[scores["suite"] == s], p),
-                "plasticity_gain": lambda p, s=suite: _fig_plasticity_gain(
-                    summary[summary["suite"] == s], scores[scores["suite"] == s], p),
-                "pareto": lambda p, s=suite: _fig_pareto(scores[scores["suite"] == s], p),
-            }
-            for kind, draw in plots.items():
-                name = f"{suite}_{kind}.png"
-                if draw(fig_dir / name):
-                    figures.setdefault(suite, {})[kind] = f"{link}/{name}"
-                    written.add(name)
-    for stale in sorted(fig_dir.glob("*.png")):
-        if stale.name not in written:
-            stale.unlink()
-
+    figures = {suite: {kind: f"{link}/{stem}.png" for kind, stem in d.items()}
+               for suite, d in drawn.items()}
     source = Path(os.path.relpath(Path(results_dir).resolve(), out_path.parent.resolve()))
-    atomic_write_text(out_path, render_markdown(records, tables, figures, source.as_posix()))
+    atomic_write_text(out_path, render_markdown(current, tables, figures, source.as_posix()))
     if csv_dir is not None:
         csv_dir = Path(csv_dir)
         csv_dir.mkdir(parents=True, exist_ok=True)
@@ -626,72 +519,7 @@ def build_leaderboard(results_dir: str | os.PathLike, out_path: str | os.PathLik
     return skipped
 
 
-# ---------------------------------------------------------------- speed check
-
-
-def synthetic_record(i: int, suite: str, model: str, dataset: str, strategy: str, lr: float,
-                     seed: int, layers: int = 12, failed: bool = False) -> dict:
-    """A schema-valid record with plausible numbers, for the speed check (not for tests)."""
-    h = hashlib.sha256(f"{suite}/{model}/{dataset}/{strategy}/{lr}/{seed}".encode()).digest()
-    u = [b / 255 for b in h]  # deterministic pseudo-random numbers in [0, 1]
-    comps = list(BLOCK_COMPONENTS)
-    acc = 0.6 + 0.3 * u[0]
-    plast = None if failed else {
-        "variant": "paper", "pairs": 512, "reference": "pretrain", "target": dataset,
-        "layers": [{"layer": li, "component": c, "mean": 1 + j + 0.1 * li, "std": 0.1, "n": 512,
-                    "ci95": 1.96 * 0.1 / math.sqrt(512)}
-                   for li in range(layers) for j, c in enumerate(comps)],
-        "components": {c: {"mean": 1 + j + 0.05 * layers, "std": 0.3, "n": layers,
-                           "ci95": 1.96 * 0.3 / math.sqrt(layers)} for j, c in enumerate(comps)},
-    }
-    return {
-        "schema_version": 1, "job_id": h.hex()[:16], "suite": suite,
-        "status": "failed" if failed else "done",
-        "config": {
-            "model": {"name": model, "label": model, "weights": "synthetic"},
-            "dataset": {"name": dataset, "key": dataset},
-            "strategy": {"name": strategy, "key": strategy, "params": {}},
-            "lr": lr, "seed": seed,
-            "recipe": {"steps": 1000, "batch_size": 64, "optimizer": "sgd"},
-            "plasticity": {"reference": "pretrain", "pairs": 512},
-        },
-        "metrics": {} if failed else {
-            "test_acc": acc, "best_val_acc": acc + 0.01 * u[1], "best_step": 500,
-            "steps_done": 1000, "trainable_params": 1000 + i, "total_params": 100_000,
-            "wall_seconds": 10.0, "train_seconds": 9.0, "plasticity_seconds": 1.0,
-            "images_per_second": 500.0, "peak_memory_mb": None,
-        },
-        "curves": {"train": [{"step": s, "loss": 1.0, "grad_norm": 1.0, "lr": lr}
-                             for s in range(0, 1000, 20)],
-                   "val": [{"step": s, "val_acc": acc} for s in range(100, 1001, 100)]},
-        "plasticity": plast,
-        "error": {"type": "RuntimeError", "reason": "synthetic failure", "traceback": ""}
-        if failed else None,
-        "provenance": {"git_commit": "0" * 40, "git_dirty": False, "code_version": "0.1.0",
-                       "packages": {}, "python": "3", "platform": "linux", "cpu": "cpu",
-                       "gpu": None, "device": "cpu", "started_at": "", "finished_at": ""},
-    }
-
-
-def benchmark_leaderboard(n_records: int = 1000, tmpdir: str | os.PathLike | None = None) -> dict:
-    """Write ``n_records`` synthetic records and time ``build_leaderboard`` on them."""
-    import itertools
-
-    grid = itertools.product(("suite-a", "suite-b"), ("tiny-a", "tiny-b"),
-                             ("digits", "digits-noise", "shapes", "textures"),
-                             STRATEGIES.names(), (1e-3, 3e-3, 1e-2, 3e-2), (0, 1, 2))
-    with tempfile.TemporaryDirectory(dir=tmpdir) as tmp:
-        results = Path(tmp) / "results"
-        for i, cell in enumerate(itertools.islice(grid, n_records)):
-            write_record(results, synthetic_record(i, *cell, failed=i % 37 == 5))
-        start = time.perf_counter()
-        skipped = build_leaderboard(results, Path(tmp) / "LEADERBOARD.md",
-                                    csv_dir=Path(tmp) / "csv")
-        seconds = time.perf_counter() - start
-    out = {"n_records": n_records, "seconds": round(seconds, 3), "skipped": len(skipped)}
-    print(f"build_leaderboard on {n_records} records: {seconds:.2f} s")
-    return out
-
-
 if __name__ == "__main__":
+    from bench.synthetic import benchmark_leaderboard
+
     benchmark_leaderboard()

@@ -9,12 +9,13 @@ import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import spearmanr
+from scipy.stats import norm, spearmanr
 
 from bench import aggregate as agg
+from bench import stats
 from bench.components import BLOCK_COMPONENTS, PAPER_PLASTICITY_RANKING
 from bench.store import RECORD_SCHEMA
-from bench.strategies import BASELINE, REFERENCE, STRATEGIES
+from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE, STRATEGIES
 
 VALIDATOR = jsonschema.Draft202012Validator(RECORD_SCHEMA)
 
@@ -23,13 +24,13 @@ def make_record(strategy: str = "full", lr: float = 1e-3, seed: int = 0, *, test
                 val: float = 0.8, status: str = "done", suite: str = "s", model: str = "m",
                 dataset: str = "d", plasticity: dict[str, float] | None = None,
                 layers: int = 2, reason: str = "boom", job_id: str | None = None,
-                trainable: int = 100) -> dict:
+                trainable: int = 100, protocol: str | None = None) -> dict:
     """A minimal record that validates against RECORD_SCHEMA.
 
     ``plasticity`` maps component -> value: block l of that component measures value * (l+1)
     and the component's mean over blocks is stored as given.
     """
-    key = f"{suite}/{model}/{dataset}/{strategy}/{lr}/{seed}/{status}"
+    key = f"{suite}/{model}/{dataset}/{strategy}/{lr}/{seed}/{status}/{protocol}"
     job_id = job_id or hashlib.sha256(key.encode()).hexdigest()[:16]
     plast = None
     if plasticity is not None:
@@ -41,7 +42,7 @@ def make_record(strategy: str = "full", lr: float = 1e-3, seed: int = 0, *, test
                            for c, v in plasticity.items()},
         }
     done = status == "done"
-    return {
+    rec = {
         "schema_version": 1, "job_id": job_id, "suite": suite, "status": status,
         "config": {
             "model": {"name": model, "label": model, "weights": "none"},
@@ -64,6 +65,9 @@ def make_record(strategy: str = "full", lr: float = 1e-3, seed: int = 0, *, test
                        "platform": "linux", "cpu": "test-cpu", "gpu": None, "device": "cpu",
                        "started_at": "t0", "finished_at": "t1"},
     }
+    if protocol is not None:  # records written before protocols existed have none
+        rec["config"]["protocol"] = protocol
+    return rec
 
 
 def score(scores: pd.DataFrame, strategy: str, **cell) -> pd.Series:
@@ -128,22 +132,71 @@ def test_gain_and_relative_gain():
     recs = [make_record(BASELINE, test=0.70), make_record(REFERENCE, test=0.90),
             make_record("mha", test=0.85)]
     scores = agg.scores_table(recs)
-    assert score(scores, "mha")["gain"] == pytest.approx(0.15)
-    assert score(scores, "mha")["rel_gain"] == pytest.approx(0.75)
-    assert score(scores, REFERENCE)["rel_gain"] == pytest.approx(1.0)
+    mha = score(scores, "mha")
+    assert mha["gain"] == pytest.approx(0.15)
+    assert mha["baseline"] == BASELINE  # no lp in the cell
+    assert mha["rel_gain"] == pytest.approx((0.85 - 0.70) / 0.70)  # protocol.md's definition
+    assert mha["share_of_full"] == pytest.approx(0.15 / 0.20)
+    assert score(scores, REFERENCE)["share_of_full"] == pytest.approx(1.0)
     assert score(scores, BASELINE)["gain"] == 0.0
-    # Gains are per (suite, model, dataset): another dataset's baseline is not used.
+    # Gains are per (suite, protocol, model, dataset): another dataset's baseline is not used.
     other = agg.scores_table(recs + [make_record("mha", dataset="d2", test=0.5)])
     assert math.isnan(score(other, "mha", dataset="d2")["gain"])
 
 
-def test_relative_gain_is_nan_when_full_gains_nothing_or_is_missing():
+def test_lp_is_the_baseline_where_the_cell_has_it():
+    recs = [make_record(BASELINE, test=0.70), make_record(PAPER_BASELINE, test=0.60, val=None),
+            make_record(REFERENCE, test=0.90), make_record("mha", test=0.75)]
+    recs += [make_record(BASELINE, dataset="d2", test=0.5), make_record("mha", dataset="d2",
+                                                                         test=0.6)]
+    scores = agg.scores_table(recs)
+    mha = score(scores, "mha", dataset="d")
+    assert mha["baseline"] == PAPER_BASELINE
+    assert mha["gain"] == pytest.approx(0.15)
+    assert mha["rel_gain"] == pytest.approx(0.15 / 0.60)
+    assert score(scores, PAPER_BASELINE)["test_mean"] == pytest.approx(0.60)  # no val needed
+    d2 = score(scores, "mha", dataset="d2")
+    assert d2["baseline"] == BASELINE and d2["gain"] == pytest.approx(0.1)
+
+
+def test_share_of_full_only_where_full_beats_the_baseline():
+    # full loses to linear: the share would be negative for a good strategy; it is empty.
+    loses = agg.scores_table([make_record(BASELINE, test=0.7), make_record(REFERENCE, test=0.6),
+                              make_record("ln1", test=0.8)])
+    assert math.isnan(score(loses, "ln1")["share_of_full"])
+    assert score(loses, "ln1")["rel_gain"] == pytest.approx(0.1 / 0.7)
     flat = agg.scores_table([make_record(BASELINE, test=0.7), make_record(REFERENCE, test=0.7),
                              make_record("mha", test=0.8)])
-    assert math.isnan(score(flat, "mha")["rel_gain"])
+    assert math.isnan(score(flat, "mha")["share_of_full"])
     no_full = agg.scores_table([make_record(BASELINE, test=0.7), make_record("mha", test=0.8)])
     assert score(no_full, "mha")["gain"] == pytest.approx(0.1)
-    assert math.isnan(score(no_full, "mha")["rel_gain"])
+    assert math.isnan(score(no_full, "mha")["share_of_full"])
+
+
+def test_protocols_are_never_scored_together():
+    recs = [make_record("mha", seed=s, test=t) for s, t in ((0, 0.8), (1, 0.9))]
+    paper = [make_record("mha", seed=s, test=0.1, protocol="paper") for s in (0, 1)]
+    paper.append(make_record(BASELINE, test=0.05, protocol="paper"))
+    scores = agg.scores_table(recs + paper)
+    clean = score(scores, "mha", protocol="clean")
+    assert clean["test_mean"] == pytest.approx(0.85) and clean["n"] == 2
+    assert math.isnan(clean["gain"])  # the paper protocol's baseline is not this cell's
+    p = score(scores, "mha", protocol="paper")
+    assert p["test_mean"] == pytest.approx(0.1) and p["gain"] == pytest.approx(0.05)
+    ranks = agg.average_rank_table(scores)
+    assert sorted(zip(ranks["protocol"], ranks["strategy"])) == [
+        ("clean", "mha"), ("paper", BASELINE), ("paper", "mha")]
+
+
+def test_test_interval_is_students_t_over_seeds():
+    from scipy.stats import t
+
+    accs = [0.80, 0.82, 0.87, 0.81]
+    row = score(agg.scores_table([make_record("fc1", seed=s, test=a)
+                                  for s, a in enumerate(accs)]), "fc1")
+    half = t.ppf(0.975, 3) * np.std(accs, ddof=1) / np.sqrt(4)
+    assert row["test_ci95"] == pytest.approx(half)
+    assert math.isnan(score(agg.scores_table([make_record("fc1")]), "fc1")["test_ci95"])
 
 
 def test_failed_and_diverged_jobs_count_in_coverage_but_never_in_scores():
@@ -314,7 +367,7 @@ def test_pareto_front_by_hand():
     ([0.0, 0.0], 1.0),
 ])
 def test_sign_flip_p_by_hand(diffs, p):
-    assert agg.sign_flip_p(diffs) == pytest.approx(p)
+    assert stats.sign_flip_p(diffs) == pytest.approx(p)
     assert agg.paired_test(diffs) == (agg.SIGN_FLIP, pytest.approx(p))
 
 
@@ -372,3 +425,139 @@ def test_in_situ_summary_reads_the_variant():
     assert dict(zip(agg.plasticity_summary([rec])["component"],
                     agg.plasticity_summary([rec])["mean"])) == {"ln1": 1.0, "mha": 2.0}
     assert agg.plasticity_summary([make_record(plasticity={"ln1": 1.0})], "in_situ").empty
+
+
+# ---------------------------------------------------------------- verdicts, stale, reproduction
+
+
+def _claims(tests_by_dataset: dict[str, dict[str, float]], plast: dict[str, float]):
+    recs = []
+    for d, tests in tests_by_dataset.items():
+        recs.append(make_record(BASELINE, dataset=d, test=0.5, plasticity=plast))
+        recs += [make_record(c, dataset=d, test=v) for c, v in tests.items()]
+    return agg.claims_table(agg.scores_table(recs), agg.plasticity_summary(recs))
+
+
+def test_claims_verdicts_need_the_exact_test_at_the_holm_level():
+    paper = {"mha": 5.0, "fc1": 4.0, "fc2": 3.0, "ln2": 2.0, "ln1": 1.0}  # the paper's order
+    gains = {"mha": 0.9, "fc1": 0.8, "fc2": 0.7, "ln2": 0.6, "ln1": 0.55}
+    claims = _claims({"d1": gains, "d2": gains}, paper)
+    assert list(claims["claim"]) == [agg.CLAIM_PLASTICITY_ORDER, agg.CLAIM_PLASTICITY_GAIN]
+    # rho = 1 twice: exact p = 2/120 each; Holm: 2 x 2/120 = 0.033 <= 0.05 for both.
+    assert claims["p_value"].tolist() == pytest.approx([2 / 120, 2 / 120])
+    assert claims["p_holm"].tolist() == pytest.approx([4 / 120, 4 / 120])
+    assert claims["verdict"].tolist() == [agg.HOLDS, agg.HOLDS]
+    assert claims["datasets"].tolist() == [2, 2]
+    reverse = {c: 6.0 - v for c, v in paper.items()}
+    assert _claims({"d1": gains}, reverse)["verdict"].tolist() == [agg.AGAINST, agg.AGAINST]
+    # One swap: rho 0.9, p = 10/120, not resolved; would need more independent rankings.
+    swapped = dict(gains, mha=0.75)
+    c = _claims({"d1": swapped}, paper).iloc[1]
+    assert c["rho"] == pytest.approx(spearmanr([5, 4, 3, 2, 1], [0.75, 0.8, 0.7, 0.6, 0.55])
+                                     .statistic)
+    assert c["p_value"] == pytest.approx(10 / 120)
+    assert c["verdict"] == agg.UNRESOLVED and c["models_needed"] >= 2
+
+
+def test_claims_average_over_datasets_before_ranking():
+    paper = {"mha": 5.0, "fc1": 4.0, "fc2": 3.0, "ln2": 2.0, "ln1": 1.0}
+    # d1 ranks mha second to last, d2 first by far: the means rank like plasticity.
+    d1 = {"mha": 0.58, "fc1": 0.75, "fc2": 0.7, "ln2": 0.6, "ln1": 0.55}
+    d2 = {"mha": 0.99, "fc1": 0.75, "fc2": 0.7, "ln2": 0.6, "ln1": 0.55}
+    c = _claims({"d1": d1, "d2": d2}, paper).iloc[1]
+    assert c["rho"] == pytest.approx(1.0)
+
+
+def test_paired_verdict_needs_holm_and_says_what_would_resolve_it():
+    recs = []
+    for d in ("d1", "d2", "d3"):
+        for s in range(4):
+            recs.append(make_record(REFERENCE, seed=s, dataset=d, test=0.80 + 0.01 * s))
+            recs.append(make_record("mha", seed=s, dataset=d, test=0.85 + 0.01 * s + 0.001 * s))
+            # ln1: tiny, noisy differences around zero
+            recs.append(make_record("ln1", seed=s, dataset=d,
+                                    test=0.80 + 0.01 * s + (0.002 if s % 2 else -0.001)))
+    paired = agg.paired_table(recs, agg.scores_table(recs))
+    mha = paired[paired["strategy"] == "mha"].iloc[0]
+    # 12 positive differences: exact p = 2 / 2^12; Holm over 2 strategies: x 2.
+    assert mha["p_value"] == pytest.approx(2 / 4096)
+    assert mha["p_holm"] == pytest.approx(4 / 4096)
+    assert mha["verdict"] == f"mha beats {REFERENCE}"
+    assert math.isnan(mha["seeds_needed"])
+    ln1 = paired[paired["strategy"] == "ln1"].iloc[0]
+    assert ln1["verdict"] == agg.UNRESOLVED
+    diffs = [0.002 if s % 2 else -0.001 for _ in range(3) for s in range(4)]
+    a = 0.05 / 2
+    n = ((norm.ppf(1 - a / 2) + norm.ppf(0.8)) * np.std(diffs, ddof=1) / np.mean(diffs)) ** 2
+    assert ln1["pairs_needed"] == math.ceil(n)
+    assert ln1["seeds_needed"] == math.ceil(math.ceil(n) / 3)
+
+
+def test_stale_records_are_split_off_and_counted():
+    kept = make_record("mha", seed=0)
+    old = make_record("mha", seed=1)
+    other_suite = make_record("mha", suite="t")
+    current, stale = agg.split_current([kept, old, other_suite], {"s": {kept["job_id"]}})
+    assert current == [kept, other_suite]  # suite t has no known plan: all scored
+    assert stale == [old]
+    cov = agg.coverage_table(current, {"s": 1}, stale)
+    s = cov[cov["suite"] == "s"].iloc[0]
+    assert (s["done"], s["missing"], s["stale"]) == (1, 0, 1)
+    assert agg.stale_table(stale)["job_id"].tolist() == [old["job_id"]]
+
+
+def test_reproduction_selects_on_test_and_applies_the_rule():
+    model = "vit_base_patch16_224.orig_in21k"
+    published = [
+        {"model": model, "dataset": "cifar10", "strategy": "mha", "mean": 0.9891, "std": 0.0007},
+        {"model": model, "dataset": "cifar10", "strategy": "fc1", "mean": 0.9909, "std": 0.0005},
+        {"model": model, "dataset": "cifar10", "strategy": "lp", "mean": 0.9195, "std": math.nan},
+        {"model": model, "dataset": "pets", "strategy": "mha", "mean": 0.9437, "std": 0.0013},
+    ]
+
+    def rec(strategy, lr, seed, test, val, protocol="paper"):
+        r = make_record(strategy, lr, seed, dataset="cifar10", test=test, val=val,
+                        protocol=protocol, model="B16")
+        r["config"]["model"]["name"] = model
+        return r
+
+    # mha: lr 1e-2 has the best mean test (the paper's way), lr 1e-3 the best validation.
+    mha = [rec("mha", 1e-3, s, 0.95, 0.99) for s in range(3)]
+    mha += [rec("mha", 1e-2, s, t, 0.5) for s, t in enumerate((0.9885, 0.9890, 0.9898))]
+    fc1 = [rec("fc1", 1e-2, s, t, 0.5) for s, t in enumerate((0.970, 0.971, 0.972))]
+    clean = [rec("fc1", 1e-2, s, 0.9909, 0.5, protocol="clean") for s in range(3)]
+    table = agg.reproduction_table(mha + fc1 + clean, published)
+    assert len(table) == 4
+    row = table[table["strategy"] == "mha"].iloc[0]
+    assert row["lr"] == 1e-2 and row["ours_n"] == 3
+    ours = [0.9885, 0.9890, 0.9898]
+    assert row["ours_mean"] == pytest.approx(np.mean(ours))
+    assert row["ours_std"] == pytest.approx(np.std(ours))  # ddof 0, like the paper
+    tol = 1.96 * math.sqrt(np.std(ours) ** 2 / 2 + 0.0007 ** 2 / 2)
+    assert row["tolerance"] == pytest.approx(tol)
+    assert row["within"] is True or row["within"] == True  # noqa: E712 - reproduces
+    f = table[table["strategy"] == "fc1"].iloc[0]
+    assert f["ours_mean"] == pytest.approx(0.971)  # clean-protocol records never enter
+    assert f["within"] == False  # noqa: E712 - 2 pp off: does not reproduce
+    lp = table[table["strategy"] == "lp"].iloc[0]
+    assert lp["ours_n"] == 0 and math.isnan(lp["ours_mean"])  # not run
+    assert table[table["dataset"] == "pets"]["ours_n"].tolist() == [0]
+
+
+def test_shipped_paper_table_names_known_strategies_and_datasets():
+    from bench import data
+    from bench.paper_table import published
+
+    rows = published()
+    assert len(rows) == 11 * 7
+    assert {r["strategy"] for r in rows} == {*BLOCK_COMPONENTS, REFERENCE, PAPER_BASELINE}
+    for r in rows:
+        assert r["strategy"] == PAPER_BASELINE or r["strategy"] in STRATEGIES
+        name = r["dataset"].split("/")[0]
+        assert data.DATASETS[name].kind == "target"
+        assert 0.2 < r["mean"] < 1.0
+    # Spot checks against protocol.md's table.
+    by = {(r["dataset"], r["strategy"]): r for r in rows}
+    assert by["cifar10", "fc1"]["mean"] == pytest.approx(0.9909)
+    assert by["domainnet/sketch", "full"]["std"] == pytest.approx(0.0026)
+    assert math.isnan(by["pets", PAPER_BASELINE]["std"])

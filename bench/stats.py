@@ -1,0 +1,171 @@
+"""The statistics behind every claim of the leaderboard: intervals, exact tests, power.
+
+Everything here is deterministic (exact enumeration, closed forms; no random resampling), so
+the same records give the same page, and torch-free.
+
+- ``t_interval``: the 95% Student-t interval of a mean over seeds.
+- ``spearman_exact``: Spearman's rho with its exact two-sided permutation p-value (all n!
+  orderings enumerated; 120 for the five block components).
+- ``sign_flip_p``: the exact sign-flip test of a zero mean paired difference.
+- ``holm``: Holm's step-down adjustment of a family of p-values (family-wise error <= alpha).
+- ``pairs_needed``, ``rankings_needed``: how much data a normal-approximation power analysis
+  says would resolve an unresolved claim (80% power at the adjusted level).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+ALPHA = 0.05  # the level of every verdict on the page (family-wise, Holm)
+POWER = 0.80  # the power the "would need" estimates aim for
+CONFIDENCE = 0.95  # intervals
+MAX_EXACT_N = 8  # 8! = 40,320 orderings; the five block components need 120
+_REL_TOL = 1e-9  # so that the observed statistic always counts as "at least as extreme"
+
+
+def t_quantile(q: float, df: float) -> float:
+    """Student t quantile (scipy.special's, a lighter import than scipy.stats)."""
+    from scipy.special import stdtrit
+
+    return float(stdtrit(df, q))
+
+
+def t_interval(values: Iterable[float], confidence: float = CONFIDENCE) -> float:
+    """Half-width of the Student-t interval of the mean (sample std, n - 1 degrees of
+    freedom); NaN under two values."""
+    x = np.asarray([v for v in values if not _nan(v)], dtype=np.float64)
+    if len(x) < 2:
+        return math.nan
+    return t_quantile(0.5 + confidence / 2, len(x) - 1) * float(x.std(ddof=1)) / math.sqrt(len(x))
+
+
+def t_half_width(std: float, n: int, confidence: float = CONFIDENCE) -> float:
+    """``t_interval`` from a sample std (ddof 1) and n."""
+    if _nan(std) or n < 2:
+        return math.nan
+    return t_quantile(0.5 + confidence / 2, n - 1) * std / math.sqrt(n)
+
+
+def welch_half_width(std_a: float, n_a: int, std_b: float, n_b: int,
+                     confidence: float = CONFIDENCE) -> float:
+    """Half-width of the Welch interval of a difference of two means (sample stds)."""
+    if _nan(std_a) or _nan(std_b) or n_a < 2 or n_b < 2:
+        return math.nan
+    va, vb = std_a ** 2 / n_a, std_b ** 2 / n_b
+    if va + vb == 0:
+        return 0.0
+    df = (va + vb) ** 2 / (va ** 2 / (n_a - 1) + vb ** 2 / (n_b - 1))
+    return t_quantile(0.5 + confidence / 2, df) * math.sqrt(va + vb)
+
+
+def _ranks(values: Sequence[float]) -> np.ndarray:
+    """Average ranks (1-based), ties sharing their mean rank."""
+    x = np.asarray(values, dtype=np.float64)
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x))
+    i = 0
+    while i < len(x):
+        j = i
+        while j + 1 < len(x) and x[order[j + 1]] == x[order[i]]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of ``a`` (n,) with each row of ``b`` (m, n)."""
+    a = a - a.mean()
+    b = b - b.mean(axis=-1, keepdims=True)
+    return (b @ a) / np.sqrt((a @ a) * np.einsum("ij,ij->i", b, b))
+
+
+def spearman_null(x: Sequence[float], y: Sequence[float]) -> tuple[float, np.ndarray]:
+    """(rho, the rho of every one of the n! orderings of y against x); NaN and an empty
+    array when rho is undefined (under 2 points, no spread) or n > ``MAX_EXACT_N``."""
+    rx, ry = _ranks(x), _ranks(y)
+    n = len(rx)
+    if n < 2 or len(set(rx)) < 2 or len(set(ry)) < 2:
+        return math.nan, np.empty(0)
+    rho = float(_pearson(rx, ry[None, :])[0])
+    if n > MAX_EXACT_N:
+        return rho, np.empty(0)
+    perms = np.array(list(itertools.permutations(ry)))
+    return rho, _pearson(rx, perms)
+
+
+def spearman_exact(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """Spearman's rho and its exact two-sided permutation p-value: the share of the n!
+    orderings of y whose |rho| is at least the observed |rho| (NaN when undefined)."""
+    rho, null = spearman_null(x, y)
+    if _nan(rho) or not len(null):
+        return rho, math.nan
+    return rho, float(np.mean(np.abs(null) >= abs(rho) - _REL_TOL))
+
+
+def sign_flip_p(diffs: Iterable[float]) -> float:
+    """Exact two-sided sign-flip permutation test of a zero mean paired difference.
+
+    Under the null each difference is as likely positive as negative: p is the share of the
+    2^n sign patterns whose |mean| is at least the observed one.
+    """
+    d = np.asarray(list(diffs), dtype=np.float64)
+    n = len(d)
+    if n == 0:
+        return math.nan
+    signs = ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1) * 2.0 - 1.0
+    stats = np.abs(signs @ d)
+    observed = abs(d.sum())
+    return float(np.mean(stats >= observed - _REL_TOL * max(observed, np.abs(d).sum(), 1e-300)))
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (NaN stays NaN and does not count in the family)."""
+    idx = [i for i, p in enumerate(pvalues) if not _nan(p)]
+    m = len(idx)
+    out = [math.nan] * len(pvalues)
+    running = 0.0
+    for rank, i in enumerate(sorted(idx, key=lambda i: (pvalues[i], i))):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        out[i] = running
+    return out
+
+
+def _z(q: float) -> float:
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(q)
+
+
+def pairs_needed(mean: float, std: float, family: int = 1, alpha: float = ALPHA,
+                 power: float = POWER) -> float:
+    """Paired differences that would detect ``mean`` with ``power`` at two-sided level
+    ``alpha / family`` (Bonferroni: the first step of Holm), by the normal approximation
+    ``n = ((z(1 - a/2) + z(power)) * std / |mean|)^2``; at least what the exact sign-flip
+    test needs to reach that level at all (2 / 2^n <= a). NaN without a spread or an effect."""
+    if _nan(mean) or _nan(std) or mean == 0:
+        return math.nan
+    a = alpha / max(family, 1)
+    n = ((_z(1 - a / 2) + _z(power)) * std / abs(mean)) ** 2
+    floor = math.log2(2 / a)
+    return float(math.ceil(max(n, floor, 2)))
+
+
+def rankings_needed(rho: float, n_components: int, family: int = 1, alpha: float = ALPHA,
+                    power: float = POWER) -> float:
+    """Independent rankings of ``n_components`` (e.g. models) whose mean Spearman rho would
+    be resolved at the observed ``rho`` (normal approximation: rho's null standard deviation
+    is 1 / sqrt(n - 1)); at least 2, since one ranking is what did not resolve it."""
+    if _nan(rho) or rho == 0 or n_components < 3:
+        return math.nan
+    a = alpha / max(family, 1)
+    sd = 1 / math.sqrt(n_components - 1)
+    return float(math.ceil(max(((_z(1 - a / 2) + _z(power)) * sd / abs(rho)) ** 2, 2)))
+
+
+def _nan(x: object) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
