@@ -36,8 +36,8 @@ from bench.components import (
     PAPER_PLASTICITY_RANKING,
     PAPER_VARIANT,
 )
+from bench.protocol import DEFAULT_PROTOCOL, PAPER_PROTOCOL
 from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE, STRATEGIES
-from bench.suite import DEFAULT_PROTOCOL, PAPER_PROTOCOL
 
 # One (model, dataset) measured within one suite under one protocol: nothing is ever scored
 # across protocols.

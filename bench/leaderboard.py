@@ -31,9 +31,9 @@ from bench import figures as figs
 from bench import stats
 from bench.components import COMPONENTS, PAPER_PLASTICITY_RANKING
 from bench.paper_table import CITATION, SOURCE, published
+from bench.protocol import PAPER_PROTOCOL
 from bench.store import FIGURES_DIR, Skipped, atomic_write_text, load_records
 from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE
-from bench.suite import PAPER_PROTOCOL
 
 # The paper's plasticity scale (protocol.md): 200 batches of 64 pairs per (model, dataset).
 PAPER_PAIRS = 12_800

@@ -545,7 +545,7 @@ def test_reproduction_selects_on_test_and_applies_the_rule():
 
 
 def test_shipped_paper_table_names_known_strategies_and_datasets():
-    from bench import data
+    from bench.datasets import DATASETS
     from bench.paper_table import published
 
     rows = published()
@@ -554,10 +554,22 @@ def test_shipped_paper_table_names_known_strategies_and_datasets():
     for r in rows:
         assert r["strategy"] == PAPER_BASELINE or r["strategy"] in STRATEGIES
         name = r["dataset"].split("/")[0]
-        assert data.DATASETS[name].kind == "target"
+        assert "target" in DATASETS[name].kinds
         assert 0.2 < r["mean"] < 1.0
     # Spot checks against protocol.md's table.
     by = {(r["dataset"], r["strategy"]): r for r in rows}
     assert by["cifar10", "fc1"]["mean"] == pytest.approx(0.9909)
     assert by["domainnet/sketch", "full"]["std"] == pytest.approx(0.0026)
     assert math.isnan(by["pets", PAPER_BASELINE]["std"])
+
+
+def test_paper_table_datasets_are_the_paper_suites():
+    from pathlib import Path
+
+    from bench.paper_table import published
+    from bench.suite import load_suite
+
+    root = Path(__file__).resolve().parents[1]
+    suite = load_suite(root / "suites" / "paper.yaml")
+    ran = {(j.config["model"]["name"], j.config["dataset"]["key"]) for j in suite.jobs}
+    assert ran == {(r["model"], r["dataset"]) for r in published()}

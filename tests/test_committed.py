@@ -62,7 +62,7 @@ def test_committed_suites_are_complete_and_done():
 
 
 def test_committed_leaderboard_is_regenerated_from_the_records(tmp_path):
-    from bench.cli import _expected_jobs
+    from bench.cli import suite_plans
     from bench.leaderboard import build_leaderboard
 
     results = tmp_path / "results"
@@ -71,7 +71,8 @@ def test_committed_leaderboard_is_regenerated_from_the_records(tmp_path):
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, dest)
     out = tmp_path / "LEADERBOARD.md"
-    build_leaderboard(results, out, expected=_expected_jobs([str(p) for p in _suite_files()]))
+    build_leaderboard(results, out, plans=suite_plans([str(p) for p in _suite_files()]))
     assert out.read_text() == (ROOT / "LEADERBOARD.md").read_text()
-    for png in sorted((RESULTS / store.FIGURES_DIR).glob("*.png")):
-        assert (results / store.FIGURES_DIR / png.name).read_bytes() == png.read_bytes(), png
+    for fig in sorted(p for ext in ("png", "svg") for p in (RESULTS / store.FIGURES_DIR).glob(
+            f"*.{ext}")):
+        assert (results / store.FIGURES_DIR / fig.name).read_bytes() == fig.read_bytes(), fig
