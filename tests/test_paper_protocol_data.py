@@ -285,3 +285,34 @@ def test_training_crop_reads_the_box_of_the_whole_image():
     want = torch.nn.functional.interpolate(cols, size=(out, out), mode="bilinear",
                                            align_corners=False)
     assert got.shape == (1, 3, out, out) and torch.allclose(got, want, atol=1e-5)
+
+
+def test_prepare_writes_the_paper_entries_once_for_every_seed(root, tmp_path, capsys):
+    """`bench prepare` on a paper suite: each reader split once through the evaluation
+    transform, the image files' training split kept whole; jobs of any seed then decode
+    nothing."""
+    suite = tiny_suite(root, tmp_path / "w.safetensors",
+                       [{"name": "pets"}, {"name": "cifar10"}])
+    suite.update(protocol="paper", seeds=[0, 42])
+    suite["plasticity"]["enabled"] = False
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    import timm
+    import torch
+
+    from bench import models
+    from tests.test_paper_data import TINY
+
+    torch.manual_seed(0)
+    models.save_state_dict(timm.create_model("vit_tiny_patch16_224", num_classes=0, **TINY),
+                           tmp_path / "w.safetensors")
+    cache = tmp_path / "cache"
+    assert cli.main(["prepare", str(path), "--cache", str(cache), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("paper eval") == 4  # pets trainval and test, cifar10 train and test
+    assert out.count("paper train (whole)") == 1  # pets only: cifar10 trains from its arrays
+    entries = sorted(p.name for p in (cache / "data").iterdir() if p.is_dir())
+    for seed in (0, 42):
+        s = data.load_paper_splits(_entry({"name": "pets"}), root, 32, seed, cache=cache)
+        assert s.train_sizes is not None and s.val[0].shape[1:] == (32, 32, 3)
+    assert sorted(p.name for p in (cache / "data").iterdir() if p.is_dir()) == entries
