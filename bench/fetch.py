@@ -137,7 +137,8 @@ def download_file(src: Source, dest: Path, progress: bool = False) -> Path:
         except (urllib.error.URLError, OSError, http.client.HTTPException) as e:  # dropped,
             # reset, timed out, truncated: resumed from what arrived
             last = e
-            time.sleep(min(0.2 * 2 ** attempt, 2.0))
+            if attempt + 1 < ATTEMPTS:
+                time.sleep(min(0.1 * 2 ** attempt, 2.0))
     else:
         got = part.stat().st_size if part.exists() else 0
         raise DownloadError(
