@@ -29,6 +29,7 @@ from pathlib import Path
 
 from bench import logs
 from bench.formats import UnreadableImages
+from bench.status import RECORDED, UNSUCCESSFUL, Status
 from bench.strategies import BASELINE, PAPER_BASELINE
 from bench.suite import ONLY_FIELDS, SuiteError, format_lr, load_suite
 
@@ -78,18 +79,19 @@ def cmd_plan(args) -> int:
     counts = Counter(s for _, s in table)
     reasons = _failure_reasons(_results(args), suite.name)
     if args.json:
-        print(json.dumps([{"job_id": j.job_id, "suite": j.suite, "status": s, "config": j.config,
+        print(json.dumps([{"job_id": j.job_id, "suite": j.suite, "status": s.value,
+                           "config": j.config,
                            **({"reason": reasons[j.job_id]} if j.job_id in reasons else {})}
                           for j, s in table], indent=1))
         _print_stale(args, file=sys.stderr)  # stdout stays the plan's JSON
         return 0
     rows = [(j.job_id, j.config["model"]["label"], j.config["dataset"]["key"],
              j.config["strategy"]["key"], format_lr(j.config["lr"]), j.config["seed"],
-             j.config["recipe"]["steps"], s) for j, s in table]
+             j.config["recipe"]["steps"], s.value) for j, s in table]
     if not args.summary:
         print(tabulate(rows, headers=["job_id", "model", "dataset", "strategy", "lr", "seed",
                                       "steps", "status"]))
-    kinds = ("done", "failed", "diverged", "missing") + (("running",) if counts["running"] else ())
+    kinds = [*RECORDED, Status.MISSING] + ([Status.RUNNING] if counts[Status.RUNNING] else [])
     print(f"\n{suite.name}: {len(table)} jobs: " + ", ".join(
         f"{counts.get(k, 0)} {k}" for k in kinds))
     per = Counter(j.config["strategy"]["name"] for j, _ in table)
@@ -98,7 +100,7 @@ def cmd_plan(args) -> int:
     print(f"{suite.name}: {len(table) - base} jobs of the other strategies + " + " + ".join(
         f"{per.get(b, 0)} {b}" for b in bases) + " baseline jobs; per strategy: "
         + ", ".join(f"{k} {n}" for k, n in per.items()))
-    _print_reasons([(j, s) for j, s in table if j.job_id in reasons and s != "done"], reasons)
+    _print_reasons([(j, s) for j, s in table if j.job_id in reasons and s != Status.DONE], reasons)
     _print_stale(args)
     return 0
 
@@ -109,7 +111,7 @@ def _failure_reasons(results: Path, suite: str) -> dict[str, str]:
 
     records, _ = store.load_records(results, suite)
     return {r["job_id"]: (r.get("error") or {}).get("reason") or r["status"]
-            for r in records if r["status"] != "done"}
+            for r in records if r["status"] != Status.DONE}
 
 
 def _print_reasons(jobs: list, reasons: dict[str, str], file=None) -> None:
@@ -294,7 +296,7 @@ def cmd_run(args) -> int:
         from bench.store import job_statuses
 
         statuses = job_statuses(_results(args), suite.name)
-        _print_reasons([(j, statuses.get(j.job_id, "failed")) for j in report.failed],
+        _print_reasons([(j, statuses.get(j.job_id, Status.FAILED)) for j in report.failed],
                        _failure_reasons(_results(args), suite.name), file=sys.stderr)
     if report.failed:
         print(f"each job's log: {_results(args) / suite.name}/<job_id>.log; "
@@ -470,7 +472,9 @@ def cmd_perf(args) -> int:
                         threads=args.threads, precision=args.precision,
                         log=lambda m: print(m, file=sys.stderr))
     if args.plan:
-        res["plan"] = perf.benchmark_plan(args.plan)
+        from bench.synthetic import benchmark_plan
+
+        res["plan"] = benchmark_plan(args.plan)
     print(perf.format_table(res))
     if args.json:
         perf.write_json(res, Path(args.json))
@@ -552,8 +556,7 @@ def cmd_submit(args) -> int:
                           cache=Path(args.cache) if args.cache else None,
                           progress=not args.quiet)
     print(report)
-    if report.final is not None and (report.final.counts.get("failed", 0)
-                                     or report.final.counts.get("diverged", 0)):
+    if report.final is not None and any(report.final.counts[s] for s in UNSUCCESSFUL):
         return EXIT_FAILED
     return 0
 
@@ -567,7 +570,7 @@ def cmd_status(args) -> int:
     print(report)
     reasons = _failure_reasons(_results(args), suite.name)
     _print_reasons([(j, report.jobs[j.job_id]) for j in suite.jobs
-                    if report.jobs.get(j.job_id) in ("failed", "diverged")], reasons)
+                    if report.jobs.get(j.job_id) in UNSUCCESSFUL], reasons)
     _print_stale(args)
     return 0
 

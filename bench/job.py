@@ -14,13 +14,13 @@ import platform
 import socket
 import subprocess
 import time
-import traceback
 from importlib import metadata
 from pathlib import Path
 
 from bench import data, logs, store
 from bench.components import PAPER_VARIANT
 from bench.protocol import DEFAULT_PROTOCOL, PAPER_PROTOCOL
+from bench.status import Status
 from bench.suite import Job
 from bench.suite import job_id as compute_job_id
 
@@ -29,10 +29,6 @@ PACKAGES = ("torch", "torchvision", "timm", "numpy", "scikit-learn", "pandas")
 
 def default_cache() -> Path:
     return Path(os.environ.get("BENCH_CACHE", "~/.cache/vit-plasticity-bench")).expanduser()
-
-
-def checkpoint_path(results: Path, job_id: str) -> Path:
-    return Path(results) / ".checkpoints" / f"{job_id}.pt"
 
 
 def pick_device(device: str | None = None) -> str:
@@ -73,7 +69,21 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def provenance(device: str) -> dict:
+def host_provenance(device: str | None, **extra) -> dict:
+    """Where and with what code a job ran; torch-free (it must work when torch is what
+    failed). ``started_at`` and ``finished_at`` come in ``extra``."""
+    try:
+        version = code_version()
+    except Exception:  # noqa: BLE001 - the record matters more than the version figure
+        version = {"git_commit": None, "git_dirty": None, "code_version": None}
+    return {**version, "packages": {}, "python": platform.python_version(),
+            "platform": platform.platform(), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+            "gpu": None, "device": device, "hostname": socket.gethostname(),
+            "pid": os.getpid(), "started_at": None, "finished_at": None, **extra}
+
+
+def provenance(device: str, **extra) -> dict:
+    """``host_provenance`` and what torch says: package versions, GPU, threads."""
     import torch
 
     packages = {}
@@ -83,11 +93,8 @@ def provenance(device: str) -> dict:
         except metadata.PackageNotFoundError:
             packages[p] = None
     gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None
-    return {**code_version(), "packages": packages, "python": platform.python_version(),
-            "platform": platform.platform(), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "gpu": gpu, "device": device,
-            "hostname": socket.gethostname(), "pid": os.getpid(), "started_at": None,
-            "finished_at": None}
+    return host_provenance(device, packages=packages, gpu=gpu,
+                           torch_threads=torch.get_num_threads(), **extra)
 
 
 def ensure_weights(model_cfg: dict, cache: Path, device: str = "cpu",
@@ -223,34 +230,6 @@ def plasticity_of(model_cfg: dict, dataset: dict, pcfg: dict, *, split_seed: int
             "seconds": time.perf_counter() - t0, "device": device, "plasticity": out}
 
 
-def escaped_failure_record(config: dict, suite: str, job_id: str, exc: BaseException,
-                           started: float, device: str | None = None,
-                           **provenance_extra) -> dict:
-    """A schema-valid failed record for an exception that escaped ``run_job`` (it records its
-    own failures; this is for one it could not write) or killed the process running it.
-    Torch-free: it must work when torch itself is what failed."""
-    import datetime as dt
-
-    try:
-        version = code_version()
-    except Exception:  # noqa: BLE001 - the record matters more than the version figure
-        version = {"git_commit": None, "git_dirty": None, "code_version": None}
-    prov = {**version, "packages": {}, "python": platform.python_version(),
-            "platform": platform.platform(), "cpu": _cpu_name(), "gpu": None,
-            "device": device, "hostname": socket.gethostname(), "pid": os.getpid(),
-            "started_at": dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(
-                timespec="seconds"),
-            "finished_at": store.utc_now(), **provenance_extra}
-    return {"schema_version": store.SCHEMA_VERSION, "job_id": job_id, "suite": suite,
-            "status": "failed", "config": config,
-            "metrics": {"wall_seconds": time.time() - started},
-            "curves": {"train": [], "val": []}, "plasticity": None,
-            "error": {"type": type(exc).__name__,
-                      "reason": f"{type(exc).__name__} escaped the job: {exc}",
-                      "traceback": "".join(traceback.format_exception(exc))},
-            "provenance": prov}
-
-
 def _load(config: dict, cache: Path, device: str):
     """The pretrained model as the job's protocol wants it, its data settings, the splits
     (a fresh head of the dataset's classes, seeded by the run seed), and the data root."""
@@ -348,7 +327,7 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
     run_model = torch.compile(model) if recipe["compile"] else model
     bar = _bar(recipe["steps"], config["strategy"]["key"]) if progress else None
     res = train.finetune(run_model, *dd, recipe=recipe, lr=config["lr"],
-                         seed=config["seed"], checkpoint=checkpoint_path(results, jid),
+                         seed=config["seed"], checkpoint=store.checkpoint_path(results, jid),
                          progress=bar.update if bar else None, hook=applied.hook, log=log,
                          drop_last=protocol == PAPER_PROTOCOL)
     if bar:
@@ -396,29 +375,25 @@ def _run_job(config: dict, suite: str, results: Path, cache: Path | None,
     curves: dict = {"train": [], "val": []}
     plast = None
     variants: dict = {}  # plasticity measured otherwise than the paper, under its own name
-    status, error = "done", None
+    status, error = Status.DONE, None
     try:
         plast, variants, curves = _run(config, jid, results, cache, device, progress, metrics)
     except Exception as e:  # noqa: BLE001 - every failure is recorded, and the suite goes on
-        status = "diverged" if type(e).__name__ == "Diverged" else "failed"
-        reason = f"{type(e).__name__}: {e}"
-        if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
-            reason = f"out of memory: {e}"
-        error = {"type": type(e).__name__, "reason": reason, "traceback": traceback.format_exc()}
-        log.error("%s: %s", status, reason)
+        status = Status.DIVERGED if type(e).__name__ == "Diverged" else Status.FAILED
+        oom = isinstance(e, MemoryError) or "out of memory" in str(e).lower()
+        error = store.error_info(e, f"out of memory: {e}" if oom else None)
+        log.error("%s: %s", status, error["reason"])
     metrics["wall_seconds"] = time.perf_counter() - t_start
     try:
         metrics["peak_memory_mb"] = _peak_memory_mb(device)
     except Exception:  # noqa: BLE001 - a missing figure must not lose the record
         metrics["peak_memory_mb"] = None
-    prov = provenance(device)
-    prov.update(started_at=started, finished_at=store.utc_now())
-    record = {"schema_version": store.SCHEMA_VERSION, "job_id": jid, "suite": suite,
-              "status": status, "config": config, "metrics": metrics, "curves": curves,
-              "plasticity": plast, "plasticity_variants": variants, "error": error,
-              "provenance": prov}
+    record = store.new_record(
+        config, suite, jid, status, metrics=metrics, curves=curves, plasticity=plast,
+        plasticity_variants=variants, error=error,
+        provenance=provenance(device, started_at=started, finished_at=store.utc_now()))
     store.write_record(results, record)
-    checkpoint_path(results, jid).unlink(missing_ok=True)
+    store.checkpoint_path(results, jid).unlink(missing_ok=True)
     log.info("%s in %.1f s: record %s", status, metrics["wall_seconds"],
              store.record_path(results, suite, jid))
     return record

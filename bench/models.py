@@ -333,23 +333,14 @@ def read_state_dict(path: Path) -> dict:
 
 def save_state_dict(model, path: Path, drop_head: bool = True) -> None:
     """safetensors, atomically; without the classifier (fine-tuning adds its own)."""
-    import os
-
     from safetensors.torch import save_file
 
-    from bench.store import temp_file
+    from bench.store import atomic_write
 
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
           if not (drop_head and k.startswith("head."))}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_file(path)  # 0666 minus the umask (mkstemp's would be 0600)
-    os.close(fd)
-    try:
+    with atomic_write(path) as tmp:
         save_file(sd, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def new_head(model, num_classes: int, protocol: str = CLEAN_PROTOCOL) -> None:

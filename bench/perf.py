@@ -26,8 +26,8 @@ allocation when it started (``peak_delta_mb``); on the CPU the same for the proc
 set size, sampled every few milliseconds by a thread (torch's CPU memory is invisible to
 tracemalloc).
 
-``benchmark_plan`` times ``bench plan`` on a generated suite of 1,000 jobs in a fresh
-interpreter and says whether it imported torch.
+``bench perf --plan N`` adds ``bench.synthetic.benchmark_plan``: ``bench plan`` on a
+generated suite of N jobs in a fresh interpreter, and whether it imported torch.
 """
 
 from __future__ import annotations
@@ -37,9 +37,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -349,72 +346,6 @@ def format_table(res: dict) -> str:
                    f"interpreter; {plan['seconds_in_main']:.2f} s in main), imports torch: "
                    f"{'yes' if plan['imports_torch'] else 'no'}")
     return f"{head}\n{table}\n\n{ratios}"
-
-
-_PLAN_CHILD = """
-import sys, time
-t0 = time.perf_counter()
-from bench.cli import main
-rc = main(sys.argv[1:])
-sys.stderr.write("PERF %f %d\\n" % (time.perf_counter() - t0, "torch" in sys.modules))
-sys.exit(rc)
-"""
-
-
-def plan_suite(n: int = 1000) -> dict:
-    """A valid suite of about ``n`` jobs (the paper's strategies and the baseline x 5
-    learning rates x as many seeds as needed)."""
-    from bench.strategies import BASELINE, PAPER_STRATEGIES
-
-    strategies = [*PAPER_STRATEGIES, BASELINE]
-    lrs = [0.001, 0.003, 0.01, 0.03, 0.1]
-    per_seed = len(strategies) * len(lrs)
-    return {
-        "name": f"perf-plan-{n}",
-        "models": [{"name": "vit_tiny_patch16_224", "label": "tiny",
-                    "kwargs": {"img_size": 32, "patch_size": 8, "embed_dim": 64, "depth": 4,
-                               "num_heads": 4, "mlp_ratio": 2.0},
-                    "weights": {"pretrain": {"dataset": "digits_source", "steps": 10,
-                                             "batch_size": 32}}}],
-        "datasets": [{"name": "digits_c", "corruption": "contrast", "severity": 5}],
-        "strategies": strategies,
-        "lrs": lrs,
-        "seeds": list(range(-(-n // per_seed))),
-        "recipe": {"steps": 100, "batch_size": 32, "warmup_steps": 10},
-        "plasticity": {"reference": "digits_source"},
-    }
-
-
-def benchmark_plan(n: int = 1000, repeats: int = 3) -> dict:
-    """Wall time of ``bench plan`` on an ``n``-job suite, in a fresh interpreter each time
-    (interpreter start-up included), and whether it imported torch."""
-    import yaml
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "suite.yaml"
-        path.write_text(yaml.safe_dump(plan_suite(n)))
-        walls, inner, torch_imported = [], [], False
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-c", _PLAN_CHILD, "plan", str(path),
-                                   "--results", str(Path(tmp) / "results")],
-                                  capture_output=True, text=True, cwd=tmp,
-                                  env={**os.environ, "PYTHONPATH": _package_root()})
-            walls.append(time.perf_counter() - t0)
-            if proc.returncode != 0:
-                raise RuntimeError(f"bench plan failed: {proc.stderr}")
-            line = [x for x in proc.stderr.splitlines() if x.startswith("PERF ")][-1]
-            inner.append(float(line.split()[1]))
-            torch_imported |= line.split()[2] == "1"
-        return {"jobs": len(plan_suite(n)["seeds"]) * 40,
-                "seconds": statistics.median(walls), "seconds_in_main": statistics.median(inner),
-                "samples": walls, "imports_torch": torch_imported}
-
-
-def _package_root() -> str:
-    root = str(Path(__file__).resolve().parent.parent)
-    extra = os.environ.get("PYTHONPATH")
-    return f"{root}{os.pathsep}{extra}" if extra else root
 
 
 def write_json(res: dict, path: Path) -> None:

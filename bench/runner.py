@@ -4,10 +4,11 @@
 then the missing jobs run with a progress bar and an ETA. A failed job is recorded as failed
 and the others go on. Workers each get an equal share of the CPU threads, or one GPU each.
 
-Crashes and concurrency. A job runs only under its claim (``store.try_claim``), taken by the
-process that runs it (a worker holds its own) and removed once its record is written. So
-several ``bench run`` of one suite on one results directory, on this machine or on others
-sharing the folder, split the jobs and run each once: a job claimed by a live process is
+Crashes and concurrency. A job runs through ``bench.lifecycle.run_claimed``, as SLURM tasks
+do: only under its claim (``bench.claims``), taken by the process that runs it (a worker holds
+its own) and removed once its record is written. So several ``bench run`` (and ``bench
+submit``) of one suite on one results directory, on this machine or on others sharing the
+folder, split the jobs and run each once: a job claimed by a live process is
 left to it, waited for and reported; a stale claim (its process is dead) is taken over. At
 start, the runner removes what dead processes left: temporary files of writers that are
 gone, stale claims, and training checkpoints of jobs that are done. A run killed at any
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import sys
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -26,7 +26,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import store
+from bench import claims, lifecycle, store
+from bench.status import Status
 from bench.suite import Job, Suite
 
 POLL_S = 1.0  # how often jobs running elsewhere are looked at while waiting for them
@@ -44,17 +45,16 @@ class RunReport:
     damaged: list[store.Skipped] = field(default_factory=list)  # unreadable files (rerun)
 
 
-def job_table(suite: Suite, results: Path) -> list[tuple[Job, str]]:
+def job_table(suite: Suite, results: Path) -> list[tuple[Job, Status]]:
     """Each job with its status: done, failed, diverged, missing, or running (a live process
     holds its claim: it is being run, or rerun, now)."""
     statuses = store.job_statuses(results, suite.name)
     table = []
     for j in suite.jobs:
-        status = statuses.get(j.job_id, "missing")
-        if status != "done":
-            holder = store.read_holder(store.claim_path(results, suite.name, j.job_id))
-            if holder is not None and holder.stale is None:
-                status = "running"
+        status = Status(statuses.get(j.job_id, Status.MISSING))
+        if status != Status.DONE and claims.is_live(
+                claims.read_holder(claims.claim_path(results, suite.name, j.job_id))):
+            status = Status.RUNNING
         table.append((j, status))
     return table
 
@@ -62,19 +62,16 @@ def job_table(suite: Suite, results: Path) -> list[tuple[Job, str]]:
 def sweep(suite: Suite, results: Path, done: set[str]) -> list[Path]:
     """Remove what dead processes left in ``results`` for ``suite``: temporary files whose
     writer is gone, stale claims, and checkpoints of the ``done`` jobs nobody runs."""
-    from bench.job import checkpoint_path
-
     results = Path(results)
     folder = store.suite_dir(results, suite.name)
-    checkpoints = checkpoint_path(results, "0" * 16).parent
     removed = [*store.remove_dead_temps(folder),
-               *store.remove_dead_temps(folder / store.CLAIMS_DIR),
-               *store.remove_dead_temps(checkpoints),
-               *store.remove_stale_claims(results, suite.name)]
+               *store.remove_dead_temps(folder / claims.CLAIMS_DIR),
+               *store.remove_dead_temps(results / store.CHECKPOINTS_DIR),
+               *claims.remove_stale_claims(results, suite.name)]
     for jid in sorted(done):
-        ckpt = checkpoint_path(results, jid)
-        holder = store.read_holder(store.claim_path(results, suite.name, jid))
-        if ckpt.is_file() and (holder is None or holder.stale):  # not a --force run's
+        ckpt = store.checkpoint_path(results, jid)
+        holder = claims.read_holder(claims.claim_path(results, suite.name, jid))
+        if ckpt.is_file() and not claims.is_live(holder):  # not a --force run's
             ckpt.unlink(missing_ok=True)
             removed.append(ckpt)
     return removed
@@ -95,54 +92,18 @@ def _worker_init(threads: int, gpus, log_level: int) -> None:
 def _run_one(config: dict, suite: str, results: str, cache: str | None, device: str | None,
              stamp: tuple | None,
              tensorboard: str | None = None) -> tuple[str, str, str | None, str | None]:
-    """Claim and run one job: (job_id, outcome, status, detail).
-
-    outcome ``ran`` (status of the record written here; detail: the stale claim taken over),
-    ``held`` (a live process elsewhere holds the claim; detail: who), or ``elsewhere`` (its
-    record changed since ``stamp``, the start of this run: another process ran it).
-    """
+    """Run one job through its lifecycle: (job_id, outcome kind, status, detail), plain
+    values a worker sends back; see ``bench.lifecycle.Outcome``."""
     from bench import job
 
-    res = Path(results)
     jid = job.compute_job_id(config)
-    claim = store.try_claim(res, suite, jid)
-    if isinstance(claim, store.Holder):
-        return jid, "held", None, str(claim)
-    try:
-        if store.record_stamp(res, suite, jid) != stamp:
-            try:
-                return jid, "elsewhere", store.read_record(
-                    store.record_path(res, suite, jid))["status"], None
-            except (OSError, store.RecordError):
-                pass  # gone or unreadable: run it
-        # Whoever writes this job's files holds its claim, which is ours now: any temporary
-        # file of them is a dead writer's.
-        store.remove_dead_temps(store.suite_dir(res, suite), f"{jid}.json", any_writer=True)
-        ckpt = job.checkpoint_path(res, jid)
-        store.remove_dead_temps(ckpt.parent, ckpt.name, any_writer=True)
-        started = time.time()
-        try:
-            status = job.run_job(config, suite, res, Path(cache) if cache else None,
-                                 device, tensorboard=tensorboard)["status"]
-        except Exception as e:  # noqa: BLE001 - what escapes run_job is recorded too
-            status = _record_escaped(config, suite, res, jid, e, started, device)
-        return jid, "ran", status, str(claim.took_over) if claim.took_over else None
-    finally:
-        claim.release()
-
-
-def _record_escaped(config: dict, suite: str, results: Path, jid: str, exc: Exception,
-                    started: float, device: str | None) -> str:
-    """Record a job whose exception escaped ``run_job`` or whose worker died, as failed."""
-    from bench.job import escaped_failure_record
-
-    try:
-        store.write_record(results, escaped_failure_record(config, suite, jid, exc, started,
-                                                           device))
-    except Exception as e:  # noqa: BLE001 - e.g. a full disk: the job stays missing
-        print(f"job {jid}: {exc}; its failure could not be recorded either: {e}",
-              file=sys.stderr)
-    return "failed"
+    res = Path(results)
+    out = lifecycle.run_claimed(
+        config, suite, res, jid,
+        lambda: job.run_job(config, suite, res, Path(cache) if cache else None, device,
+                            tensorboard=tensorboard),
+        stamp=stamp, device=device)
+    return jid, out.kind, out.status.value if out.status else None, out.detail
 
 
 def _gpu_count() -> int:
@@ -151,7 +112,7 @@ def _gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def run_suite(suite: Suite, results: Path, *, workers: int = 1, force: bool = False,  # noqa: C901 - to split (issue 14)
+def run_suite(suite: Suite, results: Path, *, workers: int = 1, force: bool = False,
               cache: Path | None = None, device: str | None = None,
               progress: bool = True, poll_s: float | None = None,
               tensorboard: Path | None = None) -> RunReport:
@@ -167,139 +128,188 @@ def run_suite(suite: Suite, results: Path, *, workers: int = 1, force: bool = Fa
     records, damaged = store.load_records(results, suite.name)
     statuses = {r["job_id"]: r["status"] for r in records}
     report = RunReport(damaged=damaged)
-    report.removed = sweep(suite, results, {j for j, s in statuses.items() if s == "done"})
-    todo = [j for j in suite.jobs if force or statuses.get(j.job_id) != "done"]
+    report.removed = sweep(suite, results, {j for j, s in statuses.items() if s == Status.DONE})
+    todo = [j for j in suite.jobs if force or statuses.get(j.job_id) != Status.DONE]
     report.skipped = len(suite.jobs) - len(todo)
     if not todo:
         return report
-    # What each job's record is now: a record that changes meanwhile was written elsewhere.
-    stamps = {j.job_id: store.record_stamp(results, suite.name, j.job_id) for j in todo}
-
     from bench.job import pick_device, prepare_shared
 
     device = pick_device(device)
     prepare_shared([j.config for j in todo], cache, device, progress=progress)
     bar = tqdm(total=len(todo), desc=f"{suite.name}", unit="job", disable=not progress,
                dynamic_ncols=True)
-    poll_s = POLL_S if poll_s is None else poll_s
-    queue: deque[Job] = deque(todo)
-    waiting: dict[str, Job] = {}  # held by a live process elsewhere
+    try:
+        _Scheduler(suite, results, todo, report, bar, workers=workers, cache=cache,
+                   device=device, poll_s=POLL_S if poll_s is None else poll_s,
+                   tensorboard=tensorboard,
+                   log_level=logging.WARNING if progress else logging.INFO).run()
+    finally:
+        bar.close()
+    return report
 
-    def handle(j: Job, result: tuple) -> None:
-        _, outcome, status, detail = result
-        if outcome == "held":
-            if j.job_id not in waiting:
+
+class _Scheduler:
+    """Runs the jobs of one ``bench run``: in this process, or in a pool of spawned workers
+    (one per GPU on CUDA). A job held by a live process elsewhere waits and comes back in
+    line once its claim is released. A worker that dies (killed by a signal: the
+    out-of-memory killer, a segfault) takes the pool and every job in flight with it: those
+    run again, each alone; a job whose worker dies while it runs alone is recorded as failed,
+    so it cannot loop forever."""
+
+    def __init__(self, suite: Suite, results: Path, todo: list[Job], report: RunReport, bar,
+                 *, workers: int, cache: Path | None, device: str, poll_s: float,
+                 tensorboard: Path | None = None, log_level: int = 20):
+        self.suite, self.results, self.report, self.bar = suite, results, report, bar
+        self.cache, self.device, self.poll_s = cache, device, poll_s
+        self.tensorboard, self.log_level = tensorboard, log_level
+        # What each job's record is now: a record that changes meanwhile was written elsewhere.
+        self.stamps = {j.job_id: store.record_stamp(results, suite.name, j.job_id) for j in todo}
+        self.queue: deque[Job] = deque(todo)
+        self.waiting: dict[str, Job] = {}  # held by a live process elsewhere
+        self.inflight: dict = {}  # future -> job
+        self.suspects: set[str] = set()  # in flight when a worker died: from then on, alone
+        self.workers, self.gpus, self.pool = workers, None, None
+        if workers > 1:
+            self._plan_pool()
+            self.pool = self._new_pool()
+
+    # ---------------------------------------------------------------- the loop
+
+    def run(self) -> None:
+        try:
+            while self.queue or self.inflight or self.waiting:
+                self._start_ready()
+                if self.inflight:
+                    self._collect(wait(self.inflight, timeout=self.poll_s,
+                                       return_when=FIRST_COMPLETED)[0])
+                elif self.waiting and not self.queue:
+                    time.sleep(self.poll_s)
+                self._requeue_released()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _start_ready(self) -> None:
+        """Start queued jobs while there is room (in-process: run them right here)."""
+        while self.queue and len(self.inflight) < max(self.workers, 1) \
+                and not (self.pool is not None and self.inflight and self._alone(self.queue[0])):
+            j = self.queue.popleft()
+            args = (j.config, self.suite.name, str(self.results), _s(self.cache),
+                    self.device, self.stamps[j.job_id], _s(self.tensorboard))
+            if self.pool is None:
+                self._handle(j, _run_one(*args))
+                continue
+            try:
+                self.inflight[self.pool.submit(_run_one, *args)] = j
+            except BrokenProcessPool:  # a worker died while idle
+                self._restart_pool()
+                self.queue.appendleft(j)
+
+    def _collect(self, finished) -> None:
+        """Handle finished futures; when a worker died, every job in flight went down too."""
+        dead = self._results(finished)
+        if dead:
+            dead += self._results(list(self.inflight))
+            self._restart_pool()  # workers gone, their claims stale
+            self._worker_died(dead)
+
+    def _results(self, futures) -> list[Job]:
+        """Handle these futures' results; returns the jobs whose worker died."""
+        dead = []
+        for f in futures:
+            j = self.inflight.pop(f)
+            if not self._result(f, j):
+                dead.append(j)
+        return dead
+
+    def _requeue_released(self) -> None:
+        for jid, j in list(self.waiting.items()):  # back in line once its claim is released
+            holder = claims.read_holder(claims.claim_path(self.results, self.suite.name, jid))
+            if not claims.is_live(holder):
+                del self.waiting[jid]
+                self.queue.append(j)
+
+    # ---------------------------------------------------------------- outcomes
+
+    def _result(self, future, j: Job) -> bool:
+        """Handle a finished future; False when its worker died (the pool is broken)."""
+        try:
+            self._handle(j, future.result())
+        except BrokenProcessPool:
+            return False
+        except Exception as e:  # noqa: BLE001 - a job's bug must not stop the others
+            self.bar.write(f"job {j.job_id} crashed its worker: {e}")
+            self.report.ran += 1
+            self.report.failed.append(j)
+            self.bar.update(1)
+        return True
+
+    def _handle(self, j: Job, result: tuple) -> None:
+        _, kind, status, detail = result
+        report, bar = self.report, self.bar
+        if kind == lifecycle.HELD:
+            if j.job_id not in self.waiting:
                 bar.write(f"job {j.job_id} is being run by {detail}; waiting for it")
-            waiting[j.job_id] = j
+            self.waiting[j.job_id] = j
             return
-        if outcome == "ran":
+        if kind == lifecycle.RAN:
             report.ran += 1
-            report.done += status == "done"
+            report.done += status == Status.DONE
             if detail:
                 report.took_over.append((j, detail))
                 bar.write(f"job {j.job_id}: took over the claim of {detail}")
         else:
             report.elsewhere.append(j)
-        if status != "done":
+        if status != Status.DONE:
             report.failed.append(j)
         bar.set_postfix(failed=len(report.failed))
         bar.update(1)
 
-    pool, run_device, new_pool = None, device, None
-    if workers > 1:
-        ngpu = _gpu_count() if device.startswith("cuda") else 0
-        gpus = None
-        if ngpu:
-            workers = min(workers, ngpu)  # one worker per GPU, each seeing only its own
-            gpus = mp.get_context("spawn").Manager().Queue()
-            run_device = "cuda"
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        log_level = logging.WARNING if progress else logging.INFO
-
-        def new_pool() -> ProcessPoolExecutor:
-            for i in range(workers if gpus is not None else 0):
-                gpus.put(i)
-            return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                       initializer=_worker_init,
-                                       initargs=(threads, gpus, log_level))
-
-        pool = new_pool()
-    inflight: dict = {}
-    suspects: set[str] = set()  # in flight when a worker died: from then on, run alone
-
-    def worker_died(dead: list[Job]) -> None:
-        """A worker died (killed by a signal: the out-of-memory killer, a segfault) and the
-        pool with it, taking every job in flight. They run again, each alone; a job whose
-        worker dies while it runs alone is recorded as failed (so it cannot loop forever)."""
-        if len(dead) == 1 and dead[0].job_id in suspects:
+    def _worker_died(self, dead: list[Job]) -> None:
+        if len(dead) == 1 and dead[0].job_id in self.suspects:
             j = dead[0]
-            claim = store.try_claim(results, suite.name, j.job_id)  # the dead worker's is stale
-            if isinstance(claim, store.Claim):
-                with claim:
-                    _record_escaped(j.config, suite.name, results, j.job_id, RuntimeError(
-                        "the worker process running it died twice, the second time running "
-                        "alone (killed by a signal: out of host memory? see dmesg)"),
-                        time.time(), run_device)
-            bar.write(f"job {j.job_id}: kills its worker; recorded as failed")
-            handle(j, (j.job_id, "ran", "failed", None))
+            reason = RuntimeError(
+                "the worker process running it died twice, the second time running alone "
+                "(killed by a signal: out of host memory? see dmesg)")
+
+            def fail() -> dict:
+                raise reason
+
+            lifecycle.run_claimed(j.config, self.suite.name, self.results, j.job_id, fail,
+                                  device=self.device)  # the dead worker's claim is stale
+            self.bar.write(f"job {j.job_id}: kills its worker; recorded as failed")
+            self._handle(j, (j.job_id, lifecycle.RAN, Status.FAILED.value, None))
             return
         for j in dead:
-            suspects.add(j.job_id)
-            queue.appendleft(j)
-        bar.write(f"a worker died (killed by a signal?); rerunning {len(dead)} job(s) alone")
+            self.suspects.add(j.job_id)
+            self.queue.appendleft(j)
+        self.bar.write(f"a worker died (killed by a signal?); rerunning {len(dead)} job(s) alone")
 
-    def collect(f, j: Job) -> bool:
-        """Handle a finished future; False when its worker died (the pool is broken)."""
-        try:
-            handle(j, f.result())
-        except BrokenProcessPool:
-            return False
-        except Exception as e:  # noqa: BLE001 - a job's bug must not stop the others
-            bar.write(f"job {j.job_id} crashed its worker: {e}")
-            report.ran += 1
-            report.failed.append(j)
-            bar.update(1)
-        return True
+    def _alone(self, j: Job) -> bool:  # a suspect runs with nothing else in flight
+        return j.job_id in self.suspects or any(
+            x.job_id in self.suspects for x in self.inflight.values())
 
-    def alone(j: Job) -> bool:  # a suspect runs with nothing else in flight
-        return j.job_id in suspects or any(x.job_id in suspects for x in inflight.values())
+    # ---------------------------------------------------------------- the pool
 
-    try:
-        while queue or inflight or waiting:
-            while queue and len(inflight) < max(workers, 1) \
-                    and not (pool is not None and inflight and alone(queue[0])):
-                j = queue.popleft()
-                args = (j.config, suite.name, str(results), _s(cache), run_device,
-                        stamps[j.job_id], _s(tensorboard))
-                if pool is None:
-                    handle(j, _run_one(*args))
-                    continue
-                try:
-                    inflight[pool.submit(_run_one, *args)] = j
-                except BrokenProcessPool:  # a worker died while idle
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    pool = new_pool()
-                    queue.appendleft(j)
-            if inflight:
-                finished, _ = wait(inflight, timeout=poll_s, return_when=FIRST_COMPLETED)
-                dead = [j for f in finished if not collect(f, j := inflight.pop(f))]
-                if dead:  # the pool is broken: every job still in flight went down with it
-                    dead += [j for f in list(inflight) if not collect(f, j := inflight.pop(f))]
-                    pool.shutdown(wait=True, cancel_futures=True)  # workers gone, claims stale
-                    pool = new_pool()
-                    worker_died(dead)
-            elif waiting and not queue:
-                time.sleep(poll_s)
-            for jid, j in list(waiting.items()):  # back in line once its claim is released
-                holder = store.read_holder(store.claim_path(results, suite.name, jid))
-                if holder is None or holder.stale:
-                    del waiting[jid]
-                    queue.append(j)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        bar.close()
-    return report
+    def _plan_pool(self) -> None:
+        ngpu = _gpu_count() if self.device.startswith("cuda") else 0
+        if ngpu:
+            self.workers = min(self.workers, ngpu)  # one worker per GPU, each seeing its own
+            self.gpus = mp.get_context("spawn").Manager().Queue()
+            self.device = "cuda"
+        self.threads = max(1, (os.cpu_count() or 1) // self.workers)
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        for i in range(self.workers if self.gpus is not None else 0):
+            self.gpus.put(i)
+        return ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
+                                   initializer=_worker_init,
+                                   initargs=(self.threads, self.gpus, self.log_level))
+
+    def _restart_pool(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool = self._new_pool()
 
 
 def _s(p: Path | None) -> str | None:

@@ -38,27 +38,23 @@ Status needs no SLURM accounting: it reads the records and ``squeue``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import fnmatch
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import submitit
 import yaml
 
-from bench import store
+from bench import claims, lifecycle, store
 from bench.registry import did_you_mean
+from bench.status import ACTIVE, ALL, RECORDED, UNSUCCESSFUL, Status
 
 EXECUTORS = ("slurm",)
 PREPARE_MODES = ("slurm", "local", "none")
@@ -78,7 +74,7 @@ PENDING_STATES = frozenset({
     "RESV_DEL_HOLD", "POWER_UP_NODE", "PREEMPTED", "SPECIAL_EXIT"})
 RUNNING_STATES = frozenset({
     "RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT", "RESIZING", "STOPPED"})
-STATUS_KEYS = ("done", "running", "pending", "failed", "diverged", "missing")
+HELD_POLL_S = 5.0  # how often a task whose job another process runs looks again
 
 
 class ProfileError(ValueError):
@@ -443,16 +439,24 @@ def _ledger_lock(results: Path, suite: str):
 # ------------------------------------------------------------------------- the callable
 
 class SlurmJob(submitit.helpers.Checkpointable):
-    """What each array task runs: ``bench.job.run_job`` (or a stand-in), requeued by submitit.
+    """What each array task runs: ``bench.job.run_job`` (or a stand-in) through the job
+    lifecycle every runner uses (``bench.lifecycle.run_claimed``), requeued by submitit.
 
-    On timeout or preemption submitit calls ``checkpoint`` and requeues the same call; the
-    job's progress lives in its training checkpoint, so nothing else needs saving here.
+    The task claims its job like ``bench run`` does, so a ``bench run`` and a ``bench submit``
+    on one results folder run each job once: a task whose job is held by a live process waits
+    for it, and a task whose job got a record after the submit (``stamp``: the record as the
+    submit saw it) returns that record instead of running again. On timeout or preemption
+    submitit calls ``checkpoint`` and requeues the same call; the requeued run takes over the
+    claim of its own earlier run (same SLURM task id) and resumes from the job's training
+    checkpoint, so nothing else needs saving here.
     """
 
-    def __init__(self, suite: str, job_id: str, fn: Callable[..., dict] | None = None):
+    def __init__(self, suite: str, job_id: str, fn: Callable[..., dict] | None = None,
+                 stamp: object = lifecycle.NOT_CHECKED):
         self.suite = suite
         self.job_id = job_id
         self.fn = fn
+        self.stamp = stamp
 
     def __call__(self, job_config: dict, results: str, cache: str | None = None) -> dict:
         from bench import logs
@@ -461,26 +465,21 @@ class SlurmJob(submitit.helpers.Checkpointable):
         fn = self.fn
         if fn is None:
             from bench.job import run_job as fn
-        started = time.time()
-        path = store.record_path(Path(results), self.suite, self.job_id)
-        try:  # a requeue of a job that finished meanwhile has nothing left to do
-            done = store.read_record(path)
-            if done["status"] == "done":
-                return done
-        except (OSError, store.RecordError):
-            pass
-        try:
-            return fn(job_config, self.suite, Path(results), Path(cache) if cache else None)
-        except Exception as e:
-            # run_job records its own failures; this catches what escapes it (a broken
-            # environment, a stand-in body that raises) so the job does not end unrecorded.
-            if not (path.is_file() and path.stat().st_mtime >= started):
-                from bench.job import escaped_failure_record
-
-                store.write_record(Path(results), escaped_failure_record(
-                    job_config, self.suite, self.job_id, e, started,
-                    slurm_job_id=_slurm_task_id()))
-            raise
+        res, cache_path = Path(results), Path(cache) if cache else None
+        task = claims.slurm_task_id()
+        while True:
+            out = lifecycle.run_claimed(
+                job_config, self.suite, res, self.job_id,
+                lambda: fn(job_config, self.suite, res, cache_path),
+                stamp=getattr(self, "stamp", lifecycle.NOT_CHECKED), slurm_task=task)
+            if out.kind != lifecycle.HELD:
+                break
+            print(f"job {self.job_id} is being run by {out.detail}; waiting for it",
+                  file=sys.stderr, flush=True)
+            time.sleep(HELD_POLL_S)
+        if out.escaped is not None:
+            raise out.escaped  # recorded; the task fails in SLURM's accounting too
+        return out.record
 
     def checkpoint(self, job_config: dict, results: str,
                    cache: str | None = None) -> submitit.helpers.DelayedSubmission:
@@ -498,11 +497,6 @@ class _PrepareShared:
         from bench.job import prepare_shared
 
         prepare_shared(self.configs, Path(self.cache) if self.cache else None)
-
-
-def _slurm_task_id() -> str | None:
-    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    return f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID")
 
 
 # -------------------------------------------------------------------------------- submit
@@ -607,11 +601,11 @@ def submit(jobs: Sequence, profile: Profile, results: Path, *, fn: Callable | No
         todo = []
         for job in jobs:
             st = statuses.get(job.job_id)
-            if st == "done":
+            if st == Status.DONE:
                 report.skipped_done += 1
             elif job.job_id in active:
                 report.skipped_queued += 1
-            elif st in ("failed", "diverged") and not retry_failed:
+            elif st in UNSUCCESSFUL and not retry_failed:
                 report.skipped_failed += 1
             else:
                 todo.append(job)
@@ -633,6 +627,8 @@ def _submit_todo(todo: list, profile: Profile, results: Path, ledger: dict,
     cache_s = str(Path(cache).resolve()) if cache else None
     setup = _python_path_setup()
     groups = group_jobs(todo, profile)
+    # Each job's record as this submit saw it: a task finding another one ran it meanwhile.
+    stamps = {j.job_id: store.record_stamp(results, suite, j.job_id) for j in todo}
     max_tasks = max(1, max_array_size() - 1)
     dependency = None
     if mode == "local":
@@ -666,8 +662,8 @@ def _submit_todo(todo: list, profile: Profile, results: Path, ledger: dict,
             ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=res["max_num_timeout"])
             ex.update_parameters(**params)
             with ex.batch():  # the whole chunk is one array: one sbatch call
-                sjobs = [ex.submit(SlurmJob(suite, j.job_id, fn), j.config, str(results),
-                                   cache_s) for j in chunk]
+                sjobs = [ex.submit(SlurmJob(suite, j.job_id, fn, stamps[j.job_id]), j.config,
+                                   str(results), cache_s) for j in chunk]
             report.sbatch_calls += 1
             when = store.utc_now()
             for j, sj in zip(chunk, sjobs, strict=True):
@@ -684,20 +680,20 @@ def _submit_todo(todo: list, profile: Profile, results: Path, ledger: dict,
 
 @dataclass
 class StatusReport:
-    """Where each job of a suite stands; ``counts`` has every key of STATUS_KEYS."""
+    """Where each job of a suite stands; ``counts`` has every status (``bench.status.ALL``)."""
 
     suite: str
-    counts: dict[str, int]
-    jobs: dict[str, str]  # job id -> one of STATUS_KEYS
+    counts: dict[Status, int]
+    jobs: dict[str, Status]  # job id -> its status
     queue_error: str | None = None  # squeue could not be asked: running/pending unknown
     in_queue: int = 0  # jobs whose SLURM task is still listed (a done one may be exiting)
 
     @property
     def active(self) -> int:
-        return self.counts["running"] + self.counts["pending"]
+        return sum(self.counts[s] for s in ACTIVE)
 
     def __str__(self) -> str:
-        parts = ", ".join(f"{self.counts[k]} {k}" for k in STATUS_KEYS)
+        parts = ", ".join(f"{self.counts[s]} {s}" for s in ALL)
         text = f"suite {self.suite}: {parts} (of {len(self.jobs)})"
         if self.queue_error:
             text += f"\n  queue unknown: {self.queue_error}"
@@ -722,17 +718,19 @@ def status(jobs: Sequence, results: Path) -> StatusReport:
     except SlurmError as e:
         queue, queue_error = {}, str(e)
     active = _active_ids(ledger, queue)
-    per_job: dict[str, str] = {}
+    per_job: dict[str, Status] = {}
     for job in jobs:
         st = statuses.get(job.job_id)
-        if st == "done":
-            per_job[job.job_id] = "done"
+        if st == Status.DONE:
+            per_job[job.job_id] = Status.DONE
         elif job.job_id in active:
-            per_job[job.job_id] = "running" if active[job.job_id] in RUNNING_STATES \
-                else "pending"
+            per_job[job.job_id] = Status.RUNNING if active[job.job_id] in RUNNING_STATES \
+                else Status.PENDING
+        elif claims.is_live(claims.read_holder(claims.claim_path(results, suite, job.job_id))):
+            per_job[job.job_id] = Status.RUNNING  # by a process outside SLURM (bench run)
         else:
-            per_job[job.job_id] = st or "missing"
-    counts = dict.fromkeys(STATUS_KEYS, 0)
+            per_job[job.job_id] = Status(st or Status.MISSING)
+    counts = dict.fromkeys(ALL, 0)
     for s in per_job.values():
         counts[s] += 1
     in_queue = sum(1 for job in jobs if job.job_id in active)
@@ -806,9 +804,9 @@ def wait_for(jobs: Sequence, results: Path, *, poll_s: float = 5.0, progress: bo
                 time.sleep(poll_s)
                 continue
             c = st.counts
-            bar.n = c["done"] + c["failed"] + c["diverged"]
-            bar.set_postfix(running=c["running"], pending=c["pending"], failed=c["failed"],
-                            refresh=False)
+            bar.n = sum(c[s] for s in RECORDED)
+            bar.set_postfix(running=c[Status.RUNNING], pending=c[Status.PENDING],
+                            failed=c[Status.FAILED], refresh=False)
             bar.refresh()
             if st.in_queue == 0 or st.queue_error:
                 return st
@@ -819,107 +817,7 @@ def wait_for(jobs: Sequence, results: Path, *, poll_s: float = 5.0, progress: bo
         bar.close()
 
 
-# ------------------------------------------------------- synthetic jobs and the benchmark
-
-def synthetic_config(index: int, **behaviour: Any) -> dict:
-    """A minimal job configuration that validates as a record's config, for stand-in bodies.
-
-    ``behaviour``: ``steps`` and ``step_seconds`` (work done in checkpointed steps),
-    ``fail``: True raises after the steps, "once" raises only on the first attempt.
-    """
-    return {"model": {"name": "synthetic", "label": "synthetic", "weights": {"source": "random"}},
-            "dataset": {"name": "synthetic", "key": "synthetic", "params": {}},
-            "strategy": {"name": "full", "key": "full"},
-            "lr": 0.01, "seed": index,
-            "recipe": {"steps": behaviour.get("steps", 0), "batch_size": 1, "optimizer": "sgd"},
-            "plasticity": {"reference": None, "pairs": 0, "enabled": False},
-            "synthetic": {"steps": 0, "step_seconds": 0.0, "fail": False, **behaviour}}
-
-
-def synthetic_jobs(n: int, suite: str = "synthetic", **behaviour: Any) -> list:
-    from bench.suite import Job, job_id
-
-    configs = [synthetic_config(i, **behaviour) for i in range(n)]
-    return [Job(job_id(c), suite, c) for c in configs]
-
-
-def synthetic_job(config: dict, suite: str, results: Path, cache: Path | None = None) -> dict:
-    """A stand-in for run_job: counts steps with a checkpoint per step, writes a record.
-
-    It resumes from ``<results>/.checkpoints/<job_id>.json`` like run_job resumes from its
-    ``.pt``, so requeue and time-limit behaviour can be tested in seconds, without torch.
-    """
-    from bench.suite import job_id
-
-    started = time.time()
-    jid = job_id(config)
-    spec = config["synthetic"]
-    ckpt = Path(results) / ".checkpoints" / f"{jid}.json"
-    step, runs = 0, 1
-    if ckpt.is_file():
-        state = json.loads(ckpt.read_text())
-        step, runs = state["step"], state["runs"] + 1
-    while step < spec["steps"]:
-        time.sleep(spec["step_seconds"])
-        step += 1
-        store.atomic_write_text(ckpt, json.dumps({"step": step, "runs": runs}))
-    failed_once = ckpt.with_suffix(".failed")
-    if spec["fail"] is True or (spec["fail"] == "once" and not failed_once.exists()):
-        failed_once.parent.mkdir(parents=True, exist_ok=True)
-        failed_once.touch()
-        ckpt.unlink(missing_ok=True)
-        raise RuntimeError(f"synthetic failure after {step} steps")
-    record = {"schema_version": store.SCHEMA_VERSION, "job_id": jid, "suite": suite,
-              "status": "done", "config": config,
-              "metrics": {"steps_done": step, "runs": runs, "test_acc": None,
-                          "wall_seconds": time.time() - started},
-              "curves": {"train": [], "val": []}, "plasticity": None, "error": None,
-              "provenance": {"git_commit": None, "git_dirty": None, "code_version": None,
-                             "packages": {}, "python": platform.python_version(),
-                             "platform": platform.platform(), "cpu": platform.machine(),
-                             "gpu": None, "device": "cpu", "slurm_job_id": _slurm_task_id(),
-                             "started_at": datetime.fromtimestamp(
-                                 started, timezone.utc).isoformat(timespec="seconds"),
-                             "finished_at": store.utc_now()}}
-    store.write_record(Path(results), record)
-    ckpt.unlink(missing_ok=True)
-    return record
-
-
-def benchmark_submit(n: int = 1000, results: Path | None = None,
-                     profile: Profile | None = None, *, wait: bool = False) -> dict:
-    """Submit an n-job synthetic suite to the live cluster; print wall time and sbatch calls.
-
-    Afterwards the jobs are cancelled (or, with ``wait``, followed to the end).
-    """
-    profile = profile or profile_from_dict(
-        {"executor": "slurm", "defaults": {"time_min": 10, "cpus_per_task": 1}})
-    jobs = synthetic_jobs(n, suite="submit-benchmark")
-    with contextlib.ExitStack() as stack:
-        if results is None:
-            results = Path(stack.enter_context(tempfile.TemporaryDirectory(
-                prefix="bench-submit-")))
-        report = submit(jobs, profile, results, fn=synthetic_job)
-        again = submit(jobs, profile, results, fn=synthetic_job)
-        figures = {"jobs": n, "submitted": len(report.submitted),
-                   "submit_seconds": round(report.seconds, 3),
-                   "sbatch_calls": report.sbatch_calls,
-                   "arrays": [(a.slurm_id, a.tasks) for a in report.arrays],
-                   "resubmit_seconds": round(again.seconds, 3),
-                   "resubmitted": len(again.submitted)}
-        print(f"submitted {figures['submitted']} jobs in {figures['submit_seconds']:.2f}s with "
-              f"{figures['sbatch_calls']} sbatch call(s); a second submit sent "
-              f"{figures['resubmitted']} in {figures['resubmit_seconds']:.2f}s")
-        if wait:
-            t0 = time.perf_counter()
-            final = wait_for(jobs, results, poll_s=2.0)
-            figures["run_seconds"] = round(time.perf_counter() - t0, 1)
-            figures["final"] = final.counts
-            print(final)
-        else:
-            print(cancel(jobs, results))
-    return figures
-
+# ------------------------------------------------------------------- the benchmark
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.slurm", description=__doc__,
@@ -933,6 +831,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         profile = load_profile(args.profile) if args.profile else None
+        from bench.synthetic import benchmark_submit
+
         figures = benchmark_submit(args.n, args.results, profile, wait=args.wait)
     except (ProfileError, SlurmError) as e:
         print(f"error: {e}", file=sys.stderr)

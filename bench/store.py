@@ -1,11 +1,11 @@
-"""The results directory: records, atomic writes, claims, and what a dead process leaves behind.
+"""The results directory: records, atomic writes, and what a dead writer leaves behind.
 
 Layout of ``<results>``::
 
     <suite>/<job_id>.json        one record per job (JSON, ``RECORD_SCHEMA``), written atomically
     <suite>/<job_id>.log         the job's log (bench.logs), appended while it runs; not a record
-    <suite>/.claims/<job_id>     "this job is running here": host, pid, start; while it runs
-    .checkpoints/<job_id>.pt     a running job's periodic training checkpoint (bench.job)
+    <suite>/.claims/<job_id>     "this job is running here" while it runs (bench.claims)
+    .checkpoints/<job_id>.pt     a running job's periodic training checkpoint (bench.train)
     .<name>.<pid>@<host>.<random>.tmp   a write in progress (renamed over <name> when complete)
 
 Nothing is parsed back out of a path: every fact about a job is inside its record. Readers
@@ -16,13 +16,10 @@ digits), both checked here, so no name can lead a write out of the results direc
 Crash safety: a record is written to a temporary file, fsynced, and renamed over its final
 name, so a reader sees a complete record or none. A process killed mid-write leaves a temporary
 file that names its writer; ``remove_dead_temps`` deletes those whose writer is gone.
+``atomic_write`` is the one way files are written in place (records, ledgers, checkpoints,
+weights, the leaderboard).
 
-Concurrency: a job is run only by the process that holds its claim (``try_claim``), created
-atomically (``os.link`` of a complete file, which fails if the claim exists: O_EXCL semantics,
-also on NFS). The holder refreshes the claim's mtime every ``HEARTBEAT_S``; a claim is stale
-when its process is gone (same host: the pid is not alive, or is another process now) or,
-for a claim from another host, when its heartbeat is older than ``CLAIM_TIMEOUT_S``. A stale
-claim is taken over under a lock, so two processes cannot both take it.
+Concurrency (which process runs a job) is ``bench.claims``.
 """
 
 from __future__ import annotations
@@ -34,8 +31,8 @@ import math
 import os
 import re
 import socket
-import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -44,9 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.protocol import PROTOCOLS
+from bench.status import RECORDED, Status
 
 SCHEMA_VERSION = 1
-STATUSES = ("done", "failed", "diverged")
 # A suite name names a folder: no separators, no leading dot (so never `.` or `..`).
 SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_RECORD_BYTES = 64 * 2**20  # a record is a few kB; a file this large is not one
@@ -58,6 +55,32 @@ _STR = {"type": "string"}
 _SPLIT = {"type": "object", "required": ["n", "checksum"], "additionalProperties": False,
           "properties": {"n": _INT, "checksum": _STR}}
 
+# A record's metrics: every name it may have. A done record has at least DONE_METRICS; a
+# failed one has what the job measured before it failed.
+METRICS: dict[str, Any] = {
+    "test_acc": _NUM_OR_NULL,
+    "best_val_acc": _NUM_OR_NULL,
+    "best_step": {"type": ["integer", "null"]},
+    "steps_done": _INT,
+    "trainable_params": _INT,
+    "total_params": _INT,
+    "wall_seconds": _NUM,
+    "train_seconds": _NUM,
+    "plasticity_seconds": _NUM,
+    "images_per_second": _NUM,
+    "peak_memory_mb": _NUM_OR_NULL,
+    "grad_accum": _INT,  # micro-batches per step in the end (more than asked after an OOM)
+    "data_checksum": _STR,
+    "selected_components": {"type": "array", "items": _STR},  # plasticity_topk
+    # lp: the images its probe was fitted on (the reference drops a last batch)
+    "probe_train_images": _INT,
+    # which images each split holds: how many, and a checksum of their ids
+    "splits": {"type": "object", "required": ["train", "val", "test"],
+               "additionalProperties": False,
+               "properties": {s: _SPLIT for s in ("train", "val", "test")}},
+}
+DONE_METRICS = ("test_acc", "best_val_acc", "best_step", "steps_done", "wall_seconds")
+
 # JSON Schema (draft 2020-12) of a record. Tests validate every committed record against it.
 RECORD_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -68,11 +91,14 @@ RECORD_SCHEMA: dict[str, Any] = {
         "curves", "plasticity", "error", "provenance",
     ],
     "additionalProperties": False,
+    # check_record enforces this too (its own checker reads no if/then)
+    "if": {"properties": {"status": {"const": Status.DONE.value}}},
+    "then": {"properties": {"metrics": {"required": list(DONE_METRICS)}}},
     "properties": {
         "schema_version": {"const": SCHEMA_VERSION},
         "job_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
         "suite": {"type": "string", "pattern": SUITE_NAME.pattern},
-        "status": {"enum": list(STATUSES)},
+        "status": {"enum": [s.value for s in RECORDED]},
         "config": {
             "type": "object",
             "required": ["model", "dataset", "strategy", "lr", "seed", "recipe", "plasticity"],
@@ -91,28 +117,11 @@ RECORD_SCHEMA: dict[str, Any] = {
                 "overrides": {"type": "array", "items": _STR},
             },
         },
+        # Closed: a misspelled metric is an error, not a blank leaderboard column.
         "metrics": {
             "type": "object",
-            "properties": {
-                "test_acc": _NUM_OR_NULL,
-                "best_val_acc": _NUM_OR_NULL,
-                "best_step": {"type": ["integer", "null"]},
-                "steps_done": _INT,
-                "trainable_params": _INT,
-                "total_params": _INT,
-                "wall_seconds": _NUM,
-                "train_seconds": _NUM,
-                "plasticity_seconds": _NUM,
-                "images_per_second": _NUM,
-                "peak_memory_mb": _NUM_OR_NULL,
-                "selected_components": {"type": "array", "items": _STR},
-                # lp: the images its probe was fitted on (the reference drops a last batch)
-                "probe_train_images": _INT,
-                # which images each split holds: how many, and a checksum of their ids
-                "splits": {"type": "object", "required": ["train", "val", "test"],
-                           "additionalProperties": False,
-                           "properties": {s: _SPLIT for s in ("train", "val", "test")}},
-            },
+            "additionalProperties": False,
+            "properties": METRICS,
         },
         "curves": {
             "type": "object",
@@ -168,11 +177,7 @@ FIGURES_DIR = "_figures"
 # Records of a suite that its current plan no longer has (``bench prune``), inside its folder.
 STALE_DIR = "_stale"
 _JOB_ID = re.compile(r"[0-9a-f]{16}")
-CLAIMS_DIR = ".claims"
 CHECKPOINTS_DIR = ".checkpoints"
-HEARTBEAT_S = 30.0  # how often a running process refreshes its claims' mtime
-CLAIM_TIMEOUT_S = 15 * 60.0  # a claim from another host without heartbeat this long is stale
-UNREADABLE_CLAIM_S = 60.0  # an unreadable claim (never made by try_claim) is stale after this
 STALE_TEMP_S = 24 * 3600.0  # a temporary file whose writer cannot be checked is dead after this
 
 
@@ -191,18 +196,23 @@ def suite_dir(results: Path, suite: str) -> Path:
 
 
 def record_path(results: Path, suite: str, job_id: str) -> Path:
-    return suite_dir(results, suite) / f"{_checked_job_id(job_id)}.json"
+    return suite_dir(results, suite) / f"{checked_job_id(job_id)}.json"
 
 
 def log_path(results: Path, suite: str, job_id: str) -> Path:
-    return suite_dir(results, suite) / f"{_checked_job_id(job_id)}.log"
+    return suite_dir(results, suite) / f"{checked_job_id(job_id)}.log"
 
 
-def claim_path(results: Path, suite: str, job_id: str) -> Path:
-    return suite_dir(results, suite) / CLAIMS_DIR / _checked_job_id(job_id)
+def checkpoint_path(results: Path, job_id: str, suffix: str = ".pt") -> Path:
+    """Where a running job keeps its periodic training checkpoint."""
+    return Path(results) / CHECKPOINTS_DIR / f"{checked_job_id(job_id)}{suffix}"
 
 
-def _checked_job_id(job_id: object) -> str:
+def is_job_id(name: object) -> bool:
+    return isinstance(name, str) and _JOB_ID.fullmatch(name) is not None
+
+
+def checked_job_id(job_id: object) -> str:
     if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
         raise ValueError(f"not a job id: {job_id!r} (16 hex digits)")
     return job_id
@@ -211,13 +221,13 @@ def _checked_job_id(job_id: object) -> str:
 # ---------------------------------------------------------------- atomic writes
 
 
-def _host() -> str:
+def host() -> str:
     return socket.gethostname()
 
 
 def _writer_tag() -> str:
     """``<pid>@<host>``: who writes a temporary file (the host made safe for a file name)."""
-    return f"{os.getpid()}@{re.sub(r'[^A-Za-z0-9.-]', '_', _host()) or 'localhost'}"
+    return f"{os.getpid()}@{re.sub(r'[^A-Za-z0-9.-]', '_', host()) or 'localhost'}"
 
 
 _TEMP = re.compile(r"\.(?P<name>.+?)\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9._-]+)\.[^.]+\.tmp")
@@ -252,32 +262,20 @@ def temp_dir(path: Path) -> Path:
             continue
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, unchanged_ok: bool = True) -> None:
-    """Write ``data`` atomically; with ``unchanged_ok``, not at all when the file already holds
-    exactly these bytes (its mtime stays, so regenerated figures do not look new)."""
+@contextlib.contextmanager
+def atomic_write(path: Path) -> Iterator[str]:
+    """The one way a file is written in place: yields a temporary path next to ``path`` (named
+    after its writer, see ``remove_dead_temps``) for the block to write; when the block ends
+    without error the file is fsynced and renamed over ``path``, else deleted. Readers see
+    the old content or the new, never a part."""
     path = Path(path)
-    if unchanged_ok and path.is_file() and path.read_bytes() == data:
-        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = temp_file(path)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        yield tmp
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file so that readers see the old content or the new, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _written_temp(path, text)
-    try:
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -286,8 +284,23 @@ def atomic_write_text(path: Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
-def _written_temp(path: Path, text: str) -> str:
-    """A temporary file next to ``path`` holding ``text``, on disk (fsynced)."""
+def atomic_write_bytes(path: Path, data: bytes, *, unchanged_ok: bool = True) -> None:
+    """Write ``data`` atomically; with ``unchanged_ok``, not at all when the file already holds
+    exactly these bytes (its mtime stays, so regenerated figures do not look new)."""
+    path = Path(path)
+    if unchanged_ok and path.is_file() and path.read_bytes() == data:
+        return
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), unchanged_ok=False)
+
+
+def written_temp(path: Path, text: str) -> str:
+    """A temporary file next to ``path`` holding ``text``, on disk (fsynced); the caller
+    links or renames it into place (``bench.claims``)."""
     fd, tmp = temp_file(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -333,7 +346,7 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _proc_stat(pid: int) -> tuple[str, int] | None:
+def proc_stat(pid: int) -> tuple[str, int] | None:
     """(state, start time in clock ticks after boot) of a process of this host, from /proc."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
@@ -354,7 +367,7 @@ def process_alive(pid: object, start: object = None) -> bool:
         return False
     except PermissionError:
         pass  # it exists; another user's
-    stat = _proc_stat(pid)
+    stat = proc_stat(pid)
     if stat is None:
         return True  # without /proc, existence is all there is to know
     state, started = stat
@@ -378,7 +391,7 @@ def remove_dead_temps(folder: Path, name: str | None = None, *,
         entries = list(os.scandir(folder))
     except (FileNotFoundError, NotADirectoryError):
         return removed
-    host = _writer_tag().split("@", 1)[1]
+    this_host = _writer_tag().split("@", 1)[1]
     now = time.time()
     for e in entries:
         if not (e.name.startswith(".") and e.name.endswith(".tmp")):
@@ -390,7 +403,7 @@ def remove_dead_temps(folder: Path, name: str | None = None, *,
                 continue
             dead = any_writer
             m = _TEMP.fullmatch(e.name)
-            if not dead and m and m["host"] == host:
+            if not dead and m and m["host"] == this_host:
                 dead = not process_alive(int(m["pid"]))
             if not dead:
                 dead = now - e.stat(follow_symlinks=False).st_mtime > STALE_TEMP_S
@@ -403,6 +416,27 @@ def remove_dead_temps(folder: Path, name: str | None = None, *,
 
 
 # ---------------------------------------------------------------- records
+
+
+def new_record(config: dict, suite: str, job_id: str, status: Status | str, *,
+               metrics: dict, provenance: dict, curves: dict | None = None,
+               plasticity: dict | None = None, plasticity_variants: dict | None = None,
+               error: dict | None = None) -> dict:
+    """The one way a record is made (jobs, failures that escape them, stand-ins)."""
+    record = {"schema_version": SCHEMA_VERSION, "job_id": job_id, "suite": suite,
+              "status": Status(status).value, "config": config, "metrics": metrics,
+              "curves": curves or {"train": [], "val": []}, "plasticity": plasticity,
+              "error": error, "provenance": provenance}
+    if plasticity_variants is not None:
+        record["plasticity_variants"] = plasticity_variants
+    return record
+
+
+def error_info(exc: BaseException, reason: str | None = None) -> dict:
+    """A record's ``error``: the exception's type, the reason (default: type and message)
+    and its traceback."""
+    return {"type": type(exc).__name__, "reason": reason or f"{type(exc).__name__}: {exc}",
+            "traceback": "".join(traceback.format_exception(exc))}
 
 
 def dumps_record(record: dict) -> str:
@@ -436,6 +470,10 @@ def check_record(record: Any) -> None:
     if errors:
         more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
         raise RecordError("does not match the record schema: " + "; ".join(errors[:3]) + more)
+    if record["status"] == Status.DONE:
+        missing = [k for k in DONE_METRICS if k not in record["metrics"]]
+        if missing:
+            raise RecordError(f"a done record without metrics {', '.join(missing)}")
     if not _JOB_ID.fullmatch(record["job_id"]):
         raise RecordError(f"job_id {record['job_id']!r} is not 16 hex digits")
     if not SUITE_NAME.fullmatch(record["suite"]):
@@ -775,188 +813,3 @@ def record_stamp(results: Path, suite: str, job_id: str) -> tuple[int, int, int]
     except FileNotFoundError:
         return None
     return st.st_ino, st.st_mtime_ns, st.st_size
-
-
-# ---------------------------------------------------------------- claims
-
-
-@dataclass
-class Holder:
-    """Who holds a job's claim, as the claim file says, and whether the claim is stale."""
-
-    path: Path
-    info: dict
-    age_s: float  # since the last heartbeat (the file's mtime)
-    stale: str | None  # why the claim is stale; None while its holder lives
-
-    def __str__(self) -> str:
-        i = self.info
-        who = f"pid {i.get('pid')} on {i.get('host')}" if i else "an unreadable claim"
-        since = f" since {i['started_at']}" if i.get("started_at") else ""
-        return f"{who}{since}" + (f" (stale: {self.stale})" if self.stale else "")
-
-
-def read_holder(path: Path) -> Holder | None:
-    """The holder of the claim at ``path``; None when there is no claim."""
-    try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            raw = f.read(4096)
-    except FileNotFoundError:
-        return None
-    try:
-        info = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        info = {}
-    info = info if isinstance(info, dict) else {}
-    age = max(0.0, time.time() - st.st_mtime)
-    return Holder(Path(path), info, age, _stale_reason(info, age))
-
-
-def _stale_reason(info: dict, age: float) -> str | None:
-    pid, host = info.get("pid"), info.get("host")
-    if not isinstance(pid, int) or not isinstance(host, str):
-        return "unreadable claim" if age > UNREADABLE_CLAIM_S else None
-    if host == _host():
-        if not process_alive(pid, info.get("proc_start")):
-            return f"process {pid} no longer runs on this host"
-        return None
-    if age > CLAIM_TIMEOUT_S:
-        return f"no heartbeat from {host} for {age:.0f} s (timeout {CLAIM_TIMEOUT_S:.0f} s)"
-    return None
-
-
-class _Heartbeat:
-    """A daemon thread that refreshes the mtime of this process's claims."""
-
-    def __init__(self) -> None:
-        self.paths: set[Path] = set()
-        self.lock = threading.Lock()
-        self.thread: threading.Thread | None = None
-        self.pid = 0
-
-    def add(self, path: Path) -> None:
-        with self.lock:
-            self.paths.add(path)
-            if self.thread is None or self.pid != os.getpid() or not self.thread.is_alive():
-                self.pid = os.getpid()
-                self.thread = threading.Thread(target=self._beat, name="bench-claim-heartbeat",
-                                               daemon=True)
-                self.thread.start()
-
-    def discard(self, path: Path) -> None:
-        with self.lock:
-            self.paths.discard(path)
-
-    def _beat(self) -> None:
-        while True:
-            time.sleep(HEARTBEAT_S)
-            with self.lock:
-                paths = list(self.paths)
-            for p in paths:
-                with contextlib.suppress(OSError):
-                    os.utime(p)
-
-
-_HEARTBEAT = _Heartbeat()
-# A forked child holds none of its parent's claims, and must not inherit a lock held by the
-# parent's heartbeat thread at the moment of the fork.
-os.register_at_fork(after_in_child=lambda: _HEARTBEAT.__init__())
-
-
-class Claim:
-    """This process's claim on a job. ``release`` (or the end of a ``with``) removes it;
-    ``took_over`` is the stale claim it replaced, if any."""
-
-    def __init__(self, path: Path, info: dict, took_over: Holder | None = None):
-        self.path, self.info, self.took_over = path, info, took_over
-        _HEARTBEAT.add(path)
-
-    def release(self) -> None:
-        _HEARTBEAT.discard(self.path)
-        holder = read_holder(self.path)
-        # Only our own claim: after a takeover (we were thought dead) it is someone else's.
-        if holder is not None and holder.info.get("token") == self.info["token"]:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
-
-    def __enter__(self) -> Claim:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-
-
-
-def _create_exclusive(path: Path, text: str) -> bool:
-    """Create ``path`` with ``text`` unless it exists, atomically: nobody ever reads a part."""
-    tmp = _written_temp(path, text)
-    try:
-        try:
-            os.link(tmp, path)  # fails if path exists, like O_CREAT|O_EXCL, also over NFS
-        except FileExistsError:
-            return False
-        except OSError:  # a filesystem without hard links
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-            except FileExistsError:
-                return False
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-        return True
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
-def try_claim(results: Path, suite: str, job_id: str) -> Claim | Holder:
-    """Claim a job for this process: a ``Claim``, or the live ``Holder`` of its claim.
-
-    A stale claim is removed under ``.claims/.lock`` (after checking, under the lock, that it
-    is still the same stale claim) and the job claimed anew.
-    """
-    path = claim_path(results, suite, job_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    took_over: Holder | None = None
-    holder: Holder | None = None
-    for _ in range(10):  # each round creates, meets a live holder, or removes a stale one
-        stat = _proc_stat(os.getpid())
-        info = {"host": _host(), "pid": os.getpid(), "proc_start": stat and stat[1],
-                "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "token": uuid.uuid4().hex}
-        if _create_exclusive(path, json.dumps(info, sort_keys=True)):
-            return Claim(path, info, took_over)
-        holder = read_holder(path)
-        if holder is None:  # released since: try again
-            continue
-        if holder.stale is None:
-            return holder
-        took_over = _remove_if_still_stale(holder) or took_over
-    return holder or Holder(path, {}, 0.0, None)
-
-
-def _remove_if_still_stale(holder: Holder) -> Holder | None:
-    """Remove a stale claim, under the claims' lock, if it is still that same stale claim
-    (not one just made by a live process); returns it when removed."""
-    with file_lock(holder.path.parent / ".lock"):
-        again = read_holder(holder.path)
-        if again is not None and again.stale and again.info == holder.info:
-            holder.path.unlink()
-            return again
-    return None
-
-
-def remove_stale_claims(results: Path, suite: str) -> list[Path]:
-    """Remove the stale claims of a suite (their process is dead); returns their paths."""
-    folder = suite_dir(results, suite) / CLAIMS_DIR
-    try:
-        names = sorted(os.listdir(folder))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    removed = []
-    for name in names:
-        holder = read_holder(folder / name) if _JOB_ID.fullmatch(name) else None
-        if holder is not None and holder.stale and _remove_if_still_stale(holder):
-            removed.append(holder.path)
-    return removed

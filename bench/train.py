@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -440,7 +439,7 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    from bench.store import atomic_write
+
+    with atomic_write(path) as tmp:
+        torch.save(state, tmp)

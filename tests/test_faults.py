@@ -30,7 +30,7 @@ import jsonschema
 import pytest
 import yaml
 
-from bench import cli, job, store
+from bench import claims, cli, job, store
 from bench.leaderboard import build_leaderboard, build_tables, synthetic_record
 from bench.suite import load_suite
 from tests.conftest import tiny_suite_dict
@@ -138,7 +138,7 @@ def leftovers(results: Path) -> list[Path]:
     """Temporary files, claims and checkpoints: what a finished run must not leave."""
     return sorted(p for p in results.rglob("*") if p.is_file() and (
         p.name.endswith(".tmp") or p.suffix == ".pt"
-        or (store.CLAIMS_DIR in p.parts and p.name != ".lock")))
+        or (claims.CLAIMS_DIR in p.parts and p.name != ".lock")))
 
 
 def calls(log: Path) -> list[tuple[int, str]]:
@@ -205,7 +205,7 @@ def test_killed_run_resumes_without_loss(point, survivors, reference, tmp_path, 
     if point == "writing":
         assert any(p.name.endswith(".tmp") and p.parent == folder for p in dead)
     if point.startswith("after"):
-        assert any(store.CLAIMS_DIR in p.parts for p in dead)  # the dead run's claim
+        assert any(claims.CLAIMS_DIR in p.parts for p in dead)  # the dead run's claim
 
     assert cli.main(["run", str(suite), "--results", str(results), "--cache", str(cache),
                      "-q"]) == 0
@@ -314,7 +314,7 @@ def test_a_worker_killed_by_the_os_is_retried_then_recorded(tmp_path, write_suit
 
 
 def _write_claim(results: Path, suite: str, job_id: str, **info) -> Path:
-    path = store.claim_path(results, suite, job_id)
+    path = claims.claim_path(results, suite, job_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
                                 "started_at": "2026-01-01T00:00:00+00:00", **info}))
@@ -323,23 +323,43 @@ def _write_claim(results: Path, suite: str, job_id: str, **info) -> Path:
 
 def test_claims_are_exclusive_and_released(tmp_path):
     jid = "0123456789abcdef"
-    claim = store.try_claim(tmp_path, "s", jid)
-    assert isinstance(claim, store.Claim)
+    claim = claims.try_claim(tmp_path, "s", jid)
+    assert isinstance(claim, claims.Claim)
     info = json.loads(claim.path.read_text())
     assert info["host"] == socket.gethostname() and info["pid"] == os.getpid()
-    other = store.try_claim(tmp_path, "s", jid)  # a live holder (this very process)
-    assert isinstance(other, store.Holder) and other.stale is None
+    other = claims.try_claim(tmp_path, "s", jid)  # a live holder (this very process)
+    assert isinstance(other, claims.Holder) and other.stale is None
     assert f"pid {os.getpid()} on {socket.gethostname()}" in str(other)
     claim.release()
     assert not claim.path.exists()
-    again = store.try_claim(tmp_path, "s", jid)
-    assert isinstance(again, store.Claim) and again.took_over is None
+    again = claims.try_claim(tmp_path, "s", jid)
+    assert isinstance(again, claims.Claim) and again.took_over is None
     again.release()
 
 
-def test_stale_claims_are_taken_over(tmp_path, monkeypatch):
+class FakeClock(claims.Clock):
+    """Time that moves only when a test (or a sleep) moves it. After ``naps`` sleeps, the
+    next sleep sets ``blocked`` and blocks its thread for good."""
+
+    def __init__(self, now: float, naps: int = 10**9):
+        self.now, self.naps = now, naps
+        self.blocked = threading.Event()
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        if self.naps <= 0:
+            self.blocked.set()
+            threading.Event().wait()
+        self.naps -= 1
+        self.now += seconds
+
+
+def test_stale_claims_are_taken_over(tmp_path):
     dead = subprocess.Popen(["true"])
     dead.wait()
+    late = FakeClock(time.time() + claims.CLAIM_TIMEOUT_S + 60)
     cases = {
         "dead pid on this host": dict(pid=dead.pid),
         "reused pid (another process now)": dict(proc_start=1),
@@ -349,39 +369,64 @@ def test_stale_claims_are_taken_over(tmp_path, monkeypatch):
     for i, (what, info) in enumerate(cases.items()):
         jid = f"{i:016x}"
         if info is None:
-            path = store.claim_path(tmp_path, "s", jid)
+            path = claims.claim_path(tmp_path, "s", jid)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(b"\x00garbage")
         else:
             path = _write_claim(tmp_path, "s", jid, **info)
-        if what.startswith(("another", "unreadable")):
-            os.utime(path, (time.time() - store.CLAIM_TIMEOUT_S - 60,) * 2)
-        claim = store.try_claim(tmp_path, "s", jid)
-        assert isinstance(claim, store.Claim), what
+        timed = what.startswith(("another", "unreadable"))
+        if timed:  # stale only once its heartbeat is old
+            assert isinstance(claims.try_claim(tmp_path, "s", jid), claims.Holder), what
+        claim = claims.try_claim(tmp_path, "s", jid, clock=late if timed else claims.SYSTEM_CLOCK)
+        assert isinstance(claim, claims.Claim), what
         assert claim.took_over is not None and claim.took_over.stale, what
         claim.release()
     # A live claim of another host is left alone until its heartbeat is older than the timeout.
-    path = _write_claim(tmp_path, "s", "f" * 16, host="node-elsewhere")
-    assert store.try_claim(tmp_path, "s", "f" * 16).stale is None
-    monkeypatch.setattr(store, "CLAIM_TIMEOUT_S", 0.5)
-    time.sleep(0.7)
-    assert isinstance(store.try_claim(tmp_path, "s", "f" * 16), store.Claim)
+    _write_claim(tmp_path, "s", "f" * 16, host="node-elsewhere")
+    clock = FakeClock(time.time())
+    assert claims.try_claim(tmp_path, "s", "f" * 16, clock=clock).stale is None
+    clock.now += claims.CLAIM_TIMEOUT_S - 5
+    assert claims.try_claim(tmp_path, "s", "f" * 16, clock=clock).stale is None
+    clock.now += 10
+    assert isinstance(claims.try_claim(tmp_path, "s", "f" * 16, clock=clock), claims.Claim)
 
 
-def test_heartbeat_keeps_a_claim_fresh(tmp_path, monkeypatch):
-    monkeypatch.setattr(store, "HEARTBEAT_S", 0.05)
-    monkeypatch.setattr(store, "_HEARTBEAT", store._Heartbeat())
-    claim = store.try_claim(tmp_path, "s", "a" * 16)
-    os.utime(claim.path, (time.time() - 3600,) * 2)
-    time.sleep(0.5)
-    assert time.time() - claim.path.stat().st_mtime < 5
+def test_a_requeued_slurm_task_takes_over_its_own_earlier_claim(tmp_path):
+    """A claim of another host with a fresh heartbeat is live, unless it was taken by this
+    very SLURM task: then it is an earlier run of it (requeued), which SLURM has ended."""
+    jid = "e" * 16
+    _write_claim(tmp_path, "s", jid, host="node-elsewhere", slurm_job_id="77_3")
+    assert isinstance(claims.try_claim(tmp_path, "s", jid), claims.Holder)
+    assert isinstance(claims.try_claim(tmp_path, "s", jid, slurm_task="77_4"), claims.Holder)
+    claim = claims.try_claim(tmp_path, "s", jid, slurm_task="77_3")
+    assert isinstance(claim, claims.Claim)
+    assert "requeued" in claim.took_over.stale
+    assert json.loads(claim.path.read_text())["slurm_job_id"] == "77_3"
     claim.release()
+
+
+def test_heartbeat_keeps_a_claim_fresh(tmp_path):
+    start = time.time() + 3600
+    clock = FakeClock(start, naps=2)
+    path = tmp_path / "claim"
+    path.write_text(json.dumps({"token": "t", "host": "node-elsewhere", "pid": 1}))
+    os.utime(path, (0, 0))
+    assert claims.read_holder(path, clock).stale  # no heartbeat since 1970
+    # The claim starts the heartbeat's thread: it sleeps 30 s and refreshes, twice, then
+    # its third sleep blocks.
+    claim = claims.Claim(path, {"token": "t"}, heartbeat=claims.Heartbeat(clock, 30.0))
+    assert clock.blocked.wait(timeout=60)
+    assert path.stat().st_mtime == start + 60
+    holder = claims.read_holder(path, clock)
+    assert holder.age_s == 0 and holder.stale is None
+    claim.release()
+    assert not path.exists()
 
 
 def _race(results: str, barrier, out) -> None:
     barrier.wait()
-    got = store.try_claim(Path(results), "s", "b" * 16)
-    out.put(isinstance(got, store.Claim))
+    got = claims.try_claim(Path(results), "s", "b" * 16)
+    out.put(isinstance(got, claims.Claim))
     time.sleep(1.0)  # hold it while the others look
 
 
@@ -442,14 +487,14 @@ def test_stale_claim_of_a_dead_run_is_recovered_by_the_next(reference, tmp_path,
     results = tmp_path / "results"
     dead = subprocess.Popen(["true"])
     dead.wait()
-    claims = [_write_claim(results, suite.name, suite.jobs[0].job_id, pid=dead.pid),
-              _write_claim(results, suite.name, suite.jobs[1].job_id, host="gone-node")]
-    os.utime(claims[1], (time.time() - store.CLAIM_TIMEOUT_S - 1,) * 2)
+    held = [_write_claim(results, suite.name, suite.jobs[0].job_id, pid=dead.pid),
+            _write_claim(results, suite.name, suite.jobs[1].job_id, host="gone-node")]
+    os.utime(held[1], (time.time() - claims.CLAIM_TIMEOUT_S - 1,) * 2)
     assert cli.main(["run", str(suite_path), "--results", str(results), "--cache",
                      str(cache_dir), "-q"]) == 0
     assert sorted(counted) == sorted(j.job_id for j in suite.jobs)
     err = capsys.readouterr().err
-    assert all(f"removed {c}" in err for c in claims)
+    assert all(f"removed {c}" in err for c in held)
     assert leftovers(results) == []
 
 
@@ -706,7 +751,7 @@ def test_a_malicious_checkpoint_is_refused_not_run(write_suite, tmp_path, cache_
     marker = tmp_path / "pwned"
     j = load_suite(write_suite(strategies=["linear"])).jobs[0]
     results = tmp_path / "results"
-    ckpt = job.checkpoint_path(results, j.job_id)
+    ckpt = store.checkpoint_path(results, j.job_id)
     ckpt.parent.mkdir(parents=True)
     torch.save({"model": Evil(marker), "step": 1}, ckpt)
     rec = job.run_job(j.config, "tiny", results, cache_dir)
@@ -762,7 +807,7 @@ def test_no_suite_name_leaves_the_results_folder(suite, tmp_path):
                                  "0123456789ABCDEF", "0123456789abcdef0", "/0123456789abcde",
                                  None, 12])
 def test_no_job_id_leaves_the_results_folder(jid, tmp_path):
-    for fn in (store.record_path, store.claim_path):
+    for fn in (store.record_path, claims.claim_path):
         with pytest.raises(ValueError):
             fn(tmp_path, "s", jid)
     rec = {**synthetic_record(0, "s", "m", "d", "full", 0.1, 0), "job_id": jid}

@@ -111,13 +111,13 @@ def test_slurm_task_logs_to_stdout(tmp_path, capsys):
 
 
 def test_status_and_plan_show_why_a_job_failed(tmp_path, write_suite, capsys, monkeypatch):
-    from bench.job import escaped_failure_record
+    from bench.lifecycle import failed_record
     from bench.suite import load_suite
 
     path = write_suite()
     job = load_suite(path).jobs[0]
     results = tmp_path / "results"
-    store.write_record(results, escaped_failure_record(
+    store.write_record(results, failed_record(
         job.config, job.suite, job.job_id, RuntimeError("the disk is on fire"), 0.0))
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "squeue").write_text("#!/bin/sh\nexit 0\n")

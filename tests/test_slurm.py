@@ -17,7 +17,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from bench import slurm, store
+from bench import slurm, store, synthetic
 from bench.suite import load_suite
 
 pytestmark = pytest.mark.slurm
@@ -106,7 +106,7 @@ def test_suite_runs_to_the_end_and_a_second_submit_sends_nothing(cluster, cleanu
 
 
 def test_requeued_job_resumes_and_ends_like_an_uninterrupted_one(cluster, cleanup, tmp_path):
-    from bench.job import checkpoint_path
+    from bench.store import checkpoint_path
 
     suite = load_suite(SUITE)
     job = next(j for j in suite.jobs if j.config["strategy"]["name"] == "full")
@@ -153,12 +153,12 @@ def test_requeued_job_resumes_and_ends_like_an_uninterrupted_one(cluster, cleanu
 
 
 def test_failed_job_is_recorded_and_only_it_is_retried(cluster, cleanup, tmp_path):
-    jobs = slurm.synthetic_jobs(2, suite="retry") + \
-        slurm.synthetic_jobs(1, suite="retry", fail="once")
+    jobs = synthetic.synthetic_jobs(2, suite="retry") + \
+        synthetic.synthetic_jobs(1, suite="retry", fail="once")
     bad = jobs[2].job_id
     profile = slurm.load_profile(LOCAL_PROFILE)
     cleanup(jobs, tmp_path)
-    slurm.submit(jobs, profile, tmp_path, fn=slurm.synthetic_job)
+    slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
     st = finish(jobs, tmp_path, timeout_s=120)
     assert st.counts["done"] == 2 and st.jobs[bad] == "failed", st
     rec = store.read_record(store.record_path(tmp_path, "retry", bad))
@@ -166,10 +166,10 @@ def test_failed_job_is_recorded_and_only_it_is_retried(cluster, cleanup, tmp_pat
     assert rec["error"]["type"] == "RuntimeError"
     assert "synthetic failure" in rec["error"]["reason"]
 
-    plain = slurm.submit(jobs, profile, tmp_path, fn=slurm.synthetic_job)
+    plain = slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
     assert plain.submitted == [] and plain.skipped_failed == 1 and plain.skipped_done == 2
 
-    retry = slurm.submit(jobs, profile, tmp_path, fn=slurm.synthetic_job, retry_failed=True)
+    retry = slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job, retry_failed=True)
     assert retry.submitted == [bad] and retry.sbatch_calls == 1
     st = finish(jobs, tmp_path, timeout_s=120)
     assert st.counts["done"] == 3, st
@@ -178,33 +178,33 @@ def test_failed_job_is_recorded_and_only_it_is_retried(cluster, cleanup, tmp_pat
 def test_time_limit_checkpoints_requeues_and_completes(cluster, cleanup, tmp_path):
     # 50 one-second steps do not fit a 1-minute limit: USR2 arrives about 20s before it,
     # submitit requeues the job and the next run resumes from the step checkpoint.
-    jobs = slurm.synthetic_jobs(1, suite="timeout", steps=50, step_seconds=1.0)
+    jobs = synthetic.synthetic_jobs(1, suite="timeout", steps=50, step_seconds=1.0)
     profile = slurm.profile_from_dict({"executor": "slurm", "defaults": {
         "partition": "debug", "time_min": 1, "signal_delay_s": 20, "max_num_timeout": 5}})
     cleanup(jobs, tmp_path)
-    slurm.submit(jobs, profile, tmp_path, fn=slurm.synthetic_job)
+    slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
     st = finish(jobs, tmp_path, timeout_s=420)
     assert st.counts["done"] == 1, st
     rec = store.read_record(store.record_path(tmp_path, "timeout", jobs[0].job_id))
-    assert rec["metrics"]["steps_done"] == 50 and rec["metrics"]["runs"] >= 2
+    assert rec["metrics"]["steps_done"] == 50 and rec["provenance"]["runs"] >= 2
 
 
 def test_arrays_are_split_at_max_array_size(cluster, cleanup, tmp_path, monkeypatch):
     monkeypatch.setattr(slurm, "max_array_size", lambda: 3)  # arrays of at most 2 tasks
-    jobs = slurm.synthetic_jobs(5, suite="chunks")
+    jobs = synthetic.synthetic_jobs(5, suite="chunks")
     cleanup(jobs, tmp_path)
     report = slurm.submit(jobs, slurm.load_profile(LOCAL_PROFILE), tmp_path,
-                          fn=slurm.synthetic_job)
+                          fn=synthetic.synthetic_job)
     assert report.sbatch_calls == 3 and [a.tasks for a in report.arrays] == [2, 2, 1]
     assert len({a.slurm_id for a in report.arrays}) == 3
     assert finish(jobs, tmp_path, timeout_s=120).counts["done"] == 5
 
 
 def test_cancel_stops_the_suite_and_a_submit_sends_it_again(cluster, cleanup, tmp_path):
-    jobs = slurm.synthetic_jobs(4, suite="cancel", steps=120, step_seconds=1.0)
+    jobs = synthetic.synthetic_jobs(4, suite="cancel", steps=120, step_seconds=1.0)
     profile = slurm.load_profile(LOCAL_PROFILE)
     cleanup(jobs, tmp_path)
-    slurm.submit(jobs, profile, tmp_path, fn=slurm.synthetic_job)
+    slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
     deadline = time.monotonic() + 60
     while slurm.status(jobs, tmp_path).counts["running"] == 0:
         assert time.monotonic() < deadline, "nothing started within 60s"
@@ -213,12 +213,12 @@ def test_cancel_stops_the_suite_and_a_submit_sends_it_again(cluster, cleanup, tm
     assert report.cancelled and "cancelled" in str(report)
     st = finish(jobs, tmp_path, timeout_s=60)
     assert st.counts["missing"] == 4, st
-    assert len(slurm.submit(jobs, profile, tmp_path, fn=slurm.synthetic_job).submitted) == 4
+    assert len(slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job).submitted) == 4
     assert slurm.status(jobs, tmp_path).active == 4
 
 
 def test_submitting_1000_jobs_is_fast(cluster, tmp_path):
-    figures = slurm.benchmark_submit(1000, tmp_path)
+    figures = synthetic.benchmark_submit(1000, tmp_path)
     assert figures["submitted"] == 1000 and figures["sbatch_calls"] == 1
     assert figures["submit_seconds"] < 10
     assert figures["resubmitted"] == 0

@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 import yaml
 
-from bench import slurm, store
+from bench import slurm, store, synthetic
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "slurm").glob("*.yaml"))
@@ -37,7 +37,7 @@ def problems_of(tmp_path: Path, data) -> list[str]:
 def job_with_model(model: str, i: int = 0, dataset: str = "digits_c", suite: str = "s"):
     from bench.suite import Job, job_id
 
-    config = slurm.synthetic_config(i)
+    config = synthetic.synthetic_config(i)
     config["model"] = {**config["model"], "name": model}
     config["dataset"] = {**config["dataset"], "name": dataset}
     return Job(job_id(config), suite, config)
@@ -247,17 +247,17 @@ def fake(monkeypatch):
 
 
 def finish(results: Path, job, status: str = "done") -> None:
-    rec = slurm.synthetic_job(job.config, job.suite, results)
+    rec = synthetic.synthetic_job(job.config, job.suite, results)
     if status != "done":
         rec.update(status=status, error={"type": "X", "reason": "x", "traceback": ""})
         store.write_record(results, rec)
 
 
 def test_submit_chunks_records_ledger_and_skips_what_is_queued(fake, tmp_path):
-    jobs = slurm.synthetic_jobs(7, suite="syn")
+    jobs = synthetic.synthetic_jobs(7, suite="syn")
     profile = slurm.profile_from_dict({"executor": "slurm",
                                        "defaults": {"array_parallelism": 2}})
-    report = slurm.submit(jobs, profile, tmp_path, fn=slurm.synthetic_job)
+    report = slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
     assert report.sbatch_calls == 3 == len(fake.sbatch)
     assert [n for _, n in fake.sbatch] == [3, 3, 1]
     assert fake.sbatch[0][0]["array_parallelism"] == 2
@@ -269,7 +269,7 @@ def test_submit_chunks_records_ledger_and_skips_what_is_queued(fake, tmp_path):
     assert report.log_dir == (tmp_path / ".submitit" / "syn").resolve()
     assert "7 of 7 jobs submitted in 3 sbatch call(s)" in str(report)
 
-    again = slurm.submit(jobs, profile, tmp_path, fn=slurm.synthetic_job)
+    again = slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
     assert again.submitted == [] and again.sbatch_calls == 0 and again.skipped_queued == 7
 
     st = slurm.status(jobs, tmp_path)
@@ -278,9 +278,9 @@ def test_submit_chunks_records_ledger_and_skips_what_is_queued(fake, tmp_path):
 
 
 def test_submit_resends_vanished_jobs_and_failed_ones_only_on_request(fake, tmp_path):
-    jobs = slurm.synthetic_jobs(4, suite="syn")
+    jobs = synthetic.synthetic_jobs(4, suite="syn")
     profile = slurm.profile_from_dict({"executor": "slurm"})
-    slurm.submit(jobs, profile, tmp_path, fn=slurm.synthetic_job)
+    slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
     fake.queue = {"101_0": "RUNNING", "101_1": "COMPLETED", "101_2": "CANCELLED",
                   "101_3": "COMPLETED"}
     finish(tmp_path, jobs[1])
@@ -289,24 +289,24 @@ def test_submit_resends_vanished_jobs_and_failed_ones_only_on_request(fake, tmp_
     assert st.jobs == {jobs[0].job_id: "running", jobs[1].job_id: "done",
                        jobs[2].job_id: "missing", jobs[3].job_id: "failed"}
 
-    report = slurm.submit(jobs, profile, tmp_path, fn=slurm.synthetic_job)
+    report = slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
     assert report.submitted == [jobs[2].job_id]  # cancelled without a record: sent again
     assert (report.skipped_done, report.skipped_queued, report.skipped_failed) == (1, 1, 1)
 
     fake.queue[slurm.read_ledger(tmp_path, "syn")["jobs"][jobs[2].job_id]["slurm_id"]] = \
         "COMPLETED"
     finish(tmp_path, jobs[2])
-    retry = slurm.submit(jobs, profile, tmp_path, fn=slurm.synthetic_job, retry_failed=True)
+    retry = slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job, retry_failed=True)
     assert retry.submitted == [jobs[3].job_id] and retry.sbatch_calls == 1
     # a failed job being retried counts as pending, not failed
     assert slurm.status(jobs, tmp_path).jobs[jobs[3].job_id] == "pending"
 
 
 def test_submit_with_shared_preparation_job(fake, tmp_path):
-    jobs = slurm.synthetic_jobs(2, suite="syn")
+    jobs = synthetic.synthetic_jobs(2, suite="syn")
     profile = slurm.profile_from_dict({"executor": "slurm", "defaults": {
         "additional_parameters": {"dependency": "afterok:7"}}})
-    report = slurm.submit(jobs, profile, tmp_path, fn=slurm.synthetic_job, prepare="slurm")
+    report = slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job, prepare="slurm")
     assert report.sbatch_calls == 2 and report.prepare_job == "101"
     prep_params, arr_params = fake.sbatch[0][0], fake.sbatch[1][0]
     assert "array_parallelism" not in prep_params
@@ -317,9 +317,9 @@ def test_submit_with_shared_preparation_job(fake, tmp_path):
 def test_cancel_uses_whole_arrays_when_it_can(fake, tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(slurm, "_run", lambda cmd, timeout=60: calls.append(cmd) or "")
-    jobs = slurm.synthetic_jobs(5, suite="syn")
+    jobs = synthetic.synthetic_jobs(5, suite="syn")
     profile = slurm.profile_from_dict({"executor": "slurm"})
-    slurm.submit(jobs, profile, tmp_path, fn=slurm.synthetic_job)  # arrays 101 (3), 102 (2)
+    slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)  # arrays 101 (3), 102 (2)
     fake.queue["101_2"] = "COMPLETED"
     fake.queue["999_0"] = "RUNNING"  # someone else's job of the same user
     report = slurm.cancel(jobs, tmp_path)
@@ -331,7 +331,7 @@ def test_cancel_uses_whole_arrays_when_it_can(fake, tmp_path, monkeypatch):
 
 def test_status_without_squeue_still_counts_records(tmp_path, monkeypatch):
     monkeypatch.setattr(slurm.shutil, "which", lambda name: None)
-    jobs = slurm.synthetic_jobs(2, suite="syn")
+    jobs = synthetic.synthetic_jobs(2, suite="syn")
     finish(tmp_path, jobs[0])
     slurm.write_ledger(tmp_path, "syn", {"version": 1, "suite": "syn", "prepare": [],
                                           "jobs": {jobs[1].job_id: {"slurm_id": "5_1"}}})
@@ -340,7 +340,7 @@ def test_status_without_squeue_still_counts_records(tmp_path, monkeypatch):
     assert "squeue" in st.queue_error and "queue unknown" in str(st)
     with pytest.raises(slurm.SlurmError, match="no SLURM client"):
         slurm.submit(jobs, slurm.profile_from_dict({"executor": "slurm"}), tmp_path,
-                     fn=slurm.synthetic_job)
+                     fn=synthetic.synthetic_job)
 
 
 def test_damaged_ledger_stops_submission(tmp_path):
@@ -351,7 +351,7 @@ def test_damaged_ledger_stops_submission(tmp_path):
 
 
 def test_jobs_of_two_suites_are_refused(tmp_path):
-    jobs = slurm.synthetic_jobs(1, suite="a") + slurm.synthetic_jobs(1, suite="b")
+    jobs = synthetic.synthetic_jobs(1, suite="a") + synthetic.synthetic_jobs(1, suite="b")
     with pytest.raises(ValueError, match="several suites"):
         slurm.submit(jobs, slurm.profile_from_dict({"executor": "slurm"}), tmp_path)
 
@@ -363,7 +363,7 @@ def _raise(config, suite, results, cache):
 
 
 def test_slurm_job_records_an_escaping_exception_as_failed(tmp_path):
-    job = slurm.synthetic_jobs(1, suite="syn")[0]
+    job = synthetic.synthetic_jobs(1, suite="syn")[0]
     call = slurm.SlurmJob("syn", job.job_id, _raise)
     with pytest.raises(KeyError):
         call(job.config, str(tmp_path), None)
@@ -374,8 +374,8 @@ def test_slurm_job_records_an_escaping_exception_as_failed(tmp_path):
 
 
 def test_slurm_job_checkpoint_resubmits_the_same_call(tmp_path):
-    job = slurm.synthetic_jobs(1, suite="syn", steps=3)[0]
-    call = slurm.SlurmJob("syn", job.job_id, slurm.synthetic_job)
+    job = synthetic.synthetic_jobs(1, suite="syn", steps=3)[0]
+    call = slurm.SlurmJob("syn", job.job_id, synthetic.synthetic_job)
     delayed = call.checkpoint(job.config, str(tmp_path), None)
     assert delayed.function is call and delayed.args == (job.config, str(tmp_path), None)
     rec = delayed.result()
@@ -384,16 +384,16 @@ def test_slurm_job_checkpoint_resubmits_the_same_call(tmp_path):
 
 
 def test_synthetic_job_resumes_from_its_checkpoint(tmp_path):
-    job = slurm.synthetic_jobs(1, suite="syn", steps=4)[0]
+    job = synthetic.synthetic_jobs(1, suite="syn", steps=4)[0]
     ckpt = tmp_path / ".checkpoints" / f"{job.job_id}.json"
     store.atomic_write_text(ckpt, json.dumps({"step": 3, "runs": 1}))
-    rec = slurm.synthetic_job(job.config, "syn", tmp_path)
-    assert rec["metrics"]["steps_done"] == 4 and rec["metrics"]["runs"] == 2
+    rec = synthetic.synthetic_job(job.config, "syn", tmp_path)
+    assert rec["metrics"]["steps_done"] == 4 and rec["provenance"]["runs"] == 2
     assert not ckpt.exists()
 
 
 def test_synthetic_job_fails_once(tmp_path):
-    job = slurm.synthetic_jobs(1, suite="syn", fail="once")[0]
+    job = synthetic.synthetic_jobs(1, suite="syn", fail="once")[0]
     with pytest.raises(RuntimeError, match="synthetic failure"):
-        slurm.synthetic_job(job.config, "syn", tmp_path)
-    assert slurm.synthetic_job(job.config, "syn", tmp_path)["status"] == "done"
+        synthetic.synthetic_job(job.config, "syn", tmp_path)
+    assert synthetic.synthetic_job(job.config, "syn", tmp_path)["status"] == "done"
