@@ -217,6 +217,80 @@ def test_cancel_stops_the_suite_and_a_submit_sends_it_again(cluster, cleanup, tm
     assert slurm.status(jobs, tmp_path).active == 4
 
 
+def counted_run_job(config: dict, suite: str, results: Path, cache: Path | None = None) -> dict:
+    """bench.job.run_job, logging each call next to the results folder (a SLURM task's body:
+    pickled by reference, imported on the node)."""
+    from bench import job
+
+    with open(Path(results).parent / "calls.log", "a") as f:
+        f.write(f"slurm {job.compute_job_id(config)}\n")
+    return job.run_job(config, suite, results, cache)
+
+
+# `bench run` with each run_job call logged; its first job waits until a SLURM task has
+# started one, so that both run at the same time on the same results folder.
+RUN_DRIVER = r"""
+import sys, time
+from pathlib import Path
+from bench import cli, job
+
+log = Path(sys.argv[1])
+real = job.run_job
+def run_job(config, *a, **k):
+    first = not log.exists() or "local" not in log.read_text()
+    with open(log, "a") as f:
+        f.write(f"local {job.compute_job_id(config)}\n")
+    deadline = time.monotonic() + 240
+    while first and "slurm" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return real(config, *a, **k)
+job.run_job = run_job
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+def test_bench_run_and_submit_at_once_run_each_job_exactly_once(cluster, cleanup, tmp_path):
+    import sys
+
+    import yaml
+
+    from bench import job
+
+    raw = yaml.safe_load(SUITE.read_text())
+    raw.update(name="run-and-submit", strategies=["full", "linear", "ln1", "fc2"])
+    raw["recipe"].update(steps=60, eval_every=30)
+    suite_file = tmp_path / "suite.yaml"
+    suite_file.write_text(yaml.safe_dump(raw))
+    suite = load_suite(suite_file)
+    results, cache, log = tmp_path / "results", tmp_path / "cache", tmp_path / "calls.log"
+    job.prepare_shared([j.config for j in suite.jobs], cache)  # pretrained once, beforehand
+    cleanup(suite.jobs, results)
+    driver = tmp_path / "run_driver.py"
+    driver.write_text(RUN_DRIVER)
+    local = subprocess.Popen(
+        [sys.executable, str(driver), str(log), "run", str(suite_file), "--results",
+         str(results), "--cache", str(cache), "-q"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        slurm.submit(suite.jobs, slurm.load_profile(LOCAL_PROFILE), results, cache=cache,
+                     fn=counted_run_job)
+        st = finish(suite.jobs, results, timeout_s=400)
+        out, err = local.communicate(timeout=400)
+    finally:
+        local.kill()
+    assert local.returncode == 0, err[-3000:]
+    calls = [line.split() for line in log.read_text().splitlines()]
+    ran = sorted(jid for _, jid in calls)
+    assert ran == sorted(j.job_id for j in suite.jobs), calls  # each job once, in all
+    assert {who for who, _ in calls} == {"local", "slurm"}, calls  # both ran some
+    assert st.counts["done"] == len(suite.jobs), st
+    records, skipped = store.load_records(results, suite.name)
+    assert not skipped and {r["status"] for r in records} == {"done"}
+    assert not list((results / suite.name / ".claims").glob("[0-9a-f]*"))
+    # bench run reports the jobs SLURM ran as run elsewhere, not as failures
+    assert "failed" not in err
+
+
 def test_submitting_1000_jobs_is_fast(cluster, tmp_path):
     figures = synthetic.benchmark_submit(1000, tmp_path)
     assert figures["submitted"] == 1000 and figures["sbatch_calls"] == 1
