@@ -31,8 +31,9 @@ import pytest
 import yaml
 
 from bench import claims, cli, job, store
-from bench.leaderboard import build_leaderboard, build_tables, synthetic_record
+from bench.leaderboard import build_leaderboard, build_tables
 from bench.suite import load_suite
+from bench.synthetic import synthetic_record
 from tests.conftest import tiny_suite_dict
 from tests.test_job import comparable
 
@@ -253,7 +254,9 @@ def test_stale_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_pa
 def test_records_are_written_readable_by_the_group(tmp_path):
     rec = synthetic_record(0, "s", "m", "d", "full", 0.1, 0)
     path = store.write_record(tmp_path, rec)
-    assert path.stat().st_mode & 0o777 == 0o666 & ~store._UMASK
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 # ------------------------------------------------------------------------------ concurrency
