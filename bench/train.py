@@ -291,6 +291,7 @@ class AutoRGN:
     def start(self, model, opt, train: DeviceData, recipe: dict, seed: int) -> None:
         self.model, self.opt, self.train, self.recipe, self.seed = model, opt, train, recipe, seed
         self.epoch_steps = max(1, math.ceil(len(train) / recipe["batch_size"]))
+        self.micro = math.ceil(recipe["batch_size"] / recipe["grad_accum"])
 
     def before_step(self, step: int) -> None:
         if (step - 1) % self.epoch_steps:
@@ -298,16 +299,14 @@ class AutoRGN:
         epoch = (step - 1) // self.epoch_steps
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         params = [g["params"][0] for g in self.opt.param_groups]
-        b, micro = self.recipe["batch_size"], math.ceil(
-            self.recipe["batch_size"] / self.recipe["grad_accum"])
+        b = self.recipe["batch_size"]
         grad_norms = []
         for _ in range(self.batches):
             x, y = self.train.augmented(torch.randperm(len(self.train), generator=gen)[:b], gen,
                                         self.recipe["crop_scale"], self.recipe["hflip"])
-            for xs, ys in zip(x.split(micro), y.split(micro)):
-                with autocast(self.train.device, self.recipe["precision"]):
-                    loss = F.cross_entropy(self.model(xs), ys) * (len(ys) / len(y))
-                loss.backward()
+            # the training step's micro-batch loop: a micro-batch that does not fit is halved
+            _, self.micro = accumulate_gradients(self.model, params, x, y, self.micro,
+                                                 self.recipe["precision"])
             grad_norms.append([float(p.grad.norm()) if p.grad is not None else 0.0
                                for p in params])
             for p in params:

@@ -115,6 +115,26 @@ def test_out_of_memory_halves_the_micro_batch():
         torch.testing.assert_close(p, q, rtol=0, atol=0, msg=n)
 
 
+def test_auto_rgn_halves_its_micro_batch_out_of_memory_too():
+    """auto_rgn's gradient-norm batches go through the same micro-batch loop as training."""
+    recipes = {"fits": {**RECIPE, "grad_accum": 4}, "oom": RECIPE}
+    runs = {}
+    for name, recipe in recipes.items():
+        inner = _tiny()
+        applied = strategies.apply_strategy(inner, "auto_rgn")
+        m = _OOMAbove(inner, limit=5 if name == "oom" else 16)
+        res = train.finetune(m, _data(), _data(8), None, recipe=recipe, lr=0.05, seed=0,
+                             hook=applied.hook)
+        runs[name] = (m, res, [g["lr_scale"] for g in applied.hook.opt.param_groups])
+    (m, res, scales), (ref, expected, ref_scales) = runs["oom"], runs["fits"]
+    assert m.sizes[:4] == [16, 8, 4, 4]  # the hook's first batch: 16 fails, 8 fails, 4 + ...
+    assert res.grad_accum == expected.grad_accum == 4
+    assert scales == ref_scales and len(set(scales)) > 1  # the same per-tensor rates
+    assert res.curves == expected.curves
+    for (n, p), q in zip(m.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=n)
+
+
 def test_out_of_memory_at_one_image_is_raised():
     m = _OOMAbove(_tiny(), limit=0)
     strategies.apply_strategy(m, "full")
