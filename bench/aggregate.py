@@ -86,7 +86,7 @@ REPRODUCTION_COLUMNS = [
 PAPER_SEEDS = 3  # the seeds behind each published mean ± std (protocol.md)
 # Up to this many pairs the exact sign-flip permutation test (2^n sign patterns); above it,
 # Wilcoxon's signed-rank test.
-PERMUTATION_MAX_N = 16
+PERMUTATION_MAX_N = 18
 SIGN_FLIP = "sign-flip (exact)"
 WILCOXON = "Wilcoxon signed-rank"
 # Verdict words: the page prints a claim only with one of these.

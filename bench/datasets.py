@@ -259,15 +259,21 @@ def _read_digits_source(root: Path | None, params: dict) -> Raw:
 
 
 def _read_digits_c(root: Path | None, params: dict) -> Raw:
-    return Raw({"train": digits.held_out(params["corruption"], params["severity"])})
+    """The held-out half, cut once into a training pool and a test set (``digits.test_cut``);
+    ids are positions in the held-out half."""
+    x, y = digits.held_out(params["corruption"], params["severity"])
+    pool, test = digits.test_cut(len(y))
+    return Raw({"train": (x[pool], y[pool]), "test": (x[test], y[test])},
+               ids={"train": pool, "test": test})
 
 
 register(DatasetSpec(
     "digits_source", ("source",), "clean scikit-learn digits, the source half (pretraining "
     "and plasticity reference of the default suite)", _read_digits_source, num_classes=10))
 register(DatasetSpec(
-    "digits_c", ("target",), "held-out scikit-learn digits under a CIFAR-10-C-style corruption",
-    _read_digits_c, num_classes=10, splits="cut_test",
+    "digits_c", ("target",), "held-out scikit-learn digits under a CIFAR-10-C-style "
+    "corruption; a fixed 50/50 cut of them is its test split (450 images)",
+    _read_digits_c, num_classes=10, splits="official",
     params={"corruption": (digits.CORRUPTIONS, None), "severity": ((1, 2, 3, 4, 5), 5)}))
 
 

@@ -77,6 +77,16 @@ def sweep(suite: Suite, results: Path, done: set[str]) -> list[Path]:
     return removed
 
 
+def torch_threads(workers: int) -> int:
+    """CPU threads for each worker's torch: ``OMP_NUM_THREADS`` when set (a positive integer),
+    else an equal share of the CPUs. Set explicitly in every worker (and in the process itself
+    when it runs jobs), so the variable controls the threads whatever torch's own default."""
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, (os.cpu_count() or 1) // max(workers, 1))
+
+
 def _worker_init(threads: int, gpus, log_level: int) -> None:
     # Runs in a fresh (spawned) worker before torch is imported there.
     from bench import logs
@@ -136,6 +146,10 @@ def run_suite(suite: Suite, results: Path, *, workers: int = 1, force: bool = Fa
     from bench.job import pick_device, prepare_shared
 
     device = pick_device(device)
+    if workers <= 1 and os.environ.get("OMP_NUM_THREADS"):  # jobs run in this process
+        import torch
+
+        torch.set_num_threads(torch_threads(1))
     prepare_shared([j.config for j in todo], cache, device, progress=progress)
     bar = tqdm(total=len(todo), desc=f"{suite.name}", unit="job", disable=not progress,
                dynamic_ncols=True)
@@ -298,7 +312,7 @@ class _Scheduler:
             self.workers = min(self.workers, ngpu)  # one worker per GPU, each seeing its own
             self.gpus = mp.get_context("spawn").Manager().Queue()
             self.device = "cuda"
-        self.threads = max(1, (os.cpu_count() or 1) // self.workers)
+        self.threads = torch_threads(self.workers)
 
     def _new_pool(self) -> ProcessPoolExecutor:
         for i in range(self.workers if self.gpus is not None else 0):

@@ -1,0 +1,94 @@
+"""The default suite's design and its stability machinery: the digits test split, torch
+threads from OMP_NUM_THREADS, verdict lines compared between two runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from bench import stability
+from bench.leaderboard import VERDICT_PREFIX
+from bench.runner import torch_threads
+from tests.conftest import tiny_suite_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_digits_test_split_is_half_the_held_out_digits():
+    from sklearn.datasets import load_digits
+
+    from bench import data
+
+    held = 1797 - 1797 // 2  # the held-out half (scikit-learn ships 1,797 digits)
+    assert len(load_digits().target) == 1797
+    s = data.load_splits({"name": "digits_c", "key": "digits_c/contrast/5",
+                          "params": {"corruption": "contrast", "severity": 5}},
+                         None, 32, split_seed=0)
+    n_test = len(s.test[1])
+    assert n_test == 450 and len(s.train[1]) + len(s.val[1]) == held - n_test
+    assert len(s.val[1]) == (held - n_test) - int(0.8 * (held - n_test))
+    # The same test images for every split seed; train/val change with it.
+    other = data.load_splits({"name": "digits_c", "key": "digits_c/contrast/5",
+                              "params": {"corruption": "contrast", "severity": 5}},
+                             None, 32, split_seed=1)
+    assert np.array_equal(other.test[0], s.test[0])
+    assert not np.array_equal(other.val[0], s.val[0])
+
+
+def test_torch_threads_follow_omp_num_threads(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert torch_threads(2) == 1 and torch_threads(1) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert torch_threads(2) == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert torch_threads(2) == max(1, (os.cpu_count() or 1) // 2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "zero")  # not a positive integer: ignored
+    assert torch_threads(1) == max(1, os.cpu_count() or 1)
+
+
+def test_verdict_lines_and_compare():
+    page = f"# x\n{VERDICT_PREFIX} a: holds.\nother\n{VERDICT_PREFIX} b: not resolved.\n"
+    assert stability.verdict_lines(page) == [f"{VERDICT_PREFIX} a: holds.",
+                                             f"{VERDICT_PREFIX} b: not resolved."]
+    a = {"verdicts": ["v1", "v2"], "test_acc": {"j1": 0.5, "j2": 0.6}}
+    b = {"verdicts": ["v1", "v2"], "test_acc": {"j1": 0.5, "j2": 0.61}}
+    out = stability.compare([a, b])
+    assert out["identical"] and out["test_acc_differ"] == 1 and out["jobs_compared"] == 2
+    c = {"verdicts": ["v1", "v3"], "test_acc": {}}
+    out = stability.compare([a, c])
+    assert not out["identical"] and "-v2" in out["diff"] and "+v3" in out["diff"]
+    assert not stability.compare([{"verdicts": [], "test_acc": {}}] * 2)["identical"]
+
+
+@pytest.mark.slow
+def test_stability_script_runs_a_tiny_suite_twice(tmp_path):
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(yaml.safe_dump(tiny_suite_dict(
+        name="tiny", strategies=("full", "linear", "mha"), seeds=(0, 1))))
+    out = tmp_path / "summary.json"
+    proc = subprocess.run([sys.executable, "-m", "bench.stability", "--suite", str(suite),
+                           "--keep", str(tmp_path / "runs"), "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "HOME": str(tmp_path)})
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    import json
+
+    summary = json.loads(out.read_text())
+    assert [(r["threads"], r["jobs"]) for r in summary["runs"]] == [(1, 2), (2, 1)]
+    assert all(r["records"] == 6 for r in summary["runs"])
+    assert summary["verdicts"] == 4  # the two paper claims, linear and mha vs full
+    for i in (1, 2):  # each run from scratch: its own cache, pretrained again
+        assert list((tmp_path / "runs" / f"run{i}" / "cache" / "pretrained").glob(
+            "*.safetensors"))
+    # Each run's records say how many torch threads its jobs had.
+    from bench.store import load_records
+
+    for i, threads in ((1, 1), (2, 2)):
+        records, _ = load_records(tmp_path / "runs" / f"run{i}" / "results")
+        assert {r["provenance"]["torch_threads"] for r in records} == {threads}
