@@ -91,6 +91,7 @@ SIGN_FLIP = "sign-flip (exact)"
 WILCOXON = "Wilcoxon signed-rank"
 # Verdict words: the page prints a claim only with one of these.
 HOLDS, AGAINST, UNRESOLVED = "holds", "against the paper", "not resolved at this scale"
+NO_DATA = "no data"  # a claim nothing on the page can test (e.g. no component strategy ran)
 # The paper's claims tested per (suite, protocol, model), pooled over datasets.
 CLAIM_PLASTICITY_ORDER = "plasticity ranks the components in the paper's order"
 CLAIM_PLASTICITY_GAIN = "more plastic components gain more"
@@ -474,7 +475,7 @@ def claims_table(scores: pd.DataFrame, summary: pd.DataFrame,
         ]
         adjusted = stats.holm([p for *_, p in found])
         for (claim, used, rho, p), p_adj in zip(found, adjusted):
-            verdict = UNRESOLVED
+            verdict = NO_DATA if stats._nan(p_adj) else UNRESOLVED
             if not stats._nan(p_adj) and p_adj <= alpha:
                 verdict = HOLDS if rho > 0 else AGAINST
             need = (stats.rankings_needed(rho, len(BLOCK_COMPONENTS), family=len(found),

@@ -129,8 +129,13 @@ def _pm(mean: float, half: float, n: object = None, scale: float = 100.0,
     return text + ("" if n is None else f" ({n})")
 
 
+NEED_CAP = 1000  # "would need" above this prints as "> 1,000": the effect is about nil
+
+
 def _need(x: float, what: str) -> str:
-    return "" if _nan(x) else f"≈ {int(x):,} {what}"
+    if _nan(x):
+        return ""
+    return f"> {NEED_CAP:,} {what}" if x > NEED_CAP else f"≈ {int(x):,} {what}"
 
 
 # ---------------------------------------------------------------- page sections
@@ -250,17 +255,21 @@ def _held_md(tables: Mapping[str, pd.DataFrame]) -> list[str]:
 
 
 def _verdicts_md(tables: Mapping[str, pd.DataFrame]) -> list[str]:
-    """Every verdict on one line each, without any machine-dependent number."""
-    lines = []
+    """Every verdict on one line each, without any machine-dependent number: per (suite,
+    protocol, model), the paper's claims, then each strategy against the reference."""
+    lines: dict[tuple, list[str]] = {}
     for r in tables["claims"].itertuples(index=False):
-        lines.append(f"{VERDICT_PREFIX} {_where(r)}: {r.claim}: {r.verdict}.")
+        if r.verdict != agg.NO_DATA:
+            lines.setdefault((r.suite, r.protocol, r.model), []).append(
+                f"{VERDICT_PREFIX} {_where(r)}: {r.claim}: {r.verdict}.")
     for r in tables["paired"].itertuples(index=False):
-        lines.append(f"{VERDICT_PREFIX} {_where(r)}: {r.strategy} vs {r.reference}: "
-                     f"{r.verdict}.")
+        lines.setdefault((r.suite, r.protocol, r.model), []).append(
+            f"{VERDICT_PREFIX} {_where(r)}: {r.strategy} vs {r.reference}: {r.verdict}.")
     head = [f"## Verdicts (level {stats.ALPHA:g}, Holm-adjusted)", "",
             ("One line per claim; the numbers behind each are in the tables. A line says "
              f"\"{agg.UNRESOLVED}\" where the data cannot decide it."), ""]
-    return [*head, *(lines or ["No claim can be tested yet."]), ""]
+    body = [line for k in sorted(lines) for line in lines[k]]
+    return [*head, *(body or ["No claim can be tested yet."]), ""]
 
 
 def _scores_md(s: pd.DataFrame) -> str:
