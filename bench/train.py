@@ -342,7 +342,16 @@ def _trainable_state(model) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None, *,  # noqa: C901 - to split (issue 14)
+@dataclass
+class _Best:
+    """The best validation accuracy so far, its step and the trainable state then."""
+
+    val: float = -1.0
+    step: int | None = None
+    state: dict | None = None
+
+
+def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None, *,
              recipe: dict, lr: float, seed: int, checkpoint: Path | None = None,
              progress: Callable[[int], None] | None = None, hook=None, log=None,
              drop_last: bool = False) -> Result:
@@ -354,51 +363,35 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
     per evaluation. ``drop_last``: batches never span two epochs (``Sampler``).
     """
     log = log or logging.getLogger("bench.train")
-    device = train.device
-    steps, warmup = recipe["steps"], recipe["warmup_steps"]
-    accum = recipe["grad_accum"]
-    micro = math.ceil(recipe["batch_size"] / accum)
+    steps = recipe["steps"]
+    micro = math.ceil(recipe["batch_size"] / recipe["grad_accum"])
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, recipe, lr, per_tensor=hook is not None)
     gen = torch.Generator().manual_seed(seed)
     sampler = Sampler(len(train), gen, drop_last)
     curves: dict = {"train": [], "val": []}
-    best_val, best_step, best_state = -1.0, None, None
+    best = _Best()
     start = 1
     if checkpoint is not None and checkpoint.is_file():
-        ck = torch.load(checkpoint, map_location=device, weights_only=True)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        gen.set_state(ck["generator"])
-        sampler.perm, sampler.pos = ck["perm"], ck["pos"]
-        curves, best_val, best_step = ck["curves"], ck["best_val"], ck["best_step"]
-        best_state = ck["best_state"]
-        start = ck["step"] + 1
+        start, curves, best = _resume(checkpoint, model, opt, gen, sampler, train.device)
     model.train()
     if hook is not None:
         hook.start(model, opt, train, recipe, seed)
-    clip = recipe["clip_grad"]
-    train_time, images = 0.0, 0
-    speed = _Speed()
+    train_time, images, speed = 0.0, 0, _Speed()
     for step in range(start, steps + 1):
         t0 = time.perf_counter()
         if hook is not None:
             hook.before_step(step)
-        cur_lr = lr_at(step, lr, warmup, steps)
+        cur_lr = lr_at(step, lr, recipe["warmup_steps"], steps)
         for g in opt.param_groups:
             g["lr"] = cur_lr * g.get("lr_scale", 1.0)
-        idx = sampler.next(recipe["batch_size"])
-        x, y = train.augmented(idx, gen, recipe["crop_scale"], recipe["hflip"])
+        x, y = train.augmented(sampler.next(recipe["batch_size"]), gen, recipe["crop_scale"],
+                               recipe["hflip"])
         loss_sum, micro = accumulate_gradients(model, params, x, y, micro, recipe["precision"])
         loss_value = float(loss_sum)
         if not math.isfinite(loss_value):
             raise Diverged(f"loss is {loss_value} at step {step} (lr {lr:g})")
-        # a tensor, read only when logged: no extra wait for the device on the other steps
-        if clip is not None:
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
-        else:
-            grad_norm = torch.linalg.vector_norm(
-                torch.stack([p.grad.norm() for p in params if p.grad is not None]))
+        grad_norm = _clip(params, recipe["clip_grad"])
         opt.step()
         opt.zero_grad(set_to_none=True)
         train_time += time.perf_counter() - t0
@@ -408,33 +401,66 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
                                     "grad_norm": float(grad_norm), "lr": cur_lr})
             _log_step(log, curves["train"][-1], steps, speed.rate(images, train_time))
         if step % recipe["eval_every"] == 0 or step == steps:
-            acc = evaluate(model, val, recipe["eval_batch_size"], recipe["precision"])
-            curves["val"].append({"step": step, "val_acc": acc})
-            if acc > best_val:  # strictly: the earliest of equal accuracies wins
-                best_val, best_step, best_state = acc, step, _trainable_state(model)
-            log.info("step %d: val acc %.4f (best %.4f at step %d)", step, acc, best_val,
-                     best_step, extra={"metrics": {"val/acc": acc}, "step": step})
+            _validate(model, val, recipe, step, curves, best, log)
         if checkpoint is not None and recipe["checkpoint_every"] and \
                 step % recipe["checkpoint_every"] == 0 and step < steps:
             _save_checkpoint(checkpoint, {
                 "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "generator": gen.get_state(), "perm": sampler.perm, "pos": sampler.pos,
-                "curves": curves, "best_val": best_val, "best_step": best_step,
-                "best_state": best_state, "step": step})
+                "curves": curves, "best_val": best.val, "best_step": best.step,
+                "best_state": best.state, "step": step})
         if progress is not None:
             progress(1)
-    test_acc = None
-    if best_state is not None:
-        with torch.no_grad():
-            named = dict(model.named_parameters())
-            for n, t in best_state.items():
-                named[n].copy_(t)
-        if test is not None:
-            test_acc = evaluate(model, test, recipe["eval_batch_size"], recipe["precision"])
-    return Result(test_acc=test_acc, best_val_acc=best_val if best_step else None,
-                  best_step=best_step, steps_done=steps, train_seconds=train_time,
+    return Result(test_acc=_test_best(model, best, test, recipe),
+                  best_val_acc=best.val if best.step else None,
+                  best_step=best.step, steps_done=steps, train_seconds=train_time,
                   images_per_second=images / train_time if train_time else 0.0, curves=curves,
                   grad_accum=math.ceil(recipe["batch_size"] / micro))
+
+
+def _resume(checkpoint: Path, model, opt, gen: torch.Generator, sampler: Sampler,
+            device) -> tuple[int, dict, _Best]:
+    """Load a training checkpoint into the model, optimizer and data stream: (the step to
+    start at, the curves so far, the best state so far)."""
+    ck = torch.load(checkpoint, map_location=device, weights_only=True)
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    gen.set_state(ck["generator"])
+    sampler.perm, sampler.pos = ck["perm"], ck["pos"]
+    return ck["step"] + 1, ck["curves"], _Best(ck["best_val"], ck["best_step"], ck["best_state"])
+
+
+def _clip(params: list, clip: float | None) -> torch.Tensor:
+    """Clip the gradients' global norm to ``clip`` (none: no clipping); the norm before, as
+    a tensor read only when logged: no extra wait for the device on the other steps."""
+    if clip is not None:
+        return torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
+    return torch.linalg.vector_norm(
+        torch.stack([p.grad.norm() for p in params if p.grad is not None]))
+
+
+def _validate(model, val: DeviceData, recipe: dict, step: int, curves: dict, best: _Best,
+              log) -> None:
+    acc = evaluate(model, val, recipe["eval_batch_size"], recipe["precision"])
+    curves["val"].append({"step": step, "val_acc": acc})
+    if acc > best.val:  # strictly: the earliest of equal accuracies wins
+        best.val, best.step, best.state = acc, step, _trainable_state(model)
+    log.info("step %d: val acc %.4f (best %.4f at step %d)", step, acc, best.val, best.step,
+             extra={"metrics": {"val/acc": acc}, "step": step})
+
+
+def _test_best(model, best: _Best, test: DeviceData | None, recipe: dict) -> float | None:
+    """Put the best-validation state back in the model; its accuracy on ``test`` (read here
+    once)."""
+    if best.state is None:
+        return None
+    with torch.no_grad():
+        named = dict(model.named_parameters())
+        for n, t in best.state.items():
+            named[n].copy_(t)
+    if test is None:
+        return None
+    return evaluate(model, test, recipe["eval_batch_size"], recipe["precision"])
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
