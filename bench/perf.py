@@ -154,7 +154,7 @@ def _now(torch, device) -> float:
     return time.perf_counter()
 
 
-def run_perf(model: str = DEFAULT_MODEL, batch: int = DEFAULT_BATCH, device: str = "cpu", *,  # noqa: C901 - to split (issue 14)
+def run_perf(model: str = DEFAULT_MODEL, batch: int = DEFAULT_BATCH, device: str = "cpu", *,
              repeats: int = 5, warmup: int = 2, plasticity_pairs: int | None = None,
              plasticity_batch: int | None = None, strategies=DEFAULT_STRATEGIES,
              model_kwargs: dict | None = None, threads: int | None = None,
@@ -164,157 +164,196 @@ def run_perf(model: str = DEFAULT_MODEL, batch: int = DEFAULT_BATCH, device: str
     ``precision`` is the recipe's: ``auto`` (bf16 autocast and TF32 on CUDA, as clean jobs
     train), ``bf16``, or ``fp32`` (no autocast, no TF32: the paper protocol's training).
     """
-    import numpy as np
     import timm
     import torch
-
-    from bench import models, plasticity, train
-    from bench import strategies as strategies_mod
-    from bench.suite import DEFAULT_RECIPE
 
     if repeats < 1 or warmup < 1 or batch < 1:
         raise ValueError("repeats, warmup and batch must be at least 1")
     if threads:
         torch.set_num_threads(threads)
-    dev = torch.device(device)
-    cuda = dev.type == "cuda"
-    if cuda:  # as bench.job.run_job sets them: TF32 unless the recipe says fp32
-        torch.backends.cuda.matmul.allow_tf32 = precision != "fp32"
-        torch.backends.cudnn.allow_tf32 = precision != "fp32"
-    say = log or (lambda msg: None)
-    torch.manual_seed(0)
-    net = models.create_model({"name": model, "weights": {"source": "random"},
-                               "kwargs": dict(model_kwargs or {})}, NUM_CLASSES, None).to(dev)
-    dcfg = models.data_config(net)
-    size = dcfg["input_size"]
-    rng = np.random.default_rng(0)
-    n_train = 2 * batch
-    images = rng.integers(0, 256, (n_train, size, size, 3), dtype=np.uint8)
-    labels = rng.integers(0, NUM_CLASSES, n_train)
-    train_data = train.DeviceData(images, labels, dcfg["mean"], dcfg["std"], dev)
-    val_data = train.DeviceData(images[:8], labels[:8], dcfg["mean"], dcfg["std"], dev)
-    mem = _Memory(dev)
+    bench = _Bench(model, model_kwargs, batch, device, repeats, warmup, precision,
+                   log or (lambda msg: None))
+    cuda, net = bench.dev.type == "cuda", bench.net
     out: dict = {
-        "model": model, "model_kwargs": model_kwargs or {}, "batch": batch, "device": str(dev),
-        "threads": torch.get_num_threads(), "repeats": repeats,
+        "model": model, "model_kwargs": model_kwargs or {}, "batch": batch,
+        "device": str(bench.dev), "threads": torch.get_num_threads(), "repeats": repeats,
         "precision": ("bf16" if cuda else "fp32") if precision == "auto" else precision,
-        "warmup": warmup, "input_size": size,
+        "warmup": warmup, "input_size": bench.size,
         "params": sum(p.numel() for p in net.parameters()),
         "fused_attn": bool(getattr(net.blocks[0].attn, "fused_attn", False)),
         "torch": torch.__version__, "timm": timm.__version__,
         "cpu": platform.processor() or platform.machine(),
-        "gpu": torch.cuda.get_device_name(dev) if cuda else None,
+        "gpu": torch.cuda.get_device_name(bench.dev) if cuda else None,
         "measurements": {},
     }
     meas = out["measurements"]
-
-    bx, by = train_data.batch(torch.arange(batch) % n_train)
-    bare_step = _BareStep(net, bx, by, dev, precision)
-
-    def timed(fn, series: _Series) -> None:
-        mem.start()
-        t0 = _now(torch, dev)
-        fn()
-        series.add(_now(torch, dev) - t0, mem.stop())
-
-    bare_all = _Series(batch)
-    recipe = {**DEFAULT_RECIPE, "batch_size": batch, "steps": warmup + repeats + 1,
-              "warmup_steps": 1, "eval_every": 10**9, "log_every": 10**9,
-              "eval_batch_size": batch, "checkpoint_every": 0, "precision": precision}
-    for name in strategies:
-        model = copy.deepcopy(net)  # a strategy may change the model (e.g. add adapters)
-        applied = strategies_mod.apply_strategy(model, name)
-        say(f"fine-tuning step ({name}) and bare step, interleaved")
-        ft, paired_bare = _Series(batch), _Series(batch)
-        state = {"step": 0, "t": None}
-
-        def progress(_n, ft=ft, paired_bare=paired_bare, state=state) -> None:
-            t = _now(torch, dev)
-            state["step"] += 1
-            k = state["step"]
-            if state["t"] is not None and warmup < k <= warmup + repeats:
-                ft.add(t - state["t"], mem.stop())
-            if k <= warmup + repeats:  # the last step also evaluates: not timed
-                if k > warmup:
-                    timed(bare_step, paired_bare)
-                else:
-                    bare_step()
-                mem.start()
-            state["t"] = _now(torch, dev)
-
-        train.finetune(model, train_data, val_data, None, recipe=recipe, lr=1e-4, seed=0,
-                       progress=progress, hook=getattr(applied, "hook", None))
-        model = None
-        meas[f"ft_{name}"] = ft.summary()
-        meas[f"ft_{name}"]["bare_seconds"] = statistics.median(paired_bare.seconds)
-        meas[f"ft_{name}"]["vs_bare"] = _paired(paired_bare.seconds, ft.seconds)
-        bare_all.extend(paired_bare)
-    meas["bare_step"] = bare_all.summary()
-    bare_step = bx = by = None  # frees the copy before plasticity
-    if cuda:
-        torch.cuda.empty_cache()
-
-    # Plasticity (fast path) against a bare forward pass at the same precision.
-    net.eval()
+    meas.update(bench.fine_tuning(strategies))
     pb = plasticity_batch or min(batch, 64)
-    pairs = plasticity_pairs or pb
-    # random images; repeated from a pool when there are many (their content costs nothing)
-    pool = rng.integers(0, 256, (2, min(pairs, 256), size, size, 3), dtype=np.uint8)
-    ref, tgt = (np.resize(p, (pairs, size, size, 3)) for p in pool)
-    fx = train_data.batch(torch.arange(pb) % n_train)[0].clone()
-    batches = -(-pairs // pb)
-
-    @torch.no_grad()
-    def forward(batches: int = batches) -> None:
-        with plasticity.exact_fp32():
-            for _ in range(batches):
-                net(fx)
-
-    def plast(pairs: int = pairs) -> None:
-        plasticity.measure(net, ref, tgt, pairs=pairs, batch_size=pb, seed=0,
-                           mean=dcfg["mean"], std=dcfg["std"], device=dev)
-
-    say(f"plasticity ({pairs} pairs, batch {pb}) and forward pass, interleaved")
-    fwd, pl = _Series(batches * pb), _Series(pairs)
-    for i in range(warmup + repeats):
-        if i < warmup:  # a batch of each is warm-up enough
-            forward(1)
-            plast(pb)
-        else:
-            timed(forward, fwd)
-            timed(plast, pl)
-    meas["forward"] = fwd.summary()
-    meas["plasticity"] = pl.summary("pairs")
-    meas["plasticity"]["batch_size"] = pb
-
-    # The data pipeline alone.
-    say("data pipeline")
-    gen = torch.Generator().manual_seed(0)
-    sampler = train.Sampler(n_train, gen)
-    scale, hflip = tuple(DEFAULT_RECIPE["crop_scale"]), DEFAULT_RECIPE["hflip"]
-
-    def load() -> None:
-        x, _ = train_data.batch(sampler.next(batch))
-        train.rrc_flip(x, gen, scale, hflip)
-
-    ld = _Series(batch)
-    for i in range(warmup + 3 * repeats):
-        if i < warmup:
-            load()
-        else:
-            timed(load, ld)
-    meas["loader"] = ld.summary()
-    mem.close()
+    meas.update(bench.plasticity(plasticity_pairs or pb, pb))
+    meas["loader"] = bench.loader()
+    bench.mem.close()
 
     ips = {k: v.get("images_per_second") for k, v in meas.items()}
     out["ft_full_vs_bare"] = meas["ft_full"]["vs_bare"] if "ft_full" in meas else None
     for name in strategies:
         out[f"ft_{name}_vs_bare"] = meas[f"ft_{name}"]["vs_bare"]
     # per pair of a plasticity timing and the forward timing next to it, like vs_bare
+    fwd, pl = meas["forward"], meas["plasticity"]
     out["plasticity_pairs_vs_forward"] = _paired(
-        [s / fwd.items for s in fwd.seconds], [s / pl.items for s in pl.seconds])
+        [s / fwd["images"] for s in fwd["samples"]], [s / pl["pairs"] for s in pl["samples"]])
     out["loader_vs_ft_full"] = ips["loader"] / ips["ft_full"] if "ft_full" in meas else None
     return out
+
+
+class _Bench:
+    """One model, its random data and a memory probe on one device; the three timers
+    (``fine_tuning``, ``plasticity``, ``loader``) each return their measurements."""
+
+    def __init__(self, model: str, model_kwargs: dict | None, batch: int, device: str,
+                 repeats: int, warmup: int, precision: str, say):
+        import numpy as np
+        import torch
+
+        from bench import models, train
+
+        self.torch, self.np = torch, np
+        self.dev = torch.device(device)
+        if self.dev.type == "cuda":  # as bench.job.run_job sets them: TF32 unless fp32
+            torch.backends.cuda.matmul.allow_tf32 = precision != "fp32"
+            torch.backends.cudnn.allow_tf32 = precision != "fp32"
+        self.batch, self.repeats, self.warmup = batch, repeats, warmup
+        self.precision, self.say = precision, say
+        torch.manual_seed(0)
+        self.net = models.create_model({"name": model, "weights": {"source": "random"},
+                                        "kwargs": dict(model_kwargs or {})},
+                                       NUM_CLASSES, None).to(self.dev)
+        self.dcfg = models.data_config(self.net)
+        self.size = size = self.dcfg["input_size"]
+        self.rng = np.random.default_rng(0)
+        self.n_train = n = 2 * batch
+        images = self.rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+        labels = self.rng.integers(0, NUM_CLASSES, n)
+        mean, std = self.dcfg["mean"], self.dcfg["std"]
+        self.train_data = train.DeviceData(images, labels, mean, std, self.dev)
+        self.val_data = train.DeviceData(images[:8], labels[:8], mean, std, self.dev)
+        self.mem = _Memory(self.dev)
+
+    def timed(self, fn, series: _Series) -> None:
+        self.mem.start()
+        t0 = _now(self.torch, self.dev)
+        fn()
+        series.add(_now(self.torch, self.dev) - t0, self.mem.stop())
+
+    def fine_tuning(self, strategies) -> dict:
+        """``ft_<strategy>`` for each strategy, each step timed inside ``finetune`` with a
+        bare step between two of its steps; ``bare_step`` over all of them."""
+        from bench import strategies as strategies_mod
+        from bench import train
+        from bench.suite import DEFAULT_RECIPE
+
+        torch, batch = self.torch, self.batch
+        bx, by = self.train_data.batch(torch.arange(batch) % self.n_train)
+        bare_step = _BareStep(self.net, bx, by, self.dev, self.precision)
+        bare_all, meas = _Series(batch), {}
+        recipe = {**DEFAULT_RECIPE, "batch_size": batch, "steps": self.warmup + self.repeats + 1,
+                  "warmup_steps": 1, "eval_every": 10**9, "log_every": 10**9,
+                  "eval_batch_size": batch, "checkpoint_every": 0, "precision": self.precision}
+        for name in strategies:
+            model = copy.deepcopy(self.net)  # a strategy may change the model (adapters)
+            applied = strategies_mod.apply_strategy(model, name)
+            self.say(f"fine-tuning step ({name}) and bare step, interleaved")
+            ft, paired_bare = _Series(batch), _Series(batch)
+            train.finetune(model, self.train_data, self.val_data, None, recipe=recipe, lr=1e-4,
+                           seed=0, progress=self._step_timer(ft, paired_bare, bare_step),
+                           hook=getattr(applied, "hook", None))
+            meas[f"ft_{name}"] = ft.summary()
+            meas[f"ft_{name}"]["bare_seconds"] = statistics.median(paired_bare.seconds)
+            meas[f"ft_{name}"]["vs_bare"] = _paired(paired_bare.seconds, ft.seconds)
+            bare_all.extend(paired_bare)
+        meas["bare_step"] = bare_all.summary()
+        del bare_step, bx, by  # frees the copy before plasticity
+        if self.dev.type == "cuda":
+            torch.cuda.empty_cache()
+        return meas
+
+    def _step_timer(self, ft: _Series, paired_bare: _Series, bare_step):
+        """finetune's progress callback: times each step after the warm-up (between two
+        callbacks) and runs a bare step between two steps."""
+        state = {"step": 0, "t": None}
+        warmup, last = self.warmup, self.warmup + self.repeats
+
+        def progress(_n) -> None:
+            t = _now(self.torch, self.dev)
+            state["step"] += 1
+            k = state["step"]
+            if state["t"] is not None and warmup < k <= last:
+                ft.add(t - state["t"], self.mem.stop())
+            if k <= last:  # the last step also evaluates: not timed
+                if k > warmup:
+                    self.timed(bare_step, paired_bare)
+                else:
+                    bare_step()
+                self.mem.start()
+            state["t"] = _now(self.torch, self.dev)
+
+        return progress
+
+    def plasticity(self, pairs: int, pb: int) -> dict:
+        """``plasticity`` (the fast path) against ``forward``, a bare forward pass at the same
+        precision, interleaved."""
+        from bench import plasticity
+
+        torch, np, net, size = self.torch, self.np, self.net, self.size
+        net.eval()
+        # random images; repeated from a pool when there are many (their content costs nothing)
+        pool = self.rng.integers(0, 256, (2, min(pairs, 256), size, size, 3), dtype=np.uint8)
+        ref, tgt = (np.resize(p, (pairs, size, size, 3)) for p in pool)
+        fx = self.train_data.batch(torch.arange(pb) % self.n_train)[0].clone()
+        batches = -(-pairs // pb)
+
+        @torch.no_grad()
+        def forward(batches: int = batches) -> None:
+            with plasticity.exact_fp32():
+                for _ in range(batches):
+                    net(fx)
+
+        def plast(pairs: int = pairs) -> None:
+            plasticity.measure(net, ref, tgt, pairs=pairs, batch_size=pb, seed=0,
+                               mean=self.dcfg["mean"], std=self.dcfg["std"], device=self.dev)
+
+        self.say(f"plasticity ({pairs} pairs, batch {pb}) and forward pass, interleaved")
+        fwd, pl = _Series(batches * pb), _Series(pairs)
+        for i in range(self.warmup + self.repeats):
+            if i < self.warmup:  # a batch of each is warm-up enough
+                forward(1)
+                plast(pb)
+            else:
+                self.timed(forward, fwd)
+                self.timed(plast, pl)
+        return {"forward": fwd.summary(), "plasticity": {**pl.summary("pairs"),
+                                                         "batch_size": pb}}
+
+    def loader(self) -> dict:
+        """The data pipeline alone: a batch gathered and augmented."""
+        from bench import train
+        from bench.suite import DEFAULT_RECIPE
+
+        self.say("data pipeline")
+        gen = self.torch.Generator().manual_seed(0)
+        sampler = train.Sampler(self.n_train, gen)
+        scale, hflip = tuple(DEFAULT_RECIPE["crop_scale"]), DEFAULT_RECIPE["hflip"]
+
+        def load() -> None:
+            x, _ = self.train_data.batch(sampler.next(self.batch))
+            train.rrc_flip(x, gen, scale, hflip)
+
+        ld = _Series(self.batch)
+        for i in range(self.warmup + 3 * self.repeats):
+            if i < self.warmup:
+                load()
+            else:
+                self.timed(load, ld)
+        return ld.summary()
 
 
 def format_table(res: dict) -> str:
