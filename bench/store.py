@@ -532,55 +532,65 @@ def _type_test(types: list[str]) -> Callable[[Any], bool]:
     return test
 
 
-def _compile(schema: dict) -> Callable[[Any], bool]:  # noqa: C901 - to split (issue 14)
+def _compile(schema: dict) -> Callable[[Any], bool]:
     """A fast yes/no check of ``schema`` (the same subset as ``_check``, without messages)."""
     if "$ref" in schema:
         ref = schema["$ref"]
         return lambda v: _compiled_ref(ref)(v)
-    type_ok = None
+    tests = [*_scalar_tests(schema), *_container_tests(schema)]
+    return lambda v: all(test(v) for test in tests)
+
+
+def _scalar_tests(schema: dict) -> list[Callable[[Any], bool]]:
+    """type first (the others assume it), then const, enum, pattern, exclusiveMinimum."""
+    tests = []
     if "type" in schema:
-        type_ok = _type_test(schema["type"] if isinstance(schema["type"], list)
-                             else [schema["type"]])
-    has_const, const = "const" in schema, schema.get("const")
-    enum = schema.get("enum")
-    pattern = re.compile(schema["pattern"]) if "pattern" in schema else None
-    low = schema.get("exclusiveMinimum")
+        types = schema["type"]
+        tests.append(_type_test(types if isinstance(types, list) else [types]))
+    if "const" in schema:
+        const = schema["const"]
+        tests.append(lambda v: v == const and type(v) is type(const))
+    if "enum" in schema:
+        enum = schema["enum"]
+        tests.append(lambda v: v in enum)
+    if "pattern" in schema:
+        pattern = re.compile(schema["pattern"])
+        tests.append(lambda v: not isinstance(v, str) or pattern.search(v) is not None)
+    if "exclusiveMinimum" in schema:
+        low = schema["exclusiveMinimum"]
+        tests.append(lambda v: not _is_type(v, "number") or v > low)
+    return tests
+
+
+def _container_tests(schema: dict) -> list[Callable[[Any], bool]]:
+    """required, properties and additionalProperties of an object; items of an array."""
+    tests = []
     required = tuple(schema.get("required", ()))
     props = {k: _compile(x) for k, x in schema.get("properties", {}).items()}
     extra = schema.get("additionalProperties", True)
     extra_fn = _compile(extra) if isinstance(extra, dict) else None
-    check_object = bool(required or props or extra is not True)
-    item = _compile(schema["items"]) if "items" in schema else None
+    if required or props or extra is not True:
+        tests.append(lambda v: not isinstance(v, dict)
+                     or _object_fits(v, required, props, extra is False, extra_fn))
+    if "items" in schema:
+        item = _compile(schema["items"])
+        tests.append(lambda v: not isinstance(v, list) or all(item(x) for x in v))
+    return tests
 
-    def fits(v: Any) -> bool:  # noqa: C901 - to split (issue 14)
-        if type_ok is not None and not type_ok(v):
+
+def _object_fits(v: dict, required: tuple, props: dict, closed: bool,
+                 extra_fn: Callable[[Any], bool] | None) -> bool:
+    if any(k not in v for k in required):
+        return False
+    for k, x in v.items():
+        fn = props.get(k)
+        if fn is None:
+            if closed:
+                return False
+            fn = extra_fn
+        if fn is not None and not fn(x):
             return False
-        if has_const and not (v == const and type(v) is type(const)):
-            return False
-        if enum is not None and v not in enum:
-            return False
-        if pattern is not None and isinstance(v, str) and pattern.search(v) is None:
-            return False
-        if low is not None and _is_type(v, "number") and not v > low:
-            return False
-        if check_object and isinstance(v, dict):
-            for k in required:
-                if k not in v:
-                    return False
-            for k, x in v.items():
-                fn = props.get(k)
-                if fn is None:
-                    if extra is False:
-                        return False
-                    fn = extra_fn
-                if fn is not None and not fn(x):
-                    return False
-        if item is not None and isinstance(v, list):
-            for x in v:
-                if not item(x):
-                    return False
-        return True
-    return fits
+    return True
 
 
 _COMPILED: dict[str, Callable[[Any], bool]] = {}
@@ -604,13 +614,12 @@ def _resolve(ref: str) -> dict:
     return node
 
 
-def _check(v: Any, schema: dict, path: str | None, errors: list[str], limit: int) -> bool:  # noqa: C901 - to split (issue 14)
+def _check(v: Any, schema: dict, path: str | None, errors: list[str], limit: int) -> bool:
     """Whether ``v`` fits; with a ``path`` (not None) each problem is added to ``errors``."""
     if len(errors) >= limit:
         return False
     if "$ref" in schema:
         schema = _resolve(schema["$ref"])
-    ok = True
 
     def bad(msg: str) -> bool:
         if path is not None:
@@ -622,6 +631,16 @@ def _check(v: Any, schema: dict, path: str | None, errors: list[str], limit: int
         types = types if isinstance(types, list) else [types]
         if not any(_is_type(v, t) for t in types):
             return bad(f"must be {' or '.join(types)}, not {_json_type(v)}")
+    ok = _check_scalar(v, schema, bad)
+    if isinstance(v, dict):
+        ok = _check_object(v, schema, path, errors, limit, bad) and ok
+    elif isinstance(v, list) and "items" in schema:
+        ok = _check_items(v, schema["items"], path, errors, limit) and ok
+    return ok
+
+
+def _check_scalar(v: Any, schema: dict, bad: Callable[[str], bool]) -> bool:
+    ok = True
     if "const" in schema and not (v == schema["const"] and type(v) is type(schema["const"])):
         ok = bad(f"must be {schema['const']!r}")
     if "enum" in schema and v not in schema["enum"]:
@@ -631,37 +650,42 @@ def _check(v: Any, schema: dict, path: str | None, errors: list[str], limit: int
     if "exclusiveMinimum" in schema and _is_type(v, "number") \
             and not v > schema["exclusiveMinimum"]:
         ok = bad(f"must be > {schema['exclusiveMinimum']}")
-    if isinstance(v, dict):
-        missing = [k for k in schema.get("required", ()) if k not in v]
-        if missing:
-            ok = bad(f"missing {', '.join(missing)}")
-        props, extra = schema.get("properties"), schema.get("additionalProperties", True)
-        if props or extra is not True:
-            unknown = []
-            for k, x in v.items():
-                sub = props.get(k) if props else None
-                if sub is None:
-                    if extra is False:
-                        unknown.append(str(k))
-                        continue
-                    if extra is True:
-                        continue
-                    sub = extra
-                kp = None if path is None else (f"{path}.{k}" if path else str(k))
-                if not _check(x, sub, kp, errors, limit):
-                    ok = False
-                    if path is None:
-                        return False
-            if unknown:
-                ok = bad(f"unknown keys {', '.join(sorted(unknown))}")
-    elif isinstance(v, list) and "items" in schema:
-        sub = schema["items"]
-        for i, x in enumerate(v):
-            if not _check(x, sub, None if path is None else f"{path or '<record>'}[{i}]",
-                          errors, limit):
+    return ok
+
+
+def _check_object(v: dict, schema: dict, path: str | None, errors: list[str], limit: int,
+                  bad: Callable[[str], bool]) -> bool:
+    ok = True
+    missing = [k for k in schema.get("required", ()) if k not in v]
+    if missing:
+        ok = bad(f"missing {', '.join(missing)}")
+    props, extra = schema.get("properties") or {}, schema.get("additionalProperties", True)
+    if not props and extra is True:
+        return ok
+    unknown = []
+    for k, x in v.items():
+        sub = props.get(k, extra)
+        if sub is False:
+            unknown.append(str(k))
+        elif sub is not True:
+            kp = None if path is None else (f"{path}.{k}" if path else str(k))
+            if not _check(x, sub, kp, errors, limit):
                 ok = False
                 if path is None:
                     return False
+    if unknown:
+        ok = bad(f"unknown keys {', '.join(sorted(unknown))}")
+    return ok
+
+
+def _check_items(v: list, sub: dict, path: str | None, errors: list[str], limit: int) -> bool:
+    ok = True
+    for i, x in enumerate(v):
+        if not _check(x, sub, None if path is None else f"{path or '<record>'}[{i}]",
+                      errors, limit):
+            ok = False
+            if path is None:
+                return False
     return ok
 
 

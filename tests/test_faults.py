@@ -719,6 +719,27 @@ def test_schema_check_agrees_with_jsonschema():
         assert (not store.schema_errors(r)) == validator.is_valid(r), (where, key, value)
 
 
+def test_metrics_are_closed_and_a_done_record_has_its_results():
+    """A misspelled metric is refused (not a blank leaderboard column); a done record without
+    its results too; a failed one has what was measured before it failed."""
+    validator = jsonschema.Draft202012Validator(store.RECORD_SCHEMA)
+    base = synthetic_record(0, "s", "m", "d", "full", 0.1, 0)
+    misspelled = json.loads(json.dumps(base))
+    misspelled["metrics"]["test_accuracy"] = misspelled["metrics"].pop("test_acc")
+    with pytest.raises(store.RecordError, match="metrics: unknown keys test_accuracy"):
+        store.check_record(misspelled)
+    assert not validator.is_valid(misspelled)
+    for name in store.DONE_METRICS:
+        r = json.loads(json.dumps(base))
+        del r["metrics"][name]
+        with pytest.raises(store.RecordError, match=f"a done record without metrics {name}"):
+            store.check_record(r)
+        assert not validator.is_valid(r)
+        r["status"] = "failed"
+        store.check_record(r)
+        assert validator.is_valid(r)
+
+
 def test_a_damaged_record_is_rerun_and_replaced(reference, tmp_path, cache_dir, counted,
                                                 capsys):
     suite_path, want = reference
