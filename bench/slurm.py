@@ -50,7 +50,6 @@ from pathlib import Path
 from typing import Any
 
 import submitit
-import yaml
 
 from bench import claims, lifecycle, store
 from bench.registry import did_you_mean
@@ -223,12 +222,30 @@ def _check_resources(raw: Any, where: str, problems: list[str]) -> dict[str, Any
     return out
 
 
-def profile_from_dict(raw: Any, source: str = "<profile>") -> Profile:  # noqa: C901 - to split (issue 14)
+def profile_from_dict(raw: Any, source: str = "<profile>") -> Profile:
     """A parsed YAML document -> Profile, or ProfileError listing every problem."""
-    problems: list[str] = []
     if not isinstance(raw, dict):
         raise ProfileError([f"{source}: a profile must be a YAML mapping, "
                             f"got {type(raw).__name__}"])
+    problems: list[str] = []
+    prepare = _check_top(raw, source, problems)
+    defaults = merge_resources(
+        BUILTIN_DEFAULTS,
+        _check_resources(raw.get("defaults") or {}, f"{source}: defaults", problems))
+    rules = _check_groups(raw.get("groups") or [], source, problems)
+    log_dir = raw.get("log_dir")
+    if log_dir is not None and (not isinstance(log_dir, str) or not log_dir):
+        problems.append(f"{source}: log_dir: must be a path string, got {log_dir!r}")
+        log_dir = None
+    if problems:
+        raise ProfileError(problems)
+    return Profile(defaults=defaults, groups=tuple(rules),
+                   log_dir=Path(log_dir) if log_dir else None, prepare=prepare,
+                   path=Path(source) if source != "<profile>" else None)
+
+
+def _check_top(raw: dict, source: str, problems: list[str]) -> str:
+    """Top-level keys, ``executor`` and ``prepare`` (returned)."""
     for k in raw:
         if k not in PROFILE_KEYS:
             problems.append(_unknown(f"{source}: ", k, PROFILE_KEYS))
@@ -241,72 +258,77 @@ def profile_from_dict(raw: Any, source: str = "<profile>") -> Profile:  # noqa: 
     if prepare not in PREPARE_MODES:
         problems.append(f"{source}: prepare: '{prepare}'{did_you_mean(str(prepare), PREPARE_MODES)}"
                         f"; valid: {', '.join(PREPARE_MODES)}")
-    defaults = merge_resources(
-        BUILTIN_DEFAULTS,
-        _check_resources(raw.get("defaults") or {}, f"{source}: defaults", problems))
-    rules: list[GroupRule] = []
-    groups = raw.get("groups") or []
+    return prepare
+
+
+def _check_groups(groups: Any, source: str, problems: list[str]) -> list[GroupRule]:
     if not isinstance(groups, list):
         problems.append(f"{source}: groups: must be a list of {{match, resources}}, "
                         f"got {type(groups).__name__}")
-        groups = []
+        return []
+    rules: list[GroupRule] = []
     names: set[str] = set()
     for i, g in enumerate(groups):
-        where = f"{source}: groups[{i}]"
-        if not isinstance(g, dict):
-            problems.append(f"{where}: must be a mapping with keys {', '.join(GROUP_KEYS)}")
-            continue
-        for k in g:
-            if k not in GROUP_KEYS:
-                problems.append(_unknown(f"{where}: ", k, GROUP_KEYS))
-        name = g.get("name", f"group{i}")
-        if not isinstance(name, str) or not name or not name.replace("-", "_").isidentifier():
-            problems.append(f"{where}.name: {name!r} must be a short identifier "
-                            "(letters, digits, '_', '-')")
-        elif name in names or name == "default":
-            problems.append(f"{where}.name: '{name}' used twice ('default' is the defaults')")
-        names.add(str(name))
-        match = g.get("match")
-        if not isinstance(match, dict) or not match:
-            problems.append(f"{where}.match: must be a non-empty mapping of "
-                            f"{' | '.join(MATCH_KEYS)} -> glob, got {match!r}")
-            match = {}
-        for k, v in match.items():
-            if k not in MATCH_KEYS:
-                problems.append(_unknown(f"{where}.match: ", k, MATCH_KEYS))
-            elif not isinstance(v, str) or not v:
-                problems.append(f"{where}.match.{k}: must be a glob string, got {v!r}")
-        if "resources" not in g:
-            problems.append(f"{where}: missing 'resources'")
-        res = _check_resources(g.get("resources", {}), f"{where}.resources", problems)
-        rules.append(GroupRule(str(name), {k: v for k, v in match.items() if k in MATCH_KEYS},
-                               res))
-    log_dir = raw.get("log_dir")
-    if log_dir is not None and (not isinstance(log_dir, str) or not log_dir):
-        problems.append(f"{source}: log_dir: must be a path string, got {log_dir!r}")
-        log_dir = None
-    if problems:
-        raise ProfileError(problems)
-    return Profile(defaults=defaults, groups=tuple(rules),
-                   log_dir=Path(log_dir) if log_dir else None, prepare=prepare,
-                   path=Path(source) if source != "<profile>" else None)
+        rule = _check_group(g, f"{source}: groups[{i}]", f"group{i}", names, problems)
+        if rule is not None:
+            rules.append(rule)
+    return rules
+
+
+def _check_group(g: Any, where: str, default_name: str, names: set[str],
+                 problems: list[str]) -> GroupRule | None:
+    """One ``groups`` entry; ``names`` (the names so far) gains its name."""
+    if not isinstance(g, dict):
+        problems.append(f"{where}: must be a mapping with keys {', '.join(GROUP_KEYS)}")
+        return None
+    for k in g:
+        if k not in GROUP_KEYS:
+            problems.append(_unknown(f"{where}: ", k, GROUP_KEYS))
+    name = g.get("name", default_name)
+    if not isinstance(name, str) or not name or not name.replace("-", "_").isidentifier():
+        problems.append(f"{where}.name: {name!r} must be a short identifier "
+                        "(letters, digits, '_', '-')")
+    elif name in names or name == "default":
+        problems.append(f"{where}.name: '{name}' used twice ('default' is the defaults')")
+    names.add(str(name))
+    match = g.get("match")
+    if not isinstance(match, dict) or not match:
+        problems.append(f"{where}.match: must be a non-empty mapping of "
+                        f"{' | '.join(MATCH_KEYS)} -> glob, got {match!r}")
+        match = {}
+    for k, v in match.items():
+        if k not in MATCH_KEYS:
+            problems.append(_unknown(f"{where}.match: ", k, MATCH_KEYS))
+        elif not isinstance(v, str) or not v:
+            problems.append(f"{where}.match.{k}: must be a glob string, got {v!r}")
+    if "resources" not in g:
+        problems.append(f"{where}: missing 'resources'")
+    res = _check_resources(g.get("resources", {}), f"{where}.resources", problems)
+    return GroupRule(str(name), {k: v for k, v in match.items() if k in MATCH_KEYS}, res)
 
 
 def load_profile(path: Path | str) -> Profile:
-    """Read and validate a profile; ProfileError names the file, the key and what is valid."""
+    """Read and validate a profile; ProfileError names the file, the key and what is valid.
+
+    Read with the suites' strict YAML reader (``bench.suite.read_yaml_checked``: safe loading,
+    duplicate keys, tabs, tags, size and encoding), every problem gathered with the
+    profile's own."""
+    from bench.suite import SuiteError, read_yaml_checked
+
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ProfileError([f"{path}: no such profile file"])
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise ProfileError([f"{path}: not UTF-8 text ({e.reason})"]) from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        what = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ProfileError([f"{path}: YAML error: {at}{what}"]) from None
-    return profile_from_dict(raw, str(path))
+        raw, problems = read_yaml_checked(path, "SLURM profile", "slurm/local.yaml")
+    except SuiteError as e:
+        raise ProfileError(e.problems) from None
+    try:
+        profile = profile_from_dict(raw, str(path))
+    except ProfileError as e:
+        problems = problems + e.problems
+    if problems:
+        raise ProfileError(problems)
+    return profile
 
 
 # ------------------------------------------------------------------------------ grouping

@@ -644,27 +644,29 @@ def _yaml_error(path: Path, e: yaml.YAMLError) -> str:
     return f"{path}: YAML error: {at}{what}"
 
 
-def read_yaml_checked(path: Path) -> tuple[Any, list[str]]:
+def read_yaml_checked(path: Path, kind: str = "suite",
+                      example: str = "suites/digits.yaml") -> tuple[Any, list[str]]:
     """A suite file's YAML document and the problems found while reading it (duplicate keys).
 
     Safe loading only; the file's kind, size and encoding are checked first. A file that
-    cannot be read at all raises ``SuiteError``.
+    cannot be read at all raises ``SuiteError``. ``kind`` and ``example`` name what the file
+    should be in messages (SLURM profiles are read the same way).
     """
     path = Path(path)
     if path.is_dir():
-        raise SuiteError([f"{path}: is a directory; give a suite file (e.g. suites/digits.yaml)"])
+        raise SuiteError([f"{path}: is a directory; give a {kind} file (e.g. {example})"])
     if not path.is_file():
         what = "no such file" if not path.exists() else "not a regular file"
-        raise SuiteError([f"{path}: {what}; give a suite file (e.g. suites/digits.yaml)"])
+        raise SuiteError([f"{path}: {what}; give a {kind} file (e.g. {example})"])
     try:
         size = path.stat().st_size
         if size > MAX_SUITE_BYTES:
-            raise SuiteError([f"{path}: {size} bytes; a suite file is at most "
+            raise SuiteError([f"{path}: {size} bytes; a {kind} file is at most "
                               f"{MAX_SUITE_BYTES} (is this the right file?)"])
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
         raise SuiteError([f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); "
-                          "a suite is a YAML text file"]) from None
+                          f"a {kind} is a YAML text file"]) from None
     except OSError as e:
         raise SuiteError([f"{path}: cannot be read ({e.strerror or e})"]) from None
     loader = None
@@ -674,7 +676,7 @@ def read_yaml_checked(path: Path) -> tuple[Any, list[str]]:
     except yaml.YAMLError as e:
         raise SuiteError([_yaml_error(path, e)]) from None
     except RecursionError:
-        raise SuiteError([f"{path}: YAML nested too deeply to be a suite "
+        raise SuiteError([f"{path}: YAML nested too deeply to be a {kind} "
                           f"(at most {MAX_DEPTH} levels)"]) from None
     finally:
         if loader is not None:

@@ -119,6 +119,26 @@ def test_missing_file_and_bad_yaml(tmp_path):
         slurm.load_profile(write(tmp_path, "- slurm\n"))
 
 
+def test_profiles_are_read_as_strictly_as_suites(tmp_path):
+    """The suites' YAML reader: a duplicated key is an error (reported with the profile's own
+    problems), and so are tabs, Python tags and directories."""
+    text = "executor: slurm\ndefaults:\n  time_min: 5\n  time_min: 50\n  gpus: 1\n"
+    with pytest.raises(slurm.ProfileError) as e:
+        slurm.load_profile(write(tmp_path, text))
+    assert len(e.value.problems) == 2, e.value.problems
+    assert "line 4: key 'time_min' is given twice in one mapping (first on line 3)" \
+        in e.value.problems[0]
+    assert "defaults: unknown key 'gpus'" in e.value.problems[1]
+    bad = {"tab": "executor: slurm\ndefaults:\n\ttime_min: 5\n",
+           "tag": "executor: !!python/name:os.system slurm\n",
+           "two documents": "executor: slurm\n---\nexecutor: slurm\n"}
+    for what, text in bad.items():
+        with pytest.raises(slurm.ProfileError, match="YAML error"):
+            slurm.load_profile(write(tmp_path, text, name=f"{what.replace(' ', '-')}.yaml"))
+    with pytest.raises(slurm.ProfileError, match="is a directory; give a SLURM profile file"):
+        slurm.load_profile(tmp_path)
+
+
 def test_null_means_unset(tmp_path):
     p = slurm.load_profile(write(tmp_path, {"executor": "slurm",
                                             "defaults": {"account": None, "time_min": 5}}))
