@@ -71,8 +71,8 @@ CORRELATION_COLUMNS = [
 AVERAGE_RANK_COLUMNS = ["suite", "protocol", "strategy", "strategy_name", "avg_rank", "cells"]
 PAIRED_COLUMNS = [
     "suite", "protocol", "model", "strategy", "strategy_name", "reference", "n", "datasets",
-    "mean_diff", "std_diff", "wins", "ties", "losses", "test", "p_value", "p_holm", "verdict",
-    "pairs_needed", "seeds_needed",
+    "mean_diff", "std_diff", "wins", "ties", "losses", "test", "p_value", "signs", "p_holm",
+    "verdict", "pairs_needed", "seeds_needed",
 ]
 CLAIM_COLUMNS = [
     "suite", "protocol", "model", "claim", "datasets", "rho", "p_value", "p_holm", "verdict",
@@ -541,9 +541,11 @@ def paired_table(records: Iterable[Mapping], scores: pd.DataFrame,
     difference is strategy minus reference test accuracy (fractions). ``n`` pairs, on
     ``datasets`` datasets; mean and std (ddof=1) of the differences; wins, ties and losses
     count differences > 0, = 0, < 0; ``p_value`` from ``paired_test``; ``p_holm`` adjusted
-    over the strategies of one (suite, protocol, model). ``verdict`` ("A beats B") only where
-    ``p_holm <= alpha``, else ``UNRESOLVED`` with ``pairs_needed`` (``stats.pairs_needed`` at
-    the observed mean and std) and ``seeds_needed`` per dataset.
+    over the strategies of one (suite, protocol, model); ``signs``: the sign of the mean
+    difference on each dataset. ``verdict`` ("A beats B") only where ``p_holm <= alpha`` and
+    every dataset's sign agrees, else ``UNRESOLVED`` with, where the signs agree,
+    ``pairs_needed`` (``stats.pairs_needed`` at the observed mean and std) and
+    ``seeds_needed`` per dataset (where they differ, more seeds would not make one answer).
     """
     done = _done(records)
     if done.empty or scores.empty:
@@ -559,26 +561,40 @@ def paired_table(records: Iterable[Mapping], scores: pd.DataFrame,
                      _joined(g["reference"]), len(diffs), g["dataset"].nunique(),
                      float(np.mean(diffs)), float(np.std(diffs, ddof=1)) if len(diffs) > 1
                      else math.nan, sum(x > 0 for x in diffs), sum(x == 0 for x in diffs),
-                     sum(x < 0 for x in diffs), test, p])
-    out = pd.DataFrame(rows, columns=PAIRED_COLUMNS[:15])
+                     sum(x < 0 for x in diffs), test, p, _signs(g)])
+    out = pd.DataFrame(rows, columns=PAIRED_COLUMNS[:16])
     if out.empty:
         return pd.DataFrame(columns=PAIRED_COLUMNS)
     out["p_holm"] = math.nan
     for _, g in out.groupby(["suite", "protocol", "model"], sort=False):
         out.loc[g.index, "p_holm"] = stats.holm(g["p_value"].tolist())
     family = out.groupby(["suite", "protocol", "model"])["p_value"].transform("count")
-    out["verdict"] = [_beats(r.strategy, r.reference, r.mean_diff, r.p_holm, alpha)
+    out["verdict"] = [_beats(r.strategy, r.reference, r.mean_diff, r.p_holm, alpha, r.signs)
                       for r in out.itertuples(index=False)]
     out["pairs_needed"] = [
         stats.pairs_needed(r.mean_diff, r.std_diff, family=f, alpha=alpha)
-        if r.verdict == UNRESOLVED else math.nan
+        if r.verdict == UNRESOLVED and _one_sign(r.signs) else math.nan
         for r, f in zip(out.itertuples(index=False), family)]
     out["seeds_needed"] = np.ceil(out["pairs_needed"] / out["datasets"])
     return _sorted(out, ["suite", "protocol", "model", "strategy"])
 
 
-def _beats(strategy: str, reference: str, mean: float, p_holm: float, alpha: float) -> str:
-    if stats._nan(p_holm) or p_holm > alpha or mean == 0:
+def _signs(pairs: pd.DataFrame) -> str:
+    """The sign of the mean difference on each dataset, in dataset order: '+-0'."""
+    means = pairs.groupby("dataset", sort=True)["_diff"].mean()
+    return "".join("+" if m > 0 else "-" if m < 0 else "0" for m in means)
+
+
+def _one_sign(signs: str) -> bool:
+    return len(set(signs)) == 1 and signs[:1] in ("+", "-")
+
+
+def _beats(strategy: str, reference: str, mean: float, p_holm: float, alpha: float,
+           signs: str) -> str:
+    """"A beats B" where the test says so at ``alpha`` and A's mean difference has that sign
+    on every dataset: pooled over datasets where the sign differs, a significant mean would
+    say more than the data (the answer depends on the dataset)."""
+    if stats._nan(p_holm) or p_holm > alpha or mean == 0 or not _one_sign(signs):
         return UNRESOLVED
     return f"{strategy} beats {reference}" if mean > 0 else f"{reference} beats {strategy}"
 

@@ -482,7 +482,7 @@ def test_paired_verdict_needs_holm_and_says_what_would_resolve_it():
     # 12 positive differences: exact p = 2 / 2^12; Holm over 2 strategies: x 2.
     assert mha["p_value"] == pytest.approx(2 / 4096)
     assert mha["p_holm"] == pytest.approx(4 / 4096)
-    assert mha["verdict"] == f"mha beats {REFERENCE}"
+    assert mha["verdict"] == f"mha beats {REFERENCE}" and mha["signs"] == "+++"
     assert math.isnan(mha["seeds_needed"])
     ln1 = paired[paired["strategy"] == "ln1"].iloc[0]
     assert ln1["verdict"] == agg.UNRESOLVED
@@ -573,3 +573,18 @@ def test_paper_table_datasets_are_the_paper_suites():
     suite = load_suite(root / "suites" / "paper.yaml")
     ran = {(j.config["model"]["name"], j.config["dataset"]["key"]) for j in suite.jobs}
     assert ran == {(r["model"], r["dataset"]) for r in published()}
+
+
+def test_a_pooled_verdict_needs_one_sign_on_every_dataset():
+    recs = []
+    for d, delta in (("d1", 0.30), ("d2", -0.01), ("d3", 0.20)):
+        for s in range(4):
+            recs.append(make_record(REFERENCE, seed=s, dataset=d, test=0.5 + 0.01 * s))
+            recs.append(make_record("fc1", seed=s, dataset=d,
+                                    test=0.5 + 0.01 * s + delta + 0.001 * s))
+    row = agg.paired_table(recs, agg.scores_table(recs)).iloc[0]
+    # 8 of 12 differences are large and positive: the pooled test alone would resolve it...
+    assert row["p_holm"] <= 0.05
+    # ... but fc1 loses on d2: the answer depends on the dataset, no verdict, no estimate.
+    assert row["signs"] == "+-+"
+    assert row["verdict"] == agg.UNRESOLVED and math.isnan(row["pairs_needed"])
