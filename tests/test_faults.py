@@ -177,7 +177,7 @@ def counted(monkeypatch):
 
 
 @pytest.mark.parametrize("point, survivors", [
-    ("after1", 1),
+    pytest.param("after1", 1, marks=pytest.mark.slow),
     pytest.param("pretraining", 0, marks=pytest.mark.slow),
     pytest.param("checkpoint", 0, marks=pytest.mark.slow),
     pytest.param("writing", 0, marks=pytest.mark.slow),

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import jsonschema
 import pytest
+import yaml
 
 from bench import cli, job, store
 from bench.suite import load_suite
+from tests.conftest import tiny_suite_dict
 
 TIMING_METRICS = ("wall_seconds", "train_seconds", "plasticity_seconds", "images_per_second",
                   "peak_memory_mb")
@@ -23,14 +26,26 @@ def comparable(record: dict) -> dict:
     return r
 
 
-@pytest.fixture
-def ran(write_suite, tmp_path, cache_dir):
-    """The tiny suite (2 strategies x 2 seeds) run once; returns (suite path, results dir)."""
-    suite = write_suite(strategies=["full", "linear"], seeds=[0, 1])
-    results = tmp_path / "results"
-    code = cli.main(["run", suite, "--results", str(results), "--cache", str(cache_dir), "-q"])
+@pytest.fixture(scope="module")
+def _ran_once(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ran")
+    suite = tmp / "suite.yaml"
+    suite.write_text(yaml.safe_dump(tiny_suite_dict(strategies=["full", "linear"], seeds=[0, 1])))
+    results = tmp / "results"
+    cache = tmp_path_factory.getbasetemp() / "bench-cache"  # conftest's cache_dir
+    code = cli.main(["run", str(suite), "--results", str(results), "--cache", str(cache), "-q"])
     assert code == 0
-    return suite, results
+    return str(suite), results
+
+
+@pytest.fixture
+def ran(_ran_once, tmp_path):
+    """The tiny suite (2 strategies x 2 seeds) run once per module; returns (suite path, a
+    copy of its results folder for this test)."""
+    suite, results = _ran_once
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    return suite, copy
 
 
 def test_records_are_written_and_valid(ran):
