@@ -143,8 +143,17 @@ def pretrain(model_cfg: dict, path: Path, device: str, progress: bool = False) -
     log = logging.getLogger("bench.pretrain")
     log.info("pretraining %s on %s: %d steps, then %s", model_cfg["label"], src["key"],
              spec["steps"], path)
-    res = train.finetune(model, dd, dd, None, recipe=recipe, lr=spec["lr"], seed=spec["seed"],
-                         progress=bar.update if bar else None, log=log)
+    # One CPU thread: the pretrained model, which every job of the suite shares, is then the
+    # same whatever OMP_NUM_THREADS or --jobs (a multi-threaded sum differs in its last bits,
+    # and 600 steps make that a different model).
+    threads = torch.get_num_threads()
+    if torch.device(device).type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        res = train.finetune(model, dd, dd, None, recipe=recipe, lr=spec["lr"],
+                             seed=spec["seed"], progress=bar.update if bar else None, log=log)
+    finally:
+        torch.set_num_threads(threads)
     if bar:
         bar.close()
     if res.best_val_acc is None:

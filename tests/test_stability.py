@@ -92,3 +92,29 @@ def test_stability_script_runs_a_tiny_suite_twice(tmp_path):
     for i, threads in ((1, 1), (2, 2)):
         records, _ = load_records(tmp_path / "runs" / f"run{i}" / "results")
         assert {r["provenance"]["torch_threads"] for r in records} == {threads}
+
+
+def test_pretraining_runs_on_one_cpu_thread(monkeypatch, tmp_path):
+    import torch
+
+    from bench import job, train
+    from bench.suite import parse_suite
+
+    model_cfg = parse_suite(tiny_suite_dict(), "t.yaml").jobs[0].config["model"]
+    seen = []
+    real = train.finetune
+
+    def spy(*a, **k):
+        seen.append(torch.get_num_threads())
+        return real(*a, **k)
+
+    monkeypatch.setattr(train, "finetune", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        job.pretrain(model_cfg, tmp_path / "w.safetensors", "cpu")
+        assert seen == [1]  # whatever the caller's thread count
+        assert torch.get_num_threads() == 2  # and restored after
+    finally:
+        torch.set_num_threads(before)
+    assert (tmp_path / "w.safetensors").is_file()
