@@ -25,14 +25,17 @@ jobs to redo it under its lock and record their own failure, never an array stuc
 on a dependency that cannot be met. ``prepare: local`` runs it here before submitting (for
 clusters whose compute nodes cannot download); ``prepare: none`` skips it.
 
-Preemption and time limits: every task is a ``SlurmJob`` (a submitit ``Checkpointable``).
-On USR2 (sent ``signal_delay_s`` before the time limit, or at preemption) submitit requeues
-it with the same arguments; ``run_job`` resumes from its own periodic checkpoint
-(``<results>/.checkpoints/<job_id>.pt``, recipe key ``checkpoint_every``). A requeue keeps
-the SLURM id, so the ledger stays right. submitit's logs and pickles go to
-``<results>/.submitit/<suite>/`` (hidden: record readers skip it).
+Every task is a ``SlurmJob``: it runs its job through the same lifecycle as ``bench run``
+(``bench.lifecycle``: claim, sweep, run, record what escapes), so ``bench run`` and ``bench
+submit`` on one results folder run each job once. Preemption and time limits: a ``SlurmJob``
+is a submitit ``Checkpointable``. On USR2 (sent ``signal_delay_s`` before the time limit, or
+at preemption) submitit requeues it with the same arguments; the requeued run takes over
+the claim of its earlier run (same SLURM task id) and ``run_job`` resumes from its own
+periodic checkpoint (``<results>/.checkpoints/<job_id>.pt``, recipe key
+``checkpoint_every``). A requeue keeps the SLURM id, so the ledger stays right. submitit's
+logs and pickles go to ``<results>/.submitit/<suite>/`` (hidden: record readers skip it).
 
-Status needs no SLURM accounting: it reads the records and ``squeue``.
+Status needs no SLURM accounting: it reads the records, the claims and ``squeue``.
 """
 
 from __future__ import annotations
