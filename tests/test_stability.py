@@ -82,7 +82,9 @@ def test_stability_script_runs_a_tiny_suite_twice(tmp_path):
     summary = json.loads(out.read_text())
     assert [(r["threads"], r["jobs"]) for r in summary["runs"]] == [(1, 2), (2, 1)]
     assert all(r["records"] == 6 for r in summary["runs"])
-    assert summary["verdicts"] == 4  # the two paper claims, linear and mha vs full
+    # The plasticity-order claim, linear and mha vs full (one component strategy cannot
+    # rank-correlate with plasticity: that claim has no data and no verdict line).
+    assert summary["verdicts"] == 3
     for i in (1, 2):  # each run from scratch: its own cache, pretrained again
         assert list((tmp_path / "runs" / f"run{i}" / "cache" / "pretrained").glob(
             "*.safetensors"))
