@@ -681,7 +681,8 @@ def _suite_commands(add) -> None:
     sp.add_argument("--figures", default=None, metavar="DIR",
                     help="where the PNG figures go (default: <results>/_figures)")
     sp.add_argument("--suites", nargs="*", default=["suites/*.yaml"], metavar="GLOB",
-                    help="suite files, for the number of expected jobs (coverage)")
+                    help="suite files: their current plans (records of a suite with other job "
+                         "ids are stale: named, never scored) and job counts (coverage)")
     sp.add_argument("--strict", action="store_true",
                     help="exit 1 when a file in the results directory was skipped")
 

@@ -4,12 +4,18 @@ the verdict lines (they must be identical; the accuracies' last digits may diffe
 
     python -m bench.stability                          # suites/digits.yaml, about 2 x 5 minutes
     python -m bench.stability --suite S --json out.json --keep DIR
+    python -m bench.stability --perturb 'models[0].weights.pretrain.seed=1'   # a harder check
 
 Each run starts from nothing: its own results folder and its own cache (so the suite's model
 is pretrained again too), ``OMP_NUM_THREADS`` set for the run (``bench run`` gives every worker
 that many torch threads). Run 1: ``OMP_NUM_THREADS=1`` with 2 workers; run 2:
 ``OMP_NUM_THREADS=2`` with 1 worker (both use 2 cores). Exit 0 when the verdict lines are
 identical, 1 when they differ (the differing lines are printed), 2 on bad input.
+
+``--perturb KEY=VALUE`` runs the second run with that ``--set`` override too: with the
+pretraining seed, it stands for another machine whose floating point gives another pretrained
+model (the thread-count check alone shares one pretrained model, since pretraining runs on one
+thread). Job ids then differ between the runs; the verdict lines, keyed by names, compare.
 """
 
 from __future__ import annotations
@@ -41,18 +47,21 @@ def _bench(args: list[str], env: dict) -> None:
         raise SystemExit(f"`bench {' '.join(args)}` exited {proc.returncode}")
 
 
-def run_once(suite: str, folder: Path, threads: int, jobs: int, only: list[str]) -> dict:
+def run_once(suite: str, folder: Path, threads: int, jobs: int, only: list[str],
+             sets: list[str] = ()) -> dict:
     """The suite from scratch in ``folder`` with ``threads`` torch threads per worker and
-    ``jobs`` workers, then its leaderboard: {threads, jobs, seconds, verdicts, accuracies}."""
+    ``jobs`` workers (and ``--set`` overrides), then its leaderboard: {threads, jobs, seconds,
+    verdicts, accuracies}."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "BENCH_CACHE": str(folder / "cache")}
     results, page = folder / "results", folder / "LEADERBOARD.md"
-    filters = [a for o in only for a in ("--only", o)]
+    extra = [a for o in only for a in ("--only", o)] + [a for x in sets for a in ("--set", x)]
     start = time.perf_counter()
     _bench(["run", suite, "--results", str(results), "--cache", str(folder / "cache"),
-            "--jobs", str(jobs), "-q", *filters], env)
+            "--jobs", str(jobs), "-q", *extra], env)
     seconds = time.perf_counter() - start
-    _bench(["leaderboard", "--results", str(results), "--out", str(page), "--suites", suite],
-           env)
+    # With overrides the records are not the file's plan: score them all.
+    _bench(["leaderboard", "--results", str(results), "--out", str(page), "--suites",
+            *([] if sets else [suite])], env)
     from bench.store import load_records
 
     records, _ = load_records(results)
@@ -65,7 +74,7 @@ def run_once(suite: str, folder: Path, threads: int, jobs: int, only: list[str])
 def compare(runs: list[dict]) -> dict:
     """Identical verdicts? How many test accuracies differ between the first two runs?"""
     a, b = runs[0], runs[1]
-    common = sorted(set(a["test_acc"]) & set(b["test_acc"]))
+    common = sorted(set(a["test_acc"]) & set(b["test_acc"]))  # none when job ids differ
     differ = [j for j in common if a["test_acc"][j] != b["test_acc"][j]]
     diff = list(difflib.unified_diff(a["verdicts"], b["verdicts"], "run 1", "run 2",
                                      lineterm=""))
@@ -84,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="keep both runs' results, caches and pages here (default: a temporary "
                         "folder, removed)")
     p.add_argument("--json", default=None, metavar="FILE", help="write the summary here")
+    p.add_argument("--perturb", action="append", default=[], metavar="KEY=VALUE",
+                   help="a --set override for the second run only, e.g. "
+                        "'models[0].weights.pretrain.seed=1' (another pretrained model)")
     args = p.parse_args(argv)
     if not Path(args.suite).is_file():
         print(f"error: {args.suite}: no such suite file", file=sys.stderr)
@@ -93,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = []
         for i, (threads, jobs) in enumerate(DEFAULT_RUNS, 1):
             print(f"run {i}: OMP_NUM_THREADS={threads}, --jobs {jobs}", flush=True)
-            runs.append(run_once(args.suite, base / f"run{i}", threads, jobs, args.only))
+            runs.append(run_once(args.suite, base / f"run{i}", threads, jobs, args.only,
+                                 args.perturb if i > 1 else []))
             print(f"run {i}: {runs[-1]['records']} records in {runs[-1]['seconds']:.0f} s",
                   flush=True)
         result = compare(runs)
