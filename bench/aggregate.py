@@ -542,10 +542,11 @@ def paired_table(records: Iterable[Mapping], scores: pd.DataFrame,
     ``datasets`` datasets; mean and std (ddof=1) of the differences; wins, ties and losses
     count differences > 0, = 0, < 0; ``p_value`` from ``paired_test``; ``p_holm`` adjusted
     over the strategies of one (suite, protocol, model); ``signs``: the sign of the mean
-    difference on each dataset. ``verdict`` ("A beats B") only where ``p_holm <= alpha`` and
-    every dataset's sign agrees, else ``UNRESOLVED`` with, where the signs agree,
-    ``pairs_needed`` (``stats.pairs_needed`` at the observed mean and std) and
-    ``seeds_needed`` per dataset (where they differ, more seeds would not make one answer).
+    difference on each dataset, starred where that dataset's own exact test is significant.
+    ``verdict`` ("A beats B") only where ``p_holm <= alpha`` and no dataset significantly
+    shows the opposite, else ``UNRESOLVED`` with, unless a dataset does, ``pairs_needed``
+    (``stats.pairs_needed`` at the observed mean and std) and ``seeds_needed`` per dataset
+    (where datasets significantly disagree, more seeds would not make one answer).
     """
     done = _done(records)
     if done.empty or scores.empty:
@@ -561,7 +562,7 @@ def paired_table(records: Iterable[Mapping], scores: pd.DataFrame,
                      _joined(g["reference"]), len(diffs), g["dataset"].nunique(),
                      float(np.mean(diffs)), float(np.std(diffs, ddof=1)) if len(diffs) > 1
                      else math.nan, sum(x > 0 for x in diffs), sum(x == 0 for x in diffs),
-                     sum(x < 0 for x in diffs), test, p, _signs(g)])
+                     sum(x < 0 for x in diffs), test, p, _signs(g, alpha)])
     out = pd.DataFrame(rows, columns=PAIRED_COLUMNS[:16])
     if out.empty:
         return pd.DataFrame(columns=PAIRED_COLUMNS)
@@ -573,28 +574,36 @@ def paired_table(records: Iterable[Mapping], scores: pd.DataFrame,
                       for r in out.itertuples(index=False)]
     out["pairs_needed"] = [
         stats.pairs_needed(r.mean_diff, r.std_diff, family=f, alpha=alpha)
-        if r.verdict == UNRESOLVED and _one_sign(r.signs) else math.nan
+        if r.verdict == UNRESOLVED and not reversed_somewhere(r.signs, r.mean_diff) else math.nan
         for r, f in zip(out.itertuples(index=False), family)]
     out["seeds_needed"] = np.ceil(out["pairs_needed"] / out["datasets"])
     return _sorted(out, ["suite", "protocol", "model", "strategy"])
 
 
-def _signs(pairs: pd.DataFrame) -> str:
-    """The sign of the mean difference on each dataset, in dataset order: '+-0'."""
-    means = pairs.groupby("dataset", sort=True)["_diff"].mean()
-    return "".join("+" if m > 0 else "-" if m < 0 else "0" for m in means)
+def _signs(pairs: pd.DataFrame, alpha: float) -> str:
+    """Per dataset (in dataset order) the sign of the mean difference, followed by ``*`` where
+    that dataset's own exact sign-flip test gives p <= ``alpha``: ``"-* + -"``."""
+    out = []
+    for _, d in pairs.groupby("dataset", sort=True):
+        m = float(d["_diff"].mean())
+        sign = "+" if m > 0 else "-" if m < 0 else "0"
+        out.append(sign + ("*" if stats.sign_flip_p(d["_diff"]) <= alpha else ""))
+    return " ".join(out)
 
 
-def _one_sign(signs: str) -> bool:
-    return len(set(signs)) == 1 and signs[:1] in ("+", "-")
+def reversed_somewhere(signs: str, mean: float) -> bool:
+    """Whether some dataset shows, significantly, the opposite of the pooled ``mean``."""
+    opposite = "-*" if mean > 0 else "+*"
+    return mean != 0 and opposite in signs.split()
 
 
 def _beats(strategy: str, reference: str, mean: float, p_holm: float, alpha: float,
            signs: str) -> str:
-    """"A beats B" where the test says so at ``alpha`` and A's mean difference has that sign
-    on every dataset: pooled over datasets where the sign differs, a significant mean would
-    say more than the data (the answer depends on the dataset)."""
-    if stats._nan(p_holm) or p_holm > alpha or mean == 0 or not _one_sign(signs):
+    """"A beats B" where the pooled test says so at ``alpha`` and no dataset significantly
+    shows the opposite (there, pooling would say more than the data: the answer depends on
+    the dataset). A dataset whose own difference is small in either direction does not veto
+    it: its sign is noise."""
+    if stats._nan(p_holm) or p_holm > alpha or mean == 0 or reversed_somewhere(signs, mean):
         return UNRESOLVED
     return f"{strategy} beats {reference}" if mean > 0 else f"{reference} beats {strategy}"
 

@@ -179,7 +179,7 @@ def test_page_has_costs_pareto_ranks_and_paired_comparisons(results: Path, tmp_p
     # 4 seeds on each of the 2 datasets.
     paired = page.split("### Paired with `full`")[1].split("###")[0]
     assert re.search(r"\| m +\| mha +\| full +\| +4 \| +2 \| +-5\.00 \| +0\.00 \| 0 / 0 / 4 +\| "
-                     r"sign-flip \(exact\) +\| +0\.125 \| `--` +\| +0\.750 \| "
+                     r"sign-flip \(exact\) +\| +0\.125 \| `- -` +\| +0\.750 \| "
                      r"not resolved at this scale +\| ≈ 4 seeds", paired)
     assert "| full (reference)" not in paired
     csvs = {p.name for p in (tmp_path / "csv").iterdir()}
