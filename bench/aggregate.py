@@ -37,6 +37,7 @@ from bench.components import (
     PAPER_VARIANT,
 )
 from bench.protocol import DEFAULT_PROTOCOL, PAPER_PROTOCOL
+from bench.status import Status
 from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE, STRATEGIES
 
 # One (model, dataset) measured within one suite under one protocol: nothing is ever scored
@@ -95,7 +96,8 @@ NO_DATA = "no data"  # a claim nothing on the page can test (e.g. no component s
 # The paper's claims tested per (suite, protocol, model), pooled over datasets.
 CLAIM_PLASTICITY_ORDER = "plasticity ranks the components in the paper's order"
 CLAIM_PLASTICITY_GAIN = "more plastic components gain more"
-COVERAGE_COLUMNS = ["suite", "expected", "done", "failed", "diverged", "missing", "stale"]
+_DONE, _FAILED, _DIVERGED = Status.DONE.value, Status.FAILED.value, Status.DIVERGED.value
+COVERAGE_COLUMNS = ["suite", "expected", _DONE, _FAILED, _DIVERGED, Status.MISSING.value, "stale"]
 PROVENANCE_COLUMNS = [
     "suite", "records", "models", "datasets", "strategies", "cpu", "gpu", "device", "code",
     "plasticity", "steps",
@@ -213,7 +215,7 @@ def _plasticity_sources(records: Iterable[Mapping],
     """
     chosen: dict[tuple, Mapping] = {}
     for r in records:
-        if r["status"] != "done" or not plasticity_of(r, variant):
+        if r["status"] != _DONE or not plasticity_of(r, variant):
             continue
         key = _cell_of(r)
         if key not in chosen or r["job_id"] < chosen[key]["job_id"]:
@@ -257,7 +259,7 @@ def plasticity_summary(records: Iterable[Mapping], variant: str = PAPER_VARIANT)
 def _done(records: Iterable[Mapping]) -> pd.DataFrame:
     """The done runs with a test accuracy (a baseline probe may have no validation score)."""
     runs = runs_table(records)
-    return runs[(runs["status"] == "done") & runs["test_acc"].notna()]
+    return runs[(runs["status"] == _DONE) & runs["test_acc"].notna()]
 
 
 def _per_lr(done: pd.DataFrame) -> pd.DataFrame:
@@ -618,7 +620,7 @@ def coverage_table(records: Iterable[Mapping], expected: Mapping[str, int] | Non
     """
     counts: dict[str, dict[str, int]] = {}
     for r in records:
-        c = counts.setdefault(r["suite"], {"done": 0, "failed": 0, "diverged": 0})
+        c = counts.setdefault(r["suite"], {_DONE: 0, _FAILED: 0, _DIVERGED: 0})
         c[r["status"]] = c.get(r["status"], 0) + 1
     n_stale: dict[str, int] = {}
     for r in stale:
@@ -626,11 +628,11 @@ def coverage_table(records: Iterable[Mapping], expected: Mapping[str, int] | Non
     expected = dict(expected or {})
     rows = []
     for suite in sorted(set(counts) | set(expected) | set(n_stale)):
-        c = counts.get(suite, {"done": 0, "failed": 0, "diverged": 0})
-        failed = c["failed"] + c["diverged"]
+        c = counts.get(suite, {_DONE: 0, _FAILED: 0, _DIVERGED: 0})
+        failed = c[_FAILED] + c[_DIVERGED]
         exp = expected.get(suite)
-        missing = None if exp is None else max(int(exp) - c["done"] - failed, 0)
-        rows.append((suite, exp, c["done"], failed, c["diverged"], missing,
+        missing = None if exp is None else max(int(exp) - c[_DONE] - failed, 0)
+        rows.append((suite, exp, c[_DONE], failed, c[_DIVERGED], missing,
                      n_stale.get(suite, 0)))
     df = pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
     for col in ("expected", "missing"):
@@ -686,7 +688,7 @@ def failed_table(records: Iterable[Mapping]) -> pd.DataFrame:
     """The failed and diverged jobs, with their reason (counted in coverage, never scored)."""
     runs = runs_table(records)
     cols = ["suite", "job_id", "status", "model", "dataset", "strategy", "lr", "seed", "error"]
-    return runs.loc[runs["status"] != "done", cols].reset_index(drop=True)
+    return runs.loc[runs["status"] != _DONE, cols].reset_index(drop=True)
 
 
 def _text(value: object) -> str:

@@ -39,6 +39,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bench.status import Status
+
 GOAL_IMAGES_PER_SECOND = 3000  # ViT-B/16, batch 512, full fine-tuning, bf16, one H200
 TESTS_TIMEOUT_S = 300
 
@@ -178,7 +180,7 @@ def job_part(device: str, scale: Scale, out: Path) -> dict:
     (job,) = suite.jobs
     rec = store.read_record(results / suite.name / f"{job.job_id}.json")
     m = rec["metrics"]
-    return {"ok": rec["status"] == "done" and report.done == 1, "status": rec["status"],
+    return {"ok": rec["status"] == Status.DONE and report.done == 1, "status": rec["status"],
             "error": (rec.get("error") or {}).get("reason"), "job_id": job.job_id,
             "steps": steps, "test_acc": m.get("test_acc"),
             "images_per_second": m.get("images_per_second"),

@@ -447,7 +447,7 @@ def _check_kwargs(ck: _Checker, kwargs: dict, path: str) -> None:
                    f"{did_you_mean(str(k), valid)}; valid: {', '.join(valid)}")
 
 
-def _weights(ck: _Checker, w: Any, path: str, name: str | None) -> dict | None:  # noqa: C901 - to split (issue 14)
+def _weights(ck: _Checker, w: Any, path: str, name: str | None) -> dict | None:
     """`hub` | `random` | {file: PATH} | {pretrain: {...}} -> {'source': ..., ...}."""
     if isinstance(w, str):
         if w not in ("hub", "random"):
@@ -468,8 +468,11 @@ def _weights(ck: _Checker, w: Any, path: str, name: str | None) -> dict | None: 
     if "file" in w:
         f = ck.string(w["file"], _join(path, "file"))
         return {"source": "file", "file": f} if f else None
-    p = _join(path, "pretrain")
-    spec = w["pretrain"]
+    return _pretrain_weights(ck, w["pretrain"], _join(path, "pretrain"))
+
+
+def _pretrain_weights(ck: _Checker, spec: Any, p: str) -> dict | None:
+    """{dataset: ..., steps: ..., ...} -> the resolved pretraining recipe."""
     if not ck.mapping(spec, p):
         return None
     ck.keys(spec, p, PRETRAIN_KEYS, required=("dataset",))

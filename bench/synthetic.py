@@ -57,7 +57,7 @@ def synthetic_record(i: int, suite: str, model: str, dataset: str, strategy: str
     }
     return {
         "schema_version": 1, "job_id": h.hex()[:16], "suite": suite,
-        "status": "failed" if failed else "done",
+        "status": (Status.FAILED if failed else Status.DONE).value,
         "config": {
             "model": {"name": model, "label": model, "weights": "synthetic"},
             "dataset": {"name": dataset, "key": dataset},
