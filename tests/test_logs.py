@@ -128,3 +128,30 @@ def test_status_and_plan_show_why_a_job_failed(tmp_path, write_suite, capsys, mo
         out = capsys.readouterr().out
         assert f"  failed: {job.job_id} {job.label}: RuntimeError escaped the job: the disk " \
                "is on fire" in out, (command, out)
+
+
+@pytest.mark.slow
+def test_tensorboard_event_files_hold_the_records_curves(tmp_path, cache_dir, monkeypatch):
+    """`bench run --tensorboard DIR` for real: TensorBoard's own reader finds, per job, the
+    training loss of every logged step and the validation accuracies the record holds."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.setenv("BENCH_CACHE", str(cache_dir))
+    suite = tmp_path / "s.yaml"
+    suite.write_text(yaml.safe_dump(tiny_suite_dict(strategies=("full",))))
+    results, tb = tmp_path / "results", tmp_path / "tb"
+    assert cli.main(["run", str(suite), "--results", str(results), "--cache", str(cache_dir),
+                     "--tensorboard", str(tb), "-q"]) == 0
+    (record,), _ = store.load_records(results)
+    folders = {p.parent for p in tb.rglob("events.out.tfevents.*")}
+    assert len(folders) == 1 and record["job_id"] in str(next(iter(folders)))
+    events = EventAccumulator(str(next(iter(folders))))
+    events.Reload()
+    loss = [(e.step, e.value) for e in events.Scalars("train/loss")]
+    want = [(p["step"], p["loss"]) for p in record["curves"]["train"]]
+    assert [s for s, _ in loss] == [s for s, _ in want]
+    assert [v for _, v in loss] == pytest.approx([v for _, v in want], rel=1e-6)
+    val = [(e.step, e.value) for e in events.Scalars("val/acc")]
+    assert val == [(p["step"], pytest.approx(p["val_acc"], rel=1e-6))
+                   for p in record["curves"]["val"]]
