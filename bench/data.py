@@ -664,7 +664,13 @@ def _tqdm(items, progress: bool):
 
 # ---------------------------------------------------------------- the README's dataset table
 
-README_BEGIN, README_END = "<!-- datasets:begin -->", "<!-- datasets:end -->"
+
+
+def _markers(table: str) -> tuple[str, str]:
+    return f"<!-- {table}:begin -->", f"<!-- {table}:end -->"
+
+
+README_BEGIN, README_END = _markers("datasets")
 
 
 def _param_text(spec: DatasetSpec) -> str:
@@ -699,20 +705,41 @@ def datasets_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def layouts_table() -> str:
+    """The README's table of the datasets read from the data root: each one's official layout
+    and where to get it, from the same specification the error messages print."""
+    rows = ["| dataset | layout under the data root | where to get it |", "|---|---|---|"]
+    for name, spec in DATASETS.items():
+        if spec.folder is None:
+            continue
+        layout = "<br>".join(f"`{line.strip()}`" for line in spec.layout.splitlines()
+                             if line.strip())
+        rows.append(f"| `{name}` | {layout} | {spec.source} |")
+    return "\n".join(rows) + "\n"
+
+
+README_TABLES = {"datasets": datasets_table, "layouts": layouts_table}
+
+
 def readme_with_table(text: str) -> str:
-    """``text`` (the README) with the dataset table between its markers replaced."""
-    head, sep, rest = text.partition(README_BEGIN + "\n")
-    _, sep2, tail = rest.partition(README_END)
-    if not sep or not sep2:
+    """``text`` (the README) with each generated table whose markers it has replaced."""
+    found = False
+    for table, render in README_TABLES.items():
+        begin, end = _markers(table)
+        head, sep, rest = text.partition(begin + "\n")
+        _, sep2, tail = rest.partition(end)
+        if sep and sep2:
+            text, found = head + sep + render() + sep2 + tail, True
+    if not found:
         raise ValueError(f"README lacks the markers {README_BEGIN} ... {README_END}")
-    return head + sep + datasets_table() + sep2 + tail
+    return text
 
 
 if __name__ == "__main__":
     import sys
 
     if sys.argv[1:] != ["--readme"]:
-        sys.exit("usage: python -m bench.data --readme   (rewrites README.md's dataset table)")
+        sys.exit("usage: python -m bench.data --readme   (rewrites README.md's dataset tables)")
     readme = Path(__file__).resolve().parent.parent / "README.md"
     readme.write_text(readme_with_table(readme.read_text()))
-    print(f"{readme}: dataset table regenerated")
+    print(f"{readme}: dataset tables regenerated")

@@ -14,16 +14,25 @@ from bench.datasets import DATASETS, KINDS
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def _between_markers(text: str) -> str:
-    match = re.search(re.escape(data.README_BEGIN) + r"\n(.*?)" + re.escape(data.README_END),
-                      text, re.S)
-    assert match, "README.md lacks the dataset table markers"
+def _between_markers(text: str, table: str = "datasets") -> str:
+    begin, end = f"<!-- {table}:begin -->", f"<!-- {table}:end -->"
+    match = re.search(re.escape(begin) + r"\n(.*?)" + re.escape(end), text, re.S)
+    assert match, f"README.md lacks the {table} table markers"
     return match.group(1)
 
 
 def test_readme_dataset_table_is_the_registrys():
     assert _between_markers(README.read_text()) == data.datasets_table(), (
         "README.md's dataset table is stale: run `python -m bench.data --readme`")
+
+
+def test_readme_layout_table_is_the_registrys():
+    table = _between_markers(README.read_text(), "layouts")
+    assert table == data.layouts_table(), (
+        "README.md's layout table is stale: run `python -m bench.data --readme`")
+    names = re.findall(r"^\| `([a-z0-9_]+)` \|", table, re.M)
+    assert names == [n for n in DATASETS.names() if DATASETS[n].folder is not None]
+    assert "`<root>/flowers-102/setid.mat" in table and "zenodo.org/records/2535967" in table
 
 
 def test_readme_table_lists_every_dataset_with_its_valid_values():
