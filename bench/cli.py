@@ -277,8 +277,9 @@ def cmd_run(args) -> int:
     suite = _load(args)
     _check_run_args(args)
     _check_inputs(suite, args.cache)
-    if args.tensorboard and logs.check_tensorboard():
-        raise UserError(logs.check_tensorboard())
+    problem = args.tensorboard and logs.check_tensorboard()
+    if problem:
+        raise UserError(problem)
     report = run_suite(suite, _results(args), workers=args.jobs, force=args.force,
                        cache=args.cache, device=args.device, progress=not args.quiet,
                        tensorboard=Path(args.tensorboard) if args.tensorboard else None)

@@ -39,12 +39,23 @@ def small_suite() -> list[dict]:
     return recs
 
 
+def written(records: list[dict], results: Path) -> Path:
+    """``records`` written under ``results``, which is returned."""
+    for r in records:
+        write_record(results, r)
+    return results
+
+
+def page_of(records: list[dict], tmp_path: Path, name: str = "LEADERBOARD.md") -> str:
+    """The page built from ``records`` alone."""
+    out = tmp_path / name
+    build_leaderboard(written(records, tmp_path / "results"), out)
+    return out.read_text()
+
+
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
-    out = tmp_path / "results"
-    for r in small_suite():
-        write_record(out, r)
-    return out
+    return written(small_suite(), tmp_path / "results")
 
 
 def test_page_has_every_section_and_links_existing_figures(results: Path, tmp_path: Path):
@@ -194,12 +205,7 @@ def test_in_situ_plasticity_is_shown_when_recorded(tmp_path: Path):
                                layers=3)["plasticity"]
             r["plasticity_variants"] = {"in_situ": {**situ, "variant": "in_situ"}}
             VALIDATOR.validate(r)
-    results = tmp_path / "results"
-    for r in recs:
-        write_record(results, r)
-    out = tmp_path / "LEADERBOARD.md"
-    build_leaderboard(results, out)
-    page = out.read_text()
+    page = page_of(recs, tmp_path)
     situ = page.split("### Plasticity in situ")[1].split("###")[0]
     assert "in_situ, 64" in situ and "30 ± 0.05 (#1)" in situ
 
@@ -300,12 +306,7 @@ def test_reproduction_section_on_paper_records(tmp_path: Path):
             r["config"]["model"]["name"] = model
             VALIDATOR.validate(r)
             recs.append(r)
-    results = tmp_path / "results"
-    for r in recs:
-        write_record(results, r)
-    out = tmp_path / "L.md"
-    build_leaderboard(results, out)
-    section = out.read_text().split("## Reproduction")[1].split("\n## ")[0]
+    section = page_of(recs, tmp_path, "L.md").split("## Reproduction")[1].split("\n## ")[0]
     assert "selected on test" in section
     assert "1 of 2 cells run reproduce the paper; 75 not run." in section
     assert re.search(r"\| cifar10 +\| mha +\| +98\.91 ± 0\.05 \(3\) at lr 0\.01 \| +98\.91 ± 0\.07 "
