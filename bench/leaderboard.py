@@ -30,7 +30,7 @@ from bench import aggregate as agg
 from bench import figures as figs
 from bench import stats
 from bench.components import COMPONENTS, PAPER_PLASTICITY_RANKING
-from bench.paper_table import CITATION, SOURCE, published
+from bench.paper_table import CITATION, SOURCE, paper_reference, published
 from bench.protocol import PAPER_PROTOCOL
 from bench.store import FIGURES_DIR, Skipped, atomic_write_text, load_records
 from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE
@@ -187,21 +187,40 @@ def _method_lines() -> list[str]:
     a = f"{stats.ALPHA:g}"
     return [
         ("- Verdicts are printed only where a test supports them at level "
-         f"{a} (two-sided) after Holm's adjustment for multiple comparisons within each family; "
-         f"otherwise the page says \"{agg.UNRESOLVED}\" with the data that would be needed for "
-         f"{stats.POWER:.0%} power at the Bonferroni level {a} / m (a normal approximation from "
-         "the observed effect and spread). Families: the two paper claims of one (suite, "
-         "protocol, model); the strategies compared with "
-         f"`{REFERENCE}` in one (suite, protocol, model)."),
+         f"{a} (two-sided) after Holm's adjustment for multiple comparisons within each family. "
+         "Otherwise the line states its floor (the smallest p its design can reach at all, "
+         "with the most extreme possible data, and after Holm) and which way its estimate "
+         f"goes: \"{agg.UNRESOLVED}\" where the data could have resolved it and did not, "
+         f"\"{agg.CANNOT} with n = ...\" where even the most extreme outcome could not (a "
+         "property of the design, not weak evidence), with the n that could. \"Would "
+         f"need\" is the data a normal approximation says gives {stats.POWER:.0%} power at "
+         f"the Bonferroni level {a} / m from the observed effect and spread. Families: the two "
+         "paper claims of one (suite, protocol, model), and of one (suite, protocol) across "
+         f"its models; the strategies compared with `{REFERENCE}` in one (suite, protocol, "
+         "model)."),
         ("- Paired comparisons: each strategy against "
          f"`{REFERENCE}` on the (dataset, seed) pairs both ran, each at its own chosen "
          "learning rate; mean difference of test accuracies (pp, positive = better than "
          f"`{REFERENCE}`); exact sign-flip permutation test up to {agg.PERMUTATION_MAX_N} "
-         "pairs, Wilcoxon signed-rank test above. \"A beats B\" also needs no dataset to "
-         "show the opposite significantly (its own exact test over seeds at the same level): "
-         "pooled over datasets that disagree, the answer depends on the dataset."),
+         "pairs (smallest possible p 2 / 2^n), Wilcoxon signed-rank test above. \"A beats "
+         "B\" also needs no dataset to show the opposite significantly (its own exact test "
+         "over seeds at the same level): pooled over datasets that disagree, the answer "
+         "depends on the dataset."),
         ("- Correlations: Spearman's rho over the five block components with its exact "
-         "permutation p-value (all 5! = 120 orderings enumerated)."),
+         "permutation p-value (all 5! = 120 orderings enumerated; smallest possible p 2/120)."),
+        ("- Aliases: strategies that trained exactly the same parameters on a model (the "
+         "names each job records, `metrics.trained_params`) are one row, \"a = b\", counted "
+         "once in every family, rank, Pareto front and figure (records without the names "
+         "are never merged)."),
+        (f"- Derived quantities carry a seed bootstrap ({stats.BOOTSTRAP_DRAWS:,} resamples "
+         "of each cell's seeds, the same draw for every strategy, from a fixed seed): the "
+         f"share of `{REFERENCE}`'s gain and the average rank with their 95% percentile "
+         "interval [low, high]; a Pareto flag that flips in more than "
+         f"{agg.TENTATIVE:.0%} of the resamples is marked tentative, with the share of "
+         "resamples on the front. With 3 seeds a cell has only 10 distinct resamples, and "
+         "the bootstrap understates the spread."),
+        (f"- A chosen learning rate at the smallest or largest rate of a grid of two or more "
+         f"is marked † ({agg.LR_EDGE})."),
     ]
 
 
@@ -236,24 +255,41 @@ def _not_lines(records: list[dict]) -> list[str]:
 
 def _held_md(tables: Mapping[str, pd.DataFrame]) -> list[str]:
     claims = tables["claims"]
+    floor = stats.spearman_floor(len(PAPER_PLASTICITY_RANKING))
     out = ["## Did the paper's ranking hold?", "",
            (f"The paper ranks {' > '.join(PAPER_PLASTICITY_RANKING)} (most plastic first) and "
             "finds that fine-tuning more plastic components gains more. Each claim is tested "
             "once per (suite, protocol, model), on its five block components with plasticity "
             "and test accuracy averaged over the model's datasets (they share the model's "
             "plasticity ranking, so they are not independent replicates of it): Spearman's "
-            "rho with its exact permutation p-value. With five components p cannot go below "
-            "2/120 = 0.017: only a perfect (or perfectly reversed) ranking resolves a claim, "
-            "and more seeds cannot change that; what would is more independent rankings "
-            "(models). Each dataset's own rho and exact p follow in the suite's section."), ""]
+            f"rho with its exact permutation p-value. With five components p cannot go below "
+            f"2/120 = {floor:.3f} ({2 * floor:.3f} after Holm over the two claims): only a "
+            "perfect (or perfectly reversed) ranking resolves a claim, and more seeds cannot "
+            "change that. Independent replicates are models (different pretraining): where a "
+            f"suite has several, each claim is also tested across them (\"{agg.ACROSS}\"): "
+            "the mean rho over models, with the exact p of its null (each model's ranking an "
+            "independent uniform permutation: the convolution of the per-model permutation "
+            f"distributions; smallest possible p 2/120^m for m models), Holm over the two "
+            "claims. Each dataset's own rho and exact p follow in the suite's section."), ""]
     if claims.empty:
         return [*out, "- No data yet.", ""]
-    rows = [[f"`{r.suite}`", r.protocol, r.model, r.claim, f"{r.datasets}", _rho(r.rho),
-             _p(r.p_value), _p(r.p_holm), r.verdict, _need(r.models_needed, "models")]
+    rows = [[f"`{r.suite}`", r.protocol, r.model, r.claim,
+             f"{r.models if r.model == agg.ACROSS else r.datasets}", _rho(r.rho),
+             _p(r.p_value), _p(r.p_holm), _floor(r.floor, r.floor_holm), r.estimate,
+             r.verdict, _need(r.models_needed, "models")]
             for r in claims.itertuples(index=False)]
-    return [*out, _table(rows, ["suite", "protocol", "model", "claim", "datasets", "ρ",
-                                "exact p", "Holm p", "verdict", "would need"],
-                         right={4, 5, 6, 7})]
+    out += [_table(rows, ["suite", "protocol", "model", "claim", "datasets (models)", "ρ",
+                          "exact p", "Holm p", "smallest possible p (Holm)", "estimate",
+                          "verdict", "would need (in the estimate's direction)"],
+                   right={4, 5, 6, 7})]
+    notes = claims[claims["replicates"] != ""].drop_duplicates(["suite", "protocol"])
+    out += [f"- `{r.suite}` ({r.protocol}): the replicates are {r.replicates}."
+            for r in notes.itertuples(index=False)]
+    return [*out, ""] if len(notes) else out
+
+
+def _floor(floor: float, holm: float) -> str:
+    return "" if _nan(floor) else f"{floor:.2g} ({holm:.2g})"
 
 
 def _verdicts_md(tables: Mapping[str, pd.DataFrame]) -> list[str]:
@@ -262,44 +298,73 @@ def _verdicts_md(tables: Mapping[str, pd.DataFrame]) -> list[str]:
     lines: dict[tuple, list[str]] = {}
     for r in tables["claims"].itertuples(index=False):
         if r.verdict != agg.NO_DATA:
+            what = f"{r.claim} ({r.replicates})" if r.replicates else r.claim
             lines.setdefault((r.suite, r.protocol, r.model), []).append(
-                f"{VERDICT_PREFIX} {_where(r)}: {r.claim}: {r.verdict}.")
+                f"{VERDICT_PREFIX} {_where(r)}: {what}: {r.verdict}.")
     for r in tables["paired"].itertuples(index=False):
         lines.setdefault((r.suite, r.protocol, r.model), []).append(
-            f"{VERDICT_PREFIX} {_where(r)}: {r.strategy} vs {r.reference}: {r.verdict}.")
+            f"{VERDICT_PREFIX} {_where(r)}: {r.strategy_label} vs {r.reference}: {r.verdict}.")
     head = [f"## Verdicts (level {stats.ALPHA:g}, Holm-adjusted)", "",
             ("One line per claim; the numbers behind each are in the tables. A line says "
-             f"\"{agg.UNRESOLVED}\" where the data cannot decide it."), ""]
+             f"\"{agg.UNRESOLVED}\" where the data did not decide it, \"{agg.CANNOT}\" where "
+             "no outcome of its design could have, each with its smallest possible p and the "
+             "direction of its estimate."), ""]
     body = [line for k in sorted(lines) for line in lines[k]]
     return [*head, *(body or ["No claim can be tested yet."]), ""]
 
 
 def _scores_md(s: pd.DataFrame) -> str:
-    rows = [[r.model, r.dataset, _strategy_label(r.strategy, r.strategy_name, r.baseline),
-             _lr(r.best_lr), f"{r.lrs}", _pct(r.val_mean), _pm(r.test_mean, r.test_ci95, r.n),
+    rows = [[r.model, r.dataset,
+             _strategy_label(agg.strategy_label(r.strategy, r.aliases), r.strategy_name,
+                             r.baseline),
+             _lr(r.best_lr) + (" †" if r.lr_flag else ""), f"{r.lrs}", _pct(r.val_mean),
+             _pm(r.test_mean, r.test_ci95, r.n),
              _pm(r.gain, r.gain_ci95, spec="+.2f"), _fixed(100 * r.rel_gain, "+.1f"),
-             _ratio(r.share_of_full), _int(r.trainable_params), _ms(r.step_seconds),
-             _mb(r.peak_memory_mb), "yes" if r.pareto else ""]
+             _interval(r.share_of_full, r.share_lo, r.share_hi), _int(r.trainable_params),
+             _ms(r.step_seconds), _mb(r.peak_memory_mb), _pareto(r)]
             for r in s.itertuples(index=False)]
-    return _table(rows, ["model", "dataset", "strategy", "best lr", "lrs", "val acc (%)",
-                         "test acc (%) ± 95% CI (n)", "gain (pp) ± 95% CI",
-                         "relative gain (%)", f"share of {REFERENCE}'s gain",
-                         "trainable params", "step (ms)", "peak memory (MB)", "Pareto"],
-                  right=set(range(3, 13)))
+    table = _table(rows, ["model", "dataset", "strategy", "best lr", "lrs", "val acc (%)",
+                          "test acc (%) ± 95% CI (n)", "gain (pp) ± 95% CI",
+                          "relative gain (%)", f"share of {REFERENCE}'s gain [95% bootstrap]",
+                          "trainable params", "step (ms)", "peak memory (MB)", "Pareto"],
+                   right=set(range(3, 13)))
+    edge = s[s["lr_flag"] != ""]
+    if edge.empty:
+        return table
+    named = ", ".join(f"{r.strategy} on {r.dataset} ({_lr(r.best_lr)} of "
+                      f"{', '.join(_lr(x) for x in r.lr_grid)})"
+                      for r in edge.itertuples(index=False))
+    return table + f"\n† {agg.LR_EDGE}: {named}.\n"
+
+
+def _interval(x: float, lo: float, hi: float) -> str:
+    if _nan(x):
+        return ""
+    return _ratio(x) + ("" if _nan(lo) else f" [{_ratio(lo)}, {_ratio(hi)}]")
+
+
+def _pareto(r) -> str:
+    """"yes", or "" when dominated; tentative when the seed bootstrap flips it often."""
+    text = "yes" if r.pareto else ""
+    if r.pareto_tentative:
+        text = (f"{text or 'no'} (tentative: on the front in {r.pareto_share:.0%} of "
+                "resamples)")
+    return text
 
 
 def _paired_md(paired: pd.DataFrame) -> str:
-    rows = [[r.model, r.strategy, r.reference, f"{r.n}", f"{r.datasets}", _pp(r.mean_diff),
-             _fixed(100 * r.std_diff, ".2f"), f"{r.wins} / {r.ties} / {r.losses}", r.test,
-             _p(r.p_value), f"`{r.signs}`", _p(r.p_holm), r.verdict,
+    rows = [[r.model, r.strategy_label, r.reference, f"{r.n}", f"{r.datasets}",
+             _pp(r.mean_diff), _fixed(100 * r.std_diff, ".2f"),
+             f"{r.wins} / {r.ties} / {r.losses}", r.test, _p(r.p_value), f"`{r.signs}`",
+             _p(r.p_holm), _floor(r.floor, r.floor_holm), r.verdict,
              _need(r.seeds_needed, "seeds") or (
                  "differs by dataset" if agg.reversed_somewhere(r.signs, r.mean_diff) else "")]
             for r in paired.itertuples(index=False)]
     return _table(rows, ["model", "strategy", "against", "pairs", "datasets",
                          "mean difference (pp)", "std (pp)", "wins / ties / losses", "test",
                          "p (two-sided)", f"sign per dataset (* p ≤ {stats.ALPHA:g})", "Holm p",
-                         "verdict",
-                         "would need (per dataset)"], right={3, 4, 5, 6, 9, 11})
+                         "smallest possible p (Holm)", "verdict",
+                         "would need (per dataset)"], right={3, 4, 5, 6, 9, 11, 12})
 
 
 def _plasticity_md(summary: pd.DataFrame) -> str:
@@ -319,12 +384,13 @@ def _plasticity_md(summary: pd.DataFrame) -> str:
 def _correlation_md(corr: pd.DataFrame) -> str:
     rows = [[r.model, r.dataset, f"{r.n}", _rho(r.rho_plasticity_gain), _p(r.p_plasticity_gain),
              _rho(r.rho_plasticity_paper), _p(r.p_plasticity_paper), _rho(r.rho_gain_paper),
-             _p(r.p_gain_paper), r.plasticity_order, r.gain_order]
+             _p(r.p_gain_paper), r.plasticity_order, r.gain_order,
+             f"also {r.shared_with}'s" if r.shared_with else ""]
             for r in corr.itertuples(index=False)]
     return _table(rows, ["model", "dataset", "n", "ρ(plasticity, gain)", "exact p",
                          "ρ(plasticity, paper order)", "exact p", "ρ(gain, paper order)",
-                         "exact p", "plasticity order", "gain order"],
-                  right={2, 3, 4, 5, 6, 7, 8})
+                         "exact p", "plasticity order", "gain order",
+                         "plasticity measurement"], right={2, 3, 4, 5, 6, 7, 8})
 
 
 def _failed_md(failed: pd.DataFrame) -> str:
@@ -395,20 +461,26 @@ def _suite_md(p, tables: Mapping[str, pd.DataFrame], figures: Mapping[str, str])
     return out
 
 
-def _reproduction_md(repro: pd.DataFrame) -> list[str]:
+def _reproduction_md(repro: pd.DataFrame, excluded: pd.DataFrame) -> list[str]:
     out = ["## Reproduction: the paper's table beside ours", "",
            (f"The paper's published table ({CITATION}; from {SOURCE}; shipped as "
-            "`bench/paper_table.csv`) against our `paper`-protocol records, **selected the "
-            "paper's way: per (dataset, strategy) the learning rate with the best mean test "
-            "accuracy over seeds (selected on test), mean ± population std (ddof 0)**. It is "
-            "not our validation-selected score. Rule: a cell reproduces when |difference| ≤ "
-            "1.96 √(se_ours² + se_paper²), with se = std / √(n - 1) for a population std over "
-            "n seeds (the paper's n is 3; linear probing has no published std: se 0). Only "
-            f"`{PAPER_PROTOCOL}`-protocol records feed this section."), ""]
+            "`bench/paper_table.csv`) against our `paper`-protocol records in the paper's "
+            "configuration (its timm model unchanged, with the published pretrained weights, "
+            "and its recipe without overrides; anything else is listed below as not "
+            "comparable and never scored), **selected the paper's way: per (dataset, "
+            "strategy) the learning rate with the best mean test accuracy over seeds "
+            "(selected on test), mean ± population std (ddof 0)**. It is not our "
+            "validation-selected score. Rule: a cell reproduces when |difference| ≤ "
+            "t(0.975, df) √(se_ours² + se_paper²), se_ours = std / √(n - 1) for our "
+            "population std over n seeds, se_paper = std / √2 (the paper's 3 seeds), df by "
+            "Welch-Satterthwaite over both sides. The paper's linear probing (`lp`) is a "
+            "single run with no spread: it is compared with our interval alone "
+            "(t(0.975, n - 1) se_ours), which says nothing about the paper's own noise."), ""]
     ran = repro[repro["ours_n"] > 0]
+    out += _not_comparable_md(excluded)
     if ran.empty:
-        return [*out, (f"No `{PAPER_PROTOCOL}`-protocol records: every cell of the paper's "
-                       f"table ({len(repro)} cells) is not run."), ""]
+        return [*out, (f"No comparable `{PAPER_PROTOCOL}`-protocol records: every cell of "
+                       f"the paper's table ({len(repro)} cells) is not run."), ""]
     rows = []
     for r in repro.itertuples(index=False):
         if r.ours_n == 0:
@@ -418,6 +490,8 @@ def _reproduction_md(repro: pd.DataFrame) -> list[str]:
             diff = _pp(r.difference)
             within = ("no interval (1 seed)" if r.within is None else
                       f"{'yes' if r.within else 'no'} (± {100 * r.tolerance:.2f})")
+            if r.rule == agg.RULE_OURS:
+                within += ", our interval alone"
         rows.append([f"`{r.suite}`" if r.suite else "", r.model, r.dataset, r.strategy, ours,
                      _pm(r.paper_mean, r.paper_std), diff, within])
     reproduced = int((ran["within"] == True).sum())  # noqa: E712 - None is neither
@@ -430,13 +504,24 @@ def _reproduction_md(repro: pd.DataFrame) -> list[str]:
     return out
 
 
+def _not_comparable_md(excluded: pd.DataFrame) -> list[str]:
+    if excluded.empty:
+        return []
+    return ["Not comparable (listed, never scored):", "",
+            *(f"- `{r.suite}` {r.model} ({r.model_name}, {r.records:,} records): {r.reason}."
+              for r in excluded.itertuples(index=False)), ""]
+
+
 def _ranks_md(ranks: pd.DataFrame) -> list[str]:
     out = ["## Average rank per suite (1 = best test accuracy)", ""]
     if ranks.empty:
         return [*out, "No scores yet.\n"]
-    return [*out, _table([[r.suite, r.protocol, r.strategy, f"{r.avg_rank:.2f}", f"{r.cells}"]
+    return [*out, _table([[r.suite, r.protocol, agg.strategy_label(r.strategy, r.aliases),
+                           f"{r.avg_rank:.2f}" + ("" if _nan(r.rank_lo) else
+                                                  f" [{r.rank_lo:.2f}, {r.rank_hi:.2f}]"),
+                           f"{r.cells}"]
                           for r in ranks.itertuples(index=False)],
-                         ["suite", "protocol", "strategy", "average rank",
+                         ["suite", "protocol", "strategy", "average rank [95% bootstrap]",
                           "(model, dataset) cells"], right={3, 4})]
 
 
@@ -461,7 +546,7 @@ def render_markdown(records: list[dict], tables: Mapping[str, pd.DataFrame],
            *_verdicts_md(tables), *_held_md(tables)]
     for p in tables["provenance"].itertuples(index=False):
         out += _suite_md(p, tables, figures.get(p.suite, {}))
-    out += _reproduction_md(tables["reproduction"])
+    out += _reproduction_md(tables["reproduction"], tables["not_comparable"])
     out += _ranks_md(tables["average_rank"])
     out += _stale_md(tables["stale"])
     out += _coverage_md(tables["coverage"])
@@ -480,6 +565,8 @@ def build_tables(records: list[dict], expected: Mapping[str, int] | None = None,
         expected = {**{s: len(ids) for s, ids in plans.items()}, **(expected or {})}
     scores = agg.scores_table(current)
     summary = agg.plasticity_summary(current)
+    paper = [r for r in current if agg.protocol_of(r) == PAPER_PROTOCOL]
+    reference = paper_reference() if paper else None  # reads suites/paper.yaml: only if needed
     return {
         "provenance": agg.provenance_table(current),
         "runs": agg.runs_table(current),
@@ -487,11 +574,12 @@ def build_tables(records: list[dict], expected: Mapping[str, int] | None = None,
         "plasticity_layers": agg.plasticity_table(current),
         "plasticity_components": summary,
         "correlation": agg.correlation_table(scores, summary),
-        "claims": agg.claims_table(scores, summary),
+        "claims": agg.claims_table(scores, summary, records=current),
         "plasticity_in_situ": agg.plasticity_summary(current, "in_situ"),
-        "average_rank": agg.average_rank_table(scores),
+        "average_rank": agg.average_rank_table(scores, current),
         "paired": agg.paired_table(current, scores),
-        "reproduction": agg.reproduction_table(current, published()),
+        "reproduction": agg.reproduction_table(current, published(), reference),
+        "not_comparable": agg.not_comparable_table(current, reference),
         "coverage": agg.coverage_table(current, expected, stale),
         "failed": agg.failed_table(current),
         "stale": agg.stale_table(stale),

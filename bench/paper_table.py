@@ -12,6 +12,7 @@ import functools
 import io
 import math
 from importlib import resources
+from pathlib import Path
 
 CSV_NAME = "paper_table.csv"
 CITATION = ('Odonnat, Chapel, Tavenard, Redko. "Vision Transformer Finetuning Benefits from '
@@ -40,3 +41,23 @@ def published() -> list[dict]:
     """Rows: model (timm name), dataset (our suite key), paper_name, strategy (registry
     name), mean and std (fractions; std NaN where the paper gives none)."""
     return [dict(r) for r in _rows()]
+
+
+PAPER_SUITE = Path(__file__).resolve().parents[1] / "suites" / "paper.yaml"
+
+
+@functools.lru_cache(maxsize=1)
+def paper_reference() -> dict | None:
+    """The paper's own configuration, from ``suites/paper.yaml`` (the one place it is
+    written): {"model": its model configuration without label, "recipes": {dataset key:
+    recipe}}. A record is comparable with the published table only if it matches
+    (``bench.aggregate.comparability``). None where the suite file is not there (an installed
+    package without the repository)."""
+    if not PAPER_SUITE.is_file():
+        return None
+    from bench.suite import load_suite
+
+    jobs = load_suite(PAPER_SUITE).jobs
+    model = {k: v for k, v in jobs[0].config["model"].items() if k != "label"}
+    return {"model": model,
+            "recipes": {j.config["dataset"]["key"]: j.config["recipe"] for j in jobs}}

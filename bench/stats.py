@@ -2,8 +2,8 @@
 
 Every test refuses NaN input with a ``ValueError`` (a NaN would otherwise compare as "not at
 least as extreme" everywhere and give p = 0). Everything here is deterministic (exact
-enumeration, closed forms; no random resampling), so the same records give the same page, and
-torch-free.
+enumeration, closed forms; the one resampling, ``bootstrap_counts``, draws from a fixed
+seed), so the same records give the same page, and torch-free.
 
 - ``t_interval``: the 95% Student-t interval of a mean over seeds.
 - ``spearman_exact``: Spearman's rho with its exact two-sided permutation p-value (all n!
@@ -15,6 +15,11 @@ torch-free.
   exact test can reach at all (the most extreme outcome of its design), so that a claim that
   could never resolve says so instead of reading like weak evidence.
 - ``sign_flip_p``: the exact sign-flip test of a zero mean paired difference.
+- ``sign_flip_n_needed``: the fewest pairs whose most extreme outcome resolves at the Holm level.
+- ``welch_tolerance``: the Reproduction rule, t(0.975, Welch-Satterthwaite df) times the
+  combined standard error.
+- ``bootstrap_counts``: seed-bootstrap resampling counts from a fixed seed (the uncertainty of
+  derived quantities: share of full's gain, Pareto membership, average rank).
 - ``holm``: Holm's step-down adjustment of a family of p-values (family-wise error <= alpha).
 - ``pairs_needed``, ``rankings_needed``: how much data a normal-approximation power analysis
   says would resolve an unresolved claim (80% power at the adjusted level).
@@ -22,6 +27,7 @@ torch-free.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from collections.abc import Iterable, Sequence
@@ -189,6 +195,54 @@ def sign_flip_floor(n: int) -> float:
     """The smallest p ``sign_flip_p`` can give for ``n`` nonzero differences: all of one
     sign, 2 of the 2^n sign patterns as extreme, so 2 / 2^n (at most 1)."""
     return math.nan if n < 1 else min(1.0, 2.0 / 2.0 ** n)
+
+
+def sign_flip_n_needed(family: int = 1, alpha: float = ALPHA) -> int:
+    """The fewest pairs whose most extreme outcome reaches ``alpha`` after Holm over
+    ``family`` tests (its first step, Bonferroni): the smallest n with
+    ``family * 2 / 2^n <= alpha``."""
+    return max(1, math.ceil(math.log2(2 * max(family, 1) / alpha) - 1e-12))
+
+
+def mean_spearman_models_needed(n_components: int, family: int = 1,
+                                alpha: float = ALPHA) -> int:
+    """The fewest models whose most extreme outcome (every ranking perfect) reaches
+    ``alpha`` after Holm over ``family`` claims."""
+    m = 1
+    while max(family, 1) * mean_spearman_floor(m, n_components) > alpha:
+        m += 1
+    return m
+
+
+def welch_tolerance(se_a: float, df_a: float, se_b: float = 0.0, df_b: float = 1.0,
+                    confidence: float = CONFIDENCE) -> float:
+    """``t(0.5 + confidence / 2, df) * sqrt(se_a^2 + se_b^2)`` with the Welch-Satterthwaite
+    df ``(se_a^2 + se_b^2)^2 / (se_a^4 / df_a + se_b^4 / df_b)``; with ``se_b = 0`` it is
+    the t interval of side a alone (df_a). NaN when se_a is NaN or df_a < 1."""
+    if _nan(se_a) or _nan(se_b) or df_a < 1:
+        return math.nan
+    va, vb = se_a ** 2, se_b ** 2
+    if va + vb == 0:
+        return 0.0
+    df = (va + vb) ** 2 / (va ** 2 / df_a + (vb ** 2 / df_b if vb else 0.0))
+    return t_quantile(0.5 + confidence / 2, df) * math.sqrt(va + vb)
+
+
+BOOTSTRAP_DRAWS = 1000  # seed-bootstrap resamples behind every derived interval
+BOOTSTRAP_SEED = 20240601  # fixed: the same records give the same page
+
+
+def bootstrap_counts(n: int, key: str, draws: int = BOOTSTRAP_DRAWS) -> np.ndarray:
+    """(draws, n) resampling counts: each row says how often each of ``n`` seeds is drawn
+    when ``n`` are drawn with replacement. Deterministic: the generator is seeded from
+    ``BOOTSTRAP_SEED`` and ``key`` (e.g. the cell), so one cell's draws do not depend on
+    which other cells exist."""
+    digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
+    rng = np.random.default_rng([BOOTSTRAP_SEED, digest])
+    picks = rng.integers(0, n, size=(draws, n))
+    counts = np.zeros((draws, n))
+    np.add.at(counts, (np.repeat(np.arange(draws), n), picks.ravel()), 1.0)
+    return counts
 
 
 def sign_flip_p(diffs: Iterable[float]) -> float:

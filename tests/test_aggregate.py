@@ -9,7 +9,7 @@ import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import norm, spearmanr
+from scipy.stats import norm, spearmanr, t
 
 from bench import aggregate as agg
 from bench import stats
@@ -456,7 +456,12 @@ def test_claims_verdicts_need_the_exact_test_at_the_holm_level():
     assert c["rho"] == pytest.approx(spearmanr([5, 4, 3, 2, 1], [0.75, 0.8, 0.7, 0.6, 0.55])
                                      .statistic)
     assert c["p_value"] == pytest.approx(10 / 120)
-    assert c["verdict"] == agg.UNRESOLVED and c["models_needed"] >= 2
+    assert c["outcome"] == agg.UNRESOLVED and c["models_needed"] >= 2
+    # Not resolved, yet it could have been (a perfect ranking: 2/120 x 2 <= 0.05): it says
+    # so, with its floor and which way its estimate goes.
+    assert c["verdict"] == (f"{agg.UNRESOLVED} (smallest possible p 0.017, 0.033 after Holm "
+                            "over 2); the estimate goes with the paper")
+    assert c["floor"] == pytest.approx(2 / 120) and c["floor_holm"] == pytest.approx(4 / 120)
 
 
 def test_claims_average_over_datasets_before_ranking():
@@ -485,7 +490,9 @@ def test_paired_verdict_needs_holm_and_says_what_would_resolve_it():
     assert mha["verdict"] == f"mha beats {REFERENCE}" and mha["signs"] == "+ + +"
     assert math.isnan(mha["seeds_needed"])
     ln1 = paired[paired["strategy"] == "ln1"].iloc[0]
-    assert ln1["verdict"] == agg.UNRESOLVED
+    assert ln1["outcome"] == agg.UNRESOLVED and ln1["verdict"].startswith(agg.UNRESOLVED)
+    assert ln1["verdict"].endswith("the estimate favours ln1")  # mean difference > 0
+    assert ln1["floor"] == pytest.approx(2 / 4096) and mha["outcome"] == agg.RESOLVED
     diffs = [0.002 if s % 2 else -0.001 for _ in range(3) for s in range(4)]
     a = 0.05 / 2
     n = ((norm.ppf(1 - a / 2) + norm.ppf(0.8)) * np.std(diffs, ddof=1) / np.mean(diffs)) ** 2
@@ -533,8 +540,11 @@ def test_reproduction_selects_on_test_and_applies_the_rule():
     ours = [0.9885, 0.9890, 0.9898]
     assert row["ours_mean"] == pytest.approx(np.mean(ours))
     assert row["ours_std"] == pytest.approx(np.std(ours))  # ddof 0, like the paper
-    tol = 1.96 * math.sqrt(np.std(ours) ** 2 / 2 + 0.0007 ** 2 / 2)
-    assert row["tolerance"] == pytest.approx(tol)
+    # protocol.md's rule: t(0.975, Welch-Satterthwaite df) over both sides, se = std/sqrt(2)
+    se_o, se_p = np.std(ours) / math.sqrt(2), 0.0007 / math.sqrt(2)
+    df = (se_o ** 2 + se_p ** 2) ** 2 / (se_o ** 4 / 2 + se_p ** 4 / 2)
+    tol = t.ppf(0.975, df) * math.sqrt(se_o ** 2 + se_p ** 2)
+    assert row["tolerance"] == pytest.approx(tol) and row["rule"] == agg.RULE_WELCH
     assert row["within"] is True or row["within"] == True  # noqa: E712 - reproduces
     f = table[table["strategy"] == "fc1"].iloc[0]
     assert f["ours_mean"] == pytest.approx(0.971)  # clean-protocol records never enter
@@ -591,7 +601,9 @@ def test_a_pooled_verdict_is_vetoed_by_a_significant_reversal_only():
     row = _pooled({"d1": 0.30, "d2": -0.05, "d3": 0.20}, seeds=6)
     assert row["p_holm"] <= 0.05  # the pooled test alone would resolve it
     assert row["signs"] == "+* -* +*"
-    assert row["verdict"] == agg.UNRESOLVED and math.isnan(row["pairs_needed"])
+    assert row["outcome"] == agg.UNRESOLVED and math.isnan(row["pairs_needed"])
+    assert row["verdict"].endswith(
+        "favours fc1, but a dataset significantly shows the opposite")
     # With 4 seeds d2's loss cannot be significant on its own (p >= 2/16): noise, no veto.
     row = _pooled({"d1": 0.30, "d2": -0.05, "d3": 0.20}, seeds=4)
     assert row["signs"] == "+ - +"

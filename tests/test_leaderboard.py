@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.components import BLOCK_COMPONENTS
@@ -85,8 +86,10 @@ def test_page_has_every_section_and_links_existing_figures(results: Path, tmp_pa
     # +20.00, relative gain 20 / 70.5 = +28.4%, share of full's gain 1.00.
     half = 12.706204736 * 0.7071067811865476 / 2 ** 0.5
     assert f"{half:.2f}" == "6.35"
-    assert re.search(r"\| full \(reference\) +\| +0\.01 \| +2 \| +91\.00 \| +90\.50 ± 6\.35 \(2\) "
-                     r"\| +\+20\.00 ± 3\.04 \| +\+28\.4 \| +1\.00 \|", scores)
+    # (0.01 is the larger of its two rates: marked at the edge of its grid)
+    assert re.search(r"\| full \(reference\) +\| +0\.01 † \| +2 \| +91\.00 \| +90\.50 ± 6\.35 "
+                     r"\(2\) \| +\+20\.00 ± 3\.04 \| +\+28\.4 \| +1\.00 \[1\.00, 1\.00\] \|",
+                     scores)
     csvs = sorted(p.name for p in (tmp_path / "csv").iterdir())
     assert "scores.csv" in csvs and "coverage.csv" in csvs and "runs.csv" in csvs
 
@@ -183,15 +186,18 @@ def test_page_has_costs_pareto_ranks_and_paired_comparisons(results: Path, tmp_p
         in page
     assert (results / "_figures" / "s_pareto.png").is_file()
     ranks = page.split("## Average rank")[1].split("##")[0]
-    assert re.search(r"\| s +\| clean +\| full +\| +1\.00 \| +2 \|", ranks)
+    assert re.search(r"\| s +\| clean +\| full +\| +1\.00 \[1\.00, 1\.00\] \| +2 \|", ranks)
     # Paired with full: mha is 5 pp below on each of the 4 (dataset, seed) pairs; the exact
     # sign-flip p for 4 same-sign differences is 2 / 16; Holm over the 6 strategies: 6 x
     # 0.125 = 0.75, not resolved; the exact test needs 2 / 2^n <= 0.05 / 6, n >= 8 pairs,
     # 4 seeds on each of the 2 datasets.
     paired = page.split("### Paired with `full`")[1].split("###")[0]
     assert re.search(r"\| m +\| mha +\| full +\| +4 \| +2 \| +-5\.00 \| +0\.00 \| 0 / 0 / 4 +\| "
-                     r"sign-flip \(exact\) +\| +0\.125 \| `- -` +\| +0\.750 \| "
-                     r"not resolved at this scale +\| ≈ 4 seeds", paired)
+                     r"sign-flip \(exact\) +\| +0\.125 \| `- -` +\| +0\.750 \| +0\.12 \(0\.75\) \| "
+                     r"cannot be resolved with n = 4 pairs \(seeds x 2 datasets\) \(smallest "
+                     r"possible p 0\.12, 0\.75 after Holm over 6\); needs at least 8 pairs \(4 "
+                     r"seeds on each of 2 datasets\); the estimate favours full +\| ≈ 4 seeds",
+                     paired)
     assert "| full (reference)" not in paired
     csvs = {p.name for p in (tmp_path / "csv").iterdir()}
     assert {"paired.csv", "average_rank.csv", "scores.csv"} <= csvs
@@ -297,19 +303,38 @@ def test_accuracy_axes_start_at_zero_and_long_labels_fit(monkeypatch, tmp_path: 
 
 
 def test_reproduction_section_on_paper_records(tmp_path: Path):
-    model = "vit_base_patch16_224.orig_in21k"
+    from scipy.stats import t as student
+
+    from bench.paper_table import paper_reference
+
+    paper = paper_reference()  # suites/paper.yaml: the paper's model and recipes
     recs = []
     for strategy, tests in (("mha", (0.9885, 0.9890, 0.9898)), ("fc1", (0.97, 0.971, 0.972))):
         for s, t in enumerate(tests):
             r = make_record(strategy, 1e-2, s, dataset="cifar10", test=t, protocol="paper",
                             suite="paper", model="ViT-B/16")
-            r["config"]["model"]["name"] = model
+            r["config"]["model"].update(paper["model"])
+            r["config"]["recipe"] = dict(paper["recipes"]["cifar10"])
             VALIDATOR.validate(r)
             recs.append(r)
-    section = page_of(recs, tmp_path, "L.md").split("## Reproduction")[1].split("\n## ")[0]
+    # The paper's architecture shrunk through kwargs, with random weights: listed, not scored.
+    shrunk = make_record("mha", 1e-2, 0, dataset="cifar10", test=0.9891, protocol="paper",
+                         suite="tiny-paper", model="shrunk")
+    shrunk["config"]["model"].update(name=paper["model"]["name"], kwargs={"depth": 2},
+                                     weights={"source": "random"})
+    section = page_of([*recs, shrunk], tmp_path, "L.md").split("## Reproduction")[1].split(
+        "\n## ")[0]
     assert "selected on test" in section
     assert "1 of 2 cells run reproduce the paper; 75 not run." in section
+    # Welch-Satterthwaite over both sides, se = std / sqrt(2) on each (3 seeds, ddof 0).
+    se_o, se_p = np.std([0.9885, 0.9890, 0.9898]) / 2 ** 0.5, 0.0007 / 2 ** 0.5
+    df = (se_o ** 2 + se_p ** 2) ** 2 / (se_o ** 4 / 2 + se_p ** 4 / 2)
+    tol = 100 * student.ppf(0.975, df) * (se_o ** 2 + se_p ** 2) ** 0.5
     assert re.search(r"\| cifar10 +\| mha +\| +98\.91 ± 0\.05 \(3\) at lr 0\.01 \| +98\.91 ± 0\.07 "
-                     r"\| +\+0\.00 \| yes \(± 0\.12\)", section)
-    assert re.search(r"\| cifar10 +\| fc1 +\|.*\| +-1\.99 \| no \(± 0\.13\)", section)
+                     rf"\| +\+0\.00 \| yes \(± {tol:.2f}\)", section)
+    assert re.search(r"\| cifar10 +\| fc1 +\|.*\| +-1\.99 \| no \(± ", section)
+    assert "shrunk" not in section.split("Not comparable")[1].split("\n\n", 2)[2]  # not scored
+    assert re.search(r"- `tiny-paper` shrunk \(vit_base_patch16_224\.orig_in21k, 1 records\): "
+                     r"the model changed through kwargs \(depth=2\); weights `random`, not the "
+                     r"published pretrained weights; recipe differs", section)
     assert re.search(r"\| pets +\| mha +\| +not run \|", section)
