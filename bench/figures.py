@@ -7,7 +7,13 @@ estimator, no bootstrap).
 
 - One colour per name across every figure: ``color_of`` keys a fixed palette by registry name
   (components first, then the other strategies), so strategy ``mha`` and component ``mha``
-  share a colour and a strategy keeps its colour whatever else a figure shows.
+  share a colour and a strategy keeps its colour whatever else a figure shows. Strategies
+  with parameters get one colour per key (``strategy_colors``: the plain key the name's
+  colour, each variant, e.g. ``surgical(k=1,side=first)`` and ``side=last``, a shade of
+  it), so every strategy has its own colour and legend entry; aliases (strategies that
+  trained the same parameters) are one row of the scores, labelled ``a = b``.
+- The plasticity-against-gain figure has a panel per model: colour = component, marker =
+  dataset, and the model's rho (the paper's second claim, over its datasets) written on it.
 - Labels are never cut: figures are saved with ``bbox_inches="tight"`` (the canvas grows to
   hold every label and legend).
 - Accuracy axes start at 0 (and end at 100).
@@ -62,6 +68,42 @@ def color_of(name: str) -> str:
     """The colour of a component or strategy name, the same in every figure."""
     names = palette_names()
     return PALETTE[names.index(name) % len(PALETTE)] if name in names else UNKNOWN_COLOR
+
+
+def _shade(color: str, amount: float) -> str:
+    """``color`` mixed with black (amount < 0) or white (amount > 0) by |amount|."""
+    from matplotlib.colors import to_hex, to_rgb
+
+    rgb = to_rgb(color)
+    target = 1.0 if amount > 0 else 0.0
+    return to_hex(tuple(c + abs(amount) * (target - c) for c in rgb))
+
+
+_SHADES = (-0.45, 0.45, -0.7, 0.65, -0.25, 0.25)  # variant i of a name: _SHADES[i - 1]
+
+
+def strategy_colors(keys: pd.DataFrame) -> dict[str, str]:
+    """Strategy key -> colour, from rows with ``strategy`` (key) and ``strategy_name``: a
+    registry name's plain key (or, without one, its first key in sorted order) has the
+    name's colour, each other key of the name a shade of it, in sorted key order."""
+    out: dict[str, str] = {}
+    pairs = sorted(set(zip(keys["strategy"], keys["strategy_name"])))
+    by_name: dict[str, list[str]] = {}
+    for key, name in pairs:
+        by_name.setdefault(name, []).append(key)
+    for name, ks in by_name.items():
+        ks.sort(key=lambda k: (k != name, k))
+        for i, k in enumerate(ks):
+            base = color_of(name)
+            out[k] = base if i == 0 else _shade(base, _SHADES[(i - 1) % len(_SHADES)])
+    return out
+
+
+def _label(row) -> str:
+    """A strategy's label: its key, with the aliases it stands for (``ln = plasticity_topk``)."""
+    aliases = getattr(row, "aliases", "")
+    return f"{row.strategy} = {' = '.join(str(aliases).split(', '))}" if (
+        isinstance(aliases, str) and aliases) else row.strategy
 
 
 def _figure(n_panels: int, size: tuple[float, float] | None = None):
@@ -154,11 +196,13 @@ def plasticity_layers(layers: pd.DataFrame, stem: Path) -> bool:
     return True
 
 
-def accuracy_bars(scores: pd.DataFrame, stem: Path) -> bool:
+def accuracy_bars(scores: pd.DataFrame, stem: Path, colors: dict[str, str] | None = None
+                  ) -> bool:
     """Test accuracy at the chosen lr per strategy; error bar = 95% t-interval over seeds."""
     cells = _panels(scores)
     if not cells:
         return False
+    colors = colors or strategy_colors(scores)
     bars = int(scores.groupby(["protocol", "model", "dataset"]).size().max())
     width = max(PANEL_SIZE[0], 0.3 * bars + 1.0)
     fig, axes = _figure(len(cells), size=(width * min(len(cells), MAX_COLS),
@@ -167,10 +211,10 @@ def accuracy_bars(scores: pd.DataFrame, stem: Path) -> bool:
     for ax, cell in zip(axes, cells, strict=True):
         d = _of(scores, cell)
         x = range(len(d))
-        ax.bar(x, 100 * d["test_mean"], color=[color_of(n) for n in d["strategy_name"]],
+        ax.bar(x, 100 * d["test_mean"], color=[colors[k] for k in d["strategy"]],
                yerr=100 * d["test_ci95"].fillna(0.0), ecolor="black", capsize=2,
                error_kw={"elinewidth": 1})
-        ax.set_xticks(x, list(d["strategy"]), rotation=90)
+        ax.set_xticks(x, [_label(r) for r in d.itertuples(index=False)], rotation=90)
         ax.grid(axis="x", visible=False)
         _accuracy_axis(ax)
         _title(ax, cell, scores["protocol"].nunique())
@@ -178,29 +222,64 @@ def accuracy_bars(scores: pd.DataFrame, stem: Path) -> bool:
     return True
 
 
-def plasticity_gain(summary: pd.DataFrame, scores: pd.DataFrame, stem: Path) -> bool:
-    """Gain over the cell's baseline against plasticity, a point per component and dataset."""
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
+
+
+def plasticity_gain(summary: pd.DataFrame, scores: pd.DataFrame, stem: Path,
+                    claims: pd.DataFrame | None = None) -> bool:
+    """Gain over the cell's baseline against plasticity: a panel per (protocol, model), a
+    point per component (colour) and dataset (marker), the model's rho of "more plastic
+    components gain more" (``claims``, over its datasets) written on each panel."""
+    from matplotlib.lines import Line2D
+
     cell = ["suite", "protocol", "model", "dataset"]
     comp = scores[scores["component"].isin(BLOCK_COMPONENTS) & scores["gain"].notna()]
     comp = comp[comp["strategy"] == comp["strategy_name"]]  # the plain strategy per component
     d = summary.merge(comp[[*cell, "component", "gain", "baseline"]], on=[*cell, "component"])
     if d.empty:
         return False
-    fig, (ax,) = _figure(1, size=(5.0, 3.8))
-    for c in dict.fromkeys(d["component"]):
-        part = d[d["component"] == c]
-        ax.scatter(part["mean"], 100 * part["gain"], s=16, color=color_of(c), label=c)
-    if (d["mean"] > 0).all() and d["mean"].max() > 100 * d["mean"].min():
-        ax.set_xscale("log")
-    ax.set_xlabel("plasticity (mean over blocks)")
-    ax.set_ylabel(f"gain over {' / '.join(sorted(set(d['baseline'])))} (pp)")
-    ax.axhline(0, color="grey", lw=0.8)
-    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    panels = list(dict.fromkeys(zip(d["protocol"], d["model"])))
+    datasets = sorted(set(d["dataset"]))
+    marker = {ds: MARKERS[i % len(MARKERS)] for i, ds in enumerate(datasets)}
+    fig, axes = _figure(len(panels))
+    log = bool((d["mean"] > 0).all() and d["mean"].max() > 100 * d["mean"].min())
+    for ax, (protocol, model) in zip(axes, panels, strict=True):
+        part = d[(d["protocol"] == protocol) & (d["model"] == model)]
+        for (c, ds), g in part.groupby(["component", "dataset"], sort=True):
+            ax.scatter(g["mean"], 100 * g["gain"], s=18, color=color_of(c), marker=marker[ds])
+        if log:
+            ax.set_xscale("log")
+        ax.set_xlabel("plasticity (mean over blocks)")
+        ax.set_ylabel(f"gain over {' / '.join(sorted(set(part['baseline'])))} (pp)")
+        ax.axhline(0, color="grey", lw=0.8)
+        extra = f" · {protocol}" if d["protocol"].nunique() > 1 else ""
+        rho = _rho_text(claims, protocol, model)
+        ax.set_title(f"{model}{extra}" + (f"\n{rho}" if rho else ""), fontsize=8, y=1.02)
+    comps = [c for c in BLOCK_COMPONENTS if c in set(d["component"])]
+    handles = [Line2D([], [], ls="", marker="o", color=color_of(c), label=c) for c in comps]
+    handles += [Line2D([], [], ls="", marker=marker[ds], color="#444444", label=ds)
+                for ds in datasets]
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False)
     save(fig, stem)
     return True
 
 
-def pareto(scores: pd.DataFrame, stem: Path) -> bool:
+def _rho_text(claims: pd.DataFrame | None, protocol: str, model: str) -> str:
+    """"ρ(plasticity, gain) = -0.80 (3 datasets)" from the model's claim row, if any."""
+    if claims is None or claims.empty:
+        return ""
+    from bench.aggregate import CLAIM_PLASTICITY_GAIN
+
+    row = claims[(claims["protocol"] == protocol) & (claims["model"] == model)
+                 & (claims["claim"] == CLAIM_PLASTICITY_GAIN)]
+    if row.empty or pd.isna(row["rho"].iloc[0]):
+        return ""
+    r = row.iloc[0]
+    return (f"ρ(plasticity, gain) = {r['rho']:+.2f} over {r['datasets']} "
+            f"dataset{'s' if r['datasets'] != 1 else ''}, exact p {r['p_value']:.3f}")
+
+
+def pareto(scores: pd.DataFrame, stem: Path, colors: dict[str, str] | None = None) -> bool:
     """Test accuracy against trainable parameters, a point per strategy (a dot on the
     Pareto front, a cross when dominated), the front as a step line; one legend for all."""
     from matplotlib.lines import Line2D
@@ -209,7 +288,8 @@ def pareto(scores: pd.DataFrame, stem: Path) -> bool:
     cells = _panels(d)
     if not cells:
         return False
-    keys = dict(zip(d["strategy"], d["strategy_name"]))  # registry order
+    labels = {r.strategy: _label(r) for r in d.itertuples(index=False)}  # registry order
+    colors = colors or strategy_colors(d)
     fig, axes = _figure(len(cells))
     for ax, cell in zip(axes, cells, strict=True):
         c = _of(d, cell)
@@ -220,14 +300,14 @@ def pareto(scores: pd.DataFrame, stem: Path) -> bool:
         for on_front, marker in ((True, "o"), (False, "X")):
             part = c[c["pareto"] == on_front]
             ax.scatter(part["params"], part["acc"], s=20, marker=marker, zorder=2,
-                       color=[color_of(n) for n in part["strategy_name"]])
+                       color=[colors[k] for k in part["strategy"]])
         if (c["params"] > 0).all() and c["params"].max() > 10 * c["params"].min():
             ax.set_xscale("log")  # (under a decade, log scale labels every minor tick)
         _title(ax, cell, d["protocol"].nunique())
         ax.set_xlabel("trainable parameters")
         _accuracy_axis(ax)
-    handles = [Line2D([], [], ls="", marker="o", color=color_of(n), label=k)
-               for k, n in keys.items()]
+    handles = [Line2D([], [], ls="", marker="o", color=colors[k], label=label)
+               for k, label in labels.items()]
     handles += [Line2D([], [], color="black", lw=0.8, marker="o", label="Pareto front"),
                 Line2D([], [], ls="", color="black", marker="X", label="dominated")]
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False)
@@ -237,14 +317,16 @@ def pareto(scores: pd.DataFrame, stem: Path) -> bool:
 
 def draw_suite(tables: dict[str, pd.DataFrame], suite: str,
                out: Path) -> dict[str, str]:
-    """Every figure of one suite under ``out``: {kind: file stem name}."""
+    """Every figure of one suite under ``out``: {kind: file stem name}. Strategy colours
+    come from every suite's scores, so a strategy has one colour on the whole page."""
     of = {k: t[t["suite"] == suite] for k, t in tables.items() if "suite" in t}
+    colors = strategy_colors(tables["scores"])
     plots: dict[str, Callable[[Path], bool]] = {
         "plasticity_layers": lambda p: plasticity_layers(of["plasticity_layers"], p),
-        "test_acc": lambda p: accuracy_bars(of["scores"], p),
+        "test_acc": lambda p: accuracy_bars(of["scores"], p, colors),
         "plasticity_gain": lambda p: plasticity_gain(of["plasticity_components"],
-                                                     of["scores"], p),
-        "pareto": lambda p: pareto(of["scores"], p),
+                                                     of["scores"], p, of.get("claims")),
+        "pareto": lambda p: pareto(of["scores"], p, colors),
     }
     drawn = {}
     for kind, draw in plots.items():
