@@ -24,11 +24,14 @@ def make_record(strategy: str = "full", lr: float = 1e-3, seed: int = 0, *, test
                 val: float = 0.8, status: str = "done", suite: str = "s", model: str = "m",
                 dataset: str = "d", plasticity: dict[str, float] | None = None,
                 layers: int = 2, reason: str = "boom", job_id: str | None = None,
-                trainable: int = 100, protocol: str | None = None) -> dict:
+                trainable: int = 100, protocol: str | None = None,
+                trained: list[str] | None = None) -> dict:
     """A minimal record that validates against RECORD_SCHEMA.
 
     ``plasticity`` maps component -> value: block l of that component measures value * (l+1)
-    and the component's mean over blocks is stored as given.
+    and the component's mean over blocks is stored as given. ``trained``: the names of the
+    parameters the job trained (``metrics.trained_params``; absent when None, like records
+    written before it existed).
     """
     key = f"{suite}/{model}/{dataset}/{strategy}/{lr}/{seed}/{status}/{protocol}"
     job_id = job_id or hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -65,6 +68,8 @@ def make_record(strategy: str = "full", lr: float = 1e-3, seed: int = 0, *, test
                        "platform": "linux", "cpu": "test-cpu", "gpu": None, "device": "cpu",
                        "started_at": "t0", "finished_at": "t1"},
     }
+    if trained is not None:
+        rec["metrics"]["trained_params"] = sorted(trained)
     if protocol is not None:  # records written before protocols existed have none
         rec["config"]["protocol"] = protocol
     return rec
