@@ -37,7 +37,7 @@ from bench.components import (
     PAPER_PLASTICITY_RANKING,
     PAPER_VARIANT,
 )
-from bench.protocol import DEFAULT_PROTOCOL, PAPER_PROTOCOL
+from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS
 from bench.status import Status
 from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE, STRATEGIES
 
@@ -1142,7 +1142,7 @@ def not_comparable_table(records: Iterable[Mapping],
     model): how many, and why (``comparability``). Listed, never scored."""
     found: dict[tuple, tuple[int, dict[str, None]]] = {}
     for r in sorted(records, key=lambda r: r["job_id"]):
-        if protocol_of(r) != PAPER_PROTOCOL:
+        if not PROTOCOLS[protocol_of(r)].reproduces_paper:
             continue
         reasons = comparability(r, reference)
         if reasons:
@@ -1170,7 +1170,7 @@ def reproduction_table(records: Iterable[Mapping], published: Iterable[Mapping],
     says which). NaN when ours has a single seed. ``within`` is ``|difference| <=
     tolerance``.
     """
-    paper_recs = [r for r in records if protocol_of(r) == PAPER_PROTOCOL
+    paper_recs = [r for r in records if PROTOCOLS[protocol_of(r)].reproduces_paper
                   and not comparability(r, reference)]
     ours = paper_selection(paper_recs)
     published = list(published)
