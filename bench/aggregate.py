@@ -900,13 +900,11 @@ def average_rank_table(scores: pd.DataFrame, records: Iterable[Mapping] = ()) ->
 def _rank_intervals(done: pd.DataFrame, scores: pd.DataFrame) -> dict[tuple, tuple]:
     """(suite, protocol, strategy) -> the 95% percentile interval of its average rank over
     the seed-bootstrap resamples (each cell resampled on its own)."""
-    from scipy.stats import rankdata
-
     sums: dict[tuple, np.ndarray] = {}
     counts: dict[tuple, int] = {}
     for cell, (keys, means) in seed_bootstrap(done, scores).items():
         filled = np.where(np.isnan(means), -np.inf, means)  # a missing mean ranks last
-        ranks = rankdata(-filled, axis=1, method="average")
+        ranks = pd.DataFrame(-filled).rank(axis=1, method="average").to_numpy()
         for j, key in enumerate(keys):
             k = (cell[0], cell[1], key)
             sums[k] = sums.get(k, 0.0) + ranks[:, j]
