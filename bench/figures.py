@@ -255,6 +255,10 @@ def plasticity_gain(summary: pd.DataFrame, scores: pd.DataFrame, stem: Path,
         extra = f" · {protocol}" if d["protocol"].nunique() > 1 else ""
         rho = _rho_text(claims, protocol, model)
         ax.set_title(f"{model}{extra}" + (f"\n{rho}" if rho else ""), fontsize=8, y=1.02)
+    across = _rho_text(claims, d["protocol"].iloc[0], _across())
+    if across and len(panels) > 1:
+        fig.suptitle(f"plasticity against gain, across models: mean {across}", fontsize=9,
+                     y=1.0 + 0.12 / math.ceil(len(panels) / MAX_COLS))
     comps = [c for c in BLOCK_COMPONENTS if c in set(d["component"])]
     handles = [Line2D([], [], ls="", marker="o", color=color_of(c), label=c) for c in comps]
     handles += [Line2D([], [], ls="", marker=marker[ds], color="#444444", label=ds)
@@ -262,6 +266,12 @@ def plasticity_gain(summary: pd.DataFrame, scores: pd.DataFrame, stem: Path,
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False)
     save(fig, stem)
     return True
+
+
+def _across() -> str:
+    from bench.aggregate import ACROSS
+
+    return ACROSS
 
 
 def _rho_text(claims: pd.DataFrame | None, protocol: str, model: str) -> str:
@@ -275,8 +285,9 @@ def _rho_text(claims: pd.DataFrame | None, protocol: str, model: str) -> str:
     if row.empty or pd.isna(row["rho"].iloc[0]):
         return ""
     r = row.iloc[0]
-    return (f"ρ(plasticity, gain) = {r['rho']:+.2f} over {r['datasets']} "
-            f"dataset{'s' if r['datasets'] != 1 else ''}, exact p {r['p_value']:.3f}")
+    what = "model" if model == _across() else "dataset"
+    return (f"ρ = {r['rho']:+.2f} ({r['datasets']} {what}{'s' if r['datasets'] != 1 else ''}"
+            f"), exact p {r['p_value']:.3g}")
 
 
 def pareto(scores: pd.DataFrame, stem: Path, colors: dict[str, str] | None = None) -> bool:
