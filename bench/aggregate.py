@@ -345,6 +345,7 @@ def scores_table(records: Iterable[Mapping]) -> pd.DataFrame:
     best = _best_per_strategy(done)
     best = best.merge(_lr_grids(records), on=SCORE_KEY, how="left")
     best["lr_flag"] = [_lr_flag(lr, grid) for lr, grid in zip(best["best_lr"], best["lr_grid"])]
+    best["lr_flag"] = _edge_noise(best, done)
     best["aliases"] = [_alias_names(aliases, key) for key in
                        zip(best["suite"], best["protocol"], best["model"], best["strategy"])]
     best = _gains(best)
@@ -418,6 +419,27 @@ def _lr_flag(lr: float, grid: object) -> str:
     if lr == grid[0]:
         return f"{LR_EDGE} (smallest of {len(grid)} rates)"
     return ""
+
+
+def _edge_noise(best: pd.DataFrame, done: pd.DataFrame) -> list[str]:
+    """Each flag, with why the edge may not matter where it does not: the chosen rate's mean
+    validation accuracy within the 95% Welch interval of its neighbour's (seed noise)."""
+    val = done.groupby([*SCORE_KEY, "lr"])["best_val_acc"].agg(["mean", "std", "size"])
+    out = []
+    for r in best.itertuples(index=False):
+        flag = r.lr_flag
+        if flag:
+            grid = r.lr_grid
+            near = grid[-2] if r.best_lr == grid[-1] else grid[1]
+            key = (r.suite, r.protocol, r.model, r.dataset, r.strategy)
+            if (*key, near) in val.index and (*key, r.best_lr) in val.index:
+                a, b = val.loc[(*key, r.best_lr)], val.loc[(*key, near)]
+                half = stats.welch_half_width(a["std"], int(a["size"]), b["std"], int(b["size"]))
+                if not _nan_value(half) and abs(a["mean"] - b["mean"]) <= half:
+                    flag += (f"; its validation accuracy is within seed noise of {near:g}'s "
+                             f"({100 * a['mean']:.1f} vs {100 * b['mean']:.1f}%)")
+        out.append(flag)
+    return out
 
 
 def _nan_value(x: object) -> bool:

@@ -146,8 +146,8 @@ def test_digits_beyond_suite():
     names = {j.config["strategy"]["name"] for j in s.jobs}
     assert names == {"full", "linear", "bitfit", "ln", "attn_mlp", "lora", "surgical",
                      "plasticity_topk", "auto_rgn"}
-    assert {len({j.config["lr"] for j in s.jobs}), len({j.config["seed"] for j in s.jobs})} \
-        == {2, 3}
+    lrs = sorted({j.config["lr"] for j in s.jobs})
+    assert len(lrs) >= 3 and len({j.config["seed"] for j in s.jobs}) == 3  # room either side
     digits = load_suite("suites/digits.yaml").jobs[0].config
     c = s.jobs[0].config
     assert c["model"] == digits["model"] and c["recipe"] == digits["recipe"]
