@@ -63,8 +63,25 @@ def cmd_validate(args) -> int:
     if problems:
         raise SuiteError(problems)
     for p in args.suites:
-        print(f"{p}: ok ({len(load_suite(p).jobs)} jobs)")
+        suite = load_suite(p)
+        _print_notes(suite)
+        print(f"{p}: ok ({len(suite.jobs)} jobs)")
     return 0
+
+
+def _print_notes(suite) -> None:
+    """What the user should know about the suite's data (``DatasetSpec.notes``), on stderr:
+    e.g. a class of a folder dataset too small to be in both parts of a cut."""
+    from bench.datasets import DATASETS
+
+    seen = set()
+    for j in suite.jobs:
+        for d in (j.config["dataset"], j.config["plasticity"]["reference"]):
+            if not d or DATASETS[d["name"]].notes is None or (d["key"], d["name"]) in seen:
+                continue
+            seen.add((d["key"], d["name"]))
+            for note in DATASETS[d["name"]].notes(d["params"]):
+                print(f"warning: {note}", file=sys.stderr)
 
 
 def cmd_plan(args) -> int:
@@ -75,6 +92,7 @@ def cmd_plan(args) -> int:
     from bench.runner import job_table
 
     suite = _load(args)
+    _print_notes(suite)
     table = job_table(suite, _results(args))
     counts = Counter(s for _, s in table)
     reasons = _failure_reasons(_results(args), suite.name)
@@ -275,6 +293,7 @@ def cmd_run(args) -> int:
     from bench.runner import run_suite
 
     suite = _load(args)
+    _print_notes(suite)
     _check_run_args(args)
     _check_inputs(suite, args.cache)
     problem = args.tensorboard and logs.check_tensorboard()

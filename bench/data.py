@@ -53,6 +53,30 @@ def split_80_20(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(perm[:k]), np.sort(perm[k:])
 
 
+def stratum_80(n: int) -> int:
+    """How many of a class's ``n`` images the 80% part of a stratified cut takes: int(0.8 n),
+    but at least 1 and, from 2 images on, at most n - 1, so that every class with 2 or more
+    images is in both parts (a class of 1 stays in the 80% part: it is at least trained on)."""
+    return max(1, min(int(0.8 * n), n - 1)) if n else 0
+
+
+def stratified_80_20(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The seeded 80/20 cut within each class (classes in label order, each one's members
+    permuted by the same generator; ``stratum_80`` of them in the 80% part): sorted indices
+    of the 80% part and of the 20% part."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    big, small = [], []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        perm = members[rng.permutation(len(members))]
+        k = stratum_80(len(members))
+        big.append(perm[:k])
+        small.append(perm[k:])
+    return (np.sort(np.concatenate(big or [np.zeros(0, np.int64)])),
+            np.sort(np.concatenate(small or [np.zeros(0, np.int64)])))
+
+
 @dataclass
 class Splits:
     """uint8 (N, H, W, 3) arrays at the model's input size and int64 labels.
@@ -137,9 +161,19 @@ def _cut_test(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, Part]:
 
 
 def _official_or_cut(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, Part]:
-    """``official`` where the reader found a test split (train/ and test/ folders), else
-    ``cut_test``."""
-    return (_official if "test" in raw.splits else _cut_test)(spec, raw, seed)
+    """Stratified by class (each class with 2 or more images in both parts of every cut):
+    the given test split where the reader found one (train/ and test/ folders), the training
+    split cut 80/20 into train / validation; else the images cut 80/20 into a training pool
+    and test, the pool 80/20 into train / validation."""
+    src = spec.train_split
+    labels = np.asarray(raw.splits[src][1])
+    if "test" in raw.splits:
+        pool, test = np.arange(len(labels)), _all(raw, "test")
+    else:
+        pool, te = stratified_80_20(labels, seed)
+        test = (src, te)
+    tr, va = stratified_80_20(labels[pool], seed)
+    return {"train": (src, pool[tr]), "val": (src, pool[va]), "test": test}
 
 
 # ---- the paper protocol's splits: the reference code's, per run seed (protocol.md, `paper`)
@@ -207,6 +241,12 @@ SPLIT_RULES.register("cut_test", SplitRule(_cut_test, _paper_cut_test))
 SPLIT_RULES.register("official_or_cut", SplitRule(_official_or_cut, _paper_official_or_cut))
 
 
+def anchor(dataset: dict, root: Path | None) -> Path | None:
+    """What a dataset's sample ids and cache identity are relative to: its own folder for a
+    folder dataset (moving it changes neither), else the data root (``DatasetSpec.anchor``)."""
+    return DATASETS[dataset["name"]].anchor(root, dataset["params"])
+
+
 def split_parts(dataset: dict, seed: int, root: Path | None,
                 protocol: str = CLEAN_PROTOCOL) -> tuple[Raw, dict[str, Part]]:
     """The raw dataset and, per split, (the reader's split, indices): protocol.md's splits.
@@ -271,7 +311,7 @@ def suite_splits(configs: list[dict], root: str | None = None) -> list[dict]:
         if key in seen:
             continue
         seen.add(key)
-        r = data_root(where)
+        r = anchor(c["dataset"], data_root(where))
         seed = c["seed"] if paper else c["recipe"]["split_seed"]
         raw, parts = split_parts(c["dataset"], seed, r, protocol)
         splits = {}
@@ -291,6 +331,7 @@ def load_splits(dataset: dict, root: Path | None, size: int, split_seed: int,
     With ``cache`` the arrays come from (or are first written to) the data cache under
     ``<cache>/data/``; the result, checksum included, is the same either way.
     """
+    root = anchor(dataset, root)
     raw, indices = split_parts(dataset, split_seed, root)
     parts = {k: _select(raw, part) for k, part in indices.items()}
     summary = split_summary(raw, indices, root)
@@ -311,6 +352,7 @@ def load_images(dataset: dict, root: Path | None, size: int, split: str = "eval"
                 cache: Path | None = None, progress: bool | None = None) -> Images:
     """One split of a source or reference domain at ``size`` (from the data cache if given)."""
     spec = DATASETS[dataset["name"]]
+    root = anchor(dataset, root)
     raw = spec.load(root, dataset["params"])
     return _images(dataset, raw, root, size, split, crop_pct, interpolation, cache, progress)
 
@@ -374,6 +416,7 @@ def load_paper_splits(dataset: dict, root: Path | None, size: int, seed: int,
     ``train_out_size`` for the training transform. The data cache holds each reader split
     once (the per-seed cuts only index it).
     """
+    root = anchor(dataset, root)
     raw, parts = split_parts(dataset, seed, root, PAPER_PROTOCOL)
     evals, (x, hw, whole_sum) = paper_sources(dataset, raw, parts, root, size, cache, progress)
     idx = parts["train"][1]
@@ -444,7 +487,8 @@ def _cached(cache: Path, dataset: dict, raw: Raw, parts: dict[str, tuple], what:
     """(arrays, meta, folder, fresh): read the entry of ``parts`` at ``size``, or write it."""
 
     description = {"cache_version": CACHE_VERSION, "dataset": dataset["name"],
-                   "params": dataset["params"], "size": size, "crop_pct": crop_pct,
+                   "params": datasets.identity(dataset)["params"], "size": size,
+                   "crop_pct": crop_pct,
                    "interpolation": interpolation, **what,
                    "source": source_identity(raw, root)}
     key = cache_key(description)
@@ -556,6 +600,7 @@ def prepare(configs: list[dict], cache: Path, root: str | None = None,
 def _prepare_paper(dataset: dict, root: Path | None, size: int, cache: Path,
                    progress: bool) -> list[dict]:
     """The paper protocol's cache entries of a target (``paper_sources``), one row each."""
+    root = anchor(dataset, root)
     raw, parts = split_parts(dataset, 0, root, PAPER_PROTOCOL)
     evals, (x, _, whole_sum) = paper_sources(dataset, raw, parts, root, size, cache, progress)
     rows = [{"dataset": dataset["key"], "kind": f"paper eval {src}", "size": size,

@@ -16,6 +16,8 @@ registry without it (``download`` fetches with the standard library, ``bench.fet
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -91,6 +93,20 @@ class DatasetSpec:
     # Before any work (run, prepare, submit): every file readable, else an error naming them.
     preflight: Callable[[dict], None] | None = None
     param_docs: dict[str, str] = field(default_factory=dict)  # for parameters of any value
+    # Parameters that say where the data lies, not what it is (a folder dataset's ``path``):
+    # out of the dataset key and the job id, so that moving the data keeps both.
+    located: tuple[str, ...] = ()
+    # What the user should know about the data, as warning lines (validate, plan and run
+    # print them): e.g. a class too small to be in both parts of a cut.
+    notes: Callable[[dict], list[str]] | None = None
+
+    def anchor(self, root: Path | None, params: dict) -> Path | None:
+        """What sample ids and the data cache's source identity are relative to: the folder of
+        a dataset with a located parameter (so that moving it changes neither), else
+        ``root``."""
+        for k in self.located:
+            return Path(params[k])
+        return root
 
     def dir(self, root: Path | str) -> Path:
         """The folder under ``root`` where this dataset lives in its official layout."""
@@ -141,8 +157,21 @@ def file_datasets() -> tuple[str, ...]:
 
 
 def dataset_key(name: str, params: dict) -> str:
-    """The display name of a dataset with its parameters: ``cifar10_c/snow/5``."""
-    return "/".join([name, *(str(params[k]) for k in sorted(params))])
+    """The one name of a dataset with its parameters: ``cifar10_c/snow/5``; a folder dataset's
+    is ``folder/<fingerprint of its images>``. Parameters that say where the data lies
+    (``DatasetSpec.located``) are left out, so the key does not depend on where it is."""
+    located = DATASETS[name].located if name in DATASETS else ()
+    return "/".join([name, *(str(params[k]) for k in sorted(params) if k not in located)])
+
+
+def identity(entry: dict) -> dict:
+    """A dataset entry of a job configuration ({name, key, params}) without its located
+    parameters: what the job id hashes."""
+    spec = DATASETS[entry["name"]]
+    if not spec.located:
+        return entry
+    return {**entry, "params": {k: v for k, v in entry["params"].items()
+                                if k not in spec.located}}
 
 
 def dataset_dir(name: str, root: Path | str) -> Path:
@@ -659,8 +688,35 @@ def _has_split_layout(folder: Path) -> bool:
     return (folder / "train").is_dir() and (folder / "test").is_dir()
 
 
+def _class_counts(folder: Path) -> dict[str, int]:
+    """Class folder -> its number of image files (those ``read_image_folder`` reads)."""
+    return {c: formats.count_images(folder / c) for c in _subdirs(folder)}
+
+
+def _folder_problems(path: Path) -> list[str]:
+    """What makes a folder dataset unusable: train/ and test/ with other class folders, fewer
+    than 2 classes, a class folder without images (it would be a class never seen)."""
+    if _has_split_layout(path):
+        train, test = _subdirs(path / "train"), _subdirs(path / "test")
+        if train != test:
+            only = sorted(set(train) ^ set(test))
+            return [f"{path}/train and {path}/test must hold the same class folders; in one "
+                    f"only: {', '.join(only)}"]
+        parts = [path / "train", path / "test"]
+    else:
+        parts = [path]
+    classes = _subdirs(parts[0])
+    if len(classes) < 2:
+        return [f"{path} has {len(classes)} class folder(s), at least 2 are needed; expected "
+                f"{FOLDER_LAYOUT}"]
+    return [f"class folder {part / c} has no image files ({', '.join(formats.IMAGE_EXTENSIONS)})"
+            f": add images or remove the folder (it would be a class of its own)"
+            for part in parts for c, n in _class_counts(part).items() if n == 0]
+
+
 def _check_folder(params: dict, base: Path) -> tuple[dict, list[tuple[str, str]]]:
-    """``path`` resolved against the suite file's folder; it exists and has 2+ classes."""
+    """``path`` resolved against the suite file's folder; it exists, has 2+ classes and no
+    empty class folder; ``images``, the fingerprint of its images, is added (the dataset key)."""
     given = params["path"]
     if not isinstance(given, str) or not given.strip():
         return params, [("path", f"must be a folder path (a string), got {given!r}")]
@@ -670,19 +726,60 @@ def _check_folder(params: dict, base: Path) -> tuple[dict, list[tuple[str, str]]
         f" (relative paths start at the suite file's folder, {Path(os.path.abspath(base))})"
     if not path.is_dir():
         return resolved, [("path", f"folder {path} not found{where}; expected {FOLDER_LAYOUT}")]
+    problems = _folder_problems(path)
+    if problems:
+        return resolved, [("path", p) for p in problems]
+    return {**resolved, "images": folder_fingerprint(path)}, []
+
+
+def folder_fingerprint(path: Path | str) -> str:
+    """16 hex digits of sha256 over every image the reader reads: its path under the folder
+    (class and split included) and the md5 of its bytes. Moving or copying the folder keeps
+    it; adding, removing, renaming or changing an image changes it."""
+    path = Path(path)
+    raw = read_folder(path)
+    items = raw.splits["eval"][0]
+    stats = tuple((Path(p).relative_to(path).as_posix(), *_stat(p)) for p in items)
+    return _fingerprint(str(path), stats)
+
+
+def _stat(p: Path) -> tuple[int, int]:
+    st = os.stat(p)
+    return st.st_size, st.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=16)
+def _fingerprint(path: str, stats: tuple) -> str:
+    # the stats are in the key: a folder whose files changed is hashed again
+    h = hashlib.sha256()
+    for rel, *_ in stats:
+        h.update(f"{rel}\0{formats.md5_of(Path(path) / rel, cache=False)}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _folder_notes(params: dict) -> list[str]:
+    """The classes that the clean protocol's stratified cuts cannot put in every split."""
+    from bench.data import stratum_80
+
+    path = Path(params["path"])
     if _has_split_layout(path):
-        train, test = _subdirs(path / "train"), _subdirs(path / "test")
-        if train != test:
-            only = sorted(set(train) ^ set(test))
-            return resolved, [("path", f"{path}/train and {path}/test must hold the same class "
-                               f"folders; in one only: {', '.join(only)}")]
-        classes = train
+        counts = {c: {"train": stratum_80(n), "val": n - stratum_80(n)}
+                  for c, n in _class_counts(path / "train").items()}
     else:
-        classes = _subdirs(path)
-    if len(classes) < 2:
-        return resolved, [("path", f"{path} has {len(classes)} class folder(s), at least 2 are "
-                           f"needed; expected {FOLDER_LAYOUT}")]
-    return resolved, []
+        counts = {}
+        for c, n in _class_counts(path).items():
+            pool = stratum_80(n)
+            counts[c] = {"train": stratum_80(pool), "val": pool - stratum_80(pool),
+                         "test": n - pool}
+    notes = []
+    for c, parts in counts.items():
+        absent = [s for s, k in parts.items() if k == 0]
+        if absent:
+            n = sum(parts.values())
+            notes.append(f"{path}: class {c!r} has {n} image(s): not in {' or '.join(absent)} "
+                         f"(a class needs 2 images to be in both parts of a cut, "
+                         f"{3 if 'test' in parts else 2} to be in every split)")
+    return notes
 
 
 def read_folder(path: Path | str) -> Raw:
@@ -714,4 +811,4 @@ register(DatasetSpec(
     lambda root, p: read_folder(p["path"]), params={"path": (None, None)},
     param_docs={"path": "a folder; relative: from the suite file's folder"},
     splits="official_or_cut", layout=FOLDER_LAYOUT, check=_check_folder,
-    preflight=_preflight_folder))
+    preflight=_preflight_folder, located=("path",), notes=_folder_notes))

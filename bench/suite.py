@@ -24,7 +24,7 @@ import yaml
 from bench import models
 from bench import protocol as protocols
 from bench.components import PAPER_VARIANT, PLASTICITY_VARIANTS
-from bench.datasets import DATASETS, dataset_key
+from bench.datasets import DATASETS, dataset_key, identity
 from bench.protocol import DEFAULT_PROTOCOL, PAPER_PROTOCOL, PROTOCOLS
 from bench.registry import did_you_mean, unknown_name_message
 from bench.store import SUITE_NAME
@@ -158,10 +158,22 @@ def _without(config: dict, paths: tuple[tuple[str, ...], ...]) -> dict:
     return out
 
 
+def _located_out(obj: Any) -> Any:
+    """``obj`` with every dataset entry's located parameters left out (a folder dataset's
+    ``path``: where the data lies is not what the job is; ``datasets.identity``)."""
+    if isinstance(obj, dict):
+        if set(obj) == {"name", "key", "params"} and obj["name"] in DATASETS:
+            obj = identity(obj)
+        return {k: _located_out(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_located_out(v) for v in obj]
+    return obj
+
+
 def job_id(config: dict) -> str:
     """16 hex digits of sha256 over the canonical resolved configuration, without the
     settings of ``NOT_IN_JOB_ID`` (they cannot change the result)."""
-    hashed = _without(config, NOT_IN_JOB_ID)
+    hashed = _located_out(_without(config, NOT_IN_JOB_ID))
     return hashlib.sha256(canonical_json(hashed).encode()).hexdigest()[:16]
 
 
