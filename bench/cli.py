@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from bench import logs
-from bench.formats import UnreadableImages
+from bench.formats import ChecksumMismatch, UnreadableFile, UnreadableImages
 from bench.status import RECORDED, UNSUCCESSFUL, Status
 from bench.strategies import BASELINE, PAPER_BASELINE
 from bench.suite import ONLY_FIELDS, SuiteError, format_lr, load_suite
@@ -829,7 +829,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (FileNotFoundError, UnreadableImages) as e:  # missing/bad data or weights
+    except (FileNotFoundError, UnreadableImages, UnreadableFile, ChecksumMismatch) as e:
+        # missing or bad data or weights: the message names the file
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:

@@ -16,6 +16,7 @@ registry without it (``download`` fetches with the standard library, ``bench.fet
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -28,7 +29,7 @@ import numpy as np
 
 from bench import digits, formats
 from bench.fetch import Archive
-from bench.formats import ChecksumMismatch, MissingFile
+from bench.formats import ChecksumMismatch, MissingFile, UnreadableFile
 from bench.registry import Registry, UnknownName, unknown_name_message
 
 KINDS = ("target", "source", "reference")  # fine-tuned on, pretrained on, plasticity reference
@@ -214,6 +215,18 @@ def _require(name: str, path: Path, detail: str = "") -> Path:
     return path
 
 
+def _read_official(name: str, path: Path, read: Callable[[Path], Any]) -> Any:
+    """``read(path)`` of one of dataset ``name``'s official files, which must be there; a file
+    that cannot be read (truncated, another format) is ``UnreadableFile`` naming it."""
+    _require(name, path)
+    try:
+        return read(path)
+    except MissingFile:
+        raise
+    except Exception as e:  # noqa: BLE001 - whatever the format's reader raises for bad bytes
+        raise UnreadableFile(path, f"{type(e).__name__}: {e}", DATASETS[name].source) from None
+
+
 def _require_files(name: str, paths: list[Path]) -> None:
     missing = [p for p in paths if not p.is_file()]
     if missing:
@@ -247,11 +260,17 @@ def download(name: str, root: Path | str, mirror: str | None = None,
     need = [str(Path(spec.folder) / f) for f in spec.files if "{" not in f]
     from bench.store import file_lock
 
-    with file_lock(root / ".downloads" / f"{name}.lock"):  # one fetcher per dataset and root
-        if spec.first_missing(root) is None:  # another process has just put it in place
-            return []
-        return fetch.fetch_dataset(name, spec.archives, root, need, mirror, progress,
-                                   manifest)
+    downloads = root / ".downloads"
+    try:
+        # one fetcher per dataset and root; the lock file goes with the lock
+        with file_lock(downloads / f"{name}.lock", remove=True):
+            if spec.first_missing(root) is None:  # another process has just put it in place
+                return []
+            return fetch.fetch_dataset(name, spec.archives, root, need, mirror, progress,
+                                       manifest)
+    finally:
+        with contextlib.suppress(OSError):  # empty once no fetcher is at work
+            downloads.rmdir()
 
 
 def write_fake_layout(name: str, root: Path | str, n_per_class: int = 4, n_classes: int = 3,
@@ -338,7 +357,7 @@ def read_cifar(root: Path | str, which: str, split: str,
                     f"{path}: md5 {got}, the official file's is {spec.md5[filename]}; "
                     f"re-download it ({spec.source}), or pass verify_md5=False for a "
                     "non-official copy (BENCH_VERIFY_MD5=0 for the benchmark's loaders)")
-        x, y = formats.read_cifar_pickle(path, label_key)
+        x, y = _read_official(which, path, lambda p: formats.read_cifar_pickle(p, label_key))
         images.append(x)
         labels.append(y)
     return np.concatenate(images), np.concatenate(labels)
@@ -428,12 +447,17 @@ def read_cifar10_c(root: Path | str, corruption: str,
     path = _require("cifar10_c", folder / f"{corruption}.npy")
     labels_path = _require("cifar10_c", folder / "labels.npy")
     # mmap: a corruption file is 150 MB and only a fifth of it is needed
-    data = np.load(path, mmap_mode="r", allow_pickle=False)
-    labels = np.load(labels_path, mmap_mode="r", allow_pickle=False)
+    data = _read_official("cifar10_c", path,
+                          lambda p: np.load(p, mmap_mode="r", allow_pickle=False))
+    labels = _read_official("cifar10_c", labels_path,
+                            lambda p: np.load(p, mmap_mode="r", allow_pickle=False))
+    source = DATASETS["cifar10_c"].source
     if data.ndim != 4 or data.shape[1:] != (32, 32, 3) or len(data) % 5:
-        raise ValueError(f"{path}: expected (5*n, 32, 32, 3) images, found {data.shape}")
+        raise UnreadableFile(path, f"expected (5*n, 32, 32, 3) images, found {data.shape}",
+                             source)
     if len(labels) != len(data):
-        raise ValueError(f"{labels_path}: {len(labels)} labels for {len(data)} images in {path}")
+        raise UnreadableFile(labels_path, f"{len(labels)} labels for {len(data)} images in "
+                             f"{path}", source)
     n = len(data) // 5
     rows = slice((severity - 1) * n, severity * n)
     return np.array(data[rows], dtype=np.uint8), np.array(labels[rows], dtype=np.int64)
@@ -469,7 +493,7 @@ register(DatasetSpec(
     files=("labels.npy", "{corruption}.npy"), fake=_fake_cifar10_c,
     # md5 as listed on the Zenodo record (2,918,471,680 bytes)
     archives=(Archive("https://zenodo.org/records/2535967/files/CIFAR-10-C.tar",
-                      "56bf5dcef84df0e2308c6dcbcbbd8499"),)))
+                      "56bf5dcef84df0e2308c6dcbcbbd8499", size=2_918_471_680),)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -488,8 +512,8 @@ def read_pets(root: Path | str, split: str) -> tuple[list[Path], np.ndarray]:
             continue
         fields = line.split()
         if len(fields) != 4:
-            raise ValueError(f"{ann}:{lineno}: expected 'image_id class species breed', "
-                             f"found {line!r}")  # fmt: skip
+            raise UnreadableFile(ann, f"line {lineno}: expected 'image_id class species "
+                                 f"breed', found {line!r}", DATASETS["pets"].source)
         paths.append(images / f"{fields[0]}.jpg")
         labels.append(int(fields[1]) - 1)
     _require_files("pets", paths)
@@ -546,17 +570,27 @@ def read_flowers102(root: Path | str, split: str) -> tuple[list[Path], np.ndarra
     keys = {"train": "trnid", "val": "valid", "test": "tstid"}
     _check_name("Flowers102 split", split, tuple(keys))
     folder = dataset_dir("flowers102", root)
-    setid = loadmat(_require("flowers102", folder / "setid.mat"))
-    all_labels = loadmat(_require("flowers102", folder / "imagelabels.mat"))
+    setid = _read_official("flowers102", folder / "setid.mat",
+                           lambda p: _mat_arrays(loadmat(p), p, tuple(keys.values())))
+    all_labels = _read_official("flowers102", folder / "imagelabels.mat",
+                                lambda p: _mat_arrays(loadmat(p), p, ("labels",)))
     jpg = _require("flowers102", folder / "jpg")
     # ravel, not squeeze_me: a one-element split would squeeze to a scalar
     ids = np.asarray(setid[keys[split]]).ravel().astype(np.int64)
     per_image = np.asarray(all_labels["labels"]).ravel().astype(np.int64) - 1
     if len(ids) and (ids.min() < 1 or ids.max() > len(per_image)):
-        raise ValueError(f"{folder / 'setid.mat'}: image ids outside 1..{len(per_image)}")
+        raise UnreadableFile(folder / "setid.mat", f"image ids outside 1..{len(per_image)}",
+                             DATASETS["flowers102"].source)
     paths = [jpg / f"image_{i:05d}.jpg" for i in ids]
     _require_files("flowers102", paths)
     return paths, per_image[ids - 1]
+
+
+def _mat_arrays(mat: dict, path: Path, keys: tuple[str, ...]) -> dict:
+    missing = [k for k in keys if k not in mat]
+    if missing:
+        raise KeyError(f"no {', '.join(missing)} in it")
+    return mat
 
 
 def _fake_flowers102(folder: Path, fake: Fake) -> None:

@@ -82,6 +82,20 @@ class ChecksumMismatch(ValueError):
     """A file exists but is not the official file (partial download or modified)."""
 
 
+class UnreadableFile(ValueError):
+    """A dataset file is there but cannot be read (truncated, not the official format);
+    ``str()`` names it, says why and what to do."""
+
+    def __init__(self, path: Path | str, reason: str, source: str = ""):
+        self.path, self.reason, self.source = Path(path), reason, source
+        get = f" (get it from: {source})" if source else ""
+        super().__init__(f"{path}: cannot be read ({reason}): not a complete official file; "
+                         f"move it away and fetch it again{get}")
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.reason, self.source))
+
+
 # ----------------------------------------------------------------------------------------------
 # CIFAR pickles
 

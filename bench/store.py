@@ -315,17 +315,39 @@ def written_temp(path: Path, text: str) -> str:
 
 
 @contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path, remove: bool = False) -> Iterator[None]:
     """An exclusive lock on ``path`` (created if missing); flock works between processes and,
-    on filesystems that support it, between SLURM nodes sharing the filesystem."""
+    on filesystems that support it, between SLURM nodes sharing the filesystem.
+
+    ``remove``: the file is deleted when the lock is released, so none is left behind. A
+    waiter may then hold a lock on the deleted file while a newcomer creates a new one, so
+    every taker checks, once it holds the lock, that ``path`` is still the file it locked,
+    and starts again if not."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    while True:
+        f = open(path, "a")
         try:
-            yield
+            fcntl.flock(f, fcntl.LOCK_EX)
+            if remove and not _is_same_file(f, path):
+                continue  # locked a file that its holder has just deleted: take the new one
+            try:
+                yield
+            finally:
+                if remove:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)  # while locked: waiters on it will see it is gone
+                fcntl.flock(f, fcntl.LOCK_UN)
+            return
         finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            f.close()
+
+
+def _is_same_file(f, path: Path) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def utc_now() -> str:
