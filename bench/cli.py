@@ -31,7 +31,7 @@ from bench import logs
 from bench.formats import ChecksumMismatch, UnreadableFile, UnreadableImages
 from bench.status import RECORDED, UNSUCCESSFUL, Status
 from bench.strategies import BASELINE, PAPER_BASELINE
-from bench.suite import ONLY_FIELDS, SuiteError, format_lr, load_suite
+from bench.suite import ONLY_FIELDS, SuiteError, format_lr, load_suite, overrides_text
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, what `head` expects of a writer
@@ -355,26 +355,55 @@ def stale_records(suite, results: Path) -> list[str]:
 
 
 def _print_stale(args, file=None) -> None:
-    """The stale records of the command's suite: against its whole plan (with ``--set``,
-    never narrowed by ``--only``)."""
-    suite = load_suite(args.suite, getattr(args, "set", None) or ())
+    """The stale records of the command's suite: exactly what ``bench prune SUITE`` would
+    move, those not in the suite file's own plan (``--set`` and ``--only`` change what runs,
+    not what prune keeps); the ones made with ``--set`` are said to be."""
+    from bench import store
+
+    suite = load_suite(args.suite)
     results = _results(args)
     stale = stale_records(suite, results)
-    if stale:
-        print(f"{suite.name}: {len(stale)} stale records (not in this plan; never scored; "
-              f"`bench prune {args.suite}` moves them into "
-              f"{results / suite.name / '_stale'}): {', '.join(stale)}", file=file)
+    if not stale:
+        return
+    print(f"{suite.name}: {len(stale)} stale records (not in the plan of {args.suite} as the "
+          f"file says, so never scored; `bench prune {args.suite}` moves them into "
+          f"{results / suite.name / store.STALE_DIR}, `--dry-run` lists the files): "
+          f"{', '.join(stale)}", file=file)
+    made = _made_with(results, suite.name, set(stale))
+    for how, ids in sorted(made.items()):
+        print(f"  {len(ids)} of them made with {how}: {', '.join(sorted(ids))}", file=file)
+
+
+def _made_with(results: Path, suite: str, ids: set[str]) -> dict[str, list[str]]:
+    """``--set`` texts -> the job ids among ``ids`` whose record was made with them."""
+    from bench import store
+
+    out: dict[str, list[str]] = {}
+    for r in store.load_records(results, suite)[0]:
+        overrides = r["config"].get("overrides")
+        if r["job_id"] in ids and overrides:
+            out.setdefault(overrides_text(overrides), []).append(r["job_id"])
+    return out
 
 
 def cmd_prune(args) -> int:
     from bench import store
 
     suite = load_suite(args.suite)
-    moved = store.prune(_results(args), suite.name, {j.job_id for j in suite.jobs})
+    keep = {j.job_id for j in suite.jobs}
+    where = _results(args) / suite.name / store.STALE_DIR
+    if args.dry_run:
+        files = store.prunable(_results(args), suite.name, keep)
+        for src in files:
+            print(f"would move {src} -> {where}/")
+        print(f"{suite.name}: {sum(p.suffix == '.json' for p in files)} stale records would "
+              f"be moved into {where} (--dry-run: nothing moved)")
+        return 0
+    moved = store.prune(_results(args), suite.name, keep)
     for src, dst in moved:
         print(f"moved {src} -> {dst}")
-    print(f"{suite.name}: {len(moved)} stale records moved into "
-          f"{_results(args) / suite.name / store.STALE_DIR} (nothing deleted)")
+    print(f"{suite.name}: {sum(src.suffix == '.json' for src, _ in moved)} stale records "
+          f"moved into {where} (nothing deleted)")
     return 0
 
 
@@ -644,6 +673,8 @@ def _suite_commands(add) -> None:
              "into <results>/<suite>/_stale/; nothing is deleted")
     sp.add_argument("suite", metavar="SUITE")
     _results_arg(sp)
+    sp.add_argument("--dry-run", action="store_true",
+                    help="list the files it would move, move nothing")
 
     add("strategies", cmd_strategies, "each component-selection strategy and what it trains")
 

@@ -833,17 +833,21 @@ def prune(results: Path, suite: str, keep: set[str]) -> list[tuple[Path, Path]]:
     """
     folder = suite_dir(results, suite)
     moved = []
-    for jid in record_ids(results, suite):
-        if jid in keep:
-            continue
+    for src in prunable(results, suite, keep):
         dst_dir = folder / STALE_DIR
         dst_dir.mkdir(exist_ok=True)
-        for src in (folder / f"{jid}.json", folder / f"{jid}.log"):
-            if src.is_file():
-                moved.append((src, _move_keeping(src, dst_dir)))
+        moved.append((src, _move_keeping(src, dst_dir)))
     if moved:
         _fsync_dir(folder)
     return moved
+
+
+def prunable(results: Path, suite: str, keep: set[str]) -> list[Path]:
+    """The files ``prune`` moves: the records of ``suite`` whose job id is not in ``keep``,
+    and their job logs."""
+    folder = suite_dir(results, suite)
+    return [src for jid in record_ids(results, suite) if jid not in keep
+            for src in (folder / f"{jid}.json", folder / f"{jid}.log") if src.is_file()]
 
 
 def job_statuses(results: Path, suite: str) -> dict[str, str]:
