@@ -208,6 +208,12 @@ def checkpoint_path(results: Path, job_id: str, suffix: str = ".pt") -> Path:
     return Path(results) / CHECKPOINTS_DIR / f"{checked_job_id(job_id)}{suffix}"
 
 
+def attempts_path(results: Path, job_id: str) -> Path:
+    """A running job's attempts so far (``bench.job``), beside its checkpoint: read and
+    extended by each attempt, put into the record (``provenance.attempts``), then removed."""
+    return checkpoint_path(results, job_id, ".attempts.json")
+
+
 def is_job_id(name: object) -> bool:
     return isinstance(name, str) and _JOB_ID.fullmatch(name) is not None
 
