@@ -370,6 +370,7 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
              f"{metrics['trainable_params']:,}", f"{metrics['total_params']:,}",
              100 * metrics["trainable_params"] / max(metrics["total_params"], 1),
              config["strategy"]["key"], recipe["steps"])
+    log.info("trained: %s", ", ".join(strategies.name_groups(metrics["trained_params"])))
     run_model = torch.compile(model) if recipe["compile"] else model
     bar = _bar(recipe["steps"], config["strategy"]["key"]) if progress else None
     checkpoint = store.checkpoint_path(results, jid)

@@ -117,6 +117,12 @@ def _results(rec: dict) -> list[str]:
         share = 100 * mt["trainable_params"] / mt["total_params"]
         lines.append(f"  trainable parameters {mt['trainable_params']:,} of "
                      f"{mt['total_params']:,} ({share:.2f}%)")
+    if mt.get("trained_params") is not None:
+        from bench.strategies import name_groups
+
+        groups = name_groups(mt["trained_params"])
+        lines.append(f"  trained ({len(mt['trained_params'])} tensors, by pattern): "
+                     + (", ".join(groups) if groups else "none (a probe on frozen features)"))
     times = [f"wall {mt['wall_seconds']:.1f} s"] if "wall_seconds" in mt else []
     times += [f"{k} {mt[k + '_seconds']:.1f} s" for k in ("train", "plasticity")
               if k + "_seconds" in mt]

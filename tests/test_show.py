@@ -119,6 +119,20 @@ def test_show_does_not_import_torch(tmp_path):
 # ---------------------------------------------------------------- issue 21: an interrupted job
 
 
+def test_show_lists_what_trained_grouped_by_pattern(tmp_path):
+    rec = record()
+    rec["metrics"]["trained_params"] = sorted(
+        [f"blocks.{i}.attn.{n}" for i in range(12) for n in ("qkv.weight", "qkv.bias")]
+        + ["head.weight", "head.bias"])
+    store.write_record(tmp_path, rec)
+    text = show.show(JID, tmp_path)
+    assert ("  trained (26 tensors, by pattern): blocks.*.attn.qkv.bias (12), "
+            "blocks.*.attn.qkv.weight (12), head.bias, head.weight") in text
+    rec["metrics"]["trained_params"] = []  # lp: nothing trained by SGD
+    store.write_record(tmp_path, rec)
+    assert "trained (0 tensors, by pattern): none (a probe" in show.show(JID, tmp_path)
+
+
 def _interrupt_at(monkeypatch, step: int) -> None:
     """The first training run stops at ``step`` as Ctrl-C would stop it (KeyboardInterrupt
     escapes the job: no record, the checkpoint and the attempts file stay)."""
@@ -157,6 +171,8 @@ def test_a_resumed_job_says_so_in_its_log_record_and_show(every, tmp_path, cache
     log = store.log_path(results, "tiny", job.job_id).read_text()
     starts = [line for line in log.splitlines() if f"job {job.job_id}: start" in line]
     assert len(starts) == 2 and "start (attempt 2: 1 earlier one(s) did not finish)" in starts[1]
+    # what the strategy trained, by pattern (the tiny model has 2 blocks)
+    assert "trained: blocks.*.attn.proj.bias (2), blocks.*.attn.proj.weight (2), " in log
     after = log.split(starts[1])[1]
     if every:
         assert "resumed at step 4 from its checkpoint" in after
