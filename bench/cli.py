@@ -174,9 +174,11 @@ def cmd_prepare(args) -> int:
                      " ".join(f"{k}={n}" for k, n in r["counts"].items()), r["checksum"],
                      "decoded" if r["fresh"] else "cached", r["cache_dir"]) for r in rows],
                    headers=["dataset", "kind", "size", "images", "checksum", "now", "cache"]))
-    fresh = sum(r["fresh"] for r in rows)
-    print(f"\n{suite.name}: {len(rows)} data cache entries ({fresh} decoded now, "
-          f"{len(rows) - fresh} already there) under {cache / 'data'}")
+    fresh = [r for r in rows if r["fresh"]]
+    decoded = sum(n for r in fresh for n in r["counts"].values())
+    print(f"\n{suite.name}: {len(rows)} data cache entries: {len(fresh)} decoded now "
+          f"({decoded:,} images), {len(rows) - len(fresh)} already there; under "
+          f"{cache / 'data'}")
     for m in model_cfgs.values():
         print(f"  {m['label']}: {_weights_note(m, cache)}")
     return 0

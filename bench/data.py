@@ -373,28 +373,41 @@ def _images(dataset: dict, raw: Raw, root: Path | None, size: int, split: str,
     return Images(x, y, meta["num_classes"], meta["checksum"], cache_dir=folder, fresh=fresh)
 
 
+@dataclass
+class Whole:
+    """A reader's split kept whole (``_whole``): the images, each one's original (height,
+    width) or None, their checksum, and the cache entry (None: none needed) and whether this
+    call decoded it."""
+
+    x: np.ndarray
+    hw: np.ndarray | None
+    checksum: str
+    cache_dir: Path | None = None
+    fresh: bool = False
+
+
 def _whole(dataset: dict, raw: Raw, root: Path | None, split: str, cache: Path | None,
-           progress: bool | None) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """A reader's split kept whole for random-resized crops: (images, each one's original
-    (height, width) or None, checksum). Arrays (CIFAR, CIFAR-10-C, digits) as they are, at
-    their native size; image files decoded once at ``TRAIN_STORE_SIDE`` (``decode_whole``)."""
+           progress: bool | None) -> Whole:
+    """A reader's split kept whole for random-resized crops. Arrays (CIFAR, CIFAR-10-C,
+    digits) as they are, at their native size; image files decoded once at
+    ``TRAIN_STORE_SIDE`` (``decode_whole``)."""
     items, labels = raw.splits[split]
     if isinstance(items, np.ndarray):
-        return items, None, checksum(items)
+        return Whole(items, None, checksum(items))
     side = protocols.TRAIN_STORE_SIDE
     if cache is None:
         x, hw = formats.decode_whole(items, side, progress=progress)
-        return x, hw, checksum(x, hw)
+        return Whole(x, hw, checksum(x, hw))
     what = {"kind": WHOLE, "split": split}
-    arrays, meta, _, _ = _cached(Path(cache), dataset, raw, {split: (items, labels)}, what,
-                                 root, side, protocols.EVAL_CROP_PCT,
-                                 protocols.EVAL_INTERPOLATION, progress)
-    return arrays[split][0], arrays[split][2], meta["checksum"]
+    arrays, meta, folder, fresh = _cached(Path(cache), dataset, raw, {split: (items, labels)},
+                                          what, root, side, protocols.EVAL_CROP_PCT,
+                                          protocols.EVAL_INTERPOLATION, progress)
+    return Whole(arrays[split][0], arrays[split][2], meta["checksum"], folder, fresh)
 
 
 def paper_sources(dataset: dict, raw: Raw, parts: dict[str, Part], root: Path | None,
                   size: int, cache: Path | None, progress: bool | None
-                  ) -> tuple[dict[str, Images], tuple]:
+                  ) -> tuple[dict[str, Images], Whole]:
     """What the paper protocol's splits are cut from, whatever the seed: each reader split
     that validation or test images come from, through the evaluation transform; the reader
     split of the training images, kept whole (``_whole``)."""
@@ -418,7 +431,8 @@ def load_paper_splits(dataset: dict, root: Path | None, size: int, seed: int,
     """
     root = anchor(dataset, root)
     raw, parts = split_parts(dataset, seed, root, PAPER_PROTOCOL)
-    evals, (x, hw, whole_sum) = paper_sources(dataset, raw, parts, root, size, cache, progress)
+    evals, whole = paper_sources(dataset, raw, parts, root, size, cache, progress)
+    x, hw, whole_sum = whole.x, whole.hw, whole.checksum
     idx = parts["train"][1]
     summary = split_summary(raw, parts, root)
 
@@ -602,15 +616,15 @@ def _prepare_paper(dataset: dict, root: Path | None, size: int, cache: Path,
     """The paper protocol's cache entries of a target (``paper_sources``), one row each."""
     root = anchor(dataset, root)
     raw, parts = split_parts(dataset, 0, root, PAPER_PROTOCOL)
-    evals, (x, _, whole_sum) = paper_sources(dataset, raw, parts, root, size, cache, progress)
+    evals, whole = paper_sources(dataset, raw, parts, root, size, cache, progress)
     rows = [{"dataset": dataset["key"], "kind": f"paper eval {src}", "size": size,
              "counts": {src: len(im.y)}, "num_classes": im.num_classes, "checksum": im.checksum,
              "cache_dir": str(im.cache_dir), "fresh": im.fresh} for src, im in evals.items()]
     if not isinstance(raw.splits[parts["train"][0]][0], np.ndarray):  # arrays need no entry
         rows.append({"dataset": dataset["key"], "kind": "paper train (whole)",
-                     "size": x.shape[1], "counts": {parts["train"][0]: len(x)},
-                     "num_classes": raw.num_classes, "checksum": whole_sum,
-                     "cache_dir": str(cache / "data"), "fresh": False})
+                     "size": whole.x.shape[1], "counts": {parts["train"][0]: len(whole.x)},
+                     "num_classes": raw.num_classes, "checksum": whole.checksum,
+                     "cache_dir": str(whole.cache_dir), "fresh": whole.fresh})
     return rows
 
 

@@ -509,7 +509,9 @@ def _reproduction_md(repro: pd.DataFrame) -> list[str]:
         if r.ours_n == 0:
             ours, diff, within = "not run", "", ""
         else:
-            ours = f"{_pm(r.ours_mean, r.ours_std, r.ours_n)} at lr {_lr(r.lr)}"
+            # a strategy without a learning rate (lp) shows none
+            ours = _pm(r.ours_mean, r.ours_std, r.ours_n) + (
+                "" if _nan(r.lr) else f" at lr {_lr(r.lr)}")
             diff = _pp(r.difference)
             within = ("no interval (1 seed)" if r.within is None else
                       f"{'yes' if r.within else 'no'} (± {100 * r.tolerance:.2f})")
