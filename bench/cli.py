@@ -514,13 +514,12 @@ def cmd_perf(args) -> int:
 
         if not torch.cuda.is_available():
             raise UserError(f"--device {args.device}: no CUDA device is available")
-    res = perf.run_perf(args.model or perf.DEFAULT_MODEL, args.batch or perf.DEFAULT_BATCH,
-                        args.device, repeats=args.repeats, warmup=args.warmup,
+    model, kwargs, batch, precision = _perf_model(args, kwargs)
+    res = perf.run_perf(model, batch, args.device, repeats=args.repeats, warmup=args.warmup,
                         plasticity_pairs=args.plasticity_pairs,
                         plasticity_batch=args.plasticity_batch,
                         strategies=tuple(args.strategies or perf.DEFAULT_STRATEGIES),
-                        model_kwargs=kwargs,
-                        threads=args.threads, precision=args.precision,
+                        model_kwargs=kwargs, threads=args.threads, precision=precision,
                         log=lambda m: print(m, file=sys.stderr))
     if args.plan:
         from bench.synthetic import benchmark_plan
@@ -531,6 +530,32 @@ def cmd_perf(args) -> int:
         perf.write_json(res, Path(args.json))
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
+
+
+def _perf_model(args, kwargs: dict) -> tuple[str, dict, int, str]:
+    """(timm model, its keyword arguments, batch, precision) for `bench perf`: the options,
+    or with ``--suite`` one of the suite's models (``--model`` its label or name, default the
+    first) at the suite's batch size and precision; options given still win."""
+    from bench import perf
+
+    if not args.suite:
+        return (args.model or perf.DEFAULT_MODEL, kwargs, args.batch or perf.DEFAULT_BATCH,
+                args.precision or "auto")
+    jobs = load_suite(args.suite).jobs
+    by_label = {j.config["model"]["label"]: j for j in jobs}
+    chosen = [j for label, j in by_label.items()
+              if args.model in (None, label, j.config["model"]["name"])]
+    if not chosen:
+        raise UserError(f"--model {args.model}: not a model of {args.suite}; its models: "
+                        + ", ".join(by_label))
+    job = chosen[0]
+    m, recipe = job.config["model"], job.config["recipe"]
+    others = [label for label in by_label if label != m["label"]]
+    print(f"bench perf: the model {m['label']} of {args.suite}" + (
+        f" (also in it: {', '.join(others)}; --model LABEL for another)" if others else ""),
+          file=sys.stderr)
+    return (m["name"], {**(m.get("kwargs") or {}), **kwargs},
+            args.batch or recipe["batch_size"], args.precision or recipe["precision"])
 
 
 def cmd_selftest(args) -> int:
@@ -790,10 +815,17 @@ def _perf_command(add) -> None:
     sp = add("perf", cmd_perf,
              "time the fine-tuning step, plasticity and the data pipeline side by side with "
              "bare timm (random weights, no data or network needed); prints a table")
-    sp.add_argument("--model", default=None, help="timm model (default: vit_tiny_patch16_224)")
+    sp.add_argument("--suite", default=None, metavar="SUITE",
+                    help="time a suite's own model (its timm kwargs, batch size and "
+                         "precision; random weights); --model picks one of its models by "
+                         "label or name")
+    sp.add_argument("--model", default=None,
+                    help="timm model (default: vit_tiny_patch16_224), or with --suite one of "
+                         "the suite's models")
     sp.add_argument("--model-kwargs", default=None, metavar="JSON",
                     help='timm.create_model keyword arguments, e.g. \'{"img_size": 32}\'')
-    sp.add_argument("--batch", type=int, default=None, help="batch size (default: 32)")
+    sp.add_argument("--batch", type=int, default=None,
+                    help="batch size (default: 32, or the suite's with --suite)")
     sp.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     sp.add_argument("--repeats", type=int, default=5, help="timed repeats (default: 5)")
     sp.add_argument("--warmup", type=int, default=2, help="untimed repeats first (default: 2)")
@@ -806,7 +838,7 @@ def _perf_command(add) -> None:
     sp.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     sp.add_argument("--plan", type=int, default=0, metavar="JOBS",
                     help="also time `bench plan` on a generated suite of this many jobs")
-    sp.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
+    sp.add_argument("--precision", default=None, choices=("auto", "bf16", "fp32"),
                     help="auto: bf16 autocast and TF32 on CUDA (the clean protocol); fp32: no "
                          "autocast, no TF32 (the paper protocol's training)")
     sp.add_argument("--json", default=None, metavar="FILE", help="write the figures here")
