@@ -34,7 +34,7 @@ from bench import figures as figs
 from bench import stats
 from bench.components import COMPONENTS, PAPER_PLASTICITY_RANKING
 from bench.paper_table import CITATION, SOURCE, published
-from bench.protocol import PAPER_PROTOCOL
+from bench.protocol import reproducing_paper
 from bench.store import FIGURES_DIR, Skipped, atomic_write_text, load_records
 from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE
 
@@ -490,6 +490,11 @@ def _suite_runs_md(page: Page, p) -> list[str]:
                    right={6, 7, 8, 9, 10}, frame=runs)]
 
 
+def _reproducing() -> str:
+    """The protocols whose records the Reproduction section compares, in backticks."""
+    return " or ".join(f"`{n}`" for n in reproducing_paper())
+
+
 def _reproduction_md(repro: pd.DataFrame) -> list[str]:
     out = ["## Reproduction: the paper's table beside ours", "",
            (f"The paper's published table ({CITATION}; from {SOURCE}; shipped as "
@@ -499,10 +504,10 @@ def _reproduction_md(repro: pd.DataFrame) -> list[str]:
             "not our validation-selected score. Rule: a cell reproduces when |difference| ≤ "
             "1.96 √(se_ours² + se_paper²), with se = std / √(n - 1) for a population std over "
             "n seeds (the paper's n is 3; linear probing has no published std: se 0). Only "
-            f"`{PAPER_PROTOCOL}`-protocol records feed this section."), ""]
+            f"{_reproducing()}-protocol records feed this section."), ""]
     ran = repro[repro["ours_n"] > 0]
     if ran.empty:
-        return [*out, (f"No `{PAPER_PROTOCOL}`-protocol records: every cell of the paper's "
+        return [*out, (f"No {_reproducing()}-protocol records: every cell of the paper's "
                        f"table ({len(repro)} cells) is not run."), ""]
     rows = []
     for r in repro.itertuples(index=False):
