@@ -252,8 +252,8 @@ class _Bench:
 
     def preview(self, strategies, pairs: int, pb: int) -> str:
         """What will be timed and about how long: a bare step timed first (the faster of
-        two), the rest counted in bare steps (a plasticity pair about two forward passes, a forward pass a
-        third of a step)."""
+        two), the rest counted in bare steps (a plasticity pair about two forward passes, a
+        forward pass a third of a step)."""
         torch = self.torch
         bx, by = self.train_data.batch(torch.arange(self.batch) % self.n_train)
         step = _BareStep(self.net, bx, by, self.dev, self.precision)
