@@ -2,12 +2,15 @@
 
     bench perf --plan 1000                         the default model on this machine's CPU,
                                                    and `bench plan` on a 1,000-job suite
+    bench perf --suite suites/digits.yaml          the suite's own model, batch and precision
     bench perf --device cuda --model vit_base_patch16_224 --batch 512 \\
         --plasticity-pairs 12800 --json perf.json  the paper's scale on one GPU: bf16
                                                    training, fp32 plasticity (estimated at
                                                    2-3 minutes on an H200)
 
-Everything runs in one process on the same model (random weights: no network), batch, device,
+It first says what it will time and about how long (``_Bench.preview``: a bare step timed,
+the rest counted in bare steps), then a line per part. Everything runs in one process on the
+same model (random weights: no network), batch, device,
 precision and threads; each figure is the median of ``repeats`` timings after a warm-up.
 
 - ``bare_step``: the floor. A bare timm step on tensors already in memory: forward,
