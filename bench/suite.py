@@ -161,7 +161,8 @@ def _located_out(obj: Any) -> Any:
     """``obj`` with every dataset entry's located parameters left out (a folder dataset's
     ``path``: where the data lies is not what the job is; ``datasets.identity``)."""
     if isinstance(obj, dict):
-        if set(obj) == {"name", "key", "params"} and obj["name"] in DATASETS:
+        if {"name", "key", "params"} <= set(obj) and obj["name"] in DATASETS \
+                and isinstance(obj["params"], dict):  # a dataset entry (a label may be there)
             obj = identity(obj)
         return {k: _located_out(v) for k, v in obj.items()}
     if isinstance(obj, list):
