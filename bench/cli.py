@@ -70,18 +70,18 @@ def cmd_validate(args) -> int:
 
 
 def _print_notes(suite) -> None:
-    """What the user should know about the suite's data (``DatasetSpec.notes``), on stderr:
-    e.g. a class of a folder dataset too small to be in both parts of a cut."""
+    """What the user should know about the suite's target datasets (``DatasetSpec.notes``),
+    on stderr: e.g. a class of a folder dataset too small to be in both parts of a cut."""
     from bench.datasets import DATASETS
 
     seen = set()
-    for j in suite.jobs:
-        for d in (j.config["dataset"], j.config["plasticity"]["reference"]):
-            if not d or DATASETS[d["name"]].notes is None or (d["key"], d["name"]) in seen:
-                continue
-            seen.add((d["key"], d["name"]))
-            for note in DATASETS[d["name"]].notes(d["params"]):
-                print(f"warning: {note}", file=sys.stderr)
+    for j in suite.jobs:  # the targets: a reference is not cut
+        d = j.config["dataset"]
+        if DATASETS[d["name"]].notes is None or d["key"] in seen:
+            continue
+        seen.add(d["key"])
+        for note in DATASETS[d["name"]].notes(d["params"]):
+            print(f"warning: {note}", file=sys.stderr)
 
 
 def cmd_plan(args) -> int:
