@@ -105,9 +105,7 @@ class DatasetSpec:
         """What sample ids and the data cache's source identity are relative to: the folder of
         a dataset with a located parameter (so that moving it changes neither), else
         ``root``."""
-        for k in self.located:
-            return Path(params[k])
-        return root
+        return Path(params[self.located[0]]) if self.located else root
 
     def dir(self, root: Path | str) -> Path:
         """The folder under ``root`` where this dataset lives in its official layout."""
