@@ -342,12 +342,16 @@ def test_reproduction_section_on_paper_records(tmp_path: Path):
 
 def test_reproduction_rows_of_lp_show_no_learning_rate(tmp_path: Path):
     """lp has no learning rate (config.lr null): its row says so by saying none, not 'at lr '."""
+    from bench.paper_table import paper_reference
+
     recs = []
     for strategy, lr in (("lp", None), ("mha", 1e-2)):
         for s, t in enumerate((0.90, 0.91, 0.92)):
             r = make_record(strategy, lr, s, dataset="cifar10", test=t, protocol="paper",
                             suite="paper", model="ViT-B/16")
-            r["config"]["model"]["name"] = "vit_base_patch16_224.orig_in21k"
+            # the paper's configuration (suites/paper.yaml), else it is not comparable
+            r["config"]["model"].update(paper_reference()["model"])
+            r["config"]["recipe"] = dict(paper_reference()["recipes"]["cifar10"])
             VALIDATOR.validate(r)
             recs.append(r)
     section = page_of(recs, tmp_path, "L.md").split("## Reproduction")[1].split("\n## ")[0]
