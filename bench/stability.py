@@ -40,6 +40,15 @@ def verdict_lines(page: str) -> list[str]:
     return [line for line in page.splitlines() if line.startswith(VERDICT_PREFIX)]
 
 
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's finished children (``bench run`` and its
+    workers): what a run cost, whatever else shared the machine."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _bench(args: list[str], env: dict) -> None:
     cmd = [sys.executable, "-m", "bench.cli", *args]
     proc = subprocess.run(cmd, env=env, check=False)
@@ -55,10 +64,10 @@ def run_once(suite: str, folder: Path, threads: int, jobs: int, only: list[str],
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "BENCH_CACHE": str(folder / "cache")}
     results, page = folder / "results", folder / "LEADERBOARD.md"
     extra = [a for o in only for a in ("--only", o)] + [a for x in sets for a in ("--set", x)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _children_cpu()
     _bench(["run", suite, "--results", str(results), "--cache", str(folder / "cache"),
             "--jobs", str(jobs), "-q", *extra], env)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu
     # With overrides the records are not the file's plan: score them all.
     _bench(["leaderboard", "--results", str(results), "--out", str(page), "--suites",
             *([] if sets else [suite])], env)
@@ -67,8 +76,8 @@ def run_once(suite: str, folder: Path, threads: int, jobs: int, only: list[str],
     records, _ = load_records(results)
     accs = {r["job_id"]: (r.get("metrics") or {}).get("test_acc") for r in records}
     return {"threads": threads, "jobs": jobs, "seconds": round(seconds, 1),
-            "records": len(records), "verdicts": verdict_lines(page.read_text()),
-            "test_acc": accs}
+            "cpu_seconds": round(cpu, 1), "records": len(records),
+            "verdicts": verdict_lines(page.read_text()), "test_acc": accs}
 
 
 def compare(runs: list[dict]) -> dict:
@@ -107,11 +116,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run {i}: OMP_NUM_THREADS={threads}, --jobs {jobs}", flush=True)
             runs.append(run_once(args.suite, base / f"run{i}", threads, jobs, args.only,
                                  args.perturb if i > 1 else []))
-            print(f"run {i}: {runs[-1]['records']} records in {runs[-1]['seconds']:.0f} s",
-                  flush=True)
+            print(f"run {i}: {runs[-1]['records']} records in {runs[-1]['seconds']:.0f} s "
+                  f"(CPU {runs[-1]['cpu_seconds']:.0f} s)", flush=True)
         result = compare(runs)
     summary = {**{k: v for k, v in result.items()},
-               "runs": [{k: r[k] for k in ("threads", "jobs", "seconds", "records", "verdicts")}
+               "runs": [{k: r[k] for k in ("threads", "jobs", "seconds", "cpu_seconds", "records",
+                                           "verdicts")}
                         for r in runs]}
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=1) + "\n")

@@ -66,6 +66,14 @@ def test_verdict_lines_and_compare():
     assert not stability.compare([{"verdicts": [], "test_acc": {}}] * 2)["identical"]
 
 
+def test_children_cpu_counts_a_finished_child():
+    before = stability._children_cpu()
+    subprocess.run([sys.executable, "-c",
+                    "import time\nt = time.process_time()\n"
+                    "while time.process_time() - t < 0.5: pass"], check=True, timeout=60)
+    assert stability._children_cpu() - before >= 0.5
+
+
 @pytest.mark.slow
 def test_stability_script_runs_a_tiny_suite_twice(tmp_path):
     suite = tmp_path / "tiny.yaml"
@@ -82,6 +90,7 @@ def test_stability_script_runs_a_tiny_suite_twice(tmp_path):
     summary = json.loads(out.read_text())
     assert [(r["threads"], r["jobs"]) for r in summary["runs"]] == [(1, 2), (2, 1)]
     assert all(r["records"] == 6 for r in summary["runs"])
+    assert all(0 < r["cpu_seconds"] for r in summary["runs"])
     # The plasticity-order claim, linear and mha vs full (one component strategy cannot
     # rank-correlate with plasticity: that claim has no data and no verdict line).
     assert summary["verdicts"] == 3
