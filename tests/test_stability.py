@@ -129,3 +129,30 @@ def test_pretraining_runs_on_one_cpu_thread(monkeypatch, tmp_path):
     finally:
         torch.set_num_threads(before)
     assert (tmp_path / "w.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_rescore_compares_kept_runs_with_the_current_code(tmp_path):
+    """Two kept runs (here: the committed pilot's records, overrides and all) scored again:
+    identical records give identical verdict lines; without one model's records they differ
+    (that model's lines are gone)."""
+    import shutil
+
+    pilot = ROOT / "results" / "digits-replicas" / "_pilot"
+    if not pilot.is_dir():
+        pytest.skip("no committed pilot records")
+    for i in (1, 2):
+        dest = tmp_path / f"run{i}" / "results" / "digits-replicas"
+        shutil.copytree(pilot, dest)
+    suite = str(ROOT / "suites" / "digits-replicas.yaml")
+    runs = stability.rescore(suite, tmp_path)
+    out = stability.compare(runs)
+    assert out["identical"] and out["test_acc_differ"] == 0 and out["jobs_compared"] == 45
+    assert all(r["records"] == 45 for r in runs)
+    for p in (tmp_path / "run2" / "results" / "digits-replicas").glob("*.json"):
+        if '"label": "replica-3"' in p.read_text():
+            p.unlink()
+    runs = stability.rescore(suite, tmp_path)
+    out = stability.compare(runs)
+    assert not out["identical"] and runs[1]["records"] == 30
+    assert any(line.startswith("-") and "replica-3" in line for line in out["diff"])
