@@ -5,6 +5,7 @@ the verdict lines (they must be identical; the accuracies' last digits may diffe
     python -m bench.stability                          # suites/digits.yaml, about 2 x 5 minutes
     python -m bench.stability --suite S --json out.json --keep DIR
     python -m bench.stability --perturb 'models[0].weights.pretrain.seed=1'   # a harder check
+    python -m bench.stability --suite S --rescore DIR   # the runs kept in DIR, scored again
 
 Each run starts from nothing: its own results folder and its own cache (so the suite's model
 is pretrained again too), ``OMP_NUM_THREADS`` set for the run (``bench run`` gives every worker
@@ -40,6 +41,15 @@ def verdict_lines(page: str) -> list[str]:
     return [line for line in page.splitlines() if line.startswith(VERDICT_PREFIX)]
 
 
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's finished children (``bench run`` and its
+    workers): what a run cost, whatever else shared the machine."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _bench(args: list[str], env: dict) -> None:
     cmd = [sys.executable, "-m", "bench.cli", *args]
     proc = subprocess.run(cmd, env=env, check=False)
@@ -51,24 +61,47 @@ def run_once(suite: str, folder: Path, threads: int, jobs: int, only: list[str],
              sets: list[str] = ()) -> dict:
     """The suite from scratch in ``folder`` with ``threads`` torch threads per worker and
     ``jobs`` workers (and ``--set`` overrides), then its leaderboard: {threads, jobs, seconds,
-    verdicts, accuracies}."""
+    cpu_seconds, records, verdicts, test_acc}."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "BENCH_CACHE": str(folder / "cache")}
-    results, page = folder / "results", folder / "LEADERBOARD.md"
     extra = [a for o in only for a in ("--only", o)] + [a for x in sets for a in ("--set", x)]
-    start = time.perf_counter()
-    _bench(["run", suite, "--results", str(results), "--cache", str(folder / "cache"),
-            "--jobs", str(jobs), "-q", *extra], env)
-    seconds = time.perf_counter() - start
-    # With overrides the records are not the file's plan: score them all.
+    start, cpu = time.perf_counter(), _children_cpu()
+    _bench(["run", suite, "--results", str(folder / "results"), "--cache",
+            str(folder / "cache"), "--jobs", str(jobs), "-q", *extra], env)
+    seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu
+    return {"threads": threads, "jobs": jobs, "seconds": round(seconds, 1),
+            "cpu_seconds": round(cpu, 1), **score(suite, folder, plan=not sets)}
+
+
+def score(suite: str, folder: Path, plan: bool = True) -> dict:
+    """The leaderboard of the records in ``folder/results`` (into ``folder/LEADERBOARD.md``),
+    with the current code: {records, verdicts, test_acc}. ``plan``: score only the records
+    in the suite file's plan (with overrides, the records are not the file's plan: all)."""
+    results, page = folder / "results", folder / "LEADERBOARD.md"
     _bench(["leaderboard", "--results", str(results), "--out", str(page), "--suites",
-            *([] if sets else [suite])], env)
+            *([suite] if plan else [])], dict(os.environ))
     from bench.store import load_records
 
     records, _ = load_records(results)
     accs = {r["job_id"]: (r.get("metrics") or {}).get("test_acc") for r in records}
-    return {"threads": threads, "jobs": jobs, "seconds": round(seconds, 1),
-            "records": len(records), "verdicts": verdict_lines(page.read_text()),
+    return {"records": len(records), "verdicts": verdict_lines(page.read_text()),
             "test_acc": accs}
+
+
+def rescore(suite: str, base: Path) -> list[dict]:
+    """The two runs kept in ``base`` (``--keep``) scored again with the current code, e.g.
+    after a change to the aggregator: nothing runs."""
+    from bench.store import load_records
+
+    runs = []
+    for i, (threads, jobs) in enumerate(DEFAULT_RUNS, 1):
+        folder = base / f"run{i}"
+        records, _ = load_records(folder / "results")
+        if not records:
+            raise SystemExit(f"error: {folder / 'results'}: no records to score")
+        overridden = any(r["config"].get("overrides") for r in records)
+        runs.append({"threads": threads, "jobs": jobs, "seconds": None, "cpu_seconds": None,
+                     **score(suite, folder, plan=not overridden)})
+    return runs
 
 
 def compare(runs: list[dict]) -> dict:
@@ -83,6 +116,19 @@ def compare(runs: list[dict]) -> dict:
             "test_acc_differ": len(differ), "diff": diff}
 
 
+def _run_both(args: argparse.Namespace) -> list[dict]:
+    with tempfile.TemporaryDirectory(prefix="stability-") as tmp:
+        base = Path(args.keep) if args.keep else Path(tmp)
+        runs = []
+        for i, (threads, jobs) in enumerate(DEFAULT_RUNS, 1):
+            print(f"run {i}: OMP_NUM_THREADS={threads}, --jobs {jobs}", flush=True)
+            runs.append(run_once(args.suite, base / f"run{i}", threads, jobs, args.only,
+                                 args.perturb if i > 1 else []))
+            print(f"run {i}: {runs[-1]['records']} records in {runs[-1]['seconds']:.0f} s "
+                  f"(CPU {runs[-1]['cpu_seconds']:.0f} s)", flush=True)
+        return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.stability", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -93,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="keep both runs' results, caches and pages here (default: a temporary "
                         "folder, removed)")
     p.add_argument("--json", default=None, metavar="FILE", help="write the summary here")
+    p.add_argument("--rescore", default=None, metavar="DIR",
+                   help="run nothing: score the two runs kept in DIR (--keep) again with the "
+                        "current code and compare their verdict lines")
     p.add_argument("--perturb", action="append", default=[], metavar="KEY=VALUE",
                    help="a --set override for the second run only, e.g. "
                         "'models[0].weights.pretrain.seed=1' (another pretrained model)")
@@ -100,18 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.suite).is_file():
         print(f"error: {args.suite}: no such suite file", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(prefix="stability-") as tmp:
-        base = Path(args.keep) if args.keep else Path(tmp)
-        runs = []
-        for i, (threads, jobs) in enumerate(DEFAULT_RUNS, 1):
-            print(f"run {i}: OMP_NUM_THREADS={threads}, --jobs {jobs}", flush=True)
-            runs.append(run_once(args.suite, base / f"run{i}", threads, jobs, args.only,
-                                 args.perturb if i > 1 else []))
-            print(f"run {i}: {runs[-1]['records']} records in {runs[-1]['seconds']:.0f} s",
-                  flush=True)
-        result = compare(runs)
+    if args.rescore:
+        runs = rescore(args.suite, Path(args.rescore))
+    else:
+        runs = _run_both(args)
+    result = compare(runs)
     summary = {**{k: v for k, v in result.items()},
-               "runs": [{k: r[k] for k in ("threads", "jobs", "seconds", "records", "verdicts")}
+               "runs": [{k: r[k] for k in ("threads", "jobs", "seconds", "cpu_seconds", "records",
+                                           "verdicts")}
                         for r in runs]}
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=1) + "\n")

@@ -366,6 +366,19 @@ def _no_duplicates(ck: _Checker, values: list, path: str) -> None:
         seen.add(key)
 
 
+def _distinct_labels(ck: _Checker, model_cfgs: list) -> None:
+    """Records and the leaderboard know a model by its label: two models of a suite (say, two
+    pretraining seeds of one architecture) need two labels."""
+    first: dict[str, int] = {}
+    for i, m in enumerate(model_cfgs):
+        if m is None:
+            continue
+        if m["label"] in first:
+            ck.add(f"models[{i}].label", f"label {m['label']!r} is already models"
+                   f"[{first[m['label']]}]'s: each model of a suite needs its own `label`")
+        first.setdefault(m["label"], i)
+
+
 def _named_entry(ck: _Checker, entry: Any, path: str) -> tuple[str | None, dict]:
     """`name` or `{name: ..., param: ...}` -> (name, the other keys)."""
     if isinstance(entry, str):
@@ -818,6 +831,7 @@ def _grid(ck: _Checker, raw: dict) -> tuple[list, list, list, list, list]:
     if "models" in raw and ck.nonempty_list(raw["models"], "models"):
         model_cfgs = [check_model(ck, m, f"models[{i}]") for i, m in enumerate(raw["models"])]
         _no_duplicates(ck, model_cfgs, "models")
+        _distinct_labels(ck, model_cfgs)
 
     dataset_cfgs: list[tuple[dict | None, Any]] = []
     if "datasets" in raw and ck.nonempty_list(raw["datasets"], "datasets"):

@@ -66,6 +66,14 @@ def test_verdict_lines_and_compare():
     assert not stability.compare([{"verdicts": [], "test_acc": {}}] * 2)["identical"]
 
 
+def test_children_cpu_counts_a_finished_child():
+    before = stability._children_cpu()
+    subprocess.run([sys.executable, "-c",
+                    "import time\nt = time.process_time()\n"
+                    "while time.process_time() - t < 0.5: pass"], check=True, timeout=60)
+    assert stability._children_cpu() - before >= 0.5
+
+
 @pytest.mark.slow
 def test_stability_script_runs_a_tiny_suite_twice(tmp_path):
     suite = tmp_path / "tiny.yaml"
@@ -82,6 +90,7 @@ def test_stability_script_runs_a_tiny_suite_twice(tmp_path):
     summary = json.loads(out.read_text())
     assert [(r["threads"], r["jobs"]) for r in summary["runs"]] == [(1, 2), (2, 1)]
     assert all(r["records"] == 6 for r in summary["runs"])
+    assert all(0 < r["cpu_seconds"] for r in summary["runs"])
     # The plasticity-order claim, linear and mha vs full (one component strategy cannot
     # rank-correlate with plasticity: that claim has no data and no verdict line).
     assert summary["verdicts"] == 3
@@ -120,3 +129,30 @@ def test_pretraining_runs_on_one_cpu_thread(monkeypatch, tmp_path):
     finally:
         torch.set_num_threads(before)
     assert (tmp_path / "w.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_rescore_compares_kept_runs_with_the_current_code(tmp_path):
+    """Two kept runs (here: the committed pilot's records, overrides and all) scored again:
+    identical records give identical verdict lines; without one model's records they differ
+    (that model's lines are gone)."""
+    import shutil
+
+    pilot = ROOT / "results" / "digits-replicas" / "_pilot"
+    if not pilot.is_dir():
+        pytest.skip("no committed pilot records")
+    for i in (1, 2):
+        dest = tmp_path / f"run{i}" / "results" / "digits-replicas"
+        shutil.copytree(pilot, dest)
+    suite = str(ROOT / "suites" / "digits-replicas.yaml")
+    runs = stability.rescore(suite, tmp_path)
+    out = stability.compare(runs)
+    assert out["identical"] and out["test_acc_differ"] == 0 and out["jobs_compared"] == 45
+    assert all(r["records"] == 45 for r in runs)
+    for p in (tmp_path / "run2" / "results" / "digits-replicas").glob("*.json"):
+        if '"label": "replica-3"' in p.read_text():
+            p.unlink()
+    runs = stability.rescore(suite, tmp_path)
+    out = stability.compare(runs)
+    assert not out["identical"] and runs[1]["records"] == 30
+    assert any(line.startswith("-") and "replica-3" in line for line in out["diff"])
