@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.datasets import DATASETS, identity
 from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol
 
 
@@ -61,12 +62,26 @@ def _without(config: dict, paths: tuple[tuple[str, ...], ...]) -> dict:
     return out
 
 
+def _located_out(obj: Any) -> Any:
+    """``obj`` with every dataset entry's located parameters left out (a folder dataset's
+    ``path``: where the data lies is not what the job is; ``datasets.identity``)."""
+    if isinstance(obj, dict):
+        if {"name", "key", "params"} <= set(obj) and obj["name"] in DATASETS \
+                and isinstance(obj["params"], dict):  # a dataset entry (a label may be there)
+            obj = identity(obj)
+        return {k: _located_out(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_located_out(v) for v in obj]
+    return obj
+
+
 def job_id(config: Mapping | JobConfig) -> str:
     """16 hex digits of sha256 over the canonical resolved configuration, without the
-    settings of ``NOT_IN_JOB_ID`` (they cannot change the result)."""
+    settings of ``NOT_IN_JOB_ID`` and the located dataset parameters (they cannot change the
+    result)."""
     if isinstance(config, JobConfig):
         config = config.to_dict()
-    hashed = _without(dict(config), NOT_IN_JOB_ID)
+    hashed = _located_out(_without(dict(config), NOT_IN_JOB_ID))
     return hashlib.sha256(canonical_json(hashed).encode()).hexdigest()[:16]
 
 

@@ -819,6 +819,11 @@ def load_suite(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) ->
     return suite
 
 
+def overrides_text(overrides: list[str] | tuple[str, ...]) -> str:
+    """A configuration's ``overrides`` as the command line had them: ``--set K=V ...``."""
+    return " ".join(f"--set {o}" for o in overrides)
+
+
 def _key_path(key: str) -> list[str | int]:
     """`datasets[0].overrides.steps` or `datasets.0.overrides.steps` -> its segments."""
     out: list[str | int] = []
