@@ -85,9 +85,17 @@ class SuiteError(ValueError):
 
 @dataclass(frozen=True)
 class Job:
+    """One job of a suite: its id, its suite, and its configuration's canonical mapping
+    (``config``, what records and workers carry); ``typed`` is the same configuration as
+    frozen dataclasses (``bench.config.JobConfig``)."""
+
     job_id: str
     suite: str
     config: dict = field(compare=False, hash=False)
+
+    @property
+    def typed(self) -> JobConfig:
+        return JobConfig.from_dict(self.config)
 
     @property
     def label(self) -> str:
