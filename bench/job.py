@@ -314,12 +314,26 @@ def _device_data(splits: data.Splits, dcfg: dict, device: str) -> list:
                           for x, y in (splits.val, splits.test))]
 
 
+def _probe(model, dd: list, config: JobConfig, metrics: dict, log) -> None:
+    """The paper's linear probe (``lp``) on the frozen model's features; fills ``metrics``."""
+    from bench import probe, strategies
+
+    for p in model.parameters():
+        p.requires_grad_(False)
+    metrics["trainable_params"] = 0
+    metrics["trained_params"] = strategies.trained_names(model)  # []
+    metrics.update(probe.run(model, dd[0], dd[2], recipe=config.recipe, seed=config.seed,
+                             drop_last=config.protocol.drop_last))
+    log.info("linear probe on frozen features: test acc %.4f", metrics.get("test_acc") or 0,
+             extra={"metrics": {"test/acc": metrics.get("test_acc")}})
+
+
 def _run(config: JobConfig, jid: str, results: Path, cache: Path, device: str, progress: bool,
          metrics: dict) -> tuple[dict | None, dict, dict]:
     """The job's work; fills ``metrics``, returns (plasticity, its variants, curves)."""
     import torch
 
-    from bench import probe, strategies, train
+    from bench import strategies, train
 
     recipe, pcfg, protocol = config.recipe, config.plasticity, config.protocol
     spec = strategies.STRATEGIES[config.strategy.name]
@@ -344,14 +358,7 @@ def _run(config: JobConfig, jid: str, results: Path, cache: Path, device: str, p
                  extra={"metrics": {"plasticity/seconds": metrics["plasticity_seconds"]}})
     dd = _device_data(splits, dcfg, device)
     if spec.probe:  # lp: the paper's probe on frozen features, nothing trained by SGD
-        for p in model.parameters():
-            p.requires_grad_(False)
-        metrics["trainable_params"] = 0
-        metrics["trained_params"] = strategies.trained_names(model)  # []
-        metrics.update(probe.run(model, dd[0], dd[2], recipe=recipe, seed=config.seed,
-                                 drop_last=protocol.drop_last))
-        log.info("linear probe on frozen features: test acc %.4f", metrics.get("test_acc") or 0,
-                 extra={"metrics": {"test/acc": metrics.get("test_acc")}})
+        _probe(model, dd, config, metrics, log)
         return plast, variants, {"train": [], "val": []}
     # Some strategies select from the plasticity just measured, or change the model
     # (LoRA adapters), or bring a training hook (auto_rgn).
