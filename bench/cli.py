@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 
 from bench import logs
+from bench.config import JobConfig
 from bench.formats import ChecksumMismatch, UnreadableFile, UnreadableImages
 from bench.status import RECORDED, UNSUCCESSFUL, Status
 from bench.strategies import BASELINE, PAPER_BASELINE
@@ -438,21 +439,23 @@ def _parse_dataset(text: str) -> dict:
     return entry
 
 
-def _plasticity_targets(args) -> list[tuple[dict, dict, dict, int, str | None, str]]:
-    """(model, dataset, plasticity settings, split seed, data root, protocol) to measure."""
+def _plasticity_targets(args) -> list[tuple[JobConfig, str | None]]:
+    """(job configuration, its data root) per (model, dataset) to measure: the first job of
+    each, at run seed 0 (the split a paper-protocol measurement is made on), with the
+    command line's plasticity settings."""
+    import dataclasses
+
     from bench import suite as suite_mod
 
     if args.suite:
         s = load_suite(args.suite)
         seen, out = set(), []
         for j in s.jobs:
-            c = j.config
-            key = (j.config["model"]["label"], c["dataset"]["key"])
+            c = JobConfig.from_dict(j.config)
+            key = (c.model.label, c.dataset.key)
             if key not in seen:
                 seen.add(key)
-                out.append((c["model"], c["dataset"], dict(c["plasticity"]),
-                            c["recipe"].get("split_seed", 0), c.get("data_root"),
-                            c["protocol"]))
+                out.append((c, c.data_root))
     else:
         if not (args.model and args.target and args.reference):
             raise UserError("give --suite, or --model, --reference and --target")
@@ -460,24 +463,26 @@ def _plasticity_targets(args) -> list[tuple[dict, dict, dict, int, str | None, s
         raw = {"name": "plasticity", "models": [{"name": args.model, "weights": weights}],
                "datasets": [args.target], "strategies": ["linear"], "lrs": [0.1], "seeds": [0],
                "plasticity": {"reference": args.reference}}
-        c = suite_mod.parse_suite(raw, "<command line>").jobs[0].config
-        out = [(c["model"], c["dataset"], dict(c["plasticity"]), 0, None, c["protocol"])]
-    for _, _, p, _, _, _ in out:
-        for key, value in (("pairs", args.pairs), ("batch_size", args.batch_size),
-                           ("seed", args.seed)):
-            if value is not None:
-                if value < (0 if key == "seed" else 1):
-                    raise UserError(f"--{key.replace('_', '-')} must be positive, got {value}")
-                p[key] = value
-    return out
+        out = [(JobConfig.from_dict(suite_mod.parse_suite(raw, "<command line>").jobs[0].config),
+                None)]
+    given = {}
+    for key, value in (("pairs", args.pairs), ("batch_size", args.batch_size),
+                       ("seed", args.seed)):
+        if value is not None:
+            if value < (0 if key == "seed" else 1):
+                raise UserError(f"--{key.replace('_', '-')} must be positive, got {value}")
+            given[key] = value
+    return [(dataclasses.replace(c, seed=0,
+                                 plasticity=dataclasses.replace(c.plasticity, **given)), root)
+            for c, root in out]
 
 
 def cmd_plasticity(args) -> int:
     from bench.job import plasticity_of
 
-    out = [plasticity_of(m, d, p, split_seed=seed, cache=args.cache, device=args.device,
-                         data_root=args.data_root or root, naive=args.naive, protocol=protocol)
-           for m, d, p, seed, root, protocol in _plasticity_targets(args)]
+    out = [plasticity_of(c, cache=args.cache, device=args.device,
+                         data_root=args.data_root or root, naive=args.naive)
+           for c, root in _plasticity_targets(args)]
     text = json.dumps(out, indent=1, sort_keys=True)
     if args.out:
         from bench.store import atomic_write_text

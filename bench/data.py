@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -313,7 +313,7 @@ def suite_splits(configs: list[dict], root: str | None = None) -> list[dict]:
             continue
         seen.add(key)
         r = anchor(c["dataset"], data_root(where))
-        seed = protocol.split_seed(c["seed"], c["recipe"])
+        seed = protocol.split_seed(c["seed"], c["recipe"].get("split_seed"))
         raw, parts = split_parts(c["dataset"], seed, r, protocol)
         splits = {}
         for name, part in parts.items():
@@ -458,11 +458,10 @@ def load_whole_splits(dataset: dict, root: Path | None, dcfg: dict, seed: int,
 
 
 def load_target(protocol: Protocol, dataset: dict, root: Path | None, dcfg: dict,
-                run_seed: int, recipe: Mapping, cache: Path | None = None,
-                progress: bool | None = None) -> Splits:
-    """A job's target dataset, cut and preprocessed as its protocol says: the protocol's
-    split seed; training crops from the whole image or from the input-size copy."""
-    seed = protocol.split_seed(run_seed, recipe)
+                seed: int, cache: Path | None = None, progress: bool | None = None) -> Splits:
+    """A job's target dataset, cut and preprocessed as its protocol says: ``seed`` is the
+    protocol's ``split_seed``; training crops from the whole image or from the input-size
+    copy."""
     if protocol.whole_train_images:
         return load_whole_splits(dataset, root, dcfg, seed, protocol, cache, progress)
     return load_splits(dataset, root, dcfg["input_size"], seed, dcfg["crop_pct"],

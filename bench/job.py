@@ -20,10 +20,18 @@ from pathlib import Path
 
 from bench import data, logs, store
 from bench.components import PAPER_VARIANT
-from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol
+from bench.config import (
+    DatasetRef,
+    JobConfig,
+    Model,
+    Plasticity,
+    as_config,
+    canonical_json,
+)
+from bench.protocol import Protocol
 from bench.status import Status
 from bench.suite import Job
-from bench.suite import job_id as compute_job_id
+from bench.suite import job_id as compute_job_id  # noqa: F401 (the id of a mapping)
 
 PACKAGES = ("torch", "torchvision", "timm", "numpy", "scikit-learn", "pandas")
 
@@ -98,14 +106,14 @@ def provenance(device: str, **extra) -> dict:
                            torch_threads=torch.get_num_threads(), **extra)
 
 
-def ensure_weights(model_cfg: dict, cache: Path, device: str = "cpu",
+def ensure_weights(model_cfg: Model, cache: Path, device: str = "cpu",
                    progress: bool = False) -> Path | None:
     """Pretrain the model once if its weights come from a recipe (cached by its hash)."""
     from bench import models
 
-    if model_cfg["weights"]["source"] != "pretrain":
+    if model_cfg.pretrain is None:
         return None
-    path = models.weights_file(model_cfg, cache)
+    path = models.weights_file(model_cfg.to_dict(), cache)
     if path.is_file():
         return path
     with store.file_lock(path.with_suffix(".lock")):
@@ -116,34 +124,30 @@ def ensure_weights(model_cfg: dict, cache: Path, device: str = "cpu",
     return path
 
 
-def pretrain(model_cfg: dict, path: Path, device: str, progress: bool = False) -> None:
+def pretrain(model_cfg: Model, path: Path, device: str, progress: bool = False) -> None:
     """Supervised pretraining of a small ViT on a source domain (AdamW, warm-up + cosine)."""
     import timm
     import torch
 
     from bench import models, train
 
-    spec = model_cfg["weights"]
-    torch.manual_seed(spec["seed"])
-    src = spec["dataset"]
-    model = timm.create_model(model_cfg["name"], pretrained=False, num_classes=0,
-                              **model_cfg.get("kwargs", {}))
+    spec = model_cfg.pretrain
+    if spec is None:
+        raise ValueError(f"model {model_cfg.label}: its weights are not pretrained here")
+    torch.manual_seed(spec.seed)
+    src = spec.dataset
+    model = timm.create_model(model_cfg.name, pretrained=False, num_classes=0,
+                              **model_cfg.kwargs)
     size = models.data_config(model)["input_size"]
-    images = data.load_images(src, None, size, split="train")
+    images = data.load_images(src.to_dict(), None, size, split="train")
     model.reset_classifier(images.num_classes)
     model.to(device)
     mean, std = models.PRETRAIN_MEAN, models.PRETRAIN_STD
     dd = train.DeviceData(images.x, images.y, mean, std, device)
-    recipe = {"steps": spec["steps"], "batch_size": spec["batch_size"],
-              "warmup_steps": spec["warmup_steps"], "eval_every": spec["steps"],
-              "log_every": spec["steps"], "optimizer": "adamw", "momentum": 0.0,
-              "weight_decay": spec["weight_decay"], "clip_grad": 1.0,
-              "crop_scale": spec["crop_scale"], "hflip": spec["hflip"], "grad_accum": 1,
-              "eval_batch_size": 512, "precision": "auto", "checkpoint_every": 0}
-    bar = _bar(spec["steps"], f"pretraining {model_cfg['label']}") if progress else None
+    bar = _bar(spec.steps, f"pretraining {model_cfg.label}") if progress else None
     log = logging.getLogger("bench.pretrain")
-    log.info("pretraining %s on %s: %d steps, then %s", model_cfg["label"], src["key"],
-             spec["steps"], path)
+    log.info("pretraining %s on %s: %d steps, then %s", model_cfg.label, src.key,
+             spec.steps, path)
     # One CPU thread: the pretrained model, which every job of the suite shares, is then the
     # same whatever OMP_NUM_THREADS or --jobs (a multi-threaded sum differs in its last bits,
     # and 600 steps make that a different model).
@@ -151,8 +155,8 @@ def pretrain(model_cfg: dict, path: Path, device: str, progress: bool = False) -
     if torch.device(device).type == "cpu":
         torch.set_num_threads(1)
     try:
-        res = train.finetune(model, dd, dd, None, recipe=recipe, lr=spec["lr"],
-                             seed=spec["seed"], progress=bar.update if bar else None, log=log)
+        res = train.finetune(model, dd, dd, None, recipe=spec.recipe(), lr=spec.lr,
+                             seed=spec.seed, progress=bar.update if bar else None, log=log)
     finally:
         torch.set_num_threads(threads)
     if bar:
@@ -168,17 +172,18 @@ def _bar(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True)
 
 
-def prepare_shared(configs: list[dict], cache: Path | None = None, device: str | None = None,
-                   progress: bool = False) -> None:
+def prepare_shared(configs: list[dict | JobConfig], cache: Path | None = None,
+                   device: str | None = None, progress: bool = False) -> None:
     """One-time work shared by jobs (pretraining), each piece once, under a lock."""
     cache = Path(cache) if cache else default_cache()
     seen = set()
     for c in configs:
-        key = store_key = repr(sorted(c["model"].items()))
+        model = as_config(c).model
+        key = canonical_json(model.to_dict())
         if key in seen:
             continue
-        seen.add(store_key)
-        ensure_weights(c["model"], cache, pick_device(device), progress)
+        seen.add(key)
+        ensure_weights(model, cache, pick_device(device), progress)
 
 
 class Attempts:
@@ -225,77 +230,77 @@ def _peak_memory_mb(device: str) -> float | None:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS
 
 
-def reference_images(pcfg: dict, dcfg: dict, root: Path | None,
+def reference_images(pcfg: Plasticity, dcfg: dict, root: Path | None,
                      cache: Path | None) -> data.Images:
     """The plasticity reference domain at the model's input size (evaluation transform)."""
-    return data.load_images(pcfg["reference"], root, dcfg["input_size"], "eval",
+    return data.load_images(pcfg.reference.to_dict(), root, dcfg["input_size"], "eval",
                             dcfg["crop_pct"], dcfg["interpolation"], cache=cache)
 
 
-def measure_plasticity(model, dcfg: dict, pcfg: dict, ref: data.Images, target_images,
-                       target: dict, device: str, naive: bool = False,
+def measure_plasticity(model, dcfg: dict, pcfg: Plasticity, ref: data.Images, target_images,
+                       target: DatasetRef, device: str, naive: bool = False,
                        variant: str = PAPER_VARIANT, protocol: Protocol | None = None) -> dict:
     """Plasticity of ``model`` between the reference images and the target images (the
     paper's definition unless ``variant`` is ``in_situ``; see bench.plasticity), with the
     protocol's pairs."""
     from bench import plasticity
 
-    out = plasticity.measure(model, ref.x, target_images, pairs=pcfg["pairs"],
-                             batch_size=pcfg["batch_size"], seed=pcfg["seed"],
+    out = plasticity.measure(model, ref.x, target_images, pairs=pcfg.pairs,
+                             batch_size=pcfg.batch_size, seed=pcfg.seed,
                              mean=dcfg["mean"], std=dcfg["std"], device=device, naive=naive,
                              variant=variant, protocol=protocol)
-    out.update(reference=pcfg["reference"]["key"], target=target["key"],
+    out.update(reference=pcfg.reference.key, target=target.key,
                reference_checksum=ref.checksum)
     return out
 
 
-def plasticity_of(model_cfg: dict, dataset: dict, pcfg: dict, *, split_seed: int = 0,
-                  cache: Path | None = None, device: str | None = None,
-                  data_root: str | None = None, naive: bool = False,
-                  protocol: str = DEFAULT_PROTOCOL) -> dict:
-    """Standalone measurement (``bench plasticity``): pretrained model, reference, target."""
-    name, protocol = protocol, PROTOCOLS[protocol]
+def plasticity_of(config: JobConfig, *, cache: Path | None = None, device: str | None = None,
+                  data_root: str | None = None, naive: bool = False) -> dict:
+    """Standalone measurement (``bench plasticity``) of a job's pretrained model between its
+    plasticity reference and its target (its protocol's split and pairs)."""
 
     from bench import models
 
     cache = Path(cache) if cache else default_cache()
     device = pick_device(device)
-    ensure_weights(model_cfg, cache, device)
+    ensure_weights(config.model, cache, device)
     root = data.data_root(data_root)
-    model = models.create_model(model_cfg, 1, cache).to(device)  # the head plays no part
+    model = models.create_model(config.model.to_dict(), 1, cache).to(device)  # no head role
+    protocol = config.protocol
     protocol.prepare_model(model)
     dcfg = models.data_config(model, protocol)
-    splits = data.load_target(protocol, dataset, root, dcfg, 0, {"split_seed": split_seed},
-                              cache)
+    splits = data.load_target(protocol, config.dataset.to_dict(), root, dcfg,
+                              config.split_seed, cache)
     t0 = time.perf_counter()
-    ref = reference_images(pcfg, dcfg, root, cache)
-    out = measure_plasticity(model, dcfg, pcfg, ref, splits.test[0], dataset, device, naive,
-                             protocol=protocol)
-    return {"model": model_cfg, "dataset": dataset, "settings": pcfg, "protocol": name,
+    ref = reference_images(config.plasticity, dcfg, root, cache)
+    out = measure_plasticity(model, dcfg, config.plasticity, ref, splits.test[0],
+                             config.dataset, device, naive, protocol=protocol)
+    return {"model": config.model.to_dict(), "dataset": config.dataset.to_dict(),
+            "settings": config.plasticity.to_dict(), "protocol": protocol.name,
             "seconds": time.perf_counter() - t0, "device": device, "plasticity": out}
 
 
-def _load(config: dict, cache: Path, device: str):
+def _load(config: JobConfig, cache: Path, device: str):
     """The pretrained model as the job's protocol wants it, its data settings, the splits
     (a fresh head of the dataset's classes, seeded by the run seed), and the data root."""
     import torch
 
     from bench import models
 
-    protocol = PROTOCOLS[config["protocol"]]
+    protocol = config.protocol
     if device.startswith("cuda"):  # TF32 where the protocol allows it (the paper's is fp32)
         torch.backends.cuda.matmul.allow_tf32 = protocol.tf32
         torch.backends.cudnn.allow_tf32 = protocol.tf32
         torch.cuda.reset_peak_memory_stats()
-    ensure_weights(config["model"], cache, device)
-    root = data.data_root(config.get("data_root"))
-    model = models.create_model(config["model"], 1, cache)
+    ensure_weights(config.model, cache, device)
+    root = data.data_root(config.data_root)
+    model = models.create_model(config.model.to_dict(), 1, cache)
     protocol.prepare_model(model)
     dcfg = models.data_config(model, protocol)
-    splits = data.load_target(protocol, config["dataset"], root, dcfg, config["seed"],
-                              config["recipe"], cache)
+    splits = data.load_target(protocol, config.dataset.to_dict(), root, dcfg, config.split_seed,
+                              cache)
     # The number of classes is known once the data is read: a fresh head, seeded.
-    torch.manual_seed(config["seed"])
+    torch.manual_seed(config.seed)
     protocol.new_head(model, splits.num_classes)
     return model.to(device), dcfg, splits, root
 
@@ -309,49 +314,55 @@ def _device_data(splits: data.Splits, dcfg: dict, device: str) -> list:
                           for x, y in (splits.val, splits.test))]
 
 
-def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progress: bool,
+def _probe(model, dd: list, config: JobConfig, metrics: dict, log) -> None:
+    """The paper's linear probe (``lp``) on the frozen model's features; fills ``metrics``."""
+    from bench import probe, strategies
+
+    for p in model.parameters():
+        p.requires_grad_(False)
+    metrics["trainable_params"] = 0
+    metrics["trained_params"] = strategies.trained_names(model)  # []
+    metrics.update(probe.run(model, dd[0], dd[2], recipe=config.recipe, seed=config.seed,
+                             drop_last=config.protocol.drop_last))
+    log.info("linear probe on frozen features: test acc %.4f", metrics.get("test_acc") or 0,
+             extra={"metrics": {"test/acc": metrics.get("test_acc")}})
+
+
+def _run(config: JobConfig, jid: str, results: Path, cache: Path, device: str, progress: bool,
          metrics: dict) -> tuple[dict | None, dict, dict]:
     """The job's work; fills ``metrics``, returns (plasticity, its variants, curves)."""
     import torch
 
-    from bench import probe, strategies, train
+    from bench import strategies, train
 
-    recipe, pcfg = config["recipe"], config["plasticity"]
-    protocol = PROTOCOLS[config["protocol"]]
-    spec = strategies.STRATEGIES[config["strategy"]["name"]]
+    recipe, pcfg, protocol = config.recipe, config.plasticity, config.protocol
+    spec = strategies.STRATEGIES[config.strategy.name]
     log = logs.job_logger(jid)
     model, dcfg, splits, root = _load(config, cache, device)
     metrics["data_checksum"] = splits.checksum
     metrics["splits"] = splits.ids
     metrics["total_params"] = sum(p.numel() for p in model.parameters())
     plast, variants = None, {}
-    measured = pcfg["enabled"] and not spec.probe  # a probe changes nothing to measure
+    measured = pcfg.enabled and not spec.probe  # a probe changes nothing to measure
     if measured:
         t0 = time.perf_counter()
         ref = reference_images(pcfg, dcfg, root, cache)  # read once for every variant
-        for variant in (PAPER_VARIANT, *(v for v in pcfg.get("variants", ()) if v == "in_situ")):
+        for variant in (PAPER_VARIANT, *(v for v in pcfg.variants if v == "in_situ")):
             variants[variant] = measure_plasticity(model, dcfg, pcfg, ref, splits.test[0],
-                                                   config["dataset"], device, variant=variant,
+                                                   config.dataset, device, variant=variant,
                                                    protocol=protocol)
         plast = variants.pop(PAPER_VARIANT)
         metrics["plasticity_seconds"] = time.perf_counter() - t0
         log.info("plasticity: %.1f s (%d pairs, reference %s)", metrics["plasticity_seconds"],
-                 plast["pairs"], pcfg["reference"]["key"],
+                 plast["pairs"], pcfg.reference.key,
                  extra={"metrics": {"plasticity/seconds": metrics["plasticity_seconds"]}})
     dd = _device_data(splits, dcfg, device)
     if spec.probe:  # lp: the paper's probe on frozen features, nothing trained by SGD
-        for p in model.parameters():
-            p.requires_grad_(False)
-        metrics["trainable_params"] = 0
-        metrics["trained_params"] = strategies.trained_names(model)  # []
-        metrics.update(probe.run(model, dd[0], dd[2], recipe=recipe, seed=config["seed"],
-                                 drop_last=protocol.drop_last))
-        log.info("linear probe on frozen features: test acc %.4f", metrics.get("test_acc") or 0,
-                 extra={"metrics": {"test/acc": metrics.get("test_acc")}})
+        _probe(model, dd, config, metrics, log)
         return plast, variants, {"train": [], "val": []}
     # Some strategies select from the plasticity just measured, or change the model
     # (LoRA adapters), or bring a training hook (auto_rgn).
-    applied = strategies.apply_strategy(model, config["strategy"],
+    applied = strategies.apply_strategy(model, config.strategy.to_dict(),
                                         strategies.Context(plasticity=plast))
     trainable = set(applied)
     metrics["trainable_params"] = sum(p.numel() for n, p in model.named_parameters()
@@ -361,26 +372,26 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
     log.info("trainable parameters: %s of %s (%.2f%%), strategy %s; fine-tuning %d steps",
              f"{metrics['trainable_params']:,}", f"{metrics['total_params']:,}",
              100 * metrics["trainable_params"] / max(metrics["total_params"], 1),
-             config["strategy"]["key"], recipe["steps"])
+             config.strategy.key, recipe.steps)
     log.info("trained: %s", ", ".join(strategies.name_groups(metrics["trained_params"])))
-    run_model = torch.compile(model) if recipe["compile"] else model
-    bar = _bar(recipe["steps"], config["strategy"]["key"]) if progress else None
+    run_model = torch.compile(model) if recipe.compile else model
+    bar = _bar(recipe.steps, config.strategy.key) if progress else None
     checkpoint = store.checkpoint_path(results, jid)
     attempts = Attempts(results, jid)
     if attempts.earlier and not checkpoint.is_file():
         log.info("restarted from step 0: no checkpoint (recipe.checkpoint_every %d)",
-                 recipe["checkpoint_every"])
-    res = train.finetune(run_model, *dd, recipe=recipe, lr=config["lr"],
-                         seed=config["seed"], checkpoint=checkpoint,
+                 recipe.checkpoint_every)
+    res = train.finetune(run_model, *dd, recipe=recipe, lr=config.lr,
+                         seed=config.seed, checkpoint=checkpoint,
                          progress=bar.update if bar else None, hook=applied.hook, log=log,
                          drop_last=protocol.drop_last, on_resume=attempts.resumed)
     if bar:
         bar.close()
     applied.finish(model)  # e.g. LoRA's adapters merged into the weights
-    if measured and "after_finetuning" in pcfg.get("variants", ()):
+    if measured and "after_finetuning" in pcfg.variants:
         t0 = time.perf_counter()
         variants["after_finetuning"] = measure_plasticity(
-            model, dcfg, pcfg, ref, splits.test[0], config["dataset"], device,
+            model, dcfg, pcfg, ref, splits.test[0], config.dataset, device,
             variant="after_finetuning", protocol=protocol)
         metrics["plasticity_seconds"] += time.perf_counter() - t0
     metrics.update(test_acc=res.test_acc, best_val_acc=res.best_val_acc,
@@ -394,30 +405,33 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
     return plast, variants, res.curves
 
 
-def run_job(config: dict, suite: str, results: Path, cache: Path | None = None,
+def run_job(config: dict | JobConfig, suite: str, results: Path, cache: Path | None = None,
             device: str | None = None, progress: bool = False,
             tensorboard: Path | None = None) -> dict:
-    """Run one job end to end and write its record; return the record. Its log lines also go
-    to ``<results>/<suite>/<job_id>.log`` and, with ``tensorboard``, its numbers to event
-    files under ``<tensorboard>/<suite>/<job_id>/`` (bench.logs)."""
-    jid = compute_job_id(config)
+    """Run one job end to end and write its record; return the record. ``config``: the typed
+    job configuration, or its canonical mapping (as runners and SLURM nodes pass it), read
+    into it here once. Its log lines also go to ``<results>/<suite>/<job_id>.log`` and, with
+    ``tensorboard``, its numbers to event files under ``<tensorboard>/<suite>/<job_id>/``
+    (bench.logs)."""
+    config = as_config(config)
+    jid = config.job_id
     board = Path(tensorboard) / suite / jid if tensorboard else None
     with logs.job_log(store.log_path(Path(results), suite, jid), board):
         return _run_job(config, suite, results, cache, device, progress)
 
 
-def _run_job(config: dict, suite: str, results: Path, cache: Path | None,
+def _run_job(config: JobConfig, suite: str, results: Path, cache: Path | None,
              device: str | None, progress: bool) -> dict:
     results = Path(results)
     cache = Path(cache) if cache else default_cache()
-    jid = compute_job_id(config)
+    jid = config.job_id
     device = pick_device(device)
     log = logs.job_logger(jid)
     started, t_start = store.utc_now(), time.perf_counter()
     attempts = Attempts(results, jid).begin(started)
     again = (f" (attempt {len(attempts.all)}: {len(attempts.earlier)} earlier one(s) did not "
              "finish)") if attempts.earlier else ""
-    log.info("start%s: %s on %s (%s)", again, Job(jid, suite, config).label, device,
+    log.info("start%s: %s on %s (%s)", again, Job(jid, suite, config.to_dict()).label, device,
              socket.gethostname())
     metrics: dict = {}
     curves: dict = {"train": [], "val": []}
@@ -437,7 +451,7 @@ def _run_job(config: dict, suite: str, results: Path, cache: Path | None,
     except Exception:  # noqa: BLE001 - a missing figure must not lose the record
         metrics["peak_memory_mb"] = None
     record = store.new_record(
-        config, suite, jid, status, metrics=metrics, curves=curves, plasticity=plast,
+        config.to_dict(), suite, jid, status, metrics=metrics, curves=curves, plasticity=plast,
         plasticity_variants=variants, error=error,
         provenance=provenance(device, started_at=started, finished_at=store.utc_now(),
                               attempts=Attempts(results, jid).all))

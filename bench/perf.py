@@ -298,15 +298,15 @@ class _Bench:
         bare step between two of its steps; ``bare_step`` over all of them."""
         from bench import strategies as strategies_mod
         from bench import train
-        from bench.suite import DEFAULT_RECIPE
+        from bench.config import Recipe
 
         torch, batch = self.torch, self.batch
         bx, by = self.train_data.batch(torch.arange(batch) % self.n_train)
         bare_step = _BareStep(self.net, bx, by, self.dev, self.precision)
         bare_all, meas = _Series(batch), {}
-        recipe = {**DEFAULT_RECIPE, "batch_size": batch, "steps": self.warmup + self.repeats + 1,
-                  "warmup_steps": 1, "eval_every": 10**9, "log_every": 10**9,
-                  "eval_batch_size": batch, "checkpoint_every": 0, "precision": self.precision}
+        recipe = Recipe(batch_size=batch, steps=self.warmup + self.repeats + 1, warmup_steps=1,
+                        eval_every=10**9, log_every=10**9, eval_batch_size=batch,
+                        precision=self.precision)
         for name in strategies:
             model = copy.deepcopy(self.net)  # a strategy may change the model (adapters)
             applied = strategies_mod.apply_strategy(model, name)
@@ -385,12 +385,12 @@ class _Bench:
     def loader(self) -> dict:
         """The data pipeline alone: a batch gathered and augmented."""
         from bench import train
-        from bench.suite import DEFAULT_RECIPE
+        from bench.config import Recipe
 
         self.step_in("data pipeline")
         gen = self.torch.Generator().manual_seed(0)
         sampler = train.Sampler(self.n_train, gen)
-        scale, hflip = tuple(DEFAULT_RECIPE["crop_scale"]), DEFAULT_RECIPE["hflip"]
+        scale, hflip = Recipe.crop_scale, Recipe.hflip
 
         def load() -> None:
             x, _ = self.train_data.batch(sampler.next(self.batch))

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from bench import protocol as protocols
+from bench.config import Recipe
 from bench.plasticity import embed
 
 
@@ -36,12 +37,12 @@ def _extract(model, batches) -> tuple[np.ndarray, np.ndarray]:
     return torch.cat(fs).numpy(), torch.cat(ys).numpy()
 
 
-def _train_batches(data, gen: torch.Generator, recipe: dict, batch: int, drop_last: bool):
+def _train_batches(data, gen: torch.Generator, recipe: Recipe, batch: int, drop_last: bool):
     """One shuffled pass over the training split through the training transform."""
     order = torch.randperm(len(data), generator=gen)
     stop = len(order) - len(order) % batch if drop_last else len(order)
     for s in range(0, stop, batch):
-        yield data.augmented(order[s:s + batch], gen, recipe["crop_scale"], recipe["hflip"])
+        yield data.augmented(order[s:s + batch], gen, recipe.crop_scale, recipe.hflip)
 
 
 def _test_batches(data, batch: int):
@@ -62,7 +63,7 @@ def fit_score(train_f: np.ndarray, train_y: np.ndarray, test_f: np.ndarray,
     return float(clf.score(test_f, test_y))
 
 
-def run(model, train, test, *, recipe: dict, seed: int, drop_last: bool) -> dict:
+def run(model, train, test, *, recipe: Recipe, seed: int, drop_last: bool) -> dict:
     """Fit the probe on ``train`` and score it on ``test`` (``bench.train.DeviceData``).
 
     ``drop_last``: the training pass drops its incomplete last batch of ``LP_BATCH``, as the
@@ -77,7 +78,7 @@ def run(model, train, test, *, recipe: dict, seed: int, drop_last: bool) -> dict
         raise ValueError(f"lp: the training split has {len(train)} images, fewer than one "
                          f"batch of {batch} (the reference drops incomplete batches)")
     train_f, train_y = _extract(model, _train_batches(train, gen, recipe, batch, drop_last))
-    test_f, test_y = _extract(model, _test_batches(test, recipe["eval_batch_size"]))
+    test_f, test_y = _extract(model, _test_batches(test, recipe.eval_batch_size))
     acc = fit_score(train_f, train_y, test_f, test_y, seed)
     model.train(was_training)
     seconds = time.perf_counter() - t0

@@ -113,9 +113,12 @@ class Protocol:
 
     # ---- data
 
-    def split_seed(self, run_seed: int, recipe: Mapping) -> int:
+    def split_seed(self, run_seed: int, recipe_split_seed: int | None) -> int:
         """The seed of the target's cut: ``recipe.split_seed`` (one split for every run)."""
-        return recipe["split_seed"]
+        if recipe_split_seed is None:
+            raise ValueError(f"protocol {self.name} cuts targets with recipe.split_seed; "
+                             "the recipe has none")
+        return recipe_split_seed
 
     def data_config(self, model_config: dict) -> dict:
         """The model's data settings (``bench.models.data_config``'s, from its pretrained
@@ -179,7 +182,7 @@ class Paper(Protocol):
     unused_recipe = {"split_seed": "each run seed has its own split, protocol.md"}
     reproduces_paper = True
 
-    def split_seed(self, run_seed: int, recipe: Mapping) -> int:
+    def split_seed(self, run_seed: int, recipe_split_seed: int | None) -> int:
         """The run seed: each run has its own validation split, as in the reference."""
         return run_seed
 

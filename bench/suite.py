@@ -10,9 +10,7 @@ hash of the job's canonical resolved configuration. Pure: no torch, nothing writ
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -23,7 +21,20 @@ import yaml
 
 from bench import models
 from bench.components import PAPER_VARIANT, PLASTICITY_VARIANTS
-from bench.datasets import DATASETS, dataset_key, identity
+from bench.config import (  # noqa: F401 (canonical_json, job_id, NOT_IN_JOB_ID re-exported)
+    NOT_IN_JOB_ID,
+    UNHASHED,
+    DatasetRef,
+    JobConfig,
+    Model,
+    Plasticity,
+    Recipe,
+    Strategy,
+    canonical_json,
+    job_id,
+    pretrain_defaults,
+)
+from bench.datasets import DATASETS, dataset_key
 from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS
 from bench.registry import did_you_mean, unknown_name_message
 from bench.store import SUITE_NAME
@@ -34,34 +45,12 @@ MAX_VALUES = 100_000  # values in a suite once YAML aliases are expanded (no "bi
 MAX_DEPTH = 32  # nesting of mappings and lists in a suite
 MAX_SEED = 2**63 - 1  # what every seeded generator (torch, numpy) accepts
 
-# The paper's fine-tuning recipe (protocol.md), the default of every suite.
-DEFAULT_RECIPE: dict[str, Any] = {
-    "steps": 10_000,
-    "batch_size": 512,
-    "warmup_steps": 2_000,
-    "eval_every": 500,
-    "log_every": 50,
-    "optimizer": "sgd",
-    "momentum": 0.9,
-    "weight_decay": 0.0,
-    "clip_grad": 1.0,
-    "crop_scale": [0.08, 1.0],
-    "hflip": True,
-    "grad_accum": 1,
-    "eval_batch_size": 512,
-    "split_seed": 0,
-    "precision": "auto",
-    "compile": False,
-    "checkpoint_every": 0,
-}
+# The paper's fine-tuning recipe (protocol.md), the default of every suite (bench.config).
+DEFAULT_RECIPE: dict[str, Any] = Recipe().to_dict()
 OPTIMIZERS = ("sgd", "adamw")
 PRECISIONS = ("auto", "fp32", "bf16")
-DEFAULT_PLASTICITY: dict[str, Any] = {
-    "enabled": True,
-    "pairs": 12_800,
-    "batch_size": 64,
-    "seed": 0,
-}
+DEFAULT_PLASTICITY: dict[str, Any] = {k: v for k, v in Plasticity().to_dict().items()
+                                      if k != "reference"}
 # Optional plasticity keys: absent from a job's configuration unless set, so that jobs that do
 # not use them keep their ids. `variants`: measured next to the paper's (never `paper` itself).
 OPTIONAL_PLASTICITY = ("variants",)
@@ -73,13 +62,9 @@ MODEL_KEYS = ("name", "label", "kwargs", "weights")
 WEIGHT_SOURCES = ("hub", "file", "pretrain", "random")
 PRETRAIN_KEYS = ("dataset", "steps", "batch_size", "lr", "warmup_steps", "weight_decay",
                  "seed", "crop_scale", "hflip")
-DEFAULT_PRETRAIN: dict[str, Any] = {"steps": 1000, "batch_size": 128, "lr": 1e-3,
-                                    "warmup_steps": 100, "weight_decay": 0.05, "seed": 0,
-                                    "crop_scale": [0.08, 1.0], "hflip": True}
+DEFAULT_PRETRAIN: dict[str, Any] = pretrain_defaults()
 
 
-# Configuration keys that are not what the job is (see job_id).
-UNHASHED = ("data_root", "overrides")
 # `bench plan/run/submit --only FIELD=V1,V2`: what each field matches in a job's configuration.
 ONLY_FIELDS: dict[str, Any] = {
     "model": lambda c: (c["model"]["label"], c["model"]["name"]),
@@ -100,9 +85,17 @@ class SuiteError(ValueError):
 
 @dataclass(frozen=True)
 class Job:
+    """One job of a suite: its id, its suite, and its configuration's canonical mapping
+    (``config``, what records and workers carry); ``typed`` is the same configuration as
+    frozen dataclasses (``bench.config.JobConfig``)."""
+
     job_id: str
     suite: str
     config: dict = field(compare=False, hash=False)
+
+    @property
+    def typed(self) -> JobConfig:
+        return JobConfig.from_dict(self.config)
 
     @property
     def label(self) -> str:
@@ -123,58 +116,6 @@ class Suite:
     path: Path
     jobs: list[Job]
     data_root: str | None = None
-
-
-def canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-# Settings that cannot change a job's result, kept in its configuration (and record) but out
-# of its id, so that editing them reruns nothing: where the data lies on this machine, how often
-# progress is logged, and how often a resumable checkpoint is saved (a resumed job ends with the
-# record an uninterrupted run writes: tests/test_faults.py); also the `--set` text that made a
-# configuration (the configuration itself is hashed). Progress bars and output paths are
-# command-line options, never part of a configuration.
-NOT_IN_JOB_ID: tuple[tuple[str, ...], ...] = (
-    *((k,) for k in UNHASHED),
-    ("recipe", "log_every"),
-    ("recipe", "checkpoint_every"),
-)
-
-
-def _without(config: dict, paths: tuple[tuple[str, ...], ...]) -> dict:
-    """A copy of ``config`` without the keys at ``paths`` (missing ones are ignored)."""
-    out = dict(config)
-    for path in paths:
-        parent = out
-        for key in path[:-1]:
-            if not isinstance(parent.get(key), dict):
-                break
-            parent[key] = dict(parent[key])
-            parent = parent[key]
-        else:
-            parent.pop(path[-1], None)
-    return out
-
-
-def _located_out(obj: Any) -> Any:
-    """``obj`` with every dataset entry's located parameters left out (a folder dataset's
-    ``path``: where the data lies is not what the job is; ``datasets.identity``)."""
-    if isinstance(obj, dict):
-        if {"name", "key", "params"} <= set(obj) and obj["name"] in DATASETS \
-                and isinstance(obj["params"], dict):  # a dataset entry (a label may be there)
-            obj = identity(obj)
-        return {k: _located_out(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_located_out(v) for v in obj]
-    return obj
-
-
-def job_id(config: dict) -> str:
-    """16 hex digits of sha256 over the canonical resolved configuration, without the
-    settings of ``NOT_IN_JOB_ID`` (they cannot change the result)."""
-    hashed = _located_out(_without(config, NOT_IN_JOB_ID))
-    return hashlib.sha256(canonical_json(hashed).encode()).hexdigest()[:16]
 
 
 class _Checker:
@@ -779,9 +720,7 @@ def parse_suite(raw: Any, file: str, problems: list[str] | None = None,
     recipe = check_recipe(ck, raw.get("recipe", {}), "recipe", DEFAULT_RECIPE)
     recipe = protocol_recipe(ck, protocol, raw.get("recipe"), "recipe", recipe)
     plasticity = (check_plasticity(ck, raw["plasticity"], "plasticity")
-                  if "plasticity" in raw else {**DEFAULT_PLASTICITY,
-                                               "reference": {"name": "imagenet_val",
-                                                             "key": "imagenet_val", "params": {}}})
+                  if "plasticity" in raw else Plasticity().to_dict())
     data_root = raw.get("data_root")
     if data_root is not None:
         data_root = ck.string(data_root, "data_root")
@@ -796,21 +735,31 @@ def parse_suite(raw: Any, file: str, problems: list[str] | None = None,
     if ck.problems:
         raise SuiteError(ck.problems)
 
-    jobs = []
-    for m, (d, r, d_lrs), s in itertools.product(model_cfgs, per_dataset, strategy_cfgs):
-        # A strategy without a learning rate (lp) runs once per seed, with lr None.
-        s_lrs = d_lrs if STRATEGIES[s["name"]].uses_lr else [None]
-        for lr, seed in itertools.product(s_lrs, seeds):
-            config = {"protocol": protocol, "model": m, "dataset": d, "strategy": s, "lr": lr,
-                      "seed": seed, "recipe": r, "plasticity": plasticity}
-            if data_root:
-                config["data_root"] = data_root
-            jobs.append(Job(job_id(config), name, config))
+    jobs = [Job(c.job_id, name, c.to_dict())
+            for c in _expand(protocol, model_cfgs, per_dataset, strategy_cfgs, seeds,
+                             plasticity, data_root)]
     ids = [j.job_id for j in jobs]
     if len(set(ids)) != len(ids):  # only possible through duplicate entries, checked above
         raise SuiteError([f"{file}: two jobs resolve to the same configuration"])
     return Suite(name=name, description=description, path=Path(file), jobs=jobs,
                  data_root=data_root)
+
+
+def _expand(protocol: str, model_cfgs: list[dict], per_dataset: list, strategy_cfgs: list[dict],
+            seeds: list[int], plasticity: dict, data_root: str | None) -> list[JobConfig]:
+    """The suite's grid, each point a typed job configuration (validated parts only)."""
+    models_ = [Model.from_dict(m) for m in model_cfgs]
+    strategies_ = [Strategy.from_dict(s) for s in strategy_cfgs]
+    pl = Plasticity.from_dict(plasticity)
+    out = []
+    for m, (d, r, d_lrs), s in itertools.product(models_, per_dataset, strategies_):
+        dataset, recipe = DatasetRef.from_dict(d), Recipe.from_dict(r)
+        # A strategy without a learning rate (lp) runs once per seed, with lr None.
+        s_lrs = d_lrs if STRATEGIES[s.name].uses_lr else [None]
+        out += [JobConfig(model=m, dataset=dataset, strategy=s, lr=lr, seed=seed, recipe=recipe,
+                          plasticity=pl, protocol=PROTOCOLS[protocol], data_root=data_root)
+                for lr, seed in itertools.product(s_lrs, seeds)]
+    return out
 
 
 def _name_and_description(ck: _Checker, raw: dict) -> tuple[str | None, str]:

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.config import Recipe
+
 
 class Diverged(RuntimeError):
     """The loss became NaN or infinite; the job stops and is recorded as diverged."""
@@ -34,7 +36,7 @@ def lr_at(step: int, base: float, warmup: int, total: int) -> float:
     return base * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def make_optimizer(params, recipe: dict, lr: float, per_tensor: bool = False):
+def make_optimizer(params, recipe: Recipe, lr: float, per_tensor: bool = False):
     """SGD or AdamW; ``per_tensor`` puts each tensor in its own group (per-tensor lr scales)."""
     fused = {}
     if all(p.is_cuda for p in params):
@@ -42,10 +44,10 @@ def make_optimizer(params, recipe: dict, lr: float, per_tensor: bool = False):
     else:
         fused = {"foreach": True}
     groups = [{"params": [p], "lr_scale": 1.0} for p in params] if per_tensor else params
-    if recipe["optimizer"] == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=recipe["momentum"],
-                               weight_decay=recipe["weight_decay"], **fused)
-    return torch.optim.AdamW(groups, lr=lr, weight_decay=recipe["weight_decay"], **fused)
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=recipe.momentum,
+                               weight_decay=recipe.weight_decay, **fused)
+    return torch.optim.AdamW(groups, lr=lr, weight_decay=recipe.weight_decay, **fused)
 
 
 def crop_boxes(n: int, h, w, gen: torch.Generator, scale: tuple[float, float],
@@ -288,10 +290,10 @@ class AutoRGN:
     def __init__(self, batches: int):
         self.batches = batches
 
-    def start(self, model, opt, train: DeviceData, recipe: dict, seed: int) -> None:
+    def start(self, model, opt, train: DeviceData, recipe: Recipe, seed: int) -> None:
         self.model, self.opt, self.train, self.recipe, self.seed = model, opt, train, recipe, seed
-        self.epoch_steps = max(1, math.ceil(len(train) / recipe["batch_size"]))
-        self.micro = math.ceil(recipe["batch_size"] / recipe["grad_accum"])
+        self.epoch_steps = max(1, math.ceil(len(train) / recipe.batch_size))
+        self.micro = math.ceil(recipe.batch_size / recipe.grad_accum)
 
     def before_step(self, step: int) -> None:
         if (step - 1) % self.epoch_steps:
@@ -299,14 +301,14 @@ class AutoRGN:
         epoch = (step - 1) // self.epoch_steps
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         params = [g["params"][0] for g in self.opt.param_groups]
-        b = self.recipe["batch_size"]
+        b = self.recipe.batch_size
         grad_norms = []
         for _ in range(self.batches):
             x, y = self.train.augmented(torch.randperm(len(self.train), generator=gen)[:b], gen,
-                                        self.recipe["crop_scale"], self.recipe["hflip"])
+                                        self.recipe.crop_scale, self.recipe.hflip)
             # the training step's micro-batch loop: a micro-batch that does not fit is halved
             _, self.micro = accumulate_gradients(self.model, params, x, y, self.micro,
-                                                 self.recipe["precision"])
+                                                 self.recipe.precision)
             grad_norms.append([float(p.grad.norm()) if p.grad is not None else 0.0
                                for p in params])
             for p in params:
@@ -352,7 +354,7 @@ class _Best:
 
 
 def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None, *,
-             recipe: dict, lr: float, seed: int, checkpoint: Path | None = None,
+             recipe: Recipe, lr: float, seed: int, checkpoint: Path | None = None,
              progress: Callable[[int], None] | None = None, hook=None, log=None,
              drop_last: bool = False, on_resume: Callable[[int], None] | None = None) -> Result:
     """Train the parameters that require grad; return curves and the best state's test acc.
@@ -364,8 +366,8 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
     ``on_resume(step)`` is called when training resumes from ``checkpoint`` (saved at ``step``).
     """
     log = log or logging.getLogger("bench.train")
-    steps = recipe["steps"]
-    micro = math.ceil(recipe["batch_size"] / recipe["grad_accum"])
+    steps = recipe.steps
+    micro = math.ceil(recipe.batch_size / recipe.grad_accum)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, recipe, lr, per_tensor=hook is not None)
     gen = torch.Generator().manual_seed(seed)
@@ -387,28 +389,28 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
         t0 = time.perf_counter()
         if hook is not None:
             hook.before_step(step)
-        cur_lr = lr_at(step, lr, recipe["warmup_steps"], steps)
+        cur_lr = lr_at(step, lr, recipe.warmup_steps, steps)
         for g in opt.param_groups:
             g["lr"] = cur_lr * g.get("lr_scale", 1.0)
-        x, y = train.augmented(sampler.next(recipe["batch_size"]), gen, recipe["crop_scale"],
-                               recipe["hflip"])
-        loss_sum, micro = accumulate_gradients(model, params, x, y, micro, recipe["precision"])
+        x, y = train.augmented(sampler.next(recipe.batch_size), gen, recipe.crop_scale,
+                               recipe.hflip)
+        loss_sum, micro = accumulate_gradients(model, params, x, y, micro, recipe.precision)
         loss_value = float(loss_sum)
         if not math.isfinite(loss_value):
             raise Diverged(f"loss is {loss_value} at step {step} (lr {lr:g})")
-        grad_norm = _clip(params, recipe["clip_grad"])
+        grad_norm = _clip(params, recipe.clip_grad)
         opt.step()
         opt.zero_grad(set_to_none=True)
         train_time += time.perf_counter() - t0
         images += len(y)
-        if step % recipe["log_every"] == 0 or step == steps:
+        if step % recipe.log_every == 0 or step == steps:
             curves["train"].append({"step": step, "loss": loss_value,
                                     "grad_norm": float(grad_norm), "lr": cur_lr})
             _log_step(log, curves["train"][-1], steps, speed.rate(images, train_time))
-        if step % recipe["eval_every"] == 0 or step == steps:
+        if step % recipe.eval_every == 0 or step == steps:
             _validate(model, val, recipe, step, curves, best, log)
-        if checkpoint is not None and recipe["checkpoint_every"] and \
-                step % recipe["checkpoint_every"] == 0 and step < steps:
+        if checkpoint is not None and recipe.checkpoint_every and \
+                step % recipe.checkpoint_every == 0 and step < steps:
             _save_checkpoint(checkpoint, {
                 "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "generator": gen.get_state(), "perm": sampler.perm, "pos": sampler.pos,
@@ -420,7 +422,7 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
                   best_val_acc=best.val if best.step else None,
                   best_step=best.step, steps_done=steps, train_seconds=train_time,
                   images_per_second=images / train_time if train_time else 0.0, curves=curves,
-                  grad_accum=math.ceil(recipe["batch_size"] / micro))
+                  grad_accum=math.ceil(recipe.batch_size / micro))
 
 
 def _resume(checkpoint: Path, model, opt, gen: torch.Generator, sampler: Sampler,
@@ -444,9 +446,9 @@ def _clip(params: list, clip: float | None) -> torch.Tensor:
         torch.stack([p.grad.norm() for p in params if p.grad is not None]))
 
 
-def _validate(model, val: DeviceData, recipe: dict, step: int, curves: dict, best: _Best,
+def _validate(model, val: DeviceData, recipe: Recipe, step: int, curves: dict, best: _Best,
               log) -> None:
-    acc = evaluate(model, val, recipe["eval_batch_size"], recipe["precision"])
+    acc = evaluate(model, val, recipe.eval_batch_size, recipe.precision)
     curves["val"].append({"step": step, "val_acc": acc})
     if acc > best.val:  # strictly: the earliest of equal accuracies wins
         best.val, best.step, best.state = acc, step, _trainable_state(model)
@@ -454,7 +456,7 @@ def _validate(model, val: DeviceData, recipe: dict, step: int, curves: dict, bes
              extra={"metrics": {"val/acc": acc}, "step": step})
 
 
-def _test_best(model, best: _Best, test: DeviceData | None, recipe: dict) -> float | None:
+def _test_best(model, best: _Best, test: DeviceData | None, recipe: Recipe) -> float | None:
     """Put the best-validation state back in the model; its accuracy on ``test`` (read here
     once)."""
     if best.state is None:
@@ -465,7 +467,7 @@ def _test_best(model, best: _Best, test: DeviceData | None, recipe: dict) -> flo
             named[n].copy_(t)
     if test is None:
         return None
-    return evaluate(model, test, recipe["eval_batch_size"], recipe["precision"])
+    return evaluate(model, test, recipe.eval_batch_size, recipe.precision)
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:

@@ -6,16 +6,18 @@ import os
 
 import pytest
 
+from bench.config import Recipe
+
 # A tiny ViT: 2 blocks, width 16, MLP width 32 (so fc2's zero padding is exercised).
 TINY_KWARGS = {"img_size": 16, "patch_size": 4, "embed_dim": 16, "depth": 2, "num_heads": 2,
                "mlp_ratio": 2.0}
 
 
 # A full training recipe for calling bench.train.finetune directly; tests override keys.
-RECIPE = {"steps": 9, "batch_size": 16, "warmup_steps": 2, "eval_every": 3, "log_every": 1,
-          "optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0, "clip_grad": 1.0,
-          "crop_scale": [0.5, 1.0], "hflip": True, "grad_accum": 1, "eval_batch_size": 64,
-          "precision": "fp32", "checkpoint_every": 0}
+RECIPE = Recipe(steps=9, batch_size=16, warmup_steps=2, eval_every=3, log_every=1,
+                optimizer="sgd", momentum=0.9, weight_decay=0.0, clip_grad=1.0,
+                crop_scale=(0.5, 1.0), hflip=True, grad_accum=1, eval_batch_size=64,
+                precision="fp32", checkpoint_every=0)
 
 
 def random_data(n: int = 48, seed: int = 0, size: int = 16):

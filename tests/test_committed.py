@@ -49,6 +49,29 @@ def test_every_committed_record_validates_against_the_schema():
         assert (record["suite"], record["job_id"]) == (path.parent.name, path.stem), path
 
 
+def test_every_committed_record_keeps_its_id_through_the_typed_configuration():
+    """A record's config read into the typed job configuration (bench.config) gives back the
+    same mapping, and its id is the record's: sha256 of the canonical form, recomputed here
+    from protocol.md's rule (the settings that cannot change a result left out)."""
+    import hashlib
+    import json
+
+    from bench.config import JobConfig
+
+    files = _record_files()
+    assert files
+    for path in files:
+        record = store.read_record(path)
+        typed = JobConfig.from_dict(record["config"])
+        assert typed.to_dict() == record["config"], path
+        hashed = {k: v for k, v in record["config"].items() if k not in ("data_root", "overrides")}
+        hashed["recipe"] = {k: v for k, v in hashed["recipe"].items()
+                            if k not in ("log_every", "checkpoint_every")}
+        text = json.dumps(hashed, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        want = hashlib.sha256(text.encode()).hexdigest()[:16]
+        assert typed.job_id == want == record["job_id"], path
+
+
 def test_committed_suites_are_complete_and_done():
     files = _record_files()
     committed = {p.parent.name for p in files}

@@ -6,6 +6,8 @@ All are marked ``gpu`` and skip without CUDA; ``bench selftest --device cuda`` r
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -43,7 +45,8 @@ def test_bf16_autocast_trains_in_bf16_and_keeps_fp32_weights():
     torch.testing.assert_close(out_bf16.float(), out_fp32, rtol=0.05, atol=0.05)
     xs, ys = uint8_data()
     data = train.DeviceData(xs, ys, [0.5] * 3, [0.5] * 3, "cuda")
-    res = train.finetune(model, data, data, data, recipe={**RECIPE, "precision": "bf16"},
+    res = train.finetune(model, data, data, data,
+                         recipe=dataclasses.replace(RECIPE, precision="bf16"),
                          lr=0.05, seed=0)
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert res.test_acc is not None and all(

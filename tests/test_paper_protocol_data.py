@@ -38,8 +38,8 @@ def _paper_splits(entry: dict, root, size: int, seed: int, cache=None):
     from bench.protocol import PROTOCOLS
 
     paper = PROTOCOLS["paper"]
-    return data.load_target(paper, entry, root, paper.data_config({"input_size": size}), seed,
-                            {}, cache)
+    return data.load_target(paper, entry, root, paper.data_config({"input_size": size}),
+                            paper.split_seed(seed, None), cache)
 
 
 # ---------------------------------------------------------------- the oracle (protocol.md)

@@ -3,6 +3,7 @@ depths, the out-of-memory retry, the attention shortcut of fast plasticity, torc
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -15,7 +16,7 @@ from bench.components import BLOCK_COMPONENTS
 from tests.conftest import RECIPE as BASE_RECIPE
 from tests.conftest import TINY_KWARGS, random_data
 
-RECIPE = {**BASE_RECIPE, "steps": 3, "warmup_steps": 1}
+RECIPE = dataclasses.replace(BASE_RECIPE, steps=3, warmup_steps=1)
 
 
 def _data(n=32, seed=0):
@@ -105,7 +106,8 @@ def test_out_of_memory_halves_the_micro_batch():
     ref = _tiny()
     strategies.apply_strategy(ref, "full")
     expected = train.finetune(ref, _data(), _data(8), None,
-                              recipe={**RECIPE, "grad_accum": 4}, lr=0.05, seed=0)
+                              recipe=dataclasses.replace(RECIPE, grad_accum=4), lr=0.05,
+                              seed=0)
     m = _OOMAbove(_tiny(), limit=5)
     strategies.apply_strategy(m, "full")
     res = train.finetune(m, _data(), _data(8), None, recipe=RECIPE, lr=0.05, seed=0)
@@ -118,7 +120,7 @@ def test_out_of_memory_halves_the_micro_batch():
 
 def test_auto_rgn_halves_its_micro_batch_out_of_memory_too():
     """auto_rgn's gradient-norm batches go through the same micro-batch loop as training."""
-    recipes = {"fits": {**RECIPE, "grad_accum": 4}, "oom": RECIPE}
+    recipes = {"fits": dataclasses.replace(RECIPE, grad_accum=4), "oom": RECIPE}
     runs = {}
     for name, recipe in recipes.items():
         inner = _tiny()

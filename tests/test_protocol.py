@@ -356,7 +356,7 @@ def test_protocol_facts_are_protocol_md():
     assert paper.layer_norm_eps == 1e-12 and clean.layer_norm_eps is None
     assert (paper.tf32, paper.drop_last, clean.tf32, clean.drop_last) == (False, True, True, False)
     assert paper.precision("auto") == "fp32" and clean.precision("auto") == "auto"
-    assert paper.split_seed(42, {}) == 42 and clean.split_seed(42, {"split_seed": 3}) == 3
+    assert paper.split_seed(42, None) == 42 and clean.split_seed(42, 3) == 3
     assert paper.whole_train_images and not clean.whole_train_images
     model_cfg = {"input_size": 16, "mean": [0.5] * 3, "std": [0.5] * 3, "crop_pct": 0.9,
                  "interpolation": "bicubic"}

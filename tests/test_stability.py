@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from bench import stability
+from bench.config import Model
 from bench.leaderboard import VERDICT_PREFIX
 from bench.runner import torch_threads
 from tests.conftest import tiny_suite_dict
@@ -111,7 +112,7 @@ def test_pretraining_runs_on_one_cpu_thread(monkeypatch, tmp_path):
     from bench import job, train
     from bench.suite import parse_suite
 
-    model_cfg = parse_suite(tiny_suite_dict(), "t.yaml").jobs[0].config["model"]
+    model_cfg = Model.from_dict(parse_suite(tiny_suite_dict(), "t.yaml").jobs[0].config["model"])
     seen = []
     real = train.finetune
 

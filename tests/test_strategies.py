@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -42,7 +43,7 @@ def test_exactly_the_named_parameters_change(tiny_vit, name):
     x = rng.integers(0, 255, (32, 16, 16, 3), dtype=np.uint8)
     y = rng.integers(0, 10, 32)
     dd = train.DeviceData(x, y, [0.5] * 3, [0.5] * 3, "cpu")
-    recipe = {**RECIPE, "steps": 3, "warmup_steps": 0}
+    recipe = dataclasses.replace(RECIPE, steps=3, warmup_steps=0)
     train.finetune(model, dd, dd, None, recipe=recipe, lr=0.5, seed=0)
     for n, p in model.named_parameters():
         changed = not torch.equal(p.detach(), before[n])
@@ -106,7 +107,7 @@ def _finetune(model, hook=None, steps: int = 3, lr: float = 0.5):
     x = rng.integers(0, 255, (32, 16, 16, 3), dtype=np.uint8)
     y = rng.integers(0, 10, 32)
     dd = train.DeviceData(x, y, [0.5] * 3, [0.5] * 3, "cpu")
-    recipe = {**RECIPE, "steps": steps, "warmup_steps": 0, "eval_every": steps}
+    recipe = dataclasses.replace(RECIPE, steps=steps, warmup_steps=0, eval_every=steps)
     return train.finetune(model, dd, dd, None, recipe=recipe, lr=lr, seed=0, hook=hook)
 
 
@@ -246,8 +247,9 @@ def test_auto_rgn_hook_scales_match_a_hand_computed_gradient(tiny_vit):
     x = rng.integers(0, 255, (16, 16, 16, 3), dtype=np.uint8)
     y = rng.integers(0, 10, 16)
     dd = train.DeviceData(x, y, [0.5] * 3, [0.5] * 3, "cpu")
-    recipe = {"batch_size": 16, "grad_accum": 1, "crop_scale": [1.0, 1.0], "hflip": False,
-              "precision": "fp32", "optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0}
+    recipe = dataclasses.replace(RECIPE, batch_size=16, grad_accum=1, crop_scale=(1.0, 1.0),
+                                 hflip=False, precision="fp32", optimizer="sgd", momentum=0.9,
+                                 weight_decay=0.0)
     params = [p for p in model.parameters() if p.requires_grad]
     xb, yb = dd.batch(torch.arange(16))
     torch.nn.functional.cross_entropy(model(xb), yb).backward()
@@ -317,7 +319,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, name):
     rng = np.random.default_rng(0)
     dd = train.DeviceData(rng.integers(0, 255, (48, 16, 16, 3), dtype=np.uint8),
                           rng.integers(0, 10, 48), [0.5] * 3, [0.5] * 3, "cpu")
-    recipe = {**RECIPE, "checkpoint_every": 2}
+    recipe = dataclasses.replace(RECIPE, checkpoint_every=2)
 
     class Stop(Exception):
         pass

@@ -251,3 +251,23 @@ def test_only_filters_jobs_without_changing_their_ids(write_suite):
     assert "--only strategy=mah: the suite has no strategy 'mah' (did you mean 'mha'?)" \
         in lines[1]
     assert "--only seed=7: the suite has no seed '7'; valid: 0, 1, 2" == lines[2]
+
+
+def test_jobs_are_typed_frozen_configurations_with_the_same_ids(write_suite):
+    """Validating a suite yields frozen dataclasses whose canonical form is each job's
+    configuration and whose hash is its id; the recipe's defaults are the paper's
+    (protocol.md: SGD, momentum 0.9, batch 512, warm-up 2,000 of 10,000 steps, clip 1.0)."""
+    import dataclasses
+
+    from bench.config import JobConfig, Recipe
+
+    for j in load_suite(write_suite()).jobs:
+        typed = j.typed
+        assert isinstance(typed, JobConfig) and typed.to_dict() == j.config
+        assert typed.job_id == j.job_id
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            typed.recipe.steps = 1  # type: ignore[misc]
+        assert typed.recipe.crop_scale == tuple(j.config["recipe"]["crop_scale"])
+    paper = Recipe()
+    assert (paper.optimizer, paper.momentum, paper.batch_size, paper.warmup_steps, paper.steps,
+            paper.clip_grad, paper.weight_decay) == ("sgd", 0.9, 512, 2000, 10_000, 1.0, 0.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -91,7 +92,7 @@ def test_resume_from_checkpoint_gives_the_same_result(tmp_path):
         strategies.apply_strategy(m, "mha")
         return m
 
-    recipe = {**RECIPE, "checkpoint_every": 4}
+    recipe = dataclasses.replace(RECIPE, checkpoint_every=4)
     whole = train.finetune(model(), _data(), _data(seed=1), _data(seed=2), recipe=recipe,
                            lr=0.1, seed=0)
     ck = tmp_path / "ck.pt"

@@ -1,0 +1,315 @@
+"""A job's configuration, typed: what validating a suite yields, and what a job reads.
+
+``JobConfig`` holds frozen dataclasses, one per part of a job: the model, the target dataset,
+the strategy, the recipe, the plasticity settings and the protocol (a ``bench.protocol``
+object), with the learning rate, the run seed and the settings that are not what the job is
+(data root, the ``--set`` texts). ``to_dict`` is its canonical form, the ``config`` of the job's
+record, exactly the nested mapping suites always produced; ``from_dict`` reads one back (a
+record's, a SLURM node's); ``job_id`` hashes the canonical form without the settings that
+cannot change the result.
+
+Defaults are defined here once: ``Recipe()`` is the paper's fine-tuning recipe (protocol.md),
+``Plasticity()`` the paper's plasticity scale, ``Pretrain`` the benchmark's own pretraining.
+
+Torch-free: suites validate and expand without it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.datasets import DATASETS, identity
+from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+# Configuration keys that are not what the job is (see job_id).
+UNHASHED = ("data_root", "overrides")
+
+# Settings that cannot change a job's result, kept in its configuration (and record) but out
+# of its id, so that editing them reruns nothing: where the data lies on this machine, how often
+# progress is logged, and how often a resumable checkpoint is saved (a resumed job ends with the
+# record an uninterrupted run writes: tests/test_faults.py); also the `--set` text that made a
+# configuration (the configuration itself is hashed). Progress bars and output paths are
+# command-line options, never part of a configuration.
+NOT_IN_JOB_ID: tuple[tuple[str, ...], ...] = (
+    *((k,) for k in UNHASHED),
+    ("recipe", "log_every"),
+    ("recipe", "checkpoint_every"),
+)
+
+
+def _without(config: dict, paths: tuple[tuple[str, ...], ...]) -> dict:
+    """A copy of ``config`` without the keys at ``paths`` (missing ones are ignored)."""
+    out = dict(config)
+    for path in paths:
+        parent = out
+        for key in path[:-1]:
+            if not isinstance(parent.get(key), dict):
+                break
+            parent[key] = dict(parent[key])
+            parent = parent[key]
+        else:
+            parent.pop(path[-1], None)
+    return out
+
+
+def _located_out(obj: Any) -> Any:
+    """``obj`` with every dataset entry's located parameters left out (a folder dataset's
+    ``path``: where the data lies is not what the job is; ``datasets.identity``)."""
+    if isinstance(obj, dict):
+        if {"name", "key", "params"} <= set(obj) and obj["name"] in DATASETS \
+                and isinstance(obj["params"], dict):  # a dataset entry (a label may be there)
+            obj = identity(obj)
+        return {k: _located_out(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_located_out(v) for v in obj]
+    return obj
+
+
+def job_id(config: Mapping | JobConfig) -> str:
+    """16 hex digits of sha256 over the canonical resolved configuration, without the
+    settings of ``NOT_IN_JOB_ID`` and the located dataset parameters (they cannot change the
+    result)."""
+    if isinstance(config, JobConfig):
+        config = config.to_dict()
+    hashed = _located_out(_without(dict(config), NOT_IN_JOB_ID))
+    return hashlib.sha256(canonical_json(hashed).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A dataset of the registry with its parameters (``key``: name and parameters, the
+    dataset's identity in records); ``label``: an optional display name."""
+
+    name: str
+    key: str
+    params: dict = field(default_factory=dict, hash=False)
+    label: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> DatasetRef:
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        out = {"name": self.name, "key": self.key, "params": dict(self.params)}
+        if self.label is not None:
+            out["label"] = self.label
+        return out
+
+
+@dataclass(frozen=True)
+class Pretrain:
+    """The benchmark's own supervised pretraining of a small ViT (weights ``pretrain:``)."""
+
+    dataset: DatasetRef
+    steps: int = 1000
+    batch_size: int = 128
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.05
+    seed: int = 0
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    hflip: bool = True
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> Pretrain:
+        d = {k: v for k, v in d.items() if k != "source"}
+        return cls(**{**d, "dataset": DatasetRef.from_dict(d["dataset"]),
+                      "crop_scale": tuple(d.get("crop_scale", cls.crop_scale))})
+
+    def recipe(self) -> Recipe:
+        """The fine-tuning recipe that runs it: AdamW, warm-up + cosine, one evaluation and
+        one log line at the end; the other keys the recipe's defaults."""
+        return Recipe(steps=self.steps, batch_size=self.batch_size,
+                      warmup_steps=self.warmup_steps, eval_every=self.steps,
+                      log_every=self.steps, optimizer="adamw", momentum=0.0,
+                      weight_decay=self.weight_decay, crop_scale=self.crop_scale,
+                      hflip=self.hflip)
+
+
+def pretrain_defaults() -> dict:
+    """``Pretrain``'s defaults as a suite's mapping (every key but the dataset)."""
+    return {f.name: (list(f.default) if isinstance(f.default, tuple) else f.default)
+            for f in dataclasses.fields(Pretrain) if f.name != "dataset"}
+
+
+@dataclass(frozen=True)
+class Model:
+    """A timm ViT by name, its constructor keywords and where its weights come from
+    (``weights``: ``{"source": "hub" | "random"}``, ``{"source": "file", "file": PATH}``, or
+    ``{"source": "pretrain", ...}``: read ``pretrain`` for that one)."""
+
+    name: str
+    label: str
+    kwargs: dict = field(default_factory=dict, hash=False)
+    weights: dict = field(default_factory=lambda: {"source": "hub"}, hash=False)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> Model:
+        return cls(name=d["name"], label=d["label"], kwargs=dict(d.get("kwargs", {})),
+                   weights=dict(d["weights"]))
+
+    @property
+    def source(self) -> str:
+        return self.weights["source"]
+
+    @property
+    def pretrain(self) -> Pretrain | None:
+        return Pretrain.from_dict(self.weights) if self.source == "pretrain" else None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "label": self.label, "kwargs": dict(self.kwargs),
+                "weights": dict(self.weights)}
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A registered strategy with its parameters (``key``: name and parameters)."""
+
+    name: str
+    key: str
+    params: dict = field(default_factory=dict, hash=False)
+    label: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> Strategy:
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        out = {"name": self.name, "key": self.key, "params": dict(self.params)}
+        if self.label is not None:
+            out["label"] = self.label
+        return out
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The fine-tuning recipe; the defaults are the paper's (protocol.md). ``split_seed`` is
+    None under a protocol that does not use it (absent from the canonical form)."""
+
+    steps: int = 10_000
+    batch_size: int = 512
+    warmup_steps: int = 2_000
+    eval_every: int = 500
+    log_every: int = 50
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    clip_grad: float | None = 1.0
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    hflip: bool = True
+    grad_accum: int = 1
+    eval_batch_size: int = 512
+    split_seed: int | None = 0
+    precision: str = "auto"
+    compile: bool = False
+    checkpoint_every: int = 0
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> Recipe:
+        """A recipe mapping (a record's, a suite's resolved one); a missing ``split_seed``
+        means the protocol does not use it."""
+        out = {**dict(d), "split_seed": d.get("split_seed")}
+        if "crop_scale" in out:
+            out["crop_scale"] = tuple(out["crop_scale"])
+        return cls(**out)
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["crop_scale"] = list(self.crop_scale)
+        if self.split_seed is None:
+            del out["split_seed"]
+        return out
+
+
+@dataclass(frozen=True)
+class Plasticity:
+    """Plasticity settings: pairs in batches, the pairing seed, the reference domain, and the
+    variants measured beside the paper's (``variants``, absent from the canonical form when
+    none, so that jobs without them keep their ids)."""
+
+    reference: DatasetRef = DatasetRef("imagenet_val", "imagenet_val")
+    enabled: bool = True
+    pairs: int = 12_800
+    batch_size: int = 64
+    seed: int = 0
+    variants: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> Plasticity:
+        return cls(**{**dict(d), "reference": DatasetRef.from_dict(d["reference"]),
+                      "variants": tuple(d.get("variants", ()))})
+
+    def to_dict(self) -> dict:
+        out = {"enabled": self.enabled, "pairs": self.pairs, "batch_size": self.batch_size,
+               "seed": self.seed, "reference": self.reference.to_dict()}
+        if self.variants:
+            out["variants"] = list(self.variants)
+        return out
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """One job: a point of a suite's grid, resolved. ``to_dict()`` is the record's ``config``;
+    ``job_id`` its id."""
+
+    model: Model
+    dataset: DatasetRef
+    strategy: Strategy
+    lr: float | None
+    seed: int
+    recipe: Recipe = Recipe()
+    plasticity: Plasticity = Plasticity()
+    protocol: Protocol = PROTOCOLS[DEFAULT_PROTOCOL]
+    data_root: str | None = None
+    overrides: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> JobConfig:
+        """A configuration mapping (a record's, one sent to a worker) read back; a record
+        written before protocols existed is ``clean``."""
+        extra = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if extra:
+            raise ValueError(f"unknown job configuration keys: {', '.join(sorted(extra))}")
+        overrides = d.get("overrides")
+        return cls(model=Model.from_dict(d["model"]), dataset=DatasetRef.from_dict(d["dataset"]),
+                   strategy=Strategy.from_dict(d["strategy"]), lr=d["lr"], seed=d["seed"],
+                   recipe=Recipe.from_dict(d["recipe"]),
+                   plasticity=Plasticity.from_dict(d["plasticity"]),
+                   protocol=PROTOCOLS[d.get("protocol") or DEFAULT_PROTOCOL],
+                   data_root=d.get("data_root"),
+                   overrides=None if overrides is None else tuple(overrides))
+
+    def to_dict(self) -> dict:
+        out = {"protocol": self.protocol.name, "model": self.model.to_dict(),
+               "dataset": self.dataset.to_dict(), "strategy": self.strategy.to_dict(),
+               "lr": self.lr, "seed": self.seed, "recipe": self.recipe.to_dict(),
+               "plasticity": self.plasticity.to_dict()}
+        if self.data_root:
+            out["data_root"] = self.data_root
+        if self.overrides is not None:
+            out["overrides"] = list(self.overrides)
+        return out
+
+    @property
+    def job_id(self) -> str:
+        return job_id(self.to_dict())
+
+    @property
+    def split_seed(self) -> int:
+        """The seed of the target's cut, as the protocol chooses it."""
+        return self.protocol.split_seed(self.seed, self.recipe.split_seed)
+
+
+def as_config(config: Mapping | JobConfig) -> JobConfig:
+    """A job's configuration, typed (a mapping is read with ``JobConfig.from_dict``)."""
+    return config if isinstance(config, JobConfig) else JobConfig.from_dict(config)
