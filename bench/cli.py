@@ -194,11 +194,12 @@ def _weights_note(model_cfg: dict, cache: Path) -> str:
 
 
 def cmd_show(args) -> int:
-    from bench import show, store
+    from bench import show
+    from bench.record import RecordError
 
     try:
         print(show.show(args.job, _results(args), Path(args.png) if args.png else None))
-    except (show.NotFound, store.RecordError) as e:
+    except (show.NotFound, RecordError) as e:
         raise UserError(str(e)) from None
     if args.png:
         print(f"wrote {args.png}", file=sys.stderr)

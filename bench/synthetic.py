@@ -33,6 +33,7 @@ from typing import Any
 
 from bench import claims, store
 from bench.components import BLOCK_COMPONENTS
+from bench.record import new_record
 from bench.status import Status
 from bench.store import write_record
 from bench.strategies import STRATEGIES
@@ -55,33 +56,32 @@ def synthetic_record(i: int, suite: str, model: str, dataset: str, strategy: str
         "components": {c: {"mean": 1 + j + 0.05 * layers, "std": 0.3, "n": layers,
                            "ci95": 1.96 * 0.3 / math.sqrt(layers)} for j, c in enumerate(comps)},
     }
-    return {
-        "schema_version": 1, "job_id": h.hex()[:16], "suite": suite,
-        "status": (Status.FAILED if failed else Status.DONE).value,
-        "config": {
-            "model": {"name": model, "label": model, "weights": "synthetic"},
-            "dataset": {"name": dataset, "key": dataset},
-            "strategy": {"name": strategy, "key": strategy, "params": {}},
-            "lr": lr, "seed": seed,
-            "recipe": {"steps": 1000, "batch_size": 64, "optimizer": "sgd"},
-            "plasticity": {"reference": "pretrain", "pairs": 512},
-        },
-        "metrics": {} if failed else {
+    failed_error = {"type": "RuntimeError", "reason": "synthetic failure", "traceback": ""}
+    return new_record(
+        {"model": {"name": model, "label": model, "weights": "synthetic"},
+         "dataset": {"name": dataset, "key": dataset},
+         "strategy": {"name": strategy, "key": strategy, "params": {}},
+         "lr": lr, "seed": seed,
+         "recipe": {"steps": 1000, "batch_size": 64, "optimizer": "sgd"},
+         "plasticity": {"reference": "pretrain", "pairs": 512}},
+        suite, h.hex()[:16], Status.FAILED if failed else Status.DONE,
+        metrics={} if failed else {
             "test_acc": acc, "best_val_acc": acc + 0.01 * u[1], "best_step": 500,
             "steps_done": 1000, "trainable_params": 1000 + i, "total_params": 100_000,
             "wall_seconds": 10.0, "train_seconds": 9.0, "plasticity_seconds": 1.0,
-            "images_per_second": 500.0, "peak_memory_mb": None,
-        },
-        "curves": {"train": [{"step": s, "loss": 1.0, "grad_norm": 1.0, "lr": lr}
-                             for s in range(0, 1000, 20)],
-                   "val": [{"step": s, "val_acc": acc} for s in range(100, 1001, 100)]},
-        "plasticity": plast,
-        "error": {"type": "RuntimeError", "reason": "synthetic failure", "traceback": ""}
-        if failed else None,
-        "provenance": {"git_commit": "0" * 40, "git_dirty": False, "code_version": "0.1.0",
-                       "packages": {}, "python": "3", "platform": "linux", "cpu": "cpu",
-                       "gpu": None, "device": "cpu", "started_at": "", "finished_at": ""},
-    }
+            "images_per_second": 500.0, "peak_memory_mb": None},
+        curves={"train": [{"step": s, "loss": 1.0, "grad_norm": 1.0, "lr": lr}
+                          for s in range(0, 1000, 20)],
+                "val": [{"step": s, "val_acc": acc} for s in range(100, 1001, 100)]},
+        plasticity=plast, error=failed_error if failed else None,
+        provenance=synthetic_provenance())
+
+
+def synthetic_provenance(**extra: Any) -> dict:
+    """A record's provenance with placeholder values (a record that no job wrote)."""
+    return {"git_commit": "0" * 40, "git_dirty": False, "code_version": "0.1.0",
+            "packages": {}, "python": "3", "platform": "linux", "cpu": "cpu", "gpu": None,
+            "device": "cpu", "started_at": "", "finished_at": "", **extra}
 
 
 def synthetic_records(n_records: int) -> list[dict]:
@@ -166,7 +166,7 @@ def synthetic_job(config: dict, suite: str, results: Path, cache: Path | None = 
         ckpt.unlink(missing_ok=True)
         raise RuntimeError(f"synthetic failure after {step} steps")
     began = datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds")
-    record = store.new_record(
+    record = new_record(
         config, suite, jid, Status.DONE,
         metrics={"steps_done": step, "test_acc": None, "best_val_acc": None, "best_step": None,
                  "wall_seconds": time.time() - started},

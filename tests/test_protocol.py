@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from bench import cli, store
+from bench.record import RECORD_SCHEMA
 from bench.suite import SuiteError, load_suite, parse_suite
 from tests.conftest import TINY_KWARGS, tiny_suite_dict
 
@@ -262,7 +263,7 @@ def test_paper_jobs_end_to_end(write_suite, tmp_path, cache_dir, monkeypatch):
     assert cli.main(["run", suite, "--results", str(results), "--cache", str(cache_dir),
                      "-q"]) == 0
     records, _ = store.load_records(results)
-    validator = jsonschema.Draft202012Validator(store.RECORD_SCHEMA)
+    validator = jsonschema.Draft202012Validator(RECORD_SCHEMA)
     by = {r["config"]["strategy"]["name"]: r for r in records}
     for r in records:
         validator.validate(r)
