@@ -8,6 +8,7 @@ recorded as failed (or diverged) with its reason; ``run_job`` does not raise for
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import platform
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from bench import data, logs, store
 from bench.components import PAPER_VARIANT
-from bench.protocol import DEFAULT_PROTOCOL, PAPER_PROTOCOL
+from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol
 from bench.record import error_info, new_record
 from bench.status import Status
 from bench.suite import Job
@@ -181,6 +182,40 @@ def prepare_shared(configs: list[dict], cache: Path | None = None, device: str |
         ensure_weights(c["model"], cache, pick_device(device), progress)
 
 
+class Attempts:
+    """A job's attempts so far, in a small file beside its checkpoint
+    (``store.attempts_path``): each start adds one (when, where, which process); a resume
+    from the checkpoint notes its step. The record gets them (``provenance.attempts``), and
+    the file goes with the checkpoint once the record is written."""
+
+    def __init__(self, results: Path, job_id: str):
+        self.path = store.attempts_path(results, job_id)
+        try:
+            self.all: list[dict] = json.loads(self.path.read_text())
+        except (OSError, ValueError):  # none yet, or a torn one: start the list again
+            self.all = []
+
+    @property
+    def earlier(self) -> list[dict]:
+        """The attempts before the current one (the last, once begun): they did not finish."""
+        return self.all[:-1]
+
+    def begin(self, started_at: str) -> Attempts:
+        self.all = [*self.all, {"started_at": started_at, "hostname": socket.gethostname(),
+                                "pid": os.getpid(), "resumed_at_step": 0}]
+        self._write()
+        return self
+
+    def resumed(self, step: int) -> None:
+        """This attempt resumed from the checkpoint saved at ``step``."""
+        if self.all:
+            self.all[-1]["resumed_at_step"] = step
+            self._write()
+
+    def _write(self) -> None:
+        store.atomic_write_text(self.path, json.dumps(self.all, indent=1) + "\n")
+
+
 def _peak_memory_mb(device: str) -> float | None:
     import resource
 
@@ -200,7 +235,7 @@ def reference_images(pcfg: dict, dcfg: dict, root: Path | None,
 
 def measure_plasticity(model, dcfg: dict, pcfg: dict, ref: data.Images, target_images,
                        target: dict, device: str, naive: bool = False,
-                       variant: str = "paper", protocol: str = DEFAULT_PROTOCOL) -> dict:
+                       variant: str = PAPER_VARIANT, protocol: Protocol | None = None) -> dict:
     """Plasticity of ``model`` between the reference images and the target images (the
     paper's definition unless ``variant`` is ``in_situ``; see bench.plasticity), with the
     protocol's pairs."""
@@ -220,6 +255,7 @@ def plasticity_of(model_cfg: dict, dataset: dict, pcfg: dict, *, split_seed: int
                   data_root: str | None = None, naive: bool = False,
                   protocol: str = DEFAULT_PROTOCOL) -> dict:
     """Standalone measurement (``bench plasticity``): pretrained model, reference, target."""
+    name, protocol = protocol, PROTOCOLS[protocol]
 
     from bench import models
 
@@ -228,15 +264,15 @@ def plasticity_of(model_cfg: dict, dataset: dict, pcfg: dict, *, split_seed: int
     ensure_weights(model_cfg, cache, device)
     root = data.data_root(data_root)
     model = models.create_model(model_cfg, 1, cache).to(device)  # the head plays no part
-    models.apply_protocol(model, protocol)
+    protocol.prepare_model(model)
     dcfg = models.data_config(model, protocol)
-    splits = load_target({"protocol": protocol, "dataset": dataset, "seed": 0,
-                          "recipe": {"split_seed": split_seed}}, root, dcfg, cache)
+    splits = data.load_target(protocol, dataset, root, dcfg, 0, {"split_seed": split_seed},
+                              cache)
     t0 = time.perf_counter()
     ref = reference_images(pcfg, dcfg, root, cache)
     out = measure_plasticity(model, dcfg, pcfg, ref, splits.test[0], dataset, device, naive,
                              protocol=protocol)
-    return {"model": model_cfg, "dataset": dataset, "settings": pcfg, "protocol": protocol,
+    return {"model": model_cfg, "dataset": dataset, "settings": pcfg, "protocol": name,
             "seconds": time.perf_counter() - t0, "device": device, "plasticity": out}
 
 
@@ -247,32 +283,22 @@ def _load(config: dict, cache: Path, device: str):
 
     from bench import models
 
-    protocol = config["protocol"]
+    protocol = PROTOCOLS[config["protocol"]]
     if device.startswith("cuda"):  # TF32 where the protocol allows it (the paper's is fp32)
-        tf32 = protocol != PAPER_PROTOCOL
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cuda.matmul.allow_tf32 = protocol.tf32
+        torch.backends.cudnn.allow_tf32 = protocol.tf32
         torch.cuda.reset_peak_memory_stats()
     ensure_weights(config["model"], cache, device)
     root = data.data_root(config.get("data_root"))
     model = models.create_model(config["model"], 1, cache)
-    models.apply_protocol(model, protocol)
+    protocol.prepare_model(model)
     dcfg = models.data_config(model, protocol)
-    splits = load_target(config, root, dcfg, cache)
+    splits = data.load_target(protocol, config["dataset"], root, dcfg, config["seed"],
+                              config["recipe"], cache)
     # The number of classes is known once the data is read: a fresh head, seeded.
     torch.manual_seed(config["seed"])
-    models.new_head(model, splits.num_classes, protocol)
+    protocol.new_head(model, splits.num_classes)
     return model.to(device), dcfg, splits, root
-
-
-def load_target(config: dict, root: Path | None, dcfg: dict,
-                cache: Path | None) -> data.Splits:
-    """The job's dataset cut and preprocessed as its protocol says."""
-    if config["protocol"] == PAPER_PROTOCOL:  # per-seed splits, the reference's images
-        return data.load_paper_splits(config["dataset"], root, dcfg["input_size"],
-                                      config["seed"], cache=cache)
-    return data.load_splits(config["dataset"], root, dcfg["input_size"],
-                            config["recipe"]["split_seed"], dcfg["crop_pct"],
-                            dcfg["interpolation"], cache=cache)
 
 
 def _device_data(splits: data.Splits, dcfg: dict, device: str) -> list:
@@ -291,7 +317,8 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
 
     from bench import probe, strategies, train
 
-    recipe, pcfg, protocol = config["recipe"], config["plasticity"], config["protocol"]
+    recipe, pcfg = config["recipe"], config["plasticity"]
+    protocol = PROTOCOLS[config["protocol"]]
     spec = strategies.STRATEGIES[config["strategy"]["name"]]
     log = logs.job_logger(jid)
     model, dcfg, splits, root = _load(config, cache, device)
@@ -317,8 +344,9 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
         for p in model.parameters():
             p.requires_grad_(False)
         metrics["trainable_params"] = 0
+        metrics["trained_params"] = strategies.trained_names(model)  # []
         metrics.update(probe.run(model, dd[0], dd[2], recipe=recipe, seed=config["seed"],
-                                 drop_last=protocol == PAPER_PROTOCOL))
+                                 drop_last=protocol.drop_last))
         log.info("linear probe on frozen features: test acc %.4f", metrics.get("test_acc") or 0,
                  extra={"metrics": {"test/acc": metrics.get("test_acc")}})
         return plast, variants, {"train": [], "val": []}
@@ -329,17 +357,24 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
     trainable = set(applied)
     metrics["trainable_params"] = sum(p.numel() for n, p in model.named_parameters()
                                       if n in trainable)
+    metrics["trained_params"] = strategies.trained_names(model)
     metrics.update(applied.notes)
     log.info("trainable parameters: %s of %s (%.2f%%), strategy %s; fine-tuning %d steps",
              f"{metrics['trainable_params']:,}", f"{metrics['total_params']:,}",
              100 * metrics["trainable_params"] / max(metrics["total_params"], 1),
              config["strategy"]["key"], recipe["steps"])
+    log.info("trained: %s", ", ".join(strategies.name_groups(metrics["trained_params"])))
     run_model = torch.compile(model) if recipe["compile"] else model
     bar = _bar(recipe["steps"], config["strategy"]["key"]) if progress else None
+    checkpoint = store.checkpoint_path(results, jid)
+    attempts = Attempts(results, jid)
+    if attempts.earlier and not checkpoint.is_file():
+        log.info("restarted from step 0: no checkpoint (recipe.checkpoint_every %d)",
+                 recipe["checkpoint_every"])
     res = train.finetune(run_model, *dd, recipe=recipe, lr=config["lr"],
-                         seed=config["seed"], checkpoint=store.checkpoint_path(results, jid),
+                         seed=config["seed"], checkpoint=checkpoint,
                          progress=bar.update if bar else None, hook=applied.hook, log=log,
-                         drop_last=protocol == PAPER_PROTOCOL)
+                         drop_last=protocol.drop_last, on_resume=attempts.resumed)
     if bar:
         bar.close()
     applied.finish(model)  # e.g. LoRA's adapters merged into the weights
@@ -379,8 +414,12 @@ def _run_job(config: dict, suite: str, results: Path, cache: Path | None,
     jid = compute_job_id(config)
     device = pick_device(device)
     log = logs.job_logger(jid)
-    log.info("start: %s on %s (%s)", Job(jid, suite, config).label, device, socket.gethostname())
     started, t_start = store.utc_now(), time.perf_counter()
+    attempts = Attempts(results, jid).begin(started)
+    again = (f" (attempt {len(attempts.all)}: {len(attempts.earlier)} earlier one(s) did not "
+             "finish)") if attempts.earlier else ""
+    log.info("start%s: %s on %s (%s)", again, Job(jid, suite, config).label, device,
+             socket.gethostname())
     metrics: dict = {}
     curves: dict = {"train": [], "val": []}
     plast = None
@@ -401,9 +440,11 @@ def _run_job(config: dict, suite: str, results: Path, cache: Path | None,
     record = new_record(
         config, suite, jid, status, metrics=metrics, curves=curves, plasticity=plast,
         plasticity_variants=variants, error=error,
-        provenance=provenance(device, started_at=started, finished_at=store.utc_now()))
+        provenance=provenance(device, started_at=started, finished_at=store.utc_now(),
+                              attempts=Attempts(results, jid).all))
     store.write_record(results, record)
     store.checkpoint_path(results, jid).unlink(missing_ok=True)
+    store.attempts_path(results, jid).unlink(missing_ok=True)
     log.info("%s in %.1f s: record %s", status, metrics["wall_seconds"],
              store.record_path(results, suite, jid))
     return record
