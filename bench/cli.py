@@ -249,9 +249,7 @@ def cmd_strategies(args) -> int:
 
     from bench.strategies import STRATEGIES
 
-    rows = [(name, s.description, ", ".join(f"{k}={d}" if d is not None else f"{k} (required)"
-                                            for k, (_, d) in s.params.items()))
-            for name, s in STRATEGIES.items()]
+    rows = [(name, s.description, s.params_text()) for name, s in STRATEGIES.items()]
     print(tabulate(rows, headers=["strategy", "trains", "parameters"], maxcolwidths=[None, 72, 30]))
     return 0
 
