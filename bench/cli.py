@@ -521,7 +521,7 @@ def cmd_perf(args) -> int:
                         model_kwargs=kwargs, threads=args.threads, precision=precision,
                         log=lambda m: print(m, file=sys.stderr))
     if args.plan:
-        from bench.synthetic import benchmark_plan
+        from bench.benchmarks import benchmark_plan
 
         res["plan"] = benchmark_plan(args.plan)
     print(perf.format_table(res))

@@ -17,7 +17,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from bench import slurm, store, synthetic
+from bench import benchmarks, slurm, store, synthetic
 from bench.record import RECORD_SCHEMA
 from bench.suite import load_suite
 
@@ -293,7 +293,7 @@ def test_bench_run_and_submit_at_once_run_each_job_exactly_once(cluster, cleanup
 
 
 def test_submitting_1000_jobs_is_fast(cluster, tmp_path):
-    figures = synthetic.benchmark_submit(1000, tmp_path)
+    figures = benchmarks.benchmark_submit(1000, tmp_path)
     assert figures["submitted"] == 1000 and figures["sbatch_calls"] == 1
     assert figures["submit_seconds"] < 10
     assert figures["resubmitted"] == 0
