@@ -745,6 +745,33 @@ def test_schema_problems_name_their_key_path():
         check_record(r)
 
 
+def test_quick_check_agrees_with_jsonschema():
+    """bench.record's compiled quick check and jsonschema's validator accept and refuse the
+    same records (the quick check decides; jsonschema names the problems)."""
+    from bench.record import _record_fits
+
+    base = synthetic_record(0, "s", "m", "d", "full", 0.1, 0)
+    mutations = [
+        ("config", "lr", -1), ("config", "lr", "x"), ("config", "seed", 1.5),
+        ("config", "seed", True), ("metrics", "test_acc", None), ("metrics", "test_acc", "a"),
+        ("metrics", "steps_done", 2.0), ("metrics", "colour", 1), ("curves", "train", {}),
+        (None, "error", {"type": 3, "reason": "", "traceback": ""}),
+        (None, "plasticity", None), (None, "plasticity", []), (None, "job_id", "XYZ"),
+        (None, "suite", "../x"), (None, "provenance", {}), (None, "error", None),
+        (None, "status", "great"), (None, "schema_version", True),
+        (None, "plasticity_variants", {"in_situ": {"variant": 1}}),
+    ]
+    validator = jsonschema.Draft202012Validator(RECORD_SCHEMA)
+    for where, key, value in mutations:
+        r = json.loads(json.dumps(base))
+        (r[where] if where else r)[key] = value
+        assert _record_fits(r) == validator.is_valid(r), (where, key, value)
+    for status in ("done", "failed"):
+        r = {**json.loads(json.dumps(base)), "status": status}
+        del r["metrics"]["best_step"]
+        assert _record_fits(r) == validator.is_valid(r) == (status == "failed"), status
+
+
 def test_metrics_are_closed_and_a_done_record_has_its_results():
     """A misspelled metric is refused (not a blank leaderboard column); a done record without
     its results too; a failed one has what was measured before it failed."""
