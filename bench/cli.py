@@ -215,11 +215,12 @@ def _weights_note(model_cfg: dict, cache: Path) -> str:
 
 
 def cmd_show(args) -> int:
-    from bench import show, store
+    from bench import show
+    from bench.record import RecordError
 
     try:
         print(show.show(args.job, _results(args), Path(args.png) if args.png else None))
-    except (show.NotFound, store.RecordError) as e:
+    except (show.NotFound, RecordError) as e:
         raise UserError(str(e)) from None
     if args.png:
         print(f"wrote {args.png}", file=sys.stderr)
@@ -249,9 +250,7 @@ def cmd_strategies(args) -> int:
 
     from bench.strategies import STRATEGIES
 
-    rows = [(name, s.description, ", ".join(f"{k}={d}" if d is not None else f"{k} (required)"
-                                            for k, (_, d) in s.params.items()))
-            for name, s in STRATEGIES.items()]
+    rows = [(name, s.description, s.params_text()) for name, s in STRATEGIES.items()]
     print(tabulate(rows, headers=["strategy", "trains", "parameters"], maxcolwidths=[None, 72, 30]))
     return 0
 
@@ -527,7 +526,7 @@ def cmd_perf(args) -> int:
                         model_kwargs=kwargs, threads=args.threads, precision=precision,
                         log=lambda m: print(m, file=sys.stderr))
     if args.plan:
-        from bench.synthetic import benchmark_plan
+        from bench.benchmarks import benchmark_plan
 
         res["plan"] = benchmark_plan(args.plan)
     print(perf.format_table(res))

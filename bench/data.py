@@ -31,7 +31,13 @@ import numpy as np
 
 from bench import datasets, formats, store
 from bench import protocol as protocols
-from bench.datasets import DATASETS, DatasetSpec, Raw, dataset_key  # noqa: F401 (re-exported)
+from bench.datasets import (  # noqa: F401 (re-exported)
+    DATASETS,
+    DatasetSpec,
+    Raw,
+    dataset_key,
+    stratum_80,
+)
 from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol
 from bench.registry import Registry
 
@@ -51,13 +57,6 @@ def split_80_20(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     perm = np.random.default_rng(seed).permutation(n)
     k = int(0.8 * n)
     return np.sort(perm[:k]), np.sort(perm[k:])
-
-
-def stratum_80(n: int) -> int:
-    """How many of a class's ``n`` images the 80% part of a stratified cut takes: int(0.8 n),
-    but at least 1 and, from 2 images on, at most n - 1, so that every class with 2 or more
-    images is in both parts (a class of 1 stays in the 80% part: it is at least trained on)."""
-    return max(1, min(int(0.8 * n), n - 1)) if n else 0
 
 
 def stratified_80_20(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -789,10 +789,15 @@ def _fingerprint(path: str, stats: tuple) -> str:
     return h.hexdigest()[:16]
 
 
+def stratum_80(n: int) -> int:
+    """How many of a class's ``n`` images the 80% part of a stratified cut takes: int(0.8 n),
+    but at least 1 and, from 2 images on, at most n - 1, so that every class with 2 or more
+    images is in both parts (a class of 1 stays in the 80% part: it is at least trained on)."""
+    return max(1, min(int(0.8 * n), n - 1)) if n else 0
+
+
 def _folder_notes(params: dict) -> list[str]:
     """The classes that the clean protocol's stratified cuts cannot put in every split."""
-    from bench.data import stratum_80
-
     path = Path(params["path"])
     if _has_split_layout(path):
         counts = {c: {"train": stratum_80(n), "val": n - stratum_80(n)}

@@ -29,6 +29,7 @@ from bench.config import (
     canonical_json,
 )
 from bench.protocol import Protocol
+from bench.record import error_info, new_record
 from bench.status import Status
 from bench.suite import Job
 from bench.suite import job_id as compute_job_id  # noqa: F401 (the id of a mapping)
@@ -443,14 +444,14 @@ def _run_job(config: JobConfig, suite: str, results: Path, cache: Path | None,
     except Exception as e:  # noqa: BLE001 - every failure is recorded, and the suite goes on
         status = Status.DIVERGED if type(e).__name__ == "Diverged" else Status.FAILED
         oom = isinstance(e, MemoryError) or "out of memory" in str(e).lower()
-        error = store.error_info(e, f"out of memory: {e}" if oom else None)
+        error = error_info(e, f"out of memory: {e}" if oom else None)
         log.error("%s: %s", status, error["reason"])
     metrics["wall_seconds"] = time.perf_counter() - t_start
     try:
         metrics["peak_memory_mb"] = _peak_memory_mb(device)
     except Exception:  # noqa: BLE001 - a missing figure must not lose the record
         metrics["peak_memory_mb"] = None
-    record = store.new_record(
+    record = new_record(
         config.to_dict(), suite, jid, status, metrics=metrics, curves=curves, plasticity=plast,
         plasticity_variants=variants, error=error,
         provenance=provenance(device, started_at=started, finished_at=store.utc_now(),

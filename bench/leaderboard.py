@@ -11,8 +11,8 @@ Every claim carries its uncertainty (``bench.stats``): accuracies with their 95%
 over seeds, correlations with exact permutation p-values, and verdicts printed only where the
 test supports them at ``stats.ALPHA`` after Holm's adjustment.
 
-Run the speed check with ``python -m bench.leaderboard`` (1,000 synthetic records,
-``bench.synthetic``). No torch import on this path.
+Run the speed check with ``python -m bench.benchmarks leaderboard`` (1,000 synthetic
+records, ``bench.synthetic``). No torch import on this path.
 """
 
 from __future__ import annotations
@@ -805,9 +805,3 @@ def build_leaderboard(results_dir: str | os.PathLike, out_path: str | os.PathLik
         for name, df in tables.items():
             atomic_write_text(csv_dir / f"{name}.csv", df.to_csv(index=False, lineterminator="\n"))
     return skipped
-
-
-if __name__ == "__main__":
-    from bench.synthetic import benchmark_leaderboard
-
-    benchmark_leaderboard()

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import claims, store
+from bench.record import RecordError, error_info, new_record
 from bench.status import Status
 
 RAN, HELD, ELSEWHERE = "ran", "held", "elsewhere"
@@ -54,7 +55,7 @@ def run_claimed(config: dict, suite: str, results: Path, job_id: str,
             try:
                 record = store.read_record(store.record_path(results, suite, job_id))
                 return Outcome(ELSEWHERE, Status(record["status"]), record)
-            except (OSError, store.RecordError):
+            except (OSError, RecordError):
                 pass  # gone or unreadable: run it
         sweep_job(results, suite, job_id)
         took_over = str(claim.took_over) if claim.took_over else None
@@ -87,10 +88,10 @@ def failed_record(config: dict, suite: str, job_id: str, exc: BaseException, sta
     from bench.job import host_provenance
 
     began = dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(timespec="seconds")
-    return store.new_record(
+    return new_record(
         config, suite, job_id, Status.FAILED,
         metrics={"wall_seconds": time.time() - started},
-        error=store.error_info(exc, f"{type(exc).__name__} escaped the job: {exc}"),
+        error=error_info(exc, f"{type(exc).__name__} escaped the job: {exc}"),
         provenance=host_provenance(device, started_at=began, finished_at=store.utc_now(),
                                    **provenance_extra))
 

@@ -29,7 +29,7 @@ allocation when it started (``peak_delta_mb``); on the CPU the same for the proc
 set size, sampled every few milliseconds by a thread (torch's CPU memory is invisible to
 tracemalloc).
 
-``bench perf --plan N`` adds ``bench.synthetic.benchmark_plan``: ``bench plan`` on a
+``bench perf --plan N`` adds ``bench.benchmarks.benchmark_plan``: ``bench plan`` on a
 generated suite of N jobs in a fresh interpreter, and whether it imported torch.
 """
 

@@ -222,7 +222,7 @@ def save_png(rec: dict, path: Path) -> None:
 
 
 def show(what: str, results: Path, png: Path | None = None) -> str:
-    """The text ``bench show`` prints; ``NotFound`` or ``store.RecordError`` otherwise."""
+    """The text ``bench show`` prints; ``NotFound`` or ``bench.record.RecordError`` otherwise."""
     path = find_record(what, results)
     rec = store.read_record(path)
     if png is not None:

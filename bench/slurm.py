@@ -3,7 +3,7 @@
     bench submit SUITE --profile slurm/local.yaml [--results DIR] [--wait] [--retry-failed]
     bench status SUITE [--results DIR]
     bench cancel SUITE [--results DIR]
-    python -m bench.slurm benchmark [--n 1000]      # submit-path benchmark on a live cluster
+    python -m bench.benchmarks submit [--n 1000]    # submit-path benchmark on a live cluster
 
 A profile (YAML, ``slurm/*.yaml``) says which resources jobs get: ``defaults`` and ``groups``
 whose ``match`` globs select jobs by model (or dataset, strategy) name. Jobs with the same
@@ -40,7 +40,6 @@ Status needs no SLURM accounting: it reads the records, the claims and ``squeue`
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import json
 import shutil
@@ -840,31 +839,3 @@ def wait_for(jobs: Sequence, results: Path, *, poll_s: float = 5.0, progress: bo
             time.sleep(poll_s)
     finally:
         bar.close()
-
-
-# ------------------------------------------------------------------- the benchmark
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.slurm", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("benchmark", help="time the submission of a synthetic suite")
-    b.add_argument("--n", type=int, default=1000)
-    b.add_argument("--results", type=Path, default=None)
-    b.add_argument("--profile", type=Path, default=None)
-    b.add_argument("--wait", action="store_true", help="run the jobs instead of cancelling")
-    args = parser.parse_args(argv)
-    try:
-        profile = load_profile(args.profile) if args.profile else None
-        from bench.synthetic import benchmark_submit
-
-        figures = benchmark_submit(args.n, args.results, profile, wait=args.wait)
-    except (ProfileError, SlurmError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(figures))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

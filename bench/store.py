@@ -1,8 +1,9 @@
-"""The results directory: records, atomic writes, and what a dead writer leaves behind.
+"""The results directory: record files, atomic writes, locks, loading, and what a dead
+writer leaves behind. What a record is (schema, builder, validator) is ``bench.record``.
 
 Layout of ``<results>``::
 
-    <suite>/<job_id>.json        one record per job (JSON, ``RECORD_SCHEMA``), written atomically
+    <suite>/<job_id>.json        one record per job (``bench.record``), written atomically
     <suite>/<job_id>.log         the job's log (bench.logs), appended while it runs; not a record
     <suite>/.claims/<job_id>     "this job is running here" while it runs (bench.claims)
     .checkpoints/<job_id>.pt     a running job's periodic training checkpoint (bench.train)
@@ -32,146 +33,15 @@ import os
 import re
 import socket
 import time
-import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
-from bench.protocol import PROTOCOLS
-from bench.status import RECORDED, Status
+from bench.record import JOB_ID, SUITE_NAME, RecordError, check_record, dumps_record
 
-SCHEMA_VERSION = 1
-# A suite name names a folder: no separators, no leading dot (so never `.` or `..`).
-SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_RECORD_BYTES = 64 * 2**20  # a record is a few kB; a file this large is not one
-
-_NUM = {"type": "number"}
-_NUM_OR_NULL = {"type": ["number", "null"]}
-_INT = {"type": "integer"}
-_STR = {"type": "string"}
-_SPLIT = {"type": "object", "required": ["n", "checksum"], "additionalProperties": False,
-          "properties": {"n": _INT, "checksum": _STR}}
-
-# A record's metrics: every name it may have. A done record has at least DONE_METRICS; a
-# failed one has what the job measured before it failed.
-METRICS: dict[str, Any] = {
-    "test_acc": _NUM_OR_NULL,
-    "best_val_acc": _NUM_OR_NULL,
-    "best_step": {"type": ["integer", "null"]},
-    "steps_done": _INT,
-    "trainable_params": _INT,
-    "total_params": _INT,
-    "wall_seconds": _NUM,
-    "train_seconds": _NUM,
-    "plasticity_seconds": _NUM,
-    "images_per_second": _NUM,
-    "peak_memory_mb": _NUM_OR_NULL,
-    "grad_accum": _INT,  # micro-batches per step in the end (more than asked after an OOM)
-    "data_checksum": _STR,
-    "selected_components": {"type": "array", "items": _STR},  # plasticity_topk
-    # the sorted names of the parameters that trained (bench.strategies.trained_names);
-    # optional: records written before it lack it
-    "trained_params": {"type": "array", "items": _STR},
-    # lp: the images its probe was fitted on (the reference drops a last batch)
-    "probe_train_images": _INT,
-    # which images each split holds: how many, and a checksum of their ids
-    "splits": {"type": "object", "required": ["train", "val", "test"],
-               "additionalProperties": False,
-               "properties": {s: _SPLIT for s in ("train", "val", "test")}},
-}
-DONE_METRICS = ("test_acc", "best_val_acc", "best_step", "steps_done", "wall_seconds")
-
-# JSON Schema (draft 2020-12) of a record. Tests validate every committed record against it.
-RECORD_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "vit-plasticity-bench job record",
-    "type": "object",
-    "required": [
-        "schema_version", "job_id", "suite", "status", "config", "metrics",
-        "curves", "plasticity", "error", "provenance",
-    ],
-    "additionalProperties": False,
-    # check_record enforces this too (its own checker reads no if/then)
-    "if": {"properties": {"status": {"const": Status.DONE.value}}},
-    "then": {"properties": {"metrics": {"required": list(DONE_METRICS)}}},
-    "properties": {
-        "schema_version": {"const": SCHEMA_VERSION},
-        "job_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
-        "suite": {"type": "string", "pattern": SUITE_NAME.pattern},
-        "status": {"enum": [s.value for s in RECORDED]},
-        "config": {
-            "type": "object",
-            "required": ["model", "dataset", "strategy", "lr", "seed", "recipe", "plasticity"],
-            "properties": {
-                # jobs always write it; a record without one predates protocols (clean)
-                "protocol": {"enum": list(PROTOCOLS)},
-                "model": {"type": "object", "required": ["name", "label", "weights"]},
-                "dataset": {"type": "object", "required": ["name", "key"]},
-                "strategy": {"type": "object", "required": ["name", "key"]},
-                # null for a strategy without a learning rate (lp)
-                "lr": {"type": ["number", "null"], "exclusiveMinimum": 0},
-                "seed": _INT,
-                "recipe": {"type": "object", "required": ["steps", "batch_size", "optimizer"]},
-                "plasticity": {"type": "object", "required": ["reference", "pairs"]},
-                # the `--set KEY=VALUE` texts that made this configuration (not hashed)
-                "overrides": {"type": "array", "items": _STR},
-            },
-        },
-        # Closed: a misspelled metric is an error, not a blank leaderboard column.
-        "metrics": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": METRICS,
-        },
-        "curves": {
-            "type": "object",
-            "required": ["train", "val"],
-            "properties": {
-                "train": {"type": "array", "items": {
-                    "type": "object", "required": ["step", "loss", "grad_norm", "lr"]}},
-                "val": {"type": "array", "items": {
-                    "type": "object", "required": ["step", "val_acc"]}},
-            },
-        },
-        "plasticity": {
-            "type": ["object", "null"],
-            "required": ["variant", "pairs", "reference", "target", "layers", "components"],
-            "properties": {
-                "variant": _STR,
-                "pairs": _INT,
-                "reference": _STR,
-                "target": _STR,
-                "layers": {"type": "array", "items": {
-                    "type": "object",
-                    "required": ["layer", "component", "mean", "std", "n", "ci95"],
-                    "properties": {"layer": _INT, "component": _STR, "mean": _NUM,
-                                   "std": _NUM, "n": _INT, "ci95": _NUM},
-                }},
-                "components": {"type": "object", "additionalProperties": {
-                    "type": "object", "required": ["mean", "std", "n", "ci95"]}},
-            },
-        },
-        # Plasticity measured otherwise than the paper (bench.components.PLASTICITY_VARIANTS),
-        # by variant name, each shaped like `plasticity`; optional (older records lack it).
-        "plasticity_variants": {
-            "type": "object",
-            "additionalProperties": {"$ref": "#/properties/plasticity"},
-        },
-        "error": {
-            "type": ["object", "null"],
-            "required": ["type", "reason", "traceback"],
-            "properties": {"type": _STR, "reason": _STR, "traceback": _STR},
-        },
-        "provenance": {
-            "type": "object",
-            "required": ["git_commit", "git_dirty", "code_version", "packages", "python",
-                         "platform", "cpu", "gpu", "device", "started_at", "finished_at"],
-        },
-    },
-}
 
 # The leaderboard's figures live in the results directory under a name no suite can have
 # (suite names start with a letter or digit); readers do not look into folders starting
@@ -179,13 +49,8 @@ RECORD_SCHEMA: dict[str, Any] = {
 FIGURES_DIR = "_figures"
 # Records of a suite that its current plan no longer has (``bench prune``), inside its folder.
 STALE_DIR = "_stale"
-_JOB_ID = re.compile(r"[0-9a-f]{16}")
 CHECKPOINTS_DIR = ".checkpoints"
 STALE_TEMP_S = 24 * 3600.0  # a temporary file whose writer cannot be checked is dead after this
-
-
-class RecordError(ValueError):
-    """A file in a results directory that is not a readable record of this schema."""
 
 
 # ---------------------------------------------------------------- paths
@@ -218,11 +83,11 @@ def attempts_path(results: Path, job_id: str) -> Path:
 
 
 def is_job_id(name: object) -> bool:
-    return isinstance(name, str) and _JOB_ID.fullmatch(name) is not None
+    return isinstance(name, str) and JOB_ID.fullmatch(name) is not None
 
 
 def checked_job_id(job_id: object) -> str:
-    if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
+    if not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
         raise ValueError(f"not a job id: {job_id!r} (16 hex digits)")
     return job_id
 
@@ -449,275 +314,12 @@ def remove_dead_temps(folder: Path, name: str | None = None, *,
 # ---------------------------------------------------------------- records
 
 
-def new_record(config: dict, suite: str, job_id: str, status: Status | str, *,
-               metrics: dict, provenance: dict, curves: dict | None = None,
-               plasticity: dict | None = None, plasticity_variants: dict | None = None,
-               error: dict | None = None) -> dict:
-    """The one way a record is made (jobs, failures that escape them, stand-ins)."""
-    record = {"schema_version": SCHEMA_VERSION, "job_id": job_id, "suite": suite,
-              "status": Status(status).value, "config": config, "metrics": metrics,
-              "curves": curves or {"train": [], "val": []}, "plasticity": plasticity,
-              "error": error, "provenance": provenance}
-    if plasticity_variants is not None:
-        record["plasticity_variants"] = plasticity_variants
-    return record
-
-
-def error_info(exc: BaseException, reason: str | None = None) -> dict:
-    """A record's ``error``: the exception's type, the reason (default: type and message)
-    and its traceback."""
-    return {"type": type(exc).__name__, "reason": reason or f"{type(exc).__name__}: {exc}",
-            "traceback": "".join(traceback.format_exception(exc))}
-
-
-def dumps_record(record: dict) -> str:
-    return json.dumps(record, indent=1, sort_keys=True, allow_nan=False) + "\n"
-
-
 def write_record(results: Path, record: dict) -> Path:
     """Check ``record`` as a reader would, then write it atomically; returns its path."""
     check_record(record)
     path = record_path(results, record["suite"], record["job_id"])
     atomic_write_text(path, dumps_record(record))
     return path
-
-
-def check_record(record: Any) -> None:
-    """The check every reader runs: this schema version, then ``RECORD_SCHEMA``.
-
-    A record of another ``schema_version`` is refused, not migrated: version 1 is the only
-    one there has been, and numbers are comparable only under the protocol that made them.
-    The message says what to do: rerun the job (``bench run --force``) or read the record
-    with the code version that wrote it.
-    """
-    if not isinstance(record, dict):
-        raise RecordError(f"not a JSON object but {_json_type(record)}")
-    version = record.get("schema_version")
-    if type(version) is not int or version != SCHEMA_VERSION:
-        raise RecordError(
-            f"schema_version {version!r}, this code reads {SCHEMA_VERSION}; "
-            "rerun the job (bench run --force) or use the code version that wrote it")
-    errors = schema_errors(record)
-    if errors:
-        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-        raise RecordError("does not match the record schema: " + "; ".join(errors[:3]) + more)
-    if record["status"] == Status.DONE:
-        missing = [k for k in DONE_METRICS if k not in record["metrics"]]
-        if missing:
-            raise RecordError(f"a done record without metrics {', '.join(missing)}")
-    if not _JOB_ID.fullmatch(record["job_id"]):
-        raise RecordError(f"job_id {record['job_id']!r} is not 16 hex digits")
-    if not SUITE_NAME.fullmatch(record["suite"]):
-        raise RecordError(f"suite {record['suite']!r} is not a suite name")
-
-
-_JSON_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool,
-               "null": type(None)}
-
-
-def _json_type(value: object) -> str:
-    for name, typ in _JSON_TYPES.items():
-        if isinstance(value, typ):
-            return name
-    return "number" if isinstance(value, (int, float)) else type(value).__name__
-
-
-def _is_type(value: object, name: str) -> bool:
-    if name == "integer":
-        return (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, float) and value.is_integer())
-    if name == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, _JSON_TYPES[name])
-
-
-def schema_errors(value: Any, schema: dict | None = None, limit: int = 10) -> list[str]:
-    """Where ``value`` breaks ``schema`` (default ``RECORD_SCHEMA``), as 'key.path: problem'.
-
-    The subset of JSON Schema that ``RECORD_SCHEMA`` uses (type, const, enum, pattern,
-    exclusiveMinimum, required, properties, additionalProperties, items, local $ref), so
-    readers check every record without depending on a validator package; the tests check the
-    same records with ``jsonschema`` too. A quick pass first; paths only for a failure.
-    """
-    if schema is None or schema is RECORD_SCHEMA:
-        if _record_fits(value):
-            return []
-        schema = RECORD_SCHEMA
-    errors: list[str] = []
-    _check(value, schema, "", errors, limit)
-    return errors
-
-
-def _type_test(types: list[str]) -> Callable[[Any], bool]:
-    exact = tuple(_JSON_TYPES[t] for t in types if t in ("object", "array", "string", "null"))
-    boolean, number, integer = "boolean" in types, "number" in types, "integer" in types
-
-    def test(v: Any) -> bool:
-        if v.__class__ is bool:
-            return boolean
-        if exact and isinstance(v, exact):
-            return True
-        if number and isinstance(v, (int, float)):
-            return True
-        return integer and (isinstance(v, int) or (isinstance(v, float) and v.is_integer()))
-    return test
-
-
-def _compile(schema: dict) -> Callable[[Any], bool]:
-    """A fast yes/no check of ``schema`` (the same subset as ``_check``, without messages)."""
-    if "$ref" in schema:
-        ref = schema["$ref"]
-        return lambda v: _compiled_ref(ref)(v)
-    tests = [*_scalar_tests(schema), *_container_tests(schema)]
-    return lambda v: all(test(v) for test in tests)
-
-
-def _scalar_tests(schema: dict) -> list[Callable[[Any], bool]]:
-    """type first (the others assume it), then const, enum, pattern, exclusiveMinimum."""
-    tests = []
-    if "type" in schema:
-        types = schema["type"]
-        tests.append(_type_test(types if isinstance(types, list) else [types]))
-    if "const" in schema:
-        const = schema["const"]
-        tests.append(lambda v: v == const and type(v) is type(const))
-    if "enum" in schema:
-        enum = schema["enum"]
-        tests.append(lambda v: v in enum)
-    if "pattern" in schema:
-        pattern = re.compile(schema["pattern"])
-        tests.append(lambda v: not isinstance(v, str) or pattern.search(v) is not None)
-    if "exclusiveMinimum" in schema:
-        low = schema["exclusiveMinimum"]
-        tests.append(lambda v: not _is_type(v, "number") or v > low)
-    return tests
-
-
-def _container_tests(schema: dict) -> list[Callable[[Any], bool]]:
-    """required, properties and additionalProperties of an object; items of an array."""
-    tests = []
-    required = tuple(schema.get("required", ()))
-    props = {k: _compile(x) for k, x in schema.get("properties", {}).items()}
-    extra = schema.get("additionalProperties", True)
-    extra_fn = _compile(extra) if isinstance(extra, dict) else None
-    if required or props or extra is not True:
-        tests.append(lambda v: not isinstance(v, dict)
-                     or _object_fits(v, required, props, extra is False, extra_fn))
-    if "items" in schema:
-        item = _compile(schema["items"])
-        tests.append(lambda v: not isinstance(v, list) or all(item(x) for x in v))
-    return tests
-
-
-def _object_fits(v: dict, required: tuple, props: dict, closed: bool,
-                 extra_fn: Callable[[Any], bool] | None) -> bool:
-    if any(k not in v for k in required):
-        return False
-    for k, x in v.items():
-        fn = props.get(k)
-        if fn is None:
-            if closed:
-                return False
-            fn = extra_fn
-        if fn is not None and not fn(x):
-            return False
-    return True
-
-
-_COMPILED: dict[str, Callable[[Any], bool]] = {}
-
-
-def _compiled_ref(ref: str) -> Callable[[Any], bool]:
-    if ref not in _COMPILED:
-        _COMPILED[ref] = _compile(_resolve(ref))
-    return _COMPILED[ref]
-
-
-def _record_fits(value: Any) -> bool:
-    return _compiled_ref("#")(value)
-
-
-def _resolve(ref: str) -> dict:
-    node: Any = RECORD_SCHEMA
-    for part in ref.removeprefix("#").strip("/").split("/"):
-        if part:
-            node = node[part]
-    return node
-
-
-def _check(v: Any, schema: dict, path: str | None, errors: list[str], limit: int) -> bool:
-    """Whether ``v`` fits; with a ``path`` (not None) each problem is added to ``errors``."""
-    if len(errors) >= limit:
-        return False
-    if "$ref" in schema:
-        schema = _resolve(schema["$ref"])
-
-    def bad(msg: str) -> bool:
-        if path is not None:
-            errors.append(f"{path or '<record>'}: {msg}")
-        return False
-
-    types = schema.get("type")
-    if types is not None:
-        types = types if isinstance(types, list) else [types]
-        if not any(_is_type(v, t) for t in types):
-            return bad(f"must be {' or '.join(types)}, not {_json_type(v)}")
-    ok = _check_scalar(v, schema, bad)
-    if isinstance(v, dict):
-        ok = _check_object(v, schema, path, errors, limit, bad) and ok
-    elif isinstance(v, list) and "items" in schema:
-        ok = _check_items(v, schema["items"], path, errors, limit) and ok
-    return ok
-
-
-def _check_scalar(v: Any, schema: dict, bad: Callable[[str], bool]) -> bool:
-    ok = True
-    if "const" in schema and not (v == schema["const"] and type(v) is type(schema["const"])):
-        ok = bad(f"must be {schema['const']!r}")
-    if "enum" in schema and v not in schema["enum"]:
-        ok = bad(f"{v!r} is not one of {', '.join(map(str, schema['enum']))}")
-    if "pattern" in schema and isinstance(v, str) and not re.search(schema["pattern"], v):
-        ok = bad(f"{v!r} does not match {schema['pattern']}")
-    if "exclusiveMinimum" in schema and _is_type(v, "number") \
-            and not v > schema["exclusiveMinimum"]:
-        ok = bad(f"must be > {schema['exclusiveMinimum']}")
-    return ok
-
-
-def _check_object(v: dict, schema: dict, path: str | None, errors: list[str], limit: int,
-                  bad: Callable[[str], bool]) -> bool:
-    ok = True
-    missing = [k for k in schema.get("required", ()) if k not in v]
-    if missing:
-        ok = bad(f"missing {', '.join(missing)}")
-    props, extra = schema.get("properties") or {}, schema.get("additionalProperties", True)
-    if not props and extra is True:
-        return ok
-    unknown = []
-    for k, x in v.items():
-        sub = props.get(k, extra)
-        if sub is False:
-            unknown.append(str(k))
-        elif sub is not True:
-            kp = None if path is None else (f"{path}.{k}" if path else str(k))
-            if not _check(x, sub, kp, errors, limit):
-                ok = False
-                if path is None:
-                    return False
-    if unknown:
-        ok = bad(f"unknown keys {', '.join(sorted(unknown))}")
-    return ok
-
-
-def _check_items(v: list, sub: dict, path: str | None, errors: list[str], limit: int) -> bool:
-    ok = True
-    for i, x in enumerate(v):
-        if not _check(x, sub, None if path is None else f"{path or '<record>'}[{i}]",
-                      errors, limit):
-            ok = False
-            if path is None:
-                return False
-    return ok
 
 
 def _no_constant(name: str) -> float:
@@ -782,11 +384,11 @@ def load_records(results: Path, suite: str | None = None) -> tuple[list[dict], l
             continue
         for path in sorted(d.iterdir()):
             if path.name.startswith(".") or (path.suffix == ".log"
-                                             and _JOB_ID.fullmatch(path.stem)):
+                                             and JOB_ID.fullmatch(path.stem)):
                 continue  # hidden, or a job's log
             if path.name.startswith("_") and path.is_dir():
                 continue  # folders such as `_stale/` hold no current record
-            if path.suffix != ".json" or not _JOB_ID.fullmatch(path.stem):
+            if path.suffix != ".json" or not JOB_ID.fullmatch(path.stem):
                 skipped.append(Skipped(path, "stray file, not a record (<job_id>.json)"))
                 continue
             if not path.is_file():  # a folder or a FIFO named like a record
@@ -811,7 +413,7 @@ def record_ids(results: Path, suite: str) -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(p.stem for p in folder.iterdir()
-                  if p.suffix == ".json" and _JOB_ID.fullmatch(p.stem) and p.is_file())
+                  if p.suffix == ".json" and JOB_ID.fullmatch(p.stem) and p.is_file())
 
 
 def _move_keeping(src: Path, dst_dir: Path) -> Path:

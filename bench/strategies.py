@@ -67,6 +67,9 @@ class Strategy:
     # Trains nothing by SGD: the job fits a probe on the frozen model's features instead
     # (bench.probe), so it has no learning rate and runs once per (model, dataset, seed).
     probe: bool = False
+    # A parameter set that validates (the contract test and README use it); needed when a
+    # parameter has no default, else the defaults serve.
+    example: Mapping[str, Any] | None = None
 
     @property
     def uses_lr(self) -> bool:
@@ -74,6 +77,15 @@ class Strategy:
 
     def defaults(self) -> dict[str, Any]:
         return {k: d for k, (_, d) in self.params.items()}
+
+    def entry(self) -> dict[str, Any]:
+        """A suite's entry for this strategy with ``example`` or the default parameters."""
+        return {"name": self.name, **self.defaults(), **(self.example or {})}
+
+    def params_text(self) -> str:
+        """'k=1, side=first'; a parameter without a default is 'name (required)'."""
+        return ", ".join(f"{k}={d}" if d is not None else f"{k} (required)"
+                         for k, (_, d) in self.params.items())
 
 
 def _noop(model) -> None:
@@ -243,45 +255,57 @@ def _check_lora(params: Mapping[str, Any]) -> list[tuple[str, str]]:
 # ---------------------------------------------------------------- the registry
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")
-STRATEGIES.register("full", Strategy("full", "every parameter", by_name(lambda n: True)))
-STRATEGIES.register("linear", Strategy("linear", "head only (linear probing)",
-                                       by_name(lambda n: is_under(n, HEAD_MODULES))))
-STRATEGIES.register("lp", Strategy(
+
+
+def register(strategy: Strategy) -> Strategy:
+    """Add a strategy under its own name (given once, in the ``Strategy``). Registering is
+    all a new strategy needs: the contract test (tests/test_strategies.py) covers it and the
+    README's table (``python -m bench.strategies --readme``) lists it."""
+    return STRATEGIES.register(strategy.name, strategy)
+
+
+register(Strategy("full", "every parameter", by_name(lambda n: True)))
+register(Strategy("linear", ("head only, trained by SGD (linear probing; the baseline of gains "
+                             "where a cell has no lp)"),
+                  by_name(lambda n: is_under(n, HEAD_MODULES))))
+register(Strategy(
     "lp",
     ("nothing (the paper's baseline): a scikit-learn logistic regression (StandardScaler + "
-     "LogisticRegression) on the frozen model's last-block features, mean-pooled over tokens "
-     "and L2-normalised; no learning rate, one job per seed"),
+     "LogisticRegression(max_iter=5000)) on the frozen model's last-block features, "
+     "mean-pooled over tokens and L2-normalised; no learning rate, so one job per (model, "
+     "dataset, seed), config.lr null"),
     by_name(lambda n: False), probe=True))
 for _name in ("emb", *BLOCK_COMPONENTS):
-    STRATEGIES.register(_name, _component_strategy(_name))
+    register(_component_strategy(_name))
 
 # Beyond the paper.
-STRATEGIES.register("bitfit", Strategy(
+register(Strategy(
     "bitfit", "every bias (*.bias, in and outside the blocks) + final norm + head (BitFit)",
     by_name(lambda n: n.endswith(".bias") or _head_and_final_norm(n))))
-STRATEGIES.register("ln", _group_strategy("ln", ("ln1", "ln2")))
-STRATEGIES.register("attn_mlp", _group_strategy("attn_mlp", ("mha", "fc1", "fc2")))
-STRATEGIES.register("lora", Strategy(
+register(_group_strategy("ln", ("ln1", "ln2")))
+register(_group_strategy("attn_mlp", ("mha", "fc1", "fc2")))
+register(Strategy(
     "lora",
     ("low-rank adapters, W + (alpha/rank) B A with B = 0 at start and W frozen, on every "
      "block's attn.qkv (mlp=true: also mlp.fc1, mlp.fc2), merged into W after training; + "
      "final norm + head"),
     _lora_select, params={"rank": (int, 8), "alpha": (float, 8.0), "mlp": (bool, False)},
     check=_check_lora, prepare=_lora_prepare, finish=_lora_finish))
-STRATEGIES.register("surgical", Strategy(
+register(Strategy(
     "surgical",
     ("every parameter of the first (side=first) or last (side=last) k blocks + final norm + "
      "head (surgical fine-tuning, Lee et al. 2022)"),
     _surgical, params={"k": (int, 1), "side": (("first", "last"), "first")},
     check=_at_least(k=1)))
-STRATEGIES.register("plasticity_topk", Strategy(
+register(Strategy(
     "plasticity_topk",
     (f"the k block components (of {', '.join(BLOCK_COMPONENTS)}) with the highest plasticity "
-     "in the job's own measurement, in every block + final norm + head"),
+     "in the job's own measurement (recorded in metrics.selected_components), in every "
+     "block + final norm + head"),
     _topk, params={"k": (int, 2)}, check=_check_topk, needs_plasticity=True,
     notes=lambda p, ctx: {"selected_components": top_plastic_components(ctx.plasticity,
                                                                          p["k"])}))
-STRATEGIES.register("auto_rgn", Strategy(
+register(Strategy(
     "auto_rgn",
     ("every parameter; each tensor's lr scaled by its relative gradient norm ||g||/||w|| "
      "divided by the largest, recomputed each epoch on `batches` training batches "
@@ -289,12 +313,13 @@ STRATEGIES.register("auto_rgn", Strategy(
     by_name(lambda n: True), params={"batches": (int, 5)}, check=_at_least(batches=1),
     hook=_auto_rgn_hook))
 
-STRATEGIES.register("custom", Strategy(
+register(Strategy(
     "custom",
     ("exactly the parameters whose timm names match a glob pattern of `trains` (* matches "
      "any characters, dots included: blocks.*.attn.qkv.*, blocks.1[01].*, *.bias) + the new "
      "head; the final norm only if a pattern names it (norm.*)"),
-    _custom, params={"trains": (list, None)}, patterns="trains"))
+    _custom, params={"trains": (list, None)}, patterns="trains",
+    example={"trains": ["blocks.*.attn.qkv.*", "norm.*"]}))
 
 # The strategies of the paper, in the order its tables use.
 PAPER_STRATEGIES: tuple[str, ...] = ("full", "emb", *BLOCK_COMPONENTS)
@@ -396,3 +421,38 @@ def apply_strategy(model, strategy: str | Mapping, context: Context | None = Non
         notes=spec.notes(params, ctx) if spec.notes is not None else {},
         finish=(lambda m: spec.finish(m, params)) if spec.finish is not None else _noop,
     )
+
+
+# ---------------------------------------------------------------- the README's table
+
+TABLE_BEGIN, TABLE_END = "<!-- strategies:begin -->", "<!-- strategies:end -->"
+
+
+def strategies_table() -> str:
+    """The README's table of strategies, one row per registered strategy, in order."""
+    rows = ["| strategy | trains | parameters (in the job id) |", "|---|---|---|"]
+    for name, s in STRATEGIES.items():
+        params = s.params_text()
+        if s.example:
+            params += "; e.g. " + ", ".join(
+                f"`{k}: [{', '.join(v)}]`" if isinstance(v, list) else f"`{k}: {v}`"
+                for k, v in s.example.items())
+        rows.append(f"| `{name}` | {s.description.replace('|', chr(92) + '|')} | {params} |")
+    return "\n".join(rows) + "\n"
+
+
+def readme_with_table(text: str) -> str:
+    """``text`` (README.md) with the table between its markers regenerated."""
+    begin, end = text.index(TABLE_BEGIN) + len(TABLE_BEGIN), text.index(TABLE_END)
+    return text[:begin] + "\n" + strategies_table() + text[end:]
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    if sys.argv[1:] != ["--readme"]:
+        sys.exit("usage: python -m bench.strategies --readme   (rewrites README.md's table)")
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    readme.write_text(readme_with_table(readme.read_text()))
+    print(f"{readme}: strategies table regenerated")

@@ -36,8 +36,8 @@ from bench.config import (  # noqa: F401 (canonical_json, job_id, NOT_IN_JOB_ID 
 )
 from bench.datasets import DATASETS, dataset_key
 from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS
+from bench.record import SUITE_NAME
 from bench.registry import did_you_mean, unknown_name_message
-from bench.store import SUITE_NAME
 from bench.strategies import STRATEGIES
 
 MAX_SUITE_BYTES = 1_000_000  # a suite is a page of YAML; anything larger is a mistake

@@ -14,8 +14,9 @@ from scipy.stats import norm, spearmanr, t
 from bench import aggregate as agg
 from bench import stats
 from bench.components import BLOCK_COMPONENTS, PAPER_PLASTICITY_RANKING
-from bench.store import RECORD_SCHEMA
+from bench.record import RECORD_SCHEMA, new_record
 from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE, STRATEGIES
+from bench.synthetic import synthetic_provenance
 
 VALIDATOR = jsonschema.Draft202012Validator(RECORD_SCHEMA)
 
@@ -26,7 +27,7 @@ def make_record(strategy: str = "full", lr: float = 1e-3, seed: int = 0, *, test
                 layers: int = 2, reason: str = "boom", job_id: str | None = None,
                 trainable: int = 100, protocol: str | None = None,
                 trained: list[str] | None = None) -> dict:
-    """A minimal record that validates against RECORD_SCHEMA.
+    """A minimal record that validates against RECORD_SCHEMA, made by the one builder.
 
     ``plasticity`` maps component -> value: block l of that component measures value * (l+1)
     and the component's mean over blocks is stored as given. ``trained``: the names of the
@@ -45,31 +46,25 @@ def make_record(strategy: str = "full", lr: float = 1e-3, seed: int = 0, *, test
                            for c, v in plasticity.items()},
         }
     done = status == "done"
-    rec = {
-        "schema_version": 1, "job_id": job_id, "suite": suite, "status": status,
-        "config": {
-            "model": {"name": model, "label": model, "weights": "none"},
-            "dataset": {"name": dataset, "key": dataset},
-            "strategy": {"name": strategy, "key": strategy, "params": {}},
-            "lr": lr, "seed": seed,
-            "recipe": {"steps": 10, "batch_size": 8, "optimizer": "sgd"},
-            "plasticity": {"reference": "ref", "pairs": 64},
-        },
-        "metrics": {"test_acc": test, "best_val_acc": val, "best_step": 5, "steps_done": 10,
-                    "trainable_params": trainable, "total_params": 1000, "wall_seconds": 1.0,
-                    "train_seconds": 0.5, "plasticity_seconds": 0.5, "images_per_second": 80.0,
-                    "peak_memory_mb": None},
-        "curves": {"train": [{"step": 1, "loss": 1.0, "grad_norm": 1.0, "lr": lr}],
-                   "val": [{"step": 5, "val_acc": val}]},
-        "plasticity": plast,
-        "error": None if done else {"type": "RuntimeError", "reason": reason, "traceback": "tb"},
-        "provenance": {"git_commit": "abcdef0123456789", "git_dirty": False,
-                       "code_version": "0.1.0", "packages": {}, "python": "3.11",
-                       "platform": "linux", "cpu": "test-cpu", "gpu": None, "device": "cpu",
-                       "started_at": "t0", "finished_at": "t1"},
-    }
-    if trained is not None:
-        rec["metrics"]["trained_params"] = sorted(trained)
+    rec = new_record(
+        {"model": {"name": model, "label": model, "weights": "none"},
+         "dataset": {"name": dataset, "key": dataset},
+         "strategy": {"name": strategy, "key": strategy, "params": {}},
+         "lr": lr, "seed": seed,
+         "recipe": {"steps": 10, "batch_size": 8, "optimizer": "sgd"},
+         "plasticity": {"reference": "ref", "pairs": 64}},
+        suite, job_id, status,
+        metrics={"test_acc": test, "best_val_acc": val, "best_step": 5, "steps_done": 10,
+                 "trainable_params": trainable, "total_params": 1000, "wall_seconds": 1.0,
+                 "train_seconds": 0.5, "plasticity_seconds": 0.5, "images_per_second": 80.0,
+                 "peak_memory_mb": None,
+                 **({"trained_params": sorted(trained)} if trained is not None else {})},
+        curves={"train": [{"step": 1, "loss": 1.0, "grad_norm": 1.0, "lr": lr}],
+                "val": [{"step": 5, "val_acc": val}]},
+        plasticity=plast,
+        error=None if done else {"type": "RuntimeError", "reason": reason, "traceback": "tb"},
+        provenance=synthetic_provenance(git_commit="abcdef0123456789", python="3.11",
+                                        cpu="test-cpu", started_at="t0", finished_at="t1"))
     if protocol is not None:  # records written before protocols existed have none
         rec["config"]["protocol"] = protocol
     return rec

@@ -13,10 +13,11 @@ import torch
 
 from bench import job, plasticity, store
 from bench.components import BLOCK_COMPONENTS
+from bench.record import RECORD_SCHEMA
 from bench.suite import SuiteError, load_suite, parse_suite
 from tests.conftest import TINY_KWARGS, tiny_suite_dict
 
-VALIDATOR = jsonschema.Draft202012Validator(store.RECORD_SCHEMA)
+VALIDATOR = jsonschema.Draft202012Validator(RECORD_SCHEMA)
 
 
 def problems_of(raw) -> list[str]:

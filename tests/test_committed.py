@@ -14,6 +14,7 @@ import jsonschema
 import pytest
 
 from bench import store
+from bench.record import RECORD_SCHEMA
 from bench.suite import load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +43,7 @@ def _suite_files() -> list[Path]:
 def test_every_committed_record_validates_against_the_schema():
     files = _record_files()
     assert files, "no committed records under results/"
-    validator = jsonschema.Draft202012Validator(store.RECORD_SCHEMA)
+    validator = jsonschema.Draft202012Validator(RECORD_SCHEMA)
     for path in files:
         record = store.read_record(path)
         validator.validate(record)

@@ -32,6 +32,14 @@ import yaml
 
 from bench import claims, cli, job, store
 from bench.leaderboard import build_leaderboard, build_tables
+from bench.record import (
+    DONE_METRICS,
+    RECORD_SCHEMA,
+    RecordError,
+    check_record,
+    dumps_record,
+    schema_errors,
+)
 from bench.suite import load_suite
 from bench.synthetic import synthetic_record
 from tests.conftest import tiny_suite_dict
@@ -309,7 +317,7 @@ def test_a_worker_killed_by_the_os_is_retried_then_recorded(tmp_path, write_suit
     assert by["linear"]["status"] == "failed"
     assert "worker process running it died twice, the second time running alone" in \
         by["linear"]["error"]["reason"]
-    jsonschema.validate(by["linear"], store.RECORD_SCHEMA)
+    jsonschema.validate(by["linear"], RECORD_SCHEMA)
     linear = by["linear"]["job_id"]
     assert [j for _, j in calls(log)].count(linear) == 2
     assert leftovers(results) == []
@@ -551,7 +559,7 @@ def test_failing_jobs_are_recorded_and_kept_out_of_scores(write_suite, tmp_path,
     assert not skipped and len(records) == 5
     by = {r["config"]["strategy"]["name"]: r for r in records}
     for r in records:
-        jsonschema.validate(r, store.RECORD_SCHEMA)
+        jsonschema.validate(r, RECORD_SCHEMA)
     assert by["full"]["status"] == "done"  # the suite went on
     assert by["linear"]["status"] == "diverged"
     assert "loss is nan at step 1 " in by["linear"]["error"]["reason"]
@@ -619,7 +627,7 @@ def test_what_escapes_a_job_is_recorded_and_an_interrupt_leaves_no_claim(
     failed = [r for r in records if r["status"] == "failed"]
     assert len(records) == 2 and len(failed) == 1
     assert "escaped the job: Out of range float" in failed[0]["error"]["reason"]
-    jsonschema.validate(failed[0], store.RECORD_SCHEMA)
+    jsonschema.validate(failed[0], RECORD_SCHEMA)
 
     def interrupted(config, *a, **k):
         raise KeyboardInterrupt
@@ -650,7 +658,7 @@ def test_damaged_results_are_reported_skipped_and_fail_strict(tmp_path, capsys, 
 
     base = synthetic_record(9, "s", "m", "d", "fc1", 0.1, 0)
     jid = lambda i: f"{i:016x}"  # noqa: E731
-    full_text = store.dumps_record({**base, "job_id": jid(1)})
+    full_text = dumps_record({**base, "job_id": jid(1)})
     bad = {
         damaged(f"{jid(1)}.json", text=full_text[:len(full_text) // 2]): "not valid JSON",
         damaged(f"{jid(2)}.json", text=""): "not valid JSON",
@@ -702,41 +710,86 @@ def test_damaged_results_are_reported_skipped_and_fail_strict(tmp_path, capsys, 
     assert f"--strict: {len(bad)} file(s) skipped" in capsys.readouterr().err
 
 
-def test_schema_check_agrees_with_jsonschema():
+def test_schema_problems_name_their_key_path():
+    """Each broken key is named by its path in the message (the validator is jsonschema's;
+    the messages are ours); values the schema allows pass."""
+    base = synthetic_record(0, "s", "m", "d", "full", 0.1, 0)
+    broken = [  # (where, key, value): the message's words
+        (("config", "lr", -1), "config.lr: must be > 0"),
+        (("config", "lr", "x"), "config.lr: must be number or null, not string"),
+        (("config", "seed", 1.5), "config.seed: must be integer, not number"),
+        (("config", "seed", True), "config.seed: must be integer, not boolean"),
+        (("metrics", "test_acc", "a"), "metrics.test_acc: must be number or null, not string"),
+        (("metrics", "steps_done", "2"), "metrics.steps_done: must be integer, not string"),
+        (("curves", "train", {}), "curves.train: must be array, not object"),
+        ((None, "error", {"type": 3, "reason": "", "traceback": ""}),
+         "error.type: must be string, not number"),
+        ((None, "plasticity", []), "plasticity: must be object or null, not array"),
+        ((None, "job_id", "XYZ"), "job_id: 'XYZ' does not match ^[0-9a-f]{16}$"),
+        ((None, "suite", "../x"), "suite: '../x' does not match"),
+        ((None, "provenance", {}), "provenance: missing git_commit, git_dirty, code_version"),
+        ((None, "colour", "red"), "<record>: unknown keys colour"),
+    ]
+    allowed = [("metrics", "test_acc", None), ("metrics", "steps_done", 2.0),
+               (None, "plasticity", None), (None, "error", None)]
+    for (where, key, value), want in broken:
+        r = json.loads(json.dumps(base))
+        (r[where] if where else r)[key] = value
+        with pytest.raises(RecordError) as e:
+            check_record(r)
+        assert want in str(e.value), (where, key, value, str(e.value))
+    for where, key, value in allowed:
+        r = json.loads(json.dumps(base))
+        (r[where] if where else r)[key] = value
+        assert schema_errors(r) == [], (where, key, value)
+        check_record(r)
+
+
+def test_quick_check_agrees_with_jsonschema():
+    """bench.record's compiled quick check and jsonschema's validator accept and refuse the
+    same records (the quick check decides; jsonschema names the problems)."""
+    from bench.record import _record_fits
+
     base = synthetic_record(0, "s", "m", "d", "full", 0.1, 0)
     mutations = [
         ("config", "lr", -1), ("config", "lr", "x"), ("config", "seed", 1.5),
         ("config", "seed", True), ("metrics", "test_acc", None), ("metrics", "test_acc", "a"),
-        ("metrics", "steps_done", 2.0), ("curves", "train", {}),
+        ("metrics", "steps_done", 2.0), ("metrics", "colour", 1), ("curves", "train", {}),
         (None, "error", {"type": 3, "reason": "", "traceback": ""}),
         (None, "plasticity", None), (None, "plasticity", []), (None, "job_id", "XYZ"),
         (None, "suite", "../x"), (None, "provenance", {}), (None, "error", None),
+        (None, "status", "great"), (None, "schema_version", True),
+        (None, "plasticity_variants", {"in_situ": {"variant": 1}}),
     ]
-    validator = jsonschema.Draft202012Validator(store.RECORD_SCHEMA)
+    validator = jsonschema.Draft202012Validator(RECORD_SCHEMA)
     for where, key, value in mutations:
         r = json.loads(json.dumps(base))
         (r[where] if where else r)[key] = value
-        assert (not store.schema_errors(r)) == validator.is_valid(r), (where, key, value)
+        assert _record_fits(r) == validator.is_valid(r), (where, key, value)
+    for status in ("done", "failed"):
+        r = {**json.loads(json.dumps(base)), "status": status}
+        del r["metrics"]["best_step"]
+        assert _record_fits(r) == validator.is_valid(r) == (status == "failed"), status
 
 
 def test_metrics_are_closed_and_a_done_record_has_its_results():
     """A misspelled metric is refused (not a blank leaderboard column); a done record without
     its results too; a failed one has what was measured before it failed."""
-    validator = jsonschema.Draft202012Validator(store.RECORD_SCHEMA)
+    validator = jsonschema.Draft202012Validator(RECORD_SCHEMA)
     base = synthetic_record(0, "s", "m", "d", "full", 0.1, 0)
     misspelled = json.loads(json.dumps(base))
     misspelled["metrics"]["test_accuracy"] = misspelled["metrics"].pop("test_acc")
-    with pytest.raises(store.RecordError, match="metrics: unknown keys test_accuracy"):
-        store.check_record(misspelled)
+    with pytest.raises(RecordError, match="metrics: unknown keys test_accuracy"):
+        check_record(misspelled)
     assert not validator.is_valid(misspelled)
-    for name in store.DONE_METRICS:
+    for name in DONE_METRICS:
         r = json.loads(json.dumps(base))
         del r["metrics"][name]
-        with pytest.raises(store.RecordError, match=f"a done record without metrics {name}"):
-            store.check_record(r)
+        with pytest.raises(RecordError, match=f"a done record without metrics {name}"):
+            check_record(r)
         assert not validator.is_valid(r)
         r["status"] = "failed"
-        store.check_record(r)
+        check_record(r)
         assert validator.is_valid(r)
 
 
@@ -835,7 +888,7 @@ def test_no_job_id_leaves_the_results_folder(jid, tmp_path):
         with pytest.raises(ValueError):
             fn(tmp_path, "s", jid)
     rec = {**synthetic_record(0, "s", "m", "d", "full", 0.1, 0), "job_id": jid}
-    with pytest.raises((ValueError, store.RecordError)):
+    with pytest.raises((ValueError, RecordError)):
         store.write_record(tmp_path, rec)
     assert list(tmp_path.iterdir()) == []
 

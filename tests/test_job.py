@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from bench import cli, job, store
+from bench.record import RECORD_SCHEMA
 from bench.suite import load_suite
 from tests.conftest import tiny_suite_dict
 
@@ -54,7 +55,7 @@ def test_records_are_written_and_valid(ran):
     records, skipped = store.load_records(results)
     assert not skipped
     assert sorted(r["job_id"] for r in records) == sorted(j.job_id for j in s.jobs)
-    validator = jsonschema.Draft202012Validator(store.RECORD_SCHEMA)
+    validator = jsonschema.Draft202012Validator(RECORD_SCHEMA)
     for r in records:
         validator.validate(r)
         assert r["status"] == "done"
@@ -125,7 +126,7 @@ def test_a_failing_job_is_recorded_and_the_others_go_on(write_suite, tmp_path, c
     assert by["linear"]["status"] == "failed"
     assert "boom: simulated failure" in by["linear"]["error"]["reason"]
     assert "Traceback" in by["linear"]["error"]["traceback"]
-    jsonschema.validate(by["linear"], store.RECORD_SCHEMA)
+    jsonschema.validate(by["linear"], RECORD_SCHEMA)
     assert "failed" in capsys.readouterr().err
     # plan shows the failed job; a rerun retries it
     assert cli.main(["plan", suite, "--results", str(results), "--summary"]) == 0

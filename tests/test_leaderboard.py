@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.benchmarks import benchmark_leaderboard
 from bench.components import BLOCK_COMPONENTS
 from bench.leaderboard import build_leaderboard
 from bench.store import write_record
 from bench.strategies import BASELINE, REFERENCE
-from bench.synthetic import benchmark_leaderboard, synthetic_record
+from bench.synthetic import synthetic_record
 from tests.test_aggregate import VALIDATOR, make_record
 
 ROOT = Path(__file__).resolve().parents[1]

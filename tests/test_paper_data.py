@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import yaml
 
-from bench import cli, data, datasets, formats, job, models, store
+from bench import cli, data, datasets, formats, job, models
+from bench.record import RECORD_SCHEMA
 from bench.suite import load_suite, parse_suite
 
 SIZE = 32  # the tiny model's input size
@@ -306,7 +307,7 @@ def test_one_tiny_job_per_paper_dataset(root, weights, job_cache, tmp_path, d):
     (j,) = suite.jobs
     rec = job.run_job(j.config, j.suite, tmp_path / "results", cache=job_cache, device="cpu")
     assert rec["status"] == "done", rec["error"]
-    jsonschema.Draft202012Validator(store.RECORD_SCHEMA).validate(rec)
+    jsonschema.Draft202012Validator(RECORD_SCHEMA).validate(rec)
     assert (tmp_path / "results" / j.suite / f"{j.job_id}.json").is_file()
     m = rec["metrics"]
     assert 0 <= m["test_acc"] <= 1 and m["steps_done"] == 3

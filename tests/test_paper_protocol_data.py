@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import yaml
 
-from bench import cli, data, datasets, job, store
+from bench import cli, data, datasets, job
+from bench.record import RECORD_SCHEMA
 from bench.suite import parse_suite
 from tests.test_paper_data import PAPER_DATASETS, _entry, _id, tiny_suite
 
@@ -191,7 +192,7 @@ def test_paper_job_records_its_splits(root, tmp_path, d):
     (j,) = parse_suite(suite, "<t>").jobs
     rec = job.run_job(j.config, j.suite, tmp_path / "r", cache=tmp_path / "c", device="cpu")
     assert rec["status"] == "done", rec["error"]
-    jsonschema.Draft202012Validator(store.RECORD_SCHEMA).validate(rec)
+    jsonschema.Draft202012Validator(RECORD_SCHEMA).validate(rec)
     want = paper_split_ids(root, d, 42)
     assert rec["metrics"]["splits"] == {k: {"n": len(v), "checksum": checksum_of(v)}
                                         for k, v in want.items()}

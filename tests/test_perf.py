@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench import perf, plasticity, strategies, synthetic, train
+from bench import benchmarks, perf, plasticity, strategies, train
 from bench.components import BLOCK_COMPONENTS
 from tests.conftest import RECIPE as BASE_RECIPE
 from tests.conftest import TINY_KWARGS, random_data
@@ -190,15 +190,15 @@ def test_plan_validate_and_status_do_not_import_torch(tmp_path):
 
     import yaml
 
-    res = synthetic.benchmark_plan(n=120, repeats=1)
+    res = benchmarks.benchmark_plan(n=120, repeats=1)
     assert res["jobs"] == 120 and res["imports_torch"] is False
     suite = tmp_path / "s.yaml"
-    suite.write_text(yaml.safe_dump(synthetic.plan_suite(40)))
+    suite.write_text(yaml.safe_dump(benchmarks.plan_suite(40)))
     bin_dir = tmp_path / "bin"  # status needs a SLURM client on PATH: an empty queue's
     bin_dir.mkdir()
     (bin_dir / "squeue").write_text("#!/bin/sh\nexit 0\n")
     (bin_dir / "squeue").chmod(0o755)
-    env = {**__import__("os").environ, "PYTHONPATH": synthetic._package_root()}
+    env = {**__import__("os").environ, "PYTHONPATH": benchmarks._package_root()}
     env["PATH"] = f"{bin_dir}:{env.get('PATH', '')}"
     for command in (["validate", str(suite)],
                     ["status", str(suite), "--results", str(tmp_path / "r")]):

@@ -15,6 +15,7 @@ import pytest
 
 from bench import cli, store
 from bench.protocol import PROTOCOLS
+from bench.record import RECORD_SCHEMA
 from bench.suite import SuiteError, load_suite, parse_suite
 from tests.conftest import TINY_KWARGS, tiny_suite_dict
 
@@ -260,7 +261,7 @@ def test_paper_jobs_end_to_end(write_suite, tmp_path, cache_dir, monkeypatch):
     assert cli.main(["run", suite, "--results", str(results), "--cache", str(cache_dir),
                      "-q"]) == 0
     records, _ = store.load_records(results)
-    validator = jsonschema.Draft202012Validator(store.RECORD_SCHEMA)
+    validator = jsonschema.Draft202012Validator(RECORD_SCHEMA)
     by = {r["config"]["strategy"]["name"]: r for r in records}
     for r in records:
         validator.validate(r)

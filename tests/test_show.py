@@ -7,12 +7,15 @@ import math
 import pytest
 
 from bench import cli, show, store
+from bench.record import new_record
+from bench.synthetic import synthetic_provenance
 
 JID = "0123456789abcdef"
 
 
 def record(job_id: str = JID, status: str = "done") -> dict:
-    """A record written by hand (not by our code): 2 layers, a cosine-like schedule."""
+    """A record with numbers written by hand (not by our code): 2 layers, a cosine-like
+    schedule."""
     layers = [{"layer": layer, "component": c, "mean": 1.0 + layer + 0.1 * i, "std": 0.5,
                "n": 10, "ci95": 0.25} for layer in (0, 1)
               for i, c in enumerate(("ln1", "mha", "ln2", "fc1", "fc2"))]
@@ -20,30 +23,27 @@ def record(job_id: str = JID, status: str = "done") -> dict:
              for i, c in enumerate(("ln1", "mha", "ln2", "fc1", "fc2"))}
     train = [{"step": s, "loss": 2.0 / s, "grad_norm": 1.0,
               "lr": 0.1 * 0.5 * (1 + math.cos(math.pi * s / 100))} for s in range(10, 101, 10)]
-    return {
-        "schema_version": store.SCHEMA_VERSION, "job_id": job_id, "suite": "demo",
-        "status": status,
-        "config": {"model": {"name": "vit_tiny_patch16_224", "label": "tiny",
-                             "weights": {"source": "random"}},
-                   "dataset": {"name": "cifar10", "key": "cifar10", "params": {}},
-                   "strategy": {"name": "mha", "key": "mha", "params": {}}, "lr": 0.1,
-                   "seed": 3, "recipe": {"steps": 100, "batch_size": 8, "optimizer": "sgd"},
-                   "plasticity": {"reference": {"name": "imagenet_val", "key": "imagenet_val"},
-                                  "pairs": 10},
-                   "overrides": ["recipe.steps=100"]},
-        "metrics": {"test_acc": 0.8125, "best_val_acc": 0.84375, "best_step": 60,
-                    "steps_done": 100, "trainable_params": 250, "total_params": 1000,
-                    "wall_seconds": 12.5},
-        "curves": {"train": train, "val": [{"step": 50, "val_acc": 0.5},
-                                           {"step": 100, "val_acc": 0.84375}]},
-        "plasticity": {"variant": "paper", "pairs": 10, "reference": "imagenet_val",
-                       "target": "cifar10", "layers": layers, "components": comps},
-        "error": None if status == "done" else {"type": "Diverged", "reason": "loss is nan",
-                                                 "traceback": ""},
-        "provenance": {"git_commit": "f" * 40, "git_dirty": False, "code_version": "0",
-                       "packages": {}, "python": "3", "platform": "linux", "cpu": "cpu",
-                       "gpu": None, "device": "cpu", "started_at": "t0", "finished_at": "t1"},
-    }
+    return new_record(
+        {"model": {"name": "vit_tiny_patch16_224", "label": "tiny",
+                   "weights": {"source": "random"}},
+         "dataset": {"name": "cifar10", "key": "cifar10", "params": {}},
+         "strategy": {"name": "mha", "key": "mha", "params": {}}, "lr": 0.1,
+         "seed": 3, "recipe": {"steps": 100, "batch_size": 8, "optimizer": "sgd"},
+         "plasticity": {"reference": {"name": "imagenet_val", "key": "imagenet_val"},
+                        "pairs": 10},
+         "overrides": ["recipe.steps=100"]},
+        "demo", job_id, status,
+        metrics={"test_acc": 0.8125, "best_val_acc": 0.84375, "best_step": 60,
+                 "steps_done": 100, "trainable_params": 250, "total_params": 1000,
+                 "wall_seconds": 12.5},
+        curves={"train": train, "val": [{"step": 50, "val_acc": 0.5},
+                                        {"step": 100, "val_acc": 0.84375}]},
+        plasticity={"variant": "paper", "pairs": 10, "reference": "imagenet_val",
+                    "target": "cifar10", "layers": layers, "components": comps},
+        error=None if status == "done" else {"type": "Diverged", "reason": "loss is nan",
+                                              "traceback": ""},
+        provenance=synthetic_provenance(git_commit="f" * 40, code_version="0",
+                                        started_at="t0", finished_at="t1"))
 
 
 def test_ascii_plot_places_points_by_hand():

@@ -17,7 +17,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from bench import slurm, store, synthetic
+from bench import benchmarks, slurm, store, synthetic
+from bench.record import RECORD_SCHEMA
 from bench.suite import load_suite
 
 pytestmark = pytest.mark.slurm
@@ -95,7 +96,7 @@ def test_suite_runs_to_the_end_and_a_second_submit_sends_nothing(cluster, cleanu
     assert not skipped and sorted(r["job_id"] for r in records) == \
         sorted(j.job_id for j in suite.jobs)
     for rec in records:
-        jsonschema.validate(rec, store.RECORD_SCHEMA)
+        jsonschema.validate(rec, RECORD_SCHEMA)
         assert rec["status"] == "done" and rec["metrics"]["steps_done"] == 300
 
     st = slurm.status(suite.jobs, results)
@@ -162,7 +163,7 @@ def test_failed_job_is_recorded_and_only_it_is_retried(cluster, cleanup, tmp_pat
     st = finish(jobs, tmp_path, timeout_s=120)
     assert st.counts["done"] == 2 and st.jobs[bad] == "failed", st
     rec = store.read_record(store.record_path(tmp_path, "retry", bad))
-    jsonschema.validate(rec, store.RECORD_SCHEMA)
+    jsonschema.validate(rec, RECORD_SCHEMA)
     assert rec["error"]["type"] == "RuntimeError"
     assert "synthetic failure" in rec["error"]["reason"]
 
@@ -292,7 +293,7 @@ def test_bench_run_and_submit_at_once_run_each_job_exactly_once(cluster, cleanup
 
 
 def test_submitting_1000_jobs_is_fast(cluster, tmp_path):
-    figures = synthetic.benchmark_submit(1000, tmp_path)
+    figures = benchmarks.benchmark_submit(1000, tmp_path)
     assert figures["submitted"] == 1000 and figures["sbatch_calls"] == 1
     assert figures["submit_seconds"] < 10
     assert figures["resubmitted"] == 0

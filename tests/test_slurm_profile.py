@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from bench import slurm, store, synthetic
+from bench.record import RECORD_SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "slurm").glob("*.yaml"))
@@ -388,7 +389,7 @@ def test_slurm_job_records_an_escaping_exception_as_failed(tmp_path):
     with pytest.raises(KeyError):
         call(job.config, str(tmp_path), None)
     rec = store.read_record(store.record_path(tmp_path, "syn", job.job_id))
-    jsonschema.validate(rec, store.RECORD_SCHEMA)
+    jsonschema.validate(rec, RECORD_SCHEMA)
     assert rec["status"] == "failed" and rec["error"]["type"] == "KeyError"
     assert "no such thing" in rec["error"]["traceback"]
 
@@ -399,7 +400,7 @@ def test_slurm_job_checkpoint_resubmits_the_same_call(tmp_path):
     delayed = call.checkpoint(job.config, str(tmp_path), None)
     assert delayed.function is call and delayed.args == (job.config, str(tmp_path), None)
     rec = delayed.result()
-    jsonschema.validate(rec, store.RECORD_SCHEMA)
+    jsonschema.validate(rec, RECORD_SCHEMA)
     assert rec["job_id"] == job.job_id and rec["metrics"]["steps_done"] == 3
 
 

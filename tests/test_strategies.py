@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch
 
 from bench import strategies, train
 from bench.strategies import STRATEGIES
-from tests.conftest import RECIPE
+from tests.conftest import RECIPE, tiny_suite_dict
 
 HEAD_AND_NORM = r"^(head|norm|fc_norm)\."
 # Written independently of bench.components, from protocol.md's table, so that a wrong
@@ -395,3 +396,70 @@ def test_groups_name_the_blocks_when_not_all_from_0():
     assert strategies.name_groups(names) == ["blocks.*.mlp.fc1.weight (2: 10, 11)",
                                              "blocks.0.norm1.weight"]
     assert strategies.name_groups([]) == []
+
+
+# ---------------------------------------------------------------- the contract of every strategy
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _readme_table() -> str:
+    text = README.read_text()
+    begin, end = strategies.TABLE_BEGIN, strategies.TABLE_END
+    match = re.search(re.escape(begin) + r"\n(.*?)" + re.escape(end), text, re.S)
+    assert match, "README.md lacks the strategies table markers"
+    return match.group(1)
+
+
+def test_readme_strategies_table_is_the_registrys():
+    table = _readme_table()
+    assert table == strategies.strategies_table(), (
+        "README.md's strategies table is stale: run `python -m bench.strategies --readme`")
+    assert re.findall(r"^\| `([a-z0-9_]+)` \|", table, re.M) == list(STRATEGIES.names())
+
+
+def test_a_new_strategy_without_its_readme_row_fails(monkeypatch):
+    monkeypatch.setattr(STRATEGIES, "_entries", dict(STRATEGIES._entries))
+    strategies.register(strategies.Strategy("heads_only", "the head",
+                                            strategies.by_name(lambda n: n.startswith("head"))))
+    assert "`heads_only`" in strategies.strategies_table()
+    assert _readme_table() != strategies.strategies_table()
+
+
+def _jobs(entry: dict) -> list:
+    from bench.suite import parse_suite
+
+    return parse_suite(tiny_suite_dict(strategies=[entry]), "contract.yaml").jobs
+
+
+@pytest.mark.parametrize("name", STRATEGIES.names())
+def test_every_registered_strategy_keeps_the_contract(tiny_vit, name):
+    """What every strategy, present or future, must do: validate with its example (or default)
+    parameters into one key and label whatever the parameters' order, freeze every parameter
+    it does not declare (bitwise), and train something, on a tiny model."""
+    spec = STRATEGIES[name]
+    entry = spec.entry()
+    jobs, again = _jobs(entry), _jobs(dict(reversed(list(entry.items()))))
+    assert [j.job_id for j in jobs] == [j.job_id for j in again] and len(jobs) == 1
+    config = jobs[0].config["strategy"]
+    assert config == again[0].config["strategy"] and config["name"] == name
+    assert config["key"] == name if not spec.params else config["key"].startswith(f"{name}(")
+    assert f"| {config['key']} |" in jobs[0].label
+    model = tiny_vit.train()
+    names = [n for n, _ in model.named_parameters()]
+    if spec.probe:  # trains nothing by SGD: a probe on frozen features, no learning rate
+        assert strategies.trainable_names(names, config) == [] and not spec.uses_lr
+        assert jobs[0].config["lr"] is None
+        return
+    with torch.no_grad():  # a pretrained-like class token (Auto-RGN divides by its norm)
+        model.cls_token.normal_(0, 0.02)
+    applied = strategies.apply_strategy(model, config,
+                                        strategies.Context(plasticity=CRAFTED_PLASTICITY))
+    declared = set(applied)
+    assert strategies.trained_names(model) == sorted(declared)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    _finetune(model, hook=applied.hook)
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
+    assert changed, f"{name} trained nothing"
+    assert changed <= declared, f"{name} changed undeclared {sorted(changed - declared)}"
+    applied.finish(model)
