@@ -4,7 +4,7 @@
     bench plan suites/digits.yaml         the job table with each job's status
     bench prepare suites/paper.yaml       decode every dataset once into the cache; pretrain
     bench run suites/digits.yaml          run the missing jobs locally
-    bench leaderboard                     regenerate LEADERBOARD.md from the records
+    bench leaderboard                     regenerate LEADERBOARD.md and the site results/_site
     bench prune suites/digits.yaml        move records the suite no longer plans into _stale/
     bench strategies                      what each strategy trains
     bench show JOB_ID                     one job: configuration, result, plasticity, curves
@@ -361,15 +361,24 @@ def cmd_prune(args) -> int:
 
 def cmd_leaderboard(args) -> int:
     from bench.leaderboard import build_leaderboard
+    from bench.store import SITE_DIR
 
     if not _results(args).is_dir():
         raise UserError(f"--results {args.results}: no such directory (a page built from "
                         "nothing would look like an empty benchmark)")
     plans = suite_plans(args.suites)
+    site_dir = None if args.no_site else Path(args.site or _results(args) / SITE_DIR)
     skipped = build_leaderboard(_results(args), Path(args.out),
                                 csv_dir=Path(args.csv) if args.csv else None,
-                                figures_dir=args.figures, plans=plans)
-    print(f"wrote {args.out}")
+                                figures_dir=args.figures, plans=plans, site_dir=site_dir)
+    print(f"wrote {args.out}" + (f" and the site {site_dir}/index.html" if site_dir else ""))
+    if args.screenshots:
+        if site_dir is None:
+            raise UserError("--screenshots needs the site (drop --no-site)")
+        from bench.site import screenshots
+
+        for path in screenshots(site_dir, Path(args.screenshots)):
+            print(f"wrote {path}")
     if skipped and args.strict:
         print(f"--strict: {len(skipped)} file(s) skipped", file=sys.stderr)
         return EXIT_FAILED
@@ -686,6 +695,12 @@ def _suite_commands(add) -> None:
                          "ids are stale: named, never scored) and job counts (coverage)")
     sp.add_argument("--strict", action="store_true",
                     help="exit 1 when a file in the results directory was skipped")
+    sp.add_argument("--site", default=None, metavar="DIR",
+                    help="where the HTML site goes (default: <results>/_site)")
+    sp.add_argument("--no-site", action="store_true", help="do not write the HTML site")
+    sp.add_argument("--screenshots", default=None, metavar="DIR",
+                    help="also write PNG screenshots of the site's index and of one job page "
+                         "(headless Chromium)")
 
 
 def _slurm_commands(add) -> None:
