@@ -316,6 +316,7 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
         for p in model.parameters():
             p.requires_grad_(False)
         metrics["trainable_params"] = 0
+        metrics["trained_params"] = strategies.trained_names(model)  # []
         metrics.update(probe.run(model, dd[0], dd[2], recipe=recipe, seed=config["seed"],
                                  drop_last=protocol == PAPER_PROTOCOL))
         log.info("linear probe on frozen features: test acc %.4f", metrics.get("test_acc") or 0,
@@ -328,6 +329,7 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
     trainable = set(applied)
     metrics["trainable_params"] = sum(p.numel() for n, p in model.named_parameters()
                                       if n in trainable)
+    metrics["trained_params"] = strategies.trained_names(model)
     metrics.update(applied.notes)
     log.info("trainable parameters: %s of %s (%.2f%%), strategy %s; fine-tuning %d steps",
              f"{metrics['trainable_params']:,}", f"{metrics['total_params']:,}",
