@@ -40,12 +40,23 @@ def expected_test_mean(dataset: str, strategy: str) -> float:
     return round(100 * (ACC[strategy] + SHIFT[dataset] + 0.005), 2)
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Path:
-    results = written(small_suite(), tmp_path / "results")
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """The site of small_suite's records (and a log beside the first), built once: read
+    only (a test that changes it works on a copy: ``site``)."""
+    tmp = tmp_path_factory.mktemp("site")
+    results = written(small_suite(), tmp / "results")
     (results / "s" / f"{_first_job(results)}.log").write_text("step 1 <loss> 2.0\n")
-    build_leaderboard(results, tmp_path / "LEADERBOARD.md", site_dir=results / "_site")
+    build_leaderboard(results, tmp / "LEADERBOARD.md", site_dir=results / "_site")
     return results / "_site"
+
+
+@pytest.fixture
+def site(built: Path, tmp_path: Path) -> Path:
+    """A copy of the built site and its records, the leaderboard beside them."""
+    shutil.copytree(built.parent, tmp_path / "results")
+    shutil.copy(built.parent.parent / "LEADERBOARD.md", tmp_path / "LEADERBOARD.md")
+    return tmp_path / "results" / "_site"
 
 
 def _first_job(results: Path) -> str:
@@ -74,13 +85,13 @@ def _parsed(path: Path) -> _Links:
 # ---------------------------------------------------------------- the files
 
 
-def test_site_has_index_suite_and_a_page_per_record(site: Path, tmp_path: Path):
-    results = site.parent
+def test_site_has_index_suite_and_a_page_per_record(built: Path):
+    site, results = built, built.parent
     ids = sorted(p.stem for p in (results / "s").glob("*.json"))
     assert sorted(p.stem for p in (site / "jobs" / "s").glob("*.html")) == ids
     assert (site / "suites" / "s.html").is_file() and (site / "site.js").is_file()
     # every Markdown table of the page is a table of the index
-    md_tables = len(re.findall(r"^\|[:-]", (tmp_path / "LEADERBOARD.md").read_text(),
+    md_tables = len(re.findall(r"^\|[:-]", (results.parent / "LEADERBOARD.md").read_text(),
                                flags=re.MULTILINE))
     assert _parsed(site / "index.html").tables == md_tables
     # every link resolves to a file of the site or a figure; nothing on the network
@@ -93,7 +104,8 @@ def test_site_has_index_suite_and_a_page_per_record(site: Path, tmp_path: Path):
     assert len(svgs) == 4 and all("_figures/" in r for r in svgs)
 
 
-def test_score_cells_link_to_the_runs_behind_them(site: Path):
+def test_score_cells_link_to_the_runs_behind_them(built: Path):
+    site = built
     index = (site / "index.html").read_text()
     row = re.search(r'<tr data-suite="s" data-protocol="clean" data-model="m" '
                     r'data-dataset="noise" data-strategy="mha">(.*?)</tr>', index).group(1)
@@ -108,7 +120,8 @@ def test_score_cells_link_to_the_runs_behind_them(site: Path):
         assert (site / href).is_file()
 
 
-def test_job_page_shows_status_reason_curves_plasticity_and_log(site: Path):
+def test_job_page_shows_status_reason_curves_plasticity_and_log(built: Path):
+    site = built
     results = site.parent
     pages = {p.stem: p.read_text() for p in (site / "jobs" / "s").glob("*.html")}
     failed = [json.loads(p.read_text()) for p in (results / "s").glob("*.json")]
@@ -245,7 +258,8 @@ def _leading(text: str) -> float:
     return float(text.split()[0])
 
 
-def test_sorting_a_column_in_the_browser(browser: WebDriver, site: Path):
+def test_sorting_a_column_in_the_browser(browser: WebDriver, built: Path):
+    site = built
     browser.open(site / "index.html")
     table = "#s-scores table"
     headers = browser.script(f"return Array.from(document.querySelectorAll('{table} th'))"
@@ -269,7 +283,8 @@ def test_sorting_a_column_in_the_browser(browser: WebDriver, site: Path):
     assert [_leading(r[col]) for r in down] == sorted(means, reverse=True)
 
 
-def test_filtering_a_strategy_in_the_browser(browser: WebDriver, site: Path):
+def test_filtering_a_strategy_in_the_browser(browser: WebDriver, built: Path):
+    site = built
     browser.open(site / "index.html")
     browser.click('select[data-filter="strategy"]')
     browser.click('select[data-filter="strategy"] option[value="mha"]')
@@ -288,11 +303,11 @@ def test_filtering_a_strategy_in_the_browser(browser: WebDriver, site: Path):
     assert len(browser.script(SHOWN_ROWS, "#s-scores table")) == 14
 
 
-def test_screenshots_of_the_index_and_a_job_page(browser: WebDriver, site: Path,
+def test_screenshots_of_the_index_and_a_job_page(browser: WebDriver, built: Path,
                                                  tmp_path: Path):
     from bench.site import screenshots
 
-    shots = screenshots(site, tmp_path / "shots", width=800, height=600,
+    shots = screenshots(built, tmp_path / "shots", width=800, height=600,
                         chromium=shutil.which("chromium") or "chromium-browser")
     assert [p.name for p in shots] == ["index.png", "job.png"]
     for p in shots:
