@@ -17,7 +17,7 @@ registry without it (``download`` fetches with the standard library, ``bench.fet
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,8 @@ class DatasetSpec:
     # Before any work (run, prepare, submit): every file readable, else an error naming them.
     preflight: Callable[[dict], None] | None = None
     param_docs: dict[str, str] = field(default_factory=dict)  # for parameters of any value
+    # How tables name it when the suite gives no `label:` (parameters -> label); None: its key.
+    default_label: Callable[[dict], str] | None = None
 
     def dir(self, root: Path | str) -> Path:
         """The folder under ``root`` where this dataset lives in its official layout."""
@@ -143,6 +145,18 @@ def file_datasets() -> tuple[str, ...]:
 def dataset_key(name: str, params: dict) -> str:
     """The display name of a dataset with its parameters: ``cifar10_c/snow/5``."""
     return "/".join([name, *(str(params[k]) for k in sorted(params))])
+
+
+def dataset_label(entry: Mapping) -> str:
+    """How tables, figures and the site name a job's dataset (``config["dataset"]``): the
+    suite's ``label:``, else its specification's default label (a folder dataset: the
+    folder's name), else its key."""
+    if entry.get("label"):
+        return entry["label"]
+    spec = DATASETS[entry["name"]] if entry["name"] in DATASETS else None
+    if spec is not None and spec.default_label is not None and entry.get("params"):
+        return spec.default_label(entry["params"])
+    return entry["key"]
 
 
 def dataset_dir(name: str, root: Path | str) -> Path:
@@ -714,4 +728,4 @@ register(DatasetSpec(
     lambda root, p: read_folder(p["path"]), params={"path": (None, None)},
     param_docs={"path": "a folder; relative: from the suite file's folder"},
     splits="official_or_cut", layout=FOLDER_LAYOUT, check=_check_folder,
-    preflight=_preflight_folder))
+    preflight=_preflight_folder, default_label=lambda p: Path(p["path"]).name))

@@ -33,11 +33,12 @@ from bench import aggregate as agg
 from bench import figures as figs
 from bench import site, stats
 from bench.components import COMPONENTS, PAPER_PLASTICITY_RANKING
+from bench.datasets import dataset_label
 from bench.paper_table import CITATION, SOURCE, published
 from bench.protocol import PAPER_PROTOCOL
 from bench.status import Status
 from bench.store import FIGURES_DIR, Skipped, atomic_write_text, load_records
-from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE
+from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE, strategy_label
 
 # The paper's plasticity scale (protocol.md): 200 batches of 64 pairs per (model, dataset).
 PAPER_PAIRS = 12_800
@@ -755,8 +756,9 @@ def build_site(site_dir: Path, results_dir: Path, records: list[dict], current: 
     def job_pages() -> Iterator[tuple[str, str]]:
         for r in sorted(records, key=lambda r: (r["suite"], r["job_id"])):
             cfg = r["config"]
-            labels = {"model": cfg["model"]["label"], "dataset": cfg["dataset"]["key"],
-                      "strategy": cfg["strategy"]["key"], "protocol": agg.protocol_of(r)}
+            labels = {"model": cfg["model"]["label"], "dataset": dataset_label(cfg["dataset"]),
+                      "strategy": strategy_label(cfg["strategy"]),
+                      "protocol": agg.protocol_of(r)}
             log = results_dir / r["suite"] / f"{r['job_id']}.log"
             yield site.job_href(r["suite"], r["job_id"]), site.job_page(
                 r, labels, log, "../../", suites,
