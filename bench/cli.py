@@ -305,6 +305,9 @@ def cmd_run(args) -> int:
     return EXIT_FAILED if report.failed else 0
 
 
+DEFAULT_SUITES = "suites/*.yaml"  # the suites `bench leaderboard` knows without --suites
+
+
 def suite_plans(patterns: list[str]) -> dict[str, frozenset[str]]:
     """Suite name -> the job ids its suite file expands to now, for every valid suite file
     matching ``patterns`` (records of those suites with other ids are stale)."""
@@ -361,12 +364,14 @@ def cmd_prune(args) -> int:
 
 def cmd_leaderboard(args) -> int:
     from bench.leaderboard import build_leaderboard
-    from bench.store import SITE_DIR
+    from bench.store import SITE_DIR, record_ids
 
     if not _results(args).is_dir():
         raise UserError(f"--results {args.results}: no such directory (a page built from "
                         "nothing would look like an empty benchmark)")
-    plans = suite_plans(args.suites)
+    plans = suite_plans([DEFAULT_SUITES] if args.suites is None else args.suites)
+    if args.suites is None:  # the page covers the suites that have records here
+        plans = {s: ids for s, ids in plans.items() if record_ids(_results(args), s)}
     site_dir = None if args.no_site else Path(args.site or _results(args) / SITE_DIR)
     skipped = build_leaderboard(_results(args), Path(args.out),
                                 csv_dir=Path(args.csv) if args.csv else None,
@@ -690,9 +695,11 @@ def _suite_commands(add) -> None:
     sp.add_argument("--csv", default=None, metavar="DIR", help="also export the tables as CSV")
     sp.add_argument("--figures", default=None, metavar="DIR",
                     help="where the PNG figures go (default: <results>/_figures)")
-    sp.add_argument("--suites", nargs="*", default=["suites/*.yaml"], metavar="GLOB",
+    sp.add_argument("--suites", nargs="*", default=None, metavar="GLOB",
                     help="suite files: their current plans (records of a suite with other job "
-                         "ids are stale: named, never scored) and job counts (coverage)")
+                         "ids are stale: named, never scored) and job counts (coverage), "
+                         "covered even without records (default: those of "
+                         f"{DEFAULT_SUITES} that have records in --results)")
     sp.add_argument("--strict", action="store_true",
                     help="exit 1 when a file in the results directory was skipped")
     sp.add_argument("--site", default=None, metavar="DIR",
