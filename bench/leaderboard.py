@@ -35,7 +35,7 @@ from bench import site, stats
 from bench.components import COMPONENTS, PAPER_PLASTICITY_RANKING
 from bench.datasets import dataset_label
 from bench.paper_table import CITATION, SOURCE, published
-from bench.protocol import PAPER_PROTOCOL
+from bench.protocol import reproducing_paper
 from bench.status import Status
 from bench.store import FIGURES_DIR, Skipped, atomic_write_text, load_records
 from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE, strategy_label
@@ -261,8 +261,8 @@ def _not_lines(records: list[dict]) -> list[str]:
          "CIFAR-10/100, Pets, Flowers102, CIFAR-10-C and DomainNet, and measures plasticity on "
          f"{PAPER_PAIRS:,} ImageNet-validation pairs per (model, dataset). A tiny model on a "
          "small offline dataset tests the pipeline and the direction of effects, not the "
-         "paper's accuracies; the Reproduction section (where there are `paper`-protocol "
-         "records) compares them with the paper's table."),
+         "paper's accuracies; the Reproduction section (where there are "
+         f"{_reproducing()}-protocol records) compares them with the paper's table."),
     ]
     if pairs and min(pairs) < PAPER_PAIRS:
         lines.append(f"- Plasticity here uses {', '.join(f'{p:,}' for p in pairs)} pairs per "
@@ -489,6 +489,11 @@ def _suite_runs_md(page: Page, p) -> list[str]:
                    right={6, 7, 8, 9, 10}, frame=runs)]
 
 
+def _reproducing() -> str:
+    """The protocols whose records the Reproduction section compares, in backticks."""
+    return " or ".join(f"`{n}`" for n in reproducing_paper())
+
+
 def _reproduction_md(repro: pd.DataFrame) -> list[str]:
     out = ["## Reproduction: the paper's table beside ours", "",
            (f"The paper's published table ({CITATION}; from {SOURCE}; shipped as "
@@ -498,9 +503,9 @@ def _reproduction_md(repro: pd.DataFrame) -> list[str]:
             "not our validation-selected score. Rule: a cell reproduces when |difference| ≤ "
             "1.96 √(se_ours² + se_paper²), with se = std / √(n - 1) for a population std over "
             "n seeds (the paper's n is 3; linear probing has no published std: se 0). Only "
-            f"`{PAPER_PROTOCOL}`-protocol records feed this section."), ""]
+            f"{_reproducing()}-protocol records feed this section."), ""]
     ran = repro[repro["ours_n"] > 0]
-    if ran.empty:  # the paper's table only beside `paper`-protocol records
+    if ran.empty:  # the paper's table only beside records that reproduce it
         return []
     rows = []
     for r in repro.itertuples(index=False):
