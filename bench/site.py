@@ -41,6 +41,7 @@ from bench.store import atomic_write_bytes
 ASSETS = ("site.js", "site.css")
 FILTERS = ("suite", "protocol", "model", "dataset", "strategy")
 LOG_CHARS = 200_000  # a job page shows at most the last this many characters of its log
+WRAP_CHARS = 40  # table cells longer than this wrap; shorter ones stay on one line
 _CODE = re.compile(r"`([^`]+)`")
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 _IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)]+)\)")
@@ -71,6 +72,7 @@ class Links:
     suites_of: Mapping[str, list[str]]
     root: str = ""
     seen: dict[str, set[str]] = field(default_factory=dict)
+    toc: list[tuple[str, str]] = field(default_factory=list)  # (anchor, heading) of the page
 
 
 # ---------------------------------------------------------------- content to HTML
@@ -110,7 +112,8 @@ def table_html(t, links: Links) -> str:
         attrs = "".join(f' data-{k}="{_attr(v)}"' for k, v in keys.items())
         cells = []
         for j, v in enumerate(row):
-            cls = " class=num" if j in t.right else ""
+            cls = " class=num" if j in t.right else (" class=wrap" if len(str(v)) > WRAP_CHARS
+                                                        else "")
             text = inline(str(v), links, keys.get("suite"))
             if t.jobs is not None and j == t.jobs_col:
                 runs = links.jobs.get(t.jobs[i], [])
@@ -127,8 +130,18 @@ def table_html(t, links: Links) -> str:
 
 
 def _heading(line: str, links: Links) -> str:
+    """A heading; the page's second-level ones get anchors and enter its contents."""
     level = len(line) - len(line.lstrip("#"))
-    return f"<h{level}>{inline(line[level:].strip(), links)}</h{level}>"
+    text = line[level:].strip()
+    if level != 2:
+        return f"<h{level}>{inline(text, links)}</h{level}>"
+    base = anchor = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
+    taken = {a for a, _ in links.toc}
+    while anchor in taken:
+        anchor = f"{base}-{len(taken)}"
+        taken.add(anchor)
+    links.toc.append((anchor, text))
+    return f'<h2 id="{anchor}">{inline(text, links)}</h2>'
 
 
 def _figure(line: str, links: Links) -> str:
@@ -181,9 +194,10 @@ def content_html(content: Iterable, links: Links, suite: str | None = None) -> s
 
 
 def document(title: str, body: str, root: str, suites: Iterable[str],
-             filters: Mapping[str, Iterable[str]] | None = None) -> str:
+             filters: Mapping[str, Iterable[str]] | None = None,
+             toc: Iterable[tuple[str, str]] = ()) -> str:
     """A whole page: the style, the script, a bar linking the index and the suites, the
-    filter selects (values sorted), then ``body``."""
+    filter selects (values sorted), the contents (``toc``: anchor, heading), then ``body``."""
     nav = "".join(f'<a href="{root}{suite_href(s)}">{html.escape(s)}</a>' for s in suites)
     bar = ""
     if filters:
@@ -194,6 +208,10 @@ def document(title: str, body: str, root: str, suites: Iterable[str],
             for k, vals in filters.items() if vals)
         bar = (f'<div class="filters"><strong>Filter</strong>{selects}'
                '<button id="reset-filters" type="button">show all</button></div>')
+    contents = "".join(f'<a href="#{a}">{inline(t, Links({}, {}))}</a>' for a, t in toc)
+    if contents:
+        bar += f'<nav class="toc"><strong>Contents</strong>{contents}</nav>'
+
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -224,10 +242,10 @@ def sections_html(parts: Iterable[tuple[str, str | None, list]], links: Links) -
 def filtered_page(title: str, parts: Iterable[tuple[str, str | None, list]], links: Links,
                   suites: Iterable[str]) -> str:
     """A page of sections with the filter bar over the values its rows have."""
-    links.seen = {}
+    links.seen, links.toc = {}, []
     body = sections_html(parts, links)
     return document(title, body, links.root, suites,
-                    {k: links.seen.get(k, set()) for k in FILTERS})
+                    {k: links.seen.get(k, set()) for k in FILTERS}, links.toc)
 
 
 # ---------------------------------------------------------------- writing

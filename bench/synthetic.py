@@ -94,8 +94,10 @@ def synthetic_records(n_records: int) -> list[dict]:
             for i, cell in enumerate(itertools.islice(grid, n_records))]
 
 
-def benchmark_leaderboard(n_records: int = 1000, tmpdir: str | os.PathLike | None = None) -> dict:
-    """Write ``n_records`` synthetic records and time ``build_leaderboard`` on them."""
+def benchmark_leaderboard(n_records: int = 1000, tmpdir: str | os.PathLike | None = None,
+                          site: bool = False) -> dict:
+    """Write ``n_records`` synthetic records and time ``build_leaderboard`` on them; with
+    ``site``, also the build with the HTML site (a fresh one, then again unchanged)."""
     from bench.leaderboard import build_leaderboard
 
     with tempfile.TemporaryDirectory(dir=tmpdir) as tmp:
@@ -106,10 +108,21 @@ def benchmark_leaderboard(n_records: int = 1000, tmpdir: str | os.PathLike | Non
         skipped = build_leaderboard(results, Path(tmp) / "LEADERBOARD.md",
                                     csv_dir=Path(tmp) / "csv")
         seconds = time.perf_counter() - start
-    out = {"n_records": n_records, "seconds": round(seconds, 3), "skipped": len(skipped)}
-    print(f"build_leaderboard on {n_records} records: {seconds:.2f} s")
+        out = {"n_records": n_records, "seconds": round(seconds, 3), "skipped": len(skipped)}
+        print(f"build_leaderboard on {n_records} records: {seconds:.2f} s")
+        for run in ("site_seconds", "site_again_seconds") if site else ():
+            start = time.perf_counter()
+            build_leaderboard(results, Path(tmp) / "LEADERBOARD.md",
+                              site_dir=results / store.SITE_DIR)
+            out[run] = round(time.perf_counter() - start, 3)
+            print(f"  with the site{' again (unchanged)' if 'again' in run else ''}: "
+                  f"{out[run]:.2f} s")
+        if site:
+            files = [p for p in (results / store.SITE_DIR).rglob("*") if p.is_file()]
+            out["site_files"], out["site_mb"] = len(files), round(
+                sum(p.stat().st_size for p in files) / 1e6, 1)
+            print(f"  site: {out['site_files']:,} files, {out['site_mb']} MB")
     return out
-
 
 
 # ------------------------------------------------------------------ stand-in jobs
@@ -284,4 +297,11 @@ def _package_root() -> str:
 
 
 if __name__ == "__main__":
-    benchmark_leaderboard()
+    import argparse
+
+    ap = argparse.ArgumentParser(description="time the leaderboard (and its site) on "
+                                 "synthetic records")
+    ap.add_argument("--records", type=int, default=1000)
+    ap.add_argument("--site", action="store_true", help="also time the HTML site")
+    a = ap.parse_args()
+    benchmark_leaderboard(a.records, site=a.site)

@@ -99,7 +99,10 @@ def test_site_has_index_suite_and_a_page_per_record(built: Path):
                  *sorted((site / "jobs" / "s").glob("*.html"))]:
         for ref in _parsed(page).refs:
             assert not re.match(r"[a-z]+:", ref), (page, ref)
-            assert (page.parent / ref).resolve().is_file(), (page, ref)
+            if ref.startswith("#"):  # the contents: an anchor of the page itself
+                assert f' id="{ref[1:]}"' in page.read_text(), (page, ref)
+            else:
+                assert (page.parent / ref).resolve().is_file(), (page, ref)
     svgs = [r for r in _parsed(site / "index.html").refs if r.endswith(".svg")]
     assert len(svgs) == 4 and all("_figures/" in r for r in svgs)
 
