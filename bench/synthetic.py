@@ -23,6 +23,7 @@ import json
 import math
 import os
 import statistics
+import string
 import subprocess
 import sys
 import tempfile
@@ -85,9 +86,12 @@ def synthetic_record(i: int, suite: str, model: str, dataset: str, strategy: str
 
 
 def synthetic_records(n_records: int) -> list[dict]:
-    """``n_records`` records over two suites, two models, four datasets, every strategy, four
-    learning rates and three seeds (one in 37 failed)."""
-    grid = itertools.product(("suite-a", "suite-b"), ("tiny-a", "tiny-b"),
+    """``n_records`` records over two models, four datasets, every strategy, four learning
+    rates and three seeds per suite, in as many suites (``suite-a``, ``suite-b``, ...; at
+    least two) as they need (one record in 37 failed)."""
+    per_suite = 2 * 4 * len(STRATEGIES.names()) * 4 * 3
+    suites = [f"suite-{c}" for c in string.ascii_lowercase[:max(2, -(-n_records // per_suite))]]
+    grid = itertools.product(suites, ("tiny-a", "tiny-b"),
                              ("digits", "digits-noise", "shapes", "textures"),
                              STRATEGIES.names(), (1e-3, 3e-3, 1e-2, 3e-2), (0, 1, 2))
     return [synthetic_record(i, *cell, failed=i % 37 == 5)
