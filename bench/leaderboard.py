@@ -180,13 +180,14 @@ def _need(x: float, what: str) -> str:
 @dataclass(frozen=True)
 class Page:
     """What sections are rendered from: the current records, every table, the figures
-    (suite -> {kind: path relative to the page}) and the records' folder as the page names
-    it."""
+    (suite -> {kind: path relative to the page}), the records' folder as the page names it
+    and, for the Markdown page, the site's index ("" when there is none)."""
 
     records: list[dict]
     tables: Mapping[str, pd.DataFrame]
     figures: Mapping[str, Mapping[str, str]]
     source: str
+    site: str = ""
 
 
 def _where(r) -> str:
@@ -405,6 +406,14 @@ def _stale_md(stale: pd.DataFrame) -> list[str]:
     return [*out, ""]
 
 
+def _browse_md(page: Page, _) -> list[str]:
+    if not page.site:
+        return []
+    return [f"Browse every record in the site: [{page.site}]({page.site}) (tables sorted by "
+            "any column and filtered by suite, protocol, model, dataset and strategy; a page "
+            "per job with its curves, plasticity and log).", ""]
+
+
 def _suite_of(page: Page, suite: str, name: str) -> pd.DataFrame:
     t = page.tables[name]
     return t[t["suite"] == suite]
@@ -597,6 +606,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("header", lambda page, _: _header_md(page.records, page.tables, page.source,
                                                   len(page.tables["stale"])),
             tables=(("provenance", lambda t: agg.provenance_table(t.current)),)),
+    Section("browse", _browse_md, formats=(MARKDOWN,)),
     Section("verdicts", lambda page, _: _verdicts_md(page.tables)),
     Section("held", lambda page, _: _held_md(page.tables),
             tables=(("claims", lambda t: agg.claims_table(t["scores"],
@@ -665,10 +675,11 @@ def rendered(page: Page, fmt: str, suites: Collection[str] | None = None
 
 
 def render_markdown(records: list[dict], tables: Mapping[str, pd.DataFrame],
-                    figures: Mapping[str, Mapping[str, str]], source: str) -> str:
+                    figures: Mapping[str, Mapping[str, str]], source: str,
+                    site_index: str = "") -> str:
     """The page, from the (current) records and the tables (figures: suite -> {kind:
-    relative path})."""
-    page = Page(records, tables, figures, source)
+    relative path}; ``site_index``: the site's index relative to the page, if any)."""
+    page = Page(records, tables, figures, source, site_index)
     out = [line for _, _, lines in rendered(page, MARKDOWN) for line in lines]
     return "\n".join(map(str, out)).rstrip("\n") + "\n"
 
@@ -704,7 +715,10 @@ def build_leaderboard(results_dir: str | os.PathLike, out_path: str | os.PathLik
     figures = {suite: {kind: f"{link}/{stem}.png" for kind, stem in d.items()}
                for suite, d in drawn.items()}
     source = Path(os.path.relpath(Path(results_dir).resolve(), out_path.parent.resolve()))
-    atomic_write_text(out_path, render_markdown(current, tables, figures, source.as_posix()))
+    site_index = "" if site_dir is None else _relative(Path(site_dir), out_path.parent) + \
+        "/index.html"
+    atomic_write_text(out_path, render_markdown(current, tables, figures, source.as_posix(),
+                                                site_index))
     if csv_dir is not None:
         csv_dir = Path(csv_dir)
         csv_dir.mkdir(parents=True, exist_ok=True)

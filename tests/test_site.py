@@ -94,6 +94,8 @@ def test_site_has_index_suite_and_a_page_per_record(built: Path):
     md_tables = len(re.findall(r"^\|[:-]", (results.parent / "LEADERBOARD.md").read_text(),
                                flags=re.MULTILINE))
     assert _parsed(site / "index.html").tables == md_tables
+    assert "site: [results/_site/index.html](results/_site/index.html)" in (
+        results.parent / "LEADERBOARD.md").read_text()  # the page points to the site
     # every link resolves to a file of the site or a figure; nothing on the network
     for page in [site / "index.html", site / "suites" / "s.html",
                  *sorted((site / "jobs" / "s").glob("*.html"))]:
