@@ -340,3 +340,20 @@ def test_a_page_of_ones_own_results_covers_only_its_suites(results: Path, tmp_pa
     assert re.search(r"^\| digits +\| +126 \| +0 \| +0 \| +0 \| +126 \| +0 \|$", coverage,
                      flags=re.MULTILINE)
     assert (tmp_path / "site" / "index.html").is_file()
+
+
+def test_reproduction_rows_of_lp_show_no_learning_rate(tmp_path: Path):
+    """lp has no learning rate (config.lr null): its row says so by saying none, not 'at lr '."""
+    recs = []
+    for strategy, lr in (("lp", None), ("mha", 1e-2)):
+        for s, t in enumerate((0.90, 0.91, 0.92)):
+            r = make_record(strategy, lr, s, dataset="cifar10", test=t, protocol="paper",
+                            suite="paper", model="ViT-B/16")
+            r["config"]["model"]["name"] = "vit_base_patch16_224.orig_in21k"
+            VALIDATOR.validate(r)
+            recs.append(r)
+    section = page_of(recs, tmp_path, "L.md").split("## Reproduction")[1].split("\n## ")[0]
+    lp = [line for line in section.splitlines() if re.search(r"\| cifar10 +\| lp +\|", line)]
+    assert len(lp) == 1 and re.search(r"91\.00 ± 0\.\d\d \(3\) +\|", lp[0]), lp
+    assert "at lr" not in lp[0]
+    assert re.search(r"\| cifar10 +\| mha +\|.*\(3\) at lr 0\.01 \|", section)
