@@ -13,8 +13,9 @@
 No network: one small script and one style sheet (``bench/site.js``, ``bench/site.css``,
 package data) are copied beside the pages, and the figures are the leaderboard's SVGs,
 linked relatively. The same records give the same bytes: nothing time-dependent is written,
-every listing is sorted, numbers are printed with fixed formats. The site folder is owned by
-the builder: pages it did not write this time are removed.
+every listing is sorted, numbers are printed with fixed formats. Pages of an earlier build
+that this one did not write are removed (``index.html``, ``suites/*.html``,
+``jobs/*/*.html``); nothing else in the folder is touched.
 
 ``bench.leaderboard`` renders the sections' content (Markdown lines and tables) and calls
 ``write_site``; this module knows nothing of sections. No torch import.
@@ -254,8 +255,8 @@ def filtered_page(title: str, parts: Iterable[tuple[str, str | None, list]], lin
 def write_site(site: Path, pages: Mapping[str, str], job_pages: Iterable[tuple[str, str]]
                ) -> int:
     """``pages`` (path relative to ``site`` -> HTML) and the job pages, the assets beside
-    them; files of the site that were not written now are removed (the folder is the
-    builder's). Unchanged files are not rewritten. Returns the number of pages."""
+    them; pages of an earlier build that were not written now are removed (other files are
+    left alone). Unchanged files are not rewritten. Returns the number of pages."""
     site.mkdir(parents=True, exist_ok=True)
     written = set()
     for name in ASSETS:
@@ -264,10 +265,13 @@ def write_site(site: Path, pages: Mapping[str, str], job_pages: Iterable[tuple[s
     for rel, text in itertools.chain(pages.items(), job_pages):
         atomic_write_bytes(site / rel, text.encode("utf-8"), durable=False)
         written.add(rel)
-    for old in sorted(p for p in site.rglob("*") if p.is_file()):
+    # Only what a build writes is removed: a page of another build, never a user's file.
+    ours = [*site.glob("*.html"), *(site / "suites").glob("*.html"),
+            *(site / "jobs").glob("*/*.html")]
+    for old in sorted(p for p in ours if p.is_file()):
         if old.relative_to(site).as_posix() not in written:
             old.unlink()
-    for d in sorted((p for p in site.rglob("*") if p.is_dir()), reverse=True):
+    for d in sorted((p for p in (site / "jobs").glob("*") if p.is_dir()), reverse=True):
         if not any(d.iterdir()):
             d.rmdir()
     return len(written) - len(ASSETS)

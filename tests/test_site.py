@@ -160,6 +160,8 @@ def test_same_records_give_the_same_site_and_old_pages_go(site: Path, tmp_path: 
     stray = site / "jobs" / "gone" / "0123456789abcdef.html"
     stray.parent.mkdir(parents=True)
     stray.write_text("old")
+    mine = site / "notes.txt"  # not a page a build writes: left alone
+    mine.write_text("mine")
     for f in before:
         if f.suffix == ".html":
             (site / f).write_text("changed")
@@ -168,6 +170,8 @@ def test_same_records_give_the_same_site_and_old_pages_go(site: Path, tmp_path: 
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300, cwd=ROOT,
                    env={**os.environ, "PYTHONHASHSEED": "12345"})
     assert not stray.exists() and not stray.parent.exists()
+    assert mine.read_text() == "mine"
+    mine.unlink()
     after = {p.relative_to(site): p.read_bytes() for p in site.rglob("*") if p.is_file()}
     assert sorted(after) == sorted(before)
     for f, data in before.items():
