@@ -128,3 +128,26 @@ def test_tables_figures_and_site_use_labels(tmp_path: Path):
     assert custom in job and all(p in job for p in PATTERNS)  # the patterns on its page
     svg = next((tmp_path / "results" / "_figures").glob("*test_acc.svg")).read_text()
     assert custom in svg and "contrast-5" in svg
+
+
+def test_a_labelled_component_strategy_still_counts_as_its_component(tmp_path: Path):
+    """`mha` shown as "attention": still the mha component in the correlations and in the
+    plasticity-against-gain figure (plainness is the key, not the label)."""
+    import pandas as pd
+
+    from tests.test_leaderboard import small_suite
+
+    recs = small_suite()
+    for r in recs:
+        if r["config"]["strategy"]["name"] == "mha":
+            r["config"]["strategy"]["label"] = "attention"
+    results = tmp_path / "results"
+    for r in recs:
+        write_record(results, r)
+    build_leaderboard(results, tmp_path / "L.md", csv_dir=tmp_path / "csv")
+    scores = pd.read_csv(tmp_path / "csv" / "scores.csv")
+    assert set(scores.loc[scores["strategy_name"] == "mha", "strategy"]) == {"attention"}
+    corr = pd.read_csv(tmp_path / "csv" / "correlation.csv")
+    assert list(corr["n"]) == [5, 5]  # all five block components, mha among them
+    svg = next((results / "_figures").glob("*plasticity_gain.svg")).read_text()
+    assert "mha" in svg
