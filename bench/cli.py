@@ -329,10 +329,15 @@ def cmd_run(args) -> int:
 DEFAULT_SUITES = "suites/*.yaml"  # the suites `bench leaderboard` knows without --suites
 
 
-def suite_plans(patterns: list[str]) -> dict[str, frozenset[str]]:
+def suite_plans(patterns: list[str], with_records_in: Path | None = None
+                ) -> dict[str, frozenset[str]]:
     """Suite name -> the job ids its suite file expands to now, for every valid suite file
-    matching ``patterns`` (records of those suites with other ids are stale)."""
+    matching ``patterns`` (records of those suites with other ids are stale); with
+    ``with_records_in``, only the suites that have records in that results folder (what a
+    page of those results covers)."""
     import glob
+
+    from bench.store import record_ids
 
     plans: dict[str, frozenset[str]] = {}
     for pattern in patterns:
@@ -344,6 +349,8 @@ def suite_plans(patterns: list[str]) -> dict[str, frozenset[str]]:
                       f"records are all scored:\n{e}", file=sys.stderr)
                 continue
             plans[s.name] = plans.get(s.name, frozenset()) | {j.job_id for j in s.jobs}
+    if with_records_in is not None:
+        plans = {s: ids for s, ids in plans.items() if record_ids(with_records_in, s)}
     return plans
 
 
@@ -414,14 +421,14 @@ def cmd_prune(args) -> int:
 
 def cmd_leaderboard(args) -> int:
     from bench.leaderboard import build_leaderboard
-    from bench.store import SITE_DIR, record_ids
+    from bench.store import SITE_DIR
 
     if not _results(args).is_dir():
         raise UserError(f"--results {args.results}: no such directory (a page built from "
                         "nothing would look like an empty benchmark)")
-    plans = suite_plans([DEFAULT_SUITES] if args.suites is None else args.suites)
-    if args.suites is None:  # the page covers the suites that have records here
-        plans = {s: ids for s, ids in plans.items() if record_ids(_results(args), s)}
+    # Without --suites, the page covers the shipped suites that have records here.
+    plans = (suite_plans([DEFAULT_SUITES], _results(args)) if args.suites is None
+             else suite_plans(args.suites))
     site_dir = None if args.no_site else Path(args.site or _results(args) / SITE_DIR)
     skipped = build_leaderboard(_results(args), Path(args.out),
                                 csv_dir=Path(args.csv) if args.csv else None,

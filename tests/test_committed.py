@@ -71,7 +71,7 @@ def test_committed_leaderboard_is_regenerated_from_the_records(tmp_path):
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, dest)
     out = tmp_path / "LEADERBOARD.md"
-    build_leaderboard(results, out, plans=suite_plans([str(p) for p in _suite_files()]),
+    build_leaderboard(results, out, plans=suite_plans([str(p) for p in _suite_files()], results),
                       site_dir=results / store.SITE_DIR)
     assert out.read_text() == (ROOT / "LEADERBOARD.md").read_text()
     site = results / store.SITE_DIR
