@@ -37,9 +37,10 @@ from bench.components import (
     PAPER_PLASTICITY_RANKING,
     PAPER_VARIANT,
 )
+from bench.datasets import dataset_label
 from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS
 from bench.status import Status
-from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE, STRATEGIES
+from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE, STRATEGIES, strategy_label
 from bench.suite import overrides_text
 
 # One (model, dataset) measured within one suite under one protocol: nothing is ever scored
@@ -54,6 +55,7 @@ RUN_COLUMNS = [
     "strategy_name", "lr", "seed",
     "test_acc", "best_val_acc", "best_step", "trainable_params", "total_params", "wall_seconds",
     "train_seconds", "steps_done", "step_seconds", "images_per_second", "peak_memory_mb", "error",
+    "dataset_key", "strategy_key",
 ]
 PLASTICITY_COLUMNS = [
     *CELL, "layer", "component", "mean", "std", "n", "ci95", "variant", "pairs", "job_id",
@@ -63,8 +65,9 @@ SUMMARY_COLUMNS = [
     "measurement",
 ]
 SCORE_COLUMNS = [
-    *SCORE_KEY, "strategy_name", "component", "best_lr", "lrs", "val_mean", "test_mean",
-    "test_std", "test_ci95", "n", "baseline", "gain", "gain_ci95", "rel_gain", "share_of_full",
+    *SCORE_KEY, "strategy_name", "strategy_key", "component", "best_lr", "lrs", "val_mean",
+    "test_mean", "test_std", "test_ci95", "n", "baseline", "gain", "gain_ci95", "rel_gain",
+    "share_of_full",
     "trainable_params", "step_seconds", "peak_memory_mb", "pareto", "aliases", "lr_grid",
     "lr_flag", "share_lo", "share_hi", "pareto_share", "pareto_tentative",
 ]
@@ -163,7 +166,7 @@ def protocol_of(record: Mapping) -> str:
 
 def _cell_of(r: Mapping) -> tuple[str, str, str, str]:
     return (r["suite"], protocol_of(r), r["config"]["model"]["label"],
-            r["config"]["dataset"]["key"])
+            dataset_label(r["config"]["dataset"]))
 
 
 def runs_table(records: Iterable[Mapping]) -> pd.DataFrame:
@@ -175,14 +178,14 @@ def runs_table(records: Iterable[Mapping]) -> pd.DataFrame:
         train_s, steps = _num(m.get("train_seconds")), _num(m.get("steps_done"))
         rows.append((
             r["suite"], protocol_of(r), r["job_id"], r["status"], cfg["model"]["label"],
-            cfg["model"]["name"], cfg["dataset"]["key"], cfg["strategy"]["key"],
+            cfg["model"]["name"], dataset_label(cfg["dataset"]), strategy_label(cfg["strategy"]),
             cfg["strategy"]["name"], _num(cfg["lr"]), int(cfg["seed"]),
             _num(m.get("test_acc")), _num(m.get("best_val_acc")), _num(m.get("best_step")),
             _num(m.get("trainable_params")), _num(m.get("total_params")),
             _num(m.get("wall_seconds")), train_s, steps,
             train_s / steps if steps > 0 else math.nan,
             _num(m.get("images_per_second")), _num(m.get("peak_memory_mb")),
-            str(err.get("reason") or ""),
+            str(err.get("reason") or ""), cfg["dataset"]["key"], cfg["strategy"]["key"],
         ))
     df = pd.DataFrame(rows, columns=RUN_COLUMNS)
     for col in ("best_step", "trainable_params", "total_params", "steps_done"):
@@ -295,6 +298,7 @@ def _done(records: Iterable[Mapping]) -> pd.DataFrame:
 def _per_lr(done: pd.DataFrame) -> pd.DataFrame:
     return done.groupby([*SCORE_KEY, "lr"], sort=True, dropna=False).agg(  # lp: no lr
         strategy_name=("strategy_name", "first"),
+        strategy_key=("strategy_key", "first"),
         val_mean=("best_val_acc", "mean"),
         test_mean=("test_acc", "mean"),
         test_std=("test_acc", "std"),  # ddof=1: NaN for a single seed
@@ -307,8 +311,9 @@ def _per_lr(done: pd.DataFrame) -> pd.DataFrame:
 
 def _pick(best: pd.DataFrame, name: str, cols: list[str]) -> pd.DataFrame:
     """One row per cell for a named strategy; if a suite ran it with several parameter sets,
-    the plain one (key == name) wins, else the smallest key."""
-    rows = best[best["strategy_name"] == name].assign(_plain=lambda d: d["strategy"] != name)
+    the plain one (key == name) wins, else the smallest label."""
+    rows = best[best["strategy_name"] == name].assign(
+        _plain=lambda d: d["strategy_key"] != name)
     rows = rows.sort_values([*CELL, "_plain", "strategy"], kind="mergesort")
     return rows.drop_duplicates(CELL, keep="first")[[*CELL, *cols]]
 
@@ -501,7 +506,7 @@ def _alias_names(aliases: Mapping[tuple, str], key: tuple) -> str:
                             and v == key[3]))
 
 
-def strategy_label(strategy: str, aliases: object) -> str:
+def alias_label(strategy: str, aliases: object) -> str:
     """``ln = plasticity_topk(k=2)``: a strategy with the aliases it stands for."""
     return f"{strategy} = {' = '.join(str(aliases).split(', '))}" if aliases else strategy
 
@@ -591,11 +596,13 @@ def paper_selection(records: Iterable[Mapping]) -> pd.DataFrame:
     smaller lr), with that mean and the population std (ddof 0). This selects on test: it is
     shown only in the Reproduction section, which says so."""
     done = _done(records)
-    cols = [*SCORE_KEY, "strategy_name", "model_name", "lr", "test_mean", "test_std", "n"]
+    cols = [*SCORE_KEY, "strategy_name", "model_name", "dataset_key", "strategy_key", "lr",
+            "test_mean", "test_std", "n"]
     if done.empty:
         return pd.DataFrame(columns=cols)
     per_lr = done.groupby([*SCORE_KEY, "lr"], sort=True, dropna=False).agg(
         strategy_name=("strategy_name", "first"), model_name=("model_name", "first"),
+        dataset_key=("dataset_key", "first"), strategy_key=("strategy_key", "first"),
         test_mean=("test_acc", "mean"), test_std=("test_acc", lambda x: float(np.std(x))),
         n=("test_acc", "size")).reset_index()
     per_lr["_t"] = per_lr["test_mean"].round(_TIE_DECIMALS)
@@ -643,7 +650,7 @@ def _component_values(scores: pd.DataFrame, summary: pd.DataFrame
             plast.setdefault(tuple(getattr(row, c) for c in CELL), {})[row.component] = row.mean
     tests: dict[tuple, dict[str, float]] = {}
     comp_scores = scores[scores["component"].isin(BLOCK_COMPONENTS)].assign(
-        _plain=lambda d: d["strategy"] != d["strategy_name"])
+        _plain=lambda d: d["strategy_key"] != d["strategy_name"])
     comp_scores = comp_scores.sort_values([*CELL, "component", "_plain", "strategy"],
                                           kind="mergesort")
     for row in comp_scores.drop_duplicates([*CELL, "component"]).itertuples(index=False):
@@ -1007,7 +1014,7 @@ def paired_table(records: Iterable[Mapping], scores: pd.DataFrame,
     for _, g in out.groupby(["suite", "protocol", "model"], sort=False):
         out.loc[g.index, "p_holm"] = stats.holm(g["p_value"].tolist())
     family = out.groupby(["suite", "protocol", "model"])["p_value"].transform("count")
-    labels = {(r.suite, r.protocol, r.model, r.strategy): strategy_label(r.strategy, r.aliases)
+    labels = {(r.suite, r.protocol, r.model, r.strategy): alias_label(r.strategy, r.aliases)
               for r in scores.itertuples(index=False)}
     out["strategy_label"] = [labels.get((r.suite, r.protocol, r.model, r.strategy), r.strategy)
                              for r in out.itertuples(index=False)]
@@ -1206,8 +1213,8 @@ def reproduction_table(records: Iterable[Mapping], published: Iterable[Mapping],
         where = [(s, label) for s, label, name in runs if name == pub["model"]] or [("", "")]
         for suite, label in where:
             hit = ours[(ours["suite"] == suite) & (ours["model"] == label)
-                       & (ours["dataset"] == pub["dataset"])
-                       & (ours["strategy"] == pub["strategy"])]
+                       & (ours["dataset_key"] == pub["dataset"])
+                       & (ours["strategy_key"] == pub["strategy"])]
             o = hit.iloc[0] if len(hit) else None
             rows.append(_reproduced(suite, label or pub["model"], pub, o))
     return pd.DataFrame(rows, columns=REPRODUCTION_COLUMNS)
@@ -1278,12 +1285,12 @@ def provenance_table(records: Iterable[Mapping], per_suite: bool = True) -> pd.D
         plast = (f"{r['plasticity']['variant']} ({r['plasticity']['pairs']} pairs, "
                  f"reference {r['plasticity']['reference']})"
                  for r in recs if r.get("plasticity"))
-        names = sorted({r["config"]["strategy"]["key"]: r["config"]["strategy"]["name"]
+        names = sorted({strategy_label(r["config"]["strategy"]): r["config"]["strategy"]["name"]
                         for r in recs}.items(), key=lambda kv: (strategy_order(kv[1]), kv[0]))
         rows.append((
             suite, len(recs),
             _joined(r["config"]["model"]["label"] for r in recs),
-            _joined(r["config"]["dataset"]["key"] for r in recs),
+            _joined(dataset_label(r["config"]["dataset"]) for r in recs),
             ", ".join(k for k, _ in names),
             _joined((_text(p.get("cpu")) for p in prov), "; "),
             _joined((_text(p.get("gpu")) for p in prov), "; "),

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from bench.record import check_record
-from bench.store import write_record
+from bench.store import SITE_DIR, write_record
 from bench.strategies import STRATEGIES
 from bench.synthetic import synthetic_job, synthetic_jobs, synthetic_record, synthetic_records
 
@@ -51,20 +51,35 @@ def benchmark_records(n: int = 10_000) -> dict:
     return out
 
 
-def benchmark_leaderboard(n_records: int = 1000, tmpdir: str | os.PathLike | None = None) -> dict:
-    """Write ``n_records`` synthetic records and time ``build_leaderboard`` on them."""
+def benchmark_leaderboard(n_records: int = 1000, tmpdir: str | os.PathLike | None = None,
+                          site: bool = False) -> dict:
+    """Write ``n_records`` synthetic records and time ``build_leaderboard`` on them (wall and
+    CPU seconds of this process: on a shared machine the CPU time is the steadier figure);
+    with ``site``, also the build with the HTML site (a fresh one, then again unchanged)."""
     from bench.leaderboard import build_leaderboard
 
     with tempfile.TemporaryDirectory(dir=tmpdir) as tmp:
         results = Path(tmp) / "results"
         for rec in synthetic_records(n_records):
             write_record(results, rec)
-        start = time.perf_counter()
-        skipped = build_leaderboard(results, Path(tmp) / "LEADERBOARD.md",
-                                    csv_dir=Path(tmp) / "csv")
-        seconds = time.perf_counter() - start
-    out = {"n_records": n_records, "seconds": round(seconds, 3), "skipped": len(skipped)}
-    print(f"build_leaderboard on {n_records} records: {seconds:.2f} s")
+        out: dict = {"n_records": n_records}
+        runs = {"seconds": "build_leaderboard", "site_seconds": "  with the site",
+                "site_again_seconds": "  with the site again (unchanged)"}
+        for run, what in list(runs.items())[:3 if site else 1]:
+            wall, cpu = time.perf_counter(), time.process_time()
+            skipped = build_leaderboard(
+                results, Path(tmp) / "LEADERBOARD.md", csv_dir=Path(tmp) / "csv",
+                site_dir=results / SITE_DIR if run != "seconds" else None)
+            out[run] = round(time.perf_counter() - wall, 3)
+            out[run.replace("seconds", "cpu_seconds")] = round(time.process_time() - cpu, 3)
+            out.setdefault("skipped", len(skipped))
+            print(f"{what} on {n_records} records: {out[run]:.2f} s "
+                  f"({out[run.replace('seconds', 'cpu_seconds')]:.2f} s CPU)")
+        if site:
+            files = [p for p in (results / SITE_DIR).rglob("*") if p.is_file()]
+            out["site_files"], out["site_mb"] = len(files), round(
+                sum(p.stat().st_size for p in files) / 1e6, 1)
+            print(f"  site: {out['site_files']:,} files, {out['site_mb']} MB")
     return out
 
 
@@ -177,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     lb = sub.add_parser("leaderboard", help="time build_leaderboard on synthetic records")
     lb.add_argument("--n", type=int, default=1000)
+    lb.add_argument("--site", action="store_true", help="also time the HTML site's build")
     r = sub.add_parser("records", help="time check_record on synthetic records")
     r.add_argument("--n", type=int, default=10_000)
     b = sub.add_parser("submit", help="time the submission of a synthetic suite (SLURM)")
@@ -188,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     pl.add_argument("--n", type=int, default=1000)
     args = parser.parse_args(argv)
     if args.command == "leaderboard":
-        figures = benchmark_leaderboard(args.n)
+        figures = benchmark_leaderboard(args.n, site=args.site)
     elif args.command == "records":
         figures = benchmark_records(args.n)
     elif args.command == "plan":

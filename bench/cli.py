@@ -4,7 +4,7 @@
     bench plan suites/digits.yaml         the job table with each job's status
     bench prepare suites/paper.yaml       decode every dataset once into the cache; pretrain
     bench run suites/digits.yaml          run the missing jobs locally
-    bench leaderboard                     regenerate LEADERBOARD.md from the records
+    bench leaderboard                     regenerate LEADERBOARD.md and the site results/_site
     bench prune suites/digits.yaml        move records the suite no longer plans into _stale/
     bench strategies                      what each strategy trains
     bench show JOB_ID                     one job: configuration, result, plasticity, curves
@@ -326,10 +326,18 @@ def cmd_run(args) -> int:
     return EXIT_FAILED if report.failed else 0
 
 
-def suite_plans(patterns: list[str]) -> dict[str, frozenset[str]]:
+DEFAULT_SUITES = "suites/*.yaml"  # the suites `bench leaderboard` knows without --suites
+
+
+def suite_plans(patterns: list[str], with_records_in: Path | None = None
+                ) -> dict[str, frozenset[str]]:
     """Suite name -> the job ids its suite file expands to now, for every valid suite file
-    matching ``patterns`` (records of those suites with other ids are stale)."""
+    matching ``patterns`` (records of those suites with other ids are stale); with
+    ``with_records_in``, only the suites that have records in that results folder (what a
+    page of those results covers)."""
     import glob
+
+    from bench.store import record_ids
 
     plans: dict[str, frozenset[str]] = {}
     for pattern in patterns:
@@ -341,6 +349,8 @@ def suite_plans(patterns: list[str]) -> dict[str, frozenset[str]]:
                       f"records are all scored:\n{e}", file=sys.stderr)
                 continue
             plans[s.name] = plans.get(s.name, frozenset()) | {j.job_id for j in s.jobs}
+    if with_records_in is not None:
+        plans = {s: ids for s, ids in plans.items() if record_ids(with_records_in, s)}
     return plans
 
 
@@ -411,15 +421,26 @@ def cmd_prune(args) -> int:
 
 def cmd_leaderboard(args) -> int:
     from bench.leaderboard import build_leaderboard
+    from bench.store import SITE_DIR
 
     if not _results(args).is_dir():
         raise UserError(f"--results {args.results}: no such directory (a page built from "
                         "nothing would look like an empty benchmark)")
-    plans = suite_plans(args.suites)
+    # Without --suites, the page covers the shipped suites that have records here.
+    plans = (suite_plans([DEFAULT_SUITES], _results(args)) if args.suites is None
+             else suite_plans(args.suites))
+    site_dir = None if args.no_site else Path(args.site or _results(args) / SITE_DIR)
     skipped = build_leaderboard(_results(args), Path(args.out),
                                 csv_dir=Path(args.csv) if args.csv else None,
-                                figures_dir=args.figures, plans=plans)
-    print(f"wrote {args.out}")
+                                figures_dir=args.figures, plans=plans, site_dir=site_dir)
+    print(f"wrote {args.out}" + (f" and the site {site_dir}/index.html" if site_dir else ""))
+    if args.screenshots:
+        if site_dir is None:
+            raise UserError("--screenshots needs the site (drop --no-site)")
+        from bench.site import screenshots
+
+        for path in screenshots(site_dir, Path(args.screenshots)):
+            print(f"wrote {path}")
     if skipped and args.strict:
         print(f"--strict: {len(skipped)} file(s) skipped", file=sys.stderr)
         return EXIT_FAILED
@@ -762,11 +783,19 @@ def _suite_commands(add) -> None:
     sp.add_argument("--csv", default=None, metavar="DIR", help="also export the tables as CSV")
     sp.add_argument("--figures", default=None, metavar="DIR",
                     help="where the PNG figures go (default: <results>/_figures)")
-    sp.add_argument("--suites", nargs="*", default=["suites/*.yaml"], metavar="GLOB",
+    sp.add_argument("--suites", nargs="*", default=None, metavar="GLOB",
                     help="suite files: their current plans (records of a suite with other job "
-                         "ids are stale: named, never scored) and job counts (coverage)")
+                         "ids are stale: named, never scored) and job counts (coverage), "
+                         "covered even without records (default: those of "
+                         f"{DEFAULT_SUITES} that have records in --results)")
     sp.add_argument("--strict", action="store_true",
                     help="exit 1 when a file in the results directory was skipped")
+    sp.add_argument("--site", default=None, metavar="DIR",
+                    help="where the HTML site goes (default: <results>/_site)")
+    sp.add_argument("--no-site", action="store_true", help="do not write the HTML site")
+    sp.add_argument("--screenshots", default=None, metavar="DIR",
+                    help="also write PNG screenshots of the site's index and of one job page "
+                         "(headless Chromium)")
 
 
 def _slurm_commands(add) -> None:

@@ -20,7 +20,7 @@ import contextlib
 import functools
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,8 @@ class DatasetSpec:
     # Before any work (run, prepare, submit): every file readable, else an error naming them.
     preflight: Callable[[dict], None] | None = None
     param_docs: dict[str, str] = field(default_factory=dict)  # for parameters of any value
+    # How tables name it when the suite gives no `label:` (parameters -> label); None: its key.
+    default_label: Callable[[dict], str] | None = None
     # Parameters that say where the data lies, not what it is (a folder dataset's ``path``):
     # out of the dataset key and the job id, so that moving the data keeps both.
     located: tuple[str, ...] = ()
@@ -171,6 +173,18 @@ def identity(entry: dict) -> dict:
         return entry
     return {**entry, "params": {k: v for k, v in entry["params"].items()
                                 if k not in spec.located}}
+
+
+def dataset_label(entry: Mapping) -> str:
+    """How tables, figures and the site name a job's dataset (``config["dataset"]``): the
+    suite's ``label:``, else its specification's default label (a folder dataset: the
+    folder's name), else its key."""
+    if entry.get("label"):
+        return entry["label"]
+    spec = DATASETS[entry["name"]] if entry["name"] in DATASETS else None
+    if spec is not None and spec.default_label is not None and entry.get("params"):
+        return spec.default_label(entry["params"])
+    return entry["key"]
 
 
 def dataset_dir(name: str, root: Path | str) -> Path:
@@ -848,4 +862,5 @@ register(DatasetSpec(
     lambda root, p: read_folder(p["path"]), params={"path": (None, None)},
     param_docs={"path": "a folder; relative: from the suite file's folder"},
     splits="official_or_cut", layout=FOLDER_LAYOUT, check=_check_folder,
-    preflight=_preflight_folder, located=("path",), notes=_folder_notes))
+    preflight=_preflight_folder, located=("path",), notes=_folder_notes,
+    default_label=lambda p: Path(str(p["path"])).name))

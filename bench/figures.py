@@ -234,7 +234,7 @@ def plasticity_gain(summary: pd.DataFrame, scores: pd.DataFrame, stem: Path,
 
     cell = ["suite", "protocol", "model", "dataset"]
     comp = scores[scores["component"].isin(BLOCK_COMPONENTS) & scores["gain"].notna()]
-    comp = comp[comp["strategy"] == comp["strategy_name"]]  # the plain strategy per component
+    comp = comp[comp["strategy_key"] == comp["strategy_name"]]  # the plain strategy per component
     d = summary.merge(comp[[*cell, "component", "gain", "baseline"]], on=[*cell, "component"])
     if d.empty:
         return False

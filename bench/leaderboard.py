@@ -31,12 +31,14 @@ from tabulate import tabulate
 
 from bench import aggregate as agg
 from bench import figures as figs
-from bench import stats
+from bench import site, stats
 from bench.components import COMPONENTS, PAPER_PLASTICITY_RANKING
+from bench.datasets import dataset_label
 from bench.paper_table import CITATION, SOURCE, paper_reference, published
 from bench.protocol import reproducing_paper
+from bench.status import Status
 from bench.store import FIGURES_DIR, Skipped, atomic_write_text, load_records
-from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE
+from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE, strategy_label
 
 # The paper's plasticity scale (protocol.md): 200 batches of 64 pairs per (model, dataset).
 PAPER_PAIRS = 12_800
@@ -178,13 +180,14 @@ def _need(x: float, what: str) -> str:
 @dataclass(frozen=True)
 class Page:
     """What sections are rendered from: the current records, every table, the figures
-    (suite -> {kind: path relative to the page}) and the records' folder as the page names
-    it."""
+    (suite -> {kind: path relative to the page}), the records' folder as the page names it
+    and, for the Markdown page, the site's index ("" when there is none)."""
 
     records: list[dict]
     tables: Mapping[str, pd.DataFrame]
     figures: Mapping[str, Mapping[str, str]]
     source: str
+    site: str = ""
 
 
 def _where(r) -> str:
@@ -278,8 +281,8 @@ def _not_lines(records: list[dict]) -> list[str]:
          "CIFAR-10/100, Pets, Flowers102, CIFAR-10-C and DomainNet, and measures plasticity on "
          f"{PAPER_PAIRS:,} ImageNet-validation pairs per (model, dataset). A tiny model on a "
          "small offline dataset tests the pipeline and the direction of effects, not the "
-         "paper's accuracies; the Reproduction section compares `paper`-protocol records "
-         "with the paper's table."),
+         "paper's accuracies; the Reproduction section (where there are "
+         f"{_reproducing()}-protocol records) compares them with the paper's table."),
     ]
     if pairs and min(pairs) < PAPER_PAIRS:
         lines.append(f"- Plasticity here uses {', '.join(f'{p:,}' for p in pairs)} pairs per "
@@ -361,7 +364,7 @@ def _verdicts_md(tables: Mapping[str, pd.DataFrame]) -> list[str]:
 
 def _scores_md(s: pd.DataFrame) -> list:
     rows = [[r.model, r.dataset,
-             _strategy_label(agg.strategy_label(r.strategy, r.aliases), r.strategy_name,
+             _strategy_label(agg.alias_label(r.strategy, r.aliases), r.strategy_name,
                              r.baseline),
              _lr(r.best_lr) + (" †" if r.lr_flag else ""), f"{r.lrs}", _pct(r.val_mean),
              _pm(r.test_mean, r.test_ci95, r.n),
@@ -473,6 +476,14 @@ def _stale_md(stale: pd.DataFrame) -> list[str]:
     return [*out, ""]
 
 
+def _browse_md(page: Page, _) -> list[str]:
+    if not page.site:
+        return []
+    return [f"Browse every record in the site: [{page.site}]({page.site}) (tables sorted by "
+            "any column and filtered by suite, protocol, model, dataset and strategy; a page "
+            "per job with its curves, plasticity and log).", ""]
+
+
 def _suite_of(page: Page, suite: str, name: str) -> pd.DataFrame:
     t = page.tables[name]
     return t[t["suite"] == suite]
@@ -578,6 +589,8 @@ def _reproduction_md(repro: pd.DataFrame, excluded: pd.DataFrame) -> list[str]:
             "single run with no spread: it is compared with our interval alone "
             "(t(0.975, n - 1) se_ours), which says nothing about the paper's own noise."), ""]
     ran = repro[repro["ours_n"] > 0]
+    if ran.empty and excluded.empty:  # the paper's table only beside paper-protocol records
+        return []
     out += _not_comparable_md(excluded)
     if ran.empty:
         return [*out, (f"No comparable {_reproducing()}-protocol records: every cell of "
@@ -619,7 +632,7 @@ def _ranks_md(ranks: pd.DataFrame) -> list[str]:
     out = ["## Average rank per suite (1 = best test accuracy)", ""]
     if ranks.empty:
         return [*out, "No scores yet.\n"]
-    return [*out, _table([[r.suite, r.protocol, agg.strategy_label(r.strategy, r.aliases),
+    return [*out, _table([[r.suite, r.protocol, agg.alias_label(r.strategy, r.aliases),
                            f"{r.avg_rank:.2f}" + ("" if _nan(r.rank_lo) else
                                                   f" [{r.rank_lo:.2f}, {r.rank_hi:.2f}]"),
                            f"{r.cells}"]
@@ -669,6 +682,9 @@ class Inputs:
 
 Builder = Callable[[Inputs], pd.DataFrame]
 Content = Callable[[Page, Any], list]
+# Where a section appears: LEADERBOARD.md, the site's index, the site's page of each suite
+# (which shows the per-suite sections only).
+MARKDOWN, INDEX, SUITE_PAGE = "markdown", "index", "suite page"
 
 
 @dataclass(frozen=True)
@@ -676,21 +692,22 @@ class Section:
     """One part of the page, declared once in ``SECTIONS``: the tables it builds (by the name
     its CSV gets) and its content, a list of Markdown lines and ``Table``s, from a ``Page``
     and, for a per-suite section, the suite's provenance row (else None). Every format
-    renders every section in it from the same content: Markdown joins the lines
-    (``render_markdown``), the HTML site (``bench.site``) renders them with sortable,
-    filterable tables."""
+    renders every section it lists from the same content: Markdown joins the lines
+    (``render_markdown``), the HTML site renders them with sortable, filterable tables
+    (``build_site``, ``bench.site``)."""
 
     name: str
     content: Content
     tables: tuple[tuple[str, Builder], ...] = ()
     per_suite: bool = False
-    formats: tuple[str, ...] = ("markdown", "html")
+    formats: tuple[str, ...] = (MARKDOWN, INDEX, SUITE_PAGE)
 
 
 SECTIONS: tuple[Section, ...] = (
     Section("header", lambda page, _: _header_md(page.records, page.tables, page.source,
                                                   len(page.tables["stale"])),
             tables=(("provenance", lambda t: agg.provenance_table(t.current)),)),
+    Section("browse", _browse_md, formats=(MARKDOWN,)),
     Section("verdicts", lambda page, _: _verdicts_md(page.tables)),
     Section("held", lambda page, _: _held_md(page.tables),
             tables=(("claims", lambda t: agg.claims_table(
@@ -712,7 +729,7 @@ SECTIONS: tuple[Section, ...] = (
             tables=(("paired", lambda t: agg.paired_table(t.current, t["scores"])),)),
     Section("failed", _suite_failed_md, per_suite=True,
             tables=(("failed", lambda t: agg.failed_table(t.current)),)),
-    Section("runs", _suite_runs_md, per_suite=True, formats=("html",),
+    Section("runs", _suite_runs_md, per_suite=True, formats=(SUITE_PAGE,),
             tables=(("runs", lambda t: agg.runs_table(t.current)),)),
     Section("reproduction", lambda page, _: _reproduction_md(page.tables["reproduction"],
                                                              page.tables["not_comparable"]),
@@ -744,28 +761,31 @@ def build_tables(records: list[dict], expected: Mapping[str, int] | None = None,
 
 
 def rendered(page: Page, fmt: str, suites: Collection[str] | None = None
-             ) -> Iterator[tuple[Section, str | None, list]]:
-    """(section, suite or None, its content) for every section of format ``fmt``, in page
-    order: the per-suite sections once per suite (those of ``suites``, default all)."""
+             ) -> Iterator[tuple[str, str | None, list]]:
+    """(section name, suite or None, its content) for every section of format ``fmt``, in
+    page order: the per-suite sections once per suite (those of ``suites``, default all;
+    with ``suites``, only the per-suite sections)."""
     sections = [s for s in SECTIONS if fmt in s.formats]
     for per_suite, group in itertools.groupby(sections, key=lambda s: s.per_suite):
         if not per_suite:
             for s in group:
-                yield s, None, s.content(page, None)
+                if suites is None:
+                    yield s.name, None, s.content(page, None)
             continue
         group = list(group)
         for p in page.tables["provenance"].itertuples(index=False):
             if suites is None or p.suite in suites:
                 for s in group:
-                    yield s, p.suite, s.content(page, p)
+                    yield s.name, p.suite, s.content(page, p)
 
 
 def render_markdown(records: list[dict], tables: Mapping[str, pd.DataFrame],
-                    figures: Mapping[str, Mapping[str, str]], source: str) -> str:
+                    figures: Mapping[str, Mapping[str, str]], source: str,
+                    site_index: str = "") -> str:
     """The page, from the (current) records and the tables (figures: suite -> {kind:
-    relative path})."""
-    page = Page(records, tables, figures, source)
-    out = [line for _, _, lines in rendered(page, "markdown") for line in lines]
+    relative path}; ``site_index``: the site's index relative to the page, if any)."""
+    page = Page(records, tables, figures, source, site_index)
+    out = [line for _, _, lines in rendered(page, MARKDOWN) for line in lines]
     return "\n".join(map(str, out)).rstrip("\n") + "\n"
 
 
@@ -776,8 +796,10 @@ def build_leaderboard(results_dir: str | os.PathLike, out_path: str | os.PathLik
                       csv_dir: str | os.PathLike | None = None,
                       expected: Mapping[str, int] | None = None,
                       figures_dir: str | os.PathLike | None = None,
-                      plans: Mapping[str, Collection[str]] | None = None) -> list[Skipped]:
-    """Regenerate the page at ``out_path`` (and figures, and CSVs) from ``results_dir``.
+                      plans: Mapping[str, Collection[str]] | None = None,
+                      site_dir: str | os.PathLike | None = None) -> list[Skipped]:
+    """Regenerate the page at ``out_path`` (and figures, and CSVs, and with ``site_dir`` the
+    HTML site there: ``build_site``) from ``results_dir``.
 
     ``plans`` maps a suite name to the job ids its suite file expands to now: that suite's
     other records are stale (named, never scored). Unreadable record files are reported on
@@ -798,10 +820,71 @@ def build_leaderboard(results_dir: str | os.PathLike, out_path: str | os.PathLik
     figures = {suite: {kind: f"{link}/{stem}.png" for kind, stem in d.items()}
                for suite, d in drawn.items()}
     source = Path(os.path.relpath(Path(results_dir).resolve(), out_path.parent.resolve()))
-    atomic_write_text(out_path, render_markdown(current, tables, figures, source.as_posix()))
+    site_index = "" if site_dir is None else _relative(Path(site_dir), out_path.parent) + \
+        "/index.html"
+    atomic_write_text(out_path, render_markdown(current, tables, figures, source.as_posix(),
+                                                site_index))
     if csv_dir is not None:
         csv_dir = Path(csv_dir)
         csv_dir.mkdir(parents=True, exist_ok=True)
         for name, df in tables.items():
             atomic_write_text(csv_dir / f"{name}.csv", df.to_csv(index=False, lineterminator="\n"))
+    if site_dir is not None:
+        build_site(Path(site_dir), Path(results_dir), records, current, tables, fig_dir, drawn)
     return skipped
+
+
+def _relative(target: Path, start: Path) -> str:
+    return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
+
+
+def _jobs_behind(runs: pd.DataFrame) -> dict[tuple, list[tuple[int, str]]]:
+    """(suite, protocol, model, dataset, strategy, lr) -> the (seed, job id) of its done runs
+    with a test accuracy (what a score is the mean of), by seed."""
+    done = runs[(runs["status"] == Status.DONE.value) & runs["test_acc"].notna()]
+    out: dict[tuple, list[tuple[int, str]]] = {}
+    for r in done.itertuples(index=False):
+        key = (r.suite, r.protocol, r.model, r.dataset, r.strategy, site.lr_key(r.lr))
+        out.setdefault(key, []).append((int(r.seed), r.job_id))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def build_site(site_dir: Path, results_dir: Path, records: list[dict], current: list[dict],
+               tables: Mapping[str, pd.DataFrame], fig_dir: Path,
+               drawn: Mapping[str, Mapping[str, str]]) -> int:
+    """The HTML site in ``site_dir`` (which this function owns) from the same sections and
+    tables as the page: the index, a page per suite, a page per record (``bench.site``).
+    Returns the number of pages written."""
+    suites = list(tables["provenance"]["suite"])
+    suites_of: dict[str, list[str]] = {}
+    for r in sorted(records, key=lambda r: (r["suite"], r["job_id"])):
+        suites_of.setdefault(r["job_id"], []).append(r["suite"])
+    links = site.Links(_jobs_behind(tables["runs"]), suites_of)
+
+    def page(depth: int) -> Page:
+        up = "../" * depth
+        link = up + _relative(fig_dir, site_dir)
+        figures = {suite: {kind: f"{link}/{stem}.svg" for kind, stem in d.items()}
+                   for suite, d in drawn.items()}
+        return Page(current, tables, figures, up + _relative(results_dir, site_dir))
+
+    pages = {"index.html": site.filtered_page("Leaderboard", rendered(page(0), INDEX), links,
+                                              suites)}
+    links.root = "../"
+    for suite in suites:
+        pages[site.suite_href(suite)] = site.filtered_page(
+            f"Suite {suite}", rendered(page(1), SUITE_PAGE, {suite}), links, suites)
+    current_ids = {(r["suite"], r["job_id"]) for r in current}
+
+    def job_pages() -> Iterator[tuple[str, str]]:
+        for r in sorted(records, key=lambda r: (r["suite"], r["job_id"])):
+            cfg = r["config"]
+            labels = {"model": cfg["model"]["label"], "dataset": dataset_label(cfg["dataset"]),
+                      "strategy": strategy_label(cfg["strategy"]),
+                      "protocol": agg.protocol_of(r)}
+            log = results_dir / r["suite"] / f"{r['job_id']}.log"
+            yield site.job_href(r["suite"], r["job_id"]), site.job_page(
+                r, labels, log, "../../", suites,
+                stale=(r["suite"], r["job_id"]) not in current_ids)
+
+    return site.write_site(site_dir, pages, job_pages())

@@ -47,6 +47,7 @@ MAX_RECORD_BYTES = 64 * 2**20  # a record is a few kB; a file this large is not 
 # (suite names start with a letter or digit); readers do not look into folders starting
 # with '_' or '.'.
 FIGURES_DIR = "_figures"
+SITE_DIR = "_site"  # the leaderboard's HTML site (bench.site), beside the figures
 # Records of a suite that its current plan no longer has (``bench prune``), inside its folder.
 STALE_DIR = "_stale"
 CHECKPOINTS_DIR = ".checkpoints"
@@ -137,34 +138,39 @@ def temp_dir(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_write(path: Path) -> Iterator[str]:
+def atomic_write(path: Path, *, durable: bool = True) -> Iterator[str]:
     """The one way a file is written in place: yields a temporary path next to ``path`` (named
     after its writer, see ``remove_dead_temps``) for the block to write; when the block ends
     without error the file is fsynced and renamed over ``path``, else deleted. Readers see
-    the old content or the new, never a part."""
+    the old content or the new, never a part. ``durable=False`` skips the fsyncs (a file
+    regenerated from others, such as a site page: a power loss costs a rebuild, not data)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = temp_file(path)
     os.close(fd)
     try:
         yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+        if durable:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, unchanged_ok: bool = True) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, unchanged_ok: bool = True,
+                       durable: bool = True) -> None:
     """Write ``data`` atomically; with ``unchanged_ok``, not at all when the file already holds
-    exactly these bytes (its mtime stays, so regenerated figures do not look new)."""
+    exactly these bytes (its mtime stays, so regenerated figures do not look new).
+    ``durable``: see ``atomic_write``."""
     path = Path(path)
     if unchanged_ok and path.is_file() and path.read_bytes() == data:
         return
-    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+    with atomic_write(path, durable=durable) as tmp, open(tmp, "wb") as f:
         f.write(data)
 
 

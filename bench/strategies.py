@@ -18,6 +18,7 @@ No torch import at module level: ``bench validate`` and the leaderboard read the
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -326,6 +327,21 @@ PAPER_STRATEGIES: tuple[str, ...] = ("full", "emb", *BLOCK_COMPONENTS)
 BASELINE = "linear"  # gains are measured against it
 PAPER_BASELINE = "lp"  # the paper's own baseline (protocol.md, `paper`)
 REFERENCE = "full"  # relative gain is a share of its gain
+# A strategy's key (name and parameters) longer than this is shown by a short stable label
+# (a `custom` strategy's key lists all its patterns; the job page shows them).
+LABEL_CHARS = 32
+
+
+def strategy_label(entry: Mapping) -> str:
+    """How tables, figures and the site name a job's strategy (``config["strategy"]``): the
+    suite's ``label:``, else its key, else, for a key over ``LABEL_CHARS`` characters, the
+    name and 6 hex digits of the key's sha256 (``custom-3fa01c``: stable, short)."""
+    if entry.get("label"):
+        return entry["label"]
+    key = entry["key"]
+    if len(key) <= LABEL_CHARS:
+        return key
+    return f"{entry['name']}-{hashlib.sha256(key.encode()).hexdigest()[:6]}"
 
 
 def _resolve(strategy: str | Mapping) -> tuple[Strategy, dict[str, Any]]:

@@ -34,11 +34,11 @@ from bench.config import (  # noqa: F401 (canonical_json, job_id, NOT_IN_JOB_ID 
     job_id,
     pretrain_defaults,
 )
-from bench.datasets import DATASETS, dataset_key
+from bench.datasets import DATASETS, dataset_key, dataset_label
 from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS
 from bench.record import SUITE_NAME
 from bench.registry import did_you_mean, unknown_name_message
-from bench.strategies import STRATEGIES
+from bench.strategies import STRATEGIES, strategy_label
 
 MAX_SUITE_BYTES = 1_000_000  # a suite is a page of YAML; anything larger is a mistake
 MAX_VALUES = 100_000  # values in a suite once YAML aliases are expanded (no "billion laughs")
@@ -68,8 +68,9 @@ DEFAULT_PRETRAIN: dict[str, Any] = pretrain_defaults()
 # `bench plan/run/submit --only FIELD=V1,V2`: what each field matches in a job's configuration.
 ONLY_FIELDS: dict[str, Any] = {
     "model": lambda c: (c["model"]["label"], c["model"]["name"]),
-    "dataset": lambda c: (c["dataset"]["key"], c["dataset"]["name"]),
-    "strategy": lambda c: (c["strategy"]["key"], c["strategy"]["name"]),
+    "dataset": lambda c: (c["dataset"]["key"], c["dataset"]["name"], dataset_label(c["dataset"])),
+    "strategy": lambda c: (c["strategy"]["key"], c["strategy"]["name"],
+                           strategy_label(c["strategy"])),
     "lr": lambda c: (c["lr"],),
     "seed": lambda c: (c["seed"],),
 }
@@ -100,7 +101,8 @@ class Job:
     @property
     def label(self) -> str:
         c = self.config
-        return (f"{c['model']['label']} | {c['dataset']['key']} | {c['strategy']['key']} | "
+        return (f"{c['model']['label']} | {dataset_label(c['dataset'])} | "
+                f"{strategy_label(c['strategy'])} | "
                 f"lr={format_lr(c['lr'])} | seed={c['seed']}")
 
 
@@ -344,7 +346,9 @@ def check_dataset(ck: _Checker, entry: Any, path: str, kinds=("target",)) -> dic
     spec = DATASETS[name]
     rest = dict(rest)
     rest.pop("overrides", None)
-    ck.keys(rest, path, ("name", *spec.params, "overrides"))
+    labelled = "target" in kinds  # a job's dataset may have a label; a reference or source not
+    ck.keys(rest, path, ("name", *(("label",) if labelled else ()), *spec.params, "overrides"))
+    label = _label(ck, rest, path) if labelled else None
     params: dict[str, Any] = {}
     for pname, (choices, default) in spec.params.items():
         p = _join(path, pname)
@@ -363,7 +367,35 @@ def check_dataset(ck: _Checker, entry: Any, path: str, kinds=("target",)) -> dic
         params, problems = spec.check(params, Path(ck.file).parent)
         for pname, msg in problems:
             ck.add(_join(path, pname), msg)
-    return {"name": name, "key": dataset_key(name, params), "params": params}
+    out = {"name": name, "key": dataset_key(name, params), "params": params}
+    return {**out, "label": label} if label else out
+
+
+def _label(ck: _Checker, entry: dict, path: str) -> str | None:
+    """An entry's `label:` (how tables name it), a non-empty string; None when not given.
+    Given only, it enters the configuration (and the job id, as a model's label does); the
+    default label is derived where it is shown (``dataset_label``, ``strategy_label``), so
+    the jobs of a suite without labels keep their ids."""
+    if "label" not in entry:
+        return None
+    label = ck.string(entry["label"], _join(path, "label"))
+    if label is not None and not label.strip():
+        ck.add(_join(path, "label"), "must not be blank")
+        return None
+    return label
+
+
+def _unique_labels(ck: _Checker, cfgs: list, what: str, label_of) -> None:
+    """Two entries of one list never share a label: tables and figures would mix them."""
+    seen: dict[str, int] = {}
+    for i, c in enumerate(cfgs):
+        if c is None:
+            continue
+        label = label_of(c)
+        if label in seen:
+            ck.add(f"{what}[{i}]", f"shows as '{label}', like {what}[{seen[label]}]; give one "
+                   "of them another `label:`")
+        seen.setdefault(label, i)
 
 
 def check_model(ck: _Checker, entry: Any, path: str) -> dict | None:
@@ -463,7 +495,8 @@ def check_strategy(ck: _Checker, entry: Any, path: str) -> dict | None:
                                  STRATEGIES.names()) is None:
         return None
     spec = STRATEGIES[name]
-    ck.keys(rest, path, ("name", *spec.params))
+    ck.keys(rest, path, ("name", "label", *spec.params))
+    label = _label(ck, rest, path)
     params = {}
     for pname, (typ, default) in spec.params.items():
         v = rest.get(pname, default)
@@ -486,7 +519,8 @@ def check_strategy(ck: _Checker, entry: Any, path: str) -> dict | None:
         return None
     key = name + ("(" + ",".join(f"{k}={_param_text(v)}" for k, v in sorted(params.items()))
                   + ")" if params else "")
-    return {"name": name, "key": key, "params": params}
+    out = {"name": name, "key": key, "params": params}
+    return {**out, "label": label} if label else out
 
 
 def _param_text(v: Any) -> str:
@@ -789,12 +823,14 @@ def _grid(ck: _Checker, raw: dict) -> tuple[list, list, list, list, list]:
             dataset_cfgs.append((check_dataset(ck, d, p),
                                  d.get("overrides") if isinstance(d, dict) else None))
         _no_duplicates(ck, [d for d, _ in dataset_cfgs], "datasets")
+        _unique_labels(ck, [d for d, _ in dataset_cfgs], "datasets", dataset_label)
 
     strategy_cfgs = []
     if "strategies" in raw and ck.nonempty_list(raw["strategies"], "strategies"):
         strategy_cfgs = [check_strategy(ck, s, f"strategies[{i}]")
                          for i, s in enumerate(raw["strategies"])]
         _no_duplicates(ck, strategy_cfgs, "strategies")
+        _unique_labels(ck, strategy_cfgs, "strategies", strategy_label)
 
     lrs = _lrs(ck, raw["lrs"], "lrs") if "lrs" in raw else []
     seeds = []

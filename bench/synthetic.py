@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import json
 import math
+import string
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -72,9 +73,12 @@ def synthetic_provenance(**extra: Any) -> dict:
 
 
 def synthetic_records(n_records: int) -> list[dict]:
-    """``n_records`` records over two suites, two models, four datasets, every strategy, four
-    learning rates and three seeds (one in 37 failed)."""
-    grid = itertools.product(("suite-a", "suite-b"), ("tiny-a", "tiny-b"),
+    """``n_records`` records over two models, four datasets, every strategy, four learning
+    rates and three seeds per suite, in as many suites (``suite-a``, ``suite-b``, ...; at
+    least two) as they need (one record in 37 failed)."""
+    per_suite = 2 * 4 * len(STRATEGIES.names()) * 4 * 3
+    suites = [f"suite-{c}" for c in string.ascii_lowercase[:max(2, -(-n_records // per_suite))]]
+    grid = itertools.product(suites, ("tiny-a", "tiny-b"),
                              ("digits", "digits-noise", "shapes", "textures"),
                              STRATEGIES.names(), (1e-3, 3e-3, 1e-2, 3e-2), (0, 1, 2))
     return [synthetic_record(i, *cell, failed=i % 37 == 5)

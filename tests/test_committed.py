@@ -1,5 +1,5 @@
 """What is committed: every record validates against the declared schema, belongs to a shipped
-suite and is done; the leaderboard is what the records give, byte for byte.
+suite and is done; the leaderboard and its site are what the records give, byte for byte.
 
 Only what git tracks is looked at: a user's own suites and results (``results/<suite>`` of a
 suite run locally) are theirs, not the repository's."""
@@ -95,8 +95,17 @@ def test_committed_leaderboard_is_regenerated_from_the_records(tmp_path):
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, dest)
     out = tmp_path / "LEADERBOARD.md"
-    build_leaderboard(results, out, plans=suite_plans([str(p) for p in _suite_files()]))
+    build_leaderboard(results, out, plans=suite_plans([str(p) for p in _suite_files()], results),
+                      site_dir=results / store.SITE_DIR)
     assert out.read_text() == (ROOT / "LEADERBOARD.md").read_text()
+    site = results / store.SITE_DIR
+    built = sorted(p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file())
+    committed = _tracked(f"results/{store.SITE_DIR}")
+    assert sorted(p.relative_to(RESULTS / store.SITE_DIR).as_posix() for p in committed) == built, (
+        "the committed site is not what the records give: bench leaderboard")
+    for path in committed:
+        assert (site / path.relative_to(RESULTS / store.SITE_DIR)).read_bytes() == \
+            path.read_bytes(), path
     for fig in sorted(p for ext in ("png", "svg") for p in (RESULTS / store.FIGURES_DIR).glob(
             f"*.{ext}")):
         assert (results / store.FIGURES_DIR / fig.name).read_bytes() == fig.read_bytes(), fig

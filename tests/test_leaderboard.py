@@ -68,8 +68,9 @@ def test_page_has_every_section_and_links_existing_figures(results: Path, tmp_pa
     for heading in ("## What these numbers are", "## What they are not", "## Verdicts",
                     "## Did the paper's ranking hold?", "## Suite `s`", "### Scores",
                     "### Plasticity per component", "### Plasticity against gain",
-                    "### Failed jobs (1)", "## Reproduction", "## Average rank", "## Coverage"):
+                    "### Failed jobs (1)", "## Average rank", "## Coverage"):
         assert heading in page
+    assert "## Reproduction" not in page  # the paper's table only beside paper records
     assert "test-cpu" in page and "abcdef012345" in page
     held = page.split("## Did the paper's ranking hold?")[1].split("## Suite")[0]
     assert len(re.findall(r"^\| `s` +\| clean +\| m +\|", held, flags=re.MULTILINE)) == 2
@@ -339,6 +340,32 @@ def test_reproduction_section_on_paper_records(tmp_path: Path):
                      r"the model changed through kwargs \(depth=2\); weights `random`, not the "
                      r"published pretrained weights; recipe differs", section)
     assert re.search(r"\| pets +\| mha +\| +not run \|", section)
+
+
+def test_a_page_of_ones_own_results_covers_only_its_suites(results: Path, tmp_path: Path,
+                                                         monkeypatch):
+    """`bench leaderboard --results R --out PAGE` in the repository: coverage lists the suites
+    with records in R (not the shipped suites that have none), and no Reproduction section
+    without `paper`-protocol records; `--suites` names the suites to cover."""
+    from bench import cli
+
+    monkeypatch.chdir(ROOT)
+    page = tmp_path / "mine.md"
+    assert cli.main(["leaderboard", "--results", str(results), "--out", str(page),
+                     "--no-site"]) == 0
+    text = page.read_text()
+    coverage = text.split("## Coverage")[1]
+    assert re.findall(r"^\| (\S+) +\|", coverage, flags=re.MULTILINE) == ["suite", "s"]
+    assert "## Reproduction" not in text and "paper" not in coverage
+    assert not (results / "_site").exists()
+    assert cli.main(["leaderboard", "--results", str(results), "--out", str(page),
+                     "--suites", "suites/digits.yaml", "--site", str(tmp_path / "site")]) == 0
+    coverage = page.read_text().split("## Coverage")[1]
+    assert re.findall(r"^\| (\S+) +\|", coverage, flags=re.MULTILINE) == ["suite", "digits",
+                                                                          "s"]
+    assert re.search(r"^\| digits +\| +126 \| +0 \| +0 \| +0 \| +126 \| +0 \|$", coverage,
+                     flags=re.MULTILINE)
+    assert (tmp_path / "site" / "index.html").is_file()
 
 
 def test_reproduction_rows_of_lp_show_no_learning_rate(tmp_path: Path):

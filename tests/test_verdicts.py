@@ -188,7 +188,7 @@ def test_strategies_that_trained_the_same_parameters_are_one_row():
     scores = agg.scores_table(recs).set_index("strategy")
     assert "plasticity_topk(k=2)" not in scores.index
     assert scores.loc["ln", "aliases"] == "plasticity_topk(k=2)"
-    assert agg.strategy_label("ln", scores.loc["ln", "aliases"]) == "ln = plasticity_topk(k=2)"
+    assert agg.alias_label("ln", scores.loc["ln", "aliases"]) == "ln = plasticity_topk(k=2)"
     # Counted once: the Holm family against full has ln, auto_rgn and mha (3, not 4).
     paired = agg.paired_table(recs, agg.scores_table(recs))
     assert len(paired) == 3 and paired["verdict"].str.contains("ln = plasticity_topk").any()
