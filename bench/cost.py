@@ -95,6 +95,10 @@ ACTIVATION_BF16 = 0.5  # bf16 autocast keeps activations at about half their fp3
 MEMORY_RESERVE = 0.10  # of a GPU's memory: CUDA context, allocator fragmentation
 WRITE_BYTES_PER_S = 1e9  # a shared filesystem's write rate for checkpoints (assumed)
 DEFAULT_GPUS = (8, 64)  # wall-clock is shown for this many GPUs
+# A checkpoint interval is justified when a requeue loses at most this much training and
+# writing the checkpoints costs at most this share of it (``suggest_checkpoint_every``).
+CHECKPOINT_LOST_S = 1800.0
+CHECKPOINT_OVERHEAD = 0.01
 
 
 class CostError(ValueError):
@@ -116,6 +120,7 @@ class Rate:
     device: Device
     mfu: dict[str, float]
     source: str
+    threads: int = 1  # CPU threads a job uses (the CPU's rate is one thread's)
 
     def precision(self, recipe_precision: str, override: str | None = None) -> str:
         """The precision a job computes in: the CPU always fp32 (no autocast there); on a GPU
@@ -127,7 +132,43 @@ class Rate:
         return "bf16" if recipe_precision == "auto" else recipe_precision
 
     def flops(self, precision: str) -> float:
-        return self.device.peak_tflops[precision] * 1e12 * self.mfu[precision]
+        return self.device.peak_tflops[precision] * 1e12 * self.mfu[precision] * self.threads
+
+    @property
+    def label(self) -> str:
+        return self.device.name + (f" x {self.threads} threads" if self.threads > 1 else "")
+
+
+DEFAULT_GPU = "H100"  # assumed when neither --gpu nor the profile names one
+
+
+def rates(gpu: str | None = None, selftest: Path | None = None,
+          profile: bool = False) -> Callable[[dict], Rate]:
+    """Resources of a group -> the rate its jobs run at: ``--gpu``, else the group's ``gpu``
+    (profile key), else the CPU for a profile group without GPUs (``cpus_per_task`` threads),
+    else ``DEFAULT_GPU``. Bad names and summaries fail here, before any counting."""
+    chosen = device(gpu) if gpu else None
+    if selftest is not None:
+        _read_selftest(Path(selftest))
+
+    def of(resources: dict) -> Rate:
+        if chosen is not None:
+            dev = chosen
+        elif resources.get("gpu"):
+            dev = device(resources["gpu"])
+        elif profile and not resources.get("gpus_per_node"):
+            dev = DEVICES["cpu"]
+        else:
+            dev = DEVICES[DEFAULT_GPU]
+        rate = rate_for(dev, selftest if dev.gpu else None)
+        if not dev.gpu:
+            rate = Rate(dev, rate.mfu, rate.source, int(resources.get("cpus_per_task") or 1))
+        elif chosen is None and not resources.get("gpu"):
+            rate = Rate(dev, rate.mfu, f"{rate.source}; {dev.name} assumed (--gpu NAME, or "
+                        "gpu: in the profile)")
+        return rate
+
+    return of
 
 
 def rate_for(dev: Device, selftest: Path | None = None) -> Rate:
@@ -335,6 +376,24 @@ class JobCost:
 def estimate_job(config: dict, job_id: str, rate: Rate, precision: str | None = None,
                  gpus: int = 1) -> JobCost:
     """The time, memory and checkpoint size of one job (its configuration as planned)."""
+    from dataclasses import replace
+
+    # what the estimate reads: not the learning rate, nor the seed (split sizes do not
+    # depend on it), so jobs that differ only there are estimated once
+    key = _key([{k: v for k, v in config.items() if k not in ("lr", "seed", "overrides")},
+                precision, gpus, asdict(rate)])
+    return replace(_estimate_job(key), job_id=job_id)
+
+
+@functools.cache
+def _estimate_job(key: str) -> JobCost:
+    config, precision, gpus, rate = json.loads(key)
+    rate = Rate(Device(**rate["device"]), rate["mfu"], rate["source"], rate["threads"])
+    return _estimate(config | {"seed": 0}, "", rate, precision, gpus)
+
+
+def _estimate(config: dict, job_id: str, rate: Rate, precision: str | None,
+              gpus: int) -> JobCost:
     from bench.datasets import DATASETS
     from bench.perf import NUM_CLASSES
     from bench.protocol import PAPER_PROTOCOL
@@ -416,6 +475,22 @@ def _memory(config: dict, facts: ModelFacts, split: Split, dev: Device, precisio
 
 # -------------------------------------------------------------------------- time limits
 
+def suggest_checkpoint_every(job: JobCost) -> int:
+    """The largest round number of steps (1, 2 or 5 x 10^k) whose training takes at most
+    ``CHECKPOINT_LOST_S`` (what a requeue can lose), if writing a checkpoint that often
+    (``WRITE_BYTES_PER_S``) costs at most ``CHECKPOINT_OVERHEAD`` of the training; else the
+    smallest round number that keeps the overhead bound."""
+    step = job.step_s / job.gpus
+    if step <= 0:
+        return 0
+    write = job.checkpoint_bytes / WRITE_BYTES_PER_S
+    lo = write / (CHECKPOINT_OVERHEAD * step)
+    hi = CHECKPOINT_LOST_S / step
+    rounds = [m * 10 ** k for k in range(7) for m in (1, 2, 5)]
+    fit = [r for r in rounds if lo <= r <= hi]
+    return max(fit) if fit else min(r for r in rounds if r >= lo)
+
+
 @dataclass(frozen=True)
 class LimitCheck:
     """A group's longest job against its time limit: runs needed, and why it cannot finish."""
@@ -450,8 +525,9 @@ def check_limit(job: JobCost, resources: dict, group: str) -> LimitCheck:
             f"group {group}: a job takes about {hours}, its time limit is "
             f"{resources['time_min']} min, and it does not checkpoint (recipe."
             f"checkpoint_every: 0): each requeue would restart it at step 0. Fix: "
-            f"--set recipe.checkpoint_every=N (not part of the job id), or time_min >= {need} "
-            f"for group {group} in the profile"))
+            f"--set recipe.checkpoint_every={suggest_checkpoint_every(job)} (not part of the "
+            f"job id: records stay valid), or time_min >= {need} for group {group} in the "
+            "profile"))
     useful = run - job.fixed_s - job.checkpoint_interval_s
     if useful <= 0:
         return LimitCheck(limit, None, most, (
@@ -474,6 +550,7 @@ def check_limit(job: JobCost, resources: dict, group: str) -> LimitCheck:
 @dataclass
 class GroupCost:
     name: str
+    rate: Rate
     jobs: list[JobCost]
     resources: dict = field(default_factory=dict)
     limit: LimitCheck | None = None
@@ -490,7 +567,6 @@ class GroupCost:
 @dataclass
 class SuiteCost:
     suite: str
-    rate: Rate
     groups: list[GroupCost]
     disk: dict[str, float]  # data cache entry bytes per dataset (reference included)
     precision_override: str | None = None
@@ -519,9 +595,11 @@ class SuiteCost:
         return sum(sizes[:at_once])
 
 
-def estimate_suite(suite, rate: Rate, profile=None, precision: str | None = None,
-                   group_of: Callable | None = None) -> SuiteCost:
-    """Every job of ``suite`` estimated, by the profile's groups (or by model and dataset)."""
+def estimate_suite(suite, rate: Rate | Callable[[dict], Rate], profile=None,
+                   precision: str | None = None, group_of: Callable | None = None) -> SuiteCost:
+    """Every job of ``suite`` estimated, by the profile's groups (or by model and dataset);
+    ``rate``: one for all, or the rate of a group's resources (``rates``)."""
+    rate_of = rate if callable(rate) else (lambda res: rate)
     if profile is not None:
         from bench.slurm import group_jobs
 
@@ -533,15 +611,15 @@ def estimate_suite(suite, rate: Rate, profile=None, precision: str | None = None
         groups = [(name, jobs, {}) for name, jobs in by.items()]
     out = []
     for name, jobs, res in groups:
-        costs = [estimate_job(j.config, j.job_id, rate, precision,
-                              max(1, res.get("gpus_per_node") or 1) if rate.device.gpu else 1)
+        r = rate_of(res)
+        costs = [estimate_job(j.config, j.job_id, r, precision,
+                              max(1, res.get("gpus_per_node") or 1) if r.device.gpu else 1)
                  for j in jobs]
-        g = GroupCost(name, costs, res)
+        g = GroupCost(name, r, costs, res)
         if res.get("time_min"):
             g.limit = check_limit(g.longest, res, name)
         out.append(g)
-    return SuiteCost(suite.name, rate, out, data_disk([j.config for j in suite.jobs]),
-                     precision)
+    return SuiteCost(suite.name, out, data_disk([j.config for j in suite.jobs]), precision)
 
 
 def _model_dataset(config: dict) -> str:
@@ -617,7 +695,8 @@ def group_rows(cost: SuiteCost) -> list[dict]:
         micro = sorted({j.micro_batch for j in g.jobs if j.micro_batch}, reverse=True)
         peaks = [j.peak_bytes for j in g.jobs if j.peak_bytes is not None]
         rows.append({
-            "group": g.name, "jobs": len(g.jobs),
+            "group": g.name, "device": g.rate.label, "mfu": g.rate.mfu,
+            "mfu_source": g.rate.source, "jobs": len(g.jobs),
             "precision": sorted({j.precision for j in g.jobs}),
             "job_seconds_mean": sum(j.total_s for j in g.jobs) / len(g.jobs),
             "job_seconds_max": longest.total_s,
@@ -629,6 +708,8 @@ def group_rows(cost: SuiteCost) -> list[dict]:
             "checkpoint_bytes": max(j.checkpoint_bytes for j in g.jobs),
             "checkpoint_every": longest.checkpoint_every,
             "checkpoint_interval_seconds": longest.checkpoint_interval_s,
+            "checkpoint_every_suggested": min(suggest_checkpoint_every(j) for j in g.jobs
+                                              if j.step_s) if longest.step_s else 0,
             "time_limit_min": g.resources.get("time_min"),
             "requeues": None if g.limit is None else g.limit.requeues,
             "problem": None if g.limit is None else g.limit.problem})
@@ -638,8 +719,8 @@ def group_rows(cost: SuiteCost) -> list[dict]:
 def to_json(cost: SuiteCost, gpus: Sequence[int] = DEFAULT_GPUS) -> dict:
     jobs = cost.jobs
     return {
-        "suite": cost.suite, "device": asdict(cost.rate.device), "mfu": cost.rate.mfu,
-        "mfu_source": cost.rate.source, "precision_override": cost.precision_override,
+        "suite": cost.suite, "precision_override": cost.precision_override,
+        "devices": {g.rate.device.name: asdict(g.rate.device) for g in cost.groups},
         "groups": group_rows(cost),
         "total": {"jobs": len(jobs), "gpu_hours": cost.gpu_hours,
                   "job_seconds_max": max(j.total_s for j in jobs),
@@ -658,33 +739,36 @@ def format_cost(cost: SuiteCost, gpus: Sequence[int] = DEFAULT_GPUS) -> str:
     """The estimate as the terminal shows it."""
     from tabulate import tabulate
 
-    dev, rate = cost.rate.device, cost.rate
-    mfu = ", ".join(f"{p} {rate.mfu[p]:.0%} of {dev.peak_tflops[p]:g} TFLOP/s"
-                    for p in dev.peak_tflops)
-    head = [f"{cost.suite}: cost estimate on {dev.name} ({dev.description}); {mfu}; "
-            f"{rate.source}" + (f"; precision {cost.precision_override} (what if)"
-                                if cost.precision_override else "")]
+    head = [f"{cost.suite}: cost estimate" + (f", precision {cost.precision_override} for "
+                                               "every job (what if)"
+                                               if cost.precision_override else "")]
+    for rate in {g.rate.label: g.rate for g in cost.groups}.values():
+        dev = rate.device
+        mfu = ", ".join(f"{p} {rate.mfu[p]:.0%} of {dev.peak_tflops[p] * 1e3:g} GFLOP/s"
+                        if not dev.gpu else f"{p} {rate.mfu[p]:.0%} of {dev.peak_tflops[p]:g} "
+                        "TFLOP/s" for p in dev.peak_tflops)
+        head.append(f"  {rate.label}: {dev.description}; {mfu}; {rate.source}")
     table = []
     for r in group_rows(cost):
         g = next(x for x in cost.groups if x.name == r["group"])
         limit, requeues = _limit_text(g)
         every = (f"{r['checkpoint_every']} ({_hours(r['checkpoint_interval_seconds'])})"
                  if r["checkpoint_every"] else "no")
-        table.append((r["group"], r["jobs"], "/".join(r["precision"]),
+        table.append((r["group"], r["jobs"], r["device"], "/".join(r["precision"]),
                       f"{_hours(r['job_seconds_mean'])} / {_hours(r['job_seconds_max'])}",
                       f"{r['gpu_hours']:,.1f}", _gb(r["peak_gpu_bytes"]),
                       r["micro_batch"] if r["fits"] else "does not fit",
                       _gb(r["checkpoint_bytes"]), every, limit, requeues))
     total = cost.jobs
-    table.append(("total", len(total), "", f"max {_hours(max(j.total_s for j in total))}",
+    table.append(("total", len(total), "", "", f"max {_hours(max(j.total_s for j in total))}",
                   f"{cost.gpu_hours:,.1f}", "", "", "", "", "", ""))
     lines = head + [tabulate(table, headers=[
-        "group", "jobs", "precision", "job time mean / max", "GPU-hours", "peak GPU mem",
+        "group", "jobs", "device", "precision", "job time mean / max", "GPU-hours", "peak GPU mem",
         "micro-batch", "checkpoint", "checkpoint every", "limit", "requeues"],
         disable_numparse=True)]
     lines.append("wall-clock: " + ", ".join(
-        f"{_hours(cost.wall_clock_s(n))} on {n} {'GPU' if dev.gpu else 'CPU thread'}"
-        f"{'s' if n > 1 else ''}" for n in gpus))
+        f"{_hours(cost.wall_clock_s(n))} on {n} devices" for n in gpus)
+        + " (jobs in parallel, longest first; a job of k GPUs counted as k devices)")
     lines.append("data cache: " + ", ".join(f"{k} {_gb(v)}" for k, v in cost.disk.items())
                  + f"; total {_gb(sum(cost.disk.values()))}")
     lines.append("checkpoints on disk: " + ", ".join(

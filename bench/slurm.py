@@ -134,6 +134,16 @@ def _check_params(v: Any) -> str | None:
     return None
 
 
+def _check_gpu(v: Any) -> str | None:
+    from bench.cost import DEVICES
+    from bench.registry import did_you_mean as close
+
+    names = DEVICES.names()
+    if isinstance(v, str) and v.lower() in (n.lower() for n in names):
+        return None
+    return f"unknown GPU {v!r}{close(str(v), names)}; valid: {', '.join(names)}"
+
+
 # Resource key -> validator. ``null`` in a profile means "not set" for every key.
 RESOURCE_KEYS: dict[str, Callable[[Any], str | None]] = {
     "partition": _check_str,
@@ -141,6 +151,7 @@ RESOURCE_KEYS: dict[str, Callable[[Any], str | None]] = {
     "cpus_per_task": _check_pos_int,
     "mem_gb": _check_pos_num,
     "gpus_per_node": _check_nonneg_int,
+    "gpu": _check_gpu,                     # what runs the jobs, for bench.cost (not sbatch)
     "account": _check_str,
     "qos": _check_str,
     "constraint": _check_str,
