@@ -314,12 +314,18 @@ def _reader(dataset_key: str, root: str | None) -> tuple[dict[str, int], bool]:
 def split_of(dataset: dict, protocol: str, seed: int, root: str | None = None) -> Split:
     """The sizes of a job's splits under its protocol, from the real split rules applied to
     placeholder data of the official sizes (no file is read for the paper's datasets)."""
+    return _split(_key(dataset), protocol, seed, root)
+
+
+@functools.cache
+def _split(dataset_key: str, protocol: str, seed: int, root: str | None) -> Split:
     import numpy as np
 
     from bench.data import SPLIT_RULES
     from bench.datasets import DATASETS, Raw
 
-    counts, arrays = _reader(_key(dataset), root)
+    dataset = json.loads(dataset_key)
+    counts, arrays = _reader(dataset_key, root)
     raw = Raw({s: (np.zeros((n, 0), np.uint8) if arrays else [None] * n, np.zeros(n, np.int64))
                for s, n in counts.items()})
     spec = DATASETS[dataset["name"]]
@@ -642,8 +648,7 @@ def data_disk(configs: Sequence[dict]) -> dict[str, float]:
         dc = inputs[mkey]
         image = 3 * dc["input_size"] ** 2 + 8
         fmt = [dc["input_size"], dc["crop_pct"], dc["interpolation"], c.get("data_root")]
-        split = split_of(d, protocol, c["seed"] if protocol == PAPER_PROTOCOL
-                         else c["recipe"].get("split_seed", 0), c.get("data_root"))
+        split = split_of(d, protocol, 0, c.get("data_root"))  # sizes: any seed
         if protocol == PAPER_PROTOCOL:
             for src in {split.sources["val"], split.sources["test"]}:
                 entries[_key(["eval", d, src, fmt])] = (d["key"], split.counts[src] * image)
@@ -776,3 +781,61 @@ def format_cost(cost: SuiteCost, gpus: Sequence[int] = DEFAULT_GPUS) -> str:
     lines += [f"  {r['problem']}" for r in group_rows(cost) if r["problem"]]
     lines.append(f"not counted: {NOT_COUNTED}")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------- the README's table
+
+README_SUITES = ("suites/paper.yaml", "suites/paper-model-size.yaml", "suites/paper-adamw.yaml")
+README_GPUS = ("A100", "H100", "H200")
+README_MARKERS = ("<!-- cost:begin -->", "<!-- cost:end -->")
+
+
+def readme_rows(root: Path) -> list[dict]:
+    """Per paper suite, GPU and precision (the suite's fp32, and bf16 as a what-if): the
+    totals of ``bench plan SUITE --cost --gpu GPU [--precision bf16] --json``."""
+    from bench.suite import load_suite
+
+    rows = []
+    for path in README_SUITES:
+        suite = load_suite(root / path)
+        for gpu in README_GPUS:
+            for precision in (None, "bf16"):
+                est = to_json(estimate_suite(suite, rate_for(DEVICES[gpu]), None, precision))
+                rows.append({"suite": path, "gpu": gpu, "precision": precision, **est})
+    return rows
+
+
+def readme_table(root: Path) -> str:
+    """The README's table of the paper suites' cost (``python -m bench.cost --readme``)."""
+    lines = ["| suite | jobs | GPU | precision | GPU-hours | wall-clock on 8 GPUs | "
+             "on 64 GPUs | longest job | data cache | checkpoints, 64 jobs at once |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in readme_rows(root):
+        t = r["total"]
+        prec = "bf16 (what if)" if r["precision"] else "fp32 (the paper's)"
+        lines.append(
+            f"| `{r['suite']}` | {t['jobs']} | {r['gpu']} | {prec} | {t['gpu_hours']:,.0f} | "
+            f"{_hours(t['wall_clock_seconds']['8'])} | {_hours(t['wall_clock_seconds']['64'])} "
+            f"| {_hours(t['job_seconds_max'])} | {_gb(r['data_cache_total_bytes'])} | "
+            f"{_gb(r['checkpoint_bytes_at_once']['64'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def readme_with_table(text: str, table: str) -> str:
+    begin, end = README_MARKERS
+    head, sep, rest = text.partition(begin + "\n")
+    _, sep2, tail = rest.partition(end)
+    if not (sep and sep2):
+        raise ValueError(f"README lacks the markers {begin} ... {end}")
+    return head + sep + table + sep2 + tail
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--readme"]:
+        sys.exit("usage: python -m bench.cost --readme   (rewrites README.md's cost table)")
+    repo = Path(__file__).resolve().parent.parent
+    readme = repo / "README.md"
+    readme.write_text(readme_with_table(readme.read_text(), readme_table(repo)))
+    print(f"{readme}: cost table regenerated")
