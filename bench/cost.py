@@ -97,7 +97,7 @@ WRITE_BYTES_PER_S = 1e9  # a shared filesystem's write rate for checkpoints (ass
 DEFAULT_GPUS = (8, 64)  # wall-clock is shown for this many GPUs
 # A checkpoint interval is justified when a requeue loses at most this much training and
 # writing the checkpoints costs at most this share of it (``suggest_checkpoint_every``).
-CHECKPOINT_LOST_S = 1800.0
+CHECKPOINT_LOST_S = 3600.0
 CHECKPOINT_OVERHEAD = 0.01
 
 
