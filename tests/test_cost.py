@@ -244,8 +244,12 @@ def test_submit_refuses_a_group_that_cannot_finish(tmp_path, capsys, monkeypatch
     err = capsys.readouterr().err
     assert "group default" in err and "checkpoint_every" in err and "time_min >=" in err
     assert not (tmp_path / "results").exists()
-    # with its checkpoints the suite passes the check and says the requeues; then stops at
-    # the missing data, before anything is submitted
+    # a one-hour limit would take 16 requeues, more than max_num_timeout allows
+    assert run_cli(argv) == 2
+    assert "max_num_timeout 3" in capsys.readouterr().err
+    # with 8 hours and its checkpoints the suite passes the check and says the requeues; then
+    # it stops at the missing data, before anything is submitted
+    argv[3] = str(_profile(tmp_path, time_min=480))
     assert run_cli(argv) == 2
     out = capsys.readouterr()
     assert re.search(r"group default: 100 jobs .* requeues each", out.out)
