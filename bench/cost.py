@@ -179,9 +179,9 @@ def rate_for(dev: Device, selftest: Path | None = None) -> Rate:
     summary = _read_selftest(Path(selftest))
     perf = (summary.get("parts") or {}).get("perf") or {}
     measured = {}
-    for part in ("clean", "paper"):  # bf16 and fp32 steps of ViT-B/16
-        r = perf.get(part) or {}
-        if isinstance(r.get("mfu"), (int, float)) and r.get("precision") in PRECISIONS:
+    for r in perf.values():  # its steps of ViT-B/16, one per precision
+        if isinstance(r, dict) and isinstance(r.get("mfu"), (int, float)) \
+                and r.get("precision") in PRECISIONS:
             measured[r["precision"]] = float(r["mfu"])
     if not measured:
         raise CostError(f"--selftest {selftest}: its perf part has no MFU (a GPU run of "
@@ -323,13 +323,14 @@ def _split(dataset_key: str, protocol: str, seed: int, root: str | None) -> Spli
 
     from bench.data import SPLIT_RULES
     from bench.datasets import DATASETS, Raw
+    from bench.protocol import PROTOCOLS
 
     dataset = json.loads(dataset_key)
     counts, arrays = _reader(dataset_key, root)
     raw = Raw({s: (np.zeros((n, 0), np.uint8) if arrays else [None] * n, np.zeros(n, np.int64))
                for s, n in counts.items()})
     spec = DATASETS[dataset["name"]]
-    parts = SPLIT_RULES[spec.splits](protocol)(spec, raw, seed)
+    parts = SPLIT_RULES[spec.splits](PROTOCOLS[protocol])(spec, raw, seed)
     return Split({k: len(idx) for k, (_, idx) in parts.items()},
                  {k: src for k, (src, _) in parts.items()}, counts, arrays)
 
@@ -402,14 +403,13 @@ def _estimate(config: dict, job_id: str, rate: Rate, precision: str | None,
               gpus: int) -> JobCost:
     from bench.datasets import DATASETS
     from bench.perf import NUM_CLASSES
-    from bench.protocol import PAPER_PROTOCOL
+    from bench.protocol import PROTOCOLS
 
     recipe, pcfg = config["recipe"], config["plasticity"]
     prec = rate.precision(recipe["precision"], precision)
-    protocol = config["protocol"]
-    paper = protocol == PAPER_PROTOCOL
-    seed = config["seed"] if paper else recipe.get("split_seed", 0)
-    split = split_of(config["dataset"], protocol, seed, config.get("data_root"))
+    protocol = PROTOCOLS[config["protocol"]]
+    split = split_of(config["dataset"], protocol.name,
+                     protocol.split_seed(config["seed"], recipe), config.get("data_root"))
     # the head's size hardly matters; datasets that count their classes get perf's default
     classes = DATASETS[config["dataset"]["name"]].num_classes or NUM_CLASSES
     mkey, skey = _key(config["model"]), _key(config["strategy"])
@@ -419,10 +419,15 @@ def _estimate(config: dict, job_id: str, rate: Rate, precision: str | None,
     steps = 0 if probe else recipe["steps"]
     evals = -(-steps // recipe["eval_every"])
     n_train, n_val, n_test = (split.sizes[k] for k in ("train", "val", "test"))
-    variants = 1 + sum(v in ("in_situ", "after_finetuning") for v in pcfg.get("variants", ()))
-    plast = 2 * pcfg["pairs"] * variants * fwd if pcfg["enabled"] and not probe else 0.0
+    plast = 0.0
+    if pcfg["enabled"] and not probe:
+        variants = 1 + sum(v in ("in_situ", "after_finetuning") for v in pcfg.get("variants", ()))
+        pairs = len(protocol.pair_indices(reference_count(pcfg["reference"], config.get(
+            "data_root")), n_test, pcfg["pairs"], pcfg["batch_size"], pcfg["seed"])[0])
+        plast = 2 * pairs * variants * fwd
     facts = _model_facts(mkey, classes, skey)
-    peak, micro = _memory(config, facts, split, rate.device, prec, paper)
+    peak, micro = _memory(config, facts, split, rate.device, prec,
+                          protocol.whole_train_images)
     return JobCost(
         job_id=job_id, precision=prec, step_flops=step, step_s=step / rate.flops(prec),
         train_s=steps * step / rate.flops(prec),
@@ -450,8 +455,10 @@ def _checkpoint_bytes(facts: ModelFacts, recipe: dict, n_train: int) -> float:
 
 
 def _memory(config: dict, facts: ModelFacts, split: Split, dev: Device, precision: str,
-            paper: bool) -> tuple[float | None, int | None]:
-    """(estimated peak bytes, micro-batch) on a GPU; (None, micro-batch asked) elsewhere."""
+            whole: bool) -> tuple[float | None, int | None]:
+    """(estimated peak bytes, micro-batch) on a GPU; (None, micro-batch asked) elsewhere.
+    ``whole``: the protocol trains on whole images (arrays at their native size, image files
+    from copies at ``TRAIN_STORE_SIDE``)."""
     from bench.protocol import TRAIN_STORE_SIDE
 
     recipe = config["recipe"]
@@ -461,9 +468,8 @@ def _memory(config: dict, facts: ModelFacts, split: Split, dev: Device, precisio
         return None, micro
     size = facts.input_size
     image = 3 * size * size
-    # the splits as DeviceData holds them: the paper protocol trains arrays at their native
-    # size and image files from copies kept whole at TRAIN_STORE_SIDE
-    train_image = image if not paper else (3 * 32 * 32 if split.arrays else
+    # the splits as DeviceData holds them (arrays: CIFAR's 32 px)
+    train_image = image if not whole else (3 * 32 * 32 if split.arrays else
                                            3 * TRAIN_STORE_SIDE ** 2)
     data = split.sizes["train"] * train_image + (split.sizes["val"] + split.sizes["test"]) * image
     capacity = dev.memory_gb * 1e9 * (1 - MEMORY_RESERVE)
@@ -636,27 +642,28 @@ def data_disk(configs: Sequence[dict]) -> dict[str, float]:
     """Bytes of the data cache per dataset, entry by entry as ``bench.data.prepare`` writes
     them under each job's protocol (uint8 images, int64 labels, original sizes)."""
     from bench import models
-    from bench.protocol import PAPER_PROTOCOL, TRAIN_STORE_SIDE
+    from bench.protocol import PROTOCOLS, TRAIN_STORE_SIDE
 
     entries: dict[str, tuple[str, float]] = {}
     inputs: dict[str, dict] = {}
     for c in configs:
-        protocol, d = c["protocol"], c["dataset"]
-        mkey = _key([c["model"], protocol])
+        protocol, d = PROTOCOLS[c["protocol"]], c["dataset"]
+        mkey = _key([c["model"], protocol.name])
         if mkey not in inputs:
             inputs[mkey] = models.input_config(c["model"], protocol)
         dc = inputs[mkey]
         image = 3 * dc["input_size"] ** 2 + 8
         fmt = [dc["input_size"], dc["crop_pct"], dc["interpolation"], c.get("data_root")]
-        split = split_of(d, protocol, 0, c.get("data_root"))  # sizes: any seed
-        if protocol == PAPER_PROTOCOL:
+        split = split_of(d, protocol.name, 0, c.get("data_root"))  # sizes: any seed
+        if protocol.whole_train_images:
             for src in {split.sources["val"], split.sources["test"]}:
                 entries[_key(["eval", d, src, fmt])] = (d["key"], split.counts[src] * image)
             if not split.arrays:
                 whole = split.counts[split.sources["train"]] * (3 * TRAIN_STORE_SIDE ** 2 + 24)
                 entries[_key(["whole", d, split.sources["train"], fmt])] = (d["key"], whole)
         else:
-            entries[_key(["splits", d, c["recipe"].get("split_seed", 0), fmt])] = (
+            seed = protocol.split_seed(c["seed"], c["recipe"])
+            entries[_key(["splits", d, seed, protocol.name, fmt])] = (
                 d["key"], sum(split.sizes.values()) * image)
         ref = c["plasticity"]
         if ref["enabled"]:
