@@ -808,7 +808,7 @@ def readme_rows(root: Path) -> list[dict]:
         for gpu in README_GPUS:
             for precision in (None, "bf16"):
                 est = to_json(estimate_suite(suite, rate_for(DEVICES[gpu]), None, precision))
-                rows.append({"suite": path, "gpu": gpu, "precision": precision, **est})
+                rows.append({**est, "file": path, "gpu": gpu, "precision": precision})
     return rows
 
 
@@ -821,7 +821,7 @@ def readme_table(root: Path) -> str:
         t = r["total"]
         prec = "bf16 (what if)" if r["precision"] else "fp32 (the paper's)"
         lines.append(
-            f"| `{r['suite']}` | {t['jobs']} | {r['gpu']} | {prec} | {t['gpu_hours']:,.0f} | "
+            f"| `{r['file']}` | {t['jobs']} | {r['gpu']} | {prec} | {t['gpu_hours']:,.0f} | "
             f"{_hours(t['wall_clock_seconds']['8'])} | {_hours(t['wall_clock_seconds']['64'])} "
             f"| {_hours(t['job_seconds_max'])} | {_gb(r['data_cache_total_bytes'])} | "
             f"{_gb(r['checkpoint_bytes_at_once']['64'])} |")

@@ -252,7 +252,8 @@ def test_submit_refuses_a_group_that_cannot_finish(tmp_path, capsys, monkeypatch
     argv[3] = str(_profile(tmp_path, time_min=480))
     assert run_cli(argv) == 2
     out = capsys.readouterr()
-    assert re.search(r"group default: 100 jobs .* requeues each", out.out)
+    assert re.search(r"group default: 100 jobs .* 1 requeue each, resumed from its checkpoint",
+                     out.out)
     assert "expected" in out.err and not (tmp_path / "results" / "paper-adamw").exists()
 
 
