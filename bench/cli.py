@@ -2,6 +2,7 @@
 
     bench validate suites/*.yaml          check suite files, every problem at once (exit 2)
     bench plan suites/digits.yaml         the job table with each job's status
+    bench plan suites/paper.yaml --cost   GPU-hours, wall-clock, disk, memory, time limits
     bench prepare suites/paper.yaml       decode every dataset once into the cache; pretrain
     bench run suites/digits.yaml          run the missing jobs locally
     bench leaderboard                     regenerate LEADERBOARD.md from the records
