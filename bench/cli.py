@@ -678,18 +678,7 @@ def _suite_commands(add) -> None:
     _results_arg(sp)
     sp.add_argument("--json", action="store_true", help="print the jobs (or the cost) as JSON")
     sp.add_argument("--summary", action="store_true", help="only the counts")
-    sp.add_argument("--cost", action="store_true",
-                    help="estimate instead: per group and in total, jobs, time per job, "
-                         "GPU-hours, wall-clock, data cache and checkpoint disk, peak GPU "
-                         "memory and micro-batch, time limits (imports torch: meta device)")
-    sp.add_argument("--profile", default=None, metavar="PROFILE.yaml",
-                    help="with --cost: group as this SLURM profile does and check its limits")
-    _cost_args(sp)
-    sp.add_argument("--precision", default=None, choices=("fp32", "bf16"),
-                    help="with --cost: every job at this precision (a what-if: the paper "
-                         "protocol trains in fp32)")
-    sp.add_argument("--gpus", type=_positive_int, nargs="+", default=None, metavar="N",
-                    help="with --cost: wall-clock on this many GPUs (default: 8 64)")
+    _plan_cost_args(sp)
 
     sp = add("prune", cmd_prune, "move a suite's stale records (not in its current plan) "
              "into <results>/<suite>/_stale/; nothing is deleted")
@@ -756,6 +745,21 @@ def _suite_commands(add) -> None:
                          "ids are stale: named, never scored) and job counts (coverage)")
     sp.add_argument("--strict", action="store_true",
                     help="exit 1 when a file in the results directory was skipped")
+
+
+def _plan_cost_args(sp) -> None:
+    sp.add_argument("--cost", action="store_true",
+                    help="estimate instead: per group and in total, jobs, time per job, "
+                         "GPU-hours, wall-clock, data cache and checkpoint disk, peak GPU "
+                         "memory and micro-batch, time limits (imports torch: meta device)")
+    sp.add_argument("--profile", default=None, metavar="PROFILE.yaml",
+                    help="with --cost: group as this SLURM profile does and check its limits")
+    _cost_args(sp)
+    sp.add_argument("--precision", default=None, choices=("fp32", "bf16"),
+                    help="with --cost: every job at this precision (a what-if: the paper "
+                         "protocol trains in fp32)")
+    sp.add_argument("--gpus", type=_positive_int, nargs="+", default=None, metavar="N",
+                    help="with --cost: wall-clock on this many GPUs (default: 8 64)")
 
 
 def _cost_args(sp) -> None:
