@@ -141,7 +141,10 @@ def _check_gpu(v: Any) -> str | None:
     names = DEVICES.names()
     if isinstance(v, str) and v.lower() in (n.lower() for n in names):
         return None
-    return f"unknown GPU {v!r}{close(str(v), names)}; valid: {', '.join(names)}"
+    if not isinstance(v, str):  # a count meant for gpus_per_node
+        return (f"must be the GPU's name, one of {', '.join(names)} (what runs the jobs, for "
+                f"the cost estimate), got {v!r}; the number of GPUs is gpus_per_node")
+    return f"unknown GPU {v!r}{close(v, names)}; valid: {', '.join(names)}"
 
 
 # Resource key -> validator. ``null`` in a profile means "not set" for every key.
