@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.registry import Registry, UnknownName, unknown_name_message
+from bench.registry import Registry, UnknownName, did_you_mean, unknown_name_message
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -110,7 +110,18 @@ def device(name: str) -> Device:
     for key, d in DEVICES.items():
         if key.lower() == str(name).lower():
             return d
-    raise UnknownName(unknown_name_message("GPU", name, DEVICES.names()))
+    raise UnknownName(unknown_device_message(name))
+
+
+def unknown_device_message(name: object) -> str:
+    """The registry's message for an unknown GPU, with the closest name also found
+    case-insensitively (`a10` -> A100)."""
+    names = DEVICES.names()
+    lower = {n.lower(): n for n in names}
+    close = did_you_mean(str(name), names) or did_you_mean(str(name).lower(), tuple(lower))
+    for low, canonical in lower.items():
+        close = close.replace(f"'{low}'", f"'{canonical}'")
+    return unknown_name_message("GPU", name, names).replace("'; valid:", f"'{close}; valid:", 1)
 
 
 @dataclass(frozen=True)

@@ -135,8 +135,7 @@ def _check_params(v: Any) -> str | None:
 
 
 def _check_gpu(v: Any) -> str | None:
-    from bench.cost import DEVICES
-    from bench.registry import did_you_mean as close
+    from bench.cost import DEVICES, unknown_device_message
 
     names = DEVICES.names()
     if isinstance(v, str) and v.lower() in (n.lower() for n in names):
@@ -144,7 +143,7 @@ def _check_gpu(v: Any) -> str | None:
     if not isinstance(v, str):  # a count meant for gpus_per_node
         return (f"must be the GPU's name, one of {', '.join(names)} (what runs the jobs, for "
                 f"the cost estimate), got {v!r}; the number of GPUs is gpus_per_node")
-    return f"unknown GPU {v!r}{close(v, names)}; valid: {', '.join(names)}"
+    return unknown_device_message(v)
 
 
 # Resource key -> validator. ``null`` in a profile means "not set" for every key.

@@ -266,7 +266,8 @@ def test_plan_cost_json_for_the_default_suite(capsys):
     assert out["total"]["jobs"] == 126 and len(out["groups"]) == 3
     walls = out["total"]["wall_clock_seconds"]
     assert walls["1"] == pytest.approx(3600 * out["total"]["gpu_hours"])
-    assert walls["1"] / 2 <= walls["2"] <= walls["1"] / 2 + out["total"]["job_seconds_max"]
+    assert walls["1"] / 2 <= walls["2"] * (1 + 1e-12)  # list scheduling on 2
+    assert walls["2"] <= walls["1"] / 2 + out["total"]["job_seconds_max"]
     assert set(out["data_cache_bytes"]) == {"digits_c/gaussian_noise/5", "digits_source",
                                             "digits_c/impulse_noise/5", "digits_c/motion_blur/5"}
 
