@@ -248,7 +248,7 @@ def _model_facts(model_key: str, num_classes: int, strategy_key: str) -> ModelFa
 
     from bench.models import data_config
     from bench.perf import _planning_context
-    from bench.strategies import apply_strategy
+    from bench.strategies import STRATEGIES, apply_strategy
 
     m = json.loads(model_key)
     with torch.device("meta"):
@@ -256,8 +256,7 @@ def _model_facts(model_key: str, num_classes: int, strategy_key: str) -> ModelFa
                                 **(m.get("kwargs") or {}))
     size = data_config(net)["input_size"]
     strategy = json.loads(strategy_key)
-    probe = strategy["name"] == "lp"
-    if probe:
+    if STRATEGIES[strategy["name"]].probe:  # lp trains nothing
         net.requires_grad_(False)
     else:
         apply_strategy(net, strategy, _planning_context())
@@ -415,6 +414,7 @@ def _estimate(config: dict, job_id: str, rate: Rate, precision: str | None,
     from bench.datasets import DATASETS
     from bench.perf import NUM_CLASSES
     from bench.protocol import PROTOCOLS
+    from bench.strategies import STRATEGIES
 
     recipe, pcfg = config["recipe"], config["plasticity"]
     prec = rate.precision(recipe["precision"], precision)
@@ -424,7 +424,7 @@ def _estimate(config: dict, job_id: str, rate: Rate, precision: str | None,
     # the head's size hardly matters; datasets that count their classes get perf's default
     classes = DATASETS[config["dataset"]["name"]].num_classes or NUM_CLASSES
     mkey, skey = _key(config["model"]), _key(config["strategy"])
-    probe = config["strategy"]["name"] == "lp"
+    probe = STRATEGIES[config["strategy"]["name"]].probe  # lp: a forward pass, no training
     fwd = _flops(mkey, classes, None, False)
     step = 0.0 if probe else _flops(mkey, classes, skey, True) * recipe["batch_size"]
     steps = 0 if probe else recipe["steps"]
@@ -432,7 +432,7 @@ def _estimate(config: dict, job_id: str, rate: Rate, precision: str | None,
     n_train, n_val, n_test = (split.sizes[k] for k in ("train", "val", "test"))
     plast = 0.0
     if pcfg["enabled"] and not probe:
-        variants = 1 + sum(v in ("in_situ", "after_finetuning") for v in pcfg.get("variants", ()))
+        variants = 1 + len(pcfg.get("variants", ()))  # each one measured besides the paper's
         pairs = len(protocol.pair_indices(reference_count(pcfg["reference"], config.get(
             "data_root")), n_test, pcfg["pairs"], pcfg["batch_size"], pcfg["seed"])[0])
         plast = 2 * pairs * variants * fwd
