@@ -2,6 +2,7 @@
 
     bench validate suites/*.yaml          check suite files, every problem at once (exit 2)
     bench plan suites/digits.yaml         the job table with each job's status
+    bench plan suites/paper.yaml --cost   GPU-hours, wall-clock, disk, memory, time limits
     bench prepare suites/paper.yaml       decode every dataset once into the cache; pretrain
     bench run suites/digits.yaml          run the missing jobs locally
     bench leaderboard                     regenerate LEADERBOARD.md and the site results/_site
@@ -94,6 +95,8 @@ def cmd_plan(args) -> int:
 
     suite = _load(args)
     _print_notes(suite)
+    if args.cost:
+        return _plan_cost(args, suite)
     table = job_table(suite, _results(args))
     counts = Counter(s for _, s in table)
     reasons = _failure_reasons(_results(args), suite.name)
@@ -121,6 +124,35 @@ def cmd_plan(args) -> int:
         + ", ".join(f"{k} {n}" for k, n in per.items()))
     _print_reasons([(j, s) for j, s in table if j.job_id in reasons and s != Status.DONE], reasons)
     _print_stale(args)
+    return 0
+
+
+def _cost_of(suite, args, profile=None):
+    """The suite's cost estimate (bench.cost) with the command's --gpu, --selftest and
+    --precision; bad names and files are bad input."""
+    from bench import cost
+    from bench.registry import UnknownName
+
+    try:
+        rates = cost.rates(args.gpu, Path(args.selftest) if args.selftest else None,
+                           profile=profile is not None)
+        return cost.estimate_suite(suite, rates, profile, getattr(args, "precision", None))
+    except (cost.CostError, UnknownName) as e:
+        raise UserError(f"--gpu/--selftest: {e}" if isinstance(e, UnknownName) else str(e)) \
+            from None
+
+
+def _plan_cost(args, suite) -> int:
+    """`bench plan --cost`: per group and in total (bench.cost)."""
+    from bench import cost
+
+    profile = _slurm_profile(args.profile) if args.profile else None
+    estimate = _cost_of(suite, args, profile)
+    gpus = tuple(args.gpus or cost.DEFAULT_GPUS)
+    if args.json:
+        print(json.dumps(cost.to_json(estimate, gpus), indent=1, sort_keys=True))
+    else:
+        print(cost.format_cost(estimate, gpus))
     return 0
 
 
@@ -651,6 +683,7 @@ def cmd_submit(args) -> int:
     suite = _load(args)
     _need_slurm("submit")
     profile = _slurm_profile(args.profile)
+    _check_time_limits(suite, profile, args)
     _check_inputs(suite, args.cache)
     report = slurm.submit(suite.jobs, profile, _results(args), wait=args.wait,
                           retry_failed=args.retry_failed,
@@ -660,6 +693,31 @@ def cmd_submit(args) -> int:
     if report.final is not None and any(report.final.counts[s] for s in UNSUCCESSFUL):
         return EXIT_FAILED
     return 0
+
+
+def _check_time_limits(suite, profile, args) -> None:
+    """Before submitting: a group whose jobs cannot finish within their time limit (no
+    checkpoints, or more requeues than max_num_timeout) is bad input, named with its fix;
+    otherwise each group's estimate and requeues are printed."""
+    from bench import cost
+
+    estimate = _cost_of(suite, args, profile)
+    problems = []
+    for row in cost.group_rows(estimate):
+        if row["problem"]:
+            problems.append(row["problem"])
+            continue
+        requeues = row["requeues"]
+        then = ("no requeue" if not requeues else
+                f"{requeues} requeue{'s' if requeues > 1 else ''} each, resumed from its "
+                f"checkpoint (every {row['checkpoint_every']} steps)")
+        print(f"group {row['group']}: {row['jobs']} jobs of at most "
+              f"{cost._hours(row['job_seconds_max'])} on {row['device']} (estimated), "
+              f"time limit {row['time_limit_min']} min: {then}")
+    if problems:
+        raise UserError("jobs that cannot finish within their time limit (estimated by "
+                        "`bench plan SUITE --cost --profile PROFILE`; --gpu NAME if another GPU "
+                        "runs them):\n  " + "\n  ".join(problems))
 
 
 def cmd_status(args) -> int:
@@ -718,8 +776,9 @@ def _suite_commands(add) -> None:
     sp = add("plan", cmd_plan, "the job table of a suite with each job's status and the counts")
     _suite_arg(sp)
     _results_arg(sp)
-    sp.add_argument("--json", action="store_true", help="print the jobs as JSON")
+    sp.add_argument("--json", action="store_true", help="print the jobs (or the cost) as JSON")
     sp.add_argument("--summary", action="store_true", help="only the counts")
+    _plan_cost_args(sp)
 
     sp = add("prune", cmd_prune, "move a suite's stale records (not in its current plan) "
              "into <results>/<suite>/_stale/; nothing is deleted")
@@ -798,6 +857,30 @@ def _suite_commands(add) -> None:
                          "(headless Chromium)")
 
 
+def _plan_cost_args(sp) -> None:
+    sp.add_argument("--cost", action="store_true",
+                    help="estimate instead: per group and in total, jobs, time per job, "
+                         "GPU-hours, wall-clock, data cache and checkpoint disk, peak GPU "
+                         "memory and micro-batch, time limits (imports torch: meta device)")
+    sp.add_argument("--profile", default=None, metavar="PROFILE.yaml",
+                    help="with --cost: group as this SLURM profile does and check its limits")
+    _cost_args(sp)
+    sp.add_argument("--precision", default=None, choices=("fp32", "bf16"),
+                    help="with --cost: every job at this precision (a what-if: the paper "
+                         "protocol trains in fp32)")
+    sp.add_argument("--gpus", type=_positive_int, nargs="+", default=None, metavar="N",
+                    help="with --cost: wall-clock on this many GPUs (default: 8 64)")
+
+
+def _cost_args(sp) -> None:
+    sp.add_argument("--gpu", default=None, metavar="NAME",
+                    help="the GPU jobs run on, for the cost estimate: A100, H100, H200 (or cpu); "
+                         "default: the profile group's `gpu`, else H100")
+    sp.add_argument("--selftest", default=None, metavar="JSON",
+                    help="the MFU of a `bench selftest` summary (selftest.json) instead of the "
+                         "stated default")
+
+
 def _slurm_commands(add) -> None:
     sp = add("submit", cmd_submit, "submit a suite's jobs to SLURM as job arrays (submitit); "
              "only jobs neither done nor queued are sent")
@@ -809,6 +892,7 @@ def _slurm_commands(add) -> None:
     sp.add_argument("--wait", action="store_true", help="follow the jobs to the end")
     sp.add_argument("--retry-failed", action="store_true",
                     help="also resubmit jobs whose record is failed or diverged")
+    _cost_args(sp)
     _cache_arg(sp, "shared cache (pretrained weights, data); must be on a filesystem the "
                    "nodes share")
     _quiet_arg(sp)

@@ -102,6 +102,12 @@ class DatasetSpec:
     # What the user should know about the data, as warning lines (validate, plan and run
     # print them): e.g. a class too small to be in both parts of a cut.
     notes: Callable[[dict], list[str]] | None = None
+    # The official release's images per reader split, from the parameters, for planning
+    # without the data (`bench plan --cost`); None: the reader counts them (in-memory and
+    # your own datasets). ``arrays``: the reader gives uint8 arrays at their native size
+    # (CIFAR's 32 px), not image files.
+    counts: Callable[[dict], dict[str, int]] | None = None
+    arrays: bool = False
 
     def anchor(self, root: Path | None, params: dict) -> Path | None:
         """What sample ids and the data cache's source identity are relative to: the folder of
@@ -329,11 +335,13 @@ def _read_digits_c(root: Path | None, params: dict) -> Raw:
 
 register(DatasetSpec(
     "digits_source", ("source",), "clean scikit-learn digits, the source half (pretraining "
-    "and plasticity reference of the default suite)", _read_digits_source, num_classes=10))
+    "and plasticity reference of the default suite)", _read_digits_source, num_classes=10,
+    counts=lambda p: digits.counts("source"), arrays=True))
 register(DatasetSpec(
     "digits_c", ("target",), "held-out scikit-learn digits under a CIFAR-10-C-style "
     "corruption; a fixed 50/50 cut of them is its test split (450 images)",
     _read_digits_c, num_classes=10, splits="official",
+    counts=lambda p: digits.counts("held_out"), arrays=True,
     params={"corruption": (digits.CORRUPTIONS, None), "severity": ((1, 2, 3, 4, 5), 5)}))
 
 
@@ -403,7 +411,8 @@ def _cifar_spec(which: str, description: str, num_classes: int, folder: str, lay
         splits="official", folder=folder, layout=layout,
         source=f"https://www.cs.toronto.edu/~kriz/cifar.html; torchvision.datasets.{tv_class}; "
         "or `bench prepare --download`",
-        files=tuple(md5), md5=md5, archives=(archive,), fake=_fake_cifar(which))
+        files=tuple(md5), md5=md5, archives=(archive,), fake=_fake_cifar(which),
+        counts=lambda p: {"train": 50_000, "test": 10_000}, arrays=True)
 
 
 # The official files' md5s, the same values torchvision checks.
@@ -503,6 +512,7 @@ register(DatasetSpec(
     source="https://zenodo.org/records/2535967 (CIFAR-10-C.tar, about 2.9 GB); "
     "or `bench prepare --download`",
     files=("labels.npy", "{corruption}.npy"), fake=_fake_cifar10_c,
+    counts=lambda p: {"train": 10_000}, arrays=True,  # one severity's rows
     # md5 as listed on the Zenodo record (2,918,471,680 bytes)
     archives=(Archive("https://zenodo.org/records/2535967/files/CIFAR-10-C.tar",
                       "56bf5dcef84df0e2308c6dcbcbbd8499", size=2_918_471_680),)))
@@ -564,7 +574,7 @@ register(DatasetSpec(
     source="https://www.robots.ox.ac.uk/~vgg/data/pets/; torchvision.datasets.OxfordIIITPet; "
     "or `bench prepare --download`",
     files=("annotations/trainval.txt", "annotations/test.txt", "images"),
-    fake=_fake_pets,
+    fake=_fake_pets, counts=lambda p: {"trainval": 3_680, "test": 3_669},
     archives=(Archive("https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz",
                       "5c4f3ee8e5d25df40f4fd59a7f44e54c", "oxford-iiit-pet"),
               Archive("https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotations.tar.gz",
@@ -636,7 +646,7 @@ register(DatasetSpec(
     source="https://www.robots.ox.ac.uk/~vgg/data/flowers/102/; "
     "torchvision.datasets.Flowers102; or `bench prepare --download`",
     files=("setid.mat", "imagelabels.mat", "jpg"),
-    fake=_fake_flowers102,
+    fake=_fake_flowers102, counts=lambda p: {"train": 1_020, "val": 1_020, "test": 6_149},
     archives=(Archive(f"{_FLOWERS}/102flowers.tgz", "52808999861908f626f3c1f4e79d11fa",
                       "flowers-102"),
               Archive(f"{_FLOWERS}/imagelabels.mat", "e0620be6f572b9609742df49c70aed4d",
@@ -651,6 +661,10 @@ register(DatasetSpec(
 DOMAINNET_DOMAINS: tuple[str, ...] = (
     "clipart", "infograph", "painting", "quickdraw", "real", "sketch",
 )  # fmt: skip
+# Images per domain of the cleaned release (train + test on the dataset page's table,
+# http://ai.bu.edu/M3SDA/; 586,575 in all).
+DOMAINNET_IMAGES = {"clipart": 48_129, "infograph": 51_605, "painting": 72_266,
+                    "quickdraw": 172_500, "real": 172_947, "sketch": 69_128}
 
 
 def _image_folder(name: str, folder: Path) -> tuple[list[Path], np.ndarray, list[str]]:
@@ -705,7 +719,8 @@ register(DatasetSpec(
     "unpacked side by side; domains: " + ", ".join(DOMAINNET_DOMAINS) + ")",
     source="http://ai.bu.edu/M3SDA/ (the 'cleaned' per-domain zip files); "
     "not downloadable automatically: fetch and unzip them by hand",
-    files=("", "{domain}"), fake=_fake_domainnet))
+    files=("", "{domain}"), fake=_fake_domainnet,
+    counts=lambda p: {"train": DOMAINNET_IMAGES[p["domain"]]}))
 register(DatasetSpec(
     "imagenet_val", ("reference",), "ImageNet validation images (plasticity reference)",
     lambda root, p: Raw({"eval": read_imagenet_val(root)[:2]}), num_classes=1000,
@@ -715,7 +730,7 @@ register(DatasetSpec(
     "usual valprep.sh, or let torchvision.datasets.ImageNet(split='val') do it)",
     source="https://image-net.org/ (ILSVRC2012_img_val.tar, needs an account); "
     "not downloadable automatically: fetch it by hand",
-    files=("",), fake=_fake_imagenet_val))
+    files=("",), fake=_fake_imagenet_val, counts=lambda p: {"eval": 50_000}))
 
 
 

@@ -27,9 +27,12 @@ def images() -> tuple[np.ndarray, np.ndarray]:
     return np.repeat(big[..., None], 3, axis=3), d.target.astype(np.int64)
 
 
+N_IMAGES = 1797  # scikit-learn's digits
+
+
 def halves() -> tuple[np.ndarray, np.ndarray]:
     """Indices of the source half (pretraining) and the held-out half (downstream)."""
-    n = 1797
+    n = N_IMAGES
     perm = np.random.default_rng(12345).permutation(n)
     return np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
 
@@ -61,6 +64,17 @@ def test_cut(n: int) -> tuple[np.ndarray, np.ndarray]:
     perm = np.random.default_rng(TEST_CUT_SEED).permutation(n)
     k = n - int(round(TEST_FRACTION * n))
     return np.sort(perm[:k]), np.sort(perm[k:])
+
+
+def counts(which: str) -> dict[str, int]:
+    """Images per reader split of ``digits_source`` or ``digits_c`` (``halves``, ``test_cut``),
+    without making them."""
+    source = N_IMAGES // 2
+    if which == "source":
+        return {"train": source, "eval": source}
+    held = N_IMAGES - source
+    pool = held - int(round(TEST_FRACTION * held))
+    return {"train": pool, "test": held - pool}
 
 
 def corrupt(images: np.ndarray, corruption: str, severity: int, seed: int = 0) -> np.ndarray:

@@ -45,6 +45,8 @@ import threading
 import time
 from pathlib import Path
 
+from bench.cost import DEVICES
+
 DEFAULT_MODEL = "vit_tiny_patch16_224"
 DEFAULT_BATCH = 32
 DEFAULT_STRATEGIES = ("full", "linear", "mha", "ln1")
@@ -454,12 +456,9 @@ def write_json(res: dict, path: Path) -> None:
     atomic_write_text(Path(path), json.dumps(res, indent=1, sort_keys=True) + "\n")
 
 
-# Dense peak throughput of the GPUs we compare against (vendor data sheets, SXM parts, no
-# sparsity), TFLOP/s: bf16 on tensor cores, and fp32 without TF32 (the paper protocol's
-# training: no autocast, no TF32). MFU is left empty on other devices.
-PEAK_TFLOPS = {"H200": {"bf16": 989.0, "fp32": 67.0},
-               "H100": {"bf16": 989.0, "fp32": 67.0},
-               "A100": {"bf16": 312.0, "fp32": 19.5}}
+# Dense peak throughput of the GPUs we compare against: one table, bench.cost.DEVICES (its
+# comments cite the data sheets). MFU is left empty on other devices.
+PEAK_TFLOPS = {name: dict(d.peak_tflops) for name, d in DEVICES.items() if d.gpu}
 
 
 def peak_tflops(gpu_name: str | None, precision: str) -> float | None:
@@ -471,10 +470,16 @@ def peak_tflops(gpu_name: str | None, precision: str) -> float | None:
 
 
 def train_flops_per_image(model: str, model_kwargs: dict | None = None,
-                          num_classes: int = NUM_CLASSES) -> float:
+                          num_classes: int = NUM_CLASSES, strategy=None,
+                          backward: bool = True) -> float:
     """FLOPs of one training step per image (forward and backward of every parameter, i.e.
     the `full` strategy), counted by ``torch.utils.flop_counter`` on the meta device (no
-    memory, no weights): matrix multiplications and attention, about 3x the forward pass."""
+    memory, no weights): matrix multiplications and attention, about 3x the forward pass.
+
+    ``strategy`` (a name or a job's strategy entry): the backward pass of that strategy only
+    (frozen weights get no gradient; nothing below the first trainable layer is
+    differentiated). ``backward=False``: the forward pass alone (evaluation).
+    """
     import timm
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -487,6 +492,21 @@ def train_flops_per_image(model: str, model_kwargs: dict | None = None,
         size = data_config(net)["input_size"]
         x = torch.randn(1, 3, size, size)
         y = torch.zeros(1, dtype=torch.long)
+    if strategy is not None:
+        from bench.strategies import apply_strategy
+
+        apply_strategy(net, strategy, _planning_context())
     with FlopCounterMode(display=False) as counter:
-        torch.nn.functional.cross_entropy(net(x), y).backward()
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+        if backward and loss.requires_grad:
+            loss.backward()
     return float(counter.get_total_flops())
+
+
+def _planning_context():
+    """What a strategy that selects from the job's plasticity sees before it is measured:
+    every component equally plastic (the choice hardly changes the cost)."""
+    from bench.components import BLOCK_COMPONENTS
+    from bench.strategies import Context
+
+    return Context(plasticity={"components": {c: {"mean": 1.0} for c in BLOCK_COMPONENTS}})

@@ -133,6 +133,18 @@ def _check_params(v: Any) -> str | None:
     return None
 
 
+def _check_gpu(v: Any) -> str | None:
+    from bench.cost import DEVICES, unknown_device_message
+
+    names = DEVICES.names()
+    if isinstance(v, str) and v.lower() in (n.lower() for n in names):
+        return None
+    if not isinstance(v, str):  # a count meant for gpus_per_node
+        return (f"must be the GPU's name, one of {', '.join(names)} (what runs the jobs, for "
+                f"the cost estimate), got {v!r}; the number of GPUs is gpus_per_node")
+    return unknown_device_message(v)
+
+
 # Resource key -> validator. ``null`` in a profile means "not set" for every key.
 RESOURCE_KEYS: dict[str, Callable[[Any], str | None]] = {
     "partition": _check_str,
@@ -140,6 +152,7 @@ RESOURCE_KEYS: dict[str, Callable[[Any], str | None]] = {
     "cpus_per_task": _check_pos_int,
     "mem_gb": _check_pos_num,
     "gpus_per_node": _check_nonneg_int,
+    "gpu": _check_gpu,                     # what runs the jobs, for bench.cost (not sbatch)
     "account": _check_str,
     "qos": _check_str,
     "constraint": _check_str,

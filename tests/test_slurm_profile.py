@@ -70,7 +70,9 @@ def test_unknown_keys_are_errors_naming_file_key_and_choices(tmp_path):
     assert "defaults: unknown key 'memgb' (did you mean 'mem_gb'?)" in text
     assert "groups[0].match: unknown key 'modle' (did you mean 'model'?); valid: model, " \
            "dataset, strategy" in text
-    assert "groups[0].resources: unknown key 'gpu'" in text and "gpus_per_node" in text
+    # `gpu` names the GPU model (bench.cost); a count there points to gpus_per_node
+    assert "groups[0].resources.gpu: must be the GPU's name, one of A100, H100, H200" in text \
+        and "the number of GPUs is gpus_per_node" in text
     assert "groups[0]: unknown key 'extra'; valid: name, match, resources" in text
 
 

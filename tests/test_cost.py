@@ -1,0 +1,338 @@
+"""bench.cost: what a suite costs before it runs (``bench plan --cost``), the time-limit check
+of ``bench submit``, the paper suites' default checkpoints, and README's cost table.
+
+Oracles: the default suite's committed records (measured step times), FLOPs and bytes written
+out by hand from the architecture, protocol.md's split sizes, the bytes ``bench prepare``
+really writes, and hand-computed requeues."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from bench import cli, cost
+from bench.suite import load_suite
+
+ROOT = Path(__file__).resolve().parent.parent
+DIGITS = ROOT / "suites" / "digits.yaml"
+PAPER_SUITES = [ROOT / p for p in cost.README_SUITES]
+STRATEGIES = {"full", "linear", "ln1", "mha", "ln2", "fc1", "fc2"}
+
+
+def run_cli(argv: list[str]) -> int:
+    try:
+        return cli.main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+# ------------------------------------------------------------------ item 2: measurements
+
+def test_cpu_step_time_is_within_30_percent_of_the_default_suites_records():
+    """The estimate's step time of every strategy of suites/digits.yaml against the median
+    step time (metrics.train_seconds / steps_done) of its 18 committed records (3 datasets x
+    6 seeds, the same FLOPs; their spread is the shared machine's). The CPU's rate was
+    calibrated on `full`'s records only (cost.CPU_FLOPS); the six others are predictions."""
+    suite = load_suite(DIGITS)
+    by_id = {j.job_id: j for j in suite.jobs}
+    rate = cost.rate_for(cost.DEVICES["cpu"])
+    measured: dict[str, list[float]] = defaultdict(list)
+    estimated: dict[str, float] = {}
+    for path in sorted((ROOT / "results" / "digits").glob("*.json")):
+        r = json.loads(path.read_text())
+        assert r["provenance"]["torch_threads"] == 1  # the rate is one thread's
+        m, s = r["metrics"], r["config"]["strategy"]["key"]
+        measured[s].append(m["train_seconds"] / m["steps_done"])
+        estimated[s] = cost.estimate_job(by_id[r["job_id"]].config, r["job_id"], rate).step_s
+    assert set(measured) == STRATEGIES and all(len(v) == 18 for v in measured.values())
+    for s in STRATEGIES:
+        ratio = estimated[s] / statistics.median(measured[s])
+        assert 0.7 <= ratio <= 1.3, f"{s}: estimated / measured step time = {ratio:.2f}"
+    # Not vacuous: one step time for every strategy (full's) would miss linear by over 30%.
+    assert statistics.median(measured["linear"]) < 0.7 * statistics.median(measured["full"])
+
+
+def test_flops_per_strategy_are_the_architectures():
+    """Written out for the digits ViT (D 64, 16 patches of 8 px + class token, MLP 128, 4
+    blocks, 10 classes): forward, `linear` (forward + the head's weight gradient) and `full`
+    (3 x forward, less the input gradient of the patch embedding, which nothing needs)."""
+    from bench.perf import train_flops_per_image
+
+    kw = {"img_size": 32, "patch_size": 8, "embed_dim": 64, "depth": 4, "num_heads": 4,
+          "mlp_ratio": 2.0}
+    d, n, h, c, p = 64, 17, 128, 10, 16
+    patch = 2 * p * (3 * 8 * 8) * d
+    block = 2 * n * d * 3 * d + 2 * (2 * n * n * d) + 2 * n * d * d + 2 * (2 * n * d * h)
+    forward = patch + 4 * block + 2 * d * c
+    name = "vit_tiny_patch16_224"
+    assert train_flops_per_image(name, kw, c, backward=False) == forward
+    assert train_flops_per_image(name, kw, c, strategy="linear") == forward + 2 * d * c
+    assert train_flops_per_image(name, kw, c) == 3 * forward - patch
+    assert train_flops_per_image(name, kw, c, strategy="full") == 3 * forward - patch
+
+
+# ---------------------------------------------------------------- item 1: data and memory
+
+@pytest.mark.parametrize("dataset,sizes", [
+    ({"name": "cifar10", "params": {}}, (40_000, 10_000, 10_000)),
+    ({"name": "pets", "params": {}}, (2_944, 736, 3_669)),
+    ({"name": "flowers102", "params": {}}, (1_020, 1_020, 6_149)),
+    ({"name": "cifar10_c", "params": {"corruption": "snow", "severity": 5}},
+     (6_400, 1_600, 2_000)),
+])
+def test_paper_split_sizes_are_protocol_md_s(dataset, sizes):
+    split = cost.split_of(dataset, "paper", 42)
+    assert tuple(split.sizes[k] for k in ("train", "val", "test")) == sizes
+
+
+def test_digits_counts_are_the_readers():
+    from bench.datasets import DATASETS
+
+    for name, params in (("digits_source", {}),
+                         ("digits_c", {"corruption": "motion_blur", "severity": 5})):
+        spec = DATASETS[name]
+        raw = spec.load(None, params)
+        assert spec.counts(params) == {s: len(y) for s, (_, y) in raw.splits.items()}
+
+
+def test_data_cache_estimate_is_what_bench_prepare_writes(tmp_path):
+    """The digits suite's cache entries, really written, against the estimate (which leaves
+    out only the .npy headers and meta.json)."""
+    from bench import data
+
+    suite = load_suite(DIGITS)
+    configs = [j.config for j in suite.jobs]
+    data.prepare(configs, tmp_path, progress=False)
+    written = sum(f.stat().st_size for f in (tmp_path / "data").rglob("*.npy"))
+    estimated = sum(cost.data_disk(configs).values())
+    assert abs(estimated - written) <= 0.02 * written, (estimated, written)
+
+
+def test_paper_data_cache_by_hand():
+    """Paper protocol: CIFAR-10's evaluation copies hold both official splits at 224 px (it
+    trains from its native arrays); a DomainNet domain adds the whole-image copies at 256 px
+    (with each image's original size)."""
+    configs = [j.config for j in load_suite(ROOT / "suites" / "paper.yaml").jobs]
+    disk = cost.data_disk(configs)
+    image, whole = 3 * 224 * 224 + 8, 3 * 256 * 256 + 8 + 16
+    assert disk["cifar10"] == 60_000 * image
+    assert disk["domainnet/clipart"] == 48_129 * (image + whole)
+    assert disk["imagenet_val"] == 50_000 * image
+
+
+def test_memory_counts_what_backward_keeps_and_halves_the_micro_batch():
+    """`linear` keeps only the head's input, the class token's row: a view, which keeps its
+    whole base alive (the final norm's output, 17 tokens x D floats per image); the
+    micro-batch halves (rounding up, as train.accumulate_gradients does) until it fits."""
+    suite = load_suite(DIGITS)
+    job = next(j for j in suite.jobs if j.config["strategy"]["name"] == "linear")
+    key = cost._key(job.config["model"])
+    facts = cost._model_facts(key, 10, cost._key(job.config["strategy"]))
+    assert facts.activation_bytes == 4 * 17 * 64
+    full = cost._model_facts(key, 10, cost._key({"name": "full", "key": "full",
+                                                  "params": {}}))
+    assert full.trainable == full.params and full.activation_bytes > 100 * 4 * 64
+    split = cost.split_of(job.config["dataset"], "clean", 0)
+    config = {**job.config, "recipe": {**job.config["recipe"], "batch_size": 100}}
+    big = dataclasses.replace(cost.DEVICES["H100"], memory_gb=1000.0)
+    fixed, _ = cost._memory(config, dataclasses.replace(full, activation_bytes=0), split, big,
+                            "fp32", False)
+    per = full.activation_bytes
+    # room for 30 images: 100 -> 50 -> 25
+    room = (fixed + 30 * per) / 1e9 / (1 - cost.MEMORY_RESERVE)
+    dev = dataclasses.replace(big, memory_gb=room)
+    peak, micro = cost._memory(config, full, split, dev, "fp32", False)
+    assert micro == 25 and peak == pytest.approx(fixed + 25 * per)
+    tiny = dataclasses.replace(big, memory_gb=1e-6)  # a kilobyte: not one image
+    assert cost._memory(config, full, split, tiny, "fp32", False)[1] is None
+
+
+# ------------------------------------------------------------------ item 3: time limits
+
+def _job(**kw) -> cost.JobCost:
+    base = dict(job_id="x", precision="fp32", step_flops=1.0, step_s=2.0, train_s=36_000.0,
+                eval_s=0.0, plasticity_s=60.0, probe_s=0.0, setup_s=60.0, peak_bytes=None,
+                micro_batch=1, checkpoint_bytes=1e9, checkpoint_every=500)
+    return cost.JobCost(**{**base, **kw})
+
+
+def test_limits_by_hand():
+    res = {"time_min": 240, "signal_delay_s": 120, "max_num_timeout": 5}
+    # 10 h of training + 2 min fixed; a run: 14,280 s; each later run repeats 120 s and may
+    # lose one interval (500 steps x 2 s): 1 + ceil((36,120 - 14,280) / 13,160) = 3 runs
+    check = cost.check_limit(_job(), res, "g")
+    assert (check.runs, check.requeues, check.problem) == (3, 2, None)
+    assert cost.check_limit(_job(train_s=1000.0), res, "g").requeues == 0
+    never = cost.check_limit(_job(checkpoint_every=0), res, "big")
+    assert never.runs is None and "group big" in never.problem
+    # the whole job and the signal delay in one run: (36,120 + 120) / 60 = 604 min
+    assert "checkpoint_every" in never.problem and "time_min >= 604" in never.problem
+    given_up = cost.check_limit(_job(), {**res, "max_num_timeout": 1}, "g")
+    assert given_up.requeues == 2 and "max_num_timeout" in given_up.problem
+
+
+def test_suggested_checkpoint_interval():
+    # 2 s steps, 1 GB at 1 GB/s: at least 50 steps (1% overhead), at most 1,800 (an hour)
+    assert cost.suggest_checkpoint_every(_job()) == 1000
+    assert cost.suggest_checkpoint_every(_job(step_s=20.0)) == 100
+    assert cost.suggest_checkpoint_every(_job(step_s=20.0, checkpoint_bytes=1e10)) == 100
+    assert cost.suggest_checkpoint_every(_job(step_s=40.0, checkpoint_bytes=1e11)) == 500
+    assert cost.suggest_checkpoint_every(_job(step_s=0.1, checkpoint_bytes=1e10)) == 20_000
+
+
+@pytest.mark.parametrize("path", PAPER_SUITES, ids=lambda p: p.name)
+def test_paper_suites_checkpoint_at_a_justified_interval_without_changing_ids(path):
+    suite = load_suite(path)
+    bare = load_suite(path, ["recipe.checkpoint_every=0"])
+    assert [j.job_id for j in suite.jobs] == [j.job_id for j in bare.jobs]
+    every = {j.config["recipe"]["checkpoint_every"] for j in suite.jobs}
+    assert len(every) == 1 and every.pop() > 0
+    est = cost.estimate_suite(suite, cost.rate_for(cost.DEVICES["H100"]))
+    for g in est.groups:
+        for j in g.jobs:
+            if j.checkpoint_every:
+                assert j.checkpoint_every <= cost.suggest_checkpoint_every(j)
+                assert j.checkpoint_interval_s <= cost.CHECKPOINT_LOST_S
+                write = j.checkpoint_bytes / cost.WRITE_BYTES_PER_S
+                assert write <= cost.CHECKPOINT_OVERHEAD * j.checkpoint_interval_s
+
+
+@pytest.mark.slow
+def test_example_profile_accepts_the_paper_suites_and_refuses_without_checkpoints():
+    from bench.slurm import load_profile
+
+    profile = load_profile(ROOT / "slurm" / "example-gpu-cluster.yaml")
+    for path in PAPER_SUITES:
+        est = cost.estimate_suite(load_suite(path), cost.rates(profile=True), profile)
+        assert not [r["problem"] for r in cost.group_rows(est) if r["problem"]], path
+    bare = load_suite(PAPER_SUITES[0], ["recipe.checkpoint_every=0"])
+    rows = cost.group_rows(cost.estimate_suite(bare, cost.rates(profile=True), profile))
+    assert all(r["problem"] and f"group {r['group']}" in r["problem"] for r in rows)
+
+
+needs_slurm = pytest.mark.skipif(shutil.which("sbatch") is None or shutil.which("squeue") is None
+                                 or shutil.which("scontrol") is None,
+                                 reason="no SLURM client on this machine")
+
+
+def _profile(tmp_path, **defaults) -> Path:
+    import yaml
+
+    path = tmp_path / "profile.yaml"
+    path.write_text(yaml.safe_dump({"executor": "slurm", "prepare": "none",
+                                    "defaults": {"time_min": 60, "gpus_per_node": 1,
+                                                 "gpu": "H100", **defaults}}))
+    return path
+
+
+@needs_slurm
+def test_submit_refuses_a_group_that_cannot_finish(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("BENCH_DATA", str(tmp_path / "no-data"))
+    argv = ["submit", str(ROOT / "suites" / "paper-adamw.yaml"), "--profile",
+            str(_profile(tmp_path)), "--results", str(tmp_path / "results")]
+    assert run_cli([*argv, "--set", "recipe.checkpoint_every=0"]) == 2
+    err = capsys.readouterr().err
+    assert "group default" in err and "checkpoint_every" in err and "time_min >=" in err
+    assert not (tmp_path / "results").exists()
+    # a one-hour limit would take 16 requeues, more than max_num_timeout allows
+    assert run_cli(argv) == 2
+    assert "max_num_timeout 3" in capsys.readouterr().err
+    # with 8 hours and its checkpoints the suite passes the check and says the requeues; then
+    # it stops at the missing data, before anything is submitted
+    argv[3] = str(_profile(tmp_path, time_min=480))
+    assert run_cli(argv) == 2
+    out = capsys.readouterr()
+    assert re.search(r"group default: 100 jobs .* 1 requeue each, resumed from its checkpoint",
+                     out.out)
+    assert "expected" in out.err and not (tmp_path / "results" / "paper-adamw").exists()
+
+
+# ------------------------------------------------------------------- item 1: the command
+
+def test_plan_cost_json_for_the_default_suite(capsys):
+    assert run_cli(["plan", str(DIGITS), "--cost", "--gpu", "cpu", "--gpus", "1", "2",
+                    "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["total"]["jobs"] == 126 and len(out["groups"]) == 3
+    walls = out["total"]["wall_clock_seconds"]
+    assert walls["1"] == pytest.approx(3600 * out["total"]["gpu_hours"])
+    assert walls["1"] / 2 <= walls["2"] * (1 + 1e-12)  # list scheduling on 2
+    assert walls["2"] <= walls["1"] / 2 + out["total"]["job_seconds_max"]
+    assert set(out["data_cache_bytes"]) == {"digits_c/gaussian_noise/5", "digits_source",
+                                            "digits_c/impulse_noise/5", "digits_c/motion_blur/5"}
+
+
+def test_selftest_mfu_scales_the_time(tmp_path, capsys):
+    summary = tmp_path / "selftest.json"
+    summary.write_text(json.dumps({"gpu": "NVIDIA H100 80GB HBM3", "parts": {"perf": {
+        "clean": {"precision": "bf16", "mfu": 0.15},
+        "paper": {"precision": "fp32", "mfu": 0.2}}}}))
+    argv = ["plan", str(DIGITS), "--cost", "--gpu", "h100", "--json"]
+    assert run_cli(argv) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert run_cli([*argv, "--selftest", str(summary)]) == 0
+    measured = json.loads(capsys.readouterr().out)
+    g0, g1 = default["groups"][0], measured["groups"][0]
+    assert g0["precision"] == ["bf16"] and g1["mfu"] == {"bf16": 0.15, "fp32": 0.2}
+    assert g1["step_seconds_max"] == pytest.approx(2 * g0["step_seconds_max"])
+    assert "selftest" in g1["mfu_source"]
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["--gpu", "H10"], "did you mean 'H100'"),
+    (["--gpu", "a10"], "did you mean 'A100'"),
+    (["--selftest", "/nonexistent/selftest.json"], "not a readable JSON summary"),
+])
+def test_bad_gpu_and_selftest_exit_2(argv, says, capsys):
+    assert run_cli(["plan", str(DIGITS), "--cost", *argv]) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_bad_profile_gpu_exits_2_with_did_you_mean(tmp_path, capsys):
+    path = _profile(tmp_path, gpu="H2000")
+    assert run_cli(["plan", str(DIGITS), "--cost", "--profile", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "defaults.gpu" in err and "did you mean 'H200'" in err
+
+
+def test_plan_and_profiles_stay_torch_free():
+    code = ("import sys\nfrom bench import cli, slurm\n"
+            "slurm.load_profile('slurm/example-gpu-cluster.yaml')\n"
+            "rc = cli.main(['plan', 'suites/paper.yaml', '--summary'])\n"
+            "assert 'torch' not in sys.modules and 'timm' not in sys.modules\nsys.exit(rc)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+# ------------------------------------------------------------------ item 6: the README
+
+def _readme_table() -> str:
+    text = (ROOT / "README.md").read_text()
+    begin, end = cost.README_MARKERS
+    match = re.search(re.escape(begin) + r"\n(.*?)" + re.escape(end), text, re.S)
+    assert match, "README.md lacks the cost table markers"
+    return match.group(1)
+
+
+@pytest.mark.slow
+def test_readme_cost_table_is_current_and_the_commands(capsys):
+    table = _readme_table()
+    assert table == cost.readme_table(ROOT), (
+        "README.md's cost table is stale: run `python -m bench.cost --readme`")
+    # a row is `bench plan SUITE --cost --gpu GPU [--precision bf16] --json`'s total
+    assert run_cli(["plan", "suites/paper-adamw.yaml", "--cost", "--gpu", "H200",
+                    "--precision", "bf16", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    row = next(line for line in table.splitlines()
+               if "`suites/paper-adamw.yaml` |" in line and "| H200 | bf16" in line)
+    assert f"| {out['total']['gpu_hours']:,.0f} |" in row
+    assert math.isclose(sum(out["data_cache_bytes"].values()), out["data_cache_total_bytes"])
