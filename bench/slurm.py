@@ -484,9 +484,10 @@ class SlurmJob(submitit.helpers.Checkpointable):
         self.stamp = stamp
 
     def __call__(self, job_config: dict, results: str, cache: str | None = None) -> dict:
-        from bench import logs
+        from bench import cpus, logs
 
         logs.setup(stdout=True)  # the job's lines in SLURM's log (and its .log file)
+        cpus.apply(1)  # SLURM_CPUS_PER_TASK threads, not one per core of the node
         fn = self.fn
         if fn is None:
             from bench.job import run_job as fn
@@ -519,8 +520,10 @@ class _PrepareShared:
         self.cache = cache
 
     def __call__(self) -> None:
+        from bench import cpus
         from bench.job import prepare_shared
 
+        cpus.apply(1)
         prepare_shared(self.configs, Path(self.cache) if self.cache else None)
 
 
