@@ -86,8 +86,10 @@ def test_suite_runs_to_the_end_and_a_second_submit_sends_nothing(cluster, cleanu
     report = slurm.submit(suite.jobs, profile, results, cache=tmp_path / "cache", wait=True,
                           poll_s=1.0, wait_timeout_s=600)
     # the shared pretraining is one job, the suite's two jobs one array that waits for it
+    # (its tasks run jobs_per_task jobs each)
     assert report.prepare_job is not None and report.sbatch_calls == 2
-    assert [a.tasks for a in report.arrays] == [2]
+    per = profile.defaults["jobs_per_task"]
+    assert [a.tasks for a in report.arrays] == [-(-2 // per)]
     assert report.final.counts["done"] == len(suite.jobs), report.final
     assert (tmp_path / "cache").is_dir() and (results / ".submitit" / suite.name).is_dir()
 
