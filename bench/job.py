@@ -288,7 +288,7 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
     """The job's work; fills ``metrics``, returns (plasticity, its variants, curves)."""
     import torch
 
-    from bench import probe, strategies, train
+    from bench import parallel, probe, strategies, train
 
     recipe, pcfg, protocol = config["recipe"], config["plasticity"], config["protocol"]
     spec = strategies.STRATEGIES[config["strategy"]["name"]]
@@ -307,6 +307,7 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
                                                    config["dataset"], device, variant=variant,
                                                    protocol=protocol)
         plast = variants.pop(PAPER_VARIANT)
+        plast, variants = parallel.from_main((plast, variants))  # ranks select alike
         metrics["plasticity_seconds"] = time.perf_counter() - t0
         log.info("plasticity: %.1f s (%d pairs, reference %s)", metrics["plasticity_seconds"],
                  plast["pairs"], pcfg["reference"]["key"],
@@ -365,7 +366,11 @@ def run_job(config: dict, suite: str, results: Path, cache: Path | None = None,
     """Run one job end to end and write its record; return the record. Its log lines also go
     to ``<results>/<suite>/<job_id>.log`` and, with ``tensorboard``, its numbers to event
     files under ``<tensorboard>/<suite>/<job_id>/`` (bench.logs)."""
+    from bench import parallel
+
     jid = compute_job_id(config)
+    if not parallel.current().main:  # another rank of a data-parallel job: rank 0 writes
+        return _run_job(config, suite, results, cache, device, False)
     board = Path(tensorboard) / suite / jid if tensorboard else None
     with logs.job_log(store.log_path(Path(results), suite, jid), board):
         return _run_job(config, suite, results, cache, device, progress)
@@ -373,6 +378,8 @@ def run_job(config: dict, suite: str, results: Path, cache: Path | None = None,
 
 def _run_job(config: dict, suite: str, results: Path, cache: Path | None,
              device: str | None, progress: bool) -> dict:
+    from bench import parallel
+
     results = Path(results)
     cache = Path(cache) if cache else default_cache()
     jid = compute_job_id(config)
@@ -397,10 +404,14 @@ def _run_job(config: dict, suite: str, results: Path, cache: Path | None,
         metrics["peak_memory_mb"] = _peak_memory_mb(device)
     except Exception:  # noqa: BLE001 - a missing figure must not lose the record
         metrics["peak_memory_mb"] = None
+    world = parallel.current()
     record = store.new_record(
         config, suite, jid, status, metrics=metrics, curves=curves, plasticity=plast,
         plasticity_variants=variants, error=error,
-        provenance=provenance(device, started_at=started, finished_at=store.utc_now()))
+        provenance=provenance(device, started_at=started, finished_at=store.utc_now(),
+                              ranks=world.size))
+    if not world.main:
+        return record
     store.write_record(results, record)
     store.checkpoint_path(results, jid).unlink(missing_ok=True)
     log.info("%s in %.1f s: record %s", status, metrics["wall_seconds"],

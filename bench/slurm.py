@@ -508,7 +508,7 @@ class SlurmJob(submitit.helpers.Checkpointable):
         self.stamp = stamp
 
     def __call__(self, job_config: dict, results: str, cache: str | None = None) -> dict:
-        from bench import cpus, logs
+        from bench import cpus, logs, parallel
 
         logs.setup(stdout=True)  # the job's lines in SLURM's log (and its .log file)
         cpus.apply(1)  # SLURM_CPUS_PER_TASK threads, not one per core of the node
@@ -516,12 +516,17 @@ class SlurmJob(submitit.helpers.Checkpointable):
         if fn is None:
             from bench.job import run_job as fn
         res, cache_path = Path(results), Path(cache) if cache else None
+        world = parallel.from_slurm()  # several tasks: one data-parallel job (bench.parallel)
+        if not world.main:
+            return self._follow(lambda: fn(job_config, self.suite, res, cache_path))
         task = claims.slurm_task_id()
         while True:
             out = lifecycle.run_claimed(
                 job_config, self.suite, res, self.job_id,
-                lambda: fn(job_config, self.suite, res, cache_path),
+                lambda: self._lead(world, lambda: fn(job_config, self.suite, res, cache_path)),
                 stamp=getattr(self, "stamp", lifecycle.NOT_CHECKED), slurm_task=task)
+            if world.size > 1 and out.kind != lifecycle.RAN:
+                parallel.from_main(out.kind)  # the other ranks skip, or wait with rank 0
             if out.kind != lifecycle.HELD:
                 break
             print(f"job {self.job_id} is being run by {out.detail}; waiting for it",
@@ -534,6 +539,28 @@ class SlurmJob(submitit.helpers.Checkpointable):
     def checkpoint(self, job_config: dict, results: str,
                    cache: str | None = None) -> submitit.helpers.DelayedSubmission:
         return submitit.helpers.DelayedSubmission(self, job_config, results, cache)
+
+    @staticmethod
+    def _lead(world, body: Callable[[], dict]) -> dict:
+        """Rank 0, holding the job's claim: tell the other ranks to run, and run."""
+        if world.size > 1:
+            from bench import parallel
+
+            parallel.from_main(lifecycle.RAN)
+        return body()
+
+    @staticmethod
+    def _follow(body: Callable[[], dict]) -> dict | None:
+        """Another rank: run the job with rank 0 once it holds the claim (it alone claims,
+        logs and writes); nothing when the job was run elsewhere."""
+        from bench import parallel
+
+        while True:
+            kind = parallel.from_main(None)
+            if kind == lifecycle.RAN:
+                return body()
+            if kind == lifecycle.ELSEWHERE:
+                return None
 
 
 class SlurmJobs(submitit.helpers.Checkpointable):

@@ -9,6 +9,7 @@ A multi-node cluster would need a shared --basetemp.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import time
@@ -195,8 +196,9 @@ def test_arrays_are_split_at_max_array_size(cluster, cleanup, tmp_path, monkeypa
     monkeypatch.setattr(slurm, "max_array_size", lambda: 3)  # arrays of at most 2 tasks
     jobs = synthetic.synthetic_jobs(5, suite="chunks")
     cleanup(jobs, tmp_path)
-    report = slurm.submit(jobs, slurm.load_profile(LOCAL_PROFILE), tmp_path,
-                          fn=synthetic.synthetic_job)
+    local = slurm.load_profile(LOCAL_PROFILE)
+    one_each = dataclasses.replace(local, defaults={**local.defaults, "jobs_per_task": 1})
+    report = slurm.submit(jobs, one_each, tmp_path, fn=synthetic.synthetic_job)
     assert report.sbatch_calls == 3 and [a.tasks for a in report.arrays] == [2, 2, 1]
     assert len({a.slurm_id for a in report.arrays}) == 3
     assert finish(jobs, tmp_path, timeout_s=120).counts["done"] == 5
@@ -298,3 +300,41 @@ def test_submitting_1000_jobs_is_fast(cluster, tmp_path):
     assert figures["submitted"] == 1000 and figures["sbatch_calls"] == 1
     assert figures["submit_seconds"] < 10
     assert figures["resubmitted"] == 0
+
+
+def test_a_two_task_job_trains_data_parallel_and_writes_one_record(cluster, cleanup, tmp_path):
+    # Two CPU ranks (gloo), one CPU each: the whole one-node cluster.
+    from bench import claims
+    from bench.job import run_job
+
+    suite = load_suite(SUITE)
+    job = next(j for j in suite.jobs if j.config["strategy"]["name"] == "full")
+    profile = slurm.profile_from_dict({"executor": "slurm", "defaults": {
+        "partition": "debug", "time_min": 20, "cpus_per_task": 1, "tasks_per_node": 2,
+        "mem_gb": 2}})
+    results, cache = tmp_path / "results", tmp_path / "cache"
+    cleanup([job], results)
+    report = slurm.submit([job], profile, results, cache=cache, prepare="local", wait=True,
+                          poll_s=1.0, wait_timeout_s=600)
+    assert report.final.counts["done"] == 1, report.final
+    records, skipped = store.load_records(results, suite.name)
+    assert not skipped and len(records) == 1
+    rec = records[0]
+    jsonschema.validate(rec, store.RECORD_SCHEMA)
+    assert rec["job_id"] == job.job_id and rec["metrics"]["steps_done"] == 300
+    assert rec["provenance"]["ranks"] == 2
+    assert rec["metrics"]["images_per_second"] * rec["metrics"]["train_seconds"] == \
+        pytest.approx(300 * 32, rel=1e-6)  # the global batch, counted once
+    slurm_id = slurm.read_ledger(results, suite.name)["jobs"][job.job_id]["slurm_id"]
+    logs = results / ".submitit" / suite.name
+    assert {p.name for p in logs.glob(f"{slurm_id}_*_log.out")} == \
+        {f"{slurm_id}_0_log.out", f"{slurm_id}_1_log.out"}  # two tasks ran it
+    job_log = store.log_path(results, suite.name, job.job_id).read_text()
+    assert job_log.count(" start: ") == 1  # rank 0 alone logs to the job's file
+    assert not store.checkpoint_path(results, job.job_id).exists()
+    assert claims.read_holder(claims.claim_path(results, suite.name, job.job_id)) is None
+    # One process on the same global batches: close (float sums in another order).
+    alone = run_job(job.config, suite.name, tmp_path / "alone", cache)
+    first = [c[0]["loss"] for c in (rec["curves"]["train"], alone["curves"]["train"])]
+    assert first[0] == pytest.approx(first[1], rel=1e-3)
+    assert rec["metrics"]["test_acc"] == pytest.approx(alone["metrics"]["test_acc"], abs=0.05)
