@@ -307,7 +307,7 @@ def test_a_two_task_job_trains_data_parallel_and_writes_one_record(cluster, clea
     from bench import claims
     from bench.job import run_job
 
-    suite = load_suite(SUITE)
+    suite = load_suite(SUITE, ["recipe.steps=60", "recipe.eval_every=30"])
     job = next(j for j in suite.jobs if j.config["strategy"]["name"] == "full")
     profile = slurm.profile_from_dict({"executor": "slurm", "defaults": {
         "partition": "debug", "time_min": 20, "cpus_per_task": 1, "tasks_per_node": 2,
@@ -321,10 +321,10 @@ def test_a_two_task_job_trains_data_parallel_and_writes_one_record(cluster, clea
     assert not skipped and len(records) == 1
     rec = records[0]
     jsonschema.validate(rec, store.RECORD_SCHEMA)
-    assert rec["job_id"] == job.job_id and rec["metrics"]["steps_done"] == 300
+    assert rec["job_id"] == job.job_id and rec["metrics"]["steps_done"] == 60
     assert rec["provenance"]["ranks"] == 2
     assert rec["metrics"]["images_per_second"] * rec["metrics"]["train_seconds"] == \
-        pytest.approx(300 * 32, rel=1e-6)  # the global batch, counted once
+        pytest.approx(60 * 32, rel=1e-6)  # the global batch, counted once
     slurm_id = slurm.read_ledger(results, suite.name)["jobs"][job.job_id]["slurm_id"]
     logs = results / ".submitit" / suite.name
     assert {p.name for p in logs.glob(f"{slurm_id}_*_log.out")} == \
