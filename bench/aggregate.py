@@ -36,7 +36,7 @@ from bench.components import (
     PAPER_PLASTICITY_RANKING,
     PAPER_VARIANT,
 )
-from bench.protocol import DEFAULT_PROTOCOL, PAPER_PROTOCOL
+from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS
 from bench.status import Status
 from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE, STRATEGIES
 
@@ -652,7 +652,7 @@ def reproduction_table(records: Iterable[Mapping],
     for a population std over n seeds (the paper's n is 3; no published std: se 0); NaN when
     ours has a single seed. ``within`` is ``|difference| <= tolerance``.
     """
-    paper_recs = [r for r in records if protocol_of(r) == PAPER_PROTOCOL]
+    paper_recs = [r for r in records if PROTOCOLS[protocol_of(r)].reproduces_paper]
     ours = paper_selection(paper_recs)
     published = list(published)
     runs = sorted({(r["suite"], r["config"]["model"]["label"], r["config"]["model"]["name"])

@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ import numpy as np
 from bench import datasets, formats, store
 from bench import protocol as protocols
 from bench.datasets import DATASETS, DatasetSpec, Raw, dataset_key  # noqa: F401 (re-exported)
-from bench.protocol import CLEAN_PROTOCOL, PAPER_PROTOCOL
+from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol
 from bench.registry import Registry
 
 
@@ -191,13 +191,14 @@ def _paper_official_or_cut(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, 
 
 @dataclass(frozen=True)
 class SplitRule:
-    """How a target dataset is cut into train / val / test under each protocol."""
+    """How a target dataset is cut into train / val / test, by each kind of cut a protocol
+    names (``Protocol.split_cuts``)."""
 
-    clean: Callable[[DatasetSpec, Raw, int], dict[str, Part]]  # seed: recipe.split_seed
-    paper: Callable[[DatasetSpec, Raw, int], dict[str, Part]]  # seed: the run seed
+    seeded: Callable[[DatasetSpec, Raw, int], dict[str, Part]]  # seed: recipe.split_seed
+    reference: Callable[[DatasetSpec, Raw, int], dict[str, Part]]  # seed: the run seed
 
-    def __call__(self, protocol: str) -> Callable[[DatasetSpec, Raw, int], dict[str, Part]]:
-        return self.paper if protocol == PAPER_PROTOCOL else self.clean
+    def __call__(self, protocol: Protocol) -> Callable[[DatasetSpec, Raw, int], dict[str, Part]]:
+        return getattr(self, protocol.split_cuts)
 
 
 # How a target dataset is cut into train / val / test (a spec's ``splits``; protocol.md).
@@ -208,14 +209,15 @@ SPLIT_RULES.register("official_or_cut", SplitRule(_official_or_cut, _paper_offic
 
 
 def split_parts(dataset: dict, seed: int, root: Path | None,
-                protocol: str = CLEAN_PROTOCOL) -> tuple[Raw, dict[str, Part]]:
-    """The raw dataset and, per split, (the reader's split, indices): protocol.md's splits.
-    ``seed`` is the clean protocol's ``recipe.split_seed``, or the paper protocol's run seed."""
+                protocol: Protocol | None = None) -> tuple[Raw, dict[str, Part]]:
+    """The raw dataset and, per split, (the reader's split, indices): protocol.md's splits
+    as ``protocol`` cuts them (the default protocol's when None). ``seed`` is the protocol's
+    ``split_seed``: ``recipe.split_seed`` (clean) or the run seed (paper)."""
     spec = DATASETS[dataset["name"]]
     raw = spec.load(root, dataset["params"])
     if spec.splits is None:
         raise ValueError(f"{spec.name} is not a dataset to fine-tune on (no split rule)")
-    return raw, SPLIT_RULES[spec.splits](protocol)(spec, raw, seed)
+    return raw, SPLIT_RULES[spec.splits](protocol or PROTOCOLS[DEFAULT_PROTOCOL])(spec, raw, seed)
 
 
 def _cut(dataset: dict, split_seed: int, root: Path | None) -> tuple[Raw, dict[str, tuple]]:
@@ -263,35 +265,37 @@ def suite_splits(configs: list[dict], root: str | None = None) -> list[dict]:
     split's exact sample ids (``sample_ids``), size and checksum. No image is decoded."""
     out, seen = [], set()
     for c in configs:
-        protocol = c.get("protocol", CLEAN_PROTOCOL)
-        paper = protocol == PAPER_PROTOCOL
+        protocol = PROTOCOLS[c.get("protocol", DEFAULT_PROTOCOL)]
         where = root or c.get("data_root")
-        key = json.dumps([c["dataset"], protocol, c["seed"], c["recipe"].get("split_seed"),
-                          where], sort_keys=True)
+        key = json.dumps([c["dataset"], protocol.name, c["seed"],
+                          c["recipe"].get("split_seed"), where], sort_keys=True)
         if key in seen:
             continue
         seen.add(key)
         r = data_root(where)
-        seed = c["seed"] if paper else c["recipe"]["split_seed"]
+        seed = protocol.split_seed(c["seed"], c["recipe"])
         raw, parts = split_parts(c["dataset"], seed, r, protocol)
         splits = {}
         for name, part in parts.items():
             ids = sample_ids(raw, part, r)
             splits[name] = {"n": len(ids), "checksum": ids_checksum(ids), "ids": ids}
-        out.append({"dataset": c["dataset"]["key"], "protocol": protocol, "seed": c["seed"],
-                    "split_seed": None if paper else seed, "splits": splits})
+        out.append({"dataset": c["dataset"]["key"], "protocol": protocol.name, "seed": c["seed"],
+                    "split_seed": c["recipe"].get("split_seed"),  # None: the run's own
+                    "splits": splits})
     return out
 
 
 def load_splits(dataset: dict, root: Path | None, size: int, split_seed: int,
                 crop_pct: float = 0.875, interpolation: str = "bicubic",
-                cache: Path | None = None, progress: bool | None = None) -> Splits:
-    """A target dataset's train / val / test at ``size`` (protocol.md's splits, clean).
+                cache: Path | None = None, progress: bool | None = None,
+                protocol: Protocol | None = None) -> Splits:
+    """A target dataset's train / val / test at ``size`` (protocol.md's splits, cut as
+    ``protocol`` cuts them; the default protocol's when None).
 
     With ``cache`` the arrays come from (or are first written to) the data cache under
     ``<cache>/data/``; the result, checksum included, is the same either way.
     """
-    raw, indices = split_parts(dataset, split_seed, root)
+    raw, indices = split_parts(dataset, split_seed, root, protocol)
     parts = {k: _select(raw, part) for k, part in indices.items()}
     summary = split_summary(raw, indices, root)
     if cache is None:
@@ -299,7 +303,9 @@ def load_splits(dataset: dict, root: Path | None, size: int, split_seed: int,
                 np.asarray(lab, np.int64)) for it, lab in parts.values()]
         return Splits(*out, num_classes=raw.num_classes,
                       checksum=checksum(*(a for pair in out for a in pair)), ids=summary)
-    what = {"kind": "splits", "split_seed": split_seed}
+    what: dict[str, Any] = {"kind": "splits", "split_seed": split_seed}
+    if protocol is not None and protocol.split_cuts != Protocol.split_cuts:
+        what["cuts"] = protocol.split_cuts  # other cuts, other bytes
     arrays, meta, folder, fresh = _cached(Path(cache), dataset, raw, parts, what, root, size,
                                           crop_pct, interpolation, progress)
     return Splits(*(arrays[s] for s in SPLITS), num_classes=meta["num_classes"],
@@ -345,37 +351,40 @@ def _whole(dataset: dict, raw: Raw, root: Path | None, split: str, cache: Path |
         return x, hw, checksum(x, hw)
     what = {"kind": WHOLE, "split": split}
     arrays, meta, _, _ = _cached(Path(cache), dataset, raw, {split: (items, labels)}, what,
-                                 root, side, protocols.EVAL_CROP_PCT,
-                                 protocols.EVAL_INTERPOLATION, progress)
+                                 root, side, protocols.WHOLE_CROP_PCT,
+                                 protocols.WHOLE_INTERPOLATION, progress)
     return arrays[split][0], arrays[split][2], meta["checksum"]
 
 
-def paper_sources(dataset: dict, raw: Raw, parts: dict[str, Part], root: Path | None,
-                  size: int, cache: Path | None, progress: bool | None
+def whole_sources(dataset: dict, raw: Raw, parts: dict[str, Part], root: Path | None,
+                  dcfg: dict, cache: Path | None, progress: bool | None
                   ) -> tuple[dict[str, Images], tuple]:
-    """What the paper protocol's splits are cut from, whatever the seed: each reader split
-    that validation or test images come from, through the evaluation transform; the reader
-    split of the training images, kept whole (``_whole``)."""
+    """What the splits of a protocol that trains on whole images (``paper``) are cut from,
+    whatever the seed: each reader split that validation or test images come from, through
+    the evaluation transform of ``dcfg``; the reader split of the training images, kept whole
+    (``_whole``)."""
     evals: dict[str, Images] = {}
     for name in ("val", "test"):
         src = parts[name][0]
         if src not in evals:
-            evals[src] = _images(dataset, raw, root, size, src, protocols.EVAL_CROP_PCT,
-                                 protocols.EVAL_INTERPOLATION, cache, progress)
+            evals[src] = _images(dataset, raw, root, dcfg["input_size"], src, dcfg["crop_pct"],
+                                 dcfg["interpolation"], cache, progress)
     return evals, _whole(dataset, raw, root, parts["train"][0], cache, progress)
 
 
-def load_paper_splits(dataset: dict, root: Path | None, size: int, seed: int,
-                      cache: Path | None = None, progress: bool | None = None) -> Splits:
-    """A target dataset under the paper protocol for run ``seed`` (protocol.md, `paper`).
+def load_whole_splits(dataset: dict, root: Path | None, dcfg: dict, seed: int,
+                      protocol: Protocol, cache: Path | None = None,
+                      progress: bool | None = None) -> Splits:
+    """A target dataset cut by ``protocol`` for ``seed`` (its ``split_seed``), training images
+    kept whole (protocol.md, `paper`).
 
-    Validation and test images through ``Resize(size)`` + ``CenterCrop(size)`` (bilinear, on
-    the PIL image); training images whole (``_whole``), with ``train_sizes`` and
-    ``train_out_size`` for the training transform. The data cache holds each reader split
-    once (the per-seed cuts only index it).
+    Validation and test images through the evaluation transform of ``dcfg`` (the paper's:
+    ``Resize(size)`` + ``CenterCrop(size)``, bilinear, on the PIL image); training images whole
+    (``_whole``), with ``train_sizes`` and ``train_out_size`` for the training transform. The
+    data cache holds each reader split once (the per-seed cuts only index it).
     """
-    raw, parts = split_parts(dataset, seed, root, PAPER_PROTOCOL)
-    evals, (x, hw, whole_sum) = paper_sources(dataset, raw, parts, root, size, cache, progress)
+    raw, parts = split_parts(dataset, seed, root, protocol)
+    evals, (x, hw, whole_sum) = whole_sources(dataset, raw, parts, root, dcfg, cache, progress)
     idx = parts["train"][1]
     summary = split_summary(raw, parts, root)
 
@@ -388,7 +397,19 @@ def load_paper_splits(dataset: dict, root: Path | None, size: int, seed: int,
     return Splits(rows("train", x), *(rows(n, evals[parts[n][0]].x) for n in ("val", "test")),
                   num_classes=raw.num_classes, checksum=cache_key(what)[:16], ids=summary,
                   train_sizes=None if hw is None else np.asarray(hw)[idx],
-                  train_out_size=size)
+                  train_out_size=dcfg["input_size"])
+
+
+def load_target(protocol: Protocol, dataset: dict, root: Path | None, dcfg: dict,
+                run_seed: int, recipe: Mapping, cache: Path | None = None,
+                progress: bool | None = None) -> Splits:
+    """A job's target dataset, cut and preprocessed as its protocol says: the protocol's
+    split seed; training crops from the whole image or from the input-size copy."""
+    seed = protocol.split_seed(run_seed, recipe)
+    if protocol.whole_train_images:
+        return load_whole_splits(dataset, root, dcfg, seed, protocol, cache, progress)
+    return load_splits(dataset, root, dcfg["input_size"], seed, dcfg["crop_pct"],
+                       dcfg["interpolation"], cache=cache, progress=progress, protocol=protocol)
 
 
 # ---------------------------------------------------------------- the data cache
@@ -516,15 +537,15 @@ def prepare(configs: list[dict], cache: Path, root: str | None = None,
     todo: dict[str, tuple] = {}
     for c in configs:
         mkey = json.dumps(c["model"], sort_keys=True)
-        protocol = c.get("protocol", CLEAN_PROTOCOL)
-        if (mkey, protocol) not in inputs:
-            inputs[mkey, protocol] = models.input_config(c["model"], protocol)
-        dc = inputs[mkey, protocol]
+        protocol = PROTOCOLS[c.get("protocol", DEFAULT_PROTOCOL)]
+        if (mkey, protocol.name) not in inputs:
+            inputs[mkey, protocol.name] = models.input_config(c["model"], protocol)
+        dc = inputs[mkey, protocol.name]
         where = root or c.get("data_root")
         fmt = (dc["input_size"], dc["crop_pct"], dc["interpolation"])
-        # the paper protocol's entries do not depend on the seed (its cuts index them)
-        wanted = [("splits", c["dataset"], c["recipe"]["split_seed"])
-                  if protocol == CLEAN_PROTOCOL else ("paper", c["dataset"], None)]
+        # entries of whole training images do not depend on the seed (its cuts index them)
+        wanted = [("whole", c["dataset"], protocol.name) if protocol.whole_train_images
+                  else ("splits", c["dataset"], [c["recipe"]["split_seed"], protocol.name])]
         if c["plasticity"]["enabled"]:
             wanted.append(("images", c["plasticity"]["reference"], "eval"))
         for kind, d, arg in wanted:
@@ -538,11 +559,13 @@ def prepare(configs: list[dict], cache: Path, root: str | None = None,
         if hasattr(bar, "set_description"):
             bar.set_description(f"prepare {d['key']} {size}px")
         r = data_root(where)
+        dcfg = {"input_size": size, "crop_pct": crop, "interpolation": interp}
         if kind == "splits":
-            s = load_splits(d, r, size, arg, crop, interp, cache=cache, progress=progress)
+            s = load_splits(d, r, size, arg[0], crop, interp, cache=cache, progress=progress,
+                            protocol=PROTOCOLS[arg[1]])
             counts = {n: len(getattr(s, n)[1]) for n in SPLITS}
-        elif kind == "paper":
-            rows += _prepare_paper(d, r, size, cache, progress)
+        elif kind == "whole":
+            rows += _prepare_whole(d, r, dcfg, PROTOCOLS[arg], cache, progress)
             continue
         else:
             s = load_images(d, r, size, arg, crop, interp, cache=cache, progress=progress)
@@ -553,16 +576,18 @@ def prepare(configs: list[dict], cache: Path, root: str | None = None,
     return rows
 
 
-def _prepare_paper(dataset: dict, root: Path | None, size: int, cache: Path,
-                   progress: bool) -> list[dict]:
-    """The paper protocol's cache entries of a target (``paper_sources``), one row each."""
-    raw, parts = split_parts(dataset, 0, root, PAPER_PROTOCOL)
-    evals, (x, _, whole_sum) = paper_sources(dataset, raw, parts, root, size, cache, progress)
-    rows = [{"dataset": dataset["key"], "kind": f"paper eval {src}", "size": size,
+def _prepare_whole(dataset: dict, root: Path | None, dcfg: dict, protocol: Protocol,
+                   cache: Path, progress: bool) -> list[dict]:
+    """The cache entries of a target under a protocol that trains on whole images
+    (``whole_sources``), one row each."""
+    raw, parts = split_parts(dataset, 0, root, protocol)
+    evals, (x, _, whole_sum) = whole_sources(dataset, raw, parts, root, dcfg, cache, progress)
+    size = dcfg["input_size"]
+    rows = [{"dataset": dataset["key"], "kind": f"{protocol.name} eval {src}", "size": size,
              "counts": {src: len(im.y)}, "num_classes": im.num_classes, "checksum": im.checksum,
              "cache_dir": str(im.cache_dir), "fresh": im.fresh} for src, im in evals.items()]
     if not isinstance(raw.splits[parts["train"][0]][0], np.ndarray):  # arrays need no entry
-        rows.append({"dataset": dataset["key"], "kind": "paper train (whole)",
+        rows.append({"dataset": dataset["key"], "kind": f"{protocol.name} train (whole)",
                      "size": x.shape[1], "counts": {parts["train"][0]: len(x)},
                      "num_classes": raw.num_classes, "checksum": whole_sum,
                      "cache_dir": str(cache / "data"), "fresh": False})
@@ -687,9 +712,9 @@ def _splits_text(spec: DatasetSpec) -> str:
     if spec.splits is None:
         return "not cut: every image"
     rule = SPLIT_RULES[spec.splits]
-    clean, paper = (" ".join((f.__doc__ or "").split()).rstrip(".").replace("``", "`")
-                    for f in (rule.clean, rule.paper))
-    return f"`{spec.splits}`: clean: {clean}; paper: {paper}" + (
+    per = "; ".join(f"{name}: " + " ".join((rule(PROTOCOLS[name]).__doc__ or "").split())
+                    .rstrip(".").replace("``", "`") for name in protocols.default_first())
+    return f"`{spec.splits}`: {per}" + (
         f" (training split: `{spec.train_split}`)" if spec.train_split != "train" else "")
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench import data, logs, store
 from bench.components import PAPER_VARIANT
-from bench.protocol import DEFAULT_PROTOCOL, PAPER_PROTOCOL
+from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol
 from bench.status import Status
 from bench.suite import Job
 from bench.suite import job_id as compute_job_id
@@ -199,7 +199,7 @@ def reference_images(pcfg: dict, dcfg: dict, root: Path | None,
 
 def measure_plasticity(model, dcfg: dict, pcfg: dict, ref: data.Images, target_images,
                        target: dict, device: str, naive: bool = False,
-                       variant: str = "paper", protocol: str = DEFAULT_PROTOCOL) -> dict:
+                       variant: str = PAPER_VARIANT, protocol: Protocol | None = None) -> dict:
     """Plasticity of ``model`` between the reference images and the target images (the
     paper's definition unless ``variant`` is ``in_situ``; see bench.plasticity), with the
     protocol's pairs."""
@@ -219,6 +219,7 @@ def plasticity_of(model_cfg: dict, dataset: dict, pcfg: dict, *, split_seed: int
                   data_root: str | None = None, naive: bool = False,
                   protocol: str = DEFAULT_PROTOCOL) -> dict:
     """Standalone measurement (``bench plasticity``): pretrained model, reference, target."""
+    name, protocol = protocol, PROTOCOLS[protocol]
 
     from bench import models
 
@@ -227,15 +228,15 @@ def plasticity_of(model_cfg: dict, dataset: dict, pcfg: dict, *, split_seed: int
     ensure_weights(model_cfg, cache, device)
     root = data.data_root(data_root)
     model = models.create_model(model_cfg, 1, cache).to(device)  # the head plays no part
-    models.apply_protocol(model, protocol)
+    protocol.prepare_model(model)
     dcfg = models.data_config(model, protocol)
-    splits = load_target({"protocol": protocol, "dataset": dataset, "seed": 0,
-                          "recipe": {"split_seed": split_seed}}, root, dcfg, cache)
+    splits = data.load_target(protocol, dataset, root, dcfg, 0, {"split_seed": split_seed},
+                              cache)
     t0 = time.perf_counter()
     ref = reference_images(pcfg, dcfg, root, cache)
     out = measure_plasticity(model, dcfg, pcfg, ref, splits.test[0], dataset, device, naive,
                              protocol=protocol)
-    return {"model": model_cfg, "dataset": dataset, "settings": pcfg, "protocol": protocol,
+    return {"model": model_cfg, "dataset": dataset, "settings": pcfg, "protocol": name,
             "seconds": time.perf_counter() - t0, "device": device, "plasticity": out}
 
 
@@ -246,32 +247,22 @@ def _load(config: dict, cache: Path, device: str):
 
     from bench import models
 
-    protocol = config["protocol"]
+    protocol = PROTOCOLS[config["protocol"]]
     if device.startswith("cuda"):  # TF32 where the protocol allows it (the paper's is fp32)
-        tf32 = protocol != PAPER_PROTOCOL
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cuda.matmul.allow_tf32 = protocol.tf32
+        torch.backends.cudnn.allow_tf32 = protocol.tf32
         torch.cuda.reset_peak_memory_stats()
     ensure_weights(config["model"], cache, device)
     root = data.data_root(config.get("data_root"))
     model = models.create_model(config["model"], 1, cache)
-    models.apply_protocol(model, protocol)
+    protocol.prepare_model(model)
     dcfg = models.data_config(model, protocol)
-    splits = load_target(config, root, dcfg, cache)
+    splits = data.load_target(protocol, config["dataset"], root, dcfg, config["seed"],
+                              config["recipe"], cache)
     # The number of classes is known once the data is read: a fresh head, seeded.
     torch.manual_seed(config["seed"])
-    models.new_head(model, splits.num_classes, protocol)
+    protocol.new_head(model, splits.num_classes)
     return model.to(device), dcfg, splits, root
-
-
-def load_target(config: dict, root: Path | None, dcfg: dict,
-                cache: Path | None) -> data.Splits:
-    """The job's dataset cut and preprocessed as its protocol says."""
-    if config["protocol"] == PAPER_PROTOCOL:  # per-seed splits, the reference's images
-        return data.load_paper_splits(config["dataset"], root, dcfg["input_size"],
-                                      config["seed"], cache=cache)
-    return data.load_splits(config["dataset"], root, dcfg["input_size"],
-                            config["recipe"]["split_seed"], dcfg["crop_pct"],
-                            dcfg["interpolation"], cache=cache)
 
 
 def _device_data(splits: data.Splits, dcfg: dict, device: str) -> list:
@@ -290,7 +281,8 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
 
     from bench import parallel, probe, strategies, train
 
-    recipe, pcfg, protocol = config["recipe"], config["plasticity"], config["protocol"]
+    recipe, pcfg = config["recipe"], config["plasticity"]
+    protocol = PROTOCOLS[config["protocol"]]
     spec = strategies.STRATEGIES[config["strategy"]["name"]]
     log = logs.job_logger(jid)
     model, dcfg, splits, root = _load(config, cache, device)
@@ -317,8 +309,9 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
         for p in model.parameters():
             p.requires_grad_(False)
         metrics["trainable_params"] = 0
+        metrics["trained_params"] = strategies.trained_names(model)  # []
         metrics.update(probe.run(model, dd[0], dd[2], recipe=recipe, seed=config["seed"],
-                                 drop_last=protocol == PAPER_PROTOCOL))
+                                 drop_last=protocol.drop_last))
         log.info("linear probe on frozen features: test acc %.4f", metrics.get("test_acc") or 0,
                  extra={"metrics": {"test/acc": metrics.get("test_acc")}})
         return plast, variants, {"train": [], "val": []}
@@ -329,6 +322,7 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
     trainable = set(applied)
     metrics["trainable_params"] = sum(p.numel() for n, p in model.named_parameters()
                                       if n in trainable)
+    metrics["trained_params"] = strategies.trained_names(model)
     metrics.update(applied.notes)
     log.info("trainable parameters: %s of %s (%.2f%%), strategy %s; fine-tuning %d steps",
              f"{metrics['trainable_params']:,}", f"{metrics['total_params']:,}",
@@ -339,7 +333,7 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
     res = train.finetune(run_model, *dd, recipe=recipe, lr=config["lr"],
                          seed=config["seed"], checkpoint=store.checkpoint_path(results, jid),
                          progress=bar.update if bar else None, hook=applied.hook, log=log,
-                         drop_last=protocol == PAPER_PROTOCOL)
+                         drop_last=protocol.drop_last)
     if bar:
         bar.close()
     applied.finish(model)  # e.g. LoRA's adapters merged into the weights

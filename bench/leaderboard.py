@@ -17,11 +17,14 @@ Run the speed check with ``python -m bench.leaderboard`` (1,000 synthetic record
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import sys
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from tabulate import tabulate
@@ -31,7 +34,7 @@ from bench import figures as figs
 from bench import stats
 from bench.components import COMPONENTS, PAPER_PLASTICITY_RANKING
 from bench.paper_table import CITATION, SOURCE, published
-from bench.protocol import PAPER_PROTOCOL
+from bench.protocol import reproducing_paper
 from bench.store import FIGURES_DIR, Skipped, atomic_write_text, load_records
 from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE
 
@@ -105,12 +108,43 @@ def _cell_text(s: object) -> str:
     return str(s).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
 
 
-def _table(rows: list[list[object]], headers: list[str], right: set[int] | None = None) -> str:
-    right = right or set()
-    align = ["right" if i in right else "left" for i in range(len(headers))]
-    body = [[_cell_text(v) for v in row] for row in rows]
-    return tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True,
-                    colalign=align) + "\n"
+class Table:
+    """A table of a section: its cells, rendered as a Markdown pipe table by ``str()`` and as
+    an HTML table by the site. ``keys``: per row, what it is about (``FILTERS`` columns: the
+    site filters rows on them); ``jobs``: per row, the (suite, protocol, model, dataset,
+    strategy, lr) of the runs behind column ``jobs_col`` (the site links that cell to them)."""
+
+    def __init__(self, rows: list[list[object]], headers: list[str],
+                 right: set[int] | None = None, keys: list[dict] | None = None,
+                 jobs: list[tuple] | None = None, jobs_col: int | None = None):
+        self.rows, self.headers, self.right = rows, headers, right or set()
+        self.keys, self.jobs, self.jobs_col = keys, jobs, jobs_col
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            align = ["right" if i in self.right else "left" for i in range(len(self.headers))]
+            body = [[_cell_text(v) for v in row] for row in self.rows]
+            self._text = tabulate(body, headers=self.headers, tablefmt="pipe",
+                                  disable_numparse=True, colalign=align) + "\n"
+        return self._text
+
+
+# What the site filters rows on (a row without one of them is never hidden by it).
+FILTERS = ("suite", "protocol", "model", "dataset", "strategy")
+
+
+def _keys(df: pd.DataFrame) -> list[dict]:
+    """Per row of ``df``, its ``FILTERS`` values (those it has columns for)."""
+    cols = [c for c in FILTERS if c in df.columns]
+    return [dict(zip(cols, map(str, vals))) for vals in zip(*(df[c] for c in cols))] if cols \
+        else [{} for _ in range(len(df))]
+
+
+def _table(rows: list[list[object]], headers: list[str], right: set[int] | None = None,
+           frame: pd.DataFrame | None = None, **kw) -> Table:
+    """A section's table; ``frame``: the table's rows came from (its keys for the site)."""
+    return Table(rows, headers, right, keys=None if frame is None else _keys(frame), **kw)
 
 
 def _strategy_label(key: str, name: str, baseline: object = None) -> str:
@@ -139,6 +173,18 @@ def _need(x: float, what: str) -> str:
 
 
 # ---------------------------------------------------------------- page sections
+
+
+@dataclass(frozen=True)
+class Page:
+    """What sections are rendered from: the current records, every table, the figures
+    (suite -> {kind: path relative to the page}) and the records' folder as the page names
+    it."""
+
+    records: list[dict]
+    tables: Mapping[str, pd.DataFrame]
+    figures: Mapping[str, Mapping[str, str]]
+    source: str
 
 
 def _where(r) -> str:
@@ -253,7 +299,7 @@ def _held_md(tables: Mapping[str, pd.DataFrame]) -> list[str]:
             for r in claims.itertuples(index=False)]
     return [*out, _table(rows, ["suite", "protocol", "model", "claim", "datasets", "ρ",
                                 "exact p", "Holm p", "verdict", "would need"],
-                         right={4, 5, 6, 7})]
+                         right={4, 5, 6, 7}, frame=claims)]
 
 
 def _verdicts_md(tables: Mapping[str, pd.DataFrame]) -> list[str]:
@@ -285,7 +331,9 @@ def _scores_md(s: pd.DataFrame) -> str:
                          "test acc (%) ± 95% CI (n)", "gain (pp) ± 95% CI",
                          "relative gain (%)", f"share of {REFERENCE}'s gain",
                          "trainable params", "step (ms)", "peak memory (MB)", "Pareto"],
-                  right=set(range(3, 13)))
+                  right=set(range(3, 13)), frame=s, jobs_col=6,
+                  jobs=list(zip(s["suite"], s["protocol"], s["model"], s["dataset"],
+                                s["strategy"], s["best_lr"])))
 
 
 def _paired_md(paired: pd.DataFrame) -> str:
@@ -299,13 +347,14 @@ def _paired_md(paired: pd.DataFrame) -> str:
                          "mean difference (pp)", "std (pp)", "wins / ties / losses", "test",
                          "p (two-sided)", f"sign per dataset (* p ≤ {stats.ALPHA:g})", "Holm p",
                          "verdict",
-                         "would need (per dataset)"], right={3, 4, 5, 6, 9, 11})
+                         "would need (per dataset)"], right={3, 4, 5, 6, 9, 11}, frame=paired)
 
 
 def _plasticity_md(summary: pd.DataFrame) -> str:
     comps = sorted(set(summary["component"]), key=lambda c: (agg.component_order(c), c))
-    rows = []
+    rows, keys = [], []
     for (model, dataset), d in summary.groupby(["model", "dataset"], sort=True):
+        keys.append(_keys(d.head(1))[0])
         by = {r.component: r for r in d.itertuples(index=False)}
         first = d.iloc[0]
         rows.append([model, dataset, f"{first['variant']}, {first['pairs']:,}", *(
@@ -313,7 +362,7 @@ def _plasticity_md(summary: pd.DataFrame) -> str:
             else "" for c in comps)])
     headers = ["model", "dataset", "variant, pairs",
                *(COMPONENTS[c].paper if c in COMPONENTS else c for c in comps)]
-    return _table(rows, headers, right=set(range(3, 3 + len(comps))))
+    return Table(rows, headers, right=set(range(3, 3 + len(comps))), keys=keys)
 
 
 def _correlation_md(corr: pd.DataFrame) -> str:
@@ -324,19 +373,19 @@ def _correlation_md(corr: pd.DataFrame) -> str:
     return _table(rows, ["model", "dataset", "n", "ρ(plasticity, gain)", "exact p",
                          "ρ(plasticity, paper order)", "exact p", "ρ(gain, paper order)",
                          "exact p", "plasticity order", "gain order"],
-                  right={2, 3, 4, 5, 6, 7, 8})
+                  right={2, 3, 4, 5, 6, 7, 8}, frame=corr)
 
 
-def _failed_md(failed: pd.DataFrame) -> str:
+def _failed_md(failed: pd.DataFrame) -> list:
     rows = []
     for r in failed.head(FAILED_ROWS).itertuples(index=False):
         reason = r.error if len(r.error) <= REASON_CHARS else r.error[:REASON_CHARS - 1] + "…"
         rows.append([f"`{r.job_id}`", r.status, r.model, r.dataset, r.strategy, _lr(r.lr),
                      f"{r.seed}", reason])
     more = len(failed) - FAILED_ROWS
-    tail = f"\n... and {more} more (all in failed.csv).\n" if more > 0 else ""
-    return _table(rows, ["job", "status", "model", "dataset", "strategy", "lr", "seed",
-                         "reason"], right={5, 6}) + tail
+    tail = [f"... and {more} more (all in failed.csv).\n"] if more > 0 else []
+    return [_table(rows, ["job", "status", "model", "dataset", "strategy", "lr", "seed",
+                          "reason"], right={5, 6}, frame=failed.head(FAILED_ROWS)), *tail]
 
 
 def _stale_md(stale: pd.DataFrame) -> list[str]:
@@ -354,45 +403,93 @@ def _stale_md(stale: pd.DataFrame) -> list[str]:
     return [*out, ""]
 
 
-def _suite_md(p, tables: Mapping[str, pd.DataFrame], figures: Mapping[str, str]) -> list[str]:
-    """One suite's section: scores, plasticity, correlations, figures, pairs, failures."""
-    suite = p.suite
-    of = {k: t[t["suite"] == suite] for k, t in tables.items() if "suite" in t}
-    out = [f"## Suite `{suite}`", "",
-           (f"{p.records:,} records; models {p.models or '—'}; "
-            f"datasets {p.datasets or '—'}; code {p.code or '—'}; "
-            f"hardware {p.device or '—'} ({p.gpu or p.cpu or '—'}); "
-            f"plasticity {p.plasticity or '—'}; steps {p.steps or '—'}."), ""]
+def _suite_of(page: Page, suite: str, name: str) -> pd.DataFrame:
+    t = page.tables[name]
+    return t[t["suite"] == suite]
 
-    def figure(kind: str, alt: str) -> list[str]:
-        return [f"![{alt}, {suite}]({figures[kind]})", ""] if kind in figures else []
 
-    for protocol, s in of["scores"].groupby("protocol", sort=True):
+def _figure(page: Page, suite: str, kind: str, alt: str) -> list[str]:
+    figures = page.figures.get(suite, {})
+    return [f"![{alt}, {suite}]({figures[kind]})", ""] if kind in figures else []
+
+
+def _suite_head_md(page: Page, p) -> list[str]:
+    """A suite's heading and what its records are."""
+    return [f"## Suite `{p.suite}`", "",
+            (f"{p.records:,} records; models {p.models or '—'}; "
+             f"datasets {p.datasets or '—'}; code {p.code or '—'}; "
+             f"hardware {p.device or '—'} ({p.gpu or p.cpu or '—'}); "
+             f"plasticity {p.plasticity or '—'}; steps {p.steps or '—'}."), ""]
+
+
+def _suite_scores_md(page: Page, p) -> list[str]:
+    scores = _suite_of(page, p.suite, "scores")
+    out: list = []
+    for protocol, s in scores.groupby("protocol", sort=True):
         out += [f"### Scores (protocol `{protocol}`)", "", _scores_md(s)]
-    if of["scores"].empty:
+    if scores.empty:
         out += ["### Scores", "", "No done job yet.\n"]
-    out += figure("test_acc", "Test accuracy per strategy (95% CI)")
-    m = of["plasticity_components"]
-    out += ["### Plasticity per component (mean over blocks)", "",
-            _plasticity_md(m) if len(m) else "No plasticity measured yet.\n"]
-    out += figure("plasticity_layers", "Plasticity per block")
-    if len(of["plasticity_in_situ"]):
-        out += ["### Plasticity in situ (each component on its real input; mean over "
-                "blocks)", "", _plasticity_md(of["plasticity_in_situ"])]
-    c = of["correlation"]
-    out += ["### Plasticity against gain (Spearman over the five block components)", "",
-            _correlation_md(c) if len(c) else "Nothing to correlate yet.\n"]
-    out += figure("plasticity_gain", "Plasticity against gain")
-    if "pareto" in figures:
-        out += ["### Accuracy against trainable parameters", "",
-                *figure("pareto", "Test accuracy against trainable parameters")]
-    pr = of["paired"]
-    out += [f"### Paired with `{REFERENCE}` (matched datasets and seeds)", "",
+    return [*out, *_figure(page, p.suite, "test_acc", "Test accuracy per strategy (95% CI)")]
+
+
+def _suite_plasticity_md(page: Page, p) -> list[str]:
+    m = _suite_of(page, p.suite, "plasticity_components")
+    return ["### Plasticity per component (mean over blocks)", "",
+            _plasticity_md(m) if len(m) else "No plasticity measured yet.\n",
+            *_figure(page, p.suite, "plasticity_layers", "Plasticity per block")]
+
+
+def _suite_in_situ_md(page: Page, p) -> list[str]:
+    m = _suite_of(page, p.suite, "plasticity_in_situ")
+    if m.empty:
+        return []
+    return ["### Plasticity in situ (each component on its real input; mean over blocks)", "",
+            _plasticity_md(m)]
+
+
+def _suite_correlation_md(page: Page, p) -> list[str]:
+    c = _suite_of(page, p.suite, "correlation")
+    return ["### Plasticity against gain (Spearman over the five block components)", "",
+            _correlation_md(c) if len(c) else "Nothing to correlate yet.\n",
+            *_figure(page, p.suite, "plasticity_gain", "Plasticity against gain")]
+
+
+def _suite_pareto_md(page: Page, p) -> list[str]:
+    if "pareto" not in page.figures.get(p.suite, {}):
+        return []
+    return ["### Accuracy against trainable parameters", "",
+            *_figure(page, p.suite, "pareto", "Test accuracy against trainable parameters")]
+
+
+def _suite_paired_md(page: Page, p) -> list[str]:
+    pr = _suite_of(page, p.suite, "paired")
+    return [f"### Paired with `{REFERENCE}` (matched datasets and seeds)", "",
             _paired_md(pr) if len(pr) else
             f"No strategy shares a (dataset, seed) with `{REFERENCE}` yet.\n"]
-    if len(of["failed"]):
-        out += [f"### Failed jobs ({len(of['failed'])})", "", _failed_md(of["failed"])]
-    return out
+
+
+def _suite_failed_md(page: Page, p) -> list[str]:
+    failed = _suite_of(page, p.suite, "failed")
+    if failed.empty:
+        return []
+    return [f"### Failed jobs ({len(failed)})", "", *_failed_md(failed)]
+
+
+def _suite_runs_md(page: Page, p) -> list[str]:
+    """Every job of the suite, each linked to its page (the site's, not the Markdown's)."""
+    runs = _suite_of(page, p.suite, "runs")
+    rows = [[f"`{r.job_id}`", r.status, r.protocol, r.model, r.dataset, r.strategy, _lr(r.lr),
+             f"{r.seed}", _pct(r.test_acc), _pct(r.best_val_acc), _int(r.trainable_params)]
+            for r in runs.itertuples(index=False)]
+    return [f"### Jobs ({len(runs):,})", "",
+            _table(rows, ["job", "status", "protocol", "model", "dataset", "strategy", "lr",
+                          "seed", "test acc (%)", "best val acc (%)", "trainable params"],
+                   right={6, 7, 8, 9, 10}, frame=runs)]
+
+
+def _reproducing() -> str:
+    """The protocols whose records the Reproduction section compares, in backticks."""
+    return " or ".join(f"`{n}`" for n in reproducing_paper())
 
 
 def _reproduction_md(repro: pd.DataFrame) -> list[str]:
@@ -404,10 +501,10 @@ def _reproduction_md(repro: pd.DataFrame) -> list[str]:
             "not our validation-selected score. Rule: a cell reproduces when |difference| ≤ "
             "1.96 √(se_ours² + se_paper²), with se = std / √(n - 1) for a population std over "
             "n seeds (the paper's n is 3; linear probing has no published std: se 0). Only "
-            f"`{PAPER_PROTOCOL}`-protocol records feed this section."), ""]
+            f"{_reproducing()}-protocol records feed this section."), ""]
     ran = repro[repro["ours_n"] > 0]
     if ran.empty:
-        return [*out, (f"No `{PAPER_PROTOCOL}`-protocol records: every cell of the paper's "
+        return [*out, (f"No {_reproducing()}-protocol records: every cell of the paper's "
                        f"table ({len(repro)} cells) is not run."), ""]
     rows = []
     for r in repro.itertuples(index=False):
@@ -426,7 +523,7 @@ def _reproduction_md(repro: pd.DataFrame) -> list[str]:
     out.append(_table(rows, ["suite", "model", "dataset", "strategy",
                              "ours (%) mean ± std (n), selected on test", "paper (%)",
                              "difference (pp)", "within the combined 95% uncertainty"],
-                      right={4, 5, 6}))
+                      right={4, 5, 6}, frame=repro))
     return out
 
 
@@ -437,7 +534,7 @@ def _ranks_md(ranks: pd.DataFrame) -> list[str]:
     return [*out, _table([[r.suite, r.protocol, r.strategy, f"{r.avg_rank:.2f}", f"{r.cells}"]
                           for r in ranks.itertuples(index=False)],
                          ["suite", "protocol", "strategy", "average rank",
-                          "(model, dataset) cells"], right={3, 4})]
+                          "(model, dataset) cells"], right={3, 4}, frame=ranks)]
 
 
 def _coverage_md(cov: pd.DataFrame) -> list[str]:
@@ -450,52 +547,127 @@ def _coverage_md(cov: pd.DataFrame) -> list[str]:
                            _int(r.diverged), _int(r.missing), _int(r.stale)]
                           for r in cov.itertuples(index=False)],
                          ["suite", "expected", "done", "failed", "of which diverged", "missing",
-                          "stale"], right={1, 2, 3, 4, 5, 6})]
+                          "stale"], right={1, 2, 3, 4, 5, 6}, frame=cov)]
+
+
+# ---------------------------------------------------------------- the declared sections
+
+
+class Inputs:
+    """What the tables are built from, and the tables built so far: ``inputs[name]`` builds a
+    table on first use (a builder may use the tables of other sections)."""
+
+    def __init__(self, current: list[dict], stale: list[dict],
+                 expected: Mapping[str, int] | None,
+                 builders: Mapping[str, Callable[[Inputs], pd.DataFrame]]):
+        self.current, self.stale, self.expected = current, stale, expected
+        self._builders, self._built = builders, {}
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self._built:
+            self._built[name] = self._builders[name](self)
+        return self._built[name]
+
+
+Builder = Callable[[Inputs], pd.DataFrame]
+Content = Callable[[Page, Any], list]
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of the page, declared once in ``SECTIONS``: the tables it builds (by the name
+    its CSV gets) and its content, a list of Markdown lines and ``Table``s, from a ``Page``
+    and, for a per-suite section, the suite's provenance row (else None). Every format
+    renders every section in it from the same content: Markdown joins the lines
+    (``render_markdown``), the HTML site (``bench.site``) renders them with sortable,
+    filterable tables."""
+
+    name: str
+    content: Content
+    tables: tuple[tuple[str, Builder], ...] = ()
+    per_suite: bool = False
+    formats: tuple[str, ...] = ("markdown", "html")
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section("header", lambda page, _: _header_md(page.records, page.tables, page.source,
+                                                  len(page.tables["stale"])),
+            tables=(("provenance", lambda t: agg.provenance_table(t.current)),)),
+    Section("verdicts", lambda page, _: _verdicts_md(page.tables)),
+    Section("held", lambda page, _: _held_md(page.tables),
+            tables=(("claims", lambda t: agg.claims_table(t["scores"],
+                                                          t["plasticity_components"])),)),
+    Section("suite", _suite_head_md, per_suite=True),
+    Section("scores", _suite_scores_md, per_suite=True,
+            tables=(("scores", lambda t: agg.scores_table(t.current)),)),
+    Section("plasticity", _suite_plasticity_md, per_suite=True,
+            tables=(("plasticity_layers", lambda t: agg.plasticity_table(t.current)),
+                    ("plasticity_components", lambda t: agg.plasticity_summary(t.current)))),
+    Section("plasticity_in_situ", _suite_in_situ_md, per_suite=True,
+            tables=(("plasticity_in_situ",
+                     lambda t: agg.plasticity_summary(t.current, "in_situ")),)),
+    Section("correlation", _suite_correlation_md, per_suite=True,
+            tables=(("correlation", lambda t: agg.correlation_table(
+                t["scores"], t["plasticity_components"])),)),
+    Section("pareto", _suite_pareto_md, per_suite=True),
+    Section("paired", _suite_paired_md, per_suite=True,
+            tables=(("paired", lambda t: agg.paired_table(t.current, t["scores"])),)),
+    Section("failed", _suite_failed_md, per_suite=True,
+            tables=(("failed", lambda t: agg.failed_table(t.current)),)),
+    Section("runs", _suite_runs_md, per_suite=True, formats=("html",),
+            tables=(("runs", lambda t: agg.runs_table(t.current)),)),
+    Section("reproduction", lambda page, _: _reproduction_md(page.tables["reproduction"]),
+            tables=(("reproduction", lambda t: agg.reproduction_table(t.current,
+                                                                      published())),)),
+    Section("average_rank", lambda page, _: _ranks_md(page.tables["average_rank"]),
+            tables=(("average_rank", lambda t: agg.average_rank_table(t["scores"])),)),
+    Section("stale", lambda page, _: _stale_md(page.tables["stale"]),
+            tables=(("stale", lambda t: agg.stale_table(t.stale)),)),
+    Section("coverage", lambda page, _: _coverage_md(page.tables["coverage"]),
+            tables=(("coverage", lambda t: agg.coverage_table(t.current, t.expected,
+                                                              t.stale)),)),
+)
+
+
+def build_tables(records: list[dict], expected: Mapping[str, int] | None = None,
+                 plans: Mapping[str, Collection[str]] | None = None) -> dict[str, pd.DataFrame]:
+    """Every table of every section, by the name its CSV gets (stale records, those not in
+    their suite's plan, only in ``stale`` and ``coverage``)."""
+    current, stale = agg.split_current(records, plans)
+    if plans:
+        expected = {**{s: len(ids) for s, ids in plans.items()}, **(expected or {})}
+    builders = {name: build for s in SECTIONS for name, build in s.tables}
+    inputs = Inputs(current, stale, expected, builders)
+    return {name: inputs[name] for name in builders}
+
+
+def rendered(page: Page, fmt: str, suites: Collection[str] | None = None
+             ) -> Iterator[tuple[Section, str | None, list]]:
+    """(section, suite or None, its content) for every section of format ``fmt``, in page
+    order: the per-suite sections once per suite (those of ``suites``, default all)."""
+    sections = [s for s in SECTIONS if fmt in s.formats]
+    for per_suite, group in itertools.groupby(sections, key=lambda s: s.per_suite):
+        if not per_suite:
+            for s in group:
+                yield s, None, s.content(page, None)
+            continue
+        group = list(group)
+        for p in page.tables["provenance"].itertuples(index=False):
+            if suites is None or p.suite in suites:
+                for s in group:
+                    yield s, p.suite, s.content(page, p)
 
 
 def render_markdown(records: list[dict], tables: Mapping[str, pd.DataFrame],
                     figures: Mapping[str, Mapping[str, str]], source: str) -> str:
     """The page, from the (current) records and the tables (figures: suite -> {kind:
     relative path})."""
-    out = [*_header_md(records, tables, source, len(tables["stale"])),
-           *_verdicts_md(tables), *_held_md(tables)]
-    for p in tables["provenance"].itertuples(index=False):
-        out += _suite_md(p, tables, figures.get(p.suite, {}))
-    out += _reproduction_md(tables["reproduction"])
-    out += _ranks_md(tables["average_rank"])
-    out += _stale_md(tables["stale"])
-    out += _coverage_md(tables["coverage"])
-    return "\n".join(out).rstrip("\n") + "\n"
+    page = Page(records, tables, figures, source)
+    out = [line for _, _, lines in rendered(page, "markdown") for line in lines]
+    return "\n".join(map(str, out)).rstrip("\n") + "\n"
 
 
 # ---------------------------------------------------------------- build
-
-
-def build_tables(records: list[dict], expected: Mapping[str, int] | None = None,
-                 plans: Mapping[str, Collection[str]] | None = None) -> dict[str, pd.DataFrame]:
-    """Every table of the leaderboard, by the name its CSV gets (stale records, those not in
-    their suite's plan, only in ``stale`` and ``coverage``)."""
-    current, stale = agg.split_current(records, plans)
-    if plans:
-        expected = {**{s: len(ids) for s, ids in plans.items()}, **(expected or {})}
-    scores = agg.scores_table(current)
-    summary = agg.plasticity_summary(current)
-    return {
-        "provenance": agg.provenance_table(current),
-        "runs": agg.runs_table(current),
-        "scores": scores,
-        "plasticity_layers": agg.plasticity_table(current),
-        "plasticity_components": summary,
-        "correlation": agg.correlation_table(scores, summary),
-        "claims": agg.claims_table(scores, summary),
-        "plasticity_in_situ": agg.plasticity_summary(current, "in_situ"),
-        "average_rank": agg.average_rank_table(scores),
-        "paired": agg.paired_table(current, scores),
-        "reproduction": agg.reproduction_table(current, published()),
-        "coverage": agg.coverage_table(current, expected, stale),
-        "failed": agg.failed_table(current),
-        "stale": agg.stale_table(stale),
-    }
 
 
 def build_leaderboard(results_dir: str | os.PathLike, out_path: str | os.PathLike,

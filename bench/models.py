@@ -14,8 +14,7 @@ import json
 import re
 from pathlib import Path
 
-from bench import protocol as protocols
-from bench.protocol import CLEAN_PROTOCOL, PAPER_PROTOCOL
+from bench.protocol import Protocol
 
 _REGISTER = re.compile(r"@register_model\s*\ndef\s+(\w+)\s*\(")
 
@@ -165,7 +164,7 @@ def _overlay(model_cfg: dict, path: Path | None) -> dict:
     return overlay
 
 
-def input_config(model_cfg: dict, protocol: str = CLEAN_PROTOCOL) -> dict:
+def input_config(model_cfg: dict, protocol: Protocol | None = None) -> dict:
     """``data_config`` of the model ``create_model`` would build, without weights or memory.
 
     The architecture is built on the meta device (no allocation, no download); input size,
@@ -343,32 +342,9 @@ def save_state_dict(model, path: Path, drop_head: bool = True) -> None:
         save_file(sd, tmp)
 
 
-def new_head(model, num_classes: int, protocol: str = CLEAN_PROTOCOL) -> None:
-    """A freshly initialised classifier of ``num_classes``: initialised as timm initialises a
-    new model's head (clean), or a plain ``nn.Linear`` with PyTorch's default initialisation
-    (paper, the reference's)."""
-    model.reset_classifier(num_classes)  # an nn.Linear, PyTorch's default initialisation
-    if protocol != PAPER_PROTOCOL:
-        from timm.models.vision_transformer import init_weights_vit_timm
-
-        init_weights_vit_timm(model.head)
-
-
-def apply_protocol(model, protocol: str) -> None:
-    """What the protocol changes in a created model: under ``paper`` every LayerNorm's eps is
-    1e-12 (the Hugging Face checkpoints' value the reference loads; timm's is 1e-6)."""
-    import torch
-
-    if protocol == PAPER_PROTOCOL:
-        for m in model.modules():
-            if isinstance(m, torch.nn.LayerNorm):
-                m.eps = protocols.LAYER_NORM_EPS
-
-
-def data_config(model, protocol: str = CLEAN_PROTOCOL) -> dict:
+def data_config(model, protocol: Protocol | None = None) -> dict:
     """Input size, evaluation resize and normalisation: from the model's own pretrained
-    configuration (clean), or the reference's (paper: ImageNet mean/std, ``Resize(size)`` then
-    ``CenterCrop(size)``, bilinear, for every model)."""
+    configuration, with what ``protocol`` sets instead (``Protocol.data_config``)."""
     from timm.data import resolve_data_config
 
     cfg = resolve_data_config(model=model)
@@ -378,8 +354,4 @@ def data_config(model, protocol: str = CLEAN_PROTOCOL) -> dict:
            "mean": list(cfg["mean"]), "std": list(cfg["std"]),
            "crop_pct": float(cfg.get("crop_pct", 0.875)),
            "interpolation": cfg.get("interpolation", "bicubic")}
-    if protocol == PAPER_PROTOCOL:
-        out.update(mean=list(protocols.IMAGENET_MEAN), std=list(protocols.IMAGENET_STD),
-                   crop_pct=protocols.EVAL_CROP_PCT,
-                   interpolation=protocols.EVAL_INTERPOLATION)
-    return out
+    return protocol.data_config(out) if protocol is not None else out

@@ -34,8 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.components import BLOCK_COMPONENTS, PLASTICITY_VARIANTS, block_modules
-from bench.protocol import CLEAN_PROTOCOL, PAPER_PROTOCOL, PROTOCOLS
-from bench.registry import unknown_name_message
+from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol
 
 VARIANT = "paper"
 VARIANTS = PLASTICITY_VARIANTS
@@ -215,30 +214,6 @@ def pair_ratios_in_situ_naive(model, ref: torch.Tensor, tgt: torch.Tensor) -> to
     return torch.stack(rows)
 
 
-def pair_indices(n_ref: int, n_tgt: int, pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded shuffle of each side, pairs formed by index; at most the smaller side."""
-    rng = np.random.default_rng(seed)
-    ref, tgt = rng.permutation(n_ref), rng.permutation(n_tgt)
-    n = min(pairs, n_ref, n_tgt)
-    return ref[:n], tgt[:n]
-
-
-def paper_pair_indices(n_ref: int, n_tgt: int, pairs: int,
-                       batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The reference code's pairing (protocol.md, `paper`): reference images in their order;
-    target images in their order in batches of ``batch_size``, the incomplete last batch
-    dropped, cycled from the start when exhausted. Pair ``i = batch_size * b + j`` is reference
-    image ``i`` and target image ``(b mod nb) * batch_size + j``, ``nb = n_tgt // batch_size``.
-    At most ``n_ref`` pairs, in whole batches."""
-    nb = n_tgt // batch_size
-    if nb == 0:
-        raise ValueError(f"paper plasticity pairing needs at least one batch of {batch_size} "
-                         f"target images; the test split has {n_tgt}")
-    n = min(pairs, n_ref) // batch_size * batch_size
-    i = np.arange(n)
-    return i, (i // batch_size % nb) * batch_size + i % batch_size
-
-
 def normalize(x_uint8: torch.Tensor, mean, std) -> torch.Tensor:
     """uint8 NHWC -> float NCHW normalised with the model's mean and std."""
     x = x_uint8.permute(0, 3, 1, 2).float().div_(255.0)
@@ -274,24 +249,19 @@ def _images_on(device, images: np.ndarray, idx: np.ndarray) -> torch.Tensor:
 @torch.no_grad()
 def measure(model, ref_images: np.ndarray, tgt_images: np.ndarray, *, pairs: int,
             batch_size: int, seed: int, mean, std, device="cpu", naive: bool = False,
-            progress=None, variant: str = VARIANT, protocol: str = CLEAN_PROTOCOL) -> dict:
+            progress=None, variant: str = VARIANT, protocol: Protocol | None = None) -> dict:
     """Plasticity per (layer, component): mean, std, n, ci95; and per component over layers.
 
     Images are uint8 NHWC already resized and centre-cropped like the evaluation split.
     ``variant`` names the result; ``in_situ`` also changes what is computed. ``protocol``
-    picks the pairs: ``clean``, a seeded shuffle of each side (``pair_indices``); ``paper``, the
-    reference's order (``paper_pair_indices``).
+    picks the pairs (``Protocol.pair_indices``; the default protocol's when None).
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown plasticity variant {variant!r}; valid: {', '.join(VARIANTS)}")
     was_training = model.training
     model.eval()
-    if protocol == PAPER_PROTOCOL:
-        ri, ti = paper_pair_indices(len(ref_images), len(tgt_images), pairs, batch_size)
-    elif protocol == CLEAN_PROTOCOL:
-        ri, ti = pair_indices(len(ref_images), len(tgt_images), pairs, seed)
-    else:
-        raise ValueError(unknown_name_message("protocol", protocol, PROTOCOLS))
+    protocol = protocol or PROTOCOLS[DEFAULT_PROTOCOL]
+    ri, ti = protocol.pair_indices(len(ref_images), len(tgt_images), pairs, batch_size, seed)
     if variant == "in_situ":
         fn = pair_ratios_in_situ_naive if naive else pair_ratios_in_situ
     else:

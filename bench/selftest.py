@@ -39,6 +39,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS, default_first
 from bench.status import Status
 
 GOAL_IMAGES_PER_SECOND = 3000  # ViT-B/16, batch 512, full fine-tuning, bf16, one H200
@@ -141,7 +142,8 @@ def perf_part(device: str, scale: Scale, gpu: str | None) -> dict:
 
     flops = perf.train_flops_per_image(scale.model, scale.kwargs)
     res: dict = {"ok": True, "train_flops_per_image": flops, "peaks_tflops": perf.PEAK_TFLOPS}
-    for key, precision in (("clean", "auto"), ("paper", "fp32")):
+    for key in default_first():
+        precision = PROTOCOLS[key].precision("auto")
         r = perf.run_perf(scale.model, scale.batch, device, repeats=scale.repeats,
                           warmup=scale.warmup, strategies=("full",), model_kwargs=scale.kwargs,
                           precision=precision)
@@ -259,7 +261,7 @@ class _OomAbove:
 
 
 def _goal(summary: dict, scale: Scale) -> dict:
-    clean = summary["parts"]["perf"].get("clean") or {}
+    clean = summary["parts"]["perf"].get(DEFAULT_PROTOCOL) or {}
     measured = clean.get("images_per_second")
     applies = scale == GPU_SCALE and "H200" in (summary["gpu"] or "")
     return {"what": f"ViT-B/16 full fine-tuning, batch 512, bf16, one H200: at least "
@@ -279,7 +281,7 @@ def format_summary(summary: dict) -> str:
     elif "tests" in t:
         lines.append(f"  tests (pytest -m gpu): {t['passed']} passed, {t['failures']} failed, "
                      f"{t['errors']} errors, {t['skipped']} skipped")
-    for key in ("clean", "paper"):
+    for key in default_first():
         r = p["perf"].get(key)
         if r:
             mfu = f", MFU {r['mfu']:.1%} of {r['peak_tflops']:g} TFLOP/s" if r["mfu"] else ""

@@ -1,11 +1,19 @@
 """The statistics behind every claim of the leaderboard: intervals, exact tests, power.
 
-Everything here is deterministic (exact enumeration, closed forms; no random resampling), so
-the same records give the same page, and torch-free.
+Every test refuses NaN input with a ``ValueError`` (a NaN would otherwise compare as "not at
+least as extreme" everywhere and give p = 0). Everything here is deterministic (exact
+enumeration, closed forms; no random resampling), so the same records give the same page, and
+torch-free.
 
 - ``t_interval``: the 95% Student-t interval of a mean over seeds.
 - ``spearman_exact``: Spearman's rho with its exact two-sided permutation p-value (all n!
   orderings enumerated; 120 for the five block components).
+- ``mean_spearman_exact``: the mean rho over independent models, with the exact two-sided
+  p-value of its null (independent uniform permutations per model: the convolution of the
+  per-model permutation distributions, computed exactly, no sampling).
+- ``spearman_floor``, ``mean_spearman_floor``, ``sign_flip_floor``: the smallest p-value each
+  exact test can reach at all (the most extreme outcome of its design), so that a claim that
+  could never resolve says so instead of reading like weak evidence.
 - ``sign_flip_p``: the exact sign-flip test of a zero mean paired difference.
 - ``holm``: Holm's step-down adjustment of a family of p-values (family-wise error <= alpha).
 - ``pairs_needed``, ``rankings_needed``: how much data a normal-approximation power analysis
@@ -84,9 +92,19 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (b @ a) / np.sqrt((a @ a) * np.einsum("ij,ij->i", b, b))
 
 
+def _refuse_nan(*seqs: Iterable[float]) -> None:
+    for seq in seqs:
+        if any(_nan(float(v)) for v in seq):
+            raise ValueError(f"a statistical test got NaN in its input: {list(seq)}")
+
+
 def spearman_null(x: Sequence[float], y: Sequence[float]) -> tuple[float, np.ndarray]:
     """(rho, the rho of every one of the n! orderings of y against x); NaN and an empty
-    array when rho is undefined (under 2 points, no spread) or n > ``MAX_EXACT_N``."""
+    array when rho is undefined (under 2 points, no spread) or n > ``MAX_EXACT_N``.
+    ``ValueError`` on NaN input or on x and y of different lengths."""
+    _refuse_nan(x, y)
+    if len(x) != len(y):
+        raise ValueError(f"Spearman needs paired values: {len(x)} x against {len(y)} y")
     rx, ry = _ranks(x), _ranks(y)
     n = len(rx)
     if n < 2 or len(set(rx)) < 2 or len(set(ry)) < 2:
@@ -107,6 +125,72 @@ def spearman_exact(x: Sequence[float], y: Sequence[float]) -> tuple[float, float
     return rho, float(np.mean(np.abs(null) >= abs(rho) - _REL_TOL))
 
 
+_KEY_DECIMALS = 9  # sums of rhos that agree this far are one value of the null distribution
+
+
+def mean_spearman_exact(pairs_per_model: Iterable[tuple[Sequence[float], Sequence[float]]]
+                        ) -> tuple[float, float]:
+    """The mean Spearman rho over independent models and its exact two-sided p-value.
+
+    ``pairs_per_model``: one ``(x, y)`` per model, each a sequence over the same components
+    (e.g. plasticity and gain of the five block components). Under the null, each model's
+    y is an independent uniformly random ordering against its x, so the null distribution of
+    the mean rho is the convolution of the per-model exact permutation distributions
+    (``spearman_null``); it is computed exactly (the distinct values of the running sum, with
+    their probabilities), no sampling. p is two-sided, like ``spearman_exact``'s: the
+    probability under the null that |mean rho| is at least the observed |mean rho| (the sign
+    of the mean says which way the evidence goes). With one model it equals
+    ``spearman_exact``. NaN when a model's rho is undefined (no spread, under 2 points) or
+    its n exceeds ``MAX_EXACT_N``, or there is no model; ``ValueError`` on NaN input.
+    """
+    values, probs = np.zeros(1), np.ones(1)
+    rhos = []
+    for x, y in pairs_per_model:
+        rho, null = spearman_null(x, y)
+        if _nan(rho) or not len(null):
+            return math.nan, math.nan
+        rhos.append(rho)
+        values, probs = _convolve(values, probs, null)
+    if not rhos:
+        return math.nan, math.nan
+    m = len(rhos)
+    observed = abs(sum(rhos))
+    extreme = np.abs(values) >= observed - 10 * _REL_TOL * m  # > the keys' rounding
+    return float(np.mean(rhos)), float(min(1.0, probs[extreme].sum()))
+
+
+def _convolve(values: np.ndarray, probs: np.ndarray, null: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The distribution of ``S + R``: S takes ``values`` with ``probs``, R is uniform over
+    ``null`` (one model's permutation distribution), independent of S."""
+    r, counts = np.unique(np.round(null, _KEY_DECIMALS), return_counts=True)
+    sums = np.round(values[:, None] + r[None, :], _KEY_DECIMALS).ravel()
+    weights = (probs[:, None] * (counts / counts.sum())[None, :]).ravel()
+    keys, inverse = np.unique(sums, return_inverse=True)
+    return keys, np.bincount(inverse.ravel(), weights=weights)
+
+
+def spearman_floor(n_components: int) -> float:
+    """The smallest p ``spearman_exact`` can give for ``n_components`` untied values: only
+    the perfect and the perfectly reversed ordering reach |rho| = 1, so 2 / n!."""
+    return mean_spearman_floor(1, n_components)
+
+
+def mean_spearman_floor(n_models: int, n_components: int) -> float:
+    """The smallest p ``mean_spearman_exact`` can give for ``n_models`` models of
+    ``n_components`` untied components: |mean rho| = 1 only when every model's ordering is
+    perfect (or every one perfectly reversed), so 2 / (n!)^m (at most 1)."""
+    if n_models < 1 or n_components < 2:
+        return math.nan
+    return min(1.0, 2.0 / float(math.factorial(n_components)) ** n_models)
+
+
+def sign_flip_floor(n: int) -> float:
+    """The smallest p ``sign_flip_p`` can give for ``n`` nonzero differences: all of one
+    sign, 2 of the 2^n sign patterns as extreme, so 2 / 2^n (at most 1)."""
+    return math.nan if n < 1 else min(1.0, 2.0 / 2.0 ** n)
+
+
 def sign_flip_p(diffs: Iterable[float]) -> float:
     """Exact two-sided sign-flip permutation test of a zero mean paired difference.
 
@@ -114,6 +198,7 @@ def sign_flip_p(diffs: Iterable[float]) -> float:
     2^n sign patterns whose |mean| is at least the observed one.
     """
     d = np.asarray(list(diffs), dtype=np.float64)
+    _refuse_nan(d)
     n = len(d)
     if n == 0:
         return math.nan

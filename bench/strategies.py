@@ -332,6 +332,15 @@ def trainable_names(param_names: Iterable[str], strategy: str | Mapping,
     return [n for n in names if n in chosen]
 
 
+def trained_names(model) -> list[str]:
+    """The sorted timm names of the parameters that train (``requires_grad``), read from the
+    model once the strategy is applied: what the record's ``metrics.trained_params`` holds
+    (LoRA: its adapters' names, e.g. ``blocks.0.attn.qkv.parametrizations.weight.0.lora_A``).
+    Two jobs of one model with the same list trained the same parameters: the leaderboard
+    shows such strategies as one (aliases)."""
+    return sorted(n for n, p in model.named_parameters() if p.requires_grad)
+
+
 def apply_strategy(model, strategy: str | Mapping, context: Context | None = None) -> Applied:
     """Prepare the model, freeze every parameter the strategy does not name, return ``Applied``.
 

@@ -22,10 +22,9 @@ from typing import Any
 import yaml
 
 from bench import models
-from bench import protocol as protocols
 from bench.components import PAPER_VARIANT, PLASTICITY_VARIANTS
 from bench.datasets import DATASETS, dataset_key
-from bench.protocol import DEFAULT_PROTOCOL, PAPER_PROTOCOL, PROTOCOLS
+from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS
 from bench.registry import did_you_mean, unknown_name_message
 from bench.store import SUITE_NAME
 from bench.strategies import STRATEGIES
@@ -317,22 +316,14 @@ def check_recipe(ck: _Checker, recipe: Any, path: str, base: dict, partial=False
 
 def protocol_recipe(ck: _Checker, protocol: str | None, given: Any, path: str,
                     recipe: dict) -> dict:
-    """The recipe as ``protocol`` resolves it: the paper protocol fixes some keys (a suite
-    that sets another value is told so) and drops those it has no use for."""
-    if protocol != PAPER_PROTOCOL:
+    """The recipe as ``protocol`` resolves it: a protocol may fix some keys (a suite that sets
+    another value is told so) and drop those it has no use for (``Protocol.resolve_recipe``)."""
+    if protocol is None:  # already reported
         return recipe
-    given = given if isinstance(given, dict) else {}
-    for k, fixed in protocols.FIXED_RECIPE.items():
-        if k in given and given[k] not in (fixed, "auto"):
-            ck.add(_join(path, k), f"protocol paper runs with {k} {fixed} (the reference's); "
-                   f"got {given[k]!r}: remove it, or use protocol: clean")
-    for k in protocols.UNUSED_RECIPE:
-        if k in given:
-            ck.add(_join(path, k), "not used by protocol paper (each run seed has its own "
-                   "split, protocol.md); remove it, or use protocol: clean")
-    out = {k: v for k, v in recipe.items() if k not in protocols.UNUSED_RECIPE}
-    out.update(protocols.FIXED_RECIPE)
-    return out
+    p = PROTOCOLS[protocol]
+    for k, msg in p.recipe_problems(given if isinstance(given, dict) else {}):
+        ck.add(_join(path, k), msg)
+    return p.resolve_recipe(recipe)
 
 
 def _crop_scale(ck: _Checker, v: Any, p: str) -> list[float] | None:
@@ -758,7 +749,7 @@ def parse_suite(raw: Any, file: str, problems: list[str] | None = None,
     name, description = _name_and_description(ck, raw)
     model_cfgs, dataset_cfgs, strategy_cfgs, lrs, seeds = _grid(ck, raw)
     protocol = ck.choice(raw.get("protocol", DEFAULT_PROTOCOL), "protocol", "protocol",
-                         PROTOCOLS)
+                         PROTOCOLS.names())
     recipe = check_recipe(ck, raw.get("recipe", {}), "recipe", DEFAULT_RECIPE)
     recipe = protocol_recipe(ck, protocol, raw.get("recipe"), "recipe", recipe)
     plasticity = (check_plasticity(ck, raw["plasticity"], "plasticity")

@@ -68,6 +68,10 @@ def test_records_are_written_and_valid(ran):
     linear = [r for r in records if r["config"]["strategy"]["name"] == "linear"][0]
     full = [r for r in records if r["config"]["strategy"]["name"] == "full"][0]
     assert linear["metrics"]["trainable_params"] < full["metrics"]["trainable_params"]
+    # the names of what trained: the head alone for linear, every parameter for full
+    assert linear["metrics"]["trained_params"] == ["head.bias", "head.weight"]
+    assert "blocks.0.attn.qkv.weight" in full["metrics"]["trained_params"]
+    assert full["metrics"]["trained_params"] == sorted(full["metrics"]["trained_params"])
     # No temporary files or checkpoints are left behind.
     assert not list(results.rglob("*.tmp")) and not list(results.rglob("*.pt"))
 

@@ -33,6 +33,15 @@ def root(tmp_path_factory):
     return r
 
 
+def _paper_splits(entry: dict, root, size: int, seed: int, cache=None):
+    """A target as a paper-protocol job of run ``seed`` loads it."""
+    from bench.protocol import PROTOCOLS
+
+    paper = PROTOCOLS["paper"]
+    return data.load_target(paper, entry, root, paper.data_config({"input_size": size}), seed,
+                            {}, cache)
+
+
 # ---------------------------------------------------------------- the oracle (protocol.md)
 
 
@@ -203,7 +212,7 @@ def test_eval_images_are_torchvision_resize_center_crop(root, d):
     PIL image, pixel for pixel (a file dataset and an array dataset)."""
     from PIL import Image
 
-    s = data.load_paper_splits(_entry(d), root, 224, seed=0)
+    s = _paper_splits(_entry(d), root, 224, seed=0)
     want = paper_split_ids(root, d, 0)
     raw = datasets.DATASETS[d["name"]].load(root, _entry(d)["params"])
     for name, (x, _) in (("val", s.val), ("test", s.test)):
@@ -225,14 +234,14 @@ def test_training_images_are_kept_whole(root):
 
     from bench import protocol as protocols
 
-    s = data.load_paper_splits(_entry({"name": "pets"}), root, 224, seed=0)
+    s = _paper_splits(_entry({"name": "pets"}), root, 224, seed=0)
     ids = paper_split_ids(root, {"name": "pets"}, 0)["train"]
     side = protocols.TRAIN_STORE_SIDE
     assert s.train[0].shape == (len(ids), side, side, 3) and s.train_out_size == 224
     img = Image.open(root / ids[0]).convert("RGB")
     assert tuple(s.train_sizes[0]) == (img.height, img.width)
     assert np.array_equal(s.train[0][0], np.asarray(img.resize((side, side), Image.BILINEAR)))
-    c = data.load_paper_splits(_entry({"name": "cifar10"}), root, 224, seed=0)
+    c = _paper_splits(_entry({"name": "cifar10"}), root, 224, seed=0)
     assert c.train[0].shape[1:] == (32, 32, 3) and c.train_sizes is None
 
 
@@ -313,6 +322,6 @@ def test_prepare_writes_the_paper_entries_once_for_every_seed(root, tmp_path, ca
     assert out.count("paper train (whole)") == 1  # pets only: cifar10 trains from its arrays
     entries = sorted(p.name for p in (cache / "data").iterdir() if p.is_dir())
     for seed in (0, 42):
-        s = data.load_paper_splits(_entry({"name": "pets"}), root, 32, seed, cache=cache)
+        s = _paper_splits(_entry({"name": "pets"}), root, 32, seed, cache=cache)
         assert s.train_sizes is not None and s.val[0].shape[1:] == (32, 32, 3)
     assert sorted(p.name for p in (cache / "data").iterdir() if p.is_dir()) == entries

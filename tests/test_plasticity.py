@@ -83,8 +83,11 @@ def test_measure_summary_and_pairs(tiny_vit):
 
 
 def test_pairs_are_seeded():
-    a = plasticity.pair_indices(50, 40, 10, seed=3)
-    b = plasticity.pair_indices(50, 40, 10, seed=3)
-    c = plasticity.pair_indices(50, 40, 10, seed=4)
+    from bench.protocol import PROTOCOLS
+
+    pair_indices = PROTOCOLS["clean"].pair_indices
+    a = pair_indices(50, 40, 10, 64, seed=3)
+    b = pair_indices(50, 40, 10, 64, seed=3)
+    c = pair_indices(50, 40, 10, 64, seed=4)
     assert all((x == y).all() for x, y in zip(a, b))
     assert not (a[0] == c[0]).all()

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from bench import cli, store
+from bench.protocol import PROTOCOLS
 from bench.suite import SuiteError, load_suite, parse_suite
 from tests.conftest import TINY_KWARGS, tiny_suite_dict
 
@@ -119,13 +120,12 @@ def vit():
 def test_paper_layernorms_use_eps_1e_12(vit):
     import torch
 
-    from bench import models
 
     norms = [m for m in vit.modules() if isinstance(m, torch.nn.LayerNorm)]
     assert len(norms) == 2 * TINY_KWARGS["depth"] + 1  # norm1, norm2 per block + final norm
-    models.apply_protocol(vit, "clean")
+    PROTOCOLS["clean"].prepare_model(vit)
     assert {m.eps for m in norms} == {1e-6}
-    models.apply_protocol(vit, "paper")
+    PROTOCOLS["paper"].prepare_model(vit)
     assert {m.eps for m in norms} == {1e-12}
     x = torch.randn(3, 5, 16)
     assert torch.equal(norms[0](x), torch.nn.functional.layer_norm(
@@ -135,16 +135,15 @@ def test_paper_layernorms_use_eps_1e_12(vit):
 def test_paper_head_is_a_pytorch_default_linear(vit):
     import torch
 
-    from bench import models
 
     torch.manual_seed(7)
-    models.new_head(vit, 10, "paper")
+    PROTOCOLS["paper"].new_head(vit, 10)
     torch.manual_seed(7)
     oracle = torch.nn.Linear(16, 10)  # PyTorch's default initialisation
     assert type(vit.head) is torch.nn.Linear
     assert torch.equal(vit.head.weight, oracle.weight) and torch.equal(vit.head.bias, oracle.bias)
     torch.manual_seed(7)
-    models.new_head(vit, 10, "clean")  # timm's: truncated normal weights, zero bias
+    PROTOCOLS["clean"].new_head(vit, 10)  # timm's: truncated normal weights, zero bias
     assert not torch.equal(vit.head.weight, oracle.weight)
     assert torch.count_nonzero(vit.head.bias) == 0
 
@@ -152,11 +151,12 @@ def test_paper_head_is_a_pytorch_default_linear(vit):
 def test_paper_data_config_is_imagenet_resize_center_crop(vit):
     from bench import models
 
-    cfg = models.data_config(vit, "paper")
+    cfg = models.data_config(vit, PROTOCOLS["paper"])
     assert cfg["mean"] == [0.485, 0.456, 0.406] and cfg["std"] == [0.229, 0.224, 0.225]
     assert cfg["crop_pct"] == 1.0 and cfg["interpolation"] == "bilinear"
     assert cfg["input_size"] == 16
-    assert models.data_config(vit, "clean")["mean"] != cfg["mean"]
+    assert models.data_config(vit, PROTOCOLS["clean"])["mean"] != cfg["mean"]
+    assert models.data_config(vit, PROTOCOLS["clean"]) == models.data_config(vit)
 
 
 # ---------------------------------------------------------------- plasticity pairs
@@ -169,7 +169,7 @@ def test_paper_data_config_is_imagenet_resize_center_crop(vit):
     (40, 1_000, 96, 16),  # fewer reference images than pairs asked
 ])
 def test_paper_pairs_follow_the_reference_loaders(n_ref, n_tgt, pairs, batch):
-    from bench.plasticity import paper_pair_indices
+    paper_pair_indices = PROTOCOLS["paper"].pair_indices
 
     # The reference: two loaders, drop_last, the target one restarted when exhausted.
     ref_batches = [list(range(s, s + batch)) for s in range(0, n_ref - batch + 1, batch)]
@@ -178,15 +178,13 @@ def test_paper_pairs_follow_the_reference_loaders(n_ref, n_tgt, pairs, batch):
     for b in range(min(pairs // batch, len(ref_batches))):
         want_r += ref_batches[b]
         want_t += tgt_batches[b % len(tgt_batches)]
-    r, t = paper_pair_indices(n_ref, n_tgt, pairs, batch)
+    r, t = paper_pair_indices(n_ref, n_tgt, pairs, batch, seed=5)  # the seed plays no part
     assert r.tolist() == want_r and t.tolist() == want_t
 
 
 def test_paper_pairs_need_one_target_batch():
-    from bench.plasticity import paper_pair_indices
-
     with pytest.raises(ValueError, match="at least one batch of 64"):
-        paper_pair_indices(100, 63, 64, 64)
+        PROTOCOLS["paper"].pair_indices(100, 63, 64, 64, 0)
 
 
 def test_measure_uses_the_protocol_pairs(vit):
@@ -198,7 +196,7 @@ def test_measure_uses_the_protocol_pairs(vit):
     ref = rng.integers(0, 255, (40, 16, 16, 3), dtype=np.uint8)
     tgt = rng.integers(0, 255, (20, 16, 16, 3), dtype=np.uint8)
     kw = dict(pairs=32, batch_size=8, seed=0, mean=[0.5] * 3, std=[0.5] * 3)
-    got = plasticity.measure(vit, ref, tgt, protocol="paper", **kw)
+    got = plasticity.measure(vit, ref, tgt, protocol=PROTOCOLS["paper"], **kw)
     r = np.arange(32)
     t = (r // 8 % 2) * 8 + r % 8
     norm = [torch.from_numpy(a).permute(0, 3, 1, 2).float().div(255).sub(0.5).div(0.5)
@@ -291,3 +289,79 @@ def test_paper_batches_drop_the_incomplete_last_batch_of_each_epoch():
     assert len(set(seen[0] + seen[1] + seen[2][:2])) == 10  # the third batch spans two epochs
     with pytest.raises(ValueError, match="no batch is ever complete"):
         Sampler(3, torch.Generator(), drop_last=True).next(4)
+
+
+# ---------------------------------------------------------------- the registry
+
+
+def test_unknown_protocol_name_says_what_exists():
+    from bench.registry import UnknownName
+
+    with pytest.raises(UnknownName, match=r"unknown protocol 'clen' \(did you mean 'clean'\?\); "
+                                          "valid: paper, clean"):
+        PROTOCOLS["clen"]
+
+
+def test_no_protocol_name_is_compared_outside_bench_protocol():
+    """Every behaviour that differs between protocols is an attribute or method of the
+    protocol object: no module of bench switches on a protocol's name."""
+    import re
+
+    bench = Path(__file__).resolve().parent.parent / "bench"
+    names = "|".join(PROTOCOLS.names())
+    branch = re.compile(rf"""(==|!=|\bin\b|\bis\b)\s*\(?\s*["']({names})["']"""
+                        rf"""|["']({names})["']\s*(==|!=)|\b(PAPER|CLEAN)_PROTOCOL\b""")
+    hits = [f"{p.name}:{i}: {line.strip()}" for p in sorted(bench.glob("*.py"))
+            if p.name != "protocol.py"
+            for i, line in enumerate(p.read_text().splitlines(), 1) if branch.search(line)]
+    assert not hits, "\n".join(hits)
+
+
+def test_a_new_protocol_is_one_class_and_one_registration(monkeypatch):
+    """A third protocol (the clean one in fp32, without TF32) registered once: suites name it,
+    its recipe is resolved by it, its jobs get their own ids, and it refuses another
+    precision with the registry's wording."""
+    from bench import protocol as protocols
+    from bench.registry import Registry
+
+    class CleanFp32(protocols.Protocol):
+        name = "clean_fp32"
+        tf32 = False
+        fixed_recipe = {"precision": ("fp32", ("fp32", "auto"))}
+        fixed_why = "exact arithmetic"
+
+    registry: Registry = Registry("protocol")
+    for n, p in PROTOCOLS.items():
+        registry.register(n, p)
+    registry.register(CleanFp32.name, CleanFp32())
+    monkeypatch.setattr(protocols, "PROTOCOLS", registry)
+    from bench import suite as suite_mod
+
+    monkeypatch.setattr(suite_mod, "PROTOCOLS", registry)
+    jobs = _jobs(protocol="clean_fp32")
+    assert {j.config["protocol"] for j in jobs} == {"clean_fp32"}
+    assert {j.config["recipe"]["precision"] for j in jobs} == {"fp32"}
+    assert {j.config["recipe"]["split_seed"] for j in jobs} == {0}
+    assert not {j.job_id for j in jobs} & {j.job_id for j in _jobs()}
+    d = tiny_suite_dict(protocol="clean_fp32")
+    d["recipe"]["precision"] = "bf16"
+    with pytest.raises(SuiteError, match="recipe.precision: protocol clean_fp32 runs with "
+                                         "precision fp32 \\(exact arithmetic\\)"):
+        parse_suite(d, "t.yaml")
+
+
+def test_protocol_facts_are_protocol_md():
+    """The `paper` bullets of protocol.md, and `clean` keeping the model's own settings."""
+    paper, clean = PROTOCOLS["paper"], PROTOCOLS["clean"]
+    assert paper.layer_norm_eps == 1e-12 and clean.layer_norm_eps is None
+    assert (paper.tf32, paper.drop_last, clean.tf32, clean.drop_last) == (False, True, True, False)
+    assert paper.precision("auto") == "fp32" and clean.precision("auto") == "auto"
+    assert paper.split_seed(42, {}) == 42 and clean.split_seed(42, {"split_seed": 3}) == 3
+    assert paper.whole_train_images and not clean.whole_train_images
+    model_cfg = {"input_size": 16, "mean": [0.5] * 3, "std": [0.5] * 3, "crop_pct": 0.9,
+                 "interpolation": "bicubic"}
+    assert clean.data_config(model_cfg) == model_cfg
+    assert paper.data_config(model_cfg) == {
+        "input_size": 16, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+        "crop_pct": 1.0, "interpolation": "bilinear"}
+    assert paper.reproduces_paper and not clean.reproduces_paper

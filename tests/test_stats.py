@@ -84,3 +84,55 @@ def test_sign_flip_matches_enumeration():
             for signs in itertools.product((-1, 1), repeat=len(d))]
     assert stats.sign_flip_p(d) == pytest.approx(np.mean([v >= abs(sum(d)) - 1e-12
                                                            for v in sums]))
+
+
+def _mean_rho_oracle(pairs) -> tuple[float, float]:
+    """Every combination of one ordering per model, scipy's Spearman for each: the share of
+    combinations whose |mean rho| is at least the observed one (two-sided)."""
+    observed = np.mean([spearmanr(x, y).statistic for x, y in pairs])
+    per_model = [[spearmanr(x, list(p)).statistic for p in itertools.permutations(y)]
+                 for x, y in pairs]
+    means = [np.mean(c) for c in itertools.product(*per_model)]
+    return observed, float(np.mean([abs(m) >= abs(observed) - 1e-12 for m in means]))
+
+
+@pytest.mark.parametrize("pairs", [
+    [([1, 2, 3, 4], [1, 2, 3, 4]), ([1, 2, 3, 4], [2, 1, 3, 4])],
+    [([1, 2, 3, 4], [4, 3, 1, 2]), ([4, 1, 3, 2], [1, 2, 3, 4]), ([1, 2, 3, 4], [1, 3, 2, 4])],
+    [([1.0, 1.0, 2.0, 3.0], [3, 1, 2, 4]), ([0.1, 0.5, 0.2, 0.9], [1, 2, 3, 4])],  # ties
+    [([1, 2, 3], [3, 2, 1]), ([1, 2, 3], [1, 2, 3])],  # opposite signs cancel: p = 1
+])
+def test_mean_spearman_exact_matches_enumeration_with_scipy(pairs):
+    rho, p = stats.mean_spearman_exact(pairs)
+    want_rho, want_p = _mean_rho_oracle(pairs)
+    assert rho == pytest.approx(want_rho)
+    assert p == pytest.approx(want_p)
+
+
+def test_mean_spearman_exact_with_one_model_is_spearman_exact():
+    x, y = [0.3, 0.1, 0.2, 0.9, 0.5], [5, 4, 3, 2, 1]
+    assert stats.mean_spearman_exact([(x, y)]) == pytest.approx(stats.spearman_exact(x, y))
+
+
+def test_floors_by_hand_and_reached_by_the_most_extreme_outcome():
+    assert stats.spearman_floor(5) == pytest.approx(2 / 120)
+    assert stats.mean_spearman_floor(3, 5) == pytest.approx(2 / 120 ** 3)
+    assert stats.mean_spearman_floor(4, 2) == pytest.approx(2 / 2 ** 4)
+    assert stats.sign_flip_floor(3) == pytest.approx(0.25)
+    assert stats.sign_flip_floor(1) == 1.0
+    perfect = [([1, 2, 3, 4, 5], [1, 2, 3, 4, 5])] * 2
+    assert stats.mean_spearman_exact(perfect)[1] == pytest.approx(stats.mean_spearman_floor(2, 5))
+    assert stats.sign_flip_p([-0.3, -0.2, -0.4]) == pytest.approx(stats.sign_flip_floor(3))
+    # Not at the floor: one model's ordering is off by one swap.
+    off = [([1, 2, 3, 4, 5], [1, 2, 3, 4, 5]), ([1, 2, 3, 4, 5], [2, 1, 3, 4, 5])]
+    assert stats.mean_spearman_exact(off)[1] > stats.mean_spearman_floor(2, 5)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: stats.spearman_exact([1, 2, math.nan], [1, 2, 3]),
+    lambda: stats.mean_spearman_exact([([1, 2, 3], [1, 2, 3]), ([1, 2, 3], [1, math.nan, 3])]),
+    lambda: stats.sign_flip_p([0.1, math.nan, 0.2]),
+])
+def test_tests_refuse_nan(call):
+    with pytest.raises(ValueError, match="NaN"):
+        call()

@@ -340,3 +340,24 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, name):
     train.finetune(m, dd, dd, None, recipe=recipe, lr=0.1, seed=0, checkpoint=ck, hook=a.hook)
     for (n, p), q in zip(whole.state_dict().items(), m.state_dict().values()):
         assert torch.equal(p, q), n
+
+
+def test_trained_names_are_the_sorted_requires_grad_names(tiny_vit):
+    import copy
+
+    topk = copy.deepcopy(tiny_vit)
+    strategies.apply_strategy(tiny_vit, "ln")
+    ln = strategies.trained_names(tiny_vit)
+    assert ln == sorted(n for n in ln) and ln == sorted(
+        n for n, _ in tiny_vit.named_parameters()
+        if re.search(rf"^blocks\.\d+\.norm[12]\.|{HEAD_AND_NORM}", n))
+    # plasticity_topk(k=2) with ln1 and ln2 the most plastic trains exactly ln's set
+    plastic = {"components": {c: {"mean": 5.0 if c.startswith("ln") else 1.0}
+                              for c in CRAFTED}}
+    strategies.apply_strategy(topk, {"name": "plasticity_topk", "params": {"k": 2}},
+                              strategies.Context(plasticity=plastic))
+    assert strategies.trained_names(topk) == ln
+    lora = copy.deepcopy(topk)
+    strategies.apply_strategy(lora, "lora")
+    names = strategies.trained_names(lora)
+    assert any(n.endswith("lora_A") for n in names) and "blocks.0.attn.qkv.weight" not in names
