@@ -35,6 +35,11 @@ periodic checkpoint (``<results>/.checkpoints/<job_id>.pt``, recipe key
 ``checkpoint_every``). A requeue keeps the SLURM id, so the ledger stays right. submitit's
 logs and pickles go to ``<results>/.submitit/<suite>/`` (hidden: record readers skip it).
 
+Resources per job: a job's torch uses the task's ``cpus_per_task`` threads (``bench.cpus``);
+``gpus_per_node`` above 1 runs it data parallel, one task (rank) per GPU on one node
+(``tasks_per_node``, ``bench.parallel``): rank 0 claims and records, the others train with it.
+``jobs_per_task`` runs several short jobs one after another in one array task (``SlurmJobs``).
+
 Status needs no SLURM accounting: it reads the records, the claims and ``squeue``.
 """
 
