@@ -22,6 +22,11 @@ in ``SLURM_PROCID``, ``SLURM_NTASKS`` and ``SLURM_LOCALID`` (``from_slurm``); on
 the rendezvous is on 127.0.0.1 at a port derived from the job id. ``init`` takes any
 rendezvous (tests use a file). The backend is nccl on GPUs, gloo on CPUs. ``bench run``
 does not start ranks: several GPUs per job is a SLURM-path feature.
+
+Failures: a rank whose job fails leaves the others waiting in their next collective; they
+fail too (at once when its process exits under gloo, after ``TIMEOUT_S`` under nccl), and
+rank 0 records the job as failed with that error. The failing rank's own reason is in its
+SLURM log (``<log_dir>/<suite>/<slurm id>_<rank>_log.out``).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import datetime as dt
 import os
 from dataclasses import dataclass
 
-TIMEOUT_S = 1800  # a rank waits this long in a collective for the others before failing
+TIMEOUT_S = 600  # a rank waits this long in a collective for the others before failing
 PORT_BASE, PORT_SPAN = 20000, 20000  # rendezvous port: PORT_BASE + SLURM job id % PORT_SPAN
 
 
@@ -129,13 +134,3 @@ def from_main(obj):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
-
-
-def same_tensors(tensors: list) -> None:
-    """Make ``tensors`` rank 0's on every rank, in place."""
-    import torch.distributed as dist
-
-    if current().size == 1:
-        return
-    for t in tensors:
-        dist.broadcast(t, src=0)
