@@ -26,6 +26,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# The user's OMP_NUM_THREADS ("" when unset), kept by ``use`` before it sets its own, so that
+# later decisions in this process and its children still read what the user asked.
+ASKED_VAR = "BENCH_ASKED_OMP_NUM_THREADS"
 
 
 def _positive_int(text: str | None) -> int | None:
@@ -73,7 +76,7 @@ def decide(workers: int = 1, env: Mapping[str, str] | None = None,
     workers = max(1, workers)
     cpus, source = budget(env, affinity)
     share = max(1, cpus // workers)
-    asked = _positive_int(env.get("OMP_NUM_THREADS"))
+    asked = _positive_int(env.get(ASKED_VAR, env.get("OMP_NUM_THREADS")))
     if asked is None or asked == share:
         return Threads(share, cpus, workers, source)
     if asked < share:
@@ -88,6 +91,7 @@ def use(count: int) -> None:
     """Run this process's compute on ``count`` threads: torch's intra-op threads, the BLAS
     libraries already loaded (threadpoolctl), and ``OMP_NUM_THREADS`` (MKL's, OpenBLAS's)
     for what it starts or loads later."""
+    os.environ.setdefault(ASKED_VAR, os.environ.get("OMP_NUM_THREADS", ""))
     for var in THREAD_VARS:
         os.environ[var] = str(count)
     import torch

@@ -51,6 +51,15 @@ def test_omp_num_threads_may_ask_fewer_never_more():
         assert decide(2, 8, OMP_NUM_THREADS=junk) == cpus.Threads(4, 8, 2, "CPU affinity mask")
 
 
+def test_what_use_set_is_not_read_as_asked():
+    # bench run set OMP_NUM_THREADS=8 for its own libraries; the user had asked nothing.
+    env = {"OMP_NUM_THREADS": "8", cpus.ASKED_VAR: ""}
+    assert cpus.decide(2, env=env, affinity=lambda: 8) == cpus.Threads(4, 8, 2,
+                                                                       "CPU affinity mask")
+    env = {"OMP_NUM_THREADS": "1", cpus.ASKED_VAR: "2"}  # the user asked 2
+    assert cpus.decide(1, env=env, affinity=lambda: 8).count == 2
+
+
 def test_torchrun_ranks_share_the_node():
     assert decide(1, 16, LOCAL_WORLD_SIZE=4).count == 4
     # In a SLURM task the allocation is already per rank.
@@ -64,7 +73,8 @@ def test_the_real_affinity_mask_is_read():
 
 def _in_subprocess(code: str, **env) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items()
-             if k not in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK", "LOCAL_WORLD_SIZE")}
+             if k not in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK", "LOCAL_WORLD_SIZE",
+                          cpus.ASKED_VAR)}
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**clean, **env}, cwd=ROOT, timeout=120, check=True)
 
@@ -88,7 +98,8 @@ def test_bench_run_workers_get_their_share_and_a_warning(write_suite, tmp_path, 
     out = subprocess.run(
         [sys.executable, "-m", "bench.cli", "run", suite, "--results", str(results),
          "--cache", str(cache_dir), "-q", "--jobs", "2"], capture_output=True, text=True,
-        env={**os.environ, "SLURM_CPUS_PER_TASK": "2", "OMP_NUM_THREADS": "2"}, cwd=ROOT,
+        env={**{k: v for k, v in os.environ.items() if k != cpus.ASKED_VAR},
+             "SLURM_CPUS_PER_TASK": "2", "OMP_NUM_THREADS": "2"}, cwd=ROOT,
         timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stderr.count("OMP_NUM_THREADS=2 would oversubscribe") == 1
