@@ -120,7 +120,7 @@ def pretrain(model_cfg: dict, path: Path, device: str, progress: bool = False) -
     import timm
     import torch
 
-    from bench import models, train
+    from bench import models, parallel, train
 
     spec = model_cfg["weights"]
     torch.manual_seed(spec["seed"])
@@ -150,8 +150,10 @@ def pretrain(model_cfg: dict, path: Path, device: str, progress: bool = False) -
     if torch.device(device).type == "cpu":
         torch.set_num_threads(1)
     try:
+        # One process, even in a data-parallel job: the others wait for the cache's lock.
         res = train.finetune(model, dd, dd, None, recipe=recipe, lr=spec["lr"],
-                             seed=spec["seed"], progress=bar.update if bar else None, log=log)
+                             seed=spec["seed"], progress=bar.update if bar else None, log=log,
+                             world=parallel.SINGLE)
     finally:
         torch.set_num_threads(threads)
     if bar:

@@ -100,12 +100,13 @@ def from_slurm(env: dict | None = None) -> World:
                 f"tcp://127.0.0.1:{port}")
 
 
-def wrap(model):
-    """``model`` in DistributedDataParallel when there are several ranks, else itself. Its
-    parameters are rank 0's from here on (DDP broadcasts them)."""
+def wrap(model, world: World | None = None):
+    """``model`` in DistributedDataParallel when there are several ranks (``world``, default
+    ``current()``), else itself. Its parameters are rank 0's from here on (DDP broadcasts
+    them)."""
     import torch
 
-    world = current()
+    world = current() if world is None else world
     if world.size == 1 or not any(p.requires_grad for p in model.parameters()):
         return model
     cuda = next(model.parameters()).is_cuda
@@ -113,11 +114,11 @@ def wrap(model):
         model, device_ids=[world.local_rank] if cuda else None, broadcast_buffers=False)
 
 
-def mean(t):
-    """The mean of a scalar tensor over the ranks (itself on one)."""
+def mean(t, world: World | None = None):
+    """The mean of a scalar tensor over the ranks of ``world`` (default ``current()``)."""
     import torch.distributed as dist
 
-    world = current()
+    world = current() if world is None else world
     if world.size == 1:
         return t
     t = t.detach().clone()

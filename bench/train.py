@@ -394,19 +394,21 @@ class _Best:
 def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None, *,
              recipe: dict, lr: float, seed: int, checkpoint: Path | None = None,
              progress: Callable[[int], None] | None = None, hook=None, log=None,
-             drop_last: bool = False) -> Result:
+             drop_last: bool = False, world: parallel.World | None = None) -> Result:
     """Train the parameters that require grad; return curves and the best state's test acc.
 
     ``hook`` (e.g. ``AutoRGN``) gets ``start(...)`` once and ``before_step(step)`` each step;
     with a hook every tensor has its own optimizer group, whose ``lr_scale`` it may set.
     ``log`` (a logger; default ``bench.train``) gets a line every ``log_every`` steps and one
-    per evaluation. ``drop_last``: batches never span two epochs (``Sampler``).
+    per evaluation. ``drop_last``: batches never span two epochs (``Sampler``). ``world``:
+    the ranks training together (``bench.parallel``; default: this process's group, if any).
     """
     log = log or logging.getLogger("bench.train")
     steps, batch = recipe["steps"], recipe["batch_size"]
     micro = math.ceil(batch / recipe["grad_accum"])
     params = [p for p in model.parameters() if p.requires_grad]
-    world, net = parallel.current(), parallel.wrap(model)  # net: DDP over the ranks, or model
+    world = parallel.current() if world is None else world
+    net = parallel.wrap(model, world)  # DDP over the ranks, or the model itself
     if batch < world.size:
         raise ValueError(f"a batch of {batch} cannot be split over {world.size} ranks")
     opt = make_optimizer(params, recipe, lr, per_tensor=hook is not None)
@@ -435,7 +437,7 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
                                part=part)
         loss_sum, micro = accumulate_gradients(net, params, x, y, micro, recipe["precision"],
                                                weight=len(y) * world.size / batch)
-        loss_value = float(parallel.mean(loss_sum))  # the global batch's, on every rank
+        loss_value = float(parallel.mean(loss_sum, world))  # the global batch's, every rank
         if not math.isfinite(loss_value):
             raise Diverged(f"loss is {loss_value} at step {step} (lr {lr:g})")
         grad_norm = _clip(params, recipe["clip_grad"])
