@@ -72,17 +72,18 @@ def current() -> World:
 
 
 def init(rank: int, size: int, local_rank: int, init_method: str,
-         timeout_s: float = TIMEOUT_S) -> World:
-    """Join the job's process group (nccl on GPUs, each rank on its local GPU; gloo else)."""
+         timeout_s: float = TIMEOUT_S, backend: str | None = None) -> World:
+    """Join the job's process group: nccl when there is a GPU (each rank on its local GPU),
+    else gloo, or the ``backend`` given."""
     import torch
     import torch.distributed as dist
 
     os.environ["LOCAL_RANK"] = str(local_rank)
-    cuda = torch.cuda.is_available()
-    if cuda:
+    backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+    if backend == "nccl":
         torch.cuda.set_device(local_rank)
-    dist.init_process_group("nccl" if cuda else "gloo", init_method=init_method, rank=rank,
-                            world_size=size, timeout=dt.timedelta(seconds=timeout_s))
+    dist.init_process_group(backend, init_method=init_method, rank=rank, world_size=size,
+                            timeout=dt.timedelta(seconds=timeout_s))
     return current()
 
 

@@ -26,11 +26,11 @@ def _model():
                              **TINY_KWARGS)
 
 
-def _data():
+def _data(device="cpu"):
     g = torch.Generator().manual_seed(1)
     x = torch.randint(0, 256, (40, 16, 16, 3), dtype=torch.uint8, generator=g).numpy()
     y = torch.randint(0, 5, (40,), generator=g).numpy()
-    return train.DeviceData(x, y, (0.5,) * 3, (0.25,) * 3, "cpu")
+    return train.DeviceData(x, y, (0.5,) * 3, (0.25,) * 3, device)
 
 
 def _first_batch(data, part=None):
@@ -59,11 +59,13 @@ def test_a_rank_part_is_the_same_images_augmented_alike():
         torch.testing.assert_close(torch.cat([p[0] for p in pieces]), x, rtol=0, atol=1e-6)
 
 
-def _rank(rank: int, size: int, rendezvous: str, out: str) -> None:
+def _rank(rank: int, size: int, rendezvous: str, out: str, device: str = "cpu") -> None:
     torch.set_num_threads(1)
-    world = parallel.init(rank, size, 0, rendezvous, timeout_s=120)
-    data = _data()
-    model = _model()
+    gpu = device == "cuda"
+    world = parallel.init(rank, size, rank if gpu else 0, rendezvous, timeout_s=120,
+                          backend="nccl" if gpu else "gloo")
+    data = _data(device)
+    model = _model().to(device)
     net = parallel.wrap(model)
     params = [p for p in model.parameters() if p.requires_grad]
     x, y = _first_batch(data, world.part(RECIPE["batch_size"]))
@@ -74,34 +76,47 @@ def _rank(rank: int, size: int, rendezvous: str, out: str) -> None:
     loss = float(parallel.mean(loss))
     for p in params:
         p.grad = None
-    model = _model()  # fresh, then three steps of the recipe
+    model = _model().to(device)  # fresh, then three steps of the recipe
     train.finetune(model, data, data, None, recipe=RECIPE, lr=0.1, seed=7)
-    torch.save({"grads": grads, "loss": loss, "state": model.state_dict()},
+    torch.save({"grads": {n: g.cpu() for n, g in grads.items()}, "loss": loss,
+                "state": {n: t.cpu() for n, t in model.state_dict().items()}},
                Path(out) / f"rank{rank}.pt")
     torch.distributed.destroy_process_group()
 
 
-def test_two_gloo_ranks_give_one_process_gradients_and_weights(tmp_path):
-    torch.multiprocessing.spawn(_rank, args=(2, f"file://{tmp_path}/rdzv", str(tmp_path)),
-                                nprocs=2, join=True)
+def _two_ranks_like_one_process(tmp_path, device: str) -> None:
+    torch.multiprocessing.spawn(
+        _rank, args=(2, f"file://{tmp_path}/rdzv", str(tmp_path), device), nprocs=2, join=True)
     got = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     # Oracle: one process, the whole global batch, plain autograd on the mean loss.
-    data = _data()
-    model = _model()
+    data = _data(device)
+    model = _model().to(device)
     x, y = _first_batch(data)
     loss = torch.nn.functional.cross_entropy(model(x), y)
     loss.backward()
     for r in range(2):
         assert got[r]["loss"] == pytest.approx(float(loss.detach()), rel=1e-5)
         for n, p in model.named_parameters():
-            torch.testing.assert_close(got[r]["grads"][n], p.grad, rtol=1e-4, atol=1e-6)
-    single = _model()
+            torch.testing.assert_close(got[r]["grads"][n], p.grad.cpu(), rtol=1e-4, atol=1e-6)
+    single = _model().to(device)
     train.finetune(single, data, data, None, recipe=RECIPE, lr=0.1, seed=7)
-    want = single.state_dict()
+    want = {n: t.cpu() for n, t in single.state_dict().items()}
     for n, t in want.items():
         assert torch.equal(got[0]["state"][n], got[1]["state"][n]), n  # ranks identical
         torch.testing.assert_close(got[0]["state"][n], t, rtol=1e-4, atol=1e-6)
     assert any(not torch.equal(t, _model().state_dict()[n]) for n, t in want.items())
+
+
+def test_two_gloo_ranks_give_one_process_gradients_and_weights(tmp_path):
+    _two_ranks_like_one_process(tmp_path, "cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
+def test_two_nccl_ranks_give_one_process_gradients_and_weights(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # fp32 convolutions
+    monkeypatch.setenv("NVIDIA_TF32_OVERRIDE", "0")  # the spawned ranks too
+    _two_ranks_like_one_process(tmp_path, "cuda")
 
 
 def test_one_rank_per_gpu_in_profiles():
