@@ -503,6 +503,9 @@ class SlurmJob(submitit.helpers.Checkpointable):
     submitit calls ``checkpoint`` and requeues the same call; the requeued run takes over the
     claim of its own earlier run (same SLURM task id) and resumes from the job's training
     checkpoint, so nothing else needs saving here.
+
+    In a job of several tasks (ranks, ``bench.parallel``), rank 0 alone claims; it tells the
+    others whether to run the job with it, wait with it (held), or skip it (run elsewhere).
     """
 
     def __init__(self, suite: str, job_id: str, fn: Callable[..., dict] | None = None,
