@@ -39,6 +39,7 @@ from bench.components import (
 from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS
 from bench.status import Status
 from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE, STRATEGIES
+from bench.suite import overrides_text
 
 # One (model, dataset) measured within one suite under one protocol: nothing is ever scored
 # across protocols.
@@ -191,10 +192,14 @@ def split_current(records: Iterable[Mapping], plans: Mapping[str, Collection[str
 
 
 def stale_table(stale: Iterable[Mapping]) -> pd.DataFrame:
-    """The stale records: counted and named, never scored."""
-    runs = runs_table(stale)
-    return runs[STALE_COLUMNS].sort_values(["suite", "job_id"], kind="mergesort").reset_index(
-        drop=True)
+    """The stale records: counted and named, never scored; ``made_with``: the ``--set``
+    overrides a record was made with ("" for none: the suite file changed since)."""
+    stale = list(stale)
+    runs = runs_table(stale)[STALE_COLUMNS].copy()
+    made = {(r["suite"], r["job_id"]): overrides_text(r["config"].get("overrides") or [])
+            for r in stale}
+    runs["made_with"] = [made[k] for k in zip(runs["suite"], runs["job_id"])]
+    return runs.sort_values(["suite", "job_id"], kind="mergesort").reset_index(drop=True)
 
 
 def plasticity_of(record: Mapping, variant: str = PAPER_VARIANT) -> Mapping | None:

@@ -28,10 +28,10 @@ import sys
 from pathlib import Path
 
 from bench import logs
-from bench.formats import UnreadableImages
+from bench.formats import ChecksumMismatch, UnreadableFile, UnreadableImages
 from bench.status import RECORDED, UNSUCCESSFUL, Status
 from bench.strategies import BASELINE, PAPER_BASELINE
-from bench.suite import ONLY_FIELDS, SuiteError, format_lr, load_suite
+from bench.suite import ONLY_FIELDS, SuiteError, format_lr, load_suite, overrides_text
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, what `head` expects of a writer
@@ -63,8 +63,25 @@ def cmd_validate(args) -> int:
     if problems:
         raise SuiteError(problems)
     for p in args.suites:
-        print(f"{p}: ok ({len(load_suite(p).jobs)} jobs)")
+        suite = load_suite(p)
+        _print_notes(suite)
+        print(f"{p}: ok ({len(suite.jobs)} jobs)")
     return 0
+
+
+def _print_notes(suite) -> None:
+    """What the user should know about the suite's target datasets (``DatasetSpec.notes``),
+    on stderr: e.g. a class of a folder dataset too small to be in both parts of a cut."""
+    from bench.datasets import DATASETS
+
+    seen = set()
+    for j in suite.jobs:  # the targets: a reference is not cut
+        d = j.config["dataset"]
+        if DATASETS[d["name"]].notes is None or d["key"] in seen:
+            continue
+        seen.add(d["key"])
+        for note in DATASETS[d["name"]].notes(d["params"]):
+            print(f"warning: {note}", file=sys.stderr)
 
 
 def cmd_plan(args) -> int:
@@ -75,6 +92,7 @@ def cmd_plan(args) -> int:
     from bench.runner import job_table
 
     suite = _load(args)
+    _print_notes(suite)
     table = job_table(suite, _results(args))
     counts = Counter(s for _, s in table)
     reasons = _failure_reasons(_results(args), suite.name)
@@ -156,9 +174,11 @@ def cmd_prepare(args) -> int:
                      " ".join(f"{k}={n}" for k, n in r["counts"].items()), r["checksum"],
                      "decoded" if r["fresh"] else "cached", r["cache_dir"]) for r in rows],
                    headers=["dataset", "kind", "size", "images", "checksum", "now", "cache"]))
-    fresh = sum(r["fresh"] for r in rows)
-    print(f"\n{suite.name}: {len(rows)} data cache entries ({fresh} decoded now, "
-          f"{len(rows) - fresh} already there) under {cache / 'data'}")
+    fresh = [r for r in rows if r["fresh"]]
+    decoded = sum(n for r in fresh for n in r["counts"].values())
+    print(f"\n{suite.name}: {len(rows)} data cache entries: {len(fresh)} decoded now "
+          f"({decoded:,} images), {len(rows) - len(fresh)} already there; under "
+          f"{cache / 'data'}")
     for m in model_cfgs.values():
         print(f"  {m['label']}: {_weights_note(m, cache)}")
     return 0
@@ -275,6 +295,7 @@ def cmd_run(args) -> int:
     from bench.runner import run_suite
 
     suite = _load(args)
+    _print_notes(suite)
     _check_run_args(args)
     _check_inputs(suite, args.cache)
     problem = args.tensorboard and logs.check_tensorboard()
@@ -336,26 +357,55 @@ def stale_records(suite, results: Path) -> list[str]:
 
 
 def _print_stale(args, file=None) -> None:
-    """The stale records of the command's suite: against its whole plan (with ``--set``,
-    never narrowed by ``--only``)."""
-    suite = load_suite(args.suite, getattr(args, "set", None) or ())
+    """The stale records of the command's suite: exactly what ``bench prune SUITE`` would
+    move, those not in the suite file's own plan (``--set`` and ``--only`` change what runs,
+    not what prune keeps); the ones made with ``--set`` are said to be."""
+    from bench import store
+
+    suite = load_suite(args.suite)
     results = _results(args)
     stale = stale_records(suite, results)
-    if stale:
-        print(f"{suite.name}: {len(stale)} stale records (not in this plan; never scored; "
-              f"`bench prune {args.suite}` moves them into "
-              f"{results / suite.name / '_stale'}): {', '.join(stale)}", file=file)
+    if not stale:
+        return
+    print(f"{suite.name}: {len(stale)} stale records (not in the plan of {args.suite} as the "
+          f"file says, so never scored; `bench prune {args.suite}` moves them into "
+          f"{results / suite.name / store.STALE_DIR}, `--dry-run` lists the files): "
+          f"{', '.join(stale)}", file=file)
+    made = _made_with(results, suite.name, set(stale))
+    for how, ids in sorted(made.items()):
+        print(f"  {len(ids)} of them made with {how}: {', '.join(sorted(ids))}", file=file)
+
+
+def _made_with(results: Path, suite: str, ids: set[str]) -> dict[str, list[str]]:
+    """``--set`` texts -> the job ids among ``ids`` whose record was made with them."""
+    from bench import store
+
+    out: dict[str, list[str]] = {}
+    for r in store.load_records(results, suite)[0]:
+        overrides = r["config"].get("overrides")
+        if r["job_id"] in ids and overrides:
+            out.setdefault(overrides_text(overrides), []).append(r["job_id"])
+    return out
 
 
 def cmd_prune(args) -> int:
     from bench import store
 
     suite = load_suite(args.suite)
-    moved = store.prune(_results(args), suite.name, {j.job_id for j in suite.jobs})
+    keep = {j.job_id for j in suite.jobs}
+    where = _results(args) / suite.name / store.STALE_DIR
+    if args.dry_run:
+        files = store.prunable(_results(args), suite.name, keep)
+        for src in files:
+            print(f"would move {src} -> {where}/")
+        print(f"{suite.name}: {sum(p.suffix == '.json' for p in files)} stale records would "
+              f"be moved into {where} (--dry-run: nothing moved)")
+        return 0
+    moved = store.prune(_results(args), suite.name, keep)
     for src, dst in moved:
         print(f"moved {src} -> {dst}")
-    print(f"{suite.name}: {len(moved)} stale records moved into "
-          f"{_results(args) / suite.name / store.STALE_DIR} (nothing deleted)")
+    print(f"{suite.name}: {sum(src.suffix == '.json' for src, _ in moved)} stale records "
+          f"moved into {where} (nothing deleted)")
     return 0
 
 
@@ -464,13 +514,12 @@ def cmd_perf(args) -> int:
 
         if not torch.cuda.is_available():
             raise UserError(f"--device {args.device}: no CUDA device is available")
-    res = perf.run_perf(args.model or perf.DEFAULT_MODEL, args.batch or perf.DEFAULT_BATCH,
-                        args.device, repeats=args.repeats, warmup=args.warmup,
+    model, kwargs, batch, precision = _perf_model(args, kwargs)
+    res = perf.run_perf(model, batch, args.device, repeats=args.repeats, warmup=args.warmup,
                         plasticity_pairs=args.plasticity_pairs,
                         plasticity_batch=args.plasticity_batch,
                         strategies=tuple(args.strategies or perf.DEFAULT_STRATEGIES),
-                        model_kwargs=kwargs,
-                        threads=args.threads, precision=args.precision,
+                        model_kwargs=kwargs, threads=args.threads, precision=precision,
                         log=lambda m: print(m, file=sys.stderr))
     if args.plan:
         from bench.synthetic import benchmark_plan
@@ -481,6 +530,32 @@ def cmd_perf(args) -> int:
         perf.write_json(res, Path(args.json))
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
+
+
+def _perf_model(args, kwargs: dict) -> tuple[str, dict, int, str]:
+    """(timm model, its keyword arguments, batch, precision) for `bench perf`: the options,
+    or with ``--suite`` one of the suite's models (``--model`` its label or name, default the
+    first) at the suite's batch size and precision; options given still win."""
+    from bench import perf
+
+    if not args.suite:
+        return (args.model or perf.DEFAULT_MODEL, kwargs, args.batch or perf.DEFAULT_BATCH,
+                args.precision or "auto")
+    jobs = load_suite(args.suite).jobs
+    by_label = {j.config["model"]["label"]: j for j in jobs}
+    chosen = [j for label, j in by_label.items()
+              if args.model in (None, label, j.config["model"]["name"])]
+    if not chosen:
+        raise UserError(f"--model {args.model}: not a model of {args.suite}; its models: "
+                        + ", ".join(by_label))
+    job = chosen[0]
+    m, recipe = job.config["model"], job.config["recipe"]
+    others = [label for label in by_label if label != m["label"]]
+    print(f"bench perf: the model {m['label']} of {args.suite}" + (
+        f" (also in it: {', '.join(others)}; --model LABEL for another)" if others else ""),
+          file=sys.stderr)
+    return (m["name"], {**(m.get("kwargs") or {}), **kwargs},
+            args.batch or recipe["batch_size"], args.precision or recipe["precision"])
 
 
 def cmd_selftest(args) -> int:
@@ -625,6 +700,8 @@ def _suite_commands(add) -> None:
              "into <results>/<suite>/_stale/; nothing is deleted")
     sp.add_argument("suite", metavar="SUITE")
     _results_arg(sp)
+    sp.add_argument("--dry-run", action="store_true",
+                    help="list the files it would move, move nothing")
 
     add("strategies", cmd_strategies, "each component-selection strategy and what it trains")
 
@@ -738,10 +815,17 @@ def _perf_command(add) -> None:
     sp = add("perf", cmd_perf,
              "time the fine-tuning step, plasticity and the data pipeline side by side with "
              "bare timm (random weights, no data or network needed); prints a table")
-    sp.add_argument("--model", default=None, help="timm model (default: vit_tiny_patch16_224)")
+    sp.add_argument("--suite", default=None, metavar="SUITE",
+                    help="time a suite's own model (its timm kwargs, batch size and "
+                         "precision; random weights); --model picks one of its models by "
+                         "label or name")
+    sp.add_argument("--model", default=None,
+                    help="timm model (default: vit_tiny_patch16_224), or with --suite one of "
+                         "the suite's models")
     sp.add_argument("--model-kwargs", default=None, metavar="JSON",
                     help='timm.create_model keyword arguments, e.g. \'{"img_size": 32}\'')
-    sp.add_argument("--batch", type=int, default=None, help="batch size (default: 32)")
+    sp.add_argument("--batch", type=int, default=None,
+                    help="batch size (default: 32, or the suite's with --suite)")
     sp.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     sp.add_argument("--repeats", type=int, default=5, help="timed repeats (default: 5)")
     sp.add_argument("--warmup", type=int, default=2, help="untimed repeats first (default: 2)")
@@ -754,7 +838,7 @@ def _perf_command(add) -> None:
     sp.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     sp.add_argument("--plan", type=int, default=0, metavar="JOBS",
                     help="also time `bench plan` on a generated suite of this many jobs")
-    sp.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
+    sp.add_argument("--precision", default=None, choices=("auto", "bf16", "fp32"),
                     help="auto: bf16 autocast and TF32 on CUDA (the clean protocol); fp32: no "
                          "autocast, no TF32 (the paper protocol's training)")
     sp.add_argument("--json", default=None, metavar="FILE", help="write the figures here")
@@ -810,7 +894,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (FileNotFoundError, UnreadableImages) as e:  # missing/bad data or weights
+    except (FileNotFoundError, UnreadableImages, UnreadableFile, ChecksumMismatch) as e:
+        # missing or bad data or weights: the message names the file
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:

@@ -53,6 +53,30 @@ def split_80_20(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(perm[:k]), np.sort(perm[k:])
 
 
+def stratum_80(n: int) -> int:
+    """How many of a class's ``n`` images the 80% part of a stratified cut takes: int(0.8 n),
+    but at least 1 and, from 2 images on, at most n - 1, so that every class with 2 or more
+    images is in both parts (a class of 1 stays in the 80% part: it is at least trained on)."""
+    return max(1, min(int(0.8 * n), n - 1)) if n else 0
+
+
+def stratified_80_20(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The seeded 80/20 cut within each class (classes in label order, each one's members
+    permuted by the same generator; ``stratum_80`` of them in the 80% part): sorted indices
+    of the 80% part and of the 20% part."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    big, small = [], []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        perm = members[rng.permutation(len(members))]
+        k = stratum_80(len(members))
+        big.append(perm[:k])
+        small.append(perm[k:])
+    return (np.sort(np.concatenate(big or [np.zeros(0, np.int64)])),
+            np.sort(np.concatenate(small or [np.zeros(0, np.int64)])))
+
+
 @dataclass
 class Splits:
     """uint8 (N, H, W, 3) arrays at the model's input size and int64 labels.
@@ -137,9 +161,19 @@ def _cut_test(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, Part]:
 
 
 def _official_or_cut(spec: DatasetSpec, raw: Raw, seed: int) -> dict[str, Part]:
-    """``official`` where the reader found a test split (train/ and test/ folders), else
-    ``cut_test``."""
-    return (_official if "test" in raw.splits else _cut_test)(spec, raw, seed)
+    """Stratified by class (each class with 2 or more images in both parts of every cut):
+    the given test split where the reader found one (train/ and test/ folders), the training
+    split cut 80/20 into train / validation; else the images cut 80/20 into a training pool
+    and test, the pool 80/20 into train / validation."""
+    src = spec.train_split
+    labels = np.asarray(raw.splits[src][1])
+    if "test" in raw.splits:
+        pool, test = np.arange(len(labels)), _all(raw, "test")
+    else:
+        pool, te = stratified_80_20(labels, seed)
+        test = (src, te)
+    tr, va = stratified_80_20(labels[pool], seed)
+    return {"train": (src, pool[tr]), "val": (src, pool[va]), "test": test}
 
 
 # ---- the paper protocol's splits: the reference code's, per run seed (protocol.md, `paper`)
@@ -208,6 +242,12 @@ SPLIT_RULES.register("cut_test", SplitRule(_cut_test, _paper_cut_test))
 SPLIT_RULES.register("official_or_cut", SplitRule(_official_or_cut, _paper_official_or_cut))
 
 
+def anchor(dataset: dict, root: Path | None) -> Path | None:
+    """What a dataset's sample ids and cache identity are relative to: its own folder for a
+    folder dataset (moving it changes neither), else the data root (``DatasetSpec.anchor``)."""
+    return DATASETS[dataset["name"]].anchor(root, dataset["params"])
+
+
 def split_parts(dataset: dict, seed: int, root: Path | None,
                 protocol: Protocol | None = None) -> tuple[Raw, dict[str, Part]]:
     """The raw dataset and, per split, (the reader's split, indices): protocol.md's splits
@@ -272,7 +312,7 @@ def suite_splits(configs: list[dict], root: str | None = None) -> list[dict]:
         if key in seen:
             continue
         seen.add(key)
-        r = data_root(where)
+        r = anchor(c["dataset"], data_root(where))
         seed = protocol.split_seed(c["seed"], c["recipe"])
         raw, parts = split_parts(c["dataset"], seed, r, protocol)
         splits = {}
@@ -295,6 +335,7 @@ def load_splits(dataset: dict, root: Path | None, size: int, split_seed: int,
     With ``cache`` the arrays come from (or are first written to) the data cache under
     ``<cache>/data/``; the result, checksum included, is the same either way.
     """
+    root = anchor(dataset, root)
     raw, indices = split_parts(dataset, split_seed, root, protocol)
     parts = {k: _select(raw, part) for k, part in indices.items()}
     summary = split_summary(raw, indices, root)
@@ -317,6 +358,7 @@ def load_images(dataset: dict, root: Path | None, size: int, split: str = "eval"
                 cache: Path | None = None, progress: bool | None = None) -> Images:
     """One split of a source or reference domain at ``size`` (from the data cache if given)."""
     spec = DATASETS[dataset["name"]]
+    root = anchor(dataset, root)
     raw = spec.load(root, dataset["params"])
     return _images(dataset, raw, root, size, split, crop_pct, interpolation, cache, progress)
 
@@ -337,28 +379,41 @@ def _images(dataset: dict, raw: Raw, root: Path | None, size: int, split: str,
     return Images(x, y, meta["num_classes"], meta["checksum"], cache_dir=folder, fresh=fresh)
 
 
+@dataclass
+class Whole:
+    """A reader's split kept whole (``_whole``): the images, each one's original (height,
+    width) or None, their checksum, and the cache entry (None: none needed) and whether this
+    call decoded it."""
+
+    x: np.ndarray
+    hw: np.ndarray | None
+    checksum: str
+    cache_dir: Path | None = None
+    fresh: bool = False
+
+
 def _whole(dataset: dict, raw: Raw, root: Path | None, split: str, cache: Path | None,
-           progress: bool | None) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """A reader's split kept whole for random-resized crops: (images, each one's original
-    (height, width) or None, checksum). Arrays (CIFAR, CIFAR-10-C, digits) as they are, at
-    their native size; image files decoded once at ``TRAIN_STORE_SIDE`` (``decode_whole``)."""
+           progress: bool | None) -> Whole:
+    """A reader's split kept whole for random-resized crops. Arrays (CIFAR, CIFAR-10-C,
+    digits) as they are, at their native size; image files decoded once at
+    ``TRAIN_STORE_SIDE`` (``decode_whole``)."""
     items, labels = raw.splits[split]
     if isinstance(items, np.ndarray):
-        return items, None, checksum(items)
+        return Whole(items, None, checksum(items))
     side = protocols.TRAIN_STORE_SIDE
     if cache is None:
         x, hw = formats.decode_whole(items, side, progress=progress)
-        return x, hw, checksum(x, hw)
+        return Whole(x, hw, checksum(x, hw))
     what = {"kind": WHOLE, "split": split}
-    arrays, meta, _, _ = _cached(Path(cache), dataset, raw, {split: (items, labels)}, what,
-                                 root, side, protocols.WHOLE_CROP_PCT,
-                                 protocols.WHOLE_INTERPOLATION, progress)
-    return arrays[split][0], arrays[split][2], meta["checksum"]
+    arrays, meta, folder, fresh = _cached(Path(cache), dataset, raw, {split: (items, labels)},
+                                          what, root, side, protocols.WHOLE_CROP_PCT,
+                                          protocols.WHOLE_INTERPOLATION, progress)
+    return Whole(arrays[split][0], arrays[split][2], meta["checksum"], folder, fresh)
 
 
 def whole_sources(dataset: dict, raw: Raw, parts: dict[str, Part], root: Path | None,
                   dcfg: dict, cache: Path | None, progress: bool | None
-                  ) -> tuple[dict[str, Images], tuple]:
+                  ) -> tuple[dict[str, Images], Whole]:
     """What the splits of a protocol that trains on whole images (``paper``) are cut from,
     whatever the seed: each reader split that validation or test images come from, through
     the evaluation transform of ``dcfg``; the reader split of the training images, kept whole
@@ -383,8 +438,10 @@ def load_whole_splits(dataset: dict, root: Path | None, dcfg: dict, seed: int,
     (``_whole``), with ``train_sizes`` and ``train_out_size`` for the training transform. The
     data cache holds each reader split once (the per-seed cuts only index it).
     """
+    root = anchor(dataset, root)
     raw, parts = split_parts(dataset, seed, root, protocol)
-    evals, (x, hw, whole_sum) = whole_sources(dataset, raw, parts, root, dcfg, cache, progress)
+    evals, whole = whole_sources(dataset, raw, parts, root, dcfg, cache, progress)
+    x, hw, whole_sum = whole.x, whole.hw, whole.checksum
     idx = parts["train"][1]
     summary = split_summary(raw, parts, root)
 
@@ -465,7 +522,8 @@ def _cached(cache: Path, dataset: dict, raw: Raw, parts: dict[str, tuple], what:
     """(arrays, meta, folder, fresh): read the entry of ``parts`` at ``size``, or write it."""
 
     description = {"cache_version": CACHE_VERSION, "dataset": dataset["name"],
-                   "params": dataset["params"], "size": size, "crop_pct": crop_pct,
+                   "params": datasets.identity(dataset)["params"], "size": size,
+                   "crop_pct": crop_pct,
                    "interpolation": interpolation, **what,
                    "source": source_identity(raw, root)}
     key = cache_key(description)
@@ -580,17 +638,18 @@ def _prepare_whole(dataset: dict, root: Path | None, dcfg: dict, protocol: Proto
                    cache: Path, progress: bool) -> list[dict]:
     """The cache entries of a target under a protocol that trains on whole images
     (``whole_sources``), one row each."""
+    root = anchor(dataset, root)
     raw, parts = split_parts(dataset, 0, root, protocol)
-    evals, (x, _, whole_sum) = whole_sources(dataset, raw, parts, root, dcfg, cache, progress)
+    evals, whole = whole_sources(dataset, raw, parts, root, dcfg, cache, progress)
     size = dcfg["input_size"]
     rows = [{"dataset": dataset["key"], "kind": f"{protocol.name} eval {src}", "size": size,
              "counts": {src: len(im.y)}, "num_classes": im.num_classes, "checksum": im.checksum,
              "cache_dir": str(im.cache_dir), "fresh": im.fresh} for src, im in evals.items()]
     if not isinstance(raw.splits[parts["train"][0]][0], np.ndarray):  # arrays need no entry
         rows.append({"dataset": dataset["key"], "kind": f"{protocol.name} train (whole)",
-                     "size": x.shape[1], "counts": {parts["train"][0]: len(x)},
-                     "num_classes": raw.num_classes, "checksum": whole_sum,
-                     "cache_dir": str(cache / "data"), "fresh": False})
+                     "size": whole.x.shape[1], "counts": {parts["train"][0]: len(whole.x)},
+                     "num_classes": raw.num_classes, "checksum": whole.checksum,
+                     "cache_dir": str(whole.cache_dir), "fresh": whole.fresh})
     return rows
 
 

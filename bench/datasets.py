@@ -16,6 +16,9 @@ registry without it (``download`` fetches with the standard library, ``bench.fet
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,7 +29,7 @@ import numpy as np
 
 from bench import digits, formats
 from bench.fetch import Archive
-from bench.formats import ChecksumMismatch, MissingFile
+from bench.formats import ChecksumMismatch, MissingFile, UnreadableFile
 from bench.registry import Registry, UnknownName, unknown_name_message
 
 KINDS = ("target", "source", "reference")  # fine-tuned on, pretrained on, plasticity reference
@@ -91,6 +94,18 @@ class DatasetSpec:
     # Before any work (run, prepare, submit): every file readable, else an error naming them.
     preflight: Callable[[dict], None] | None = None
     param_docs: dict[str, str] = field(default_factory=dict)  # for parameters of any value
+    # Parameters that say where the data lies, not what it is (a folder dataset's ``path``):
+    # out of the dataset key and the job id, so that moving the data keeps both.
+    located: tuple[str, ...] = ()
+    # What the user should know about the data, as warning lines (validate, plan and run
+    # print them): e.g. a class too small to be in both parts of a cut.
+    notes: Callable[[dict], list[str]] | None = None
+
+    def anchor(self, root: Path | None, params: dict) -> Path | None:
+        """What sample ids and the data cache's source identity are relative to: the folder of
+        a dataset with a located parameter (so that moving it changes neither), else
+        ``root``."""
+        return Path(params[self.located[0]]) if self.located else root
 
     def dir(self, root: Path | str) -> Path:
         """The folder under ``root`` where this dataset lives in its official layout."""
@@ -141,8 +156,21 @@ def file_datasets() -> tuple[str, ...]:
 
 
 def dataset_key(name: str, params: dict) -> str:
-    """The display name of a dataset with its parameters: ``cifar10_c/snow/5``."""
-    return "/".join([name, *(str(params[k]) for k in sorted(params))])
+    """The one name of a dataset with its parameters: ``cifar10_c/snow/5``; a folder dataset's
+    is ``folder/<fingerprint of its images>``. Parameters that say where the data lies
+    (``DatasetSpec.located``) are left out, so the key does not depend on where it is."""
+    located = DATASETS[name].located if name in DATASETS else ()
+    return "/".join([name, *(str(params[k]) for k in sorted(params) if k not in located)])
+
+
+def identity(entry: dict) -> dict:
+    """A dataset entry of a job configuration ({name, key, params}) without its located
+    parameters: what the job id hashes."""
+    spec = DATASETS[entry["name"]]
+    if not spec.located:
+        return entry
+    return {**entry, "params": {k: v for k, v in entry["params"].items()
+                                if k not in spec.located}}
 
 
 def dataset_dir(name: str, root: Path | str) -> Path:
@@ -185,6 +213,18 @@ def _require(name: str, path: Path, detail: str = "") -> Path:
     return path
 
 
+def _read_official(name: str, path: Path, read: Callable[[Path], Any]) -> Any:
+    """``read(path)`` of one of dataset ``name``'s official files, which must be there; a file
+    that cannot be read (truncated, another format) is ``UnreadableFile`` naming it."""
+    _require(name, path)
+    try:
+        return read(path)
+    except MissingFile:
+        raise
+    except Exception as e:  # noqa: BLE001 - whatever the format's reader raises for bad bytes
+        raise UnreadableFile(path, f"{type(e).__name__}: {e}", DATASETS[name].source) from None
+
+
 def _require_files(name: str, paths: list[Path]) -> None:
     missing = [p for p in paths if not p.is_file()]
     if missing:
@@ -218,11 +258,17 @@ def download(name: str, root: Path | str, mirror: str | None = None,
     need = [str(Path(spec.folder) / f) for f in spec.files if "{" not in f]
     from bench.store import file_lock
 
-    with file_lock(root / ".downloads" / f"{name}.lock"):  # one fetcher per dataset and root
-        if spec.first_missing(root) is None:  # another process has just put it in place
-            return []
-        return fetch.fetch_dataset(name, spec.archives, root, need, mirror, progress,
-                                   manifest)
+    downloads = root / ".downloads"
+    try:
+        # one fetcher per dataset and root; the lock file goes with the lock
+        with file_lock(downloads / f"{name}.lock", remove=True):
+            if spec.first_missing(root) is None:  # another process has just put it in place
+                return []
+            return fetch.fetch_dataset(name, spec.archives, root, need, mirror, progress,
+                                       manifest)
+    finally:
+        with contextlib.suppress(OSError):  # empty once no fetcher is at work
+            downloads.rmdir()
 
 
 def write_fake_layout(name: str, root: Path | str, n_per_class: int = 4, n_classes: int = 3,
@@ -309,7 +355,7 @@ def read_cifar(root: Path | str, which: str, split: str,
                     f"{path}: md5 {got}, the official file's is {spec.md5[filename]}; "
                     f"re-download it ({spec.source}), or pass verify_md5=False for a "
                     "non-official copy (BENCH_VERIFY_MD5=0 for the benchmark's loaders)")
-        x, y = formats.read_cifar_pickle(path, label_key)
+        x, y = _read_official(which, path, lambda p: formats.read_cifar_pickle(p, label_key))
         images.append(x)
         labels.append(y)
     return np.concatenate(images), np.concatenate(labels)
@@ -399,12 +445,17 @@ def read_cifar10_c(root: Path | str, corruption: str,
     path = _require("cifar10_c", folder / f"{corruption}.npy")
     labels_path = _require("cifar10_c", folder / "labels.npy")
     # mmap: a corruption file is 150 MB and only a fifth of it is needed
-    data = np.load(path, mmap_mode="r", allow_pickle=False)
-    labels = np.load(labels_path, mmap_mode="r", allow_pickle=False)
+    data = _read_official("cifar10_c", path,
+                          lambda p: np.load(p, mmap_mode="r", allow_pickle=False))
+    labels = _read_official("cifar10_c", labels_path,
+                            lambda p: np.load(p, mmap_mode="r", allow_pickle=False))
+    source = DATASETS["cifar10_c"].source
     if data.ndim != 4 or data.shape[1:] != (32, 32, 3) or len(data) % 5:
-        raise ValueError(f"{path}: expected (5*n, 32, 32, 3) images, found {data.shape}")
+        raise UnreadableFile(path, f"expected (5*n, 32, 32, 3) images, found {data.shape}",
+                             source)
     if len(labels) != len(data):
-        raise ValueError(f"{labels_path}: {len(labels)} labels for {len(data)} images in {path}")
+        raise UnreadableFile(labels_path, f"{len(labels)} labels for {len(data)} images in "
+                             f"{path}", source)
     n = len(data) // 5
     rows = slice((severity - 1) * n, severity * n)
     return np.array(data[rows], dtype=np.uint8), np.array(labels[rows], dtype=np.int64)
@@ -440,7 +491,7 @@ register(DatasetSpec(
     files=("labels.npy", "{corruption}.npy"), fake=_fake_cifar10_c,
     # md5 as listed on the Zenodo record (2,918,471,680 bytes)
     archives=(Archive("https://zenodo.org/records/2535967/files/CIFAR-10-C.tar",
-                      "56bf5dcef84df0e2308c6dcbcbbd8499"),)))
+                      "56bf5dcef84df0e2308c6dcbcbbd8499", size=2_918_471_680),)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -459,8 +510,8 @@ def read_pets(root: Path | str, split: str) -> tuple[list[Path], np.ndarray]:
             continue
         fields = line.split()
         if len(fields) != 4:
-            raise ValueError(f"{ann}:{lineno}: expected 'image_id class species breed', "
-                             f"found {line!r}")  # fmt: skip
+            raise UnreadableFile(ann, f"line {lineno}: expected 'image_id class species "
+                                 f"breed', found {line!r}", DATASETS["pets"].source)
         paths.append(images / f"{fields[0]}.jpg")
         labels.append(int(fields[1]) - 1)
     _require_files("pets", paths)
@@ -517,17 +568,27 @@ def read_flowers102(root: Path | str, split: str) -> tuple[list[Path], np.ndarra
     keys = {"train": "trnid", "val": "valid", "test": "tstid"}
     _check_name("Flowers102 split", split, tuple(keys))
     folder = dataset_dir("flowers102", root)
-    setid = loadmat(_require("flowers102", folder / "setid.mat"))
-    all_labels = loadmat(_require("flowers102", folder / "imagelabels.mat"))
+    setid = _read_official("flowers102", folder / "setid.mat",
+                           lambda p: _mat_arrays(loadmat(p), p, tuple(keys.values())))
+    all_labels = _read_official("flowers102", folder / "imagelabels.mat",
+                                lambda p: _mat_arrays(loadmat(p), p, ("labels",)))
     jpg = _require("flowers102", folder / "jpg")
     # ravel, not squeeze_me: a one-element split would squeeze to a scalar
     ids = np.asarray(setid[keys[split]]).ravel().astype(np.int64)
     per_image = np.asarray(all_labels["labels"]).ravel().astype(np.int64) - 1
     if len(ids) and (ids.min() < 1 or ids.max() > len(per_image)):
-        raise ValueError(f"{folder / 'setid.mat'}: image ids outside 1..{len(per_image)}")
+        raise UnreadableFile(folder / "setid.mat", f"image ids outside 1..{len(per_image)}",
+                             DATASETS["flowers102"].source)
     paths = [jpg / f"image_{i:05d}.jpg" for i in ids]
     _require_files("flowers102", paths)
     return paths, per_image[ids - 1]
+
+
+def _mat_arrays(mat: dict, path: Path, keys: tuple[str, ...]) -> dict:
+    missing = [k for k in keys if k not in mat]
+    if missing:
+        raise KeyError(f"no {', '.join(missing)} in it")
+    return mat
 
 
 def _fake_flowers102(folder: Path, fake: Fake) -> None:
@@ -659,8 +720,35 @@ def _has_split_layout(folder: Path) -> bool:
     return (folder / "train").is_dir() and (folder / "test").is_dir()
 
 
+def _class_counts(folder: Path) -> dict[str, int]:
+    """Class folder -> its number of image files (those ``read_image_folder`` reads)."""
+    return {c: formats.count_images(folder / c) for c in _subdirs(folder)}
+
+
+def _folder_problems(path: Path) -> list[str]:
+    """What makes a folder dataset unusable: train/ and test/ with other class folders, fewer
+    than 2 classes, a class folder without images (it would be a class never seen)."""
+    if _has_split_layout(path):
+        train, test = _subdirs(path / "train"), _subdirs(path / "test")
+        if train != test:
+            only = sorted(set(train) ^ set(test))
+            return [f"{path}/train and {path}/test must hold the same class folders; in one "
+                    f"only: {', '.join(only)}"]
+        parts = [path / "train", path / "test"]
+    else:
+        parts = [path]
+    classes = _subdirs(parts[0])
+    if len(classes) < 2:
+        return [f"{path} has {len(classes)} class folder(s), at least 2 are needed; expected "
+                f"{FOLDER_LAYOUT}"]
+    return [f"class folder {part / c} has no image files ({', '.join(formats.IMAGE_EXTENSIONS)})"
+            f": add images or remove the folder (it would be a class of its own)"
+            for part in parts for c, n in _class_counts(part).items() if n == 0]
+
+
 def _check_folder(params: dict, base: Path) -> tuple[dict, list[tuple[str, str]]]:
-    """``path`` resolved against the suite file's folder; it exists and has 2+ classes."""
+    """``path`` resolved against the suite file's folder; it exists, has 2+ classes and no
+    empty class folder; ``images``, the fingerprint of its images, is added (the dataset key)."""
     given = params["path"]
     if not isinstance(given, str) or not given.strip():
         return params, [("path", f"must be a folder path (a string), got {given!r}")]
@@ -670,19 +758,60 @@ def _check_folder(params: dict, base: Path) -> tuple[dict, list[tuple[str, str]]
         f" (relative paths start at the suite file's folder, {Path(os.path.abspath(base))})"
     if not path.is_dir():
         return resolved, [("path", f"folder {path} not found{where}; expected {FOLDER_LAYOUT}")]
+    problems = _folder_problems(path)
+    if problems:
+        return resolved, [("path", p) for p in problems]
+    return {**resolved, "images": folder_fingerprint(path)}, []
+
+
+def folder_fingerprint(path: Path | str) -> str:
+    """16 hex digits of sha256 over every image the reader reads: its path under the folder
+    (class and split included) and the md5 of its bytes. Moving or copying the folder keeps
+    it; adding, removing, renaming or changing an image changes it."""
+    path = Path(path)
+    raw = read_folder(path)
+    items = raw.splits["eval"][0]
+    stats = tuple((Path(p).relative_to(path).as_posix(), *_stat(p)) for p in items)
+    return _fingerprint(str(path), stats)
+
+
+def _stat(p: Path) -> tuple[int, int]:
+    st = os.stat(p)
+    return st.st_size, st.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=16)
+def _fingerprint(path: str, stats: tuple) -> str:
+    # the stats are in the key: a folder whose files changed is hashed again
+    h = hashlib.sha256()
+    for rel, *_ in stats:
+        h.update(f"{rel}\0{formats.md5_of(Path(path) / rel, cache=False)}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _folder_notes(params: dict) -> list[str]:
+    """The classes that the clean protocol's stratified cuts cannot put in every split."""
+    from bench.data import stratum_80
+
+    path = Path(params["path"])
     if _has_split_layout(path):
-        train, test = _subdirs(path / "train"), _subdirs(path / "test")
-        if train != test:
-            only = sorted(set(train) ^ set(test))
-            return resolved, [("path", f"{path}/train and {path}/test must hold the same class "
-                               f"folders; in one only: {', '.join(only)}")]
-        classes = train
+        counts = {c: {"train": stratum_80(n), "val": n - stratum_80(n)}
+                  for c, n in _class_counts(path / "train").items()}
     else:
-        classes = _subdirs(path)
-    if len(classes) < 2:
-        return resolved, [("path", f"{path} has {len(classes)} class folder(s), at least 2 are "
-                           f"needed; expected {FOLDER_LAYOUT}")]
-    return resolved, []
+        counts = {}
+        for c, n in _class_counts(path).items():
+            pool = stratum_80(n)
+            counts[c] = {"train": stratum_80(pool), "val": pool - stratum_80(pool),
+                         "test": n - pool}
+    notes = []
+    for c, parts in counts.items():
+        absent = [s for s, k in parts.items() if k == 0]
+        if absent:
+            n = sum(parts.values())
+            notes.append(f"{path}: class {c!r} has {n} image(s): not in {' or '.join(absent)} "
+                         f"(a class needs 2 images to be in both parts of a cut, "
+                         f"{3 if 'test' in parts else 2} to be in every split)")
+    return notes
 
 
 def read_folder(path: Path | str) -> Raw:
@@ -714,4 +843,4 @@ register(DatasetSpec(
     lambda root, p: read_folder(p["path"]), params={"path": (None, None)},
     param_docs={"path": "a folder; relative: from the suite file's folder"},
     splits="official_or_cut", layout=FOLDER_LAYOUT, check=_check_folder,
-    preflight=_preflight_folder))
+    preflight=_preflight_folder, located=("path",), notes=_folder_notes))

@@ -25,6 +25,7 @@ import http.client
 import json
 import os
 import shutil
+import sys
 import tarfile
 import tempfile
 import time
@@ -47,6 +48,8 @@ class Archive:
     md5: str
     into: str = ""  # folder under the data root that receives its content ("" = the root)
     extract: bool = True  # a tar archive (.tar, .tar.gz, .tgz) to unpack; else placed as is
+    size: int | None = None  # bytes, where the host documents it: a transfer that ends
+    # short of it without a Content-Length is a dropped connection, resumed
 
     @property
     def filename(self) -> str:
@@ -97,19 +100,22 @@ class Source:
     algo: str  # md5 | sha256
     digest: str
     checksum_from: str  # "official" | "mirror manifest"
+    size: int | None = None  # bytes, when the specification or the manifest says
 
 
 def source_of(dataset: str, archive: Archive, mirror: str | None,
               manifest: dict[str, dict[str, str]]) -> Source:
     if mirror is None:
-        return Source(archive.url, "md5", archive.md5, "official")
+        return Source(archive.url, "md5", archive.md5, "official", archive.size)
     key = f"{dataset}/{archive.filename}"
     url = f"{mirror}/{key}"
     listed = manifest.get(key) or {}
+    size = listed.get("size")
     for algo in ("sha256", "md5"):
         if listed.get(algo):
-            return Source(url, algo, str(listed[algo]).lower(), "mirror manifest")
-    return Source(url, "md5", archive.md5, "official")
+            return Source(url, algo, str(listed[algo]).lower(), "mirror manifest",
+                          int(size) if size is not None else None)
+    return Source(url, "md5", archive.md5, "official", archive.size)
 
 
 def hash_file(path: Path, algo: str) -> str:
@@ -130,7 +136,7 @@ def download_file(src: Source, dest: Path, progress: bool = False) -> Path:
     last: BaseException | None = None
     for attempt in range(ATTEMPTS):
         try:
-            _transfer(src.url, part, progress)
+            _transfer(src.url, part, progress, src.size)
             break
         except urllib.error.HTTPError as e:
             raise DownloadError(f"{src.url}: HTTP {e.code} {e.reason}") from None
@@ -144,20 +150,48 @@ def download_file(src: Source, dest: Path, progress: bool = False) -> Path:
         raise DownloadError(
             f"{src.url}: download incomplete after {ATTEMPTS} attempts ({_reason(last)}); "
             f"{got} bytes kept in {part}: rerun to resume") from None
+    n = part.stat().st_size
     got = hash_file(part, src.algo)
     if got != src.digest:
         part.unlink()
+        unknown = "" if src.size is not None else (
+            f", or the connection dropped before its end ({n} bytes arrived, and the server "
+            "said no length)")
         raise DownloadError(
             f"{src.url}: {src.algo} {got}, expected {src.digest} ({src.checksum_from} "
-            "checksum): the file is corrupt or not the expected one; deleted, rerun to "
-            "download it again")
+            f"checksum): the file is corrupt or not the expected one{unknown}; deleted, rerun "
+            "to download it again")
     os.replace(part, dest)
     return dest
 
 
-def _transfer(url: str, part: Path, progress: bool) -> None:
+class Dropped(OSError):
+    """A transfer that ended before the file's end: ``str()`` says how far it got."""
+
+    def __init__(self, got: int, total: int | None):
+        of = f" of {total}" if total is not None else " (of an unknown total)"
+        super().__init__(f"connection dropped after {got}{of} bytes")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _total(resp, have: int, size: int | None) -> int | None:
+    """The whole file's size: what the server says (Content-Range of a 206, Content-Length
+    of a 200), else what the specification or manifest says."""
+    if resp.status == 206:
+        total = (resp.headers.get("Content-Range") or "").rpartition("/")[2]
+        if total.isdigit():
+            return int(total)
+    length = resp.headers.get("Content-Length")
+    if length is not None and length.isdigit():
+        return int(length) + (have if resp.status == 206 else 0)
+    return size
+
+
+def _transfer(url: str, part: Path, progress: bool, size: int | None = None) -> None:
     """One request: resume ``part`` from its size (Range), or write it from the start when
-    the server sends the whole file; raise OSError if the body ends early."""
+    the server sends the whole file; ``Dropped`` if the body ends before the file's end."""
     have = part.stat().st_size if part.exists() else 0
     req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
@@ -166,22 +200,24 @@ def _transfer(url: str, part: Path, progress: bool) -> None:
         if e.code != 416 or not have:  # 416: nothing after `have`; restart the file
             raise
         part.unlink()
-        return _transfer(url, part, progress)
+        return _transfer(url, part, progress, size)
     with resp:
         resumed = resp.status == 206
-        length = resp.headers.get("Content-Length")
-        expected = int(length) if length is not None else None
-        written = 0
-        bar = _bar(part.name, (expected or 0) + (have if resumed else 0),
-                   have if resumed else 0, progress)
+        total = _total(resp, have, size)
+        start = have if resumed else 0
+        bar = _bar(part.name.removesuffix(".part"), total, start, progress)
         with open(part, "ab" if resumed else "wb") as f:
-            while block := resp.read(CHUNK):
-                f.write(block)
-                written += len(block)
-                bar.update(len(block))
-        bar.close()
-    if expected is not None and written < expected:
-        raise OSError(f"connection closed after {written} of {expected} bytes")
+            try:
+                while block := resp.read(CHUNK):
+                    f.write(block)
+                    bar.update(len(block))
+            except http.client.IncompleteRead as e:  # the server's length, cut short
+                f.write(e.partial)
+            finally:
+                bar.close()
+    got = part.stat().st_size
+    if total is not None and got < total:
+        raise Dropped(got, total)
 
 
 class _NoBar:
@@ -192,12 +228,48 @@ class _NoBar:
         pass
 
 
-def _bar(name: str, total: int, initial: int, progress: bool):
+QUIET_AFTER_S = 5.0  # without a bar (-q): a first line after this long, then every ...
+QUIET_EVERY_S = 30.0
+
+
+class _Lines:
+    """Progress without a bar (``-q``): a line on stderr once a transfer has lasted
+    ``QUIET_AFTER_S``, then every ``QUIET_EVERY_S``, and one when it ends; a short transfer
+    prints nothing."""
+
+    def __init__(self, name: str, total: int | None, initial: int):
+        self.name, self.total, self.done = name, total, initial
+        self.t0 = time.monotonic()
+        self.next = self.t0 + QUIET_AFTER_S
+        self.said = False
+
+    def _amount(self) -> str:
+        mb = f"{self.done / 1e6:.1f}"
+        if self.total:
+            return f"{mb} of {self.total / 1e6:.1f} MB ({100 * self.done / self.total:.0f}%)"
+        return f"{mb} MB"
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now >= self.next:
+            rate = self.done / max(now - self.t0, 1e-9) / 1e6
+            print(f"downloading {self.name}: {self._amount()}, {rate:.1f} MB/s",
+                  file=sys.stderr, flush=True)
+            self.said, self.next = True, now + QUIET_EVERY_S
+
+    def close(self) -> None:
+        if self.said:
+            print(f"downloading {self.name}: {self._amount()} after "
+                  f"{time.monotonic() - self.t0:.0f} s", file=sys.stderr, flush=True)
+
+
+def _bar(name: str, total: int | None, initial: int, progress: bool):
     if not progress:
-        return _NoBar()
+        return _Lines(name, total, initial)
     from tqdm import tqdm
 
-    return tqdm(total=total or None, initial=initial, unit="B", unit_scale=True, desc=name,
+    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, desc=name,
                 dynamic_ncols=True)
 
 

@@ -82,14 +82,29 @@ class ChecksumMismatch(ValueError):
     """A file exists but is not the official file (partial download or modified)."""
 
 
+class UnreadableFile(ValueError):
+    """A dataset file is there but cannot be read (truncated, not the official format);
+    ``str()`` names it, says why and what to do."""
+
+    def __init__(self, path: Path | str, reason: str, source: str = ""):
+        self.path, self.reason, self.source = Path(path), reason, source
+        get = f" (get it from: {source})" if source else ""
+        super().__init__(f"{path}: cannot be read ({reason}): not a complete official file; "
+                         f"move it away and fetch it again{get}")
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.reason, self.source))
+
+
 # ----------------------------------------------------------------------------------------------
 # CIFAR pickles
 
 
-def md5_of(path: Path) -> str:
-    """The md5 of a file (cached by path, size and modification time)."""
+def md5_of(path: Path, cache: bool = True) -> str:
+    """The md5 of a file (cached by path, size and modification time; ``cache=False`` for
+    the many small files of an image folder, which would only push the others out)."""
     stat = path.stat()
-    return _md5(str(path), stat.st_size, stat.st_mtime_ns)
+    return (_md5 if cache else _md5.__wrapped__)(str(path), stat.st_size, stat.st_mtime_ns)
 
 @functools.lru_cache(maxsize=64)
 def _md5(path: str, size: int, mtime_ns: int) -> str:
@@ -205,6 +220,11 @@ def _is_image(entry: os.DirEntry) -> bool:
         and entry.name.lower().endswith(IMAGE_EXTENSIONS)
         and entry.is_file()
     )
+
+
+def count_images(folder: Path | str) -> int:
+    """The image files directly in ``folder`` (what ``read_image_folder`` reads of a class)."""
+    return sum(1 for e in os.scandir(folder) if _is_image(e))
 
 
 def read_image_folder(root_dir: Path | str) -> tuple[list[Path], np.ndarray, list[str]]:

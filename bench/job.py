@@ -8,6 +8,7 @@ recorded as failed (or diverged) with its reason; ``run_job`` does not raise for
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import platform
@@ -182,6 +183,43 @@ def prepare_shared(configs: list[dict], cache: Path | None = None, device: str |
         ensure_weights(c["model"], cache, pick_device(device), progress)
 
 
+class Attempts:
+    """A job's attempts so far, in a small file beside its checkpoint
+    (``store.attempts_path``): each start adds one (when, where, which process); a resume
+    from the checkpoint notes its step. The record gets them (``provenance.attempts``), and
+    the file goes with the checkpoint once the record is written."""
+
+    def __init__(self, results: Path, job_id: str):
+        self.path = store.attempts_path(results, job_id)
+        try:
+            self.all: list[dict] = json.loads(self.path.read_text())
+        except (OSError, ValueError):  # none yet, or a torn one: start the list again
+            self.all = []
+
+    @property
+    def earlier(self) -> list[dict]:
+        """The attempts before the current one (the last, once begun): they did not finish."""
+        return self.all[:-1]
+
+    def begin(self, started_at: str) -> Attempts:
+        self.all = [*self.all, {"started_at": started_at, "hostname": socket.gethostname(),
+                                "pid": os.getpid(), "resumed_at_step": 0}]
+        self._write()
+        return self
+
+    def resumed(self, step: int) -> None:
+        """This attempt resumed from the checkpoint saved at ``step``."""
+        if self.all:
+            self.all[-1]["resumed_at_step"] = step
+            self._write()
+
+    def _write(self) -> None:
+        from bench import parallel
+
+        if parallel.current().main:  # a data-parallel job's file is rank 0's
+            store.atomic_write_text(self.path, json.dumps(self.all, indent=1) + "\n")
+
+
 def _peak_memory_mb(device: str) -> float | None:
     import resource
 
@@ -330,12 +368,18 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
              f"{metrics['trainable_params']:,}", f"{metrics['total_params']:,}",
              100 * metrics["trainable_params"] / max(metrics["total_params"], 1),
              config["strategy"]["key"], recipe["steps"])
+    log.info("trained: %s", ", ".join(strategies.name_groups(metrics["trained_params"])))
     run_model = torch.compile(model) if recipe["compile"] else model
     bar = _bar(recipe["steps"], config["strategy"]["key"]) if progress else None
+    checkpoint = store.checkpoint_path(results, jid)
+    attempts = Attempts(results, jid)
+    if attempts.earlier and not checkpoint.is_file():
+        log.info("restarted from step 0: no checkpoint (recipe.checkpoint_every %d)",
+                 recipe["checkpoint_every"])
     res = train.finetune(run_model, *dd, recipe=recipe, lr=config["lr"],
-                         seed=config["seed"], checkpoint=store.checkpoint_path(results, jid),
+                         seed=config["seed"], checkpoint=checkpoint,
                          progress=bar.update if bar else None, hook=applied.hook, log=log,
-                         drop_last=protocol.drop_last)
+                         drop_last=protocol.drop_last, on_resume=attempts.resumed)
     if bar:
         bar.close()
     applied.finish(model)  # e.g. LoRA's adapters merged into the weights
@@ -381,8 +425,12 @@ def _run_job(config: dict, suite: str, results: Path, cache: Path | None,
     jid = compute_job_id(config)
     device = pick_device(device)
     log = logs.job_logger(jid)
-    log.info("start: %s on %s (%s)", Job(jid, suite, config).label, device, socket.gethostname())
     started, t_start = store.utc_now(), time.perf_counter()
+    attempts = Attempts(results, jid).begin(started)
+    again = (f" (attempt {len(attempts.all)}: {len(attempts.earlier)} earlier one(s) did not "
+             "finish)") if attempts.earlier else ""
+    log.info("start%s: %s on %s (%s)", again, Job(jid, suite, config).label, device,
+             socket.gethostname())
     metrics: dict = {}
     curves: dict = {"train": [], "val": []}
     plast = None
@@ -405,11 +453,12 @@ def _run_job(config: dict, suite: str, results: Path, cache: Path | None,
         config, suite, jid, status, metrics=metrics, curves=curves, plasticity=plast,
         plasticity_variants=variants, error=error,
         provenance=provenance(device, started_at=started, finished_at=store.utc_now(),
-                              ranks=world.size))
+                              attempts=Attempts(results, jid).all, ranks=world.size))
     if not world.main:
         return record
     store.write_record(results, record)
     store.checkpoint_path(results, jid).unlink(missing_ok=True)
+    store.attempts_path(results, jid).unlink(missing_ok=True)
     log.info("%s in %.1f s: record %s", status, metrics["wall_seconds"],
              store.record_path(results, suite, jid))
     return record

@@ -392,14 +392,17 @@ def _stale_md(stale: pd.DataFrame) -> list[str]:
     if stale.empty:
         return []
     out = ["## Stale records (not scored)", "",
-           ("Records whose job id is not in their suite's current plan (the suite file was "
-            "edited since they ran). They are never scored; `bench prune SUITE` moves them "
-            "into `<results>/<suite>/_stale/`."), ""]
+           ("Records whose job id is not in their suite file's current plan: made with "
+            "`--set` overrides (said below), or made before the suite file was edited. They "
+            "are never scored; `bench prune SUITE` moves them into `<results>/<suite>/_stale/` "
+            "(`--dry-run` lists them)."), ""]
     for suite, g in stale.groupby("suite", sort=True):
-        ids = ", ".join(f"`{j}`" for j in g["job_id"].head(STALE_ROWS))
-        more = len(g) - STALE_ROWS
-        out.append(f"- `{suite}`: {len(g):,} stale: {ids}"
-                   + (f" ... and {more} more (all in stale.csv)" if more > 0 else ""))
+        for how, h in g.groupby("made_with", sort=True):
+            ids = ", ".join(f"`{j}`" for j in h["job_id"].head(STALE_ROWS))
+            more = len(h) - STALE_ROWS
+            why = f"made with `{how}`" if how else "not in the suite file's current plan"
+            out.append(f"- `{suite}`: {len(h):,} stale, {why}: {ids}"
+                       + (f" ... and {more} more (all in stale.csv)" if more > 0 else ""))
     return [*out, ""]
 
 
@@ -511,7 +514,9 @@ def _reproduction_md(repro: pd.DataFrame) -> list[str]:
         if r.ours_n == 0:
             ours, diff, within = "not run", "", ""
         else:
-            ours = f"{_pm(r.ours_mean, r.ours_std, r.ours_n)} at lr {_lr(r.lr)}"
+            # a strategy without a learning rate (lp) shows none
+            ours = _pm(r.ours_mean, r.ours_std, r.ours_n) + (
+                "" if _nan(r.lr) else f" at lr {_lr(r.lr)}")
             diff = _pp(r.difference)
             within = ("no interval (1 seed)" if r.within is None else
                       f"{'yes' if r.within else 'no'} (± {100 * r.tolerance:.2f})")

@@ -2,12 +2,15 @@
 
     bench perf --plan 1000                         the default model on this machine's CPU,
                                                    and `bench plan` on a 1,000-job suite
+    bench perf --suite suites/digits.yaml          the suite's own model, batch and precision
     bench perf --device cuda --model vit_base_patch16_224 --batch 512 \\
         --plasticity-pairs 12800 --json perf.json  the paper's scale on one GPU: bf16
                                                    training, fp32 plasticity (estimated at
                                                    2-3 minutes on an H200)
 
-Everything runs in one process on the same model (random weights: no network), batch, device,
+It first says what it will time and about how long (``_Bench.preview``: a bare step timed,
+the rest counted in bare steps), then a line per part. Everything runs in one process on the
+same model (random weights: no network), batch, device,
 precision and threads; each figure is the median of ``repeats`` timings after a warm-up.
 
 - ``bare_step``: the floor. A bare timm step on tensors already in memory: forward,
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import platform
 import statistics
@@ -45,6 +49,12 @@ DEFAULT_MODEL = "vit_tiny_patch16_224"
 DEFAULT_BATCH = 32
 DEFAULT_STRATEGIES = ("full", "linear", "mha", "ln1")
 NUM_CLASSES = 100
+
+
+# finetune's own lines (a job's log: its last step and evaluation) stay out of the output
+_SILENT = logging.getLogger("bench.perf.finetune")
+_SILENT.addHandler(logging.NullHandler())
+_SILENT.propagate = False
 
 
 class _Memory:
@@ -171,9 +181,12 @@ def run_perf(model: str = DEFAULT_MODEL, batch: int = DEFAULT_BATCH, device: str
         raise ValueError("repeats, warmup and batch must be at least 1")
     if threads:
         torch.set_num_threads(threads)
-    bench = _Bench(model, model_kwargs, batch, device, repeats, warmup, precision,
-                   log or (lambda msg: None))
+    say = log or (lambda msg: None)
+    bench = _Bench(model, model_kwargs, batch, device, repeats, warmup, precision, say)
     cuda, net = bench.dev.type == "cuda", bench.net
+    pb = plasticity_batch or min(batch, 64)
+    pairs = plasticity_pairs or pb
+    say(bench.preview(strategies, pairs, pb))
     out: dict = {
         "model": model, "model_kwargs": model_kwargs or {}, "batch": batch,
         "device": str(bench.dev), "threads": torch.get_num_threads(), "repeats": repeats,
@@ -188,9 +201,9 @@ def run_perf(model: str = DEFAULT_MODEL, batch: int = DEFAULT_BATCH, device: str
     }
     meas = out["measurements"]
     meas.update(bench.fine_tuning(strategies))
-    pb = plasticity_batch or min(batch, 64)
-    meas.update(bench.plasticity(plasticity_pairs or pb, pb))
+    meas.update(bench.plasticity(pairs, pb))
     meas["loader"] = bench.loader()
+    say(f"done in {time.perf_counter() - bench.t0:.0f} s")
     bench.mem.close()
 
     ips = {k: v.get("images_per_second") for k, v in meas.items()}
@@ -223,7 +236,9 @@ class _Bench:
             torch.backends.cudnn.allow_tf32 = precision != "fp32"
         self.batch, self.repeats, self.warmup = batch, repeats, warmup
         self.precision, self.say = precision, say
+        self.t0, self.part, self.parts = time.perf_counter(), 0, 0
         torch.manual_seed(0)
+        self.name = model
         self.net = models.create_model({"name": model, "weights": {"source": "random"},
                                         "kwargs": dict(model_kwargs or {})},
                                        NUM_CLASSES, None).to(self.dev)
@@ -237,6 +252,40 @@ class _Bench:
         self.train_data = train.DeviceData(images, labels, mean, std, self.dev)
         self.val_data = train.DeviceData(images[:8], labels[:8], mean, std, self.dev)
         self.mem = _Memory(self.dev)
+
+    def preview(self, strategies, pairs: int, pb: int) -> str:
+        """What will be timed and about how long: a bare step timed first (the faster of
+        two), the rest counted in bare steps (a plasticity pair about two forward passes, a
+        forward pass a third of a step)."""
+        torch = self.torch
+        bx, by = self.train_data.batch(torch.arange(self.batch) % self.n_train)
+        step = _BareStep(self.net, bx, by, self.dev, self.precision)
+        step()  # the first one pays for allocations
+        times = []
+        for _ in range(2):  # the faster of two: one slow step on a busy machine misleads
+            t0 = _now(torch, self.dev)
+            step()
+            times.append(_now(torch, self.dev) - t0)
+        seconds = min(times)
+        del step
+        runs = self.warmup + self.repeats
+        steps = len(strategies) * (2 * runs + 2)  # ours and bare interleaved, then evaluation
+        steps += runs * (-(-pairs // pb) * pb + 2 * pairs) / (3 * self.batch)  # forward, pairs
+        self.parts = len(strategies) + 2
+        return (f"bench perf: {self.name} ({self.size} px, "
+                f"{sum(p.numel() for p in self.net.parameters()):,} parameters), batch "
+                f"{self.batch}, on {self.dev}: the fine-tuning step of "
+                f"{', '.join(map(str, strategies))} each beside a bare timm step, plasticity "
+                f"({pairs} pairs, batch {pb}) beside a bare forward pass, and the data "
+                f"pipeline; {self.warmup} warm-up + {self.repeats} timed repeats each; about "
+                f"{max(1, round(steps * seconds))} s (a bare step took "
+                f"{1000 * seconds:.0f} ms)")
+
+    def step_in(self, what: str) -> None:
+        """A progress line: which part, of how many, time so far."""
+        self.part += 1
+        self.say(f"[{self.part}/{self.parts}] {what} ({time.perf_counter() - self.t0:.0f} s "
+                 "so far)")
 
     def timed(self, fn, series: _Series) -> None:
         self.mem.start()
@@ -261,11 +310,11 @@ class _Bench:
         for name in strategies:
             model = copy.deepcopy(self.net)  # a strategy may change the model (adapters)
             applied = strategies_mod.apply_strategy(model, name)
-            self.say(f"fine-tuning step ({name}) and bare step, interleaved")
+            self.step_in(f"fine-tuning step ({name}) and bare step, interleaved")
             ft, paired_bare = _Series(batch), _Series(batch)
             train.finetune(model, self.train_data, self.val_data, None, recipe=recipe, lr=1e-4,
                            seed=0, progress=self._step_timer(ft, paired_bare, bare_step),
-                           hook=getattr(applied, "hook", None))
+                           hook=getattr(applied, "hook", None), log=_SILENT)
             meas[f"ft_{name}"] = ft.summary()
             meas[f"ft_{name}"]["bare_seconds"] = statistics.median(paired_bare.seconds)
             meas[f"ft_{name}"]["vs_bare"] = _paired(paired_bare.seconds, ft.seconds)
@@ -321,7 +370,7 @@ class _Bench:
             plasticity.measure(net, ref, tgt, pairs=pairs, batch_size=pb, seed=0,
                                mean=self.dcfg["mean"], std=self.dcfg["std"], device=self.dev)
 
-        self.say(f"plasticity ({pairs} pairs, batch {pb}) and forward pass, interleaved")
+        self.step_in(f"plasticity ({pairs} pairs, batch {pb}) and forward pass, interleaved")
         fwd, pl = _Series(batches * pb), _Series(pairs)
         for i in range(self.warmup + self.repeats):
             if i < self.warmup:  # a batch of each is warm-up enough
@@ -338,7 +387,7 @@ class _Bench:
         from bench import train
         from bench.suite import DEFAULT_RECIPE
 
-        self.say("data pipeline")
+        self.step_in("data pipeline")
         gen = self.torch.Generator().manual_seed(0)
         sampler = train.Sampler(self.n_train, gen)
         scale, hflip = tuple(DEFAULT_RECIPE["crop_scale"]), DEFAULT_RECIPE["hflip"]
@@ -356,8 +405,20 @@ class _Bench:
         return ld.summary()
 
 
+# The ratios: what each is, and which way is better.
+RATIOS = {
+    "ft_full_vs_bare": "images/s of our `full` fine-tuning step over a bare timm step's "
+                       "(1 = as fast as bare timm; higher is better)",
+    "plasticity_pairs_vs_forward": "pairs/s of the plasticity measurement over images/s of a "
+                                   "bare forward pass (higher is better)",
+    "loader_vs_ft_full": "images/s of the data pipeline alone over the `full` step's (above 1 "
+                         "the data is not the bottleneck; higher is better)",
+}
+
+
 def format_table(res: dict) -> str:
-    """The figures as a plain-text table, ratios at the bottom."""
+    """The figures as a plain-text table with units and which way is better, ratios (and
+    what they mean) at the bottom."""
     from tabulate import tabulate
 
     rows = []
@@ -374,10 +435,10 @@ def format_table(res: dict) -> str:
             f"{res['threads']} threads, median of {res['repeats']} after {res['warmup']} "
             f"warm-up; torch {res['torch']}, timm {res['timm']}, fused attention "
             f"{'on' if res['fused_attn'] else 'off'})")
-    table = tabulate(rows, headers=["measurement", "ms", "per timing", "throughput",
-                                    "peak MiB", "peak rise MiB", "vs"])
-    ratios = "\n".join(f"{k} = {res[k]:.3f}" for k in
-                       ("ft_full_vs_bare", "plasticity_pairs_vs_forward", "loader_vs_ft_full")
+    table = tabulate(rows, headers=["measurement", "ms per timing (lower is better)",
+                                    "per timing", "throughput (higher is better)", "peak MiB",
+                                    "peak rise MiB", "speed vs bare (higher is better)"])
+    ratios = "\n".join(f"{k} = {res[k]:.3f}: {RATIOS[k]}" for k in RATIOS
                        if res.get(k) is not None)
     plan = res.get("plan")
     if plan:

@@ -73,9 +73,11 @@ def sweep(suite: Suite, results: Path, done: set[str]) -> list[Path]:
     for jid in sorted(done):
         ckpt = store.checkpoint_path(results, jid)
         holder = claims.read_holder(claims.claim_path(results, suite.name, jid))
-        if ckpt.is_file() and not claims.is_live(holder):  # not a --force run's
-            ckpt.unlink(missing_ok=True)
-            removed.append(ckpt)
+        if not claims.is_live(holder):  # not a --force run's
+            for left in (ckpt, store.attempts_path(results, jid)):
+                if left.is_file():
+                    left.unlink(missing_ok=True)
+                    removed.append(left)
     return removed
 
 

@@ -117,6 +117,12 @@ def _results(rec: dict) -> list[str]:
         share = 100 * mt["trainable_params"] / mt["total_params"]
         lines.append(f"  trainable parameters {mt['trainable_params']:,} of "
                      f"{mt['total_params']:,} ({share:.2f}%)")
+    if mt.get("trained_params") is not None:
+        from bench.strategies import name_groups
+
+        groups = name_groups(mt["trained_params"])
+        lines.append(f"  trained ({len(mt['trained_params'])} tensors, by pattern): "
+                     + (", ".join(groups) if groups else "none (a probe on frozen features)"))
     times = [f"wall {mt['wall_seconds']:.1f} s"] if "wall_seconds" in mt else []
     times += [f"{k} {mt[k + '_seconds']:.1f} s" for k in ("train", "plasticity")
               if k + "_seconds" in mt]
@@ -142,6 +148,21 @@ def plasticity_table(plast: dict) -> list[str]:
     return tabulate(rows, headers=["layer", *comps], floatfmt=".4g").splitlines()
 
 
+def _attempts(attempts: list[dict]) -> list[str]:
+    """One line per attempt of the job (``provenance.attempts``): when, where, from which
+    step; every one but the last was interrupted."""
+    if not attempts:
+        return []
+    out = ["", f"attempts: {len(attempts)}"]
+    for i, a in enumerate(attempts, 1):
+        step = a.get("resumed_at_step") or 0
+        how = f"resumed at step {step} from its checkpoint" if step else "from step 0"
+        end = "finished" if i == len(attempts) else "interrupted"
+        out.append(f"  {i}. {a.get('started_at')} on {a.get('hostname')} (pid {a.get('pid')}):"
+                   f" {how}; {end}")
+    return out
+
+
 def describe(rec: dict, path: Path | None = None) -> str:
     """The whole story of one record, as text."""
     out = [f"job {rec['job_id']} (suite {rec['suite']}): {rec['status']}"]
@@ -163,6 +184,7 @@ def describe(rec: dict, path: Path | None = None) -> str:
         out += ["", "validation accuracy by step", *("  " + line for line in ascii_plot(
             val, height=5))]
     prov = rec.get("provenance") or {}
+    out += _attempts(prov.get("attempts") or [])
     out += ["", f"provenance: git {str(prov.get('git_commit'))[:12]}"
             f"{' (dirty)' if prov.get('git_dirty') else ''}, {prov.get('device')} on "
             f"{prov.get('hostname', '?')}, {prov.get('started_at')} .. {prov.get('finished_at')}"]

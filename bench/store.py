@@ -211,6 +211,12 @@ def checkpoint_path(results: Path, job_id: str, suffix: str = ".pt") -> Path:
     return Path(results) / CHECKPOINTS_DIR / f"{checked_job_id(job_id)}{suffix}"
 
 
+def attempts_path(results: Path, job_id: str) -> Path:
+    """A running job's attempts so far (``bench.job``), beside its checkpoint: read and
+    extended by each attempt, put into the record (``provenance.attempts``), then removed."""
+    return checkpoint_path(results, job_id, ".attempts.json")
+
+
 def is_job_id(name: object) -> bool:
     return isinstance(name, str) and _JOB_ID.fullmatch(name) is not None
 
@@ -318,17 +324,39 @@ def written_temp(path: Path, text: str) -> str:
 
 
 @contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path, remove: bool = False) -> Iterator[None]:
     """An exclusive lock on ``path`` (created if missing); flock works between processes and,
-    on filesystems that support it, between SLURM nodes sharing the filesystem."""
+    on filesystems that support it, between SLURM nodes sharing the filesystem.
+
+    ``remove``: the file is deleted when the lock is released, so none is left behind. A
+    waiter may then hold a lock on the deleted file while a newcomer creates a new one, so
+    every taker checks, once it holds the lock, that ``path`` is still the file it locked,
+    and starts again if not."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    while True:
+        f = open(path, "a")
         try:
-            yield
+            fcntl.flock(f, fcntl.LOCK_EX)
+            if remove and not _is_same_file(f, path):
+                continue  # locked a file that its holder has just deleted: take the new one
+            try:
+                yield
+            finally:
+                if remove:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)  # while locked: waiters on it will see it is gone
+                fcntl.flock(f, fcntl.LOCK_UN)
+            return
         finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            f.close()
+
+
+def _is_same_file(f, path: Path) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def utc_now() -> str:
@@ -814,17 +842,21 @@ def prune(results: Path, suite: str, keep: set[str]) -> list[tuple[Path, Path]]:
     """
     folder = suite_dir(results, suite)
     moved = []
-    for jid in record_ids(results, suite):
-        if jid in keep:
-            continue
+    for src in prunable(results, suite, keep):
         dst_dir = folder / STALE_DIR
         dst_dir.mkdir(exist_ok=True)
-        for src in (folder / f"{jid}.json", folder / f"{jid}.log"):
-            if src.is_file():
-                moved.append((src, _move_keeping(src, dst_dir)))
+        moved.append((src, _move_keeping(src, dst_dir)))
     if moved:
         _fsync_dir(folder)
     return moved
+
+
+def prunable(results: Path, suite: str, keep: set[str]) -> list[Path]:
+    """The files ``prune`` moves: the records of ``suite`` whose job id is not in ``keep``,
+    and their job logs."""
+    folder = suite_dir(results, suite)
+    return [src for jid in record_ids(results, suite) if jid not in keep
+            for src in (folder / f"{jid}.json", folder / f"{jid}.log") if src.is_file()]
 
 
 def job_statuses(results: Path, suite: str) -> dict[str, str]:

@@ -341,6 +341,35 @@ def trained_names(model) -> list[str]:
     return sorted(n for n, p in model.named_parameters() if p.requires_grad)
 
 
+def name_groups(names: Iterable[str]) -> list[str]:
+    """Parameter names grouped by pattern, for people (job log, ``bench show``, the site):
+    every all-digit part of a name (a block's index) becomes ``*``, and a pattern is shown
+    with its count, ``blocks.*.attn.qkv.weight (4)``; with the indices when they are not
+    0..n-1 (``blocks.*.mlp.fc1.weight (2: 10, 11)``); a name alone in its group as it is.
+    Patterns in sorted order."""
+    groups: dict[str, list[tuple[str, ...]]] = {}
+    for name in names:
+        parts = name.split(".")
+        pattern = ".".join("*" if p.isdigit() else p for p in parts)
+        groups.setdefault(pattern, []).append(tuple(p for p in parts if p.isdigit()))
+    out = []
+    for pattern, indices in sorted(groups.items()):
+        if len(indices) == 1:
+            out.append(_filled(pattern, indices[0]))
+            continue
+        text = f"{pattern} ({len(indices)}"
+        if len(indices[0]) == 1 and sorted(int(i[0]) for i in indices) != list(
+                range(len(indices))):
+            text += ": " + ", ".join(str(k) for k in sorted(int(i[0]) for i in indices))
+        out.append(text + ")")
+    return out
+
+
+def _filled(pattern: str, indices: tuple[str, ...]) -> str:
+    it = iter(indices)
+    return ".".join(next(it) if p == "*" else p for p in pattern.split("."))
+
+
 def apply_strategy(model, strategy: str | Mapping, context: Context | None = None) -> Applied:
     """Prepare the model, freeze every parameter the strategy does not name, return ``Applied``.
 

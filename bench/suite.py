@@ -23,7 +23,7 @@ import yaml
 
 from bench import models
 from bench.components import PAPER_VARIANT, PLASTICITY_VARIANTS
-from bench.datasets import DATASETS, dataset_key
+from bench.datasets import DATASETS, dataset_key, identity
 from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS
 from bench.registry import did_you_mean, unknown_name_message
 from bench.store import SUITE_NAME
@@ -157,10 +157,23 @@ def _without(config: dict, paths: tuple[tuple[str, ...], ...]) -> dict:
     return out
 
 
+def _located_out(obj: Any) -> Any:
+    """``obj`` with every dataset entry's located parameters left out (a folder dataset's
+    ``path``: where the data lies is not what the job is; ``datasets.identity``)."""
+    if isinstance(obj, dict):
+        if {"name", "key", "params"} <= set(obj) and obj["name"] in DATASETS \
+                and isinstance(obj["params"], dict):  # a dataset entry (a label may be there)
+            obj = identity(obj)
+        return {k: _located_out(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_located_out(v) for v in obj]
+    return obj
+
+
 def job_id(config: dict) -> str:
     """16 hex digits of sha256 over the canonical resolved configuration, without the
     settings of ``NOT_IN_JOB_ID`` (they cannot change the result)."""
-    hashed = _without(config, NOT_IN_JOB_ID)
+    hashed = _located_out(_without(config, NOT_IN_JOB_ID))
     return hashlib.sha256(canonical_json(hashed).encode()).hexdigest()[:16]
 
 
@@ -863,6 +876,11 @@ def load_suite(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) ->
     for j in suite.jobs if overrides else ():
         j.config["overrides"] = list(overrides)  # not hashed: the job id stays the config's
     return suite
+
+
+def overrides_text(overrides: list[str] | tuple[str, ...]) -> str:
+    """A configuration's ``overrides`` as the command line had them: ``--set K=V ...``."""
+    return " ".join(f"--set {o}" for o in overrides)
 
 
 def _key_path(key: str) -> list[str | int]:

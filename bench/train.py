@@ -394,14 +394,17 @@ class _Best:
 def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None, *,
              recipe: dict, lr: float, seed: int, checkpoint: Path | None = None,
              progress: Callable[[int], None] | None = None, hook=None, log=None,
-             drop_last: bool = False, world: parallel.World | None = None) -> Result:
+             drop_last: bool = False, on_resume: Callable[[int], None] | None = None,
+             world: parallel.World | None = None) -> Result:
     """Train the parameters that require grad; return curves and the best state's test acc.
 
     ``hook`` (e.g. ``AutoRGN``) gets ``start(...)`` once and ``before_step(step)`` each step;
     with a hook every tensor has its own optimizer group, whose ``lr_scale`` it may set.
     ``log`` (a logger; default ``bench.train``) gets a line every ``log_every`` steps and one
-    per evaluation. ``drop_last``: batches never span two epochs (``Sampler``). ``world``:
-    the ranks training together (``bench.parallel``; default: this process's group, if any).
+    per evaluation. ``drop_last``: batches never span two epochs (``Sampler``).
+    ``on_resume(step)`` is called when training resumes from ``checkpoint`` (saved at ``step``).
+    ``world``: the ranks training together (``bench.parallel``; default: this process's
+    group, if any).
     """
     log = log or logging.getLogger("bench.train")
     steps, batch = recipe["steps"], recipe["batch_size"]
@@ -419,6 +422,10 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
     start = 1
     if checkpoint is not None and checkpoint.is_file():
         start, curves, best = _resume(checkpoint, model, opt, gen, sampler, train.device)
+        log.info("resumed at step %d from its checkpoint %s (lines above for later steps "
+                 "are the interrupted attempt's)", start - 1, checkpoint)
+        if on_resume is not None:
+            on_resume(start - 1)
     model.train()
     if hook is not None:
         hook.start(model, opt, train, recipe, seed)

@@ -3,7 +3,8 @@
 It answers HEAD and GET, honours ``Range: bytes=N-`` (206) unless told not to, and records
 every request, so tests can serve the Hugging Face hub or a dataset mirror without a network.
 ``truncate`` makes the server send only the first bytes of a file and then close the
-connection (a dropped download), once per entry in the count.
+connection (a dropped download), once per entry in the count. ``lengths=False`` sends no
+Content-Length (the body ends when the connection closes, as some servers do).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ class Route:
 class Server:
     """``routes``: URL path -> Route. ``not_found(path)`` gives the headers of a 404."""
 
-    def __init__(self, routes: dict[str, Route], not_found=None, ranges: bool = True):
+    def __init__(self, routes: dict[str, Route], not_found=None, ranges: bool = True,
+                 lengths: bool = True):
         self.routes, self.not_found, self.ranges = routes, not_found, ranges
+        self.lengths = lengths
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
         self.truncate: dict[str, list[int]] = {}  # path -> bytes to send, one entry per request
         outer = self
@@ -81,7 +84,11 @@ class Server:
         h.send_header("Accept-Ranges", "bytes" if self.ranges else "none")
         if status == 206:
             h.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        h.send_header("Content-Length", str(len(data) - start))
+        if self.lengths:
+            h.send_header("Content-Length", str(len(data) - start))
+        else:  # the body ends when the connection closes
+            h.send_header("Connection", "close")
+            h.close_connection = True
         h.end_headers()
         if not body:
             return

@@ -106,7 +106,7 @@ def test_prepare_download_from_a_mirror_fetches_verifies_extracts_and_prepares(o
     data = tmp_path / "data"
     for folder, content in layouts.items():  # exactly the archives' content, in the layout
         assert tree(data / folder) == content
-    assert leftovers(data) == [] and not list((data / ".downloads").glob("*/*"))
+    assert leftovers(data) == [] and not (data / ".downloads").exists()  # no .lock left
     for k in files:
         assert f"{k.split('/')[1]} from {m.url}/{k} (sha256 (mirror manifest) checksum" \
             in proc.stdout
@@ -235,3 +235,111 @@ def test_mirror_comes_from_the_option_else_the_environment(monkeypatch):
     assert fetch.mirror_url("http://opt") == "http://opt"
     monkeypatch.delenv("BENCH_MIRROR")
     assert fetch.mirror_url(None) is None
+
+
+# ---------------------------------------------------------------- issue 21: what a user sees
+
+
+def test_a_dropped_connection_says_how_far_it_got_with_or_without_a_length(tmp_path):
+    for lengths in (True, False):
+        with mirror({"f.bin": PAYLOAD}, lengths=lengths) as m:
+            m.truncate["/f.bin"] = [10_000] * fetch.ATTEMPTS
+            # without a Content-Length, the size comes from the manifest (or specification)
+            src = fetch.Source(f"{m.url}/f.bin", "sha256", sha256(PAYLOAD), "mirror manifest",
+                               None if lengths else len(PAYLOAD))
+            with pytest.raises(fetch.DownloadError) as e:
+                fetch.download_file(src, tmp_path / str(lengths) / "f.bin")
+        got = 10_000 * fetch.ATTEMPTS
+        assert f"connection dropped after {got} of {len(PAYLOAD)} bytes" in str(e.value)
+        assert "corrupt" not in str(e.value) and "rerun to resume" in str(e.value)
+
+
+def test_without_a_length_a_dropped_connection_is_resumed_not_called_corrupt(tmp_path):
+    with mirror({"f.bin": PAYLOAD}, lengths=False) as m:
+        m.truncate["/f.bin"] = [123_456]
+        src = fetch.Source(f"{m.url}/f.bin", "sha256", sha256(PAYLOAD), "mirror manifest",
+                           len(PAYLOAD))
+        out = fetch.download_file(src, tmp_path / "f.bin")
+        assert out.read_bytes() == PAYLOAD
+        assert [r for _, p, r in m.requests if p == "/f.bin"] == [None, "bytes=123456-"]
+    # no size anywhere: the short file fails its checksum, and the message says it may be cut
+    with mirror({"f.bin": PAYLOAD}, lengths=False) as m:
+        m.truncate["/f.bin"] = [123_456]
+        with pytest.raises(fetch.DownloadError) as e:
+            fetch.download_file(_src(m), tmp_path / "g.bin")
+    assert "the connection dropped before its end (123456 bytes arrived" in str(e.value)
+
+
+def test_the_manifest_may_give_a_size():
+    src = fetch.source_of("cifar10", fetch.Archive("https://x/a.tar.gz", "0" * 32), "http://m",
+                          {"cifar10/a.tar.gz": {"sha256": "ab", "size": 12}})
+    assert src.size == 12 and src.digest == "ab"
+
+
+def test_a_long_transfer_prints_progress_lines_without_a_bar(tmp_path, monkeypatch, capsys):
+    with mirror({"f.bin": PAYLOAD}) as m:
+        fetch.download_file(_src(m), tmp_path / "quick.bin")  # a short transfer: silent
+        assert capsys.readouterr().err == ""
+        monkeypatch.setattr(fetch, "QUIET_AFTER_S", 0.0)  # as if it lasted long
+        monkeypatch.setattr(fetch, "QUIET_EVERY_S", 3600.0)
+        fetch.download_file(_src(m), tmp_path / "long.bin", progress=False)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("downloading long.bin: ") and "of 0.3 MB" in lines[0]
+    assert lines[-1] == "downloading long.bin: 0.3 of 0.3 MB (100%) after 0 s"
+
+
+def test_the_lock_file_goes_with_the_lock(tmp_path):
+    import threading
+
+    from bench.store import file_lock
+
+    lock, inside, overlaps = tmp_path / "x.lock", [], []
+
+    def take(i: int) -> None:
+        for _ in range(20):
+            with file_lock(lock, remove=True):
+                if inside:
+                    overlaps.append(i)
+                inside.append(i)
+                inside.remove(i)
+
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps == [] and not lock.exists()
+
+
+def _run_cli(argv: list[str]) -> int:
+    from bench import cli
+
+    try:
+        return cli.main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+def test_a_truncated_official_file_in_the_data_root_is_exit_2_naming_it(tmp_path, capsys,
+                                                                       monkeypatch):
+    monkeypatch.setenv("BENCH_VERIFY_MD5", "0")  # fabricated CIFAR files
+    data = tmp_path / "data"
+    datasets.write_fake_layout("cifar10", data, n_per_class=2, n_classes=10)
+    flowers = datasets.write_fake_layout("flowers102", data, n_per_class=1, n_classes=3)
+    setid = flowers / "setid.mat"
+    setid.write_bytes(setid.read_bytes()[:100])
+    suite = str(suite_file(tmp_path))
+    for argv in (["splits", suite], ["prepare", suite, "-q", "--cache", str(tmp_path / "c")]):
+        assert _run_cli([*argv, "--data-root", str(data)]) == 2
+        err = capsys.readouterr().err
+        assert f"error: {setid}: cannot be read (" in err and "Traceback" not in err, err
+
+
+def test_splits_is_exit_2_on_a_checksum_failure_like_prepare(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("BENCH_VERIFY_MD5", "1")
+    data = tmp_path / "data"
+    cifar = datasets.write_fake_layout("cifar10", data, n_per_class=2, n_classes=10)
+    datasets.write_fake_layout("flowers102", data, n_per_class=1, n_classes=3)
+    assert _run_cli(["splits", str(suite_file(tmp_path)), "--data-root", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"{cifar}/data_batch_1: md5" in err, err

@@ -8,6 +8,8 @@ images against exit 2 with every bad path named; and one tiny job end to end.
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,8 @@ from bench.suite import load_suite
 from tests.conftest import tiny_suite_dict
 
 CLASSES = ("zebra", "Apple", "mango")  # sorted order: Apple, mango, zebra (case-sensitive)
-COLOURS = {"zebra": (230, 30, 30), "Apple": (30, 230, 30), "mango": (30, 30, 230)}
+COLOURS = {"zebra": (230, 30, 30), "Apple": (30, 230, 30), "mango": (30, 30, 230),
+           "triangle": (230, 230, 30)}
 
 
 def write_images(folder: Path, n: int = 5, classes=CLASSES, seed: int = 0) -> None:
@@ -73,15 +76,36 @@ def test_class_order_and_labels_are_imagefolders(tmp_path):
     assert labels.tolist() == [y for _, y in oracle.samples]
 
 
-def test_one_folder_is_cut_80_20_then_80_20(tmp_path):
-    write_images(tmp_path / "imgs", n=10)  # 30 images
+def test_one_folder_is_cut_80_20_then_80_20_within_each_class(tmp_path):
+    write_images(tmp_path / "imgs", n=10)  # 30 images, 10 a class
     s = data.load_splits(entry(tmp_path / "imgs"), None, 16, split_seed=0)
-    # protocol.md: the 30 images cut 80/20 into train pool (24) and test (6); the pool into
-    # train (19) and validation (5)
-    assert [len(s.train[1]), len(s.val[1]), len(s.test[1])] == [19, 5, 6]
+    # protocol.md's 80/20 cuts, within each class: 10 -> a pool of 8 and 2 test; the pool
+    # -> 6 train and 2 validation
+    assert [len(s.train[1]), len(s.val[1]), len(s.test[1])] == [18, 6, 6]
+    for labels, per_class in ((s.train[1], 6), (s.val[1], 2), (s.test[1], 2)):
+        assert np.bincount(labels, minlength=3).tolist() == [per_class] * 3
     assert s.num_classes == 3
     pixels = np.concatenate([s.train[0], s.val[0], s.test[0]]).reshape(30, -1)
     assert len({row.tobytes() for row in pixels}) == 30  # every image once
+
+
+def test_the_cut_is_stratified_every_class_of_2_or_more_in_both_parts(tmp_path):
+    sizes = {"Apple": 11, "mango": 3, "zebra": 2}
+    for cls, n in sizes.items():
+        write_images(tmp_path / "imgs", n=n, classes=(cls,))
+    write_images(tmp_path / "imgs", n=1, classes=("zebra",), seed=5)  # overwrites img_0 only
+    raw = data.DATASETS["folder"].load(None, {"path": str(tmp_path / "imgs")})
+    labels = raw.splits["train"][1]
+    for seed in range(20):  # whatever the seed
+        big, small = data.stratified_80_20(labels, seed)
+        assert sorted([*big, *small]) == list(range(len(labels)))  # a partition
+        for c, n in enumerate(sizes.values()):  # sorted class order: Apple, mango, zebra
+            in_big, in_small = (int((labels[part] == c).sum()) for part in (big, small))
+            assert in_big >= 1 and in_small >= 1  # 2 or more images: in both parts
+            assert in_big == max(1, min(int(0.8 * n), n - 1))
+    # a class of one image stays in the 80% part (it is trained on, never only tested)
+    big, small = data.stratified_80_20(np.array([0, 0, 0, 0, 0, 1]), 3)
+    assert 5 in big and 5 not in small
 
 
 def test_train_test_layout_keeps_the_given_test_split(tmp_path):
@@ -106,7 +130,65 @@ def test_cached_once_and_keyed_by_the_folder(tmp_path):
     assert changed.fresh and changed.cache_dir != first.cache_dir
 
 
+# ---------------------------------------------------------------- where it lies, what it holds
+
+
+def test_moving_the_folder_keeps_the_job_ids_changing_an_image_changes_them(tmp_path):
+    write_images(tmp_path / "a" / "imgs")
+    before = load_suite(suite_file(tmp_path, {"name": "folder", "path": str(tmp_path / "a" /
+                                                                            "imgs")})).jobs
+    ids_before = data.suite_splits([before[0].config])[0]["splits"]["test"]["ids"]
+    shutil.move(tmp_path / "a" / "imgs", tmp_path / "b" / "elsewhere" / "imgs")
+    moved = load_suite(suite_file(tmp_path, {"name": "folder", "path": str(
+        tmp_path / "b" / "elsewhere" / "imgs")})).jobs
+    assert [j.job_id for j in moved] == [j.job_id for j in before]
+    assert moved[0].config["dataset"]["key"] == before[0].config["dataset"]["key"]
+    assert str(tmp_path) not in moved[0].config["dataset"]["key"]
+    # the same split ids wherever it lies (paths under the folder)
+    ids_moved = data.suite_splits([moved[0].config])[0]["splits"]["test"]["ids"]
+    assert ids_moved == ids_before and all(not i.startswith("/") for i in ids_moved)
+    # one image's pixels changed (same name, same size on disk or not): another dataset
+    img = tmp_path / "b" / "elsewhere" / "imgs" / "mango" / "img_1.jpg"
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(img, "JPEG")
+    changed = load_suite(suite_file(tmp_path, {"name": "folder", "path": str(
+        tmp_path / "b" / "elsewhere" / "imgs")})).jobs
+    assert changed[0].job_id != moved[0].job_id
+    assert changed[0].config["dataset"]["key"] != moved[0].config["dataset"]["key"]
+
+
 # ---------------------------------------------------------------- validate
+
+
+@pytest.mark.parametrize("layout", ["one folder", "train/test"])
+def test_an_empty_class_folder_is_an_error_naming_it(layout, tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    parts = [folder] if layout == "one folder" else [folder / "train", folder / "test"]
+    for part in parts:
+        write_images(part)
+    empty = parts[-1] / "triangle"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not an image")
+    if layout == "train/test":
+        write_images(folder / "train", n=1, classes=("triangle",))  # only test/ is empty
+    suite = suite_file(tmp_path, {"name": "folder", "path": "imgs"})
+    assert run_cli(["validate", str(suite)]) == 2
+    err = capsys.readouterr().err
+    assert f"{suite}: datasets[0].path: class folder {empty} has no image files" in err, err
+    assert "Traceback" not in err
+
+
+def test_a_class_too_small_for_both_parts_of_a_cut_is_named(tmp_path, capsys):
+    write_images(tmp_path / "imgs", n=6, classes=("Apple", "mango"))
+    write_images(tmp_path / "imgs", n=1, classes=("zebra",))
+    suite = suite_file(tmp_path, {"name": "folder", "path": "imgs"})
+    for command in (["validate", str(suite)], ["plan", str(suite), "--results",
+                                                str(tmp_path / "r")]):
+        assert run_cli(command) == 0
+        err = capsys.readouterr().err
+        assert "class 'zebra' has 1 image(s): not in val or test" in err, err
+        assert "'Apple'" not in err and "'mango'" not in err
+
+
 
 
 @pytest.mark.parametrize("case", ["missing", "one-class", "train-test-mismatch", "not-a-string"])
@@ -188,4 +270,5 @@ def test_a_tiny_job_on_a_folder_end_to_end(tmp_path, cache_dir):
     assert record["status"] == "done", record.get("error")
     assert record["config"]["dataset"]["params"]["path"] == str(tmp_path / "imgs")
     assert 0 <= record["metrics"]["test_acc"] <= 1
-    assert record["plasticity"]["reference"] == f"folder/{tmp_path / 'ref'}"
+    ref = record["plasticity"]["reference"]
+    assert re.fullmatch(r"folder/[0-9a-f]{16}", ref) and str(tmp_path) not in ref

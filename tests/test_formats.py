@@ -94,8 +94,12 @@ def test_cifar_refuses_code_in_pickles(tmp_path):
             return (print, ("pwned",))
 
     (folder / "test").write_bytes(pickle.dumps({b"data": Evil(), b"fine_labels": []}))
-    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+    # refused, and said to be an unreadable file, named (exit 2 in the commands)
+    from bench.formats import UnreadableFile
+
+    with pytest.raises(UnreadableFile, match="UnpicklingError: refusing") as e:
         read_cifar(tmp_path, "cifar100", "test", verify_md5=False)
+    assert str(e.value).startswith(f"{folder / 'test'}: cannot be read (")
 
 
 def test_cifar_missing(tmp_path):

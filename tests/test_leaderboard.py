@@ -313,3 +313,20 @@ def test_reproduction_section_on_paper_records(tmp_path: Path):
                      r"\| +\+0\.00 \| yes \(± 0\.12\)", section)
     assert re.search(r"\| cifar10 +\| fc1 +\|.*\| +-1\.99 \| no \(± 0\.13\)", section)
     assert re.search(r"\| pets +\| mha +\| +not run \|", section)
+
+
+def test_reproduction_rows_of_lp_show_no_learning_rate(tmp_path: Path):
+    """lp has no learning rate (config.lr null): its row says so by saying none, not 'at lr '."""
+    recs = []
+    for strategy, lr in (("lp", None), ("mha", 1e-2)):
+        for s, t in enumerate((0.90, 0.91, 0.92)):
+            r = make_record(strategy, lr, s, dataset="cifar10", test=t, protocol="paper",
+                            suite="paper", model="ViT-B/16")
+            r["config"]["model"]["name"] = "vit_base_patch16_224.orig_in21k"
+            VALIDATOR.validate(r)
+            recs.append(r)
+    section = page_of(recs, tmp_path, "L.md").split("## Reproduction")[1].split("\n## ")[0]
+    lp = [line for line in section.splitlines() if re.search(r"\| cifar10 +\| lp +\|", line)]
+    assert len(lp) == 1 and re.search(r"91\.00 ± 0\.\d\d \(3\) +\|", lp[0]), lp
+    assert "at lr" not in lp[0]
+    assert re.search(r"\| cifar10 +\| mha +\|.*\(3\) at lr 0\.01 \|", section)

@@ -270,9 +270,9 @@ def test_prepare_then_jobs_use_the_cache(root, weights, tmp_path, capsys):
     cache = tmp_path / "cache"
     assert cli.main(["prepare", str(suite), "--cache", str(cache), "-q"]) == 0
     out = capsys.readouterr().out
-    assert "3 data cache entries (3 decoded now, 0 already there)" in out
+    assert "3 data cache entries: 3 decoded now (" in out and "), 0 already there" in out
     assert cli.main(["prepare", str(suite), "--cache", str(cache), "-q"]) == 0
-    assert "(0 decoded now, 3 already there)" in capsys.readouterr().out
+    assert "0 decoded now (0 images), 3 already there" in capsys.readouterr().out
     entries = {p.name for p in (cache / "data").iterdir() if p.is_dir()}
     metas = [yaml.safe_load((cache / "data" / e / "meta.json").read_text()) for e in entries]
     checksums = {m["dataset"]: m["checksum"] for m in metas}

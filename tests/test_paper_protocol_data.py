@@ -321,6 +321,16 @@ def test_prepare_writes_the_paper_entries_once_for_every_seed(root, tmp_path, ca
     assert out.count("paper eval") == 4  # pets trainval and test, cifar10 train and test
     assert out.count("paper train (whole)") == 1  # pets only: cifar10 trains from its arrays
     entries = sorted(p.name for p in (cache / "data").iterdir() if p.is_dir())
+    # an empty cache: every entry decoded now, the whole-image one too (issue 21)
+    whole = [line for line in out.splitlines() if "paper train (whole)" in line][0]
+    assert " decoded " in whole and str(cache / "data") in whole
+    images = sum(n for e in entries for n in json.loads(
+        (cache / "data" / e / "meta.json").read_text())["counts"].values())
+    assert f"5 data cache entries: 5 decoded now ({images:,} images), 0 already there" in out
+    assert cli.main(["prepare", str(path), "--cache", str(cache), "-q"]) == 0
+    again = capsys.readouterr().out
+    assert "5 data cache entries: 0 decoded now (0 images), 5 already there" in again
+    assert " decoded " not in [line for line in again.splitlines() if "(whole)" in line][0]
     for seed in (0, 42):
         s = _paper_splits(_entry({"name": "pets"}), root, 32, seed, cache=cache)
         assert s.train_sizes is not None and s.val[0].shape[1:] == (32, 32, 3)

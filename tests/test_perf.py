@@ -4,6 +4,7 @@ depths, the out-of-memory retry, the attention shortcut of fast plasticity, torc
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -270,3 +271,40 @@ def test_compiled_model_trains_like_eager():
         results.append(res.curves["train"])
     for a, b in zip(*results):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+
+
+def test_cli_perf_times_a_suites_own_model_and_says_what_and_how_long(tmp_path, capsys):
+    """Issue 21: what it times and about how long first, progress lines, the suite's model
+    (kwargs, batch), units and which way is better, no job log lines."""
+    import yaml
+
+    from bench.cli import main
+    from tests.conftest import tiny_suite_dict
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text(yaml.safe_dump(tiny_suite_dict()))
+    out = tmp_path / "p.json"
+    assert main(["perf", "--suite", str(suite), "--repeats", "1", "--warmup", "1",
+                 "--strategies", "full", "linear", "--plasticity-pairs", "3",
+                 "--json", str(out)]) == 0
+    text = capsys.readouterr()
+    err = text.err.splitlines()
+    assert err[0] == "bench perf: the model tiny of " + str(suite)
+    assert re.match(r"bench perf: vit_tiny_patch16_224 \(32 px, [\d,]+ parameters\), batch 16, "
+                    r"on cpu: the fine-tuning step of full, linear .* about \d+ s \(a bare step "
+                    r"took \d+ ms\)$", err[1]), err[1]
+    progress = [line for line in err if line.startswith("[")]
+    assert [p.split("]")[0] for p in progress] == ["[1/4", "[2/4", "[3/4", "[4/4"]
+    assert re.match(r"done in \d+ s$", err[-2]) and err[-1] == f"wrote {out}"
+    for stream in (text.out, text.err):  # finetune's own lines stay out
+        assert "val acc" not in stream and "loss" not in stream
+    res = json.loads(out.read_text())
+    assert res["input_size"] == 32 and res["batch"] == 16  # the suite's, not the 224 px default
+    assert res["model_kwargs"]["patch_size"] == 8
+    assert "ms per timing (lower is better)" in text.out
+    assert "throughput (higher is better)" in text.out
+    assert f"ft_full_vs_bare = {res['ft_full_vs_bare']:.3f}: images/s of our" in text.out
+    assert "loader_vs_ft_full = " in text.out and "higher is better)" in text.out.splitlines()[-1]
+    # a model the suite does not have is bad input, naming the ones it has
+    assert main(["perf", "--suite", str(suite), "--model", "nope"]) == 2
+    assert "its models: tiny" in capsys.readouterr().err

@@ -114,3 +114,78 @@ def test_show_does_not_import_torch(tmp_path):
                            str(tmp_path / "results")], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": root})
     assert proc.returncode == 0, proc.stderr
+
+
+# ---------------------------------------------------------------- issue 21: an interrupted job
+
+
+def test_show_lists_what_trained_grouped_by_pattern(tmp_path):
+    rec = record()
+    rec["metrics"]["trained_params"] = sorted(
+        [f"blocks.{i}.attn.{n}" for i in range(12) for n in ("qkv.weight", "qkv.bias")]
+        + ["head.weight", "head.bias"])
+    store.write_record(tmp_path, rec)
+    text = show.show(JID, tmp_path)
+    assert ("  trained (26 tensors, by pattern): blocks.*.attn.qkv.bias (12), "
+            "blocks.*.attn.qkv.weight (12), head.bias, head.weight") in text
+    rec["metrics"]["trained_params"] = []  # lp: nothing trained by SGD
+    store.write_record(tmp_path, rec)
+    assert "trained (0 tensors, by pattern): none (a probe" in show.show(JID, tmp_path)
+
+
+def _interrupt_at(monkeypatch, step: int) -> None:
+    """The first training run stops at ``step`` as Ctrl-C would stop it (KeyboardInterrupt
+    escapes the job: no record, the checkpoint and the attempts file stay)."""
+    from bench import train
+
+    real, fired = train._log_step, []
+
+    def log_step(log, entry, *a, **k):
+        real(log, entry, *a, **k)
+        if entry["step"] == step and not fired:
+            fired.append(step)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "_log_step", log_step)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("every", [4, 0])
+def test_a_resumed_job_says_so_in_its_log_record_and_show(every, tmp_path, cache_dir,
+                                                         monkeypatch):
+    from bench import store
+    from bench.job import run_job
+    from bench.suite import parse_suite
+    from tests.conftest import tiny_suite_dict
+
+    raw = tiny_suite_dict(strategies=("mha",), steps=8)
+    raw["recipe"].update(log_every=2, checkpoint_every=every)
+    (job,) = parse_suite(raw, "t.yaml").jobs
+    results = tmp_path / "results"
+    _interrupt_at(monkeypatch, 6)
+    with pytest.raises(KeyboardInterrupt):
+        run_job(job.config, "tiny", results, cache_dir, "cpu")
+    assert store.attempts_path(results, job.job_id).is_file()
+    record = run_job(job.config, "tiny", results, cache_dir, "cpu")
+    assert record["status"] == "done"
+    log = store.log_path(results, "tiny", job.job_id).read_text()
+    starts = [line for line in log.splitlines() if f"job {job.job_id}: start" in line]
+    assert len(starts) == 2 and "start (attempt 2: 1 earlier one(s) did not finish)" in starts[1]
+    # what the strategy trained, by pattern (the tiny model has 2 blocks)
+    assert "trained: blocks.*.attn.proj.bias (2), blocks.*.attn.proj.weight (2), " in log
+    after = log.split(starts[1])[1]
+    if every:
+        assert "resumed at step 4 from its checkpoint" in after
+        assert "restarted" not in log
+    else:
+        assert "restarted from step 0: no checkpoint (recipe.checkpoint_every 0)" in after
+        assert "resumed at step" not in log
+    attempts = record["provenance"]["attempts"]
+    assert [a["resumed_at_step"] for a in attempts] == [0, every]
+    assert not store.attempts_path(results, job.job_id).exists()  # gone with the checkpoint
+    text = show.show(job.job_id, results)
+    assert "attempts: 2" in text
+    lines = text.split("attempts: 2\n")[1].splitlines()[:2]
+    assert lines[0].endswith("from step 0; interrupted")
+    assert lines[1].endswith((f"resumed at step {every} from its checkpoint" if every
+                              else "from step 0") + "; finished")

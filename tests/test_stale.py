@@ -80,3 +80,48 @@ def test_leaderboard_command_sets_stale_records_aside(tmp_path, capsys):
     # Only the current plan's records are scored: the stale ones were all `mha`.
     scores = page.split("### Scores")[1].split("###")[0]
     assert "| mha" not in scores
+
+
+def test_stale_advice_under_set_lists_exactly_what_prune_moves(tmp_path, capsys):
+    """`plan --set` on real results: the advice names what `bench prune` (which keeps the
+    suite file's plan) would move, the smoke records, said to be made with --set; the page
+    says so too, never that the suite file was edited."""
+    from bench.suite import load_suite
+
+    suite_file, results, jobs, _ = _setup(tmp_path)
+    shutil.rmtree(results / "st")  # real results only: the current plan's records
+    for j in jobs:
+        store.write_record(results, make_record(j.config["strategy"]["name"], suite="st",
+                                                seed=j.config["seed"], job_id=j.job_id))
+    smoke = load_suite(suite_file, ["recipe.steps=20"]).jobs[:2]
+    for j in smoke:
+        rec = make_record("mha", seed=j.config["seed"], suite="st", job_id=j.job_id)
+        rec["config"]["overrides"] = ["recipe.steps=20"]
+        store.write_record(results, rec)
+    smoke_ids = sorted(j.job_id for j in smoke)
+    assert cli.main(["plan", str(suite_file), "--results", str(results), "--summary",
+                     "--set", "recipe.steps=20"]) == 0
+    out = capsys.readouterr().out
+    advice = [line for line in out.splitlines() if "stale records" in line]
+    assert len(advice) == 1 and advice[0].endswith(": " + ", ".join(smoke_ids))
+    assert "st: 2 stale records" in advice[0] and "--dry-run" in advice[0]
+    assert f"2 of them made with --set recipe.steps=20: {', '.join(smoke_ids)}" in out
+    assert not any(j.job_id in advice[0] for j in jobs)  # never the real records
+
+    assert cli.main(["prune", str(suite_file), "--results", str(results), "--dry-run"]) == 0
+    dry = capsys.readouterr().out
+    would = sorted(line.split()[2] for line in dry.splitlines() if line.startswith("would"))
+    assert would == sorted(str(results / "st" / f"{j}.json") for j in smoke_ids)
+    assert "2 stale records would be moved" in dry
+    assert len(list((results / "st").glob("*.json"))) == len(jobs) + 2  # nothing moved
+
+    page = tmp_path / "L.md"
+    assert cli.main(["leaderboard", "--results", str(results), "--out", str(page),
+                     "--suites", str(suite_file)]) == 0
+    section = page.read_text().split("## Stale records")[1].split("\n## ")[0]
+    assert "- `st`: 2 stale, made with `--set recipe.steps=20`: " in section
+    assert "not in the suite file's current plan:" not in section
+
+    assert cli.main(["prune", str(suite_file), "--results", str(results)]) == 0
+    moved = sorted(p.stem for p in (results / "st" / store.STALE_DIR).glob("*.json"))
+    assert moved == smoke_ids

@@ -361,3 +361,35 @@ def test_trained_names_are_the_sorted_requires_grad_names(tiny_vit):
     strategies.apply_strategy(lora, "lora")
     names = strategies.trained_names(lora)
     assert any(n.endswith("lora_A") for n in names) and "blocks.0.attn.qkv.weight" not in names
+
+
+# ------------------------------------------------------------ issue 21: what trained, for people
+
+
+@pytest.mark.parametrize("strategy, expect", [
+    # oracle: the tiny model has 2 blocks; timm's names written out here
+    ("mha", ["blocks.*.attn.proj.bias (2)", "blocks.*.attn.proj.weight (2)",
+             "blocks.*.attn.qkv.bias (2)", "blocks.*.attn.qkv.weight (2)", "head.bias",
+             "head.weight", "norm.bias", "norm.weight"]),
+    ({"name": "surgical", "params": {"k": 1, "side": "last"}},
+     [f"blocks.1.{n}" for n in ("attn.proj.bias", "attn.proj.weight", "attn.qkv.bias",
+                                "attn.qkv.weight", "mlp.fc1.bias", "mlp.fc1.weight",
+                                "mlp.fc2.bias", "mlp.fc2.weight", "norm1.bias",
+                                "norm1.weight", "norm2.bias", "norm2.weight")]
+     + ["head.bias", "head.weight", "norm.bias", "norm.weight"]),
+])
+def test_trained_parameters_grouped_by_pattern_with_counts(tiny_vit, strategy, expect):
+    strategies.apply_strategy(tiny_vit, strategy)
+    names = strategies.trained_names(tiny_vit)
+    groups = strategies.name_groups(names)
+    assert groups == expect
+    # every name is counted once: the counts add up to the names
+    counted = sum(int(re.search(r"\((\d+)", g).group(1)) if "(" in g else 1 for g in groups)
+    assert counted == len(names)
+
+
+def test_groups_name_the_blocks_when_not_all_from_0():
+    names = [f"blocks.{i}.mlp.fc1.weight" for i in (10, 11)] + ["blocks.0.norm1.weight"]
+    assert strategies.name_groups(names) == ["blocks.*.mlp.fc1.weight (2: 10, 11)",
+                                             "blocks.0.norm1.weight"]
+    assert strategies.name_groups([]) == []
