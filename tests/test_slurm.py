@@ -111,7 +111,10 @@ def test_suite_runs_to_the_end_and_a_second_submit_sends_nothing(cluster, cleanu
 def test_requeued_job_resumes_and_ends_like_an_uninterrupted_one(cluster, cleanup, tmp_path):
     from bench.store import checkpoint_path
 
-    suite = load_suite(SUITE)
+    # Long enough that the requeue lands mid-training: with one thread per task (its
+    # cpus_per_task) the suite's 300 steps can end within SLURM's KillWait after it.
+    steps = 1500
+    suite = load_suite(SUITE, [f"recipe.steps={steps}"])
     job = next(j for j in suite.jobs if j.config["strategy"]["name"] == "full")
     profile = slurm.load_profile(LOCAL_PROFILE)
     cache = tmp_path / "cache"
@@ -149,8 +152,8 @@ def test_requeued_job_resumes_and_ends_like_an_uninterrupted_one(cluster, cleanu
     m = store.read_record(store.record_path(interrupted, suite.name, job.job_id))["metrics"]
     assert not ckpt.exists()  # removed once the record is written
     # The second run trained only the steps after the checkpoint (a restart from scratch
-    # would have seen all 300 batches of 32 images).
-    assert m["train_seconds"] * m["images_per_second"] < 300 * 32 - 16
+    # would have seen all the batches of 32 images).
+    assert m["train_seconds"] * m["images_per_second"] < steps * 32 - 16
     log = next((interrupted / ".submitit" / suite.name).glob(f"{slurm_id}_0_log.out"))
     assert log.read_text().count("Starting with JobEnvironment") == 2  # it ran twice
 
