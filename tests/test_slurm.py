@@ -73,6 +73,12 @@ def finish(jobs, results, timeout_s: float = 300) -> slurm.StatusReport:
     return st
 
 
+def one_job_per_task() -> slurm.Profile:
+    """The local profile with one job per array task (it packs several)."""
+    local = slurm.load_profile(LOCAL_PROFILE)
+    return dataclasses.replace(local, defaults={**local.defaults, "jobs_per_task": 1})
+
+
 def comparable(record: dict) -> dict:
     out = {k: v for k, v in record.items() if k != "provenance"}
     out["metrics"] = {k: v for k, v in record["metrics"].items() if k not in TIMING_METRICS}
@@ -199,9 +205,7 @@ def test_arrays_are_split_at_max_array_size(cluster, cleanup, tmp_path, monkeypa
     monkeypatch.setattr(slurm, "max_array_size", lambda: 3)  # arrays of at most 2 tasks
     jobs = synthetic.synthetic_jobs(5, suite="chunks")
     cleanup(jobs, tmp_path)
-    local = slurm.load_profile(LOCAL_PROFILE)
-    one_each = dataclasses.replace(local, defaults={**local.defaults, "jobs_per_task": 1})
-    report = slurm.submit(jobs, one_each, tmp_path, fn=synthetic.synthetic_job)
+    report = slurm.submit(jobs, one_job_per_task(), tmp_path, fn=synthetic.synthetic_job)
     assert report.sbatch_calls == 3 and [a.tasks for a in report.arrays] == [2, 2, 1]
     assert len({a.slurm_id for a in report.arrays}) == 3
     assert finish(jobs, tmp_path, timeout_s=120).counts["done"] == 5
@@ -279,8 +283,8 @@ def test_bench_run_and_submit_at_once_run_each_job_exactly_once(cluster, cleanup
          str(results), "--cache", str(cache), "-q"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        slurm.submit(suite.jobs, slurm.load_profile(LOCAL_PROFILE), results, cache=cache,
-                     fn=counted_run_job)
+        slurm.submit(suite.jobs, one_job_per_task(), results, cache=cache,
+                     fn=counted_run_job)  # a task per job, each racing bench run for it
         st = finish(suite.jobs, results, timeout_s=400)
         out, err = local.communicate(timeout=400)
     finally:
