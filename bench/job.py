@@ -242,8 +242,9 @@ def measure_plasticity(model, dcfg: dict, pcfg: dict, ref: data.Images, target_i
                        variant: str = PAPER_VARIANT, protocol: Protocol | None = None) -> dict:
     """Plasticity of ``model`` between the reference images and the target images (the
     paper's definition unless ``variant`` is ``in_situ``; see bench.plasticity), with the
-    protocol's pairs."""
-    from bench import plasticity
+    protocol's pairs. In a data-parallel job every rank measures and keeps rank 0's figures,
+    so that strategies selecting from them select alike (``bench.parallel``)."""
+    from bench import parallel, plasticity
 
     out = plasticity.measure(model, ref.x, target_images, pairs=pcfg["pairs"],
                              batch_size=pcfg["batch_size"], seed=pcfg["seed"],
@@ -251,7 +252,7 @@ def measure_plasticity(model, dcfg: dict, pcfg: dict, ref: data.Images, target_i
                              variant=variant, protocol=protocol)
     out.update(reference=pcfg["reference"]["key"], target=target["key"],
                reference_checksum=ref.checksum)
-    return out
+    return parallel.from_main(out)
 
 
 def plasticity_of(model_cfg: dict, dataset: dict, pcfg: dict, *, split_seed: int = 0,
@@ -319,7 +320,7 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
     """The job's work; fills ``metrics``, returns (plasticity, its variants, curves)."""
     import torch
 
-    from bench import parallel, probe, strategies, train
+    from bench import probe, strategies, train
 
     recipe, pcfg = config["recipe"], config["plasticity"]
     protocol = PROTOCOLS[config["protocol"]]
@@ -339,7 +340,6 @@ def _run(config: dict, jid: str, results: Path, cache: Path, device: str, progre
                                                    config["dataset"], device, variant=variant,
                                                    protocol=protocol)
         plast = variants.pop(PAPER_VARIANT)
-        plast, variants = parallel.from_main((plast, variants))  # ranks select alike
         metrics["plasticity_seconds"] = time.perf_counter() - t0
         log.info("plasticity: %.1f s (%d pairs, reference %s)", metrics["plasticity_seconds"],
                  plast["pairs"], pcfg["reference"]["key"],

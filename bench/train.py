@@ -410,10 +410,7 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
     steps, batch = recipe["steps"], recipe["batch_size"]
     micro = math.ceil(batch / recipe["grad_accum"])
     params = [p for p in model.parameters() if p.requires_grad]
-    world = parallel.current() if world is None else world
-    net = parallel.wrap(model, world)  # DDP over the ranks, or the model itself
-    if batch < world.size:
-        raise ValueError(f"a batch of {batch} cannot be split over {world.size} ranks")
+    world, net = _ranks(model, batch, world)
     opt = make_optimizer(params, recipe, lr, per_tensor=hook is not None)
     gen = torch.Generator().manual_seed(seed)
     sampler = Sampler(len(train), gen, drop_last)
@@ -472,6 +469,15 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
                   best_step=best.step, steps_done=steps, train_seconds=train_time,
                   images_per_second=images / train_time if train_time else 0.0, curves=curves,
                   grad_accum=math.ceil(recipe["batch_size"] / micro))
+
+
+def _ranks(model, batch: int, world: parallel.World | None):
+    """(the ranks training together, default this process's group; the model they run:
+    DistributedDataParallel over them, or the model itself)."""
+    world = parallel.current() if world is None else world
+    if batch < world.size:
+        raise ValueError(f"a batch of {batch} cannot be split over {world.size} ranks")
+    return world, parallel.wrap(model, world)
 
 
 def _resume(checkpoint: Path, model, opt, gen: torch.Generator, sampler: Sampler,
