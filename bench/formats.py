@@ -304,8 +304,9 @@ def decode_images(
     Each image is converted to RGB, its shorter side resized to int(size / crop_pct) with
     ``interpolation``, then centre-cropped to size x size: timm's eval transform, pixel for
     pixel what torchvision's Resize + CenterCrop give on a PIL image. Images are decoded in
-    ``num_workers`` threads (default: the CPU count, at most 16; PIL releases the GIL while
-    decoding and resizing); the output order is the input order whatever the threads do.
+    ``num_workers`` threads (default: the threads this process may use, ``bench.cpus``, at
+    most 16; PIL releases the GIL while decoding and resizing); the output order is the input
+    order whatever the threads do.
     ``progress`` shows a tqdm bar; None shows it for more than 1,000 items. ``out``, a uint8
     (N, size, size, 3) array (e.g. a memory-mapped .npy file), receives the images instead of a
     new array, so a dataset larger than memory can be decoded straight to disk.
@@ -374,7 +375,11 @@ def _map_images(items, one: Callable[[int, Image.Image], np.ndarray], shape: tup
         out = np.empty((n, *shape, 3), dtype=np.uint8)
     elif out.shape != (n, *shape, 3) or out.dtype != np.uint8:
         raise ValueError(f"out must be uint8 {(n, *shape, 3)}, got {out.dtype} {out.shape}")
-    workers = num_workers if num_workers is not None else min(16, os.cpu_count() or 1)
+    if num_workers is None:  # the threads this process may use (bench.cpus), at most 16
+        from bench.cpus import decide
+
+        num_workers = min(16, decide().count)
+    workers = num_workers
     bar = _progress_bar(n, shape[0], progress)
     try:
         if workers <= 1 or n < 2:

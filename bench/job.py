@@ -130,7 +130,7 @@ def pretrain(model_cfg: Model, path: Path, device: str, progress: bool = False) 
     import timm
     import torch
 
-    from bench import models, train
+    from bench import models, parallel, train
 
     spec = model_cfg.pretrain
     if spec is None:
@@ -156,8 +156,10 @@ def pretrain(model_cfg: Model, path: Path, device: str, progress: bool = False) 
     if torch.device(device).type == "cpu":
         torch.set_num_threads(1)
     try:
+        # One process, even in a data-parallel job: the others wait for the cache's lock.
         res = train.finetune(model, dd, dd, None, recipe=spec.recipe(), lr=spec.lr,
-                             seed=spec.seed, progress=bar.update if bar else None, log=log)
+                             seed=spec.seed, progress=bar.update if bar else None, log=log,
+                             world=parallel.SINGLE)
     finally:
         torch.set_num_threads(threads)
     if bar:
@@ -218,7 +220,10 @@ class Attempts:
             self._write()
 
     def _write(self) -> None:
-        store.atomic_write_text(self.path, json.dumps(self.all, indent=1) + "\n")
+        from bench import parallel
+
+        if parallel.current().main:  # a data-parallel job's file is rank 0's
+            store.atomic_write_text(self.path, json.dumps(self.all, indent=1) + "\n")
 
 
 def _peak_memory_mb(device: str) -> float | None:
@@ -243,8 +248,9 @@ def measure_plasticity(model, dcfg: dict, pcfg: Plasticity, ref: data.Images, ta
                        variant: str = PAPER_VARIANT, protocol: Protocol | None = None) -> dict:
     """Plasticity of ``model`` between the reference images and the target images (the
     paper's definition unless ``variant`` is ``in_situ``; see bench.plasticity), with the
-    protocol's pairs."""
-    from bench import plasticity
+    protocol's pairs. In a data-parallel job every rank measures and keeps rank 0's figures,
+    so that strategies selecting from them select alike (``bench.parallel``)."""
+    from bench import parallel, plasticity
 
     out = plasticity.measure(model, ref.x, target_images, pairs=pcfg.pairs,
                              batch_size=pcfg.batch_size, seed=pcfg.seed,
@@ -252,7 +258,7 @@ def measure_plasticity(model, dcfg: dict, pcfg: Plasticity, ref: data.Images, ta
                              variant=variant, protocol=protocol)
     out.update(reference=pcfg.reference.key, target=target.key,
                reference_checksum=ref.checksum)
-    return out
+    return parallel.from_main(out)
 
 
 def plasticity_of(config: JobConfig, *, cache: Path | None = None, device: str | None = None,
@@ -416,6 +422,10 @@ def run_job(config: dict | JobConfig, suite: str, results: Path, cache: Path | N
     (bench.logs)."""
     config = as_config(config)
     jid = config.job_id
+    from bench import parallel
+
+    if not parallel.current().main:  # another rank of a data-parallel job: rank 0 writes
+        return _run_job(config, suite, results, cache, device, False)
     board = Path(tensorboard) / suite / jid if tensorboard else None
     with logs.job_log(store.log_path(Path(results), suite, jid), board):
         return _run_job(config, suite, results, cache, device, progress)
@@ -423,6 +433,8 @@ def run_job(config: dict | JobConfig, suite: str, results: Path, cache: Path | N
 
 def _run_job(config: JobConfig, suite: str, results: Path, cache: Path | None,
              device: str | None, progress: bool) -> dict:
+    from bench import parallel
+
     results = Path(results)
     cache = Path(cache) if cache else default_cache()
     jid = config.job_id
@@ -451,11 +463,14 @@ def _run_job(config: JobConfig, suite: str, results: Path, cache: Path | None,
         metrics["peak_memory_mb"] = _peak_memory_mb(device)
     except Exception:  # noqa: BLE001 - a missing figure must not lose the record
         metrics["peak_memory_mb"] = None
+    world = parallel.current()
     record = new_record(
         config.to_dict(), suite, jid, status, metrics=metrics, curves=curves, plasticity=plast,
         plasticity_variants=variants, error=error,
         provenance=provenance(device, started_at=started, finished_at=store.utc_now(),
-                              attempts=Attempts(results, jid).all))
+                              attempts=Attempts(results, jid).all, ranks=world.size))
+    if not world.main:
+        return record
     store.write_record(results, record)
     store.checkpoint_path(results, jid).unlink(missing_ok=True)
     store.attempts_path(results, jid).unlink(missing_ok=True)

@@ -2,7 +2,8 @@
 
 ``bench run SUITE`` calls ``run_suite``. Shared one-time work (pretraining) runs first, once;
 then the missing jobs run with a progress bar and an ETA. A failed job is recorded as failed
-and the others go on. Workers each get an equal share of the CPU threads, or one GPU each.
+and the others go on. Workers each get an equal share of the CPUs this process was given
+(``bench.cpus``), or one GPU each.
 
 Crashes and concurrency. A job runs through ``bench.lifecycle.run_claimed``, as SLURM tasks
 do: only under its claim (``bench.claims``), taken by the process that runs it (a worker holds
@@ -17,6 +18,7 @@ point loses no record; the next run resumes where the records (and checkpoints) 
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import os
 import time
@@ -26,7 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import claims, lifecycle, store
+from bench import claims, cpus, lifecycle, store
 from bench.status import Status
 from bench.suite import Job, Suite
 
@@ -79,26 +81,15 @@ def sweep(suite: Suite, results: Path, done: set[str]) -> list[Path]:
     return removed
 
 
-def torch_threads(workers: int) -> int:
-    """CPU threads for each worker's torch: ``OMP_NUM_THREADS`` when set (a positive integer),
-    else an equal share of the CPUs. Set explicitly in every worker (and in the process itself
-    when it runs jobs), so the variable controls the threads whatever torch's own default."""
-    env = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return max(1, (os.cpu_count() or 1) // max(workers, 1))
-
-
 def _worker_init(threads: int, gpus, log_level: int) -> None:
-    # Runs in a fresh (spawned) worker before torch is imported there.
-    from bench import logs
+    # Runs in a fresh (spawned) worker before torch is imported there: OMP_NUM_THREADS is
+    # set before OpenMP and BLAS size their pools.
+    from bench import cpus, logs
 
     logs.setup(log_level)
     if gpus is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpus.get())
-    import torch
-
-    torch.set_num_threads(threads)
+    cpus.use(threads)
 
 
 def _run_one(config: dict, suite: str, results: str, cache: str | None, device: str | None,
@@ -132,8 +123,6 @@ def run_suite(suite: Suite, results: Path, *, workers: int = 1, force: bool = Fa
 
     Each job's log goes to its log file; workers print the lines too when there is no
     progress bar (``progress=False``), only warnings otherwise."""
-    import logging
-
     from tqdm import tqdm
 
     results = Path(results)
@@ -148,10 +137,8 @@ def run_suite(suite: Suite, results: Path, *, workers: int = 1, force: bool = Fa
     from bench.job import pick_device, prepare_shared
 
     device = pick_device(device)
-    if workers <= 1 and os.environ.get("OMP_NUM_THREADS"):  # jobs run in this process
-        import torch
-
-        torch.set_num_threads(torch_threads(1))
+    if workers <= 1:  # jobs run in this process
+        cpus.apply(1)
     prepare_shared([j.config for j in todo], cache, device, progress=progress)
     bar = tqdm(total=len(todo), desc=f"{suite.name}", unit="job", disable=not progress,
                dynamic_ncols=True)
@@ -314,7 +301,10 @@ class _Scheduler:
             self.workers = min(self.workers, ngpu)  # one worker per GPU, each seeing its own
             self.gpus = mp.get_context("spawn").Manager().Queue()
             self.device = "cuda"
-        self.threads = torch_threads(self.workers)
+        threads = cpus.decide(self.workers)  # each worker's share, said once here
+        if threads.warning:
+            logging.getLogger("bench.cpus").warning(threads.warning)
+        self.threads = threads.count
 
     def _new_pool(self) -> ProcessPoolExecutor:
         for i in range(self.workers if self.gpus is not None else 0):

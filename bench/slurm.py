@@ -35,6 +35,11 @@ periodic checkpoint (``<results>/.checkpoints/<job_id>.pt``, recipe key
 ``checkpoint_every``). A requeue keeps the SLURM id, so the ledger stays right. submitit's
 logs and pickles go to ``<results>/.submitit/<suite>/`` (hidden: record readers skip it).
 
+Resources per job: a job's torch uses the task's ``cpus_per_task`` threads (``bench.cpus``);
+``gpus_per_node`` above 1 runs it data parallel, one task (rank) per GPU on one node
+(``tasks_per_node``, ``bench.parallel``): rank 0 claims and records, the others train with it.
+``jobs_per_task`` runs several short jobs one after another in one array task (``SlurmJobs``).
+
 Status needs no SLURM accounting: it reads the records, the claims and ``squeue``.
 """
 
@@ -153,6 +158,8 @@ RESOURCE_KEYS: dict[str, Callable[[Any], str | None]] = {
     "mem_gb": _check_pos_num,
     "gpus_per_node": _check_nonneg_int,
     "gpu": _check_gpu,                     # what runs the jobs, for bench.cost (not sbatch)
+    "tasks_per_node": _check_pos_int,      # processes per job, data parallel (bench.parallel)
+    "jobs_per_task": _check_pos_int,       # jobs run one after another in one array task
     "account": _check_str,
     "qos": _check_str,
     "constraint": _check_str,
@@ -164,8 +171,22 @@ RESOURCE_KEYS: dict[str, Callable[[Any], str | None]] = {
 }
 BUILTIN_DEFAULTS: dict[str, Any] = {
     "time_min": 60, "cpus_per_task": 1, "array_parallelism": 256, "signal_delay_s": 90,
-    "max_num_timeout": 3,
+    "max_num_timeout": 3, "jobs_per_task": 1,
 }
+
+
+def ranks(resources: dict[str, Any]) -> int:
+    """Processes one job runs on: ``tasks_per_node``, else one per GPU (at least one)."""
+    return resources.get("tasks_per_node") or max(1, resources.get("gpus_per_node") or 0)
+
+
+def _check_ranks(resources: dict[str, Any], where: str) -> str | None:
+    """A job uses every GPU it asks for: one rank per GPU, no GPU left idle or shared."""
+    gpus, tasks = resources.get("gpus_per_node") or 0, resources.get("tasks_per_node")
+    if gpus and tasks and tasks != gpus:
+        return (f"{where}: tasks_per_node {tasks} with gpus_per_node {gpus}: a data-parallel "
+                f"job runs one process per GPU; set tasks_per_node to {gpus} or remove it")
+    return None
 
 
 @dataclass(frozen=True)
@@ -248,6 +269,12 @@ def profile_from_dict(raw: Any, source: str = "<profile>") -> Profile:
         BUILTIN_DEFAULTS,
         _check_resources(raw.get("defaults") or {}, f"{source}: defaults", problems))
     rules = _check_groups(raw.get("groups") or [], source, problems)
+    for name, res in [("defaults", defaults),
+                      *((f"groups '{r.name}'", merge_resources(defaults, r.resources))
+                        for r in rules)]:
+        msg = _check_ranks(res, f"{source}: {name}")
+        if msg:
+            problems.append(msg)
     log_dir = raw.get("log_dir")
     if log_dir is not None and (not isinstance(log_dir, str) or not log_dir):
         problems.append(f"{source}: log_dir: must be a path string, got {log_dir!r}")
@@ -384,6 +411,8 @@ def executor_parameters(resources: dict[str, Any], job_name: str) -> dict[str, A
             p[key] = resources[key]
     if resources.get("gpus_per_node"):  # 0 means none: no gres request at all
         p["gpus_per_node"] = resources["gpus_per_node"]
+    if ranks(resources) > 1:  # one job on several processes of one node (bench.parallel)
+        p["nodes"], p["ntasks_per_node"] = 1, ranks(resources)
     if resources.get("mem_gb") is not None:
         mem = resources["mem_gb"]
         p["mem"] = f"{int(mem)}GB" if float(mem).is_integer() else f"{int(mem * 1024)}MB"
@@ -486,6 +515,9 @@ class SlurmJob(submitit.helpers.Checkpointable):
     submitit calls ``checkpoint`` and requeues the same call; the requeued run takes over the
     claim of its own earlier run (same SLURM task id) and resumes from the job's training
     checkpoint, so nothing else needs saving here.
+
+    In a job of several tasks (ranks, ``bench.parallel``), rank 0 alone claims; it tells the
+    others whether to run the job with it, wait with it (held), or skip it (run elsewhere).
     """
 
     def __init__(self, suite: str, job_id: str, fn: Callable[..., dict] | None = None,
@@ -496,19 +528,25 @@ class SlurmJob(submitit.helpers.Checkpointable):
         self.stamp = stamp
 
     def __call__(self, job_config: dict, results: str, cache: str | None = None) -> dict:
-        from bench import logs
+        from bench import cpus, logs, parallel
 
         logs.setup(stdout=True)  # the job's lines in SLURM's log (and its .log file)
+        cpus.apply(1)  # SLURM_CPUS_PER_TASK threads, not one per core of the node
         fn = self.fn
         if fn is None:
             from bench.job import run_job as fn
         res, cache_path = Path(results), Path(cache) if cache else None
+        world = parallel.from_slurm()  # several tasks: one data-parallel job (bench.parallel)
+        if not world.main:
+            return self._follow(lambda: fn(job_config, self.suite, res, cache_path))
         task = claims.slurm_task_id()
         while True:
             out = lifecycle.run_claimed(
                 job_config, self.suite, res, self.job_id,
-                lambda: fn(job_config, self.suite, res, cache_path),
+                lambda: self._lead(world, lambda: fn(job_config, self.suite, res, cache_path)),
                 stamp=getattr(self, "stamp", lifecycle.NOT_CHECKED), slurm_task=task)
+            if world.size > 1 and out.kind != lifecycle.RAN:
+                parallel.from_main(out.kind)  # the other ranks skip, or wait with rank 0
             if out.kind != lifecycle.HELD:
                 break
             print(f"job {self.job_id} is being run by {out.detail}; waiting for it",
@@ -522,6 +560,64 @@ class SlurmJob(submitit.helpers.Checkpointable):
                    cache: str | None = None) -> submitit.helpers.DelayedSubmission:
         return submitit.helpers.DelayedSubmission(self, job_config, results, cache)
 
+    @staticmethod
+    def _lead(world, body: Callable[[], dict]) -> dict:
+        """Rank 0, holding the job's claim: tell the other ranks to run, and run."""
+        if world.size > 1:
+            from bench import parallel
+
+            parallel.from_main(lifecycle.RAN)
+        return body()
+
+    @staticmethod
+    def _follow(body: Callable[[], dict]) -> dict | None:
+        """Another rank: run the job with rank 0 once it holds the claim (it alone claims,
+        logs and writes); nothing when the job was run elsewhere."""
+        from bench import parallel
+
+        while True:
+            kind = parallel.from_main(None)
+            if kind == lifecycle.RAN:
+                return body()
+            if kind == lifecycle.ELSEWHERE:
+                return None
+
+
+class SlurmJobs(submitit.helpers.Checkpointable):
+    """Several jobs in one array task, one after the other (profile key ``jobs_per_task``):
+    the task's start-up (Python, torch, the data) is paid once for all of them, which is
+    what short jobs need. Each runs as a ``SlurmJob``; a requeued task finds the jobs it
+    finished before with records newer than their stamps and goes on with the next."""
+
+    def __init__(self, jobs: list[SlurmJob]):
+        self.jobs = jobs
+
+    def __call__(self, job_configs: list[dict], results: str,
+                 cache: str | None = None) -> list[dict | None]:
+        out: list[dict | None] = []
+        escaped = None
+        for job, config in zip(self.jobs, job_configs, strict=True):
+            try:
+                out.append(job(config, results, cache))
+            except Exception as e:  # noqa: BLE001 - recorded; the task's other jobs go on
+                escaped = escaped or e
+                out.append(None)
+        if escaped is not None:
+            raise escaped  # the task fails in SLURM's accounting, as one job's would
+        return out
+
+    def checkpoint(self, job_configs: list[dict], results: str,
+                   cache: str | None = None) -> submitit.helpers.DelayedSubmission:
+        return submitit.helpers.DelayedSubmission(self, job_configs, results, cache)
+
+
+def _task_call(suite: str, jobs: list, fn: Callable | None, stamps: dict) -> tuple:
+    """(callable, its job argument) of one array task running ``jobs``."""
+    calls = [SlurmJob(suite, j.job_id, fn, stamps[j.job_id]) for j in jobs]
+    if len(calls) == 1:
+        return calls[0], jobs[0].config
+    return SlurmJobs(calls), [j.config for j in jobs]
+
 
 class _PrepareShared:
     """The one SLURM job that does ``bench.job.prepare_shared`` before the arrays start."""
@@ -531,8 +627,10 @@ class _PrepareShared:
         self.cache = cache
 
     def __call__(self) -> None:
+        from bench import cpus
         from bench.job import prepare_shared
 
+        cpus.apply(1)
         prepare_shared(self.configs, Path(self.cache) if self.cache else None)
 
 
@@ -679,6 +777,7 @@ def _submit_todo(todo: list, profile: Profile, results: Path, ledger: dict,
         params = executor_parameters(res, f"bench-{suite}-prepare")
         params["setup"] = setup + list(params.get("setup", []))
         params.pop("array_parallelism")
+        params.pop("ntasks_per_node", None)  # one process pretrains
         ex.update_parameters(**params)
         job = ex.submit(_PrepareShared([j.config for j in todo], cache_s))
         report.prepare_job = job.job_id
@@ -695,20 +794,23 @@ def _submit_todo(todo: list, profile: Profile, results: Path, ledger: dict,
             mine = extra.get("dependency")
             extra["dependency"] = f"{mine},{dependency}" if mine else dependency
             params["additional_parameters"] = extra
-        for chunk in array_chunks(group, max_tasks):
+        per = res.get("jobs_per_task", 1)
+        for chunk in array_chunks(group, max_tasks * per):
+            tasks = [chunk[i:i + per] for i in range(0, len(chunk), per)]
             ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=res["max_num_timeout"])
             ex.update_parameters(**params)
             with ex.batch():  # the whole chunk is one array: one sbatch call
-                sjobs = [ex.submit(SlurmJob(suite, j.job_id, fn, stamps[j.job_id]), j.config,
-                                   str(results), cache_s) for j in chunk]
+                sjobs = [ex.submit(*_task_call(suite, t, fn, stamps), str(results), cache_s)
+                         for t in tasks]
             report.sbatch_calls += 1
             when = store.utc_now()
-            for j, sj in zip(chunk, sjobs, strict=True):
-                ledger["jobs"][j.job_id] = {"slurm_id": sj.job_id, "submitted_at": when,
-                                            "group": group.name}
-                report.submitted.append(j.job_id)
+            for t, sj in zip(tasks, sjobs, strict=True):
+                for j in t:
+                    ledger["jobs"][j.job_id] = {"slurm_id": sj.job_id, "submitted_at": when,
+                                                "group": group.name}
+                    report.submitted.append(j.job_id)
             report.arrays.append(ArraySubmission(group.name, sjobs[0].job_id.split("_")[0],
-                                                 len(chunk)))
+                                                 len(tasks)))
             # After every sbatch: if the next one fails, what did go out is on record.
             write_ledger(results, suite, ledger)
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench import parallel
 from bench.config import Recipe
 
 
@@ -82,16 +83,20 @@ def crop_boxes(n: int, h, w, gen: torch.Generator, scale: tuple[float, float],
 
 def rrc_flip(x: torch.Tensor, gen: torch.Generator, scale: tuple[float, float], hflip: bool,
              ratio=(3 / 4, 4 / 3), sizes: torch.Tensor | None = None,
-             out_size: int | None = None) -> torch.Tensor:
+             out_size: int | None = None, n: int | None = None,
+             part: slice | None = None) -> torch.Tensor:
     """Random-resized crop and horizontal flip of a float NCHW batch, in one grid_sample.
 
     Crop boxes follow torchvision's RandomResizedCrop (``crop_boxes``); the crop is resized
     bilinearly to ``out_size`` (default: the input's size). ``sizes`` (N, 2): each image's
     original (height, width) when the batch holds a copy of it at another size (the box is
     drawn on the original and read, in relative coordinates, from the copy); default: the
-    batch's own size.
+    batch's own size. ``n`` and ``part``: ``x`` is the ``part`` of a batch of ``n`` images
+    (``sizes`` is the whole batch's): the boxes and flips of all ``n`` are drawn, those of
+    ``part`` applied, so the generator moves on as for the whole batch.
     """
-    n, _, h, w = x.shape
+    _, _, h, w = x.shape
+    n = len(x) if n is None else n
     if sizes is not None:
         h, w = sizes[:, 0].float(), sizes[:, 1].float()
     top, left, ch, cw = crop_boxes(n, h, w, gen, scale, ratio)
@@ -100,6 +105,9 @@ def rrc_flip(x: torch.Tensor, gen: torch.Generator, scale: tuple[float, float], 
     sy = ch / h
     cx = (left + cw / 2) / w * 2 - 1
     cy = (top + ch / 2) / h * 2 - 1
+    if part is not None:
+        sx, sy, cx, cy = sx[part], sy[part], cx[part], cy[part]
+    n = len(x)
     oh = ow = out_size
     if out_size is None:
         oh, ow = x.shape[2:]
@@ -148,12 +156,14 @@ class DeviceData:
         return len(self.y)
 
     def augmented(self, idx: torch.Tensor, gen: torch.Generator, crop_scale,
-                  hflip: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """A batch through the training transform (random-resized crop, flip)."""
-        x, y = self.batch(idx)
+                  hflip: bool, part: slice | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch through the training transform (random-resized crop, flip). ``part``: only
+        these images of it (a rank's share, ``bench.parallel``), drawn from ``gen`` exactly
+        as the whole batch would be."""
+        x, y = self.batch(idx if part is None else idx[part])
         sizes = None if self.sizes is None else self.sizes[idx.cpu()]
         return rrc_flip(x, gen, tuple(crop_scale), hflip, sizes=sizes,
-                        out_size=self.out_size), y
+                        out_size=self.out_size, n=len(idx), part=part), y
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.x.device == self.device:
@@ -235,20 +245,26 @@ class Result:
 
 
 def accumulate_gradients(model, params, x: torch.Tensor, y: torch.Tensor, micro: int,
-                         precision: str) -> tuple[torch.Tensor, int]:
+                         precision: str, weight: float = 1.0) -> tuple[torch.Tensor, int]:
     """Forward and backward of a batch in micro-batches of ``micro`` images, the gradients
-    summed in ``.grad``; returns the batch's mean loss and the micro-batch size used.
+    summed in ``.grad``; returns the batch's mean loss (times ``weight``) and the micro-batch
+    size used.
 
     When a micro-batch does not fit in GPU memory, the micro-batch is halved (twice the
     accumulation) and the batch redone: the effective batch and the loss are unchanged.
+    A DistributedDataParallel ``model`` all-reduces the gradients in the last micro-batch's
+    backward only (``no_sync`` before); ``weight`` is then this rank's share of the global
+    batch times the ranks (``bench.parallel``).
     """
     while True:
         try:
             loss_sum = torch.zeros((), device=x.device)
-            for xs, ys in zip(x.split(micro), y.split(micro)):
-                with autocast(x.device, precision):
-                    loss = F.cross_entropy(model(xs), ys) * (len(ys) / len(y))
-                loss.backward()
+            chunks = list(zip(x.split(micro), y.split(micro)))
+            for i, (xs, ys) in enumerate(chunks):
+                with _no_sync(model, i < len(chunks) - 1):
+                    with autocast(x.device, precision):
+                        loss = F.cross_entropy(model(xs), ys) * (len(ys) / len(y) * weight)
+                    loss.backward()
                 loss_sum += loss.detach()
             return loss_sum, micro
         except torch.cuda.OutOfMemoryError:
@@ -260,6 +276,28 @@ def accumulate_gradients(model, params, x: torch.Tensor, y: torch.Tensor, micro:
             p.grad = None
         torch.cuda.empty_cache()
         micro = math.ceil(micro / 2)
+
+
+def _no_sync(model, skip: bool):
+    """DistributedDataParallel's ``no_sync`` when ``skip`` (gradients stay local), else
+    nothing."""
+    return model.no_sync() if skip and hasattr(model, "no_sync") else contextlib.nullcontext()
+
+
+def fit_micro(net, params, train: DeviceData, recipe: Recipe, micro: int, local: int) -> int:
+    """Data parallel: the micro-batch that fits, found before any synchronised backward (an
+    out-of-memory error inside one would leave the other ranks waiting in its all-reduce):
+    one augmented micro-batch of this rank's batch of ``local``, gradients kept local and
+    dropped, the global random state and the training stream untouched."""
+    n = min(micro, local)
+    x, y = train.augmented(torch.arange(n) % len(train), torch.Generator().manual_seed(0),
+                           recipe.crop_scale, recipe.hflip)
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), net.no_sync():
+        _, micro = accumulate_gradients(net, params, x, y, micro, recipe.precision)
+    for p in params:
+        p.grad = None
+    return micro
 
 
 def rgn_scales(grad_norms, weight_norms) -> np.ndarray:
@@ -314,6 +352,7 @@ class AutoRGN:
             for p in params:
                 p.grad = None
         scales = rgn_scales(grad_norms, [float(p.detach().norm()) for p in params])
+        scales = parallel.from_main(scales)  # every rank steps with rank 0's scales
         for g, s in zip(self.opt.param_groups, scales):
             g["lr_scale"] = float(s)
 
@@ -356,7 +395,8 @@ class _Best:
 def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None, *,
              recipe: Recipe, lr: float, seed: int, checkpoint: Path | None = None,
              progress: Callable[[int], None] | None = None, hook=None, log=None,
-             drop_last: bool = False, on_resume: Callable[[int], None] | None = None) -> Result:
+             drop_last: bool = False, on_resume: Callable[[int], None] | None = None,
+             world: parallel.World | None = None) -> Result:
     """Train the parameters that require grad; return curves and the best state's test acc.
 
     ``hook`` (e.g. ``AutoRGN``) gets ``start(...)`` once and ``before_step(step)`` each step;
@@ -364,11 +404,14 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
     ``log`` (a logger; default ``bench.train``) gets a line every ``log_every`` steps and one
     per evaluation. ``drop_last``: batches never span two epochs (``Sampler``).
     ``on_resume(step)`` is called when training resumes from ``checkpoint`` (saved at ``step``).
+    ``world``: the ranks training together (``bench.parallel``; default: this process's
+    group, if any).
     """
     log = log or logging.getLogger("bench.train")
-    steps = recipe.steps
-    micro = math.ceil(recipe.batch_size / recipe.grad_accum)
+    steps, batch = recipe.steps, recipe.batch_size
+    micro = math.ceil(batch / recipe.grad_accum)
     params = [p for p in model.parameters() if p.requires_grad]
+    world, net = _ranks(model, batch, world)
     opt = make_optimizer(params, recipe, lr, per_tensor=hook is not None)
     gen = torch.Generator().manual_seed(seed)
     sampler = Sampler(len(train), gen, drop_last)
@@ -384,6 +427,9 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
     model.train()
     if hook is not None:
         hook.start(model, opt, train, recipe, seed)
+    part = world.part(batch) if world.size > 1 else None
+    if net is not model and start <= steps:
+        micro = fit_micro(net, params, train, recipe, micro, len(range(batch)[part]))
     train_time, images, speed = 0.0, 0, _Speed()
     for step in range(start, steps + 1):
         t0 = time.perf_counter()
@@ -392,24 +438,25 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
         cur_lr = lr_at(step, lr, recipe.warmup_steps, steps)
         for g in opt.param_groups:
             g["lr"] = cur_lr * g.get("lr_scale", 1.0)
-        x, y = train.augmented(sampler.next(recipe.batch_size), gen, recipe.crop_scale,
-                               recipe.hflip)
-        loss_sum, micro = accumulate_gradients(model, params, x, y, micro, recipe.precision)
-        loss_value = float(loss_sum)
+        x, y = train.augmented(sampler.next(batch), gen, recipe.crop_scale, recipe.hflip,
+                               part=part)
+        loss_sum, micro = accumulate_gradients(net, params, x, y, micro, recipe.precision,
+                                               weight=len(y) * world.size / batch)
+        loss_value = float(parallel.mean(loss_sum, world))  # the global batch's, every rank
         if not math.isfinite(loss_value):
             raise Diverged(f"loss is {loss_value} at step {step} (lr {lr:g})")
         grad_norm = _clip(params, recipe.clip_grad)
         opt.step()
         opt.zero_grad(set_to_none=True)
         train_time += time.perf_counter() - t0
-        images += len(y)
+        images += batch
         if step % recipe.log_every == 0 or step == steps:
             curves["train"].append({"step": step, "loss": loss_value,
                                     "grad_norm": float(grad_norm), "lr": cur_lr})
             _log_step(log, curves["train"][-1], steps, speed.rate(images, train_time))
         if step % recipe.eval_every == 0 or step == steps:
             _validate(model, val, recipe, step, curves, best, log)
-        if checkpoint is not None and recipe.checkpoint_every and \
+        if checkpoint is not None and recipe.checkpoint_every and world.main and \
                 step % recipe.checkpoint_every == 0 and step < steps:
             _save_checkpoint(checkpoint, {
                 "model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -423,6 +470,15 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
                   best_step=best.step, steps_done=steps, train_seconds=train_time,
                   images_per_second=images / train_time if train_time else 0.0, curves=curves,
                   grad_accum=math.ceil(recipe.batch_size / micro))
+
+
+def _ranks(model, batch: int, world: parallel.World | None):
+    """(the ranks training together, default this process's group; the model they run:
+    DistributedDataParallel over them, or the model itself)."""
+    world = parallel.current() if world is None else world
+    if batch < world.size:
+        raise ValueError(f"a batch of {batch} cannot be split over {world.size} ranks")
+    return world, parallel.wrap(model, world)
 
 
 def _resume(checkpoint: Path, model, opt, gen: torch.Generator, sampler: Sampler,

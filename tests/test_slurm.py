@@ -9,6 +9,7 @@ A multi-node cluster would need a shared --basetemp.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import time
@@ -73,6 +74,12 @@ def finish(jobs, results, timeout_s: float = 300) -> slurm.StatusReport:
     return st
 
 
+def one_job_per_task() -> slurm.Profile:
+    """The local profile with one job per array task (it packs several)."""
+    local = slurm.load_profile(LOCAL_PROFILE)
+    return dataclasses.replace(local, defaults={**local.defaults, "jobs_per_task": 1})
+
+
 def comparable(record: dict) -> dict:
     out = {k: v for k, v in record.items() if k != "provenance"}
     out["metrics"] = {k: v for k, v in record["metrics"].items() if k not in TIMING_METRICS}
@@ -87,8 +94,10 @@ def test_suite_runs_to_the_end_and_a_second_submit_sends_nothing(cluster, cleanu
     report = slurm.submit(suite.jobs, profile, results, cache=tmp_path / "cache", wait=True,
                           poll_s=1.0, wait_timeout_s=600)
     # the shared pretraining is one job, the suite's two jobs one array that waits for it
+    # (its tasks run jobs_per_task jobs each)
     assert report.prepare_job is not None and report.sbatch_calls == 2
-    assert [a.tasks for a in report.arrays] == [2]
+    per = profile.defaults["jobs_per_task"]
+    assert [a.tasks for a in report.arrays] == [-(-2 // per)]
     assert report.final.counts["done"] == len(suite.jobs), report.final
     assert (tmp_path / "cache").is_dir() and (results / ".submitit" / suite.name).is_dir()
 
@@ -109,7 +118,10 @@ def test_suite_runs_to_the_end_and_a_second_submit_sends_nothing(cluster, cleanu
 def test_requeued_job_resumes_and_ends_like_an_uninterrupted_one(cluster, cleanup, tmp_path):
     from bench.store import checkpoint_path
 
-    suite = load_suite(SUITE)
+    # Long enough that the requeue lands mid-training: with one thread per task (its
+    # cpus_per_task) the suite's 300 steps can end within SLURM's KillWait after it.
+    steps = 1500
+    suite = load_suite(SUITE, [f"recipe.steps={steps}"])
     job = next(j for j in suite.jobs if j.config["strategy"]["name"] == "full")
     profile = slurm.load_profile(LOCAL_PROFILE)
     cache = tmp_path / "cache"
@@ -147,8 +159,8 @@ def test_requeued_job_resumes_and_ends_like_an_uninterrupted_one(cluster, cleanu
     m = store.read_record(store.record_path(interrupted, suite.name, job.job_id))["metrics"]
     assert not ckpt.exists()  # removed once the record is written
     # The second run trained only the steps after the checkpoint (a restart from scratch
-    # would have seen all 300 batches of 32 images).
-    assert m["train_seconds"] * m["images_per_second"] < 300 * 32 - 16
+    # would have seen all the batches of 32 images).
+    assert m["train_seconds"] * m["images_per_second"] < steps * 32 - 16
     log = next((interrupted / ".submitit" / suite.name).glob(f"{slurm_id}_0_log.out"))
     assert log.read_text().count("Starting with JobEnvironment") == 2  # it ran twice
 
@@ -194,8 +206,7 @@ def test_arrays_are_split_at_max_array_size(cluster, cleanup, tmp_path, monkeypa
     monkeypatch.setattr(slurm, "max_array_size", lambda: 3)  # arrays of at most 2 tasks
     jobs = synthetic.synthetic_jobs(5, suite="chunks")
     cleanup(jobs, tmp_path)
-    report = slurm.submit(jobs, slurm.load_profile(LOCAL_PROFILE), tmp_path,
-                          fn=synthetic.synthetic_job)
+    report = slurm.submit(jobs, one_job_per_task(), tmp_path, fn=synthetic.synthetic_job)
     assert report.sbatch_calls == 3 and [a.tasks for a in report.arrays] == [2, 2, 1]
     assert len({a.slurm_id for a in report.arrays}) == 3
     assert finish(jobs, tmp_path, timeout_s=120).counts["done"] == 5
@@ -273,8 +284,8 @@ def test_bench_run_and_submit_at_once_run_each_job_exactly_once(cluster, cleanup
          str(results), "--cache", str(cache), "-q"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        slurm.submit(suite.jobs, slurm.load_profile(LOCAL_PROFILE), results, cache=cache,
-                     fn=counted_run_job)
+        slurm.submit(suite.jobs, one_job_per_task(), results, cache=cache,
+                     fn=counted_run_job)  # a task per job, each racing bench run for it
         st = finish(suite.jobs, results, timeout_s=400)
         out, err = local.communicate(timeout=400)
     finally:
@@ -297,3 +308,41 @@ def test_submitting_1000_jobs_is_fast(cluster, tmp_path):
     assert figures["submitted"] == 1000 and figures["sbatch_calls"] == 1
     assert figures["submit_seconds"] < 10
     assert figures["resubmitted"] == 0
+
+
+def test_a_two_task_job_trains_data_parallel_and_writes_one_record(cluster, cleanup, tmp_path):
+    # Two CPU ranks (gloo), one CPU each: the whole one-node cluster.
+    from bench import claims
+    from bench.job import run_job
+
+    suite = load_suite(SUITE, ["recipe.steps=60", "recipe.eval_every=30"])
+    job = next(j for j in suite.jobs if j.config["strategy"]["name"] == "full")
+    profile = slurm.profile_from_dict({"executor": "slurm", "defaults": {
+        "partition": "debug", "time_min": 20, "cpus_per_task": 1, "tasks_per_node": 2,
+        "mem_gb": 2}})
+    results, cache = tmp_path / "results", tmp_path / "cache"
+    cleanup([job], results)
+    report = slurm.submit([job], profile, results, cache=cache, prepare="local", wait=True,
+                          poll_s=1.0, wait_timeout_s=600)
+    assert report.final.counts["done"] == 1, report.final
+    records, skipped = store.load_records(results, suite.name)
+    assert not skipped and len(records) == 1
+    rec = records[0]
+    jsonschema.validate(rec, store.RECORD_SCHEMA)
+    assert rec["job_id"] == job.job_id and rec["metrics"]["steps_done"] == 60
+    assert rec["provenance"]["ranks"] == 2
+    assert rec["metrics"]["images_per_second"] * rec["metrics"]["train_seconds"] == \
+        pytest.approx(60 * 32, rel=1e-6)  # the global batch, counted once
+    slurm_id = slurm.read_ledger(results, suite.name)["jobs"][job.job_id]["slurm_id"]
+    logs = results / ".submitit" / suite.name
+    assert {p.name for p in logs.glob(f"{slurm_id}_*_log.out")} == \
+        {f"{slurm_id}_0_log.out", f"{slurm_id}_1_log.out"}  # two tasks ran it
+    job_log = store.log_path(results, suite.name, job.job_id).read_text()
+    assert job_log.count(" start: ") == 1  # rank 0 alone logs to the job's file
+    assert not store.checkpoint_path(results, job.job_id).exists()
+    assert claims.read_holder(claims.claim_path(results, suite.name, job.job_id)) is None
+    # One process on the same global batches: close (float sums in another order).
+    alone = run_job(job.config, suite.name, tmp_path / "alone", cache)
+    first = [c[0]["loss"] for c in (rec["curves"]["train"], alone["curves"]["train"])]
+    assert first[0] == pytest.approx(first[1], rel=1e-3)
+    assert rec["metrics"]["test_acc"] == pytest.approx(alone["metrics"]["test_acc"], abs=0.05)

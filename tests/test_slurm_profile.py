@@ -396,6 +396,32 @@ def test_slurm_job_records_an_escaping_exception_as_failed(tmp_path):
     assert "no such thing" in rec["error"]["traceback"]
 
 
+def test_several_jobs_per_task_share_one_array_task(fake, tmp_path):
+    jobs = synthetic.synthetic_jobs(7, suite="syn", steps=2)
+    profile = slurm.profile_from_dict({"executor": "slurm", "defaults": {"jobs_per_task": 3}})
+    report = slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
+    assert report.sbatch_calls == 1 and [a.tasks for a in report.arrays] == [3]
+    assert fake.sbatch[0][1] == 3 and len(report.submitted) == 7
+    ledger = slurm.read_ledger(tmp_path, "syn")["jobs"]
+    assert [ledger[j.job_id]["slurm_id"] for j in jobs] == ["101_0"] * 3 + ["101_1"] * 3 + \
+        ["101_2"]
+    assert slurm.status(jobs, tmp_path).counts["pending"] == 7
+    assert slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job).submitted == []
+
+
+def test_a_packed_task_runs_every_job_and_fails_when_one_failed(tmp_path):
+    jobs = synthetic.synthetic_jobs(3, suite="syn", steps=2)
+    calls = slurm.SlurmJobs([slurm.SlurmJob("syn", jobs[0].job_id, synthetic.synthetic_job),
+                             slurm.SlurmJob("syn", jobs[1].job_id, _raise),
+                             slurm.SlurmJob("syn", jobs[2].job_id, synthetic.synthetic_job)])
+    with pytest.raises(KeyError):
+        calls([j.config for j in jobs], str(tmp_path), None)
+    assert [store.read_record(store.record_path(tmp_path, "syn", j.job_id))["status"]
+            for j in jobs] == ["done", "failed", "done"]
+    delayed = calls.checkpoint([j.config for j in jobs], str(tmp_path), None)
+    assert delayed.function is calls and len(delayed.args[0]) == 3
+
+
 def test_slurm_job_checkpoint_resubmits_the_same_call(tmp_path):
     job = synthetic.synthetic_jobs(1, suite="syn", steps=3)[0]
     call = slurm.SlurmJob("syn", job.job_id, synthetic.synthetic_job)

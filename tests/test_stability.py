@@ -1,5 +1,5 @@
-"""The default suite's design and its stability machinery: the digits test split, torch
-threads from OMP_NUM_THREADS, verdict lines compared between two runs."""
+"""The default suite's design and its stability machinery: the digits test split, verdict
+lines compared between two runs (torch threads: tests/test_cpus.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import yaml
 from bench import stability
 from bench.config import Model
 from bench.leaderboard import VERDICT_PREFIX
-from bench.runner import torch_threads
 from tests.conftest import tiny_suite_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,17 +39,6 @@ def test_digits_test_split_is_half_the_held_out_digits():
                              None, 32, split_seed=1)
     assert np.array_equal(other.test[0], s.test[0])
     assert not np.array_equal(other.val[0], s.val[0])
-
-
-def test_torch_threads_follow_omp_num_threads(monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert torch_threads(2) == 1 and torch_threads(1) == 1
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert torch_threads(2) == 3
-    monkeypatch.delenv("OMP_NUM_THREADS")
-    assert torch_threads(2) == max(1, (os.cpu_count() or 1) // 2)
-    monkeypatch.setenv("OMP_NUM_THREADS", "zero")  # not a positive integer: ignored
-    assert torch_threads(1) == max(1, os.cpu_count() or 1)
 
 
 def test_verdict_lines_and_compare():
