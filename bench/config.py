@@ -86,9 +86,9 @@ def job_id(config: Mapping | JobConfig) -> str:
 
 
 @dataclass(frozen=True)
-class DatasetRef:
-    """A dataset of the registry with its parameters (``key``: name and parameters, the
-    dataset's identity in records); ``label``: an optional display name."""
+class _Named:
+    """A registry name with its parameters (``key``: name and parameters, its identity in
+    records) and an optional display ``label`` (left out of the canonical form when unset)."""
 
     name: str
     key: str
@@ -96,7 +96,7 @@ class DatasetRef:
     label: str | None = None
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> DatasetRef:
+    def from_dict(cls, d: Mapping):
         return cls(**d)
 
     def to_dict(self) -> dict:
@@ -104,6 +104,11 @@ class DatasetRef:
         if self.label is not None:
             out["label"] = self.label
         return out
+
+
+@dataclass(frozen=True)
+class DatasetRef(_Named):
+    """A dataset of the registry with its parameters."""
 
 
 @dataclass(frozen=True)
@@ -172,23 +177,8 @@ class Model:
 
 
 @dataclass(frozen=True)
-class Strategy:
-    """A registered strategy with its parameters (``key``: name and parameters)."""
-
-    name: str
-    key: str
-    params: dict = field(default_factory=dict, hash=False)
-    label: str | None = None
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> Strategy:
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        out = {"name": self.name, "key": self.key, "params": dict(self.params)}
-        if self.label is not None:
-            out["label"] = self.label
-        return out
+class Strategy(_Named):
+    """A registered strategy with its parameters."""
 
 
 @dataclass(frozen=True)
