@@ -860,7 +860,9 @@ def _flat(d: object, prefix: str = "") -> dict[str, object]:
 def replicate_note(configs: list[Mapping]) -> str:
     """What independent models (replicates) differ in, from their configurations: training
     randomness (a seed), architecture (``kwargs``, the timm name), pretraining data, the
-    rest of the pretraining recipe; and what they share."""
+    rest of the pretraining recipe; and what they share. Empty without configurations."""
+    if not configs:
+        return ""
     flats = [_flat(c) for c in configs]
     keys = sorted(set().union(*flats)) if flats else []
     differ = [k for k in keys if len({f.get(k) for f in flats}) > 1]

@@ -45,7 +45,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.cost import DEVICES
+from bench.devices import DEVICES
 
 DEFAULT_MODEL = "vit_tiny_patch16_224"
 DEFAULT_BATCH = 32
@@ -456,7 +456,7 @@ def write_json(res: dict, path: Path) -> None:
     atomic_write_text(Path(path), json.dumps(res, indent=1, sort_keys=True) + "\n")
 
 
-# Dense peak throughput of the GPUs we compare against: one table, bench.cost.DEVICES (its
+# Dense peak throughput of the GPUs we compare against: one table, bench.devices.DEVICES (its
 # comments cite the data sheets). MFU is left empty on other devices.
 PEAK_TFLOPS = {name: dict(d.peak_tflops) for name, d in DEVICES.items() if d.gpu}
 

@@ -151,13 +151,15 @@ def analyse(pilot: Mapping[str, Sequence[float]], rho: float = 0.8, alpha: float
 
 def pilot_rhos(records: Iterable[Mapping]) -> dict[str, list[float]]:
     """Per claim, one rho per (suite, protocol, model) of the records, in the claims table's
-    order (``aggregate.claims_table``: means over the model's datasets)."""
+    order (``aggregate.claims_table``: means over the model's datasets); the rows across
+    models are not pilots of one model and are left out."""
     from bench import aggregate as agg
 
     records = list(records)
-    claims = agg.claims_table(agg.scores_table(records), agg.plasticity_summary(records))
+    claims = agg.claims_table(agg.scores_table(records), agg.plasticity_summary(records),
+                              records=records)
     out: dict[str, list[float]] = {}
-    for r in claims.itertuples(index=False):
+    for r in claims[claims["model"] != agg.ACROSS].itertuples(index=False):
         out.setdefault(r.claim, []).append(float(r.rho))
     return out
 

@@ -139,7 +139,7 @@ def _check_params(v: Any) -> str | None:
 
 
 def _check_gpu(v: Any) -> str | None:
-    from bench.cost import DEVICES, unknown_device_message
+    from bench.devices import DEVICES, unknown_device_message
 
     names = DEVICES.names()
     if isinstance(v, str) and v.lower() in (n.lower() for n in names):

@@ -42,7 +42,7 @@ def test_cpu_step_time_is_within_30_percent_of_the_default_suites_records():
     """The estimate's step time of every strategy of suites/digits.yaml against the median
     step time (metrics.train_seconds / steps_done) of its 18 committed records (3 datasets x
     6 seeds, the same FLOPs; their spread is the shared machine's). The CPU's rate was
-    calibrated on `full`'s records only (cost.CPU_FLOPS); the six others are predictions."""
+    calibrated on `full`'s records only (devices.CPU_FLOPS); the six others are predictions."""
     suite = load_suite(DIGITS)
     by_id = {j.job_id: j for j in suite.jobs}
     rate = cost.rate_for(cost.DEVICES["cpu"])

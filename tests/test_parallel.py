@@ -10,12 +10,13 @@ import pytest
 import torch
 
 from bench import parallel, slurm, train
+from bench.config import Recipe
 from tests.conftest import TINY_KWARGS
 
-RECIPE = {"steps": 3, "batch_size": 13, "warmup_steps": 0, "eval_every": 3, "log_every": 1,
-          "optimizer": "sgd", "momentum": 0.9, "weight_decay": 1e-4, "clip_grad": 0.05,
-          "crop_scale": [0.5, 1.0], "hflip": True, "grad_accum": 3, "eval_batch_size": 64,
-          "precision": "fp32", "checkpoint_every": 0}
+RECIPE = Recipe(steps=3, batch_size=13, warmup_steps=0, eval_every=3, log_every=1,
+                optimizer="sgd", momentum=0.9, weight_decay=1e-4, clip_grad=0.05,
+                crop_scale=(0.5, 1.0), hflip=True, grad_accum=3, eval_batch_size=64,
+                precision="fp32", checkpoint_every=0)
 
 
 def _model():
@@ -35,8 +36,8 @@ def _data(device="cpu"):
 
 def _first_batch(data, part=None):
     gen = torch.Generator().manual_seed(7)
-    idx = train.Sampler(len(data), gen).next(RECIPE["batch_size"])
-    return data.augmented(idx, gen, RECIPE["crop_scale"], RECIPE["hflip"], part=part)
+    idx = train.Sampler(len(data), gen).next(RECIPE.batch_size)
+    return data.augmented(idx, gen, RECIPE.crop_scale, RECIPE.hflip, part=part)
 
 
 def test_parts_cover_the_batch_once():
@@ -68,10 +69,10 @@ def _rank(rank: int, size: int, rendezvous: str, out: str, device: str = "cpu") 
     model = _model().to(device)
     net = parallel.wrap(model)
     params = [p for p in model.parameters() if p.requires_grad]
-    x, y = _first_batch(data, world.part(RECIPE["batch_size"]))
-    micro = -(-RECIPE["batch_size"] // RECIPE["grad_accum"])
+    x, y = _first_batch(data, world.part(RECIPE.batch_size))
+    micro = -(-RECIPE.batch_size // RECIPE.grad_accum)
     loss, _ = train.accumulate_gradients(net, params, x, y, micro, "fp32",
-                                         weight=len(y) * size / RECIPE["batch_size"])
+                                         weight=len(y) * size / RECIPE.batch_size)
     grads = {n: p.grad.clone() for n, p in model.named_parameters()}
     loss = float(parallel.mean(loss))
     for p in params:

@@ -328,7 +328,7 @@ def test_a_two_task_job_trains_data_parallel_and_writes_one_record(cluster, clea
     records, skipped = store.load_records(results, suite.name)
     assert not skipped and len(records) == 1
     rec = records[0]
-    jsonschema.validate(rec, store.RECORD_SCHEMA)
+    jsonschema.validate(rec, RECORD_SCHEMA)
     assert rec["job_id"] == job.job_id and rec["metrics"]["steps_done"] == 60
     assert rec["provenance"]["ranks"] == 2
     assert rec["metrics"]["images_per_second"] * rec["metrics"]["train_seconds"] == \

@@ -444,7 +444,10 @@ def test_every_registered_strategy_keeps_the_contract(tiny_vit, name):
     config = jobs[0].config["strategy"]
     assert config == again[0].config["strategy"] and config["name"] == name
     assert config["key"] == name if not spec.params else config["key"].startswith(f"{name}(")
-    assert f"| {config['key']} |" in jobs[0].label
+    label = strategies.strategy_label(config)
+    assert f"| {label} |" in jobs[0].label and jobs[0].label == again[0].label
+    assert label == config["key"] if len(config["key"]) <= strategies.LABEL_CHARS else \
+        label.startswith(f"{name}-") and len(label) <= strategies.LABEL_CHARS
     model = tiny_vit.train()
     names = [n for n, _ in model.named_parameters()]
     if spec.probe:  # trains nothing by SGD: a probe on frozen features, no learning rate
