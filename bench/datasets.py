@@ -533,9 +533,10 @@ def read_pets(root: Path | str, split: str) -> tuple[list[Path], np.ndarray]:
         if not line.strip() or line.startswith("#"):
             continue
         fields = line.split()
-        if len(fields) != 4:
+        if len(fields) != 4 or not fields[1].isdigit() or not 1 <= int(fields[1]) <= 37:
             raise UnreadableFile(ann, f"line {lineno}: expected 'image_id class species "
-                                 f"breed', found {line!r}", DATASETS["pets"].source)
+                                 f"breed' with class 1..37, found {line!r}",
+                                 DATASETS["pets"].source)
         paths.append(images / f"{fields[0]}.jpg")
         labels.append(int(fields[1]) - 1)
     _require_files("pets", paths)

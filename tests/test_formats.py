@@ -24,7 +24,7 @@ from bench.datasets import (
     read_pets,
     write_fake_layout,
 )
-from bench.formats import ChecksumMismatch, decode_images, read_image_folder
+from bench.formats import ChecksumMismatch, UnreadableFile, decode_images, read_image_folder
 from bench.registry import UnknownName
 
 # ---------------------------------------------------------------------------------------------
@@ -95,8 +95,6 @@ def test_cifar_refuses_code_in_pickles(tmp_path):
 
     (folder / "test").write_bytes(pickle.dumps({b"data": Evil(), b"fine_labels": []}))
     # refused, and said to be an unreadable file, named (exit 2 in the commands)
-    from bench.formats import UnreadableFile
-
     with pytest.raises(UnreadableFile, match="UnpicklingError: refusing") as e:
         read_cifar(tmp_path, "cifar100", "test", verify_md5=False)
     assert str(e.value).startswith(f"{folder / 'test'}: cannot be read (")
@@ -190,6 +188,19 @@ def test_pets_annotation_lines(tmp_path):
     paths, labels = read_pets(tmp_path, "test")
     assert [p.name for p in paths] == ["Abyssinian_100.jpg", "yorkshire_terrier_9.jpg"]
     assert labels.tolist() == [0, 36]
+
+
+@pytest.mark.parametrize("line", ["Abyssinian_100 one 1 1", "Abyssinian_100 0 1 1",
+                                  "Abyssinian_100 38 1 1", "Abyssinian_100 1 1"])
+def test_a_pets_line_with_a_bad_class_names_the_file_and_line(tmp_path, line):
+    ann = tmp_path / "oxford-iiit-pet" / "annotations"
+    ann.mkdir(parents=True)
+    (tmp_path / "oxford-iiit-pet" / "images").mkdir()
+    (ann / "test.txt").write_text(f"yorkshire_terrier_9 37 2 25\n{line}\n")
+    with pytest.raises(UnreadableFile) as err:
+        read_pets(tmp_path, "test")
+    assert str(err.value).startswith(f"{ann / 'test.txt'}: cannot be read (line 2: ")
+    assert repr(line) in str(err.value)
 
 
 def test_pets_missing(tmp_path):
