@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import readme
 from bench.devices import (
     DEVICES,
     Device,
@@ -747,7 +748,7 @@ def format_cost(cost: SuiteCost, gpus: Sequence[int] = DEFAULT_GPUS) -> str:
 
 README_SUITES = ("suites/paper.yaml", "suites/paper-model-size.yaml", "suites/paper-adamw.yaml")
 README_GPUS = ("A100", "H100", "H200")
-README_MARKERS = ("<!-- cost:begin -->", "<!-- cost:end -->")
+README_MARKERS = readme.markers("cost")
 
 
 def readme_rows(root: Path) -> list[dict]:
@@ -782,20 +783,8 @@ def readme_table(root: Path) -> str:
 
 
 def readme_with_table(text: str, table: str) -> str:
-    begin, end = README_MARKERS
-    head, sep, rest = text.partition(begin + "\n")
-    _, sep2, tail = rest.partition(end)
-    if not (sep and sep2):
-        raise ValueError(f"README lacks the markers {begin} ... {end}")
-    return head + sep + table + sep2 + tail
+    return readme.with_parts(text, {"cost": table})
 
 
 if __name__ == "__main__":
-    import sys
-
-    if sys.argv[1:] != ["--readme"]:
-        sys.exit("usage: python -m bench.cost --readme   (rewrites README.md's cost table)")
-    repo = Path(__file__).resolve().parent.parent
-    readme = repo / "README.md"
-    readme.write_text(readme_with_table(readme.read_text(), readme_table(repo)))
-    print(f"{readme}: cost table regenerated")
+    readme.main("cost", "cost table", lambda: {"cost": readme_table(readme.README.parent)})

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import datasets, formats, store
+from bench import datasets, formats, readme, store
 from bench import protocol as protocols
 from bench.datasets import (  # noqa: F401 (re-exported)
     DATASETS,
@@ -748,11 +748,7 @@ def _tqdm(items, progress: bool):
 
 
 
-def _markers(table: str) -> tuple[str, str]:
-    return f"<!-- {table}:begin -->", f"<!-- {table}:end -->"
-
-
-README_BEGIN, README_END = _markers("datasets")
+README_BEGIN, README_END = readme.markers("datasets")
 
 
 def _param_text(spec: DatasetSpec) -> str:
@@ -805,23 +801,13 @@ README_TABLES = {"datasets": datasets_table, "layouts": layouts_table}
 
 def readme_with_table(text: str) -> str:
     """``text`` (the README) with each generated table whose markers it has replaced."""
-    found = False
-    for table, render in README_TABLES.items():
-        begin, end = _markers(table)
-        head, sep, rest = text.partition(begin + "\n")
-        _, sep2, tail = rest.partition(end)
-        if sep and sep2:
-            text, found = head + sep + render() + sep2 + tail, True
-    if not found:
-        raise ValueError(f"README lacks the markers {README_BEGIN} ... {README_END}")
-    return text
+    return readme.with_parts(text, readme_parts())
+
+
+def readme_parts() -> dict[str, str]:
+    """The README's dataset tables, rendered, by marker name."""
+    return {name: render() for name, render in README_TABLES.items()}
 
 
 if __name__ == "__main__":
-    import sys
-
-    if sys.argv[1:] != ["--readme"]:
-        sys.exit("usage: python -m bench.data --readme   (rewrites README.md's dataset tables)")
-    readme = Path(__file__).resolve().parent.parent / "README.md"
-    readme.write_text(readme_with_table(readme.read_text()))
-    print(f"{readme}: dataset tables regenerated")
+    readme.main("data", "dataset tables", readme_parts)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench import readme
 from bench.components import (
     BLOCK_COMPONENTS,
     COMPONENTS,
@@ -441,7 +442,7 @@ def apply_strategy(model, strategy: str | Mapping, context: Context | None = Non
 
 # ---------------------------------------------------------------- the README's table
 
-TABLE_BEGIN, TABLE_END = "<!-- strategies:begin -->", "<!-- strategies:end -->"
+TABLE_BEGIN, TABLE_END = readme.markers("strategies")
 
 
 def strategies_table() -> str:
@@ -459,16 +460,8 @@ def strategies_table() -> str:
 
 def readme_with_table(text: str) -> str:
     """``text`` (README.md) with the table between its markers regenerated."""
-    begin, end = text.index(TABLE_BEGIN) + len(TABLE_BEGIN), text.index(TABLE_END)
-    return text[:begin] + "\n" + strategies_table() + text[end:]
+    return readme.with_parts(text, {"strategies": strategies_table()})
 
 
 if __name__ == "__main__":
-    import sys
-    from pathlib import Path
-
-    if sys.argv[1:] != ["--readme"]:
-        sys.exit("usage: python -m bench.strategies --readme   (rewrites README.md's table)")
-    readme = Path(__file__).resolve().parent.parent / "README.md"
-    readme.write_text(readme_with_table(readme.read_text()))
-    print(f"{readme}: strategies table regenerated")
+    readme.main("strategies", "strategies table", lambda: {"strategies": strategies_table()})
