@@ -1,4 +1,4 @@
-"""The ``bench`` command line.
+"""The bench command line: suites in, records and the leaderboard out.
 
     bench validate suites/*.yaml          check suite files, every problem at once (exit 2)
     bench plan suites/digits.yaml         the job table with each job's status
@@ -797,6 +797,9 @@ def _suite_commands(add) -> None:
     sp.add_argument("--png", default=None, metavar="PATH",
                     help="also draw the curves into this PNG file (matplotlib)")
 
+
+
+def _data_commands(add) -> None:
     sp = add("splits", cmd_splits,
              "for each dataset and seed of a suite, the exact sample ids of train, validation "
              "and test (positions in the official files' order, or paths under the data root)")
@@ -822,6 +825,9 @@ def _suite_commands(add) -> None:
     sp.add_argument("--device", default=None, help="for pretraining (default: cuda if any)")
     _quiet_arg(sp)
 
+
+
+def _run_commands(add) -> None:
     sp = add("run", cmd_run, "run a suite's missing jobs on this machine")
     _suite_arg(sp)
     _results_arg(sp)
@@ -836,7 +842,8 @@ def _suite_commands(add) -> None:
                     help="also write TensorBoard event files, DIR/<suite>/<job_id>/ (needs the "
                          "tensorboard extra)")
 
-    sp = add("leaderboard", cmd_leaderboard, "regenerate LEADERBOARD.md and its figures")
+    sp = add("leaderboard", cmd_leaderboard,
+             "regenerate LEADERBOARD.md, its figures and the HTML site")
     _results_arg(sp)
     sp.add_argument("--out", default="LEADERBOARD.md", metavar="FILE")
     sp.add_argument("--csv", default=None, metavar="DIR", help="also export the tables as CSV")
@@ -987,6 +994,8 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     _suite_commands(add)
+    _data_commands(add)
+    _run_commands(add)
     _slurm_commands(add)
     _plasticity_command(add)
     _perf_command(add)
