@@ -85,6 +85,7 @@ def test_committed_suites_are_complete_and_done():
         assert set(statuses.values()) == {"done"}, name
 
 
+@pytest.mark.slow
 def test_committed_leaderboard_is_regenerated_from_the_records(tmp_path):
     from bench.cli import suite_plans
     from bench.leaderboard import build_leaderboard

@@ -190,6 +190,7 @@ def test_suggested_checkpoint_interval():
     assert cost.suggest_checkpoint_every(_job(step_s=0.1, checkpoint_bytes=1e10)) == 20_000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", PAPER_SUITES, ids=lambda p: p.name)
 def test_paper_suites_checkpoint_at_a_justified_interval_without_changing_ids(path):
     suite = load_suite(path)

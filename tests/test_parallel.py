@@ -108,6 +108,7 @@ def _two_ranks_like_one_process(tmp_path, device: str) -> None:
     assert any(not torch.equal(t, _model().state_dict()[n]) for n, t in want.items())
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_give_one_process_gradients_and_weights(tmp_path):
     _two_ranks_like_one_process(tmp_path, "cpu")
 
