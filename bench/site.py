@@ -409,10 +409,11 @@ def _plasticity_html(name: str, p: Mapping | None) -> str:
     chart = chart_svg(f"{name} plasticity per block", {
         c: [(li, layers[li][c]["mean"]) for li in sorted(layers) if c in layers[li]]
         for c in comps}, "block")
-    return (f"<h3>Plasticity ({html.escape(name)}: variant {html.escape(str(p.get('variant')))}"
-            f", {_num(p.get('pairs'), ',')} pairs, reference "
-            f"{html.escape(str(p.get('reference')))})</h3>"
-            + _simple_table(["component", "module", "mean over blocks", "95% CI", "rank"], rows,
+    which = ("the paper's definition" if name == "paper"
+             else f"variant {p.get('variant') or name}")
+    return (f"<h3>Plasticity, {html.escape(which)} ({_num(p.get('pairs'), ',')} pairs, "
+            f"reference {html.escape(str(p.get('reference')))})</h3>"
+            + _simple_table(["component", "module", "mean over blocks", "± 95%", "rank"], rows,
                             {2, 3, 4})
             + _simple_table(["block", *comps], lrows, set(range(1, len(comps) + 1)))
             + f'<div class="charts">{chart}</div>')

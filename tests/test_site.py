@@ -136,8 +136,9 @@ def test_job_page_shows_status_reason_curves_plasticity_and_log(built: Path):
     done = [r for r in map(json.loads, (p.read_text() for p in (results / "s").glob("*.json")))
             if r["plasticity"]][0]
     page = pages[done["job_id"]]
-    for what in ("training loss", "learning rate", "validation accuracy", "Plasticity (paper",
-                 "Not recorded", "<h2>Configuration</h2>"):
+    for what in ("training loss", "learning rate", "validation accuracy",
+                 "Plasticity, the paper&#x27;s definition (", "Not recorded",
+                 "<h2>Configuration</h2>"):
         assert what in page, what
     assert page.count("<svg") == 4  # three curves and plasticity per block
     assert "step 1 &lt;loss&gt; 2.0" in pages[_first_job(results)]  # the log, escaped
