@@ -44,11 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import readme
-from bench.devices import (
-    DEVICES,
-    Device,
-    device,
-)
+from bench.devices import DEVICES, Device, device
 
 PRECISIONS = ("fp32", "bf16")
 
