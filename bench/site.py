@@ -392,7 +392,8 @@ def _curves_html(curves: Mapping) -> str:
     return f'<div class="charts">{"".join(charts)}</div>'
 
 
-def _plasticity_html(name: str, p: Mapping | None) -> str:
+def _plasticity_html(which: str, p: Mapping | None) -> str:
+    """A plasticity measurement (``which``: "the paper's definition", "variant X")."""
     if not p:
         return ""
     comps = sorted(p.get("components") or {}, key=lambda c: (
@@ -406,11 +407,9 @@ def _plasticity_html(name: str, p: Mapping | None) -> str:
         layers.setdefault(int(e["layer"]), {})[e["component"]] = e
     lrows = [[str(li), *(_num(layers[li][c]["mean"], ".4g") if c in layers[li] else ""
                          for c in comps)] for li in sorted(layers)]
-    chart = chart_svg(f"{name} plasticity per block", {
+    chart = chart_svg(f"plasticity per block, {which}", {
         c: [(li, layers[li][c]["mean"]) for li in sorted(layers) if c in layers[li]]
         for c in comps}, "block")
-    which = ("the paper's definition" if name == "paper"
-             else f"variant {p.get('variant') or name}")
     return (f"<h3>Plasticity, {html.escape(which)} ({_num(p.get('pairs'), ',')} pairs, "
             f"reference {html.escape(str(p.get('reference')))})</h3>"
             + _simple_table(["component", "module", "mean over blocks", "± 95%", "rank"], rows,
@@ -477,9 +476,9 @@ def job_page(record: Mapping, labels: Mapping[str, str], log: Path, root: str,
                                            f"{_num(m.get('train_seconds'), '.1f')}"),
                ("images per second", _num(m.get("images_per_second"), ",.0f")),
                ("peak memory (MB)", _num(m.get("peak_memory_mb"), ",.0f"))]
-    plast = _plasticity_html("paper", record.get("plasticity")) + "".join(
-        _plasticity_html(k, v) for k, v in sorted((record.get("plasticity_variants") or {})
-                                                   .items()))
+    variants = sorted((record.get("plasticity_variants") or {}).items())
+    plast = _plasticity_html("the paper's definition", record.get("plasticity")) + "".join(
+        _plasticity_html(f"variant {k}", v) for k, v in variants)
     trace = err.get("traceback")
     body = (f"<h1>{html.escape(title)}</h1><p>Job <code>{record['job_id']}</code></p>"
             + _facts(what)
