@@ -386,10 +386,6 @@ def suite_plans(patterns: list[str], with_records_in: Path | None = None
     return plans
 
 
-def _expected_jobs(patterns: list[str]) -> dict[str, int]:
-    return {name: len(ids) for name, ids in suite_plans(patterns).items()}
-
-
 def stale_records(suite, results: Path) -> list[str]:
     """Job ids of the suite's record files that its current plan does not have."""
     from bench import store

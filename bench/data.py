@@ -259,12 +259,6 @@ def split_parts(dataset: dict, seed: int, root: Path | None,
     return raw, SPLIT_RULES[spec.splits](protocol or PROTOCOLS[DEFAULT_PROTOCOL])(spec, raw, seed)
 
 
-def _cut(dataset: dict, split_seed: int, root: Path | None) -> tuple[Raw, dict[str, tuple]]:
-    """The raw dataset and its train / val / test items and labels (protocol.md's splits)."""
-    raw, parts = split_parts(dataset, split_seed, root)
-    return raw, {k: _select(raw, part) for k, part in parts.items()}
-
-
 def _select(raw: Raw, part: Part) -> tuple[Any, np.ndarray]:
     items, labels = raw.splits[part[0]]
     return _take(items, part[1]), np.asarray(labels)[part[1]]

@@ -220,14 +220,6 @@ def _transfer(url: str, part: Path, progress: bool, size: int | None = None) -> 
         raise Dropped(got, total)
 
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 QUIET_AFTER_S = 5.0  # without a bar (-q): a first line after this long, then every ...
 QUIET_EVERY_S = 30.0
 

@@ -679,14 +679,6 @@ def read_yaml_checked(path: Path, kind: str = "suite",
     return doc, [f"{path}: {d}" for d in loader.duplicates]
 
 
-def read_yaml(path: Path) -> Any:
-    """Safe YAML (no Python objects); ``SuiteError`` for any problem of reading it."""
-    doc, problems = read_yaml_checked(path)
-    if problems:
-        raise SuiteError(problems)
-    return doc
-
-
 def _plain_data(raw: Any, file: str) -> tuple[list[str], tuple[str, ...], Any]:
     """Problems of values a suite never holds, the key paths they are at, and the document
     with those values dropped (so the other checks still run, and report nothing there).
