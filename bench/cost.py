@@ -5,7 +5,7 @@ GPU memory and time limits (``bench plan SUITE --cost``; ``bench submit`` checks
     bench plan suites/paper.yaml --cost --profile slurm/example-gpu-cluster.yaml
     bench plan suites/paper.yaml --cost --gpu H200 --selftest selftest/<time>/selftest.json
     bench plan suites/paper.yaml --cost --gpu A100 --precision bf16 --gpus 8 64 --json
-    python -m bench.cost --readme        rewrite README's table of the paper suites' cost
+    python -m bench.cost --readme        rewrite docs/cluster.md's table of the paper suites' cost
 
 A job's time is its floating-point work divided by what the device achieves, peak x MFU:
 
@@ -783,4 +783,4 @@ def readme_with_table(text: str, table: str) -> str:
 
 
 if __name__ == "__main__":
-    readme.main("cost", "cost table", lambda: {"cost": readme_table(readme.README.parent)})
+    readme.main("cost", "cost table", lambda: {"cost": readme_table(readme.ROOT)})

@@ -13,7 +13,7 @@ per (dataset, input size, ...) into the data cache, ``<cache>/data/<key>/``, mem
 ``.npy`` files shared by every job: ``bench prepare`` fills it ahead of time (``prepare``),
 and a job that finds no entry writes it, under a lock, on first use.
 
-``python -m bench.data --readme`` rewrites the README's table of datasets from the registry.
+``python -m bench.data --readme`` rewrites docs/data.md's tables of datasets from the registry.
 """
 
 from __future__ import annotations

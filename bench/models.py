@@ -297,7 +297,7 @@ def _hub_message(name: str, repo: str, why: str) -> str:
             f"({constants.HF_HUB_CACHE}) and cannot be fetched: {why}. Either run `bench "
             "prepare SUITE --download` where the network is, share that cache (HF_HOME) and set "
             "HF_HUB_OFFLINE=1 on machines without network, or save the weights to a file once "
-            "and name it in the suite: `weights: {file: PATH}` (see README, Models and weights)")
+            "and name it in the suite: `weights: {file: PATH}` (see docs/data.md)")
 
 
 PRETRAIN_MEAN = (0.5, 0.5, 0.5)

@@ -1,5 +1,5 @@
 """bench.cost: what a suite costs before it runs (``bench plan --cost``), the time-limit check
-of ``bench submit``, the paper suites' default checkpoints, and README's cost table.
+of ``bench submit``, the paper suites' default checkpoints, and docs/cluster.md's cost table.
 
 Oracles: the default suite's committed records (measured step times), FLOPs and bytes written
 out by hand from the architecture, protocol.md's split sizes, the bytes ``bench prepare``
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli, cost
+from bench import cli, cost, readme
 from bench.suite import load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -314,13 +314,13 @@ def test_plan_and_profiles_stay_torch_free():
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
 
 
-# ------------------------------------------------------------------ item 6: the README
+# ------------------------------------------- item 6: the cost table of docs/cluster.md
 
 def _readme_table() -> str:
-    text = (ROOT / "README.md").read_text()
+    text = readme.target("cost").read_text()
     begin, end = cost.README_MARKERS
     match = re.search(re.escape(begin) + r"\n(.*?)" + re.escape(end), text, re.S)
-    assert match, "README.md lacks the cost table markers"
+    assert match, "docs/cluster.md lacks the cost table markers"
     return match.group(1)
 
 
@@ -328,7 +328,7 @@ def _readme_table() -> str:
 def test_readme_cost_table_is_current_and_the_commands(capsys):
     table = _readme_table()
     assert table == cost.readme_table(ROOT), (
-        "README.md's cost table is stale: run `python -m bench.cost --readme`")
+        "docs/cluster.md's cost table is stale: run `python -m bench.cost --readme`")
     # a row is `bench plan SUITE --cost --gpu GPU [--precision bf16] --json`'s total
     assert run_cli(["plan", "suites/paper-adamw.yaml", "--cost", "--gpu", "H200",
                     "--precision", "bf16", "--json"]) == 0

@@ -1,42 +1,41 @@
-"""The dataset registry: one spec per dataset, consistent, and the README's table of datasets
-is its rendering (regenerate with `python -m bench.data --readme`)."""
+"""The dataset registry: one spec per dataset, consistent, and docs/data.md's tables of datasets
+are its rendering (regenerate with `python -m bench.data --readme`)."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-from bench import data
+from bench import data, readme
 from bench.datasets import DATASETS, KINDS
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+DOC = readme.target("datasets")  # docs/data.md, which holds the layouts too
 
 
 def _between_markers(text: str, table: str = "datasets") -> str:
     begin, end = f"<!-- {table}:begin -->", f"<!-- {table}:end -->"
     match = re.search(re.escape(begin) + r"\n(.*?)" + re.escape(end), text, re.S)
-    assert match, f"README.md lacks the {table} table markers"
+    assert match, f"{DOC.name} lacks the {table} table markers"
     return match.group(1)
 
 
 def test_readme_dataset_table_is_the_registrys():
-    assert _between_markers(README.read_text()) == data.datasets_table(), (
-        "README.md's dataset table is stale: run `python -m bench.data --readme`")
+    assert _between_markers(DOC.read_text()) == data.datasets_table(), (
+        f"{DOC.name}'s dataset table is stale: run `python -m bench.data --readme`")
 
 
 def test_readme_layout_table_is_the_registrys():
-    table = _between_markers(README.read_text(), "layouts")
+    table = _between_markers(readme.target("layouts").read_text(), "layouts")
     assert table == data.layouts_table(), (
-        "README.md's layout table is stale: run `python -m bench.data --readme`")
+        f"{DOC.name}'s layout table is stale: run `python -m bench.data --readme`")
     names = re.findall(r"^\| `([a-z0-9_]+)` \|", table, re.M)
     assert names == [n for n in DATASETS.names() if DATASETS[n].folder is not None]
     assert "`<root>/flowers-102/setid.mat" in table and "zenodo.org/records/2535967" in table
 
 
 def test_readme_table_lists_every_dataset_with_its_valid_values():
-    table = _between_markers(README.read_text())
+    table = _between_markers(DOC.read_text())
     names = re.findall(r"^\| `([a-z0-9_]+)` \|", table, re.M)
     assert names == ["digits_source", "digits_c", "cifar10", "cifar100", "cifar10_c", "pets",
                      "flowers102", "domainnet", "imagenet_val", "folder"]

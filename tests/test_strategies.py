@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from bench import strategies, train
+from bench import readme, strategies, train
 from bench.strategies import STRATEGIES
 from tests.conftest import RECIPE, tiny_suite_dict
 
@@ -400,21 +399,21 @@ def test_groups_name_the_blocks_when_not_all_from_0():
 
 # ---------------------------------------------------------------- the contract of every strategy
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+DOC = readme.target("strategies")  # docs/strategies.md
 
 
 def _readme_table() -> str:
-    text = README.read_text()
+    text = DOC.read_text()
     begin, end = strategies.TABLE_BEGIN, strategies.TABLE_END
     match = re.search(re.escape(begin) + r"\n(.*?)" + re.escape(end), text, re.S)
-    assert match, "README.md lacks the strategies table markers"
+    assert match, "docs/strategies.md lacks the strategies table markers"
     return match.group(1)
 
 
 def test_readme_strategies_table_is_the_registrys():
     table = _readme_table()
     assert table == strategies.strategies_table(), (
-        "README.md's strategies table is stale: run `python -m bench.strategies --readme`")
+        "docs/strategies.md's strategies table is stale: run `python -m bench.strategies --readme`")
     assert re.findall(r"^\| `([a-z0-9_]+)` \|", table, re.M) == list(STRATEGIES.names())
 
 
