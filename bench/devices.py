@@ -26,8 +26,9 @@ class Device:
 
 
 # Assumed model FLOP utilisation when no selftest summary is given: about the project's goal
-# for ViT-B/16 in bf16 on an H200 (3,000 images/s x 105 GFLOP = 32% of 989 TFLOP/s, README),
-# and 40% of the CUDA cores' fp32 peak. Calibrate with `bench selftest` (README).
+# for ViT-B/16 in bf16 on an H200 (3,000 images/s x 105 GFLOP = 32% of 989 TFLOP/s,
+# docs/performance.md), and 40% of the CUDA cores' fp32 peak. Calibrate with `bench selftest`
+# (docs/performance.md).
 DEFAULT_GPU_MFU = {"fp32": 0.40, "bf16": 0.30}
 GPU_SETUP_S = 60.0  # an allowance per job, not a measurement
 

@@ -41,7 +41,8 @@ LP_MAX_ITER = 5000
 
 # Training images of folder datasets are kept whole (every pixel of the decoded image can be
 # in a random-resized crop) but stored at this side, squeezed to a square; the crop box is
-# drawn on the original width and height and mapped onto the stored copy (README: deviation).
+# drawn on the original width and height and mapped onto the stored copy (docs/protocol.md:
+# deviations).
 TRAIN_STORE_SIDE = 256
 # The evaluation transform the whole training images are stored with (no crop beyond the
 # square, bilinear): a cache-key fact of those entries, whatever the protocol.

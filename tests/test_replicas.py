@@ -60,7 +60,7 @@ def test_the_suite_has_the_models_the_power_analysis_asks_for():
 
     pilot = power.pilot_rhos(store.read_record(p) for p in sorted(PILOT.glob("*.json")))
     needed = max(r.needed for r in power.analyse(pilot))
-    # At least that many (the suite runs one more, for margin: README).
+    # At least that many (the suite runs one more, for margin: docs/leaderboard.md).
     assert needed is not None and len(_models(REPLICAS)) >= needed
     # The pilot's models are not the suite's: other pretraining seeds.
     pilot_seeds = {store.read_record(p)["config"]["model"]["weights"]["seed"]
