@@ -1,7 +1,7 @@
 """README.md's generated parts: each is the text between ``<!-- NAME:begin -->`` and
 ``<!-- NAME:end -->``, rendered from a registry and rewritten by a module's ``--readme``
-entry point (``python -m bench.data --readme``: datasets and layouts; ``bench.strategies``;
-``bench.cost``). The tests compare every part with its rendering."""
+entry point (``python -m bench.dataset_tables --readme``: datasets and layouts;
+``bench.strategies``; ``bench.cost``). The tests compare every part with its rendering."""
 
 from __future__ import annotations
 
