@@ -41,11 +41,12 @@ def register(spec: DatasetSpec) -> DatasetSpec:
     return DATASETS.register(spec.name, spec)
 
 
+# Each family module declares its specs (``SPECS``); the registry holds them in this order.
 FAMILIES = (ds_digits, ds_cifar, ds_cifar10_c, ds_pets, ds_flowers, ds_domainnet, ds_imagenet,
             ds_folder)
-for _family in FAMILIES:
-    for _spec in _family.SPECS:
-        register(_spec)
+for _spec in (spec for family in FAMILIES for spec in family.SPECS):
+    register(_spec)
+
 
 def file_datasets() -> tuple[str, ...]:
     """The datasets read from an official layout under the data root."""
@@ -87,8 +88,8 @@ def dataset_dir(name: str, root: Path | str) -> Path:
     return DATASETS[name].dir(root)
 
 
-
 def data_root(config_root: str | None) -> Path | None:
+    """The data root: a suite's ``data_root:`` (or --data-root), else ``BENCH_DATA``."""
     root = config_root or os.environ.get("BENCH_DATA")
     return Path(root).expanduser() if root else None
 
