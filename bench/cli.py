@@ -175,7 +175,7 @@ def _print_reasons(jobs: list, reasons: dict[str, str], file=None) -> None:
 def cmd_prepare(args) -> int:
     from tabulate import tabulate
 
-    from bench import data, formats, models
+    from bench import formats, models, prepare
     from bench.job import default_cache, prepare_shared
 
     suite = load_suite(args.suite)
@@ -197,10 +197,10 @@ def cmd_prepare(args) -> int:
         for r in _fetch_data(configs, args):
             print(f"fetched {r['dataset']}: {r['file']} from {r['url']} ({r['checksum']} "
                   "checksum verified)")
-    data.check_data(configs, args.data_root, after_download=args.download)  # all at once
+    prepare.check_data(configs, args.data_root, after_download=args.download)  # all at once
     prepare_shared(configs, cache, args.device, progress=not args.quiet)  # pretraining
     try:
-        rows = data.prepare(configs, cache, root=args.data_root, progress=not args.quiet)
+        rows = prepare.prepare(configs, cache, root=args.data_root, progress=not args.quiet)
     except formats.ChecksumMismatch as e:
         raise UserError(str(e)) from None
     print(tabulate([(r["dataset"], r["kind"], r["size"],
@@ -219,12 +219,12 @@ def cmd_prepare(args) -> int:
 
 def _fetch_data(configs: list[dict], args) -> list[dict]:
     """`prepare --download`: the missing datasets from their official hosts or the mirror."""
-    from bench import data
+    from bench import prepare
     from bench.fetch import DownloadError
 
     try:
-        return data.download_missing(configs, args.data_root, args.mirror,
-                                     progress=not args.quiet)
+        return prepare.download_missing(configs, args.data_root, args.mirror,
+                                        progress=not args.quiet)
     except DownloadError as e:
         raise UserError(str(e)) from None
 
@@ -260,10 +260,10 @@ def cmd_show(args) -> int:
 
 
 def cmd_splits(args) -> int:
-    from bench import data
+    from bench import splits
 
     suite = load_suite(args.suite)
-    out = data.suite_splits([j.config for j in suite.jobs], args.data_root)
+    out = splits.suite_splits([j.config for j in suite.jobs], args.data_root)
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
@@ -290,11 +290,11 @@ def cmd_strategies(args) -> int:
 def _check_inputs(suite, cache) -> None:
     """Missing data or weight files, and hub weights neither cached nor reachable, are bad
     input (exit 2), found before any job runs."""
-    from bench import data, models
+    from bench import models, prepare
     from bench.job import default_cache
 
     configs = [j.config for j in suite.jobs]
-    data.check_data(configs)
+    prepare.check_data(configs)
     for m in {json.dumps(c["model"], sort_keys=True): c["model"] for c in configs}.values():
         if m["weights"]["source"] == "file":
             models.check_weights(m, Path(cache) if cache else default_cache())

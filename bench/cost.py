@@ -253,7 +253,7 @@ def _reader(dataset_key: str, root: str | None) -> tuple[dict[str, int], bool]:
     spec = DATASETS[dataset["name"]]
     if spec.counts is not None:
         return spec.counts(dataset["params"]), spec.arrays
-    from bench.data import data_root
+    from bench.datasets import data_root
 
     raw = spec.load(data_root(root), dataset["params"])
     counts = {s: len(labels) for s, (_, labels) in raw.splits.items()}
@@ -270,9 +270,10 @@ def split_of(dataset: dict, protocol: str, seed: int, root: str | None = None) -
 def _split(dataset_key: str, protocol: str, seed: int, root: str | None) -> Split:
     import numpy as np
 
-    from bench.data import SPLIT_RULES
-    from bench.datasets import DATASETS, Raw
+    from bench.dataset_spec import Raw
+    from bench.datasets import DATASETS
     from bench.protocol import PROTOCOLS
+    from bench.splits import SPLIT_RULES
 
     dataset = json.loads(dataset_key)
     counts, arrays = _reader(dataset_key, root)
@@ -589,7 +590,7 @@ def _model_dataset(config: dict) -> str:
 
 
 def data_disk(configs: Sequence[dict]) -> dict[str, float]:
-    """Bytes of the data cache per dataset, entry by entry as ``bench.data.prepare`` writes
+    """Bytes of the data cache per dataset, entry by entry as ``bench.prepare.prepare`` writes
     them under each job's protocol (uint8 images, int64 labels, original sizes)."""
     from bench import models
     from bench.protocol import PROTOCOLS, TRAIN_STORE_SIDE

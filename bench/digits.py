@@ -1,7 +1,7 @@
 """The digits data the default suite runs on offline: scikit-learn's 8x8 digits, upsampled,
 split into a source half (pretraining, plasticity reference) and a held-out half (fine-tuned
 on, under CIFAR-10-C-style corruptions). The readers of ``digits_source`` and ``digits_c``
-(``bench.datasets`` registers them). Torch-free.
+(``bench.ds_digits`` declares them). Torch-free.
 """
 
 from __future__ import annotations

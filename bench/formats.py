@@ -4,7 +4,8 @@ CIFAR's pickles (read without running code, md5 checks), class-per-folder image 
 (torchvision's ImageFolder rule), and ``decode_images``, which applies the evaluation transform
 (resize the shorter side, centre crop) once, so that plasticity and evaluation can work on a
 uint8 array; plus the writers the tests' fake copies use. What each dataset is (its folder,
-layout, files, reader) is ``bench.datasets``. Nothing here needs torch.
+layout, files, reader) is its family module (``bench.ds_*``), registered in ``bench.datasets``.
+Nothing here needs torch.
 """
 
 from __future__ import annotations

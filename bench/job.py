@@ -18,7 +18,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from bench import data, logs, store
+from bench import datasets, loading, logs, store
 from bench.components import PAPER_VARIANT
 from bench.config import (
     DatasetRef,
@@ -140,7 +140,7 @@ def pretrain(model_cfg: Model, path: Path, device: str, progress: bool = False) 
     model = timm.create_model(model_cfg.name, pretrained=False, num_classes=0,
                               **model_cfg.kwargs)
     size = models.data_config(model)["input_size"]
-    images = data.load_images(src.to_dict(), None, size, split="train")
+    images = loading.load_images(src.to_dict(), None, size, split="train")
     model.reset_classifier(images.num_classes)
     model.to(device)
     mean, std = models.PRETRAIN_MEAN, models.PRETRAIN_STD
@@ -237,13 +237,13 @@ def _peak_memory_mb(device: str) -> float | None:
 
 
 def reference_images(pcfg: Plasticity, dcfg: dict, root: Path | None,
-                     cache: Path | None) -> data.Images:
+                     cache: Path | None) -> loading.Images:
     """The plasticity reference domain at the model's input size (evaluation transform)."""
-    return data.load_images(pcfg.reference.to_dict(), root, dcfg["input_size"], "eval",
+    return loading.load_images(pcfg.reference.to_dict(), root, dcfg["input_size"], "eval",
                             dcfg["crop_pct"], dcfg["interpolation"], cache=cache)
 
 
-def measure_plasticity(model, dcfg: dict, pcfg: Plasticity, ref: data.Images, target_images,
+def measure_plasticity(model, dcfg: dict, pcfg: Plasticity, ref: loading.Images, target_images,
                        target: DatasetRef, device: str, naive: bool = False,
                        variant: str = PAPER_VARIANT, protocol: Protocol | None = None) -> dict:
     """Plasticity of ``model`` between the reference images and the target images (the
@@ -271,12 +271,12 @@ def plasticity_of(config: JobConfig, *, cache: Path | None = None, device: str |
     cache = Path(cache) if cache else default_cache()
     device = pick_device(device)
     ensure_weights(config.model, cache, device)
-    root = data.data_root(data_root)
+    root = datasets.data_root(data_root)
     model = models.create_model(config.model.to_dict(), 1, cache).to(device)  # no head role
     protocol = config.protocol
     protocol.prepare_model(model)
     dcfg = models.data_config(model, protocol)
-    splits = data.load_target(protocol, config.dataset.to_dict(), root, dcfg,
+    splits = loading.load_target(protocol, config.dataset.to_dict(), root, dcfg,
                               config.split_seed, cache)
     t0 = time.perf_counter()
     ref = reference_images(config.plasticity, dcfg, root, cache)
@@ -300,11 +300,11 @@ def _load(config: JobConfig, cache: Path, device: str):
         torch.backends.cudnn.allow_tf32 = protocol.tf32
         torch.cuda.reset_peak_memory_stats()
     ensure_weights(config.model, cache, device)
-    root = data.data_root(config.data_root)
+    root = datasets.data_root(config.data_root)
     model = models.create_model(config.model.to_dict(), 1, cache)
     protocol.prepare_model(model)
     dcfg = models.data_config(model, protocol)
-    splits = data.load_target(protocol, config.dataset.to_dict(), root, dcfg, config.split_seed,
+    splits = loading.load_target(protocol, config.dataset.to_dict(), root, dcfg, config.split_seed,
                               cache)
     # The number of classes is known once the data is read: a fresh head, seeded.
     torch.manual_seed(config.seed)
@@ -312,7 +312,7 @@ def _load(config: JobConfig, cache: Path, device: str):
     return model.to(device), dcfg, splits, root
 
 
-def _device_data(splits: data.Splits, dcfg: dict, device: str) -> list:
+def _device_data(splits: loading.Splits, dcfg: dict, device: str) -> list:
     from bench import train
 
     train_data = train.DeviceData(*splits.train, dcfg["mean"], dcfg["std"], device,

@@ -17,21 +17,22 @@ from pathlib import Path
 from bench.protocol import Protocol
 
 _REGISTER = re.compile(r"@register_model\s*\ndef\s+(\w+)\s*\(")
+# timm's modules of the VisionTransformer family: only these have the blocks[i].norm1/attn/
+# norm2/mlp names the benchmark's components are defined on.
+VIT_MODULES = ("vision_transformer", "deit")
 
 
 @functools.lru_cache(maxsize=1)
 def vit_architectures() -> tuple[str, ...]:
-    """The ViT architectures timm registers, read from its source (no torch import).
-
-    Only the ``VisionTransformer`` family has the blocks[i].norm1/attn/norm2/mlp names the
-    benchmark's components are defined on.
-    """
+    """The architectures timm registers in ``VIT_MODULES``: ``timm.list_models(module=
+    VIT_MODULES)``, read from timm's source instead, because importing timm imports torch
+    and suites validate without it (a test checks that both give the same names)."""
     spec = importlib.util.find_spec("timm")
     if spec is None or not spec.submodule_search_locations:
         return ()
     names: list[str] = []
-    for module in ("vision_transformer.py", "deit.py"):
-        path = Path(spec.submodule_search_locations[0]) / "models" / module
+    for module in VIT_MODULES:
+        path = Path(spec.submodule_search_locations[0]) / "models" / f"{module}.py"
         if path.is_file():
             names += _REGISTER.findall(path.read_text(encoding="utf-8"))
     return tuple(sorted(set(names)))

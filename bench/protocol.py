@@ -64,7 +64,7 @@ class Protocol:
     std: ClassVar[tuple[float, float, float] | None] = None
     eval_crop_pct: ClassVar[float | None] = None
     eval_interpolation: ClassVar[str | None] = None
-    # How a target is cut (the field of bench.data.SplitRule): "seeded", one seeded 80/20 cut
+    # How a target is cut (the field of bench.splits.SplitRule): "seeded", one seeded 80/20 cut
     # of recipe.split_seed; "reference", the reference code's cuts, per run seed.
     split_cuts: ClassVar[str] = "seeded"
     # Training crops drawn from the whole decoded image (else from the stored input-size copy).

@@ -1,8 +1,8 @@
 """The docs' generated parts: each is the text between ``<!-- NAME:begin -->`` and
 ``<!-- NAME:end -->`` in the doc that ``PARTS`` names for it, rendered from a registry and
-rewritten by a module's ``--readme`` entry point (``python -m bench.data --readme``: datasets
-and layouts; ``bench.strategies``; ``bench.cost``). The tests compare every part with its
-rendering."""
+rewritten by a module's ``--readme`` entry point (``python -m bench.dataset_tables --readme``:
+datasets and layouts; ``bench.strategies``; ``bench.cost``). The tests compare every part
+with its rendering."""
 
 from __future__ import annotations
 

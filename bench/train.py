@@ -145,7 +145,7 @@ class DeviceData:
                 xt.numel() <= torch.cuda.mem_get_info(self.device)[0] // 4:
             xt, yt = xt.to(self.device), yt.to(self.device)
         self.x, self.y = xt, yt
-        # Training images kept whole at another size (bench.data): each one's original
+        # Training images kept whole at another size (bench.loading): each one's original
         # (height, width), and the side an augmented batch is resized to.
         self.sizes = None if sizes is None else torch.as_tensor(np.asarray(sizes))
         self.out_size = out_size

@@ -108,11 +108,11 @@ def test_digits_counts_are_the_readers():
 def test_data_cache_estimate_is_what_bench_prepare_writes(tmp_path):
     """The digits suite's cache entries, really written, against the estimate (which leaves
     out only the .npy headers and meta.json)."""
-    from bench import data
+    from bench import prepare
 
     suite = load_suite(DIGITS)
     configs = [j.config for j in suite.jobs]
-    data.prepare(configs, tmp_path, progress=False)
+    prepare.prepare(configs, tmp_path, progress=False)
     written = sum(f.stat().st_size for f in (tmp_path / "data").rglob("*.npy"))
     estimated = sum(cost.data_disk(configs).values())
     assert abs(estimated - written) <= 0.02 * written, (estimated, written)

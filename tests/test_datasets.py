@@ -1,5 +1,5 @@
 """The dataset registry: one spec per dataset, consistent, and docs/data.md's tables of datasets
-are its rendering (regenerate with `python -m bench.data --readme`)."""
+are its rendering (regenerate with `python -m bench.dataset_tables --readme`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import re
 
 import pytest
 
-from bench import data, readme
-from bench.datasets import DATASETS, KINDS
+from bench import dataset_tables, readme
+from bench.dataset_spec import KINDS
+from bench.datasets import DATASETS
+from bench.splits import SPLIT_RULES
 
 DOC = readme.target("datasets")  # docs/data.md, which holds the layouts too
 
@@ -21,14 +23,14 @@ def _between_markers(text: str, table: str = "datasets") -> str:
 
 
 def test_readme_dataset_table_is_the_registrys():
-    assert _between_markers(DOC.read_text()) == data.datasets_table(), (
-        f"{DOC.name}'s dataset table is stale: run `python -m bench.data --readme`")
+    assert _between_markers(DOC.read_text()) == dataset_tables.datasets_table(), (
+        f"{DOC.name}'s dataset table is stale: run `python -m bench.dataset_tables --readme`")
 
 
 def test_readme_layout_table_is_the_registrys():
     table = _between_markers(readme.target("layouts").read_text(), "layouts")
-    assert table == data.layouts_table(), (
-        f"{DOC.name}'s layout table is stale: run `python -m bench.data --readme`")
+    assert table == dataset_tables.layouts_table(), (
+        f"{DOC.name}'s layout table is stale: run `python -m bench.dataset_tables --readme`")
     names = re.findall(r"^\| `([a-z0-9_]+)` \|", table, re.M)
     assert names == [n for n in DATASETS.names() if DATASETS[n].folder is not None]
     assert "`<root>/flowers-102/setid.mat" in table and "zenodo.org/records/2535967" in table
@@ -46,12 +48,13 @@ def test_readme_table_lists_every_dataset_with_its_valid_values():
 
 
 def test_readme_rewrite_replaces_only_the_table():
-    text = f"intro\n{data.README_BEGIN}\nold rows\n{data.README_END}\noutro\n"
-    new = data.readme_with_table(text)
-    assert new == f"intro\n{data.README_BEGIN}\n{data.datasets_table()}{data.README_END}\noutro\n"
-    assert data.readme_with_table(new) == new
+    begin, end = dataset_tables.README_BEGIN, dataset_tables.README_END
+    text = f"intro\n{begin}\nold rows\n{end}\noutro\n"
+    new = dataset_tables.readme_with_table(text)
+    assert new == f"intro\n{begin}\n{dataset_tables.datasets_table()}{end}\noutro\n"
+    assert dataset_tables.readme_with_table(new) == new
     with pytest.raises(ValueError, match="markers"):
-        data.readme_with_table("no markers here")
+        dataset_tables.readme_with_table("no markers here")
 
 
 @pytest.mark.parametrize("name", DATASETS.names())
@@ -59,7 +62,7 @@ def test_every_spec_is_complete(name):
     spec = DATASETS[name]
     assert spec.kinds and set(spec.kinds) <= set(KINDS)
     if "target" in spec.kinds:
-        assert spec.splits in data.SPLIT_RULES  # every target has a registered split rule
+        assert spec.splits in SPLIT_RULES  # every target has a registered split rule
     for pname, (choices, default) in spec.params.items():
         assert choices or pname in spec.param_docs, f"{name}.{pname}: say what is valid"
         assert default is None or choices is None or default in choices

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from bench import cli, data
+from bench import cli, datasets, loading, splits
 from bench.suite import load_suite
 from tests.conftest import tiny_suite_dict
 
@@ -68,7 +68,7 @@ def test_class_order_and_labels_are_imagefolders(tmp_path):
     from torchvision.datasets import ImageFolder
 
     write_images(tmp_path / "imgs")
-    raw = data.DATASETS["folder"].load(None, {"path": str(tmp_path / "imgs")})
+    raw = datasets.DATASETS["folder"].load(None, {"path": str(tmp_path / "imgs")})
     items, labels = raw.splits["train"]
     oracle = ImageFolder(str(tmp_path / "imgs"))
     assert oracle.classes == ["Apple", "mango", "zebra"] and raw.num_classes == 3
@@ -78,7 +78,7 @@ def test_class_order_and_labels_are_imagefolders(tmp_path):
 
 def test_one_folder_is_cut_80_20_then_80_20_within_each_class(tmp_path):
     write_images(tmp_path / "imgs", n=10)  # 30 images, 10 a class
-    s = data.load_splits(entry(tmp_path / "imgs"), None, 16, split_seed=0)
+    s = loading.load_splits(entry(tmp_path / "imgs"), None, 16, split_seed=0)
     # protocol.md's 80/20 cuts, within each class: 10 -> a pool of 8 and 2 test; the pool
     # -> 6 train and 2 validation
     assert [len(s.train[1]), len(s.val[1]), len(s.test[1])] == [18, 6, 6]
@@ -94,24 +94,24 @@ def test_the_cut_is_stratified_every_class_of_2_or_more_in_both_parts(tmp_path):
     for cls, n in sizes.items():
         write_images(tmp_path / "imgs", n=n, classes=(cls,))
     write_images(tmp_path / "imgs", n=1, classes=("zebra",), seed=5)  # overwrites img_0 only
-    raw = data.DATASETS["folder"].load(None, {"path": str(tmp_path / "imgs")})
+    raw = datasets.DATASETS["folder"].load(None, {"path": str(tmp_path / "imgs")})
     labels = raw.splits["train"][1]
     for seed in range(20):  # whatever the seed
-        big, small = data.stratified_80_20(labels, seed)
+        big, small = splits.stratified_80_20(labels, seed)
         assert sorted([*big, *small]) == list(range(len(labels)))  # a partition
         for c, n in enumerate(sizes.values()):  # sorted class order: Apple, mango, zebra
             in_big, in_small = (int((labels[part] == c).sum()) for part in (big, small))
             assert in_big >= 1 and in_small >= 1  # 2 or more images: in both parts
             assert in_big == max(1, min(int(0.8 * n), n - 1))
     # a class of one image stays in the 80% part (it is trained on, never only tested)
-    big, small = data.stratified_80_20(np.array([0, 0, 0, 0, 0, 1]), 3)
+    big, small = splits.stratified_80_20(np.array([0, 0, 0, 0, 0, 1]), 3)
     assert 5 in big and 5 not in small
 
 
 def test_train_test_layout_keeps_the_given_test_split(tmp_path):
     write_images(tmp_path / "imgs" / "train", n=10, seed=1)
     write_images(tmp_path / "imgs" / "test", n=2, seed=2)
-    s = data.load_splits(entry(tmp_path / "imgs"), None, 16, split_seed=0)
+    s = loading.load_splits(entry(tmp_path / "imgs"), None, 16, split_seed=0)
     assert [len(s.train[1]), len(s.val[1]), len(s.test[1])] == [24, 6, 6]
     assert sorted(s.test[1].tolist()) == [0, 0, 1, 1, 2, 2]
     # the test split is the test folder, decoded in ImageFolder order
@@ -122,11 +122,11 @@ def test_train_test_layout_keeps_the_given_test_split(tmp_path):
 def test_cached_once_and_keyed_by_the_folder(tmp_path):
     write_images(tmp_path / "imgs")
     d, cache = entry(tmp_path / "imgs"), tmp_path / "cache"
-    first = data.load_splits(d, None, 16, 0, cache=cache)
-    again = data.load_splits(d, None, 16, 0, cache=cache)
+    first = loading.load_splits(d, None, 16, 0, cache=cache)
+    again = loading.load_splits(d, None, 16, 0, cache=cache)
     assert first.fresh and not again.fresh and again.checksum == first.checksum
     write_images(tmp_path / "imgs", classes=("zebra",), n=6)  # one more zebra image
-    changed = data.load_splits(d, None, 16, 0, cache=cache)
+    changed = loading.load_splits(d, None, 16, 0, cache=cache)
     assert changed.fresh and changed.cache_dir != first.cache_dir
 
 
@@ -137,7 +137,7 @@ def test_moving_the_folder_keeps_the_job_ids_changing_an_image_changes_them(tmp_
     write_images(tmp_path / "a" / "imgs")
     before = load_suite(suite_file(tmp_path, {"name": "folder", "path": str(tmp_path / "a" /
                                                                             "imgs")})).jobs
-    ids_before = data.suite_splits([before[0].config])[0]["splits"]["test"]["ids"]
+    ids_before = splits.suite_splits([before[0].config])[0]["splits"]["test"]["ids"]
     shutil.move(tmp_path / "a" / "imgs", tmp_path / "b" / "elsewhere" / "imgs")
     moved = load_suite(suite_file(tmp_path, {"name": "folder", "path": str(
         tmp_path / "b" / "elsewhere" / "imgs")})).jobs
@@ -145,7 +145,7 @@ def test_moving_the_folder_keeps_the_job_ids_changing_an_image_changes_them(tmp_
     assert moved[0].config["dataset"]["key"] == before[0].config["dataset"]["key"]
     assert str(tmp_path) not in moved[0].config["dataset"]["key"]
     # the same split ids wherever it lies (paths under the folder)
-    ids_moved = data.suite_splits([moved[0].config])[0]["splits"]["test"]["ids"]
+    ids_moved = splits.suite_splits([moved[0].config])[0]["splits"]["test"]["ids"]
     assert ids_moved == ids_before and all(not i.startswith("/") for i in ids_moved)
     # one image's pixels changed (same name, same size on disk or not): another dataset
     img = tmp_path / "b" / "elsewhere" / "imgs" / "mango" / "img_1.jpg"

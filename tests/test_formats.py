@@ -9,21 +9,14 @@ import pytest
 from PIL import Image
 
 from bench import datasets
-from bench.datasets import (
-    CIFAR10C_CORRUPTIONS,
-    DATASETS,
-    DOMAINNET_DOMAINS,
-    MissingData,
-    download,
-    file_datasets,
-    read_cifar,
-    read_cifar10_c,
-    read_domainnet,
-    read_flowers102,
-    read_imagenet_val,
-    read_pets,
-    write_fake_layout,
-)
+from bench.dataset_spec import MissingData
+from bench.datasets import DATASETS, download, file_datasets, write_fake_layout
+from bench.ds_cifar import read_cifar
+from bench.ds_cifar10_c import CIFAR10C_CORRUPTIONS, read_cifar10_c
+from bench.ds_domainnet import DOMAINNET_DOMAINS, read_domainnet
+from bench.ds_flowers import read_flowers102
+from bench.ds_imagenet import read_imagenet_val
+from bench.ds_pets import read_pets
 from bench.formats import ChecksumMismatch, UnreadableFile, decode_images, read_image_folder
 from bench.registry import UnknownName
 
@@ -110,7 +103,7 @@ def test_cifar_missing(tmp_path):
 
 
 def test_missing_data_pickles(tmp_path):
-    err = MissingData("pets", tmp_path / "x", "some detail")
+    err = DATASETS["pets"].missing(tmp_path / "x", "some detail")
     back = pickle.loads(pickle.dumps(err))
     assert str(back) == str(err) and back.path == err.path and back.dataset == "pets"
 

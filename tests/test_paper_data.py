@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import yaml
 
-from bench import cli, data, datasets, formats, job, models
+from bench import cli, datasets, ds_cifar10_c, formats, job, loading, models, prepare, splits
+from bench.dataset_spec import MissingData
 from bench.record import RECORD_SCHEMA
 from bench.suite import load_suite, parse_suite
 
@@ -37,7 +38,7 @@ PAPER_DATASETS = [
 
 def _entry(d: dict) -> dict:
     params = {k: v for k, v in d.items() if k != "name"}
-    return {"name": d["name"], "key": data.dataset_key(d["name"], params), "params": params}
+    return {"name": d["name"], "key": datasets.dataset_key(d["name"], params), "params": params}
 
 
 def _id(d: dict) -> str:
@@ -110,7 +111,7 @@ NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "pets": 37, "flowers102": 102, "c
 
 @pytest.mark.parametrize("d", PAPER_DATASETS, ids=_id)
 def test_split_sizes_follow_the_protocol(root, d):
-    s = data.load_splits(_entry(d), root, SIZE, split_seed=0, crop_pct=0.9)
+    s = loading.load_splits(_entry(d), root, SIZE, split_seed=0, crop_pct=0.9)
     sizes = tuple(len(part[1]) for part in (s.train, s.val, s.test))
     assert sizes == protocol_sizes(*FAKE_SIZES[d["name"]])
     assert s.num_classes == NUM_CLASSES[d["name"]]
@@ -121,16 +122,16 @@ def test_split_sizes_follow_the_protocol(root, d):
 def test_cut_datasets_use_every_image_once(root):
     # CIFAR-10-C: train, val and test partition the 12 images of one corruption and severity
     d = _entry({"name": "cifar10_c", "corruption": "snow", "severity": 5})
-    s = data.load_splits(d, root, SIZE, split_seed=3)
-    x, _ = datasets.read_cifar10_c(root, "snow", 5)
+    s = loading.load_splits(d, root, SIZE, split_seed=3)
+    x, _ = ds_cifar10_c.read_cifar10_c(root, "snow", 5)
     rows = np.concatenate([s.train[0], s.val[0], s.test[0]])
     assert sorted(map(bytes, rows)) == sorted(map(bytes, x))
 
 
 def test_split_seed_changes_the_split_not_the_sizes(root):
     d = _entry({"name": "cifar10"})
-    a = data.load_splits(d, root, SIZE, split_seed=0)
-    b = data.load_splits(d, root, SIZE, split_seed=1)
+    a = loading.load_splits(d, root, SIZE, split_seed=0)
+    b = loading.load_splits(d, root, SIZE, split_seed=1)
     assert len(a.train[1]) == len(b.train[1]) and a.checksum != b.checksum
     assert np.array_equal(a.test[0], b.test[0])  # the official test split is untouched
 
@@ -138,9 +139,9 @@ def test_split_seed_changes_the_split_not_the_sizes(root):
 def test_cifar_md5_is_checked_unless_switched_off(root, monkeypatch):
     monkeypatch.setenv("BENCH_VERIFY_MD5", "1")
     with pytest.raises(formats.ChecksumMismatch, match="BENCH_VERIFY_MD5=0"):
-        data.load_splits(_entry({"name": "cifar10"}), root, SIZE, 0)
+        loading.load_splits(_entry({"name": "cifar10"}), root, SIZE, 0)
     monkeypatch.setenv("BENCH_VERIFY_MD5", "0")
-    assert data.load_splits(_entry({"name": "cifar10"}), root, SIZE, 0).num_classes == 10
+    assert loading.load_splits(_entry({"name": "cifar10"}), root, SIZE, 0).num_classes == 10
 
 
 # ---------------------------------------------------------------- the data cache
@@ -149,9 +150,9 @@ def test_cifar_md5_is_checked_unless_switched_off(root, monkeypatch):
                          ids=_id)
 def test_cache_gives_the_same_data_and_checksum(root, tmp_path, d):
     d = _entry({**d, "severity": 5} if d["name"] == "cifar10_c" else d)
-    plain = data.load_splits(d, root, SIZE, 0, 0.9, "bicubic")
-    first = data.load_splits(d, root, SIZE, 0, 0.9, "bicubic", cache=tmp_path)
-    again = data.load_splits(d, root, SIZE, 0, 0.9, "bicubic", cache=tmp_path)
+    plain = loading.load_splits(d, root, SIZE, 0, 0.9, "bicubic")
+    first = loading.load_splits(d, root, SIZE, 0, 0.9, "bicubic", cache=tmp_path)
+    again = loading.load_splits(d, root, SIZE, 0, 0.9, "bicubic", cache=tmp_path)
     assert first.fresh and not again.fresh and first.cache_dir == again.cache_dir
     assert plain.checksum == first.checksum == again.checksum
     for a, b in zip((plain.train, plain.val, plain.test), (again.train, again.val, again.test),
@@ -161,7 +162,7 @@ def test_cache_gives_the_same_data_and_checksum(root, tmp_path, d):
     entry = again.cache_dir
     assert entry.parent == tmp_path / "data"
     assert {p.name for p in entry.iterdir()} == {
-        "meta.json", *(f"{s}_{k}.npy" for s in data.SPLITS for k in "xy")}
+        "meta.json", *(f"{s}_{k}.npy" for s in splits.SPLITS for k in "xy")}
     meta = yaml.safe_load((entry / "meta.json").read_text())
     assert meta["checksum"] == plain.checksum and meta["size"] == SIZE
     assert not list((tmp_path / "data").glob(".*"))  # no temporary folder left behind
@@ -169,11 +170,11 @@ def test_cache_gives_the_same_data_and_checksum(root, tmp_path, d):
 
 def test_cache_key_follows_what_determines_the_bytes(root, tmp_path):
     d = _entry({"name": "pets"})
-    base = data.load_splits(d, root, SIZE, 0, cache=tmp_path).cache_dir
-    others = [data.load_splits(d, root, 24, 0, cache=tmp_path).cache_dir,
-              data.load_splits(d, root, SIZE, 1, cache=tmp_path).cache_dir,
-              data.load_splits(d, root, SIZE, 0, 1.0, cache=tmp_path).cache_dir,
-              data.load_splits(d, root, SIZE, 0, interpolation="bilinear",
+    base = loading.load_splits(d, root, SIZE, 0, cache=tmp_path).cache_dir
+    others = [loading.load_splits(d, root, 24, 0, cache=tmp_path).cache_dir,
+              loading.load_splits(d, root, SIZE, 1, cache=tmp_path).cache_dir,
+              loading.load_splits(d, root, SIZE, 0, 1.0, cache=tmp_path).cache_dir,
+              loading.load_splits(d, root, SIZE, 0, interpolation="bilinear",
                                cache=tmp_path).cache_dir]
     assert len({base, *others}) == 5
 
@@ -182,17 +183,17 @@ def test_a_changed_source_file_makes_a_new_entry(tmp_path):
     root = tmp_path / "data"
     datasets.write_fake_layout("pets", root)
     d = _entry({"name": "pets"})
-    a = data.load_splits(d, root, SIZE, 0, cache=tmp_path / "cache")
+    a = loading.load_splits(d, root, SIZE, 0, cache=tmp_path / "cache")
     image = sorted((root / "oxford-iiit-pet" / "images").iterdir())[0]
     formats.write_jpg(image, np.zeros((40, 30, 3), np.uint8))
-    b = data.load_splits(d, root, SIZE, 0, cache=tmp_path / "cache")
+    b = loading.load_splits(d, root, SIZE, 0, cache=tmp_path / "cache")
     assert b.fresh and b.cache_dir != a.cache_dir and b.checksum != a.checksum
 
 
 def test_cache_is_built_once_under_concurrency(root, tmp_path):
     d = _entry({"name": "domainnet", "domain": "sketch"})
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda _: data.load_splits(d, root, SIZE, 0, cache=tmp_path),
+        results = list(pool.map(lambda _: loading.load_splits(d, root, SIZE, 0, cache=tmp_path),
                                 range(4)))
     assert sum(r.fresh for r in results) == 1
     assert len({r.checksum for r in results}) == 1
@@ -200,8 +201,8 @@ def test_cache_is_built_once_under_concurrency(root, tmp_path):
 
 def test_reference_images_are_cached_too(root, tmp_path):
     ref = _entry({"name": "imagenet_val"})
-    plain = data.load_images(ref, root, SIZE, "eval", 0.9)
-    cached = data.load_images(ref, root, SIZE, "eval", 0.9, cache=tmp_path)
+    plain = loading.load_images(ref, root, SIZE, "eval", 0.9)
+    cached = loading.load_images(ref, root, SIZE, "eval", 0.9, cache=tmp_path)
     assert cached.fresh and plain.checksum == cached.checksum and len(cached.x) == 12
     assert np.array_equal(plain.x, cached.x)
 
@@ -209,14 +210,14 @@ def test_reference_images_are_cached_too(root, tmp_path):
 # ---------------------------------------------------------------- missing data and weights
 
 def test_missing_dataset_names_path_and_layout(tmp_path):
-    with pytest.raises(datasets.MissingData) as e:
-        data.load_splits(_entry({"name": "flowers102"}), tmp_path, SIZE, 0)
+    with pytest.raises(MissingData) as e:
+        loading.load_splits(_entry({"name": "flowers102"}), tmp_path, SIZE, 0)
     msg = str(e.value)
     assert str(tmp_path / "flowers-102") in msg and "setid.mat" in msg and "layout" in msg
-    with pytest.raises(datasets.MissingData, match="BENCH_DATA") as e:
-        data.load_splits(_entry({"name": "domainnet", "domain": "clipart"}), None, SIZE, 0)
+    with pytest.raises(MissingData, match="BENCH_DATA") as e:
+        loading.load_splits(_entry({"name": "domainnet", "domain": "clipart"}), None, SIZE, 0)
     assert "<data root>/domainnet" in str(e.value)
-    assert issubclass(datasets.MissingData, FileNotFoundError)
+    assert issubclass(MissingData, FileNotFoundError)
     assert issubclass(models.MissingWeights, FileNotFoundError)
 
 
@@ -224,17 +225,17 @@ def test_check_data_finds_the_missing_piece(root, weights, tmp_path):
     entries = [{"name": "cifar10_c", "corruption": "snow", "severity": 5},
                 {"name": "domainnet", "domain": "sketch"}]
     configs = [j.config for j in parse_suite(tiny_suite(root, weights, entries), "t").jobs]
-    data.check_data(configs)  # everything is there
+    prepare.check_data(configs)  # everything is there
     partial = tmp_path / "partial"
     datasets.write_fake_layout("imagenet_val", partial)
     datasets.write_fake_layout("cifar10_c", partial)
     (partial / "CIFAR-10-C" / "snow.npy").unlink()
-    with pytest.raises(datasets.MissingData, match="snow.npy"):
-        data.check_data(configs, str(partial))
+    with pytest.raises(MissingData, match="snow.npy"):
+        prepare.check_data(configs, str(partial))
     datasets.write_fake_layout("cifar10_c", partial)
     (partial / "domainnet").mkdir()
-    with pytest.raises(datasets.MissingData) as e:
-        data.check_data(configs, str(partial))
+    with pytest.raises(MissingData) as e:
+        prepare.check_data(configs, str(partial))
     assert str(partial / "domainnet" / "sketch") in str(e.value)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from bench import cli, data, datasets, job
+from bench import cli, datasets, job, loading
 from bench.record import RECORD_SCHEMA
 from bench.suite import parse_suite
 from tests.test_paper_data import PAPER_DATASETS, _entry, _id, tiny_suite
@@ -39,7 +39,7 @@ def _paper_splits(entry: dict, root, size: int, seed: int, cache=None):
     from bench.protocol import PROTOCOLS
 
     paper = PROTOCOLS["paper"]
-    return data.load_target(paper, entry, root, paper.data_config({"input_size": size}),
+    return loading.load_target(paper, entry, root, paper.data_config({"input_size": size}),
                             paper.split_seed(seed, None), cache)
 
 

@@ -23,18 +23,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_digits_test_split_is_half_the_held_out_digits():
     from sklearn.datasets import load_digits
 
-    from bench import data
+    from bench import loading
 
     held = 1797 - 1797 // 2  # the held-out half (scikit-learn ships 1,797 digits)
     assert len(load_digits().target) == 1797
-    s = data.load_splits({"name": "digits_c", "key": "digits_c/contrast/5",
+    s = loading.load_splits({"name": "digits_c", "key": "digits_c/contrast/5",
                           "params": {"corruption": "contrast", "severity": 5}},
                          None, 32, split_seed=0)
     n_test = len(s.test[1])
     assert n_test == 450 and len(s.train[1]) + len(s.val[1]) == held - n_test
     assert len(s.val[1]) == (held - n_test) - int(0.8 * (held - n_test))
     # The same test images for every split seed; train/val change with it.
-    other = data.load_splits({"name": "digits_c", "key": "digits_c/contrast/5",
+    other = loading.load_splits({"name": "digits_c", "key": "digits_c/contrast/5",
                               "params": {"corruption": "contrast", "severity": 5}},
                              None, 32, split_seed=1)
     assert np.array_equal(other.test[0], s.test[0])
