@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from bench import digits, formats
+from bench.config import LOCATED_PARAMS
 from bench.fetch import Archive
 from bench.formats import ChecksumMismatch, MissingFile, UnreadableFile
 from bench.registry import Registry, UnknownName, unknown_name_message
@@ -97,7 +98,8 @@ class DatasetSpec:
     # How tables name it when the suite gives no `label:` (parameters -> label); None: its key.
     default_label: Callable[[dict], str] | None = None
     # Parameters that say where the data lies, not what it is (a folder dataset's ``path``):
-    # out of the dataset key and the job id, so that moving the data keeps both.
+    # out of the dataset key and the job id, so that moving the data keeps both. Named from
+    # the core rule ``bench.config.LOCATED_PARAMS``, which the job id applies.
     located: tuple[str, ...] = ()
     # What the user should know about the data, as warning lines (validate, plan and run
     # print them): e.g. a class too small to be in both parts of a cut.
@@ -878,5 +880,5 @@ register(DatasetSpec(
     lambda root, p: read_folder(p["path"]), params={"path": (None, None)},
     param_docs={"path": "a folder; relative: from the suite file's folder"},
     splits="official_or_cut", layout=FOLDER_LAYOUT, check=_check_folder,
-    preflight=_preflight_folder, located=("path",), notes=_folder_notes,
+    preflight=_preflight_folder, located=LOCATED_PARAMS, notes=_folder_notes,
     default_label=lambda p: Path(str(p["path"])).name))
