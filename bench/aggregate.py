@@ -38,10 +38,10 @@ from bench.components import (
     PAPER_VARIANT,
 )
 from bench.datasets import dataset_label
+from bench.overrides import overrides_text
 from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS
 from bench.status import Status
 from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE, STRATEGIES, strategy_label
-from bench.suite import overrides_text
 
 # One (model, dataset) measured within one suite under one protocol: nothing is ever scored
 # across protocols.

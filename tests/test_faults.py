@@ -40,7 +40,7 @@ from bench.record import (
     dumps_record,
     schema_errors,
 )
-from bench.suite import load_suite
+from bench.suite_expand import load_suite
 from bench.synthetic import synthetic_record
 from tests.conftest import tiny_suite_dict
 from tests.test_job import comparable

@@ -11,7 +11,7 @@ import yaml
 
 from bench import cli, job, store
 from bench.record import RECORD_SCHEMA
-from bench.suite import load_suite
+from bench.suite_expand import load_suite
 from tests.conftest import tiny_suite_dict
 
 TIMING_METRICS = ("wall_seconds", "train_seconds", "plasticity_seconds", "images_per_second",

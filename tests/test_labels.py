@@ -13,7 +13,8 @@ from bench.datasets import dataset_label
 from bench.leaderboard import build_leaderboard
 from bench.store import write_record
 from bench.strategies import LABEL_CHARS, strategy_label
-from bench.suite import SuiteError, parse_suite
+from bench.suite_read import SuiteError
+from bench.suite_expand import parse_suite
 from tests.conftest import tiny_suite_dict
 from tests.test_folder import suite_file, write_images
 
@@ -49,7 +50,7 @@ def test_no_label_keeps_the_job_id_and_a_given_label_changes_it():
 def test_committed_suites_keep_their_ids():
     """The shipped suites give no labels: their configurations have none (their records'
     ids are checked against the suite plans in tests/test_committed.py)."""
-    from bench.suite import load_suite
+    from bench.suite_expand import load_suite
 
     for path in sorted(Path("suites").glob("*.yaml")):
         for j in load_suite(path).jobs:
@@ -58,7 +59,7 @@ def test_committed_suites_keep_their_ids():
 
 def test_folder_dataset_label_is_the_folders_name(tmp_path: Path):
     write_images(tmp_path / "data" / "shapes")
-    from bench.suite import load_suite
+    from bench.suite_expand import load_suite
 
     path = suite_file(tmp_path, {"name": "folder", "path": "data/shapes"})
     (job,) = load_suite(path).jobs

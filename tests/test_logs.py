@@ -112,7 +112,7 @@ def test_slurm_task_logs_to_stdout(tmp_path, capsys):
 
 def test_status_and_plan_show_why_a_job_failed(tmp_path, write_suite, capsys, monkeypatch):
     from bench.lifecycle import failed_record
-    from bench.suite import load_suite
+    from bench.suite_expand import load_suite
 
     path = write_suite()
     job = load_suite(path).jobs[0]

@@ -17,7 +17,7 @@ import yaml
 
 from bench import cli, data, datasets, formats, job, models
 from bench.record import RECORD_SCHEMA
-from bench.suite import load_suite, parse_suite
+from bench.suite_expand import load_suite, parse_suite
 
 SIZE = 32  # the tiny model's input size
 TINY = {"img_size": SIZE, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2}

@@ -16,7 +16,8 @@ import pytest
 from bench import cli, store
 from bench.protocol import PROTOCOLS
 from bench.record import RECORD_SCHEMA
-from bench.suite import SuiteError, load_suite, parse_suite
+from bench.suite_read import SuiteError
+from bench.suite_expand import load_suite, parse_suite
 from tests.conftest import TINY_KWARGS, tiny_suite_dict
 
 SUITES = Path(__file__).resolve().parent.parent / "suites"

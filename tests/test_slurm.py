@@ -20,7 +20,7 @@ import pytest
 
 from bench import benchmarks, slurm, store, synthetic
 from bench.record import RECORD_SCHEMA
-from bench.suite import load_suite
+from bench.suite_expand import load_suite
 
 pytestmark = pytest.mark.slurm
 

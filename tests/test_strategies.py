@@ -427,7 +427,7 @@ def test_a_new_strategy_without_its_readme_row_fails(monkeypatch):
 
 
 def _jobs(entry: dict) -> list:
-    from bench.suite import parse_suite
+    from bench.suite_expand import parse_suite
 
     return parse_suite(tiny_suite_dict(strategies=[entry]), "contract.yaml").jobs
 
