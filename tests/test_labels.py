@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from bench.datasets import dataset_label
+from bench.job import job_label
 from bench.leaderboard import build_leaderboard
 from bench.store import write_record
 from bench.strategies import LABEL_CHARS, strategy_label
-from bench.suite_read import SuiteError
 from bench.suite_expand import parse_suite
+from bench.suite_read import SuiteError
 from tests.conftest import tiny_suite_dict
 from tests.test_folder import suite_file, write_images
 
@@ -34,7 +35,7 @@ def test_labels_are_accepted_kept_and_shown_by_jobs():
     assert [dataset_label(j.config["dataset"]) for j in jobs] == ["contrast-5"] * 2
     assert [strategy_label(j.config["strategy"]) for j in jobs] == ["full", "attention"]
     assert "label" not in jobs[0].config["strategy"]  # only a given label is kept
-    assert jobs[1].label == "tiny | contrast-5 | attention | lr=0.05 | seed=0"
+    assert job_label(jobs[1].config) == "tiny | contrast-5 | attention | lr=0.05 | seed=0"
 
 
 def test_no_label_keeps_the_job_id_and_a_given_label_changes_it():
