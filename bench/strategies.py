@@ -81,13 +81,9 @@ class Strategy:
         return {k: d for k, (_, d) in self.params.items()}
 
     def problems(self, params: Mapping[str, Any]) -> list[tuple[str, str]]:
-        """What is wrong with a full parameter set (the defaults with what a suite gave), as
-        [(parameter, message)]: the registry's one check of a strategy's parameters, which the
-        suite checker and ``resolve`` both call."""
-        unknown = sorted(set(params) - set(self.params))
-        if unknown:
-            return [(", ".join(unknown), "is not a parameter; valid: "
-                     + (", ".join(self.params) or "none"))]
+        """What is wrong with the values of a full parameter set (the defaults with what a suite
+        gave), as [(parameter, message)]: the registry's one check of a strategy's parameters,
+        which the suite checker and ``resolve`` both call."""
         if self.patterns and not params.get(self.patterns):
             return [(self.patterns, "must be a non-empty list of glob patterns over parameter "
                      "names")]
@@ -311,6 +307,10 @@ def resolve(strategy: str | Mapping) -> tuple[Strategy, dict[str, Any]]:
         spec, given = STRATEGIES[strategy], {}
     else:
         spec, given = STRATEGIES[strategy["name"]], dict(strategy.get("params") or {})
+    unknown = sorted(set(given) - set(spec.params))
+    if unknown:
+        raise ValueError(f"strategy '{spec.name}' has no parameter {', '.join(unknown)}; "
+                         f"valid: {', '.join(spec.params) or 'none'}")
     params = {**spec.defaults(), **given}
     problems = spec.problems(params)
     if problems:

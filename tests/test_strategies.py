@@ -468,3 +468,23 @@ def test_every_registered_strategy_keeps_the_contract(tiny_vit, name):
     assert changed, f"{name} trained nothing"
     assert changed <= declared, f"{name} changed undeclared {sorted(changed - declared)}"
     applied.finish(model)
+
+
+def test_every_declared_surgery_and_hook_has_its_application():
+    """Strategies declare surgery and hooks by kind (torch-free); bench.apply does each kind."""
+    for name, spec in STRATEGIES.items():
+        assert spec.surgery is None or spec.surgery in apply.SURGERIES, name
+        assert spec.hook is None or spec.hook in apply.HOOKS, name
+    used = {s.surgery for s in STRATEGIES.values()} | {s.hook for s in STRATEGIES.values()}
+    assert set(apply.SURGERIES) | set(apply.HOOKS) <= used
+
+
+def test_declarations_import_no_application():
+    """bench.strategies imports neither lora, train, apply nor readme at module level."""
+    import ast
+
+    tree = ast.parse(Path(strategies.__file__).read_text())
+    top = {n.module for n in tree.body if isinstance(n, ast.ImportFrom)}
+    top |= {f"{n.module}.{a.name}" for n in tree.body if isinstance(n, ast.ImportFrom)
+            for a in n.names}
+    assert not {f"bench.{m}" for m in ("lora", "train", "apply", "readme")} & top
