@@ -475,7 +475,7 @@ def test_every_declared_surgery_and_hook_has_its_application():
     for name, spec in STRATEGIES.items():
         assert spec.surgery is None or spec.surgery in apply.SURGERIES, name
         assert spec.hook is None or spec.hook in apply.HOOKS, name
-    used = {s.surgery for s in STRATEGIES.values()} | {s.hook for s in STRATEGIES.values()}
+    used = {s.surgery for _, s in STRATEGIES.items()} | {s.hook for _, s in STRATEGIES.items()}
     assert set(apply.SURGERIES) | set(apply.HOOKS) <= used
 
 
