@@ -468,7 +468,7 @@ def _training_signature(r: Mapping) -> tuple | None:
         return None
     name = r["config"]["strategy"]["name"]
     spec = STRATEGIES[name] if name in STRATEGIES else None
-    special = name if spec is None or spec.hook or spec.prepare or spec.probe else None
+    special = name if spec is None or spec.hook or spec.surgery or spec.probe else None
     return (tuple(sorted(names)), special)
 
 
