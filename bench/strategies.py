@@ -47,6 +47,9 @@ Select = Callable[[Sequence[str], Mapping[str, Any], Context], Iterable[str]]
 
 @dataclass(frozen=True)
 class Strategy:
+    """A strategy's declaration: its name, what it trains (``select``), its parameters and
+    what else it needs (plasticity, surgery, a hook, a probe)."""
+
     name: str
     description: str
     select: Select
