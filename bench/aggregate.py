@@ -38,10 +38,10 @@ from bench.components import (
     PAPER_VARIANT,
 )
 from bench.datasets import dataset_label
+from bench.overrides import overrides_text
 from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS
 from bench.status import Status
 from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE, STRATEGIES, strategy_label
-from bench.suite import overrides_text
 
 # One (model, dataset) measured within one suite under one protocol: nothing is ever scored
 # across protocols.
@@ -468,7 +468,7 @@ def _training_signature(r: Mapping) -> tuple | None:
         return None
     name = r["config"]["strategy"]["name"]
     spec = STRATEGIES[name] if name in STRATEGIES else None
-    special = name if spec is None or spec.hook or spec.prepare or spec.probe else None
+    special = name if spec is None or spec.hook or spec.surgery or spec.probe else None
     return (tuple(sorted(names)), special)
 
 

@@ -29,11 +29,14 @@ import sys
 from pathlib import Path
 
 from bench import logs
-from bench.config import JobConfig
+from bench.config import JobConfig, format_lr
 from bench.formats import ChecksumMismatch, UnreadableFile, UnreadableImages
+from bench.overrides import overrides_text
 from bench.status import RECORDED, UNSUCCESSFUL, Status
 from bench.strategies import BASELINE, PAPER_BASELINE
-from bench.suite import ONLY_FIELDS, SuiteError, format_lr, load_suite, overrides_text
+from bench.suite_expand import load_suite
+from bench.suite_read import SuiteError
+from bench.suite_select import ONLY_FIELDS
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, what `head` expects of a writer
@@ -49,7 +52,7 @@ def _results(args) -> Path:
 
 def _load(args):
     """The suite of a command, with its ``--set`` overrides and ``--only`` filters."""
-    from bench.suite import FilterError, filter_jobs
+    from bench.suite_select import FilterError, filter_jobs
 
     suite = load_suite(args.suite, args.set or ())
     try:
@@ -59,7 +62,7 @@ def _load(args):
 
 
 def cmd_validate(args) -> int:
-    from bench.suite import validate_files
+    from bench.suite_expand import validate_files
 
     problems = validate_files(args.suites)
     if problems:
@@ -167,8 +170,11 @@ def _failure_reasons(results: Path, suite: str) -> dict[str, str]:
 
 def _print_reasons(jobs: list, reasons: dict[str, str], file=None) -> None:
     """One line per failed job: id, what it is, status, reason (the record has the rest)."""
+    from bench.job import job_label
+
     for j, status in jobs:
-        print(f"  {status}: {j.job_id} {j.label}: {reasons.get(j.job_id, 'no record')}",
+        print(f"  {status}: {j.job_id} {job_label(j.config)}: "
+              f"{reasons.get(j.job_id, 'no record')}",
               file=file or sys.stdout)
 
 
@@ -493,13 +499,13 @@ def _plasticity_targets(args) -> list[tuple[JobConfig, str | None]]:
     command line's plasticity settings."""
     import dataclasses
 
-    from bench import suite as suite_mod
+    from bench.suite_expand import parse_suite
 
     if args.suite:
         s = load_suite(args.suite)
         seen, out = set(), []
         for j in s.jobs:
-            c = JobConfig.from_dict(j.config)
+            c = j.typed
             key = (c.model.label, c.dataset.key)
             if key not in seen:
                 seen.add(key)
@@ -511,8 +517,7 @@ def _plasticity_targets(args) -> list[tuple[JobConfig, str | None]]:
         raw = {"name": "plasticity", "models": [{"name": args.model, "weights": weights}],
                "datasets": [args.target], "strategies": ["linear"], "lrs": [0.1], "seeds": [0],
                "plasticity": {"reference": args.reference}}
-        out = [(JobConfig.from_dict(suite_mod.parse_suite(raw, "<command line>").jobs[0].config),
-                None)]
+        out = [(parse_suite(raw, "<command line>").jobs[0].typed, None)]
     given = {}
     for key, value in (("pairs", args.pairs), ("batch_size", args.batch_size),
                        ("seed", args.seed)):

@@ -10,6 +10,10 @@ cannot change the result.
 
 Defaults are defined here once: ``Recipe()`` is the paper's fine-tuning recipe (protocol.md),
 ``Plasticity()`` the paper's plasticity scale, ``Pretrain`` the benchmark's own pretraining.
+Each field of these three also declares its rule (``rule``: kind and limits), which the suite
+checker (``bench.suite_check``) reads: a field's type and range are written once, here.
+
+``Job`` is one job of a suite (its id, its suite, its configuration's canonical mapping).
 
 Torch-free: suites validate and expand without it.
 """
@@ -23,7 +27,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.datasets import DATASETS, identity
 from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol
 
 
@@ -62,17 +65,44 @@ def _without(config: dict, paths: tuple[tuple[str, ...], ...]) -> dict:
     return out
 
 
-def _located_out(obj: Any) -> Any:
-    """``obj`` with every dataset entry's located parameters left out (a folder dataset's
-    ``path``: where the data lies is not what the job is; ``datasets.identity``)."""
-    if isinstance(obj, dict):
-        if {"name", "key", "params"} <= set(obj) and obj["name"] in DATASETS \
-                and isinstance(obj["params"], dict):  # a dataset entry (a label may be there)
-            obj = identity(obj)
-        return {k: _located_out(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_located_out(v) for v in obj]
-    return obj
+# Where the data lies: dataset parameters that locate the data on this machine (a folder
+# dataset's ``path``) and do not say what the data is. They stay in a job's configuration and
+# out of its id; a dataset declares which of them it has (``DatasetSpec.located``).
+LOCATED_PARAMS: tuple[str, ...] = ("path",)
+
+# Where a job's configuration holds dataset entries ({name, key, params}): the target, the
+# plasticity reference and a pretraining source.
+DATASET_ENTRIES: tuple[tuple[str, ...], ...] = (
+    ("dataset",),
+    ("plasticity", "reference"),
+    ("model", "weights", "dataset"),
+)
+
+
+def dataset_identity(entry: Mapping) -> dict:
+    """A dataset entry without its located parameters (``LOCATED_PARAMS``): what the data is,
+    wherever it lies."""
+    params = entry.get("params")
+    if not isinstance(params, dict) or not set(params) & set(LOCATED_PARAMS):
+        return dict(entry)
+    return {**entry, "params": {k: v for k, v in params.items() if k not in LOCATED_PARAMS}}
+
+
+def _located_out(config: dict) -> dict:
+    """``config`` with every dataset entry's located parameters left out (``DATASET_ENTRIES``;
+    missing ones are ignored)."""
+    out = dict(config)
+    for path in DATASET_ENTRIES:
+        parent = out
+        for key in path[:-1]:
+            if not isinstance(parent.get(key), dict):
+                break
+            parent[key] = dict(parent[key])
+            parent = parent[key]
+        else:
+            if isinstance(parent.get(path[-1]), dict):
+                parent[path[-1]] = dataset_identity(parent[path[-1]])
+    return out
 
 
 def job_id(config: Mapping | JobConfig) -> str:
@@ -83,6 +113,23 @@ def job_id(config: Mapping | JobConfig) -> str:
         config = config.to_dict()
     hashed = _located_out(_without(dict(config), NOT_IN_JOB_ID))
     return hashlib.sha256(canonical_json(hashed).encode()).hexdigest()[:16]
+
+
+def rule(kind: str, **limits: Any) -> dict:
+    """A field's rule, as its ``metadata``: ``kind`` (integer, seed, number, boolean, choice,
+    crop_scale) and its limits (``lo``, ``hi``, ``positive``, ``choices``; ``nullable``: null
+    is a value). ``bench.suite_check`` checks a suite's value of the field with it."""
+    return {"rule": (kind, limits)}
+
+
+def rules(cls: type) -> dict[str, tuple[str, dict]]:
+    """{field name: (kind, limits)} of the fields of dataclass ``cls`` that declare a rule."""
+    return {f.name: f.metadata["rule"] for f in dataclasses.fields(cls) if "rule" in f.metadata}
+
+
+OPTIMIZERS = ("sgd", "adamw")
+PRECISIONS = ("auto", "fp32", "bf16")
+_CROP = (0.08, 1.0)
 
 
 @dataclass(frozen=True)
@@ -116,14 +163,14 @@ class Pretrain:
     """The benchmark's own supervised pretraining of a small ViT (weights ``pretrain:``)."""
 
     dataset: DatasetRef
-    steps: int = 1000
-    batch_size: int = 128
-    lr: float = 1e-3
-    warmup_steps: int = 100
-    weight_decay: float = 0.05
-    seed: int = 0
-    crop_scale: tuple[float, float] = (0.08, 1.0)
-    hflip: bool = True
+    steps: int = field(default=1000, metadata=rule("integer", lo=1))
+    batch_size: int = field(default=128, metadata=rule("integer", lo=1))
+    lr: float = field(default=1e-3, metadata=rule("number", positive=True))
+    warmup_steps: int = field(default=100, metadata=rule("integer", lo=0))
+    weight_decay: float = field(default=0.05, metadata=rule("number", lo=0.0))
+    seed: int = field(default=0, metadata=rule("seed"))
+    crop_scale: tuple[float, float] = field(default=_CROP, metadata=rule("crop_scale"))
+    hflip: bool = field(default=True, metadata=rule("boolean"))
 
     @classmethod
     def from_dict(cls, d: Mapping) -> Pretrain:
@@ -177,8 +224,8 @@ class Model:
 
 
 @dataclass(frozen=True)
-class Strategy(_Named):
-    """A registered strategy with its parameters."""
+class StrategyRef(_Named):
+    """A strategy of the registry (``bench.strategies``) with its parameters."""
 
 
 @dataclass(frozen=True)
@@ -186,23 +233,24 @@ class Recipe:
     """The fine-tuning recipe; the defaults are the paper's (protocol.md). ``split_seed`` is
     None under a protocol that does not use it (absent from the canonical form)."""
 
-    steps: int = 10_000
-    batch_size: int = 512
-    warmup_steps: int = 2_000
-    eval_every: int = 500
-    log_every: int = 50
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    clip_grad: float | None = 1.0
-    crop_scale: tuple[float, float] = (0.08, 1.0)
-    hflip: bool = True
-    grad_accum: int = 1
-    eval_batch_size: int = 512
-    split_seed: int | None = 0
-    precision: str = "auto"
-    compile: bool = False
-    checkpoint_every: int = 0
+    steps: int = field(default=10_000, metadata=rule("integer", lo=1))
+    batch_size: int = field(default=512, metadata=rule("integer", lo=1))
+    warmup_steps: int = field(default=2_000, metadata=rule("integer", lo=0))
+    eval_every: int = field(default=500, metadata=rule("integer", lo=1))
+    log_every: int = field(default=50, metadata=rule("integer", lo=1))
+    optimizer: str = field(default="sgd", metadata=rule("choice", choices=OPTIMIZERS))
+    momentum: float = field(default=0.9, metadata=rule("number", lo=0.0, hi=1.0))
+    weight_decay: float = field(default=0.0, metadata=rule("number", lo=0.0))
+    clip_grad: float | None = field(default=1.0,
+                                    metadata=rule("number", positive=True, nullable=True))
+    crop_scale: tuple[float, float] = field(default=_CROP, metadata=rule("crop_scale"))
+    hflip: bool = field(default=True, metadata=rule("boolean"))
+    grad_accum: int = field(default=1, metadata=rule("integer", lo=1))
+    eval_batch_size: int = field(default=512, metadata=rule("integer", lo=1))
+    split_seed: int | None = field(default=0, metadata=rule("seed"))
+    precision: str = field(default="auto", metadata=rule("choice", choices=PRECISIONS))
+    compile: bool = field(default=False, metadata=rule("boolean"))
+    checkpoint_every: int = field(default=0, metadata=rule("integer", lo=0))
 
     @classmethod
     def from_dict(cls, d: Mapping) -> Recipe:
@@ -228,10 +276,10 @@ class Plasticity:
     none, so that jobs without them keep their ids)."""
 
     reference: DatasetRef = DatasetRef("imagenet_val", "imagenet_val")
-    enabled: bool = True
-    pairs: int = 12_800
-    batch_size: int = 64
-    seed: int = 0
+    enabled: bool = field(default=True, metadata=rule("boolean"))
+    pairs: int = field(default=12_800, metadata=rule("integer", lo=1))
+    batch_size: int = field(default=64, metadata=rule("integer", lo=1))
+    seed: int = field(default=0, metadata=rule("seed"))
     variants: tuple[str, ...] = ()
 
     @classmethod
@@ -254,7 +302,7 @@ class JobConfig:
 
     model: Model
     dataset: DatasetRef
-    strategy: Strategy
+    strategy: StrategyRef
     lr: float | None
     seed: int
     recipe: Recipe = Recipe()
@@ -272,7 +320,7 @@ class JobConfig:
             raise ValueError(f"unknown job configuration keys: {', '.join(sorted(extra))}")
         overrides = d.get("overrides")
         return cls(model=Model.from_dict(d["model"]), dataset=DatasetRef.from_dict(d["dataset"]),
-                   strategy=Strategy.from_dict(d["strategy"]), lr=d["lr"], seed=d["seed"],
+                   strategy=StrategyRef.from_dict(d["strategy"]), lr=d["lr"], seed=d["seed"],
                    recipe=Recipe.from_dict(d["recipe"]),
                    plasticity=Plasticity.from_dict(d["plasticity"]),
                    protocol=PROTOCOLS[d.get("protocol") or DEFAULT_PROTOCOL],
@@ -303,3 +351,23 @@ class JobConfig:
 def as_config(config: Mapping | JobConfig) -> JobConfig:
     """A job's configuration, typed (a mapping is read with ``JobConfig.from_dict``)."""
     return config if isinstance(config, JobConfig) else JobConfig.from_dict(config)
+
+
+def format_lr(lr: float | None) -> str:
+    """A job's learning rate for people; ``-`` for a strategy that has none (``lp``)."""
+    return "-" if lr is None else f"{lr:g}"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job of a suite: its id, its suite, and its configuration's canonical mapping
+    (``config``, what records and workers carry); ``typed`` is the same configuration as
+    frozen dataclasses (``JobConfig``)."""
+
+    job_id: str
+    suite: str
+    config: dict = field(compare=False, hash=False)
+
+    @property
+    def typed(self) -> JobConfig:
+        return JobConfig.from_dict(self.config)

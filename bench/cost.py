@@ -185,9 +185,10 @@ def _model_facts(model_key: str, num_classes: int, strategy_key: str) -> ModelFa
     import timm
     import torch
 
+    from bench.apply import apply_strategy
     from bench.models import data_config
     from bench.perf import _planning_context
-    from bench.strategies import STRATEGIES, apply_strategy
+    from bench.strategies import STRATEGIES
 
     m = json.loads(model_key)
     with torch.device("meta"):
@@ -751,7 +752,7 @@ README_MARKERS = readme.markers("cost")
 def readme_rows(root: Path) -> list[dict]:
     """Per paper suite, GPU and precision (the suite's fp32, and bf16 as a what-if): the
     totals of ``bench plan SUITE --cost --gpu GPU [--precision bf16] --json``."""
-    from bench.suite import load_suite
+    from bench.suite_expand import load_suite
 
     rows = []
     for path in README_SUITES:

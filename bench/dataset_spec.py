@@ -91,7 +91,8 @@ class DatasetSpec:
     # How tables name it when the suite gives no `label:` (parameters -> label); None: its key.
     default_label: Callable[[dict], str] | None = None
     # Parameters that say where the data lies, not what it is (a folder dataset's ``path``):
-    # out of the dataset key and the job id, so that moving the data keeps both.
+    # out of the dataset key and the job id, so that moving the data keeps both. Named from
+    # the core rule ``bench.config.LOCATED_PARAMS``, which the job id applies.
     located: tuple[str, ...] = ()
     # What the user should know about the data, as warning lines (validate, plan and run
     # print them): e.g. a class too small to be in both parts of a cut.

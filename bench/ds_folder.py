@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import formats
+from bench.config import LOCATED_PARAMS
 from bench.dataset_spec import DatasetSpec, Raw
 from bench.formats import MissingFile
 
@@ -154,7 +155,7 @@ FOLDER = DatasetSpec(
     lambda root, p: read_folder(p["path"]), params={"path": (None, None)},
     param_docs={"path": "a folder; relative: from the suite file's folder"},
     splits="official_or_cut", layout=FOLDER_LAYOUT, check=_check_folder,
-    preflight=_preflight_folder, located=("path",), notes=_folder_notes,
+    preflight=_preflight_folder, located=LOCATED_PARAMS, notes=_folder_notes,
     default_label=lambda p: Path(str(p["path"])).name)
 
 SPECS = (FOLDER,)

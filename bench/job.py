@@ -15,6 +15,7 @@ import platform
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 
@@ -27,18 +28,27 @@ from bench.config import (
     Plasticity,
     as_config,
     canonical_json,
+    format_lr,
 )
+from bench.datasets import dataset_label
 from bench.protocol import Protocol
 from bench.record import error_info, new_record
 from bench.status import Status
-from bench.suite import Job
-from bench.suite import job_id as compute_job_id  # noqa: F401 (the id of a mapping)
+from bench.strategies import strategy_label
 
 PACKAGES = ("torch", "torchvision", "timm", "numpy", "scikit-learn", "pandas")
 
 
 def default_cache() -> Path:
     return Path(os.environ.get("BENCH_CACHE", "~/.cache/vit-plasticity-bench")).expanduser()
+
+
+def job_label(config: Mapping) -> str:
+    """A job as people read it in logs and reports: ``model | dataset | strategy | lr | seed``,
+    each by its label."""
+    return (f"{config['model']['label']} | {dataset_label(config['dataset'])} | "
+            f"{strategy_label(config['strategy'])} | "
+            f"lr={format_lr(config['lr'])} | seed={config['seed']}")
 
 
 def pick_device(device: str | None = None) -> str:
@@ -323,12 +333,12 @@ def _device_data(splits: loading.Splits, dcfg: dict, device: str) -> list:
 
 def _probe(model, dd: list, config: JobConfig, metrics: dict, log) -> None:
     """The paper's linear probe (``lp``) on the frozen model's features; fills ``metrics``."""
-    from bench import probe, strategies
+    from bench import apply, probe
 
     for p in model.parameters():
         p.requires_grad_(False)
     metrics["trainable_params"] = 0
-    metrics["trained_params"] = strategies.trained_names(model)  # []
+    metrics["trained_params"] = apply.trained_names(model)  # []
     metrics.update(probe.run(model, dd[0], dd[2], recipe=config.recipe, seed=config.seed,
                              drop_last=config.protocol.drop_last))
     log.info("linear probe on frozen features: test acc %.4f", metrics.get("test_acc") or 0,
@@ -340,7 +350,7 @@ def _run(config: JobConfig, jid: str, results: Path, cache: Path, device: str, p
     """The job's work; fills ``metrics``, returns (plasticity, its variants, curves)."""
     import torch
 
-    from bench import strategies, train
+    from bench import apply, strategies, train
 
     recipe, pcfg, protocol = config.recipe, config.plasticity, config.protocol
     spec = strategies.STRATEGIES[config.strategy.name]
@@ -369,12 +379,12 @@ def _run(config: JobConfig, jid: str, results: Path, cache: Path, device: str, p
         return plast, variants, {"train": [], "val": []}
     # Some strategies select from the plasticity just measured, or change the model
     # (LoRA adapters), or bring a training hook (auto_rgn).
-    applied = strategies.apply_strategy(model, config.strategy.to_dict(),
-                                        strategies.Context(plasticity=plast))
+    applied = apply.apply_strategy(model, config.strategy.to_dict(),
+                                   strategies.Context(plasticity=plast))
     trainable = set(applied)
     metrics["trainable_params"] = sum(p.numel() for n, p in model.named_parameters()
                                       if n in trainable)
-    metrics["trained_params"] = strategies.trained_names(model)
+    metrics["trained_params"] = apply.trained_names(model)
     metrics.update(applied.notes)
     log.info("trainable parameters: %s of %s (%.2f%%), strategy %s; fine-tuning %d steps",
              f"{metrics['trainable_params']:,}", f"{metrics['total_params']:,}",
@@ -444,7 +454,7 @@ def _run_job(config: JobConfig, suite: str, results: Path, cache: Path | None,
     attempts = Attempts(results, jid).begin(started)
     again = (f" (attempt {len(attempts.all)}: {len(attempts.earlier)} earlier one(s) did not "
              "finish)") if attempts.earlier else ""
-    log.info("start%s: %s on %s (%s)", again, Job(jid, suite, config.to_dict()).label, device,
+    log.info("start%s: %s on %s (%s)", again, job_label(config.to_dict()), device,
              socket.gethostname())
     metrics: dict = {}
     curves: dict = {"train": [], "val": []}

@@ -55,7 +55,7 @@ def paper_reference() -> dict | None:
     package without the repository)."""
     if not PAPER_SUITE.is_file():
         return None
-    from bench.suite import load_suite
+    from bench.suite_expand import load_suite
 
     jobs = load_suite(PAPER_SUITE).jobs
     model = {k: v for k, v in jobs[0].config["model"].items() if k != "label"}

@@ -298,8 +298,8 @@ class _Bench:
     def fine_tuning(self, strategies) -> dict:
         """``ft_<strategy>`` for each strategy, each step timed inside ``finetune`` with a
         bare step between two of its steps; ``bare_step`` over all of them."""
-        from bench import strategies as strategies_mod
         from bench import train
+        from bench.apply import apply_strategy
         from bench.config import Recipe
 
         torch, batch = self.torch, self.batch
@@ -311,7 +311,7 @@ class _Bench:
                         precision=self.precision)
         for name in strategies:
             model = copy.deepcopy(self.net)  # a strategy may change the model (adapters)
-            applied = strategies_mod.apply_strategy(model, name)
+            applied = apply_strategy(model, name)
             self.step_in(f"fine-tuning step ({name}) and bare step, interleaved")
             ft, paired_bare = _Series(batch), _Series(batch)
             train.finetune(model, self.train_data, self.val_data, None, recipe=recipe, lr=1e-4,
@@ -493,7 +493,7 @@ def train_flops_per_image(model: str, model_kwargs: dict | None = None,
         x = torch.randn(1, 3, size, size)
         y = torch.zeros(1, dtype=torch.long)
     if strategy is not None:
-        from bench.strategies import apply_strategy
+        from bench.apply import apply_strategy
 
         apply_strategy(net, strategy, _planning_context())
     with FlopCounterMode(display=False) as counter:

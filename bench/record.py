@@ -57,7 +57,7 @@ METRICS: dict[str, Any] = {
     "grad_accum": _INT,  # micro-batches per step in the end (more than asked after an OOM)
     "data_checksum": _STR,
     "selected_components": {"type": "array", "items": _STR},  # plasticity_topk
-    # the sorted names of the parameters that trained (bench.strategies.trained_names);
+    # the sorted names of the parameters that trained (bench.apply.trained_names);
     # optional: records written before it lack it
     "trained_params": {"type": "array", "items": _STR},
     # lp: the images its probe was fitted on (the reference drops a last batch)

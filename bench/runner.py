@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import claims, cpus, lifecycle, store
+from bench.config import Job, job_id
 from bench.status import Status
-from bench.suite import Job, Suite
+from bench.suite_expand import Suite
 
 POLL_S = 1.0  # how often jobs running elsewhere are looked at while waiting for them
 
@@ -99,7 +100,7 @@ def _run_one(config: dict, suite: str, results: str, cache: str | None, device: 
     values a worker sends back; see ``bench.lifecycle.Outcome``."""
     from bench import job
 
-    jid = job.compute_job_id(config)
+    jid = job_id(config)
     res = Path(results)
     out = lifecycle.run_claimed(
         config, suite, res, jid,

@@ -163,7 +163,7 @@ def perf_part(device: str, scale: Scale, gpu: str | None) -> dict:
 def job_part(device: str, scale: Scale, out: Path) -> dict:
     """One job through the local runner, on the digits (no download), random weights."""
     from bench import runner, store
-    from bench.suite import parse_suite
+    from bench.suite_expand import parse_suite
 
     steps = scale.job_steps
     raw = {"name": "selftest", "description": "bench selftest: one job end to end",

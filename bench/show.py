@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench import store
 from bench.components import BLOCK_COMPONENTS
-from bench.suite import format_lr
+from bench.config import format_lr
 
 _HEX = re.compile(r"[0-9a-f]{1,16}")
 

@@ -352,10 +352,10 @@ def _check_group(g: Any, where: str, default_name: str, names: set[str],
 def load_profile(path: Path | str) -> Profile:
     """Read and validate a profile; ProfileError names the file, the key and what is valid.
 
-    Read with the suites' strict YAML reader (``bench.suite.read_yaml_checked``: safe loading,
+    Read with the suites' strict YAML reader (``bench.suite_read.read_yaml_checked``: safe loading,
     duplicate keys, tabs, tags, size and encoding), every problem gathered with the
     profile's own."""
-    from bench.suite import SuiteError, read_yaml_checked
+    from bench.suite_read import SuiteError, read_yaml_checked
 
     path = Path(path)
     if not path.exists():

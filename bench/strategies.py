@@ -1,4 +1,4 @@
-"""Component-selection strategies: which parameters train, everything else frozen.
+"""Component-selection strategies, declared: which parameters train, everything else frozen.
 
 The paper's seven strategies plus linear probing (protocol.md: ``linear`` trains the head by SGD,
 ``lp`` is the paper's scikit-learn probe on frozen features), and beyond the paper: ``bitfit``,
@@ -7,12 +7,12 @@ The paper's seven strategies plus linear probing (protocol.md: ``linear`` trains
 
 Most strategies are a predicate on timm parameter names. Some need more, and say so in their
 entry: the model's depth (``surgical``), the job's own plasticity measurement
-(``plasticity_topk``), model surgery before selecting and a merge after training (``lora``), or
-a hook that ``train.finetune`` calls (``auto_rgn``'s per-tensor learning rates).
-``apply_strategy(model, strategy, context)`` does all of it and returns an ``Applied``: the
-trainable names (it iterates as them), the hook, notes for the record and ``finish(model)``.
+(``plasticity_topk``), model surgery before selecting and a merge after training (``lora``:
+``surgery``), or a hook that ``train.finetune`` calls (``auto_rgn``'s per-tensor learning
+rates: ``hook``). Surgery and hooks are declared here by kind; ``bench.apply`` holds what each
+kind does and applies a strategy to a model (``apply_strategy``).
 
-No torch import at module level: ``bench validate`` and the leaderboard read the names without it.
+Declarations only, torch-free: ``bench validate`` and the leaderboard read them without torch.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench import readme
 from bench.components import (
     BLOCK_COMPONENTS,
     COMPONENTS,
@@ -48,6 +47,9 @@ Select = Callable[[Sequence[str], Mapping[str, Any], Context], Iterable[str]]
 
 @dataclass(frozen=True)
 class Strategy:
+    """A strategy's declaration: its name, what it trains (``select``), its parameters and
+    what else it needs (plasticity, surgery, a hook, a probe)."""
+
     name: str
     description: str
     select: Select
@@ -59,9 +61,10 @@ class Strategy:
     # Problems of a parameter set beyond its type: [(parameter, message)].
     check: Callable[[Mapping[str, Any]], list[tuple[str, str]]] | None = None
     needs_plasticity: bool = False  # selects from the job's own plasticity measurement
-    prepare: Callable[[Any, Mapping[str, Any]], None] | None = None  # model surgery first
-    hook: Callable[[Mapping[str, Any]], Any] | None = None  # a train.finetune hook
-    finish: Callable[[Any, Mapping[str, Any]], None] | None = None  # after fine-tuning
+    # Model surgery before selecting and after fine-tuning, by kind (``bench.apply.SURGERIES``:
+    # the parameters the surgery adds train too).
+    surgery: str | None = None
+    hook: str | None = None  # a train.finetune hook, by kind (``bench.apply.HOOKS``)
     notes: Callable[[Mapping[str, Any], Context], dict] | None = None  # extra record metrics
     # The parameter that holds glob patterns over parameter names (checked at validation:
     # each must match a parameter of every model of the suite).
@@ -80,37 +83,19 @@ class Strategy:
     def defaults(self) -> dict[str, Any]:
         return {k: d for k, (_, d) in self.params.items()}
 
-    def entry(self) -> dict[str, Any]:
-        """A suite's entry for this strategy with ``example`` or the default parameters."""
-        return {"name": self.name, **self.defaults(), **(self.example or {})}
+    def problems(self, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """What is wrong with the values of a full parameter set (the defaults with what a suite
+        gave), as [(parameter, message)]: the registry's one check of a strategy's parameters,
+        which the suite checker and ``resolve`` both call."""
+        if self.patterns and not params.get(self.patterns):
+            return [(self.patterns, "must be a non-empty list of glob patterns over parameter "
+                     "names")]
+        return self.check(params) if self.check else []
 
     def params_text(self) -> str:
         """'k=1, side=first'; a parameter without a default is 'name (required)'."""
         return ", ".join(f"{k}={d}" if d is not None else f"{k} (required)"
                          for k, (_, d) in self.params.items())
-
-
-def _noop(model) -> None:
-    return None
-
-
-@dataclass
-class Applied:
-    """A strategy applied to a model: iterates as the names of the parameters that train."""
-
-    names: list[str]
-    hook: Any = None  # passed to train.finetune (None: plain training)
-    notes: dict = field(default_factory=dict)  # metrics for the record
-    finish: Callable[[Any], None] = _noop  # call after fine-tuning, before anything else
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names)
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.names
 
 
 # ---------------------------------------------------------------- selections
@@ -205,34 +190,6 @@ def _custom(names: Sequence[str], params: Mapping[str, Any], ctx: Context) -> li
     return [n for n in names if is_under(n, HEAD_MODULES) or any(matches(n, p) for p in pats)]
 
 
-def _lora_select(names: Sequence[str], params: Mapping[str, Any], ctx: Context) -> list[str]:
-    from bench.lora import is_adapter
-
-    return [n for n in names if is_adapter(n) or _head_and_final_norm(n)]
-
-
-def _lora_targets(params: Mapping[str, Any]) -> tuple[str, ...]:
-    return ("attn.qkv", "mlp.fc1", "mlp.fc2") if params["mlp"] else ("attn.qkv",)
-
-
-def _lora_prepare(model, params: Mapping[str, Any]) -> None:
-    from bench import lora
-
-    lora.add_lora(model, _lora_targets(params), rank=params["rank"], alpha=params["alpha"])
-
-
-def _lora_finish(model, params: Mapping[str, Any]) -> None:
-    from bench import lora
-
-    lora.merge_lora(model)
-
-
-def _auto_rgn_hook(params: Mapping[str, Any]):
-    from bench.train import AutoRGN
-
-    return AutoRGN(batches=params["batches"])
-
-
 def _at_least(**lows: int) -> Callable[[Mapping[str, Any]], list[tuple[str, str]]]:
     def check(params: Mapping[str, Any]) -> list[tuple[str, str]]:
         return [(k, f"must be >= {lo}, got {params[k]}") for k, lo in lows.items()
@@ -291,8 +248,9 @@ register(Strategy(
     ("low-rank adapters, W + (alpha/rank) B A with B = 0 at start and W frozen, on every "
      "block's attn.qkv (mlp=true: also mlp.fc1, mlp.fc2), merged into W after training; + "
      "final norm + head"),
-    _lora_select, params={"rank": (int, 8), "alpha": (float, 8.0), "mlp": (bool, False)},
-    check=_check_lora, prepare=_lora_prepare, finish=_lora_finish))
+    by_name(_head_and_final_norm),
+    params={"rank": (int, 8), "alpha": (float, 8.0), "mlp": (bool, False)},
+    check=_check_lora, surgery="lora"))
 register(Strategy(
     "surgical",
     ("every parameter of the first (side=first) or last (side=last) k blocks + final norm + "
@@ -313,7 +271,7 @@ register(Strategy(
      "divided by the largest, recomputed each epoch on `batches` training batches "
      "(Auto-RGN, Lee et al. 2022)"),
     by_name(lambda n: True), params={"batches": (int, 5)}, check=_at_least(batches=1),
-    hook=_auto_rgn_hook))
+    hook="auto_rgn"))
 
 register(Strategy(
     "custom",
@@ -345,8 +303,9 @@ def strategy_label(entry: Mapping) -> str:
     return f"{entry['name']}-{hashlib.sha256(key.encode()).hexdigest()[:6]}"
 
 
-def _resolve(strategy: str | Mapping) -> tuple[Strategy, dict[str, Any]]:
-    """A name or a job's strategy entry ({"name", "key", "params"}) -> (spec, full params)."""
+def resolve(strategy: str | Mapping) -> tuple[Strategy, dict[str, Any]]:
+    """A name or a job's strategy entry ({"name", "key", "params"}) -> (spec, full params);
+    ValueError listing ``Strategy.problems``."""
     if isinstance(strategy, str):
         spec, given = STRATEGIES[strategy], {}
     else:
@@ -356,10 +315,7 @@ def _resolve(strategy: str | Mapping) -> tuple[Strategy, dict[str, Any]]:
         raise ValueError(f"strategy '{spec.name}' has no parameter {', '.join(unknown)}; "
                          f"valid: {', '.join(spec.params) or 'none'}")
     params = {**spec.defaults(), **given}
-    if spec.patterns and not params.get(spec.patterns):
-        raise ValueError(f"strategy '{spec.name}' needs `{spec.patterns}`: a list of glob "
-                         "patterns over parameter names")
-    problems = spec.check(params) if spec.check else []
+    problems = spec.problems(params)
     if problems:
         raise ValueError("; ".join(f"strategy '{spec.name}': {k} {msg}" for k, msg in problems))
     return spec, params
@@ -367,20 +323,12 @@ def _resolve(strategy: str | Mapping) -> tuple[Strategy, dict[str, Any]]:
 
 def trainable_names(param_names: Iterable[str], strategy: str | Mapping,
                     context: Context | None = None) -> list[str]:
-    """The names that train, for strategies that need no model surgery."""
-    spec, params = _resolve(strategy)
+    """The names among ``param_names`` that the strategy selects (after model surgery, the
+    surgery's own parameters train too: ``bench.apply``)."""
+    spec, params = resolve(strategy)
     names = list(param_names)
     chosen = set(spec.select(names, params, context or Context()))
     return [n for n in names if n in chosen]
-
-
-def trained_names(model) -> list[str]:
-    """The sorted timm names of the parameters that train (``requires_grad``), read from the
-    model once the strategy is applied: what the record's ``metrics.trained_params`` holds
-    (LoRA: its adapters' names, e.g. ``blocks.0.attn.qkv.parametrizations.weight.0.lora_A``).
-    Two jobs of one model with the same list trained the same parameters: the leaderboard
-    shows such strategies as one (aliases)."""
-    return sorted(n for n, p in model.named_parameters() if p.requires_grad)
 
 
 def name_groups(names: Iterable[str]) -> list[str]:
@@ -412,38 +360,7 @@ def _filled(pattern: str, indices: tuple[str, ...]) -> str:
     return ".".join(next(it) if p == "*" else p for p in pattern.split("."))
 
 
-def apply_strategy(model, strategy: str | Mapping, context: Context | None = None) -> Applied:
-    """Prepare the model, freeze every parameter the strategy does not name, return ``Applied``.
-
-    ``strategy`` is a registry name (its default parameters) or a job's ``config["strategy"]``.
-    """
-    spec, params = _resolve(strategy)
-    ctx = context or Context()
-    if spec.needs_plasticity and ctx.plasticity is None:
-        raise ValueError(f"strategy '{spec.name}' selects from the job's plasticity "
-                         "measurement, and there is none (plasticity.enabled: false?)")
-    if spec.prepare is not None:
-        spec.prepare(model, params)
-    chosen = set(spec.select([n for n, _ in model.named_parameters()], params, ctx))
-    names = []
-    for n, p in model.named_parameters():
-        p.requires_grad_(n in chosen)
-        if p.requires_grad:
-            names.append(n)
-    if not names:
-        raise ValueError(f"strategy '{spec.name}' selects no parameter of this model")
-    return Applied(
-        names=names,
-        hook=spec.hook(params) if spec.hook is not None else None,
-        notes=spec.notes(params, ctx) if spec.notes is not None else {},
-        finish=(lambda m: spec.finish(m, params)) if spec.finish is not None else _noop,
-    )
-
-
 # ---------------------------------------------------------------- the README's table
-
-TABLE_BEGIN, TABLE_END = readme.markers("strategies")
-
 
 def strategies_table() -> str:
     """The README's table of strategies, one row per registered strategy, in order."""
@@ -460,8 +377,12 @@ def strategies_table() -> str:
 
 def readme_with_table(text: str) -> str:
     """``text`` (README.md) with the table between its markers regenerated."""
+    from bench import readme
+
     return readme.with_parts(text, {"strategies": strategies_table()})
 
 
 if __name__ == "__main__":
+    from bench import readme
+
     readme.main("strategies", "strategies table", lambda: {"strategies": strategies_table()})

@@ -104,7 +104,7 @@ def synthetic_config(index: int, **behaviour: Any) -> dict:
 
 
 def synthetic_jobs(n: int, suite: str = "synthetic", **behaviour: Any) -> list:
-    from bench.suite import Job, job_id
+    from bench.config import Job, job_id
 
     configs = [synthetic_config(i, **behaviour) for i in range(n)]
     return [Job(job_id(c), suite, c) for c in configs]
@@ -117,8 +117,8 @@ def synthetic_job(config: dict, suite: str, results: Path, cache: Path | None = 
     ``.pt``, so requeue and time-limit behaviour can be tested in seconds, without torch.
     Its provenance says how many runs it took (``runs``) and in which SLURM task.
     """
+    from bench.config import job_id
     from bench.job import host_provenance
-    from bench.suite import job_id
 
     started = time.time()
     jid = job_id(config)

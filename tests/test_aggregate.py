@@ -577,7 +577,7 @@ def test_paper_table_datasets_are_the_paper_suites():
     from pathlib import Path
 
     from bench.paper_table import published
-    from bench.suite import load_suite
+    from bench.suite_expand import load_suite
 
     root = Path(__file__).resolve().parents[1]
     suite = load_suite(root / "suites" / "paper.yaml")

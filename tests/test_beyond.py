@@ -14,7 +14,8 @@ import torch
 from bench import job, plasticity, store
 from bench.components import BLOCK_COMPONENTS
 from bench.record import RECORD_SCHEMA
-from bench.suite import SuiteError, load_suite, parse_suite
+from bench.suite_expand import load_suite, parse_suite
+from bench.suite_read import SuiteError
 from tests.conftest import TINY_KWARGS, tiny_suite_dict
 
 VALIDATOR = jsonschema.Draft202012Validator(RECORD_SCHEMA)

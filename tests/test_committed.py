@@ -15,7 +15,7 @@ import pytest
 
 from bench import store
 from bench.record import RECORD_SCHEMA
-from bench.suite import load_suite
+from bench.suite_expand import load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from bench import cli, cost, readme
-from bench.suite import load_suite
+from bench.suite_expand import load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "suites" / "digits.yaml"

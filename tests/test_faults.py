@@ -31,6 +31,7 @@ import pytest
 import yaml
 
 from bench import claims, cli, job, store
+from bench.config import job_id
 from bench.leaderboard import build_leaderboard, build_tables
 from bench.record import (
     DONE_METRICS,
@@ -40,7 +41,7 @@ from bench.record import (
     dumps_record,
     schema_errors,
 )
-from bench.suite import load_suite
+from bench.suite_expand import load_suite
 from bench.synthetic import synthetic_record
 from tests.conftest import tiny_suite_dict
 from tests.test_job import comparable
@@ -58,6 +59,7 @@ from pathlib import Path
 point, marker, log, go = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4]
 argv = sys.argv[5:]
 from bench import cli, job, models, store, train
+from bench.config import job_id
 
 def reached(tag):
     marker.write_text(tag)
@@ -66,7 +68,7 @@ def reached(tag):
 real_run_job = job.run_job
 def run_job(config, *a, **k):
     with open(log, "a") as f:
-        f.write(f"{os.getpid()} {job.compute_job_id(config)}\n")
+        f.write(f"{os.getpid()} {job_id(config)}\n")
     if point == "slow":
         time.sleep(1.0)  # jobs long enough for two runs to overlap
     if point == "killworker" and config["strategy"]["name"] == "linear":
@@ -177,7 +179,7 @@ def counted(monkeypatch):
     ran: list[str] = []
     real = job.run_job
     monkeypatch.setattr(job, "run_job", lambda config, *a, **k: ran.append(
-        job.compute_job_id(config)) or real(config, *a, **k))
+        job_id(config)) or real(config, *a, **k))
     return ran
 
 
@@ -528,9 +530,9 @@ def test_failing_jobs_are_recorded_and_kept_out_of_scores(write_suite, tmp_path,
                                                           monkeypatch, capsys):
     import torch
 
-    from bench import strategies
+    from bench import apply
 
-    real = strategies.apply_strategy
+    real = apply.apply_strategy
 
     def faulty(model, strategy, *a, **k):
         name = strategy["name"] if isinstance(strategy, dict) else strategy
@@ -546,7 +548,7 @@ def test_failing_jobs_are_recorded_and_kept_out_of_scores(write_suite, tmp_path,
                 model.head.weight.fill_(float("nan"))
         return out
 
-    monkeypatch.setattr(strategies, "apply_strategy", faulty)
+    monkeypatch.setattr(apply, "apply_strategy", faulty)
     suite = write_suite(strategies=["full", "linear", "mha", "fc1", "fc2"])
     results = tmp_path / "results"
     assert cli.main(["run", suite, "--results", str(results), "--cache", str(cache_dir),
@@ -587,9 +589,9 @@ def test_a_real_cuda_out_of_memory_is_recorded_and_the_next_job_runs(
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
-    from bench import strategies
+    from bench import apply
 
-    real = strategies.apply_strategy
+    real = apply.apply_strategy
 
     def greedy(model, strategy, *a, **k):
         name = strategy["name"] if isinstance(strategy, dict) else strategy
@@ -597,7 +599,7 @@ def test_a_real_cuda_out_of_memory_is_recorded_and_the_next_job_runs(
             torch.empty(2 * torch.cuda.mem_get_info()[1], dtype=torch.uint8, device="cuda")
         return real(model, strategy, *a, **k)
 
-    monkeypatch.setattr(strategies, "apply_strategy", greedy)
+    monkeypatch.setattr(apply, "apply_strategy", greedy)
     suite = write_suite(strategies=["mha", "full"])  # the OOM job first, then one that fits
     results = tmp_path / "results"
     assert cli.main(["run", suite, "--results", str(results), "--cache", str(cache_dir),
@@ -894,6 +896,6 @@ def test_no_job_id_leaves_the_results_folder(jid, tmp_path):
 
 
 def test_suite_names_are_checked_by_one_rule():
-    from bench import suite
+    from bench import suite_check
 
-    assert suite.SUITE_NAME is store.SUITE_NAME
+    assert suite_check.SUITE_NAME is store.SUITE_NAME

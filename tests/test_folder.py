@@ -18,7 +18,7 @@ import yaml
 from PIL import Image
 
 from bench import cli, datasets, loading, splits
-from bench.suite import load_suite
+from bench.suite_expand import load_suite
 from tests.conftest import tiny_suite_dict
 
 CLASSES = ("zebra", "Apple", "mango")  # sorted order: Apple, mango, zebra (case-sensitive)

@@ -193,7 +193,7 @@ JOB = """
 import sys, time
 from pathlib import Path
 from bench.job import run_job
-from bench.suite import load_suite
+from bench.suite_expand import load_suite
 job = load_suite(sys.argv[1]).jobs[0]
 t0 = time.perf_counter()
 rec = run_job(job.config, job.suite, Path(sys.argv[2]))

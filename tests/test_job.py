@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from bench import cli, job, store
+from bench.config import job_id
 from bench.record import RECORD_SCHEMA
-from bench.suite import load_suite
+from bench.suite_expand import load_suite
 from tests.conftest import tiny_suite_dict
 
 TIMING_METRICS = ("wall_seconds", "train_seconds", "plasticity_seconds", "images_per_second",
@@ -92,7 +93,7 @@ def test_rerun_runs_nothing_and_deleting_a_record_reruns_exactly_it(ran, monkeyp
     victim.unlink()
     assert cli.main(["run", suite, "--results", str(results), "--cache", str(cache_dir),
                      "-q"]) == 0
-    assert [job.compute_job_id(c) for c in calls] == [victim.stem]
+    assert [job_id(c) for c in calls] == [victim.stem]
     assert victim.is_file()
 
 
@@ -106,16 +107,16 @@ def test_same_job_twice_gives_the_same_record(write_suite, tmp_path, cache_dir):
 
 def test_a_failing_job_is_recorded_and_the_others_go_on(write_suite, tmp_path, cache_dir,
                                                           monkeypatch, capsys):
-    from bench import strategies
+    from bench import apply
 
-    real = strategies.apply_strategy
+    real = apply.apply_strategy
 
     def broken(model, strategy, *args, **kwargs):
         if strategy["name"] == "linear":
             raise RuntimeError("boom: simulated failure")
         return real(model, strategy, *args, **kwargs)
 
-    monkeypatch.setattr(strategies, "apply_strategy", broken)
+    monkeypatch.setattr(apply, "apply_strategy", broken)
     suite = write_suite(strategies=["full", "linear"])
     results = tmp_path / "r"
     assert cli.main(["run", suite, "--results", str(results), "--cache", str(cache_dir),

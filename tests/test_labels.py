@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from bench.datasets import dataset_label
+from bench.job import job_label
 from bench.leaderboard import build_leaderboard
 from bench.store import write_record
 from bench.strategies import LABEL_CHARS, strategy_label
-from bench.suite import SuiteError, parse_suite
+from bench.suite_expand import parse_suite
+from bench.suite_read import SuiteError
 from tests.conftest import tiny_suite_dict
 from tests.test_folder import suite_file, write_images
 
@@ -33,7 +35,7 @@ def test_labels_are_accepted_kept_and_shown_by_jobs():
     assert [dataset_label(j.config["dataset"]) for j in jobs] == ["contrast-5"] * 2
     assert [strategy_label(j.config["strategy"]) for j in jobs] == ["full", "attention"]
     assert "label" not in jobs[0].config["strategy"]  # only a given label is kept
-    assert jobs[1].label == "tiny | contrast-5 | attention | lr=0.05 | seed=0"
+    assert job_label(jobs[1].config) == "tiny | contrast-5 | attention | lr=0.05 | seed=0"
 
 
 def test_no_label_keeps_the_job_id_and_a_given_label_changes_it():
@@ -49,7 +51,7 @@ def test_no_label_keeps_the_job_id_and_a_given_label_changes_it():
 def test_committed_suites_keep_their_ids():
     """The shipped suites give no labels: their configurations have none (their records'
     ids are checked against the suite plans in tests/test_committed.py)."""
-    from bench.suite import load_suite
+    from bench.suite_expand import load_suite
 
     for path in sorted(Path("suites").glob("*.yaml")):
         for j in load_suite(path).jobs:
@@ -58,7 +60,7 @@ def test_committed_suites_keep_their_ids():
 
 def test_folder_dataset_label_is_the_folders_name(tmp_path: Path):
     write_images(tmp_path / "data" / "shapes")
-    from bench.suite import load_suite
+    from bench.suite_expand import load_suite
 
     path = suite_file(tmp_path, {"name": "folder", "path": "data/shapes"})
     (job,) = load_suite(path).jobs

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from bench import cli, logs, store
+from bench.job import job_label
 from tests.conftest import tiny_suite_dict
 
 STEP = re.compile(r"job ([0-9a-f]{16}): step (\d+)/(\d+): loss ([0-9.]+), lr ([0-9.e+-]+), "
@@ -112,7 +113,7 @@ def test_slurm_task_logs_to_stdout(tmp_path, capsys):
 
 def test_status_and_plan_show_why_a_job_failed(tmp_path, write_suite, capsys, monkeypatch):
     from bench.lifecycle import failed_record
-    from bench.suite import load_suite
+    from bench.suite_expand import load_suite
 
     path = write_suite()
     job = load_suite(path).jobs[0]
@@ -126,8 +127,8 @@ def test_status_and_plan_show_why_a_job_failed(tmp_path, write_suite, capsys, mo
     for command in ("status", "plan"):
         assert cli.main([command, path, "--results", str(results)]) == 0
         out = capsys.readouterr().out
-        assert f"  failed: {job.job_id} {job.label}: RuntimeError escaped the job: the disk " \
-               "is on fire" in out, (command, out)
+        assert f"  failed: {job.job_id} {job_label(job.config)}: RuntimeError escaped the job: " \
+               "the disk is on fire" in out, (command, out)
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ import yaml
 from bench import cli, datasets, ds_cifar10_c, formats, job, loading, models, prepare, splits
 from bench.dataset_spec import MissingData
 from bench.record import RECORD_SCHEMA
-from bench.suite import load_suite, parse_suite
+from bench.suite_expand import load_suite, parse_suite
 
 SIZE = 32  # the tiny model's input size
 TINY = {"img_size": SIZE, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2}

@@ -19,7 +19,7 @@ import yaml
 
 from bench import cli, datasets, job, loading
 from bench.record import RECORD_SCHEMA
-from bench.suite import parse_suite
+from bench.suite_expand import parse_suite
 from tests.test_paper_data import PAPER_DATASETS, _entry, _id, tiny_suite
 
 SEEDS = (0, 42)

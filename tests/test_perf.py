@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench import benchmarks, perf, plasticity, strategies, train
+from bench import apply, benchmarks, perf, plasticity, train
 from bench.components import BLOCK_COMPONENTS
 from tests.conftest import RECIPE as BASE_RECIPE
 from tests.conftest import TINY_KWARGS, random_data
@@ -71,7 +71,7 @@ def test_no_backward_work_below_the_trained_depth(strategy, grad_blocks):
     """Autograd builds no graph where no input requires grad: with `linear`, nothing below the
     head takes part in the backward pass (checked on the real fine-tuning loop)."""
     model = _tiny()
-    strategies.apply_strategy(model, strategy)
+    apply.apply_strategy(model, strategy)
     seen = {}
 
     def hook(i):
@@ -104,12 +104,12 @@ class _OOMAbove(torch.nn.Module):
 
 def test_out_of_memory_halves_the_micro_batch():
     ref = _tiny()
-    strategies.apply_strategy(ref, "full")
+    apply.apply_strategy(ref, "full")
     expected = train.finetune(ref, _data(), _data(8), None,
                               recipe=dataclasses.replace(RECIPE, grad_accum=4), lr=0.05,
                               seed=0)
     m = _OOMAbove(_tiny(), limit=5)
-    strategies.apply_strategy(m, "full")
+    apply.apply_strategy(m, "full")
     res = train.finetune(m, _data(), _data(8), None, recipe=RECIPE, lr=0.05, seed=0)
     assert res.grad_accum == 4 and expected.grad_accum == 4
     assert m.sizes[:4] == [16, 8, 4, 4]  # 16 fails, 8 fails, then 4 + 4 + ...
@@ -124,7 +124,7 @@ def test_auto_rgn_halves_its_micro_batch_out_of_memory_too():
     runs = {}
     for name, recipe in recipes.items():
         inner = _tiny()
-        applied = strategies.apply_strategy(inner, "auto_rgn")
+        applied = apply.apply_strategy(inner, "auto_rgn")
         m = _OOMAbove(inner, limit=5 if name == "oom" else 16)
         res = train.finetune(m, _data(), _data(8), None, recipe=recipe, lr=0.05, seed=0,
                              hook=applied.hook)
@@ -140,7 +140,7 @@ def test_auto_rgn_halves_its_micro_batch_out_of_memory_too():
 
 def test_out_of_memory_at_one_image_is_raised():
     m = _OOMAbove(_tiny(), limit=0)
-    strategies.apply_strategy(m, "full")
+    apply.apply_strategy(m, "full")
     with pytest.raises(torch.cuda.OutOfMemoryError):
         train.finetune(m, _data(), _data(8), None, recipe=RECIPE, lr=0.05, seed=0)
 
@@ -267,7 +267,7 @@ def test_compiled_model_trains_like_eager():
     results = []
     for compiled in (False, True):
         m = _tiny()
-        strategies.apply_strategy(m, "mha")
+        apply.apply_strategy(m, "mha")
         res = train.finetune(torch.compile(m) if compiled else m, _data(), _data(8), None,
                              recipe=RECIPE, lr=0.05, seed=0)
         results.append(res.curves["train"])

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 
 from bench import cli, store
+from bench.job import job_label
 from bench.protocol import PROTOCOLS
 from bench.record import RECORD_SCHEMA
-from bench.suite import SuiteError, load_suite, parse_suite
+from bench.suite_expand import load_suite, parse_suite
+from bench.suite_read import SuiteError
 from tests.conftest import TINY_KWARGS, tiny_suite_dict
 
 SUITES = Path(__file__).resolve().parent.parent / "suites"
@@ -70,7 +72,7 @@ def test_lp_runs_once_per_seed_without_a_learning_rate():
     assert len(full) == 6 and len(lp) == 3
     assert sorted(j.config["seed"] for j in lp) == [0, 1, 2]
     assert {j.config["lr"] for j in lp} == {None}
-    assert "lr=-" in lp[0].label
+    assert "lr=-" in job_label(lp[0].config)
 
 
 @pytest.mark.parametrize("suite, others, lp", [
@@ -336,9 +338,10 @@ def test_a_new_protocol_is_one_class_and_one_registration(monkeypatch):
         registry.register(n, p)
     registry.register(CleanFp32.name, CleanFp32())
     monkeypatch.setattr(protocols, "PROTOCOLS", registry)
-    from bench import suite as suite_mod
+    from bench import suite_check, suite_expand
 
-    monkeypatch.setattr(suite_mod, "PROTOCOLS", registry)
+    monkeypatch.setattr(suite_check, "PROTOCOLS", registry)
+    monkeypatch.setattr(suite_expand, "PROTOCOLS", registry)
     jobs = _jobs(protocol="clean_fp32")
     assert {j.config["protocol"] for j in jobs} == {"clean_fp32"}
     assert {j.config["recipe"]["precision"] for j in jobs} == {"fp32"}

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.suite import SuiteError, load_suite, parse_suite
+from bench.suite_expand import load_suite, parse_suite
+from bench.suite_read import SuiteError
 from tests.conftest import tiny_suite_dict
 
 ROOT = Path(__file__).resolve().parent.parent

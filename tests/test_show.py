@@ -155,7 +155,7 @@ def test_a_resumed_job_says_so_in_its_log_record_and_show(every, tmp_path, cache
                                                          monkeypatch):
     from bench import store
     from bench.job import run_job
-    from bench.suite import parse_suite
+    from bench.suite_expand import parse_suite
     from tests.conftest import tiny_suite_dict
 
     raw = tiny_suite_dict(strategies=("mha",), steps=8)

@@ -20,7 +20,7 @@ import pytest
 
 from bench import benchmarks, slurm, store, synthetic
 from bench.record import RECORD_SCHEMA
-from bench.suite import load_suite
+from bench.suite_expand import load_suite
 
 pytestmark = pytest.mark.slurm
 
@@ -233,9 +233,10 @@ def counted_run_job(config: dict, suite: str, results: Path, cache: Path | None 
     """bench.job.run_job, logging each call next to the results folder (a SLURM task's body:
     pickled by reference, imported on the node)."""
     from bench import job
+    from bench.config import job_id
 
     with open(Path(results).parent / "calls.log", "a") as f:
-        f.write(f"slurm {job.compute_job_id(config)}\n")
+        f.write(f"slurm {job_id(config)}\n")
     return job.run_job(config, suite, results, cache)
 
 
@@ -245,13 +246,14 @@ RUN_DRIVER = r"""
 import sys, time
 from pathlib import Path
 from bench import cli, job
+from bench.config import job_id
 
 log = Path(sys.argv[1])
 real = job.run_job
 def run_job(config, *a, **k):
     first = not log.exists() or "local" not in log.read_text()
     with open(log, "a") as f:
-        f.write(f"local {job.compute_job_id(config)}\n")
+        f.write(f"local {job_id(config)}\n")
     deadline = time.monotonic() + 240
     while first and "slurm" not in log.read_text() and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -36,7 +36,7 @@ def problems_of(tmp_path: Path, data) -> list[str]:
 
 
 def job_with_model(model: str, i: int = 0, dataset: str = "digits_c", suite: str = "s"):
-    from bench.suite import Job, job_id
+    from bench.config import Job, job_id
 
     config = synthetic.synthetic_config(i)
     config["model"] = {**config["model"], "name": model}

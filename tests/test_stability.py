@@ -98,7 +98,7 @@ def test_pretraining_runs_on_one_cpu_thread(monkeypatch, tmp_path):
     import torch
 
     from bench import job, train
-    from bench.suite import parse_suite
+    from bench.suite_expand import parse_suite
 
     model_cfg = Model.from_dict(parse_suite(tiny_suite_dict(), "t.yaml").jobs[0].config["model"])
     seen = []

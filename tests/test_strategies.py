@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench import readme, strategies, train
+from bench import apply, readme, strategies, train
+from bench.job import job_label
 from bench.strategies import STRATEGIES
 from tests.conftest import RECIPE, tiny_suite_dict
 
@@ -36,7 +37,7 @@ def test_registry_has_the_papers_strategies():
 def test_exactly_the_named_parameters_change(tiny_vit, name):
     model = tiny_vit.train()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    names = strategies.apply_strategy(model, name)
+    names = apply.apply_strategy(model, name)
     expected = {n for n in before if re.search(EXPECTED[name], n)}
     assert set(names) == expected
     rng = np.random.default_rng(0)
@@ -148,7 +149,7 @@ def test_exactly_the_named_parameters_change_beyond_the_paper(tiny_vit, case):
     with torch.no_grad():  # a pretrained-like class token: a 1e-6 one dominates Auto-RGN
         model.cls_token.normal_(0, 0.02)
     original = {n: p.detach().clone() for n, p in model.named_parameters()}
-    applied = strategies.apply_strategy(model, entry,
+    applied = apply.apply_strategy(model, entry,
                                         strategies.Context(plasticity=CRAFTED_PLASTICITY))
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     expected = {n for n in before if re.search(pattern, n)}
@@ -182,11 +183,11 @@ def test_plasticity_topk_selects_from_the_given_measurement(tiny_vit):
         "ln2", "fc2", "fc1", "mha", "ln1"]
     ties = {"components": {c: {"mean": 1.0} for c in CRAFTED}}
     assert strategies.top_plastic_components(ties, 2) == ["ln1", "mha"]  # forward order
-    applied = strategies.apply_strategy(tiny_vit, {"name": "plasticity_topk", "params": {"k": 1}},
+    applied = apply.apply_strategy(tiny_vit, {"name": "plasticity_topk", "params": {"k": 1}},
                                         strategies.Context(plasticity=CRAFTED_PLASTICITY))
     assert applied.notes == {"selected_components": ["ln2"]}
     with pytest.raises(ValueError, match="plasticity"):
-        strategies.apply_strategy(tiny_vit, "plasticity_topk")
+        apply.apply_strategy(tiny_vit, "plasticity_topk")
     broken = {"components": {**CRAFTED_PLASTICITY["components"], "mha": {"mean": float("nan")}}}
     with pytest.raises(ValueError, match="mha"):
         strategies.top_plastic_components(broken, 2)
@@ -194,14 +195,14 @@ def test_plasticity_topk_selects_from_the_given_measurement(tiny_vit):
 
 def test_strategy_parameters_are_checked():
     with pytest.raises(ValueError, match="k must be >= 1"):
-        strategies.apply_strategy(None, {"name": "surgical", "params": {"k": 0}})
+        apply.apply_strategy(None, {"name": "surgical", "params": {"k": 0}})
     with pytest.raises(ValueError, match="no parameter rnak"):
-        strategies.apply_strategy(None, {"name": "lora", "params": {"rnak": 2}})
+        apply.apply_strategy(None, {"name": "lora", "params": {"rnak": 2}})
 
 
 def test_surgical_larger_than_the_model_is_an_error(tiny_vit):
     with pytest.raises(ValueError, match="k=3 blocks asked, the model has 2"):
-        strategies.apply_strategy(tiny_vit, {"name": "surgical", "params": {"k": 3}})
+        apply.apply_strategy(tiny_vit, {"name": "surgical", "params": {"k": 3}})
 
 
 def test_lora_starts_as_the_pretrained_model_and_merging_keeps_the_outputs(tiny_vit):
@@ -210,7 +211,7 @@ def test_lora_starts_as_the_pretrained_model_and_merging_keeps_the_outputs(tiny_
     x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         plain = tiny_vit(x)
-    applied = strategies.apply_strategy(tiny_vit, {"name": "lora",
+    applied = apply.apply_strategy(tiny_vit, {"name": "lora",
                                                    "params": {"rank": 2, "mlp": True}})
     with torch.no_grad():
         torch.testing.assert_close(tiny_vit(x), plain)  # B = 0: the adapted model is the same
@@ -242,7 +243,7 @@ def test_auto_rgn_hook_scales_match_a_hand_computed_gradient(tiny_vit):
     model = tiny_vit.train()
     with torch.no_grad():
         model.cls_token.normal_(0, 0.02)
-    applied = strategies.apply_strategy(model, {"name": "auto_rgn", "params": {"batches": 3}})
+    applied = apply.apply_strategy(model, {"name": "auto_rgn", "params": {"batches": 3}})
     rng = np.random.default_rng(1)
     x = rng.integers(0, 255, (16, 16, 16, 3), dtype=np.uint8)
     y = rng.integers(0, 10, 16)
@@ -280,7 +281,7 @@ def test_finetune_applies_each_groups_lr_scale(tiny_vit):
                 g["lr_scale"] = 1.0 if id(g["params"][0]) in self.head else 0.0
 
     model = tiny_vit.train()
-    strategies.apply_strategy(model, "full")
+    apply.apply_strategy(model, "full")
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     _finetune(model, hook=HeadOnly())
     moved = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
@@ -314,7 +315,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, name):
                               **TINY_KWARGS)
         with torch.no_grad():
             m.cls_token.normal_(0, 0.02)
-        return m, strategies.apply_strategy(m, name)
+        return m, apply.apply_strategy(m, name)
 
     rng = np.random.default_rng(0)
     dd = train.DeviceData(rng.integers(0, 255, (48, 16, 16, 3), dtype=np.uint8),
@@ -348,20 +349,20 @@ def test_trained_names_are_the_sorted_requires_grad_names(tiny_vit):
     import copy
 
     topk = copy.deepcopy(tiny_vit)
-    strategies.apply_strategy(tiny_vit, "ln")
-    ln = strategies.trained_names(tiny_vit)
+    apply.apply_strategy(tiny_vit, "ln")
+    ln = apply.trained_names(tiny_vit)
     assert ln == sorted(n for n in ln) and ln == sorted(
         n for n, _ in tiny_vit.named_parameters()
         if re.search(rf"^blocks\.\d+\.norm[12]\.|{HEAD_AND_NORM}", n))
     # plasticity_topk(k=2) with ln1 and ln2 the most plastic trains exactly ln's set
     plastic = {"components": {c: {"mean": 5.0 if c.startswith("ln") else 1.0}
                               for c in CRAFTED}}
-    strategies.apply_strategy(topk, {"name": "plasticity_topk", "params": {"k": 2}},
+    apply.apply_strategy(topk, {"name": "plasticity_topk", "params": {"k": 2}},
                               strategies.Context(plasticity=plastic))
-    assert strategies.trained_names(topk) == ln
+    assert apply.trained_names(topk) == ln
     lora = copy.deepcopy(topk)
-    strategies.apply_strategy(lora, "lora")
-    names = strategies.trained_names(lora)
+    apply.apply_strategy(lora, "lora")
+    names = apply.trained_names(lora)
     assert any(n.endswith("lora_A") for n in names) and "blocks.0.attn.qkv.weight" not in names
 
 
@@ -381,8 +382,8 @@ def test_trained_names_are_the_sorted_requires_grad_names(tiny_vit):
      + ["head.bias", "head.weight", "norm.bias", "norm.weight"]),
 ])
 def test_trained_parameters_grouped_by_pattern_with_counts(tiny_vit, strategy, expect):
-    strategies.apply_strategy(tiny_vit, strategy)
-    names = strategies.trained_names(tiny_vit)
+    apply.apply_strategy(tiny_vit, strategy)
+    names = apply.trained_names(tiny_vit)
     groups = strategies.name_groups(names)
     assert groups == expect
     # every name is counted once: the counts add up to the names
@@ -404,7 +405,7 @@ DOC = readme.target("strategies")  # docs/strategies.md
 
 def _readme_table() -> str:
     text = DOC.read_text()
-    begin, end = strategies.TABLE_BEGIN, strategies.TABLE_END
+    begin, end = readme.markers("strategies")
     match = re.search(re.escape(begin) + r"\n(.*?)" + re.escape(end), text, re.S)
     assert match, "docs/strategies.md lacks the strategies table markers"
     return match.group(1)
@@ -426,7 +427,7 @@ def test_a_new_strategy_without_its_readme_row_fails(monkeypatch):
 
 
 def _jobs(entry: dict) -> list:
-    from bench.suite import parse_suite
+    from bench.suite_expand import parse_suite
 
     return parse_suite(tiny_suite_dict(strategies=[entry]), "contract.yaml").jobs
 
@@ -437,14 +438,15 @@ def test_every_registered_strategy_keeps_the_contract(tiny_vit, name):
     parameters into one key and label whatever the parameters' order, freeze every parameter
     it does not declare (bitwise), and train something, on a tiny model."""
     spec = STRATEGIES[name]
-    entry = spec.entry()
+    entry = {"name": name, **spec.defaults(), **(spec.example or {})}  # example or defaults
     jobs, again = _jobs(entry), _jobs(dict(reversed(list(entry.items()))))
     assert [j.job_id for j in jobs] == [j.job_id for j in again] and len(jobs) == 1
     config = jobs[0].config["strategy"]
     assert config == again[0].config["strategy"] and config["name"] == name
     assert config["key"] == name if not spec.params else config["key"].startswith(f"{name}(")
     label = strategies.strategy_label(config)
-    assert f"| {label} |" in jobs[0].label and jobs[0].label == again[0].label
+    assert f"| {label} |" in job_label(jobs[0].config)
+    assert job_label(jobs[0].config) == job_label(again[0].config)
     assert label == config["key"] if len(config["key"]) <= strategies.LABEL_CHARS else \
         label.startswith(f"{name}-") and len(label) <= strategies.LABEL_CHARS
     model = tiny_vit.train()
@@ -455,13 +457,33 @@ def test_every_registered_strategy_keeps_the_contract(tiny_vit, name):
         return
     with torch.no_grad():  # a pretrained-like class token (Auto-RGN divides by its norm)
         model.cls_token.normal_(0, 0.02)
-    applied = strategies.apply_strategy(model, config,
+    applied = apply.apply_strategy(model, config,
                                         strategies.Context(plasticity=CRAFTED_PLASTICITY))
     declared = set(applied)
-    assert strategies.trained_names(model) == sorted(declared)
+    assert apply.trained_names(model) == sorted(declared)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     _finetune(model, hook=applied.hook)
     changed = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
     assert changed, f"{name} trained nothing"
     assert changed <= declared, f"{name} changed undeclared {sorted(changed - declared)}"
     applied.finish(model)
+
+
+def test_every_declared_surgery_and_hook_has_its_application():
+    """Strategies declare surgery and hooks by kind (torch-free); bench.apply does each kind."""
+    for name, spec in STRATEGIES.items():
+        assert spec.surgery is None or spec.surgery in apply.SURGERIES, name
+        assert spec.hook is None or spec.hook in apply.HOOKS, name
+    used = {s.surgery for _, s in STRATEGIES.items()} | {s.hook for _, s in STRATEGIES.items()}
+    assert set(apply.SURGERIES) | set(apply.HOOKS) <= used
+
+
+def test_declarations_import_no_application():
+    """bench.strategies imports neither lora, train, apply nor readme at module level."""
+    import ast
+
+    tree = ast.parse(Path(strategies.__file__).read_text())
+    top = {n.module for n in tree.body if isinstance(n, ast.ImportFrom)}
+    top |= {f"{n.module}.{a.name}" for n in tree.body if isinstance(n, ast.ImportFrom)
+            for a in n.names}
+    assert not {f"bench.{m}" for m in ("lora", "train", "apply", "readme")} & top

@@ -8,7 +8,10 @@ import glob
 import pytest
 
 from bench import cli
-from bench.suite import FilterError, SuiteError, filter_jobs, job_id, load_suite, parse_suite
+from bench.config import job_id
+from bench.suite_expand import load_suite, parse_suite
+from bench.suite_read import SuiteError
+from bench.suite_select import FilterError, filter_jobs
 from tests.conftest import tiny_suite_dict
 
 

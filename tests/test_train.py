@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from bench import strategies, train
+from bench import apply, train
 from tests.conftest import RECIPE, random_data
 
 
@@ -41,7 +41,7 @@ def test_rrc_flip_flips():
 def test_test_accuracy_is_the_best_validation_state(tiny_vit, monkeypatch):
     """Validation accuracies are scripted: the best is the 2nd evaluation (step 6). The test
     evaluation must see exactly the parameters the model had then, and run once."""
-    strategies.apply_strategy(tiny_vit, "full")
+    apply.apply_strategy(tiny_vit, "full")
     val, test = _data(seed=1), _data(seed=2)
     scripted = iter([0.5, 0.9, 0.7])
     snapshots, test_calls = [], []
@@ -72,7 +72,7 @@ def test_test_split_influences_no_choice():
     for test_seed in (3, 4):  # two different test sets
         torch.manual_seed(0)
         m = timm.create_model("vit_tiny_patch16_224", num_classes=10, **TINY_KWARGS)
-        strategies.apply_strategy(m, "full")
+        apply.apply_strategy(m, "full")
         res = train.finetune(m, _data(), _data(seed=1), _data(seed=test_seed), recipe=RECIPE,
                              lr=0.1, seed=0)
         runs.append((res, {n: p.detach().clone() for n, p in m.named_parameters()}))
@@ -89,7 +89,7 @@ def test_resume_from_checkpoint_gives_the_same_result(tmp_path):
     def model():
         torch.manual_seed(0)
         m = timm.create_model("vit_tiny_patch16_224", num_classes=10, **TINY_KWARGS)
-        strategies.apply_strategy(m, "mha")
+        apply.apply_strategy(m, "mha")
         return m
 
     recipe = dataclasses.replace(RECIPE, checkpoint_every=4)
@@ -121,6 +121,6 @@ def test_resume_from_checkpoint_gives_the_same_result(tmp_path):
 def test_nan_loss_is_diverged(tiny_vit):
     with torch.no_grad():
         tiny_vit.head.weight.fill_(float("nan"))
-    strategies.apply_strategy(tiny_vit, "linear")
+    apply.apply_strategy(tiny_vit, "linear")
     with pytest.raises(train.Diverged, match="step 1"):
         train.finetune(tiny_vit, _data(), _data(), None, recipe=RECIPE, lr=0.1, seed=0)
