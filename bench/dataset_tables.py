@@ -1,5 +1,5 @@
-"""The dataset tables of docs/data.md, generated from the registry: every dataset's role, parameters,
-classes and splits, and the official layouts under the data root.
+"""The dataset tables of docs/data.md, generated from the registry: every dataset's role,
+parameters, classes and splits, and the official layouts under the data root.
 
 Run ``python -m bench.dataset_tables --readme`` to rewrite them in docs/data.md; a test checks
 that they match.
