@@ -901,9 +901,8 @@ def test_suite_names_are_checked_by_one_rule(name, ok, tmp_path):
     """A suite file, the results folder's paths and a record's schema accept the same suite
     names and refuse the same ones (letters, digits, '_', '-', '.', a letter or digit first,
     at most 64 characters)."""
-    from tests.conftest import tiny_suite_dict
-
     from bench.suite import SuiteError, parse_suite
+    from tests.conftest import tiny_suite_dict
 
     verdicts = {}
     try:
