@@ -78,10 +78,29 @@ def score(scores: pd.DataFrame, strategy: str, **cell) -> pd.Series:
     return rows.iloc[0]
 
 
-def test_helper_records_are_schema_valid():
-    for rec in (make_record(), make_record(status="failed", test=None, val=None),
-                make_record(status="diverged"), make_record(plasticity={"mha": 2.0, "ln1": 1.0})):
+def test_helper_records_are_schema_valid(tmp_path):
+    """make_record's records pass the schema and the check every writer runs, survive a
+    write and a read unchanged, and say what they were asked to (status, accuracies, the
+    failure's reason, plasticity as its docstring describes), each with its own job id."""
+    from bench.record import check_record
+    from bench.store import read_record, write_record
+
+    plast = {"mha": 2.0, "ln1": 1.0}
+    recs = [make_record(), make_record(status="failed", test=None, val=None, reason="oom"),
+            make_record(status="diverged"), make_record("mha", plasticity=plast, layers=3)]
+    for rec in recs:
         VALIDATOR.validate(rec)
+        check_record(rec)
+        assert read_record(write_record(tmp_path, rec)) == rec
+    assert [r["status"] for r in recs] == ["done", "failed", "diverged", "done"]
+    assert len({r["job_id"] for r in recs}) == 4
+    assert recs[0]["metrics"]["test_acc"] == 0.8 and recs[0]["error"] is None
+    assert recs[1]["metrics"]["test_acc"] is None and recs[1]["error"]["reason"] == "oom"
+    p = recs[3]["plasticity"]
+    assert {c: v["mean"] for c, v in p["components"].items()} == plast
+    assert sorted((x["component"], x["layer"], x["mean"]) for x in p["layers"]) == sorted(
+        (c, li, v * (li + 1)) for c, v in plast.items() for li in range(3))
+    assert recs[3]["config"]["strategy"]["name"] == "mha" and recs[0]["plasticity"] is None
 
 
 def test_runs_table_has_one_row_per_job_with_reason():

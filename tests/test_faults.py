@@ -895,7 +895,33 @@ def test_no_job_id_leaves_the_results_folder(jid, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_suite_names_are_checked_by_one_rule():
-    from bench import suite_check
+@pytest.mark.parametrize("name,ok", [
+    ("a", True), ("digits-2", True), ("x.y_Z9", True), ("a" * 64, True),
+    ("", False), ("-a", False), (".hidden", False), ("..", False), ("a/b", False),
+    ("a" * 65, False), ("a b", False), ("caf\u00e9", False), ("a\n", False)])
+def test_suite_names_are_checked_by_one_rule(name, ok, tmp_path):
+    """A suite file, the results folder's paths and a record's schema accept the same suite
+    names and refuse the same ones (letters, digits, '_', '-', '.', a letter or digit first,
+    at most 64 characters)."""
+    from bench.suite_expand import parse_suite
+    from bench.suite_read import SuiteError
+    from tests.conftest import tiny_suite_dict
 
-    assert suite_check.SUITE_NAME is store.SUITE_NAME
+    verdicts = {}
+    try:
+        parse_suite(tiny_suite_dict(name=name), "s.yaml")
+        verdicts["suite file"] = True
+    except SuiteError as e:
+        assert any("is not a valid suite name" in p for p in e.problems)
+        verdicts["suite file"] = False
+    try:
+        store.record_path(tmp_path, name, "0123456789abcdef")
+        verdicts["path"] = True
+    except ValueError:
+        verdicts["path"] = False
+    try:
+        store.write_record(tmp_path / "r", synthetic_record(0, name, "m", "d", "full", 0.1, 0))
+        verdicts["record"] = True
+    except (ValueError, RecordError):
+        verdicts["record"] = False
+    assert verdicts == {"suite file": ok, "path": ok, "record": ok}

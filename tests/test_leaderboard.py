@@ -165,12 +165,35 @@ def test_leaderboard_does_not_import_torch(results: Path, tmp_path: Path):
     assert (tmp_path / "L.md").is_file()
 
 
-def test_benchmark_runs_on_a_few_records(tmp_path: Path, capsys):
+def test_benchmark_runs_on_a_few_records(tmp_path: Path, capsys, monkeypatch):
+    """The benchmark builds the page once from exactly the records it asked for (all of
+    them scored, none skipped), reports the time it measured, and leaves nothing behind."""
+    from bench import leaderboard
+    from bench.store import load_records
+    from bench.synthetic import synthetic_records
+
     for failed in (False, True):
         VALIDATOR.validate(synthetic_record(0, "s", "m", "d", "mha", 1e-3, 0, failed=failed))
-    out = benchmark_leaderboard(n_records=len(BLOCK_COMPONENTS) * 12, tmpdir=tmp_path)
-    assert out["n_records"] == 60 and out["skipped"] == 0 and out["seconds"] > 0
-    assert "build_leaderboard on 60 records" in capsys.readouterr().out
+    builds, real = [], leaderboard.build_leaderboard
+
+    def spy(results, page, **kw):
+        skipped = real(results, page, **kw)
+        builds.append((load_records(results)[0], Path(page).read_text(), skipped))
+        return skipped
+
+    monkeypatch.setattr(leaderboard, "build_leaderboard", spy)
+    n = len(BLOCK_COMPONENTS) * 12
+    out = benchmark_leaderboard(n_records=n, tmpdir=tmp_path)
+    assert len(builds) == 1
+    records, page, skipped = builds[0]
+    by_id = {r["job_id"]: r for r in synthetic_records(n)}
+    assert len(records) == n == 60 and {r["job_id"]: r for r in records} == by_id
+    assert "Regenerated from 60 records" in page and skipped == []
+    assert out["n_records"] == 60 and out["skipped"] == 0
+    assert out["seconds"] > 0 and out["cpu_seconds"] > 0 and "site_seconds" not in out
+    assert f"build_leaderboard on 60 records: {out['seconds']:.2f} s " \
+           f"({out['cpu_seconds']:.2f} s CPU)" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []  # its temporary folder is gone
 
 
 def test_page_has_costs_pareto_ranks_and_paired_comparisons(results: Path, tmp_path: Path):

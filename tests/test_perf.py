@@ -31,26 +31,52 @@ def _tiny(**kw):
 
 
 def test_perf_harness_on_a_tiny_model(tmp_path):
+    """Every figure the harness reports on a tiny model is what its own timings say: the
+    right number of timings per measurement, each rate its items over the median timing,
+    each ratio the median of the paired timings, the model's size timm's; and the table and
+    the JSON file carry those figures."""
+    import statistics
+
+    import timm
+
     res = perf.run_perf("vit_tiny_patch16_224", batch=4, repeats=2, warmup=1,
                         strategies=("full", "linear"), model_kwargs=TINY_KWARGS)
-    for key in ("ft_full_vs_bare", "plasticity_pairs_vs_forward", "loader_vs_ft_full",
-                "ft_linear_vs_bare"):
-        assert res[key] > 0, key
     m = res["measurements"]
     assert set(m) == {"ft_full", "ft_linear", "bare_step", "forward", "plasticity", "loader"}
-    assert len(m["ft_full"]["samples"]) == 2 and len(m["bare_step"]["samples"]) == 4
-    assert m["plasticity"]["pairs"] == 4 and m["plasticity"]["pairs_per_second"] > 0
-    assert all(v["peak_mb"] > 0 for v in m.values())
+    counts = {"ft_full": 2, "ft_linear": 2, "bare_step": 4, "forward": 2, "plasticity": 2,
+              "loader": 6}  # repeats; bare steps for both strategies; loader 3 x repeats
+    assert {k: len(v["samples"]) for k, v in m.items()} == counts
+    assert m["plasticity"]["pairs"] == 4 and m["ft_full"]["images"] == 4
+    for name, v in m.items():
+        unit = "pairs" if name == "plasticity" else "images"
+        assert all(s > 0 for s in v["samples"]) and v["peak_mb"] > 0, name
+        assert v["seconds"] == statistics.median(v["samples"])
+        assert v[f"{unit}_per_second"] == pytest.approx(v[unit] / v["seconds"])
+    bare = m["bare_step"]["samples"]  # full's two bare steps, then linear's
+    for i, name in enumerate(("full", "linear")):
+        expect = statistics.median(b / f for b, f in zip(bare[2 * i:2 * i + 2],
+                                                        m[f"ft_{name}"]["samples"]))
+        assert res[f"ft_{name}_vs_bare"] == pytest.approx(expect), name
+    fwd, pl = m["forward"], m["plasticity"]
+    assert res["plasticity_pairs_vs_forward"] == pytest.approx(statistics.median(
+        (f / fwd["images"]) / (p / pl["pairs"]) for f, p in zip(fwd["samples"], pl["samples"])))
     assert res["loader_vs_ft_full"] == pytest.approx(
         m["loader"]["images_per_second"] / m["ft_full"]["images_per_second"])
+    net = timm.create_model("vit_tiny_patch16_224", num_classes=perf.NUM_CLASSES, **TINY_KWARGS)
+    assert res["params"] == sum(p.numel() for p in net.parameters())
+    assert (res["batch"], res["repeats"], res["warmup"], res["input_size"]) == (4, 2, 1, 16)
     perf.write_json(res, tmp_path / "perf.json")
-    again = json.loads((tmp_path / "perf.json").read_text())
-    assert again["ft_full_vs_bare"] == res["ft_full_vs_bare"]
+    assert json.loads((tmp_path / "perf.json").read_text()) == res
     table = perf.format_table(res)
-    assert "ft_full_vs_bare" in table and "bare_step" in table
+    for key in ("ft_full_vs_bare", "plasticity_pairs_vs_forward", "loader_vs_ft_full"):
+        assert f"{key} = {res[key]:.3f}: " in table
+    assert re.search(rf"bare_step +{m['bare_step']['seconds'] * 1000:.1f} ", table)
 
 
 def test_cli_perf_writes_json(tmp_path, capsys):
+    """`bench perf --json` writes the measurements of what the options asked for (model
+    keywords, batch, repeats, warm-up, strategies, plasticity pairs), prints their table; a
+    misspelt strategy is exit 2 with a suggestion, and nothing is written."""
     from bench.cli import main
 
     out = tmp_path / "p.json"
@@ -59,10 +85,21 @@ def test_cli_perf_writes_json(tmp_path, capsys):
                "--plasticity-pairs", "3", "--json", str(out)])
     assert rc == 0
     res = json.loads(out.read_text())
+    assert (res["model"], res["model_kwargs"], res["batch"], res["repeats"], res["warmup"]) \
+        == (perf.DEFAULT_MODEL, TINY_KWARGS, 2, 1, 1)
+    assert set(res["measurements"]) == {"ft_full", "bare_step", "forward", "plasticity",
+                                        "loader"}
     assert res["measurements"]["plasticity"]["pairs"] == 3
-    assert "loader_vs_ft_full" in res
-    assert main(["perf", "--strategies", "fulll"]) == 2
-    assert "did you mean" in capsys.readouterr().err.lower()
+    assert len(res["measurements"]["ft_full"]["samples"]) == 1
+    assert res["loader_vs_ft_full"] > 0 and "ft_linear_vs_bare" not in res
+    printed = capsys.readouterr()
+    for key in ("ft_full_vs_bare", "plasticity_pairs_vs_forward", "loader_vs_ft_full"):
+        assert f"{key} = {res[key]:.3f}: " in printed.out  # the table of the same figures
+    assert f"wrote {out}" in printed.err
+    bad = tmp_path / "bad.json"
+    assert main(["perf", "--strategies", "fulll", "--json", str(bad)]) == 2
+    assert "did you mean 'full'" in capsys.readouterr().err.lower()
+    assert not bad.exists()
 
 
 @pytest.mark.parametrize("strategy,grad_blocks", [("linear", []), ("ln1", [0, 1]),

@@ -93,12 +93,36 @@ def test_show_unknown_job_is_exit_2(what, expect, tmp_path, capsys):
     assert expect in err and "Traceback" not in err
 
 
-def test_show_png(tmp_path, capsys):
-    store.write_record(tmp_path / "results", record())
+def test_show_png(tmp_path, capsys, monkeypatch):
+    """--png draws the record's own curves, one panel each (loss, learning rate, validation
+    accuracy by step), into a 1200 x 320 PNG, and the story is still printed."""
+    import struct
+
+    from matplotlib.axes import Axes
+
+    plotted, real_plot = [], Axes.plot
+
+    def spy(self, *args, **kw):
+        plotted.append((self, [list(a) for a in args]))
+        return real_plot(self, *args, **kw)
+
+    monkeypatch.setattr(Axes, "plot", spy)
+    rec = record()
+    store.write_record(tmp_path / "results", rec)
     png = tmp_path / "job.png"
     assert cli.main(["show", JID[:6], "--results", str(tmp_path / "results"),
                      "--png", str(png)]) == 0
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", data[16:24]) == (1200, 320)  # IHDR: 12 x 3.2 in at 100 dpi
+    train, val = rec["curves"]["train"], rec["curves"]["val"]
+    steps = [p["step"] for p in train]
+    assert [xy for _, xy in plotted] == [
+        [steps, [p["loss"] for p in train]], [steps, [p["lr"] for p in train]],
+        [[p["step"] for p in val], [p["val_acc"] for p in val]]]
+    assert [ax.get_title() for ax, _ in plotted] == ["loss", "learning rate",
+                                                     "validation accuracy"]
+    assert f"{JID} (suite demo): done" in capsys.readouterr().out
 
 
 def test_show_does_not_import_torch(tmp_path):

@@ -48,7 +48,16 @@ def job_with_model(model: str, i: int = 0, dataset: str = "digits_c", suite: str
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_shipped_profiles_are_valid(path):
+    """Each shipped profile loads without a problem, and what loads is what the file says
+    (read here with plain YAML): its defaults over the built-in ones, its groups in order."""
+    raw = yaml.safe_load(path.read_text())
     profile = slurm.load_profile(path)
+    given = {k: v for k, v in (raw.get("defaults") or {}).items() if v is not None}  # null: absent
+    assert profile.defaults == {**slurm.BUILTIN_DEFAULTS, **given}
+    assert [(g.name, g.match, g.resources) for g in profile.groups] == [
+        (g["name"], g["match"], g["resources"]) for g in raw.get("groups") or []]
+    assert profile.prepare == raw.get("prepare", "slurm")
+    assert profile.log_dir == (Path(raw["log_dir"]) if raw.get("log_dir") else None)
     assert profile.defaults["time_min"] > 0
 
 

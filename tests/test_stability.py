@@ -65,6 +65,13 @@ def test_children_cpu_counts_a_finished_child():
 
 @pytest.mark.slow
 def test_stability_script_runs_a_tiny_suite_twice(tmp_path):
+    """Two runs from scratch (1 thread x 2 workers, 2 threads x 1 worker) of a tiny suite:
+    the summary's verdicts are each run's page's verdict lines, the two runs' verdicts are the
+    same lines (exit 0, "identical"), and the accuracies compared are the records' own."""
+    import json
+
+    from bench.store import load_records
+
     suite = tmp_path / "tiny.yaml"
     suite.write_text(yaml.safe_dump(tiny_suite_dict(
         name="tiny", strategies=("full", "linear", "mha"), seeds=(0, 1))))
@@ -73,25 +80,56 @@ def test_stability_script_runs_a_tiny_suite_twice(tmp_path):
                            "--keep", str(tmp_path / "runs"), "--json", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=900,
                           env={**os.environ, "HOME": str(tmp_path)})
-    assert proc.returncode in (0, 1), proc.stderr[-2000:]
-    import json
-
     summary = json.loads(out.read_text())
+    runs = [tmp_path / "runs" / f"run{i}" for i in (1, 2)]
+    # Each run's verdicts, read here from its own page.
+    pages = [[line for line in (run / "LEADERBOARD.md").read_text().splitlines()
+              if line.startswith(VERDICT_PREFIX)] for run in runs]
+    assert [r["verdicts"] for r in summary["runs"]] == pages
+    # The plasticity-order claim, linear and mha vs full (one component strategy cannot
+    # rank-correlate with plasticity: that claim has no data and no verdict line).
+    assert len(pages[0]) == summary["verdicts"] == 3
+    assert pages[0] == pages[1], "the verdicts differ between thread counts"
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert summary["identical"] and summary["diff"] == []
+    assert "verdicts identical:" in proc.stdout
     assert [(r["threads"], r["jobs"]) for r in summary["runs"]] == [(1, 2), (2, 1)]
     assert all(r["records"] == 6 for r in summary["runs"])
     assert all(0 < r["cpu_seconds"] for r in summary["runs"])
-    # The plasticity-order claim, linear and mha vs full (one component strategy cannot
-    # rank-correlate with plasticity: that claim has no data and no verdict line).
-    assert summary["verdicts"] == 3
-    for i in (1, 2):  # each run from scratch: its own cache, pretrained again
-        assert list((tmp_path / "runs" / f"run{i}" / "cache" / "pretrained").glob(
-            "*.safetensors"))
-    # Each run's records say how many torch threads its jobs had.
-    from bench.store import load_records
-
-    for i, threads in ((1, 1), (2, 2)):
-        records, _ = load_records(tmp_path / "runs" / f"run{i}" / "results")
+    accs = []
+    for run, threads in zip(runs, (1, 2)):
+        records, _ = load_records(run / "results")
+        # Each run's records say how many torch threads its jobs had.
         assert {r["provenance"]["torch_threads"] for r in records} == {threads}
+        accs.append({r["job_id"]: r["metrics"]["test_acc"] for r in records})
+        # each run from scratch: its own cache, pretrained again
+        assert list((run / "cache" / "pretrained").glob("*.safetensors"))
+    assert summary["jobs_compared"] == len(accs[0]) == 6 and set(accs[0]) == set(accs[1])
+    assert summary["test_acc_differ"] == sum(accs[0][j] != accs[1][j] for j in accs[0])
+
+
+@pytest.mark.parametrize("second,rc", [(["v1", "v2"], 0), (["v1", "v3"], 1)])
+def test_stability_exit_code_says_whether_the_runs_agree(second, rc, monkeypatch, tmp_path,
+                                                         capsys):
+    """Exit 0 when both runs have the same verdict lines, 1 with the differing lines printed
+    when they do not; the JSON summary says the same (the runs themselves faked)."""
+    import json
+
+    runs = [{"threads": t, "jobs": j, "seconds": 1.0, "cpu_seconds": 1.0, "records": 2,
+             "verdicts": v, "test_acc": {"a": 0.5}}
+            for (t, j), v in zip(stability.DEFAULT_RUNS, (["v1", "v2"], second))]
+    monkeypatch.setattr(stability, "_run_both", lambda args: runs)
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\n")
+    assert stability.main(["--suite", str(suite), "--json", str(tmp_path / "o.json")]) == rc
+    summary = json.loads((tmp_path / "o.json").read_text())
+    assert summary["identical"] is (rc == 0)
+    assert [r["verdicts"] for r in summary["runs"]] == [["v1", "v2"], second]
+    out = capsys.readouterr().out
+    if rc:
+        assert "verdicts DIFFER" in out and "-v2" in out and "+v3" in out
+    else:
+        assert "verdicts identical:\nv1\nv2" in out
 
 
 def test_pretraining_runs_on_one_cpu_thread(monkeypatch, tmp_path):

@@ -21,11 +21,20 @@ def problems_of(raw) -> list[str]:
     return e.value.problems
 
 
-def test_every_shipped_suite_validates():
+def test_every_shipped_suite_validates(capsys):
+    """`bench validate` passes every shipped suite (exit 0, no problem listed), and each
+    suite expands to jobs whose ids are the hash of their own configuration, none twice."""
     paths = sorted(glob.glob("suites/*.yaml"))
     assert "suites/digits.yaml" in paths
+    assert cli.main(["validate", *paths]) == 0
+    out, err = capsys.readouterr()
     for p in paths:
-        assert load_suite(p).jobs
+        suite = load_suite(p)
+        assert suite.jobs
+        assert f"{p}: ok ({len(suite.jobs)} jobs)" in out
+        assert [j.job_id for j in suite.jobs] == [job_id(j.config) for j in suite.jobs]
+        assert len({j.job_id for j in suite.jobs}) == len(suite.jobs)
+    assert "error" not in err.lower()
 
 
 def test_digits_suite_expands_to_the_full_grid():

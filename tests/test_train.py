@@ -31,11 +31,18 @@ def test_rrc_flip_identity_when_full_crop_no_flip():
 
 
 def test_rrc_flip_flips():
-    x = torch.arange(16.0).repeat(1, 3, 16, 1)  # value = column index
-    g = torch.Generator().manual_seed(1)
-    out = train.rrc_flip(x.repeat(64, 1, 1, 1), g, (1.0, 1.0), True, ratio=(1, 1))
-    flipped = torch.isclose(out[:, 0, 0, 0], torch.tensor(15.0))
-    assert 10 < flipped.sum() < 54  # about half, seeded
+    """With a full crop, each image comes out either as it was or mirrored left to right
+    (never anything else), about half of them mirrored; with hflip off, none is."""
+    x = torch.arange(16.0).repeat(1, 3, 16, 1) + 100 * torch.arange(3.0).view(1, 3, 1, 1)
+    batch = x.repeat(64, 1, 1, 1)  # value = column index (+ 100 per channel)
+    out = train.rrc_flip(batch, torch.Generator().manual_seed(1), (1.0, 1.0), True, ratio=(1, 1))
+    same = [torch.allclose(o, x[0], atol=1e-4) for o in out]
+    mirrored = [torch.allclose(o, x[0].flip(-1), atol=1e-4) for o in out]
+    assert all(a != b for a, b in zip(same, mirrored))  # one or the other, every image
+    assert 10 < sum(mirrored) < 54  # about half, seeded
+    kept = train.rrc_flip(batch, torch.Generator().manual_seed(1), (1.0, 1.0), False,
+                          ratio=(1, 1))
+    torch.testing.assert_close(kept, batch, atol=1e-4, rtol=1e-4)
 
 
 def test_test_accuracy_is_the_best_validation_state(tiny_vit, monkeypatch):
