@@ -648,7 +648,7 @@ def _positive_int(text: str) -> int:
 
 
 def _slurm_profile(path: str):
-    from bench.slurm import ProfileError, load_profile
+    from bench.slurm_profiles import ProfileError, load_profile
 
     try:
         return load_profile(path)
@@ -674,17 +674,16 @@ def _need_slurm(command: str) -> None:
 
 
 def cmd_submit(args) -> int:
-    from bench import slurm
+    from bench.slurm_submit import submit
 
     suite = _load(args)
     _need_slurm("submit")
     profile = _slurm_profile(args.profile)
     _check_time_limits(suite, profile, args)
     _check_inputs(suite, args.cache)
-    report = slurm.submit(suite.jobs, profile, _results(args), wait=args.wait,
-                          retry_failed=args.retry_failed,
-                          cache=Path(args.cache) if args.cache else None,
-                          progress=not args.quiet)
+    report = submit(suite.jobs, profile, _results(args), wait=args.wait,
+                    retry_failed=args.retry_failed,
+                    cache=Path(args.cache) if args.cache else None, progress=not args.quiet)
     print(report)
     if report.final is not None and any(report.final.counts[s] for s in UNSUCCESSFUL):
         return EXIT_FAILED
@@ -717,11 +716,11 @@ def _check_time_limits(suite, profile, args) -> None:
 
 
 def cmd_status(args) -> int:
-    from bench import slurm
+    from bench.slurm_status import status
 
     suite = _load(args)
     _need_slurm("status")
-    report = slurm.status(suite.jobs, _results(args))
+    report = status(suite.jobs, _results(args))
     print(report)
     reasons = _failure_reasons(_results(args), suite.name)
     _print_reasons([(j, report.jobs[j.job_id]) for j in suite.jobs
@@ -731,11 +730,11 @@ def cmd_status(args) -> int:
 
 
 def cmd_cancel(args) -> int:
-    from bench import slurm
+    from bench.slurm_status import cancel
 
     suite = _load(args)
     _need_slurm("cancel")
-    print(slurm.cancel(suite.jobs, _results(args)))
+    print(cancel(suite.jobs, _results(args)))
     return 0
 
 

@@ -563,7 +563,7 @@ def estimate_suite(suite, rate: Rate | Callable[[dict], Rate], profile=None,
     ``rate``: one for all, or the rate of a group's resources (``rates``)."""
     rate_of = rate if callable(rate) else (lambda res: rate)
     if profile is not None:
-        from bench.slurm import group_jobs
+        from bench.slurm_groups import group_jobs
 
         groups = [(g.name, g.jobs, g.resources) for g in group_jobs(suite.jobs, profile)]
     else:
