@@ -7,7 +7,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bench import staleness
 from bench.status import Status
 from bench.suite import load_suite, overrides_text
 
@@ -68,7 +67,7 @@ def print_stale(args, file=None) -> None:
     """The stale records of the command's suite: exactly what ``bench prune SUITE`` would
     move, those not in the suite file's own plan (``--set`` and ``--only`` change what runs,
     not what prune keeps); the ones made with ``--set`` are said to be."""
-    from bench import store
+    from bench import staleness, store
 
     suite = load_suite(args.suite)
     results = command_results(args)
@@ -86,6 +85,8 @@ def print_stale(args, file=None) -> None:
 
 def made_with(results: Path, suite: str, ids: set[str]) -> dict[str, list[str]]:
     """``--set`` texts -> the job ids among ``ids`` whose record was made with them."""
+    from bench import staleness
+
     out: dict[str, list[str]] = {}
     for jid, overrides in staleness.overrides_of(results, suite, ids).items():
         out.setdefault(overrides_text(overrides), []).append(jid)

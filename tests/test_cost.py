@@ -210,7 +210,7 @@ def test_paper_suites_checkpoint_at_a_justified_interval_without_changing_ids(pa
 
 @pytest.mark.slow
 def test_example_profile_accepts_the_paper_suites_and_refuses_without_checkpoints():
-    from bench.slurm import load_profile
+    from bench.slurm_profiles import load_profile
 
     profile = load_profile(ROOT / "slurm" / "example-gpu-cluster.yaml")
     for path in PAPER_SUITES:

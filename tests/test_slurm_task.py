@@ -80,3 +80,22 @@ def test_a_job_pickled_under_the_old_name_runs(tmp_path, monkeypatch):
 def test_new_tasks_are_pickled_under_their_own_module():
     raw = pickle.dumps(slurm_task.SlurmJob("s", "0123456789abcdef"))
     assert b"bench.slurm_task" in raw
+
+
+def test_a_task_whose_job_is_held_waits_for_the_claim_then_runs_it(tmp_path, monkeypatch,
+                                                                    capsys):
+    import threading
+
+    from bench import claims
+
+    job = synthetic.synthetic_jobs(1, suite="syn", steps=1)[0]
+    held = claims.try_claim(tmp_path, "syn", job.job_id)
+    assert isinstance(held, claims.Claim)
+    monkeypatch.setattr(slurm_task, "HELD_POLL_S", 0.05)
+    timer = threading.Timer(0.5, held.release)
+    timer.start()
+    rec = slurm_task.SlurmJob("syn", job.job_id, synthetic.synthetic_job)(job.config,
+                                                                         str(tmp_path))
+    timer.join()
+    assert rec["status"] == "done"
+    assert capsys.readouterr().err.count("waiting for it") == 1  # said once, not every poll
