@@ -89,7 +89,9 @@ def benchmark_submit(n: int = 1000, results: Path | None = None,
 
     Afterwards the jobs are cancelled (or, with ``wait``, followed to the end).
     """
-    from bench.slurm import cancel, profile_from_dict, submit, wait_for
+    from bench.slurm_profiles import profile_from_dict
+    from bench.slurm_status import cancel, wait_for
+    from bench.slurm_submit import submit
 
     profile = profile or profile_from_dict(
         {"executor": "slurm", "defaults": {"time_min": 10, "cpus_per_task": 1}})
@@ -210,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "plan":
         figures = benchmark_plan(args.n)
     else:
-        from bench.slurm import ProfileError, SlurmError, load_profile
+        from bench.slurm_profiles import ProfileError, load_profile
+        from bench.slurm_queue import SlurmError
 
         try:
             profile = load_profile(args.profile) if args.profile else None

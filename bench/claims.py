@@ -25,11 +25,13 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import store
+from bench.status import Status
 
 CLAIMS_DIR = ".claims"
 HEARTBEAT_S = 30.0  # how often a running process refreshes its claims' mtime
@@ -99,6 +101,33 @@ def read_holder(path: Path, clock: Clock = SYSTEM_CLOCK,
 
 def is_live(holder: Holder | None) -> bool:
     return holder is not None and holder.stale is None
+
+
+def is_claimed(results: Path, suite: str, job_id: str) -> bool:
+    """A live process holds the job's claim: the job is being run (or rerun) now."""
+    return is_live(read_holder(claim_path(results, suite, job_id)))
+
+
+def current_statuses(results: Path, suite: str, job_ids: Iterable[str],
+                     queued: Mapping[str, Status] | None = None) -> dict[str, Status]:
+    """Where each job stands now, for ``bench plan`` and ``bench status`` alike: a done record
+    wins over everything; then what a queue says (``queued``: SLURM's pending or running,
+    from the caller); then a live claim means running (the job is being run, or rerun, by
+    some process); else the record's status (failed, diverged), or missing."""
+    records = store.job_statuses(results, suite)
+    queued = queued or {}
+    out: dict[str, Status] = {}
+    for jid in job_ids:
+        st = records.get(jid)
+        if st == Status.DONE:
+            out[jid] = Status.DONE
+        elif jid in queued:
+            out[jid] = queued[jid]
+        elif is_claimed(results, suite, jid):
+            out[jid] = Status.RUNNING
+        else:
+            out[jid] = Status(st or Status.MISSING)
+    return out
 
 
 def _stale_reason(info: dict, age: float, slurm_task: str | None = None) -> str | None:

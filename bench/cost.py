@@ -480,13 +480,13 @@ def check_limit(job: JobCost, resources: dict, group: str) -> LimitCheck:
     limit = 60.0 * resources["time_min"]
     run = limit - resources.get("signal_delay_s", 0)
     most = resources.get("max_num_timeout", 0)
-    hours = f"{job.total_s / 3600:.1f} h"
+    took = f"{job.total_s / 3600:.1f} h"
     if job.total_s <= run:
         return LimitCheck(limit, 1, most)
     if not job.checkpoint_every:
         need = math.ceil((job.total_s + resources.get("signal_delay_s", 0)) / 60)
         return LimitCheck(limit, None, most, (
-            f"group {group}: a job takes about {hours}, its time limit is "
+            f"group {group}: a job takes about {took}, its time limit is "
             f"{resources['time_min']} min, and it does not checkpoint (recipe."
             f"checkpoint_every: 0): each requeue would restart it at step 0. Fix: "
             f"--set recipe.checkpoint_every={suggest_checkpoint_every(job)} (not part of the "
@@ -502,7 +502,7 @@ def check_limit(job: JobCost, resources: dict, group: str) -> LimitCheck:
     runs = 1 + math.ceil((job.total_s - run) / useful)
     if runs - 1 > most:
         return LimitCheck(limit, runs, most, (
-            f"group {group}: a job takes about {hours} and needs {runs - 1} requeues of "
+            f"group {group}: a job takes about {took} and needs {runs - 1} requeues of "
             f"{resources['time_min']} min, more than max_num_timeout {most}: it would be "
             f"given up. Fix: max_num_timeout >= {runs - 1} or a longer time_min for group "
             f"{group} in the profile"))
@@ -565,7 +565,7 @@ def estimate_suite(suite, rate: Rate | Callable[[dict], Rate], profile=None,
     ``rate``: one for all, or the rate of a group's resources (``rates``)."""
     rate_of = rate if callable(rate) else (lambda res: rate)
     if profile is not None:
-        from bench.slurm import group_jobs
+        from bench.slurm_groups import group_jobs
 
         groups = [(g.name, g.jobs, g.resources) for g in group_jobs(suite.jobs, profile)]
     else:
@@ -630,7 +630,7 @@ def data_disk(configs: Sequence[dict]) -> dict[str, float]:
 
 # ---------------------------------------------------------------------------- the report
 
-def _hours(seconds: float) -> str:
+def hours(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.1f} s"
     if seconds < 5400:
@@ -716,22 +716,22 @@ def format_cost(cost: SuiteCost, gpus: Sequence[int] = DEFAULT_GPUS) -> str:
     for r in group_rows(cost):
         g = next(x for x in cost.groups if x.name == r["group"])
         limit, requeues = _limit_text(g)
-        every = (f"{r['checkpoint_every']} ({_hours(r['checkpoint_interval_seconds'])})"
+        every = (f"{r['checkpoint_every']} ({hours(r['checkpoint_interval_seconds'])})"
                  if r["checkpoint_every"] else "no")
         table.append((r["group"], r["jobs"], r["device"], "/".join(r["precision"]),
-                      f"{_hours(r['job_seconds_mean'])} / {_hours(r['job_seconds_max'])}",
+                      f"{hours(r['job_seconds_mean'])} / {hours(r['job_seconds_max'])}",
                       f"{r['gpu_hours']:,.1f}", _gb(r["peak_gpu_bytes"]),
                       r["micro_batch"] if r["fits"] else "does not fit",
                       _gb(r["checkpoint_bytes"]), every, limit, requeues))
     total = cost.jobs
-    table.append(("total", len(total), "", "", f"max {_hours(max(j.total_s for j in total))}",
+    table.append(("total", len(total), "", "", f"max {hours(max(j.total_s for j in total))}",
                   f"{cost.gpu_hours:,.1f}", "", "", "", "", "", ""))
     lines = head + [tabulate(table, headers=[
         "group", "jobs", "device", "precision", "job time mean / max", "GPU-hours", "peak GPU mem",
         "micro-batch", "checkpoint", "checkpoint every", "limit", "requeues"],
         disable_numparse=True)]
     lines.append("wall-clock: " + ", ".join(
-        f"{_hours(cost.wall_clock_s(n))} on {n} devices" for n in gpus)
+        f"{hours(cost.wall_clock_s(n))} on {n} devices" for n in gpus)
         + " (jobs in parallel, longest first; a job of k GPUs counted as k devices)")
     lines.append("data cache: " + ", ".join(f"{k} {_gb(v)}" for k, v in cost.disk.items())
                  + f"; total {_gb(sum(cost.disk.values()))}")
@@ -774,8 +774,8 @@ def readme_table(root: Path) -> str:
         prec = "bf16 (what if)" if r["precision"] else "fp32 (the paper's)"
         lines.append(
             f"| `{r['file']}` | {t['jobs']} | {r['gpu']} | {prec} | {t['gpu_hours']:,.0f} | "
-            f"{_hours(t['wall_clock_seconds']['8'])} | {_hours(t['wall_clock_seconds']['64'])} "
-            f"| {_hours(t['job_seconds_max'])} | {_gb(r['data_cache_total_bytes'])} | "
+            f"{hours(t['wall_clock_seconds']['8'])} | {hours(t['wall_clock_seconds']['64'])} "
+            f"| {hours(t['job_seconds_max'])} | {_gb(r['data_cache_total_bytes'])} | "
             f"{_gb(r['checkpoint_bytes_at_once']['64'])} |")
     return "\n".join(lines) + "\n"
 

@@ -7,7 +7,8 @@ what escapes, release the claim.
 - ``ran``: this process ran the job and a record was written (by the job body, or here for
   an exception that escaped it: a broken environment, a killed worker);
 - ``held``: a live process holds the job's claim (another ``bench run``, a SLURM task); the
-  caller waits for it and asks again (``bench.runner`` polls; ``bench.slurm.SlurmJob`` too);
+  caller waits for it (``Waiting``) and asks again once the claim is released
+  (``bench.runner`` goes on with other jobs meanwhile; ``bench.slurm_task.SlurmJob`` blocks);
 - ``elsewhere``: the job's record changed since ``stamp`` (what the caller saw when it decided
   to run the job): another process ran it meanwhile, and its record stands.
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import claims, store
@@ -67,6 +68,43 @@ def run_claimed(config: dict, suite: str, results: Path, job_id: str,
                                     slurm_task=slurm_task)
             return Outcome(RAN, Status.FAILED, record, took_over, escaped=e)
         return Outcome(RAN, Status(record["status"]), record, took_over)
+
+
+@dataclass
+class Waiting:
+    """The jobs a runner waits for because a live process elsewhere holds them (``run_claimed``
+    answered HELD), until their claim is released; then the runner asks ``run_claimed`` again.
+    One way of waiting for every runner, whether it goes on with other jobs meanwhile
+    (``released`` now and then) or has nothing else to do (``block``)."""
+
+    results: Path
+    suite: str
+    jobs: dict[str, object] = field(default_factory=dict)  # job id -> the caller's item
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def hold(self, job_id: str, holder: str | None, item: object = None) -> str | None:
+        """Wait for ``job_id``, held by ``holder`` (``Outcome.detail``); the line to say, the
+        first time (not again while it stays held)."""
+        new = job_id not in self.jobs
+        self.jobs[job_id] = item
+        return f"job {job_id} is being run by {holder}; waiting for it" if new else None
+
+    def released(self) -> list:
+        """The items of the jobs whose claim no live process holds any more, in the order they
+        were held; they are waited for no longer."""
+        free = [jid for jid in self.jobs if not claims.is_claimed(self.results, self.suite, jid)]
+        return [self.jobs.pop(jid) for jid in free]
+
+    def block(self, job_id: str, poll_s: float, tick: Callable[[], object] = lambda: None) -> None:
+        """Return once ``job_id`` is released, looking every ``poll_s``; ``tick`` after each
+        look that finds it still held (a SLURM task tells its other ranks to wait on)."""
+        while job_id in self.jobs:
+            time.sleep(poll_s)
+            self.released()
+            if job_id in self.jobs:
+                tick()
 
 
 def sweep_job(results: Path, suite: str, job_id: str) -> list[Path]:

@@ -14,7 +14,7 @@ What stays the same as on one process (protocol.md is unchanged):
   (identical results; the ones the record keeps are rank 0's, broadcast where a choice
   depends on them);
 - the job's claim, its record, its log file and its checkpoints are rank 0's alone
-  (``bench.slurm.SlurmJob``, ``bench.job``, ``bench.train``); the job id does not depend on
+  (``bench.slurm_task.SlurmJob``, ``bench.job``, ``bench.train``); the job id does not depend on
   the number of ranks.
 
 Launch: a SLURM task of a multi-task job step (submitit's ``tasks_per_node``) finds its rank

@@ -50,16 +50,9 @@ class RunReport:
 
 def job_table(suite: Suite, results: Path) -> list[tuple[Job, Status]]:
     """Each job with its status: done, failed, diverged, missing, or running (a live process
-    holds its claim: it is being run, or rerun, now)."""
-    statuses = store.job_statuses(results, suite.name)
-    table = []
-    for j in suite.jobs:
-        status = Status(statuses.get(j.job_id, Status.MISSING))
-        if status != Status.DONE and claims.is_live(
-                claims.read_holder(claims.claim_path(results, suite.name, j.job_id))):
-            status = Status.RUNNING
-        table.append((j, status))
-    return table
+    holds its claim: it is being run, or rerun, now; ``bench.claims.current_statuses``)."""
+    statuses = claims.current_statuses(results, suite.name, [j.job_id for j in suite.jobs])
+    return [(j, statuses[j.job_id]) for j in suite.jobs]
 
 
 def sweep(suite: Suite, results: Path, done: set[str]) -> list[Path]:
@@ -73,8 +66,7 @@ def sweep(suite: Suite, results: Path, done: set[str]) -> list[Path]:
                *claims.remove_stale_claims(results, suite.name)]
     for jid in sorted(done):
         ckpt = store.checkpoint_path(results, jid)
-        holder = claims.read_holder(claims.claim_path(results, suite.name, jid))
-        if not claims.is_live(holder):  # not a --force run's
+        if not claims.is_claimed(results, suite.name, jid):  # not a --force run's
             for left in (ckpt, store.attempts_path(results, jid)):
                 if left.is_file():
                     left.unlink(missing_ok=True)
@@ -170,7 +162,7 @@ class _Scheduler:
         # What each job's record is now: a record that changes meanwhile was written elsewhere.
         self.stamps = {j.job_id: store.record_stamp(results, suite.name, j.job_id) for j in todo}
         self.queue: deque[Job] = deque(todo)
-        self.waiting: dict[str, Job] = {}  # held by a live process elsewhere
+        self.waiting = lifecycle.Waiting(results, suite.name)  # held by a live process elsewhere
         self.inflight: dict = {}  # future -> job
         self.suspects: set[str] = set()  # in flight when a worker died: from then on, alone
         self.workers, self.gpus, self.pool = workers, None, None
@@ -228,11 +220,7 @@ class _Scheduler:
         return dead
 
     def _requeue_released(self) -> None:
-        for jid, j in list(self.waiting.items()):  # back in line once its claim is released
-            holder = claims.read_holder(claims.claim_path(self.results, self.suite.name, jid))
-            if not claims.is_live(holder):
-                del self.waiting[jid]
-                self.queue.append(j)
+        self.queue.extend(self.waiting.released())  # back in line once its claim is released
 
     # ---------------------------------------------------------------- outcomes
 
@@ -253,9 +241,9 @@ class _Scheduler:
         _, kind, status, detail = result
         report, bar = self.report, self.bar
         if kind == lifecycle.HELD:
-            if j.job_id not in self.waiting:
-                bar.write(f"job {j.job_id} is being run by {detail}; waiting for it")
-            self.waiting[j.job_id] = j
+            line = self.waiting.hold(j.job_id, detail, j)
+            if line:
+                bar.write(line)
             return
         if kind == lifecycle.RAN:
             report.ran += 1

@@ -87,7 +87,7 @@ def test_committed_suites_are_complete_and_done():
 
 @pytest.mark.slow
 def test_committed_leaderboard_is_regenerated_from_the_records(tmp_path):
-    from bench.cli import suite_plans
+    from bench.cli_page import suite_plans
     from bench.leaderboard import build_leaderboard
 
     results = tmp_path / "results"

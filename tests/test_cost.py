@@ -210,7 +210,7 @@ def test_paper_suites_checkpoint_at_a_justified_interval_without_changing_ids(pa
 
 @pytest.mark.slow
 def test_example_profile_accepts_the_paper_suites_and_refuses_without_checkpoints():
-    from bench.slurm import load_profile
+    from bench.slurm_profiles import load_profile
 
     profile = load_profile(ROOT / "slurm" / "example-gpu-cluster.yaml")
     for path in PAPER_SUITES:
@@ -307,8 +307,8 @@ def test_bad_profile_gpu_exits_2_with_did_you_mean(tmp_path, capsys):
 
 
 def test_plan_and_profiles_stay_torch_free():
-    code = ("import sys\nfrom bench import cli, slurm\n"
-            "slurm.load_profile('slurm/example-gpu-cluster.yaml')\n"
+    code = ("import sys\nfrom bench import cli, slurm_profiles\n"
+            "slurm_profiles.load_profile('slurm/example-gpu-cluster.yaml')\n"
             "rc = cli.main(['plan', 'suites/paper.yaml', '--summary'])\n"
             "assert 'torch' not in sys.modules and 'timm' not in sys.modules\nsys.exit(rc)")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

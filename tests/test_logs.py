@@ -101,13 +101,13 @@ def test_tensorboard_missing_is_bad_input(tmp_path, write_suite, capsys, monkeyp
 
 
 def test_slurm_task_logs_to_stdout(tmp_path, capsys):
-    from bench import slurm
+    from bench import slurm_task
 
     def body(config, suite, results, cache):
         logs.job_logger("1" * 16).info("step 1/1: loss 1.0")
         return {"status": "done"}
 
-    slurm.SlurmJob("s", "1" * 16, fn=body)({}, str(tmp_path))
+    slurm_task.SlurmJob("s", "1" * 16, fn=body)({}, str(tmp_path))
     assert "job 1111111111111111: step 1/1: loss 1.0" in capsys.readouterr().out
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import parallel, slurm, train
+from bench import parallel, slurm_groups, slurm_profiles, train
 from bench.config import Recipe
 from tests.conftest import TINY_KWARGS
 
@@ -122,15 +122,16 @@ def test_two_nccl_ranks_give_one_process_gradients_and_weights(tmp_path, monkeyp
 
 
 def test_one_rank_per_gpu_in_profiles():
-    res = slurm.merge_resources(slurm.BUILTIN_DEFAULTS, {"gpus_per_node": 2})
-    assert slurm.ranks(res) == 2
-    p = slurm.executor_parameters(res, "x")
+    res = slurm_profiles.merge_resources(slurm_profiles.BUILTIN_DEFAULTS, {"gpus_per_node": 2})
+    assert slurm_profiles.ranks(res) == 2
+    p = slurm_groups.executor_parameters(res, "x")
     assert (p["gpus_per_node"], p["ntasks_per_node"], p["nodes"]) == (2, 2, 1)
-    assert "ntasks_per_node" not in slurm.executor_parameters(slurm.BUILTIN_DEFAULTS, "x")
-    cpu = slurm.merge_resources(slurm.BUILTIN_DEFAULTS, {"tasks_per_node": 2})
-    assert slurm.executor_parameters(cpu, "x")["ntasks_per_node"] == 2
-    with pytest.raises(slurm.ProfileError, match="tasks_per_node 3 with gpus_per_node 2"):
-        slurm.profile_from_dict({"executor": "slurm", "defaults": {"gpus_per_node": 2},
+    assert "ntasks_per_node" not in slurm_groups.executor_parameters(
+        slurm_profiles.BUILTIN_DEFAULTS, "x")
+    cpu = slurm_profiles.merge_resources(slurm_profiles.BUILTIN_DEFAULTS, {"tasks_per_node": 2})
+    assert slurm_groups.executor_parameters(cpu, "x")["ntasks_per_node"] == 2
+    with pytest.raises(slurm_profiles.ProfileError, match="tasks_per_node 3 with gpus_per_node 2"):
+        slurm_profiles.profile_from_dict({"executor": "slurm", "defaults": {"gpus_per_node": 2},
                                  "groups": [{"name": "g", "match": {"model": "*"},
                                              "resources": {"tasks_per_node": 3}}]})
 
@@ -138,8 +139,8 @@ def test_one_rank_per_gpu_in_profiles():
 def test_example_profile_jobs_use_every_gpu_they_ask_for():
     root = Path(__file__).resolve().parent.parent
     for path in sorted((root / "slurm").glob("*.yaml")):
-        prof = slurm.load_profile(path)
-        for res in [prof.defaults, *(slurm.merge_resources(prof.defaults, g.resources)
+        prof = slurm_profiles.load_profile(path)
+        for res in [prof.defaults, *(slurm_profiles.merge_resources(prof.defaults, g.resources)
                                      for g in prof.groups)]:
             gpus = res.get("gpus_per_node") or 0
-            assert gpus <= 1 or slurm.ranks(res) == gpus, (path, res)
+            assert gpus <= 1 or slurm_profiles.ranks(res) == gpus, (path, res)

@@ -18,8 +18,18 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from bench import benchmarks, slurm, store, synthetic
+from bench import (
+    benchmarks,
+    slurm_ledger,
+    slurm_profiles,
+    slurm_queue,
+    slurm_status,
+    slurm_submit,
+    store,
+    synthetic,
+)
 from bench.record import RECORD_SCHEMA
+from bench.status import ACTIVE
 from bench.suite_expand import load_suite
 
 pytestmark = pytest.mark.slurm
@@ -63,20 +73,20 @@ def cleanup():
     yield lambda jobs, results: submitted.append((list(jobs), Path(results)))
     for jobs, results in submitted:
         try:
-            slurm.cancel(jobs, results)
-        except slurm.SlurmError:
+            slurm_status.cancel(jobs, results)
+        except slurm_queue.SlurmError:
             pass
 
 
-def finish(jobs, results, timeout_s: float = 300) -> slurm.StatusReport:
-    st = slurm.wait_for(jobs, results, poll_s=1.0, progress=False, timeout_s=timeout_s)
+def finish(jobs, results, timeout_s: float = 300) -> slurm_status.StatusReport:
+    st = slurm_status.wait_for(jobs, results, poll_s=1.0, progress=False, timeout_s=timeout_s)
     assert st.in_queue == 0, f"still queued after {timeout_s}s: {st}"
     return st
 
 
-def one_job_per_task() -> slurm.Profile:
+def one_job_per_task() -> slurm_profiles.Profile:
     """The local profile with one job per array task (it packs several)."""
-    local = slurm.load_profile(LOCAL_PROFILE)
+    local = slurm_profiles.load_profile(LOCAL_PROFILE)
     return dataclasses.replace(local, defaults={**local.defaults, "jobs_per_task": 1})
 
 
@@ -89,9 +99,9 @@ def comparable(record: dict) -> dict:
 def test_suite_runs_to_the_end_and_a_second_submit_sends_nothing(cluster, cleanup, tmp_path):
     suite = load_suite(SUITE)
     results = tmp_path / "results"
-    profile = slurm.load_profile(LOCAL_PROFILE)
+    profile = slurm_profiles.load_profile(LOCAL_PROFILE)
     cleanup(suite.jobs, results)
-    report = slurm.submit(suite.jobs, profile, results, cache=tmp_path / "cache", wait=True,
+    report = slurm_submit.submit(suite.jobs, profile, results, cache=tmp_path / "cache", wait=True,
                           poll_s=1.0, wait_timeout_s=600)
     # the shared pretraining is one job, the suite's two jobs one array that waits for it
     # (its tasks run jobs_per_task jobs each)
@@ -108,10 +118,10 @@ def test_suite_runs_to_the_end_and_a_second_submit_sends_nothing(cluster, cleanu
         jsonschema.validate(rec, RECORD_SCHEMA)
         assert rec["status"] == "done" and rec["metrics"]["steps_done"] == 300
 
-    st = slurm.status(suite.jobs, results)
+    st = slurm_status.status(suite.jobs, results)
     assert st.counts == {"done": 2, "running": 0, "pending": 0, "failed": 0, "diverged": 0,
                          "missing": 0}
-    again = slurm.submit(suite.jobs, profile, results, cache=tmp_path / "cache")
+    again = slurm_submit.submit(suite.jobs, profile, results, cache=tmp_path / "cache")
     assert again.submitted == [] and again.sbatch_calls == 0 and again.skipped_done == 2
 
 
@@ -123,15 +133,15 @@ def test_requeued_job_resumes_and_ends_like_an_uninterrupted_one(cluster, cleanu
     steps = 1500
     suite = load_suite(SUITE, [f"recipe.steps={steps}"])
     job = next(j for j in suite.jobs if j.config["strategy"]["name"] == "full")
-    profile = slurm.load_profile(LOCAL_PROFILE)
+    profile = slurm_profiles.load_profile(LOCAL_PROFILE)
     cache = tmp_path / "cache"
     interrupted, reference = tmp_path / "interrupted", tmp_path / "reference"
     cleanup([job], interrupted)
     cleanup([job], reference)
     # Pretrain here first, so both runs start fine-tuning at once.
-    slurm.submit([job], profile, interrupted, cache=cache, prepare="local")
-    slurm.submit([job], profile, reference, cache=cache, prepare="none")
-    slurm_id = slurm.read_ledger(interrupted, suite.name)["jobs"][job.job_id]["slurm_id"]
+    slurm_submit.submit([job], profile, interrupted, cache=cache, prepare="local")
+    slurm_submit.submit([job], profile, reference, cache=cache, prepare="none")
+    slurm_id = slurm_ledger.read_ledger(interrupted, suite.name)["jobs"][job.job_id]["slurm_id"]
 
     ckpt = checkpoint_path(interrupted, job.job_id)
     deadline = time.monotonic() + 240
@@ -141,7 +151,7 @@ def test_requeued_job_resumes_and_ends_like_an_uninterrupted_one(cluster, cleanu
     subprocess.run(["scontrol", "requeue", slurm_id], check=True)
     # Back in the queue with no record written: the next run has only the checkpoint.
     deadline = time.monotonic() + 60
-    while (state := slurm.queue_states().get(slurm_id)) not in slurm.PENDING_STATES:
+    while (state := slurm_queue.queue_states().get(slurm_id)) not in slurm_queue.PENDING_STATES:
         assert time.monotonic() < deadline, f"not pending again after requeue: {state}"
         time.sleep(0.2)
     assert not store.record_path(interrupted, suite.name, job.job_id).exists()
@@ -169,9 +179,9 @@ def test_failed_job_is_recorded_and_only_it_is_retried(cluster, cleanup, tmp_pat
     jobs = synthetic.synthetic_jobs(2, suite="retry") + \
         synthetic.synthetic_jobs(1, suite="retry", fail="once")
     bad = jobs[2].job_id
-    profile = slurm.load_profile(LOCAL_PROFILE)
+    profile = slurm_profiles.load_profile(LOCAL_PROFILE)
     cleanup(jobs, tmp_path)
-    slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
+    slurm_submit.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
     st = finish(jobs, tmp_path, timeout_s=120)
     assert st.counts["done"] == 2 and st.jobs[bad] == "failed", st
     rec = store.read_record(store.record_path(tmp_path, "retry", bad))
@@ -179,10 +189,11 @@ def test_failed_job_is_recorded_and_only_it_is_retried(cluster, cleanup, tmp_pat
     assert rec["error"]["type"] == "RuntimeError"
     assert "synthetic failure" in rec["error"]["reason"]
 
-    plain = slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
+    plain = slurm_submit.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
     assert plain.submitted == [] and plain.skipped_failed == 1 and plain.skipped_done == 2
 
-    retry = slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job, retry_failed=True)
+    retry = slurm_submit.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job,
+                                retry_failed=True)
     assert retry.submitted == [bad] and retry.sbatch_calls == 1
     st = finish(jobs, tmp_path, timeout_s=120)
     assert st.counts["done"] == 3, st
@@ -192,10 +203,10 @@ def test_time_limit_checkpoints_requeues_and_completes(cluster, cleanup, tmp_pat
     # 50 one-second steps do not fit a 1-minute limit: USR2 arrives about 20s before it,
     # submitit requeues the job and the next run resumes from the step checkpoint.
     jobs = synthetic.synthetic_jobs(1, suite="timeout", steps=50, step_seconds=1.0)
-    profile = slurm.profile_from_dict({"executor": "slurm", "defaults": {
+    profile = slurm_profiles.profile_from_dict({"executor": "slurm", "defaults": {
         "partition": "debug", "time_min": 1, "signal_delay_s": 20, "max_num_timeout": 5}})
     cleanup(jobs, tmp_path)
-    slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
+    slurm_submit.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
     st = finish(jobs, tmp_path, timeout_s=420)
     assert st.counts["done"] == 1, st
     rec = store.read_record(store.record_path(tmp_path, "timeout", jobs[0].job_id))
@@ -203,10 +214,10 @@ def test_time_limit_checkpoints_requeues_and_completes(cluster, cleanup, tmp_pat
 
 
 def test_arrays_are_split_at_max_array_size(cluster, cleanup, tmp_path, monkeypatch):
-    monkeypatch.setattr(slurm, "max_array_size", lambda: 3)  # arrays of at most 2 tasks
+    monkeypatch.setattr(slurm_queue, "max_array_size", lambda: 3)  # arrays of at most 2 tasks
     jobs = synthetic.synthetic_jobs(5, suite="chunks")
     cleanup(jobs, tmp_path)
-    report = slurm.submit(jobs, one_job_per_task(), tmp_path, fn=synthetic.synthetic_job)
+    report = slurm_submit.submit(jobs, one_job_per_task(), tmp_path, fn=synthetic.synthetic_job)
     assert report.sbatch_calls == 3 and [a.tasks for a in report.arrays] == [2, 2, 1]
     assert len({a.slurm_id for a in report.arrays}) == 3
     assert finish(jobs, tmp_path, timeout_s=120).counts["done"] == 5
@@ -214,19 +225,21 @@ def test_arrays_are_split_at_max_array_size(cluster, cleanup, tmp_path, monkeypa
 
 def test_cancel_stops_the_suite_and_a_submit_sends_it_again(cluster, cleanup, tmp_path):
     jobs = synthetic.synthetic_jobs(4, suite="cancel", steps=120, step_seconds=1.0)
-    profile = slurm.load_profile(LOCAL_PROFILE)
+    profile = slurm_profiles.load_profile(LOCAL_PROFILE)
     cleanup(jobs, tmp_path)
-    slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
+    slurm_submit.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
     deadline = time.monotonic() + 60
-    while slurm.status(jobs, tmp_path).counts["running"] == 0:
+    while slurm_status.status(jobs, tmp_path).counts["running"] == 0:
         assert time.monotonic() < deadline, "nothing started within 60s"
         time.sleep(0.5)
-    report = slurm.cancel(jobs, tmp_path)
+    report = slurm_status.cancel(jobs, tmp_path)
     assert report.cancelled and "cancelled" in str(report)
     st = finish(jobs, tmp_path, timeout_s=60)
     assert st.counts["missing"] == 4, st
-    assert len(slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job).submitted) == 4
-    assert slurm.status(jobs, tmp_path).active == 4
+    again = slurm_submit.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
+    assert len(again.submitted) == 4
+    st = slurm_status.status(jobs, tmp_path)
+    assert sum(st.counts[s] for s in ACTIVE) == 4
 
 
 def counted_run_job(config: dict, suite: str, results: Path, cache: Path | None = None) -> dict:
@@ -286,7 +299,7 @@ def test_bench_run_and_submit_at_once_run_each_job_exactly_once(cluster, cleanup
          str(results), "--cache", str(cache), "-q"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        slurm.submit(suite.jobs, one_job_per_task(), results, cache=cache,
+        slurm_submit.submit(suite.jobs, one_job_per_task(), results, cache=cache,
                      fn=counted_run_job)  # a task per job, each racing bench run for it
         st = finish(suite.jobs, results, timeout_s=400)
         out, err = local.communicate(timeout=400)
@@ -319,12 +332,12 @@ def test_a_two_task_job_trains_data_parallel_and_writes_one_record(cluster, clea
 
     suite = load_suite(SUITE, ["recipe.steps=60", "recipe.eval_every=30"])
     job = next(j for j in suite.jobs if j.config["strategy"]["name"] == "full")
-    profile = slurm.profile_from_dict({"executor": "slurm", "defaults": {
+    profile = slurm_profiles.profile_from_dict({"executor": "slurm", "defaults": {
         "partition": "debug", "time_min": 20, "cpus_per_task": 1, "tasks_per_node": 2,
         "mem_gb": 2}})
     results, cache = tmp_path / "results", tmp_path / "cache"
     cleanup([job], results)
-    report = slurm.submit([job], profile, results, cache=cache, prepare="local", wait=True,
+    report = slurm_submit.submit([job], profile, results, cache=cache, prepare="local", wait=True,
                           poll_s=1.0, wait_timeout_s=600)
     assert report.final.counts["done"] == 1, report.final
     records, skipped = store.load_records(results, suite.name)
@@ -335,7 +348,7 @@ def test_a_two_task_job_trains_data_parallel_and_writes_one_record(cluster, clea
     assert rec["provenance"]["ranks"] == 2
     assert rec["metrics"]["images_per_second"] * rec["metrics"]["train_seconds"] == \
         pytest.approx(60 * 32, rel=1e-6)  # the global batch, counted once
-    slurm_id = slurm.read_ledger(results, suite.name)["jobs"][job.job_id]["slurm_id"]
+    slurm_id = slurm_ledger.read_ledger(results, suite.name)["jobs"][job.job_id]["slurm_id"]
     logs = results / ".submitit" / suite.name
     assert {p.name for p in logs.glob(f"{slurm_id}_*_log.out")} == \
         {f"{slurm_id}_0_log.out", f"{slurm_id}_1_log.out"}  # two tasks ran it

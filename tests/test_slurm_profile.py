@@ -15,7 +15,17 @@ import jsonschema
 import pytest
 import yaml
 
-from bench import slurm, store, synthetic
+from bench import (
+    slurm_groups,
+    slurm_ledger,
+    slurm_profiles,
+    slurm_queue,
+    slurm_status,
+    slurm_submit,
+    slurm_task,
+    store,
+    synthetic,
+)
 from bench.record import RECORD_SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,8 +39,8 @@ def write(tmp_path: Path, data, name: str = "profile.yaml") -> Path:
 
 
 def problems_of(tmp_path: Path, data) -> list[str]:
-    with pytest.raises(slurm.ProfileError) as e:
-        slurm.load_profile(write(tmp_path, data))
+    with pytest.raises(slurm_profiles.ProfileError) as e:
+        slurm_profiles.load_profile(write(tmp_path, data))
     assert isinstance(e.value, ValueError)
     return e.value.problems
 
@@ -51,9 +61,9 @@ def test_shipped_profiles_are_valid(path):
     """Each shipped profile loads without a problem, and what loads is what the file says
     (read here with plain YAML): its defaults over the built-in ones, its groups in order."""
     raw = yaml.safe_load(path.read_text())
-    profile = slurm.load_profile(path)
+    profile = slurm_profiles.load_profile(path)
     given = {k: v for k, v in (raw.get("defaults") or {}).items() if v is not None}  # null: absent
-    assert profile.defaults == {**slurm.BUILTIN_DEFAULTS, **given}
+    assert profile.defaults == {**slurm_profiles.BUILTIN_DEFAULTS, **given}
     assert [(g.name, g.match, g.resources) for g in profile.groups] == [
         (g["name"], g["match"], g["resources"]) for g in raw.get("groups") or []]
     assert profile.prepare == raw.get("prepare", "slurm")
@@ -62,8 +72,8 @@ def test_shipped_profiles_are_valid(path):
 
 
 def test_minimal_profile_gets_builtin_defaults(tmp_path):
-    p = slurm.load_profile(write(tmp_path, {"executor": "slurm"}))
-    assert p.defaults == slurm.BUILTIN_DEFAULTS
+    p = slurm_profiles.load_profile(write(tmp_path, {"executor": "slurm"}))
+    assert p.defaults == slurm_profiles.BUILTIN_DEFAULTS
     assert p.groups == () and p.log_dir is None and p.prepare == "slurm"
 
 
@@ -123,20 +133,20 @@ def test_group_needs_match_and_resources_and_unique_names(tmp_path):
 
 
 def test_missing_file_and_bad_yaml(tmp_path):
-    with pytest.raises(slurm.ProfileError, match="no such profile file"):
-        slurm.load_profile(tmp_path / "nope.yaml")
-    with pytest.raises(slurm.ProfileError, match=r"YAML error: line 2, column 1"):
-        slurm.load_profile(write(tmp_path, "executor: [slurm\n"))
-    with pytest.raises(slurm.ProfileError, match="must be a YAML mapping"):
-        slurm.load_profile(write(tmp_path, "- slurm\n"))
+    with pytest.raises(slurm_profiles.ProfileError, match="no such profile file"):
+        slurm_profiles.load_profile(tmp_path / "nope.yaml")
+    with pytest.raises(slurm_profiles.ProfileError, match=r"YAML error: line 2, column 1"):
+        slurm_profiles.load_profile(write(tmp_path, "executor: [slurm\n"))
+    with pytest.raises(slurm_profiles.ProfileError, match="must be a YAML mapping"):
+        slurm_profiles.load_profile(write(tmp_path, "- slurm\n"))
 
 
 def test_profiles_are_read_as_strictly_as_suites(tmp_path):
     """The suites' YAML reader: a duplicated key is an error (reported with the profile's own
     problems), and so are tabs, Python tags and directories."""
     text = "executor: slurm\ndefaults:\n  time_min: 5\n  time_min: 50\n  gpus: 1\n"
-    with pytest.raises(slurm.ProfileError) as e:
-        slurm.load_profile(write(tmp_path, text))
+    with pytest.raises(slurm_profiles.ProfileError) as e:
+        slurm_profiles.load_profile(write(tmp_path, text))
     assert len(e.value.problems) == 2, e.value.problems
     assert "line 4: key 'time_min' is given twice in one mapping (first on line 3)" \
         in e.value.problems[0]
@@ -145,14 +155,16 @@ def test_profiles_are_read_as_strictly_as_suites(tmp_path):
            "tag": "executor: !!python/name:os.system slurm\n",
            "two documents": "executor: slurm\n---\nexecutor: slurm\n"}
     for what, text in bad.items():
-        with pytest.raises(slurm.ProfileError, match="YAML error"):
-            slurm.load_profile(write(tmp_path, text, name=f"{what.replace(' ', '-')}.yaml"))
-    with pytest.raises(slurm.ProfileError, match="is a directory; give a SLURM profile file"):
-        slurm.load_profile(tmp_path)
+        with pytest.raises(slurm_profiles.ProfileError, match="YAML error"):
+            slurm_profiles.load_profile(
+                write(tmp_path, text, name=f"{what.replace(' ', '-')}.yaml"))
+    with pytest.raises(slurm_profiles.ProfileError,
+                       match="is a directory; give a SLURM profile file"):
+        slurm_profiles.load_profile(tmp_path)
 
 
 def test_null_means_unset(tmp_path):
-    p = slurm.load_profile(write(tmp_path, {"executor": "slurm",
+    p = slurm_profiles.load_profile(write(tmp_path, {"executor": "slurm",
                                             "defaults": {"account": None, "time_min": 5}}))
     assert "account" not in p.defaults and p.defaults["time_min"] == 5
 
@@ -174,13 +186,13 @@ PROFILE = {
 
 
 def test_first_matching_group_wins_and_defaults_come_last(tmp_path):
-    profile = slurm.profile_from_dict(PROFILE)
+    profile = slurm_profiles.profile_from_dict(PROFILE)
     jobs = [job_with_model("vit_base_patch16_224", 0),
             job_with_model("vit_large_patch16_224", 1),
             job_with_model("vit_large_patch16_224", 2, dataset="domainnet"),
             job_with_model("vit_large_patch16_224", 3),
             job_with_model("vit_base_patch16_224", 4)]
-    groups = slurm.group_jobs(jobs, profile)
+    groups = slurm_groups.group_jobs(jobs, profile)
     assert [g.name for g in groups] == ["large_dn", "large", "default"]
     assert [[j.config["seed"] for j in g.jobs] for g in groups] == [[2], [1, 3], [0, 4]]
     large = groups[1].resources
@@ -191,13 +203,13 @@ def test_first_matching_group_wins_and_defaults_come_last(tmp_path):
 
 
 def test_executor_parameters():
-    profile = slurm.profile_from_dict(PROFILE)
+    profile = slurm_profiles.profile_from_dict(PROFILE)
     _, res = profile.resources_for(job_with_model("vit_large_patch16_224").config)
-    p = slurm.executor_parameters(res, "bench-s-large")
+    p = slurm_groups.executor_parameters(res, "bench-s-large")
     assert p["time"] == 300 and p["mem"] == "66048MB" and p["gpus_per_node"] == 1
     assert p["partition"] == "gpu" and p["job_name"] == "bench-s-large"
     assert p["additional_parameters"] == {"mail-type": "FAIL", "exclusive": True}
-    none = slurm.executor_parameters({**slurm.BUILTIN_DEFAULTS, "gpus_per_node": 0,
+    none = slurm_groups.executor_parameters({**slurm_profiles.BUILTIN_DEFAULTS, "gpus_per_node": 0,
                                       "mem_gb": 2}, "x")
     assert "gpus_per_node" not in none and none["mem"] == "2GB" and "partition" not in none
     # submitit accepts every key it is given
@@ -207,18 +219,18 @@ def test_executor_parameters():
 
 
 def test_array_chunks():
-    group = slurm.JobGroup("g", {}, list(range(7)))
-    assert slurm.array_chunks(group, 3) == [[0, 1, 2], [3, 4, 5], [6]]
-    assert slurm.array_chunks(group, 10) == [list(range(7))]
+    group = slurm_groups.JobGroup("g", {}, list(range(7)))
+    assert slurm_groups.array_chunks(group, 3) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert slurm_groups.array_chunks(group, 10) == [list(range(7))]
     with pytest.raises(ValueError):
-        slurm.array_chunks(group, 0)
+        slurm_groups.array_chunks(group, 0)
 
 
 def test_max_array_size_reads_scontrol(monkeypatch):
     out = "Configuration data as of 2026-01-01\nMaxArraySize            = 4\nMaxJobCount = 10000\n"
-    monkeypatch.setattr(slurm, "_run", lambda cmd, timeout=60: out)
-    assert slurm.max_array_size() == 4
-    assert slurm.slurm_config()["MaxJobCount"] == "10000"
+    monkeypatch.setattr(slurm_queue, "run_command", lambda cmd, timeout=60: out)
+    assert slurm_queue.max_array_size() == 4
+    assert slurm_queue.slurm_config()["MaxJobCount"] == "10000"
 
 
 # ----------------------------------------------------------- submit with a fake cluster
@@ -272,9 +284,9 @@ class FakeCluster:
 @pytest.fixture
 def fake(monkeypatch):
     cluster = FakeCluster()
-    monkeypatch.setattr(slurm.submitit, "SlurmExecutor", cluster.Executor)
-    monkeypatch.setattr(slurm, "queue_states", lambda: dict(cluster.queue))
-    monkeypatch.setattr(slurm, "max_array_size", lambda: 4)  # arrays of at most 3 tasks
+    monkeypatch.setattr(slurm_submit.submitit, "SlurmExecutor", cluster.Executor)
+    monkeypatch.setattr(slurm_queue, "queue_states", lambda: dict(cluster.queue))
+    monkeypatch.setattr(slurm_queue, "max_array_size", lambda: 4)  # arrays of at most 3 tasks
     return cluster
 
 
@@ -287,9 +299,9 @@ def finish(results: Path, job, status: str = "done") -> None:
 
 def test_submit_chunks_records_ledger_and_skips_what_is_queued(fake, tmp_path):
     jobs = synthetic.synthetic_jobs(7, suite="syn")
-    profile = slurm.profile_from_dict({"executor": "slurm",
+    profile = slurm_profiles.profile_from_dict({"executor": "slurm",
                                        "defaults": {"array_parallelism": 2}})
-    report = slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
+    report = slurm_submit.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
     assert report.sbatch_calls == 3 == len(fake.sbatch)
     assert [n for _, n in fake.sbatch] == [3, 3, 1]
     assert fake.sbatch[0][0]["array_parallelism"] == 2
@@ -301,91 +313,94 @@ def test_submit_chunks_records_ledger_and_skips_what_is_queued(fake, tmp_path):
     assert report.log_dir == (tmp_path / ".submitit" / "syn").resolve()
     assert "7 of 7 jobs submitted in 3 sbatch call(s)" in str(report)
 
-    again = slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
+    again = slurm_submit.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
     assert again.submitted == [] and again.sbatch_calls == 0 and again.skipped_queued == 7
 
-    st = slurm.status(jobs, tmp_path)
+    st = slurm_status.status(jobs, tmp_path)
     assert st.counts == {"done": 0, "running": 0, "pending": 7, "failed": 0, "diverged": 0,
                          "missing": 0}
 
 
 def test_submit_resends_vanished_jobs_and_failed_ones_only_on_request(fake, tmp_path):
     jobs = synthetic.synthetic_jobs(4, suite="syn")
-    profile = slurm.profile_from_dict({"executor": "slurm"})
-    slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
+    profile = slurm_profiles.profile_from_dict({"executor": "slurm"})
+    slurm_submit.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
     fake.queue = {"101_0": "RUNNING", "101_1": "COMPLETED", "101_2": "CANCELLED",
                   "101_3": "COMPLETED"}
     finish(tmp_path, jobs[1])
     finish(tmp_path, jobs[3], "failed")
-    st = slurm.status(jobs, tmp_path)
+    st = slurm_status.status(jobs, tmp_path)
     assert st.jobs == {jobs[0].job_id: "running", jobs[1].job_id: "done",
                        jobs[2].job_id: "missing", jobs[3].job_id: "failed"}
 
-    report = slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
+    report = slurm_submit.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
     assert report.submitted == [jobs[2].job_id]  # cancelled without a record: sent again
     assert (report.skipped_done, report.skipped_queued, report.skipped_failed) == (1, 1, 1)
 
-    fake.queue[slurm.read_ledger(tmp_path, "syn")["jobs"][jobs[2].job_id]["slurm_id"]] = \
+    fake.queue[slurm_ledger.read_ledger(tmp_path, "syn")["jobs"][jobs[2].job_id]["slurm_id"]] = \
         "COMPLETED"
     finish(tmp_path, jobs[2])
-    retry = slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job, retry_failed=True)
+    retry = slurm_submit.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job,
+                                retry_failed=True)
     assert retry.submitted == [jobs[3].job_id] and retry.sbatch_calls == 1
     # a failed job being retried counts as pending, not failed
-    assert slurm.status(jobs, tmp_path).jobs[jobs[3].job_id] == "pending"
+    assert slurm_status.status(jobs, tmp_path).jobs[jobs[3].job_id] == "pending"
 
 
 def test_submit_with_shared_preparation_job(fake, tmp_path):
     jobs = synthetic.synthetic_jobs(2, suite="syn")
-    profile = slurm.profile_from_dict({"executor": "slurm", "defaults": {
+    profile = slurm_profiles.profile_from_dict({"executor": "slurm", "defaults": {
         "additional_parameters": {"dependency": "afterok:7"}}})
-    report = slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job, prepare="slurm")
+    report = slurm_submit.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job,
+                                 prepare="slurm")
     assert report.sbatch_calls == 2 and report.prepare_job == "101"
     prep_params, arr_params = fake.sbatch[0][0], fake.sbatch[1][0]
     assert "array_parallelism" not in prep_params
     assert arr_params["additional_parameters"]["dependency"] == "afterok:7,afterany:101"
-    assert slurm.read_ledger(tmp_path, "syn")["prepare"][0]["slurm_id"] == "101"
+    assert slurm_ledger.read_ledger(tmp_path, "syn")["prepare"][0]["slurm_id"] == "101"
 
 
 def test_cancel_uses_whole_arrays_when_it_can(fake, tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(slurm, "_run", lambda cmd, timeout=60: calls.append(cmd) or "")
+    monkeypatch.setattr(slurm_queue, "run_command", lambda cmd, timeout=60: calls.append(cmd) or "")
     jobs = synthetic.synthetic_jobs(5, suite="syn")
-    profile = slurm.profile_from_dict({"executor": "slurm"})
-    slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)  # arrays 101 (3), 102 (2)
+    profile = slurm_profiles.profile_from_dict({"executor": "slurm"})
+    # arrays 101 (3), 102 (2)
+    slurm_submit.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
     fake.queue["101_2"] = "COMPLETED"
     fake.queue["999_0"] = "RUNNING"  # someone else's job of the same user
-    report = slurm.cancel(jobs, tmp_path)
+    report = slurm_status.cancel(jobs, tmp_path)
     assert calls == [["scancel", "101", "102"]] and report.cancelled == ["101", "102"]
     calls.clear()
-    slurm.cancel(jobs[:1], tmp_path)  # only part of array 101: task by task
+    slurm_status.cancel(jobs[:1], tmp_path)  # only part of array 101: task by task
     assert calls == [["scancel", "101_0"]]
 
 
 def test_status_without_squeue_still_counts_records(tmp_path, monkeypatch):
-    monkeypatch.setattr(slurm.shutil, "which", lambda name: None)
+    monkeypatch.setattr(slurm_queue.shutil, "which", lambda name: None)
     jobs = synthetic.synthetic_jobs(2, suite="syn")
     finish(tmp_path, jobs[0])
-    slurm.write_ledger(tmp_path, "syn", {"version": 1, "suite": "syn", "prepare": [],
+    slurm_ledger.write_ledger(tmp_path, "syn", {"version": 1, "suite": "syn", "prepare": [],
                                           "jobs": {jobs[1].job_id: {"slurm_id": "5_1"}}})
-    st = slurm.status(jobs, tmp_path)
+    st = slurm_status.status(jobs, tmp_path)
     assert st.counts["done"] == 1 and st.counts["missing"] == 1
     assert "squeue" in st.queue_error and "queue unknown" in str(st)
-    with pytest.raises(slurm.SlurmError, match="no SLURM client"):
-        slurm.submit(jobs, slurm.profile_from_dict({"executor": "slurm"}), tmp_path,
+    with pytest.raises(slurm_queue.SlurmError, match="no SLURM client"):
+        slurm_submit.submit(jobs, slurm_profiles.profile_from_dict({"executor": "slurm"}), tmp_path,
                      fn=synthetic.synthetic_job)
 
 
 def test_damaged_ledger_stops_submission(tmp_path):
     (tmp_path / "syn").mkdir()
     (tmp_path / "syn" / ".ledger.json").write_text("{not json")
-    with pytest.raises(slurm.SlurmError, match="unreadable submission ledger"):
-        slurm.read_ledger(tmp_path, "syn")
+    with pytest.raises(slurm_queue.SlurmError, match="unreadable submission ledger"):
+        slurm_ledger.read_ledger(tmp_path, "syn")
 
 
 def test_jobs_of_two_suites_are_refused(tmp_path):
     jobs = synthetic.synthetic_jobs(1, suite="a") + synthetic.synthetic_jobs(1, suite="b")
     with pytest.raises(ValueError, match="several suites"):
-        slurm.submit(jobs, slurm.profile_from_dict({"executor": "slurm"}), tmp_path)
+        slurm_submit.submit(jobs, slurm_profiles.profile_from_dict({"executor": "slurm"}), tmp_path)
 
 
 # --------------------------------------------------------------------- the callable
@@ -396,7 +411,7 @@ def _raise(config, suite, results, cache):
 
 def test_slurm_job_records_an_escaping_exception_as_failed(tmp_path):
     job = synthetic.synthetic_jobs(1, suite="syn")[0]
-    call = slurm.SlurmJob("syn", job.job_id, _raise)
+    call = slurm_task.SlurmJob("syn", job.job_id, _raise)
     with pytest.raises(KeyError):
         call(job.config, str(tmp_path), None)
     rec = store.read_record(store.record_path(tmp_path, "syn", job.job_id))
@@ -407,22 +422,24 @@ def test_slurm_job_records_an_escaping_exception_as_failed(tmp_path):
 
 def test_several_jobs_per_task_share_one_array_task(fake, tmp_path):
     jobs = synthetic.synthetic_jobs(7, suite="syn", steps=2)
-    profile = slurm.profile_from_dict({"executor": "slurm", "defaults": {"jobs_per_task": 3}})
-    report = slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
+    profile = slurm_profiles.profile_from_dict({"executor": "slurm",
+                                                "defaults": {"jobs_per_task": 3}})
+    report = slurm_submit.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job)
     assert report.sbatch_calls == 1 and [a.tasks for a in report.arrays] == [3]
     assert fake.sbatch[0][1] == 3 and len(report.submitted) == 7
-    ledger = slurm.read_ledger(tmp_path, "syn")["jobs"]
+    ledger = slurm_ledger.read_ledger(tmp_path, "syn")["jobs"]
     assert [ledger[j.job_id]["slurm_id"] for j in jobs] == ["101_0"] * 3 + ["101_1"] * 3 + \
         ["101_2"]
-    assert slurm.status(jobs, tmp_path).counts["pending"] == 7
-    assert slurm.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job).submitted == []
+    assert slurm_status.status(jobs, tmp_path).counts["pending"] == 7
+    assert slurm_submit.submit(jobs, profile, tmp_path, fn=synthetic.synthetic_job).submitted == []
 
 
 def test_a_packed_task_runs_every_job_and_fails_when_one_failed(tmp_path):
     jobs = synthetic.synthetic_jobs(3, suite="syn", steps=2)
-    calls = slurm.SlurmJobs([slurm.SlurmJob("syn", jobs[0].job_id, synthetic.synthetic_job),
-                             slurm.SlurmJob("syn", jobs[1].job_id, _raise),
-                             slurm.SlurmJob("syn", jobs[2].job_id, synthetic.synthetic_job)])
+    job = slurm_task.SlurmJob
+    calls = slurm_task.SlurmJobs([job("syn", jobs[0].job_id, synthetic.synthetic_job),
+                                  job("syn", jobs[1].job_id, _raise),
+                                  job("syn", jobs[2].job_id, synthetic.synthetic_job)])
     with pytest.raises(KeyError):
         calls([j.config for j in jobs], str(tmp_path), None)
     assert [store.read_record(store.record_path(tmp_path, "syn", j.job_id))["status"]
@@ -433,7 +450,7 @@ def test_a_packed_task_runs_every_job_and_fails_when_one_failed(tmp_path):
 
 def test_slurm_job_checkpoint_resubmits_the_same_call(tmp_path):
     job = synthetic.synthetic_jobs(1, suite="syn", steps=3)[0]
-    call = slurm.SlurmJob("syn", job.job_id, synthetic.synthetic_job)
+    call = slurm_task.SlurmJob("syn", job.job_id, synthetic.synthetic_job)
     delayed = call.checkpoint(job.config, str(tmp_path), None)
     assert delayed.function is call and delayed.args == (job.config, str(tmp_path), None)
     rec = delayed.result()
