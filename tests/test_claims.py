@@ -187,10 +187,10 @@ def _status_record(results, job, status: str) -> None:
     rec = synthetic.synthetic_job(job.config, job.suite, results)
     if status != "done":
         rec.update(status=status, error={"type": "X", "reason": "x", "traceback": ""})
-        store.write_status_record(results, rec)
+        store.write_record(results, rec)
 
 
-def test_done_wins_then_the_queue_then_a_live_claim_then_the_status_record(tmp_path):
+def test_done_wins_then_the_queue_then_a_live_claim_then_the_record(tmp_path):
     jobs = synthetic.synthetic_jobs(6, suite="syn")
     ids = [j.job_id for j in jobs]
     _status_record(tmp_path, jobs[0], "done")
