@@ -39,8 +39,8 @@ def _below(real: str, real_root: str) -> bool:
 def outside(root: str | os.PathLike, path: str | os.PathLike) -> OutsideRoot | None:
     """The problem with ``path`` under ``root`` (the first link that leaves it), else None."""
     root, path = Path(root), Path(path)
-    try:
-        rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
+    try:  # absolute, but not normalised: a `..` below the root is seen
+        rel = path.absolute().relative_to(root.absolute())
     except ValueError:
         return None  # not under the root: the caller's own choice, not a results folder's
     real_root = os.path.realpath(root)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bench import store
 from bench.components import BLOCK_COMPONENTS
+from bench.rootpath import inside
 from bench.suite import format_lr
 
 _HEX = re.compile(r"[0-9a-f]{1,16}")
@@ -48,7 +49,7 @@ def find_record(what: str, results: Path) -> Path:
         more = f"\n  ... and {len(found) - 20} more" if len(found) > 20 else ""
         raise NotFound(f"{len(found)} records start with {what}; give more of the job id:\n  "
                        f"{shown}{more}")
-    return found[0]
+    return inside(results, found[0])  # never read through a link out of the results folder
 
 
 def ascii_plot(points: list[tuple[float, float]], width: int = 60, height: int = 8,
