@@ -34,7 +34,7 @@ from bench import figures as figs
 from bench import site, stats
 from bench.components import COMPONENTS, PAPER_PLASTICITY_RANKING
 from bench.datasets import dataset_label
-from bench.markup import csv_cell, escape_text, escaped_record
+from bench.markup import csv_cell, escape_text, escaped_record, unescape_text
 from bench.paper_table import CITATION, SOURCE, paper_reference, published
 from bench.protocol import reproducing_paper
 from bench.rootpath import inside, outside
@@ -141,7 +141,9 @@ FILTERS = ("suite", "protocol", "model", "dataset", "strategy")
 def _keys(df: pd.DataFrame) -> list[dict]:
     """Per row of ``df``, its ``FILTERS`` values (those it has columns for)."""
     cols = [c for c in FILTERS if c in df.columns]
-    return [dict(zip(cols, map(str, vals))) for vals in zip(*(df[c] for c in cols))] if cols \
+    # the site escapes them for HTML itself: the record's text, not its Markdown escapes
+    return [dict(zip(cols, (unescape_text(str(v)) for v in vals)))
+            for vals in zip(*(df[c] for c in cols))] if cols \
         else [{} for _ in range(len(df))]
 
 
@@ -873,7 +875,7 @@ def write_csvs(tables: Mapping[str, pd.DataFrame], csv_dir: Path) -> None:
     (``bench.markup.csv_cell``), numbers stay numbers."""
     csv_dir.mkdir(parents=True, exist_ok=True)
     for name, df in tables.items():
-        text_cols = [c for c in df.columns if df[c].dtype == object]
+        text_cols = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
         safe = df.assign(**{c: df[c].map(csv_cell) for c in text_cols}) if text_cols else df
         atomic_write_text(csv_dir / f"{name}.csv", safe.to_csv(index=False, lineterminator="\n"))
 

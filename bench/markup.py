@@ -33,6 +33,12 @@ def escape_text(text: str) -> str:
     return _SPECIAL.sub(lambda m: "\\" + m.group(), text)
 
 
+def unescape_text(text: str) -> str:
+    """The text ``escape_text`` escaped (for places that escape for themselves: HTML
+    attributes, the site's filters)."""
+    return ESCAPED.sub(r"\1", text)
+
+
 def _escaped(value: Any) -> Any:
     if isinstance(value, str):
         return escape_text(value) if _SPECIAL.search(value) else value
