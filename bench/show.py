@@ -92,7 +92,7 @@ def _key(entry) -> str:
 def _configuration(rec: dict) -> list[str]:
     c = rec["config"]
     m, r, p = c["model"], c["recipe"], c["plasticity"]
-    w = m["weights"]
+    w = m["weights"] if isinstance(m["weights"], dict) else {"source": m["weights"]}
     lines = [
         f"  model       {m['label']} ({m['name']}, weights: {w.get('source')}"
         + (f" {w['file']}" if w.get("file") else "") + ")"

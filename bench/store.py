@@ -43,6 +43,7 @@ from bench.record import JOB_ID, SUITE_NAME, RecordError, check_record, dumps_re
 from bench.rootpath import inside, outside
 
 MAX_RECORD_BYTES = 64 * 2**20  # a record is a few kB; a file this large is not one
+MAX_RECORD_DEPTH = 32  # a record nests 6 levels deep; code that walks one must not overflow
 
 # The leaderboard's figures live in the results directory under a name no suite can have
 # (suite names start with a letter or digit); readers do not look into folders starting
@@ -359,8 +360,24 @@ def read_record(path: Path) -> dict:
         raise RecordError(f"not valid JSON ({e}); a truncated or damaged file") from None
     except RecursionError:
         raise RecordError("JSON nested too deeply to be a record") from None
+    if _depth(record) > MAX_RECORD_DEPTH:
+        raise RecordError(f"JSON nested deeper than {MAX_RECORD_DEPTH} levels: not a record")
     check_record(record)
     return record
+
+
+def _depth(value: object) -> int:
+    """How deep JSON containers nest in ``value`` (iterative: any depth json.loads allows)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        node, depth = todo.pop()
+        if depth > deepest:
+            deepest = depth
+            if depth > MAX_RECORD_DEPTH:
+                break
+        items = node.values() if isinstance(node, dict) else node
+        todo.extend((v, depth + 1) for v in items if isinstance(v, (dict, list)))
+    return deepest if isinstance(value, (dict, list)) else 0
 
 
 @dataclass
