@@ -33,14 +33,13 @@ from bench import aggregate as agg
 from bench import figures as figs
 from bench import site, stats
 from bench.components import COMPONENTS, PAPER_PLASTICITY_RANKING
-from bench.datasets import dataset_label
-from bench.markup import csv_cell, escape_text, escaped_record, unescape_text
+from bench.markup import csv_cell, entry_labels, escape_text, escaped_record, unescape_text
 from bench.paper_table import CITATION, SOURCE, paper_reference, published
 from bench.protocol import reproducing_paper
 from bench.rootpath import inside, outside
 from bench.status import Status
 from bench.store import FIGURES_DIR, Skipped, atomic_write_text, load_records, log_path
-from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE, strategy_label
+from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE
 
 # The paper's plasticity scale (protocol.md): 200 batches of 64 pairs per (model, dataset).
 PAPER_PAIRS = 12_800
@@ -930,8 +929,7 @@ def build_site(site_dir: Path, results_dir: Path, records: list[dict], current: 
     def job_pages() -> Iterator[tuple[str, str]]:
         for r in sorted(records, key=lambda r: (r["suite"], r["job_id"])):
             cfg = r["config"]
-            labels = {"model": cfg["model"]["label"], "dataset": dataset_label(cfg["dataset"]),
-                      "strategy": strategy_label(cfg["strategy"]),
+            labels = {"model": cfg["model"]["label"], **entry_labels(cfg),
                       "protocol": agg.protocol_of(r)}
             log = log_path(results_dir, r["suite"], r["job_id"])
             log = None if log in set_aside else log

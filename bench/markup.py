@@ -11,7 +11,8 @@ reasons, provenance) is text, never markup:
   without those characters (every committed label) is unchanged;
 - ``escaped_record``: a copy of a record with every string escaped, what the tables are
   built from (``bench.leaderboard``); curves and plasticity hold numbers and schema-checked
-  component names only;
+  component names only; dataset and strategy parameters stay as they are, their labels are
+  made from the record, then escaped;
 - ``csv_cell``: a CSV text cell that a spreadsheet would run as a formula (``=``, ``+``,
   ``-``, ``@``, tab, carriage return first) gets a leading ``'``; numbers stay numbers.
 """
@@ -20,6 +21,9 @@ from __future__ import annotations
 
 import re
 from typing import Any
+
+from bench.datasets import dataset_label
+from bench.strategies import strategy_label
 
 _SPECIAL = re.compile(r"[\\`*\[\]<>&~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 ESCAPED = re.compile(r"\\([\\`*\[\]<>&~_])")
@@ -50,8 +54,28 @@ def _escaped(value: Any) -> Any:
 
 
 def escaped_record(record: dict) -> dict:
-    """A copy of ``record`` whose strings are escaped (``escape_text``), for display."""
-    return {k: (v if k in _NOT_TEXT else _escaped(v)) for k, v in record.items()}
+    """A copy of ``record`` whose strings are escaped (``escape_text``), for display.
+
+    The dataset's and strategy's parameters stay as they are (what they mean is computed from
+    them) and their labels are made from the record as it is, then escaped."""
+    out = {k: (v if k in _NOT_TEXT else _escaped(v)) for k, v in record.items()}
+    for part, text in entry_labels(record["config"]).items():
+        entry = record["config"][part]
+        out["config"][part] = {**{k: v if k == "params" else _escaped(v)
+                                  for k, v in entry.items()}, "label": escape_text(text)}
+    return out
+
+
+def entry_labels(config: dict) -> dict[str, str]:
+    """The dataset's and the strategy's labels (``dataset_label``, ``strategy_label``), or
+    their keys where the parameters of a record from elsewhere do not make one."""
+    out = {}
+    for part, label in (("dataset", dataset_label), ("strategy", strategy_label)):
+        try:
+            out[part] = label(config[part])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            out[part] = str(config[part]["key"])
+    return out
 
 
 def csv_cell(value: Any) -> Any:

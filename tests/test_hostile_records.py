@@ -157,4 +157,11 @@ def test_the_named_mutations_are_set_aside(folder, capsys):
     assert cli.main(["leaderboard", "--results", str(results), "--out", str(base / "L.md"),
                      "--no-site", "--suites"]) == 0
     assert cli.main(["show", HOSTILE_ID, "--results", str(results)]) == 2
+    # valid, but its parameters make no label: shown by its key, the others' scores unchanged
+    rec = make_record("full", seed=7, test=0.9, plasticity=PLAST, job_id=HOSTILE_ID)
+    rec["config"]["dataset"] = {"name": "folder", "key": "<b>k</b>", "params": {}}
+    _write(results, rec)
+    assert cli.main(["leaderboard", "--results", str(results), "--out", str(base / "L.md"),
+                     "--no-site", "--suites"]) == 0
+    assert "\\<b\\>k\\</b\\>" in (base / "L.md").read_text()
     assert "Traceback" not in capsys.readouterr().err
