@@ -153,3 +153,19 @@ def test_run_refuses_a_suite_folder_that_links_out(tmp_path, capsys):
     assert cli.main(["run", str(suite_file), "--results", str(results)]) == 2
     _refused(capsys, results / "st", elsewhere)
     assert list(elsewhere.iterdir()) == []
+
+
+def test_submit_logs_never_go_through_a_link_out(tmp_path):
+    from bench.slurm import Profile, log_dir_for
+
+    results, elsewhere = tmp_path / "results", tmp_path / "elsewhere"
+    results.mkdir()
+    elsewhere.mkdir()
+    assert log_dir_for(Profile(defaults={}), results, "st") == \
+        (results / ".submitit" / "st").resolve()
+    os.symlink(elsewhere, results / ".submitit")
+    with pytest.raises(OutsideRoot, match=r"\.submitit is a symbolic link to"):
+        log_dir_for(Profile(defaults={}), results, "st")
+    # a log folder of the user's own, outside the results: theirs to choose
+    mine = Profile(defaults={}, log_dir=tmp_path / "logs")
+    assert log_dir_for(mine, results, "st") == (tmp_path / "logs" / "st").resolve()
