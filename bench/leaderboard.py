@@ -825,8 +825,10 @@ def build_leaderboard(results_dir: str | os.PathLike, out_path: str | os.PathLik
     HTML site there: ``build_site``) from ``results_dir``.
 
     ``plans`` maps a suite name to the job ids its suite file expands to now: that suite's
-    other records are stale (named, never scored). Unreadable record files are reported on
-    stderr and returned (a strict caller fails on them); they are not listed on the page.
+    other records are stale (named, never scored). Files that are not valid records, and
+    records or logs reached through a link out of ``results_dir`` (never read), are reported
+    on stderr, named on the page under "Set aside" and returned (a strict caller fails on
+    them). Nothing is written through a link that leaves ``results_dir`` (``OutsideRoot``).
     Figures go to ``figures_dir`` (default ``<results>/_figures/``, a name no suite can
     have), which this function owns. The page links them relatively.
     """
