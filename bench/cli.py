@@ -34,6 +34,7 @@ from bench.cli_suite import cmd_plan, cmd_prune, cmd_strategies, cmd_validate
 from bench.cli_tools import cmd_perf, cmd_plasticity, cmd_selftest
 from bench.formats import ChecksumMismatch, UnreadableFile, UnreadableImages
 from bench.preflight import PreflightError
+from bench.rootpath import OutsideRoot
 from bench.suite_read import SuiteError
 from bench.suite_select import ONLY_FIELDS
 
@@ -334,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         for prob in e.problems:
             print(f"  {prob}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (UserError, PreflightError) as e:
+    except (UserError, PreflightError, OutsideRoot) as e:  # OutsideRoot: a link out of results
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (FileNotFoundError, UnreadableImages, UnreadableFile, ChecksumMismatch) as e:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import submitit
 
+from bench.rootpath import inside
 from bench import slurm_queue, store
 from bench.slurm_groups import array_chunks, executor_parameters, group_jobs
 from bench.slurm_ledger import ledger_lock, queued_jobs, read_ledger, write_ledger
@@ -86,7 +87,7 @@ def log_dir_for(profile: Profile, results: Path, suite: str) -> Path:
     base = Path(results) / ".submitit"
     if profile.log_dir is not None:
         base = profile.log_dir if profile.log_dir.is_absolute() else Path(results) / profile.log_dir
-    return (base / suite).resolve()
+    return inside(results, base / suite).resolve()  # a folder of yours, or inside the results
 
 
 def _python_path_setup() -> list[str]:
