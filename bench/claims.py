@@ -31,8 +31,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import store
-from bench.status import Status
 from bench.rootpath import inside
+from bench.status import Status
 
 CLAIMS_DIR = ".claims"
 HEARTBEAT_S = 30.0  # how often a running process refreshes its claims' mtime

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import submitit
 
-from bench.rootpath import inside
 from bench import slurm_queue, store
+from bench.rootpath import inside
 from bench.slurm_groups import array_chunks, executor_parameters, group_jobs
 from bench.slurm_ledger import ledger_lock, queued_jobs, read_ledger, write_ledger
 from bench.slurm_profiles import PREPARE_MODES, Profile

@@ -10,7 +10,7 @@ import yaml
 
 from bench import cli, store
 from bench.rootpath import OutsideRoot, inside, outside
-from bench.suite import parse_suite
+from bench.suite_expand import parse_suite
 from tests.conftest import tiny_suite_dict
 from tests.test_aggregate import make_record
 
@@ -167,7 +167,8 @@ def test_run_refuses_a_suite_folder_that_links_out(tmp_path, capsys):
 
 
 def test_submit_logs_never_go_through_a_link_out(tmp_path):
-    from bench.slurm import Profile, log_dir_for
+    from bench.slurm_profiles import Profile
+    from bench.slurm_submit import log_dir_for
 
     results, elsewhere = tmp_path / "results", tmp_path / "elsewhere"
     results.mkdir()
