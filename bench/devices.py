@@ -1,7 +1,10 @@
 """The devices jobs run on and are costed for: each one's dense peak per precision (from its
 data sheet), memory, assumed MFU and per-job setup allowance, in one registry, ``DEVICES``.
 ``bench.cost`` estimates with it, ``bench.perf`` compares measured throughput with its peaks,
-and SLURM profiles validate GPU names against it. Torch-free.
+and SLURM profiles validate GPU names against it. Torch-free at import.
+
+``torch_device`` is the one place a device string (``cuda``, ``cuda:1``, ``cpu``, ``cpu:0``)
+becomes the ``torch.device`` that code compares with a tensor's device.
 """
 
 from __future__ import annotations
@@ -72,3 +75,30 @@ def unknown_device_message(name: object) -> str:
     for low, canonical in lower.items():
         close = close.replace(f"'{low}'", f"'{canonical}'")
     return unknown_name_message("GPU", name, names).replace("'; valid:", f"'{close}; valid:", 1)
+
+
+def torch_device(spec=None):
+    """The ``torch.device`` for ``spec`` (a string, a ``torch.device`` or None: cuda if any,
+    else cpu), in the form a tensor created on it reports, so that the two compare equal:
+    CUDA always with its index (``cuda`` is the current device: a SLURM task's local GPU once
+    ``bench.parallel`` has set it), the CPU without one (``cpu:0`` is ``cpu``). ValueError for
+    a device that is not one or does not exist here."""
+    import torch
+
+    if spec is None or spec == "":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = spec if isinstance(spec, torch.device) else torch.device(str(spec))
+    except RuntimeError:
+        raise ValueError(f"{spec!r}: not a device; valid: cpu, cuda, cuda:N") from None
+    if dev.type == "cpu":
+        return torch.device("cpu")
+    if dev.type != "cuda":
+        return dev
+    if not torch.cuda.is_available():
+        raise ValueError(f"{spec}: no CUDA device is available")
+    index = torch.cuda.current_device() if dev.index is None else dev.index
+    if index >= torch.cuda.device_count():
+        raise ValueError(f"{spec}: there are only {torch.cuda.device_count()} CUDA device(s) "
+                         "visible")
+    return torch.device("cuda", index)

@@ -45,7 +45,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.devices import DEVICES
+from bench.devices import DEVICES, torch_device
 
 DEFAULT_MODEL = "vit_tiny_patch16_224"
 DEFAULT_BATCH = 32
@@ -65,7 +65,7 @@ class _Memory:
     def __init__(self, device):
         import torch
 
-        self.torch, self.device = torch, torch.device(device)
+        self.torch, self.device = torch, torch_device(device)
         self.cuda = self.device.type == "cuda"
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         self._peak = self._base = 0
@@ -232,7 +232,7 @@ class _Bench:
         from bench import models, train
 
         self.torch, self.np = torch, np
-        self.dev = torch.device(device)
+        self.dev = torch_device(device)
         if self.dev.type == "cuda":  # as bench.job.run_job sets them: TF32 unless fp32
             torch.backends.cuda.matmul.allow_tf32 = precision != "fp32"
             torch.backends.cudnn.allow_tf32 = precision != "fp32"

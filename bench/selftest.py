@@ -68,11 +68,14 @@ def run_selftest(device: str, out: Path, tests: bool = True, scale: Scale | None
     summary (``out/selftest.json``)."""
     import torch
 
-    cuda = device.startswith("cuda")
+    from bench.devices import torch_device
+
+    device = torch_device(device)
+    cuda = device.type == "cuda"
     scale = scale or (GPU_SCALE if cuda else CPU_SCALE)
     out.mkdir(parents=True, exist_ok=True)
     summary: dict = {
-        "device": device, "gpu": torch.cuda.get_device_name(device) if cuda else None,
+        "device": str(device), "gpu": torch.cuda.get_device_name(device) if cuda else None,
         "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
         "scale": asdict(scale), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "parts": {},
@@ -196,7 +199,7 @@ def oom_part(device: str, scale: Scale) -> dict:
 
     from bench import train
 
-    cuda = device.startswith("cuda")
+    cuda = device.type == "cuda"
     torch.manual_seed(0)
     model = timm.create_model(scale.model, pretrained=False, num_classes=100,
                               **scale.kwargs).to(device).train()
