@@ -289,6 +289,17 @@ def plasticity_of(config: JobConfig, *, cache: Path | None = None, device: str |
             "seconds": time.perf_counter() - t0, "device": str(device), "plasticity": out}
 
 
+def configure_cuda(device, protocol: Protocol) -> None:
+    """On CUDA: TF32 where the protocol allows it (the paper's is fp32; ``bench.cost`` and
+    ``bench.perf`` read the same ``Protocol.tf32``), and the peak memory counted from here."""
+    import torch
+
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = protocol.tf32
+        torch.backends.cudnn.allow_tf32 = protocol.tf32
+        torch.cuda.reset_peak_memory_stats(device)
+
+
 def _load(config: JobConfig, cache: Path, device):
     """The pretrained model as the job's protocol wants it, its data settings, the splits
     (a fresh head of the dataset's classes, seeded by the run seed), and the data root."""
@@ -297,10 +308,7 @@ def _load(config: JobConfig, cache: Path, device):
     from bench import models
 
     protocol = config.protocol
-    if device.type == "cuda":  # TF32 where the protocol allows it (the paper's is fp32)
-        torch.backends.cuda.matmul.allow_tf32 = protocol.tf32
-        torch.backends.cudnn.allow_tf32 = protocol.tf32
-        torch.cuda.reset_peak_memory_stats(device)
+    configure_cuda(device, protocol)
     ensure_weights(config.model, cache, device)
     root = data.data_root(config.data_root)
     model = models.create_model(config.model.to_dict(), 1, cache)

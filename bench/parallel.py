@@ -154,9 +154,10 @@ def wrap(model, world: World | None = None):
     world = current() if world is None else world
     if world.size == 1 or not any(p.requires_grad for p in model.parameters()):
         return model
-    cuda = next(model.parameters()).is_cuda
+    cuda = next(model.parameters()).is_cuda  # on the rank's GPU (``init``), whatever its index
     return torch.nn.parallel.DistributedDataParallel(
-        model, device_ids=[world.local_rank] if cuda else None, broadcast_buffers=False)
+        model, device_ids=[next(model.parameters()).device] if cuda else None,
+        broadcast_buffers=False, gradient_as_bucket_view=True)  # no second gradient copy
 
 
 def mean(t, world: World | None = None):

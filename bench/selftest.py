@@ -149,7 +149,7 @@ def perf_part(device: str, scale: Scale, gpu: str | None) -> dict:
         precision = PROTOCOLS[key].precision("auto")
         r = perf.run_perf(scale.model, scale.batch, device, repeats=scale.repeats,
                           warmup=scale.warmup, strategies=("full",), model_kwargs=scale.kwargs,
-                          precision=precision)
+                          precision=precision, tf32=PROTOCOLS[key].tf32)
         ft = r["measurements"]["ft_full"]
         peak = perf.peak_tflops(gpu, r["precision"])
         ips = ft["images_per_second"]
