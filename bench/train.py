@@ -115,8 +115,11 @@ def rrc_flip(x: torch.Tensor, gen: torch.Generator, scale: tuple[float, float], 
         oh, ow = x.shape[2:]
     # The grid F.affine_grid makes for this axis-aligned map (align_corners=False), built per
     # column and row: the same values to rounding, without its batched matmul (slow on CPUs).
-    gx = (sx[:, None] * _pixel_centres(ow) + cx[:, None]).to(x.device, x.dtype)  # (n, ow)
-    gy = (sy[:, None] * _pixel_centres(oh) + cy[:, None]).to(x.device, x.dtype)  # (n, oh)
+    # Copied without blocking: a blocking host-to-device copy would wait for the GPU each step.
+    gx = (sx[:, None] * _pixel_centres(ow) + cx[:, None]).to(x.device, x.dtype,
+                                                             non_blocking=True)  # (n, ow)
+    gy = (sy[:, None] * _pixel_centres(oh) + cy[:, None]).to(x.device, x.dtype,
+                                                             non_blocking=True)  # (n, oh)
     grid = torch.stack([gx[:, None, :].expand(n, oh, ow), gy[:, :, None].expand(n, oh, ow)],
                        dim=-1)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
