@@ -458,10 +458,11 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
         train_time += time.perf_counter() - t0
         images += batch
         logged, evaluated = step % recipe.log_every == 0, step % recipe.eval_every == 0
-        saved = bool(checkpoint is not None and recipe.checkpoint_every and world.main
-                     and step % recipe.checkpoint_every == 0 and step < steps)
-        if logged or evaluated or saved or step == steps:
-            bad.check(lr)
+        at_checkpoint = bool(checkpoint is not None and recipe.checkpoint_every
+                             and step % recipe.checkpoint_every == 0 and step < steps)
+        saved = at_checkpoint and world.main
+        if logged or evaluated or at_checkpoint or step == steps:
+            bad.check(lr)  # the same step on every rank (the loss is all-reduced)
         if logged or step == steps:
             curves["train"].append({"step": step, "loss": float(loss_mean),
                                     "grad_norm": float(grad_norm), "lr": cur_lr})
