@@ -443,9 +443,7 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
         t0 = time.perf_counter()
         if hook is not None:
             hook.before_step(step)
-        cur_lr = lr_at(step, lr, recipe.warmup_steps, steps)
-        for g in opt.param_groups:
-            g["lr"] = cur_lr * g.get("lr_scale", 1.0)
+        cur_lr = _set_lr(opt, lr_at(step, lr, recipe.warmup_steps, steps))
         x, y = train.augmented(sampler.next(batch), gen, recipe.crop_scale, recipe.hflip,
                                part=part)
         loss_sum, micro = accumulate_gradients(net, params, x, y, micro, recipe.precision,
@@ -460,9 +458,9 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
         logged, evaluated = step % recipe.log_every == 0, step % recipe.eval_every == 0
         at_checkpoint = bool(checkpoint is not None and recipe.checkpoint_every
                              and step % recipe.checkpoint_every == 0 and step < steps)
-        saved = at_checkpoint and world.main
+        saved = at_checkpoint and world.main  # but every rank checks the loss there:
         if logged or evaluated or at_checkpoint or step == steps:
-            bad.check(lr)  # the same step on every rank (the loss is all-reduced)
+            bad.check(lr)  # the same steps on every rank (the loss is all-reduced)
         if logged or step == steps:
             curves["train"].append({"step": step, "loss": float(loss_mean),
                                     "grad_norm": float(grad_norm), "lr": cur_lr})
@@ -471,11 +469,7 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
             parallel.all_ok(functools.partial(_validate, model, val, recipe, step, curves,
                                               best, log), world, f"validation at step {step}")
         if saved:
-            _save_checkpoint(checkpoint, {
-                "model": base.state_dict(), "optimizer": opt.state_dict(),
-                "generator": gen.get_state(), "perm": sampler.perm, "pos": sampler.pos,
-                "curves": curves, "best_val": best.val, "best_step": best.step,
-                "best_state": best.state, "step": step})
+            _save_checkpoint(checkpoint, base, opt, gen, sampler, curves, best, step)
         if progress is not None:
             progress(1)
     return Result(test_acc=_test_best(model, base, best, test, recipe),
@@ -578,8 +572,22 @@ def _test_best(model, base, best: _Best, test: DeviceData | None,
     return evaluate(model, test, recipe.eval_batch_size, recipe.precision)
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
+def _set_lr(opt, lr: float) -> float:
+    """Each group's lr: ``lr`` times its ``lr_scale``; returns ``lr``."""
+    for g in opt.param_groups:
+        g["lr"] = lr * g.get("lr_scale", 1.0)
+    return lr
+
+
+def _save_checkpoint(path: Path, model, opt, gen: torch.Generator, sampler: Sampler,
+                     curves: dict, best: _Best, step: int) -> None:
+    """What ``_resume`` reads: the model's own keys (``model`` unwrapped), the optimizer, the
+    data stream, the curves and the best state so far."""
     from bench.store import atomic_write
 
+    state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
+             "generator": gen.get_state(), "perm": sampler.perm, "pos": sampler.pos,
+             "curves": curves, "best_val": best.val, "best_step": best.step,
+             "best_state": best.state, "step": step}
     with atomic_write(path) as tmp:
         torch.save(state, tmp)
