@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import time
 from pathlib import Path
 
@@ -264,3 +265,22 @@ def test_a_failure_on_rank_1_becomes_rank_0_error_within_seconds(tmp_path):
     assert error.startswith("RankFailed: validation at step 4 failed on another rank")
     assert "rank 1: OutOfMemoryError: simulated on rank 1" in error
     assert "OutOfMemoryError" in (tmp_path / "rank1.txt").read_text()
+
+
+def test_nccl_rank_joins_on_the_gpu_it_sees_with_device_id(monkeypatch):
+    joined, chosen = [], []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setattr(torch.distributed, "init_process_group",
+                        lambda backend, **kw: joined.append((backend, kw)))
+    monkeypatch.delenv("TORCH_NCCL_ASYNC_ERROR_HANDLING", raising=False)
+    monkeypatch.setenv("LOCAL_RANK", "0")  # init sets it; restored after
+    for visible, local, want in ((1, 3, 0), (4, 1, 1)):  # bound to one GPU; sees all four
+        monkeypatch.setattr(torch.cuda, "device_count", lambda v=visible: v)
+        parallel.init(local, 4, local, "file:///nowhere", backend="nccl")
+        assert chosen[-1] == want and joined[-1][0] == "nccl"
+        assert joined[-1][1]["device_id"] == torch.device("cuda", want)
+    assert os.environ["TORCH_NCCL_ASYNC_ERROR_HANDLING"] == "2"  # errors raised, not fatal
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(parallel.Binding):
+        parallel.init(2, 4, 2, "file:///nowhere", backend="nccl")
+    assert len(joined) == 2  # no rendezvous for the task without a GPU
