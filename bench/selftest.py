@@ -112,7 +112,8 @@ def _parts(device, scale: Scale, out: Path, tests: bool, gpu: str | None) -> lis
                                                                       "skipped": True}),
             ("perf", lambda: perf_part(device, scale, gpu)),
             ("job", lambda: job_part(device, scale, out)),
-            ("paper_job", lambda: job_part(device, scale, out, protocol="paper")),
+            ("paper_job", lambda: job_part(device, scale, out, protocol="paper",
+                                                  steps=scale.paper_steps)),
             ("learns", lambda: sc.learns(device, scale == CPU_SCALE, out)),
             ("plasticity", lambda: sc.plasticity_matches_cpu(device, scale)),
             ("resume", lambda: sc.resume_identical(device, out)),
@@ -200,13 +201,14 @@ def perf_part(device: str, scale: Scale, gpu: str | None) -> dict:
     return res
 
 
-def job_part(device, scale: Scale, out: Path, protocol: str = "clean") -> dict:
+def job_part(device, scale: Scale, out: Path, protocol: str = "clean",
+             steps: int | None = None) -> dict:
     """One job through the local runner, on the digits (no download), random weights, under
     ``protocol`` (the paper's: fp32, its data pipeline and splits)."""
     from bench import runner, store
     from bench.suite import parse_suite
 
-    steps = scale.job_steps if protocol == "clean" else scale.paper_steps
+    steps = steps or scale.job_steps
     raw = {"name": f"selftest-{protocol}", "protocol": protocol,
            "description": "bench selftest: one job end to end",
            "models": [{"name": scale.model, "label": scale.model, "kwargs": scale.kwargs,
