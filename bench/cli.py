@@ -309,19 +309,18 @@ def _check_run_args(args) -> None:
         if value is not None and Path(value).exists() and not Path(value).is_dir():
             raise UserError(f"{flag} {value}: is a file, not a directory")
     if args.device is not None:
-        import torch
+        _device(args.device)
 
-        try:
-            dev = torch.device(args.device)
-        except RuntimeError:
-            raise UserError(f"--device {args.device!r}: not a device; valid: cpu, cuda, "
-                            "cuda:N, mps") from None
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise UserError(f"--device {args.device}: no CUDA device is available")
-        if dev.type == "cuda" and dev.index is not None \
-                and dev.index >= torch.cuda.device_count():
-            raise UserError(f"--device {args.device}: there are only "
-                            f"{torch.cuda.device_count()} CUDA device(s)")
+
+def _device(spec: str | None):
+    """``--device`` as the ``torch.device`` every part uses (``bench.devices.torch_device``);
+    a device that is not one, or not here, is bad input."""
+    from bench.devices import torch_device
+
+    try:
+        return torch_device(spec)
+    except ValueError as e:
+        raise UserError(f"--device {e}") from None
 
 
 def cmd_run(args) -> int:
@@ -563,11 +562,7 @@ def cmd_perf(args) -> int:
         raise UserError(f"--model-kwargs is not JSON: {e}") from None
     if not isinstance(kwargs, dict):
         raise UserError("--model-kwargs must be a JSON object")
-    if args.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {args.device}: no CUDA device is available")
+    _device(args.device)
     model, kwargs, batch, precision = _perf_model(args, kwargs)
     res = perf.run_perf(model, batch, args.device, repeats=args.repeats, warmup=args.warmup,
                         plasticity_pairs=args.plasticity_pairs,
@@ -613,15 +608,11 @@ def _perf_model(args, kwargs: dict) -> tuple[str, dict, int, str]:
 
 
 def cmd_selftest(args) -> int:
-    import torch
-
     from bench import selftest
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: no CUDA device is available")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise UserError(f"--device {device!r}: valid: cpu, cuda, cuda:N")
+    device = _device(args.device)
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {args.device!r}: valid: cpu, cuda, cuda:N")
     out = Path(args.out) if args.out else Path("selftest") / time_stamp()
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: is a file, not a directory")
