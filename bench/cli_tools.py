@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench.cli_common import EXIT_FAILED, UserError
+from bench.cli_common import EXIT_FAILED, UserError, parse_device
 from bench.config import JobConfig
 from bench.suite_expand import load_suite
 
@@ -87,11 +87,7 @@ def cmd_perf(args) -> int:
         raise UserError(f"--model-kwargs is not JSON: {e}") from None
     if not isinstance(kwargs, dict):
         raise UserError("--model-kwargs must be a JSON object")
-    if args.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {args.device}: no CUDA device is available")
+    parse_device(args.device)
     model, kwargs, batch, precision = _perf_model(args, kwargs)
     res = perf.run_perf(model, batch, args.device, repeats=args.repeats, warmup=args.warmup,
                         plasticity_pairs=args.plasticity_pairs,
@@ -137,19 +133,15 @@ def _perf_model(args, kwargs: dict) -> tuple[str, dict, int, str]:
 
 
 def cmd_selftest(args) -> int:
-    import torch
-
     from bench import selftest
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: no CUDA device is available")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise UserError(f"--device {device!r}: valid: cpu, cuda, cuda:N")
+    dev = parse_device(args.device)
+    if dev.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {args.device!r}: valid: cpu, cuda, cuda:N")
     out = Path(args.out) if args.out else Path("selftest") / time_stamp()
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: is a file, not a directory")
-    summary = selftest.run_selftest(device, out, tests=not args.no_tests,
+    summary = selftest.run_selftest(dev, out, tests=not args.no_tests,
                                     log=lambda m: print(m, file=sys.stderr))
     print(selftest.format_summary(summary))
     print(f"summary: {out / 'selftest.json'}")

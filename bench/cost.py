@@ -17,14 +17,17 @@ A job's time is its floating-point work divided by what the device achieves, pea
   the ``lp`` probe: a forward pass per training and test image in fp32;
 - a setup allowance per job (imports, model and data loading), not measured on GPUs.
 
-The peak is the data sheet's (``DEVICES``, dense, at the job's precision: the paper protocol's
-fp32 is without TF32); the MFU comes from a ``bench selftest`` summary (``--selftest``: its
-``perf`` part measures ViT-B/16 steps in bf16 and fp32) or is the stated default. The CPU entry
-is the calibration machine: its rate is measured (see ``CPU_FLOPS``), and tests check the
-estimated step time of every strategy of the default suite against its committed records.
+The peak is the data sheet's (``DEVICES``, dense, at the job's precision: fp32 in TF32 where
+the protocol enables TF32, as jobs do; the paper protocol's fp32 is without); the MFU comes from
+a ``bench selftest`` summary (``--selftest``: its ``perf`` part measures ViT-B/16 steps in bf16
+and fp32) or is the stated default. A GPU name that does not pin its variant (``H100``: SXM or
+PCIe) is costed as the slower variant, with a note. The CPU entry is the calibration machine:
+its rate is measured (see ``CPU_FLOPS``), and tests check the estimated step time of every
+strategy of the default suite against its committed records.
 
 GPU memory: fp32 weights, gradients, optimizer state and the best state of the trainable
-parameters, the splits held on the device, the batch buffers, and the activations kept for the
+parameters (DDP's gradient buckets are views of the gradients, ``gradient_as_bucket_view``: no
+second copy), the splits held on the device, the batch buffers, and the activations kept for the
 backward pass (counted on the meta device: tensors saved by autograd, per image; without the
 attention probabilities, which CUDA's fused attention does not keep); the micro-batch is the
 largest that fits after the halving ``train.accumulate_gradients`` does on out-of-memory.
@@ -44,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import readme
-from bench.devices import DEVICES, Device, device
+from bench.devices import DEVICES, Device, device, pinned
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -72,14 +75,15 @@ class Rate:
     source: str
     threads: int = 1  # CPU threads a job uses (the CPU's rate is one thread's)
 
-    def precision(self, recipe_precision: str, override: str | None = None) -> str:
+    def precision(self, recipe_precision: str, override: str | None = None,
+                  tf32: bool = False) -> str:
         """The precision a job computes in: the CPU always fp32 (no autocast there); on a GPU
-        ``override`` if given, else the recipe's (``auto``: bf16)."""
+        ``override`` if given, else the recipe's (``auto``: bf16); its fp32 matrix products
+        in TF32 when the protocol allows TF32 (``Protocol.tf32``, as ``bench.job`` sets it)."""
         if not self.device.gpu:
             return "fp32"
-        if override:
-            return override
-        return "bf16" if recipe_precision == "auto" else recipe_precision
+        prec = override or ("bf16" if recipe_precision == "auto" else recipe_precision)
+        return "tf32" if prec == "fp32" and tf32 else prec
 
     def flops(self, precision: str) -> float:
         return self.device.peak_tflops[precision] * 1e12 * self.mfu[precision] * self.threads
@@ -105,7 +109,7 @@ def rates(gpu: str | None = None, selftest: Path | None = None,
         if chosen is not None:
             dev = chosen
         elif resources.get("gpu"):
-            dev = device(resources["gpu"])
+            dev = pinned(resources["gpu"], resources.get("constraint"))
         elif profile and not resources.get("gpus_per_node"):
             dev = DEVICES["cpu"]
         else:
@@ -113,7 +117,9 @@ def rates(gpu: str | None = None, selftest: Path | None = None,
         rate = rate_for(dev, selftest if dev.gpu else None)
         if not dev.gpu:
             rate = Rate(dev, rate.mfu, rate.source, int(resources.get("cpus_per_task") or 1))
-        elif chosen is None and not resources.get("gpu"):
+        if dev.note:
+            rate = Rate(dev, rate.mfu, f"{rate.source}; {dev.note}")
+        if dev.gpu and chosen is None and not resources.get("gpu"):
             rate = Rate(dev, rate.mfu, f"{rate.source}; {dev.name} assumed (--gpu NAME, or "
                         "gpu: in the profile)")
         return rate
@@ -131,7 +137,7 @@ def rate_for(dev: Device, selftest: Path | None = None) -> Rate:
     measured = {}
     for r in perf.values():  # its steps of ViT-B/16, one per precision
         if isinstance(r, dict) and isinstance(r.get("mfu"), (int, float)) \
-                and r.get("precision") in PRECISIONS:
+                and r.get("precision") in (*PRECISIONS, "tf32"):
             measured[r["precision"]] = float(r["mfu"])
     if not measured:
         raise CostError(f"--selftest {selftest}: its perf part has no MFU (a GPU run of "
@@ -310,12 +316,13 @@ class JobCost:
     micro_batch: int | None  # None: not even one image fits
     checkpoint_bytes: float
     checkpoint_every: int
-    gpus: int = 1  # GPUs the job uses (data parallel: training and evaluation divided)
+    gpus: int = 1  # GPUs the job uses (data parallel: training divided; every rank evaluates
+    # every image, plasticity and the probe too: those are not)
 
     @property
     def work_s(self) -> float:
         """What a checkpoint saves and a requeue does not redo."""
-        return (self.train_s + self.eval_s + self.probe_s) / self.gpus
+        return self.train_s / self.gpus + self.eval_s + self.probe_s
 
     @property
     def fixed_s(self) -> float:
@@ -358,8 +365,8 @@ def _estimate(config: dict, job_id: str, rate: Rate, precision: str | None,
     from bench.strategies import STRATEGIES
 
     recipe, pcfg = config["recipe"], config["plasticity"]
-    prec = rate.precision(recipe["precision"], precision)
     protocol = PROTOCOLS[config["protocol"]]
+    prec = rate.precision(recipe["precision"], precision, protocol.tf32)
     seed = protocol.split_seed(config["seed"], recipe.get("split_seed"))
     split = split_of(config["dataset"], protocol.name, seed, config.get("data_root"))
     # the head's size hardly matters; datasets that count their classes get perf's default
@@ -745,7 +752,7 @@ def format_cost(cost: SuiteCost, gpus: Sequence[int] = DEFAULT_GPUS) -> str:
 # ------------------------------------------------------------------- the README's table
 
 README_SUITES = ("suites/paper.yaml", "suites/paper-model-size.yaml", "suites/paper-adamw.yaml")
-README_GPUS = ("A100", "H100", "H200")
+README_GPUS = ("A100-80GB", "H100-SXM", "H100-PCIe", "H200")
 README_MARKERS = readme.markers("cost")
 
 

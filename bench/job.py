@@ -51,12 +51,11 @@ def job_label(config: Mapping) -> str:
             f"lr={format_lr(config['lr'])} | seed={config['seed']}")
 
 
-def pick_device(device: str | None = None) -> str:
-    import torch
+def pick_device(device=None):
+    """The job's ``torch.device`` (``bench.devices.torch_device``: cuda if any, else cpu)."""
+    from bench.devices import torch_device
 
-    if device:
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return torch_device(device)
 
 
 @functools.lru_cache(maxsize=1)
@@ -89,7 +88,7 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def host_provenance(device: str | None, **extra) -> dict:
+def host_provenance(device, **extra) -> dict:
     """Where and with what code a job ran; torch-free (it must work when torch is what
     failed). ``started_at`` and ``finished_at`` come in ``extra``."""
     try:
@@ -98,11 +97,12 @@ def host_provenance(device: str | None, **extra) -> dict:
         version = {"git_commit": None, "git_dirty": None, "code_version": None}
     return {**version, "packages": {}, "python": platform.python_version(),
             "platform": platform.platform(), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
-            "gpu": None, "device": device, "hostname": socket.gethostname(),
-            "pid": os.getpid(), "started_at": None, "finished_at": None, **extra}
+            "gpu": None, "device": None if device is None else str(device),
+            "hostname": socket.gethostname(), "pid": os.getpid(), "started_at": None,
+            "finished_at": None, **extra}
 
 
-def provenance(device: str, **extra) -> dict:
+def provenance(device, **extra) -> dict:
     """``host_provenance`` and what torch says: package versions, GPU, threads."""
     import torch
 
@@ -112,12 +112,13 @@ def provenance(device: str, **extra) -> dict:
             packages[p] = metadata.version(p)
         except metadata.PackageNotFoundError:
             packages[p] = None
-    gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None
+    device = pick_device(device)
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     return host_provenance(device, packages=packages, gpu=gpu,
                            torch_threads=torch.get_num_threads(), **extra)
 
 
-def ensure_weights(model_cfg: Model, cache: Path, device: str = "cpu",
+def ensure_weights(model_cfg: Model, cache: Path, device="cpu",
                    progress: bool = False) -> Path | None:
     """Pretrain the model once if its weights come from a recipe (cached by its hash)."""
     from bench import models
@@ -135,13 +136,14 @@ def ensure_weights(model_cfg: Model, cache: Path, device: str = "cpu",
     return path
 
 
-def pretrain(model_cfg: Model, path: Path, device: str, progress: bool = False) -> None:
+def pretrain(model_cfg: Model, path: Path, device, progress: bool = False) -> None:
     """Supervised pretraining of a small ViT on a source domain (AdamW, warm-up + cosine)."""
     import timm
     import torch
 
     from bench import models, parallel, train
 
+    device = pick_device(device)
     spec = model_cfg.pretrain
     if spec is None:
         raise ValueError(f"model {model_cfg.label}: its weights are not pretrained here")
@@ -163,7 +165,7 @@ def pretrain(model_cfg: Model, path: Path, device: str, progress: bool = False) 
     # same whatever OMP_NUM_THREADS or --jobs (a multi-threaded sum differs in its last bits,
     # and 600 steps make that a different model).
     threads = torch.get_num_threads()
-    if torch.device(device).type == "cpu":
+    if device.type == "cpu":
         torch.set_num_threads(1)
     try:
         # One process, even in a data-parallel job: the others wait for the cache's lock.
@@ -236,13 +238,13 @@ class Attempts:
             store.atomic_write_text(self.path, json.dumps(self.all, indent=1) + "\n")
 
 
-def _peak_memory_mb(device: str) -> float | None:
+def _peak_memory_mb(device) -> float | None:
     import resource
 
     import torch
 
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**20
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS
 
 
@@ -254,7 +256,7 @@ def reference_images(pcfg: Plasticity, dcfg: dict, root: Path | None,
 
 
 def measure_plasticity(model, dcfg: dict, pcfg: Plasticity, ref: loading.Images, target_images,
-                       target: DatasetRef, device: str, naive: bool = False,
+                       target: DatasetRef, device, naive: bool = False,
                        variant: str = PAPER_VARIANT, protocol: Protocol | None = None) -> dict:
     """Plasticity of ``model`` between the reference images and the target images (the
     paper's definition unless ``variant`` is ``in_situ``; see bench.plasticity), with the
@@ -294,10 +296,21 @@ def plasticity_of(config: JobConfig, *, cache: Path | None = None, device: str |
                              config.dataset, device, naive, protocol=protocol)
     return {"model": config.model.to_dict(), "dataset": config.dataset.to_dict(),
             "settings": config.plasticity.to_dict(), "protocol": protocol.name,
-            "seconds": time.perf_counter() - t0, "device": device, "plasticity": out}
+            "seconds": time.perf_counter() - t0, "device": str(device), "plasticity": out}
 
 
-def _load(config: JobConfig, cache: Path, device: str):
+def configure_cuda(device, protocol: Protocol) -> None:
+    """On CUDA: TF32 where the protocol allows it (the paper's is fp32; ``bench.cost`` and
+    ``bench.perf`` read the same ``Protocol.tf32``), and the peak memory counted from here."""
+    import torch
+
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = protocol.tf32
+        torch.backends.cudnn.allow_tf32 = protocol.tf32
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _load(config: JobConfig, cache: Path, device):
     """The pretrained model as the job's protocol wants it, its data settings, the splits
     (a fresh head of the dataset's classes, seeded by the run seed), and the data root."""
     import torch
@@ -305,10 +318,7 @@ def _load(config: JobConfig, cache: Path, device: str):
     from bench import models
 
     protocol = config.protocol
-    if device.startswith("cuda"):  # TF32 where the protocol allows it (the paper's is fp32)
-        torch.backends.cuda.matmul.allow_tf32 = protocol.tf32
-        torch.backends.cudnn.allow_tf32 = protocol.tf32
-        torch.cuda.reset_peak_memory_stats()
+    configure_cuda(device, protocol)
     ensure_weights(config.model, cache, device)
     root = datasets.data_root(config.data_root)
     model = models.create_model(config.model.to_dict(), 1, cache)
@@ -322,7 +332,7 @@ def _load(config: JobConfig, cache: Path, device: str):
     return model.to(device), dcfg, splits, root
 
 
-def _device_data(splits: loading.Splits, dcfg: dict, device: str) -> list:
+def _device_data(splits: loading.Splits, dcfg: dict, device) -> list:
     from bench import train
 
     train_data = train.DeviceData(*splits.train, dcfg["mean"], dcfg["std"], device,
@@ -345,11 +355,9 @@ def _probe(model, dd: list, config: JobConfig, metrics: dict, log) -> None:
              extra={"metrics": {"test/acc": metrics.get("test_acc")}})
 
 
-def _run(config: JobConfig, jid: str, results: Path, cache: Path, device: str, progress: bool,
+def _run(config: JobConfig, jid: str, results: Path, cache: Path, device, progress: bool,
          metrics: dict) -> tuple[dict | None, dict, dict]:
     """The job's work; fills ``metrics``, returns (plasticity, its variants, curves)."""
-    import torch
-
     from bench import apply, strategies, train
 
     recipe, pcfg, protocol = config.recipe, config.plasticity, config.protocol
@@ -391,14 +399,13 @@ def _run(config: JobConfig, jid: str, results: Path, cache: Path, device: str, p
              100 * metrics["trainable_params"] / max(metrics["total_params"], 1),
              config.strategy.key, recipe.steps)
     log.info("trained: %s", ", ".join(strategies.name_groups(metrics["trained_params"])))
-    run_model = torch.compile(model) if recipe.compile else model
     bar = _bar(recipe.steps, config.strategy.key) if progress else None
     checkpoint = store.checkpoint_path(results, jid)
     attempts = Attempts(results, jid)
     if attempts.earlier and not checkpoint.is_file():
         log.info("restarted from step 0: no checkpoint (recipe.checkpoint_every %d)",
                  recipe.checkpoint_every)
-    res = train.finetune(run_model, *dd, recipe=recipe, lr=config.lr,
+    res = train.finetune(model, *dd, recipe=recipe, lr=config.lr,
                          seed=config.seed, checkpoint=checkpoint,
                          progress=bar.update if bar else None, hook=applied.hook, log=log,
                          drop_last=protocol.drop_last, on_resume=attempts.resumed)

@@ -18,15 +18,21 @@ What stays the same as on one process (protocol.md is unchanged):
   the number of ranks.
 
 Launch: a SLURM task of a multi-task job step (submitit's ``tasks_per_node``) finds its rank
-in ``SLURM_PROCID``, ``SLURM_NTASKS`` and ``SLURM_LOCALID`` (``from_slurm``); one node, so
-the rendezvous is on 127.0.0.1 at a port derived from the job id. ``init`` takes any
-rendezvous (tests use a file). The backend is nccl on GPUs, gloo on CPUs. ``bench run``
-does not start ranks: several GPUs per job is a SLURM-path feature.
+in ``SLURM_PROCID``, ``SLURM_NTASKS`` and ``SLURM_LOCALID`` (``from_slurm``), and its GPU
+among those it can see (``local_gpu``: one visible GPU is index 0 whatever the task's local
+id; fewer visible GPUs than tasks is an error named with the binding, before any rendezvous).
+One node: the rendezvous is a file in the results folder named by the SLURM job and step
+(``rendezvous_file``), so that no two jobs can meet on it (a TCP port could be taken).
+``init`` takes any rendezvous. The backend is nccl on GPUs (``device_id=`` the rank's GPU),
+gloo on CPUs. ``bench run`` does not start ranks: several GPUs per job is a SLURM-path
+feature.
 
-Failures: a rank whose job fails leaves the others waiting in their next collective; they
-fail too (at once when its process exits under gloo, after ``TIMEOUT_S`` under nccl), and
-rank 0 records the job as failed with that error. The failing rank's own reason is in its
-SLURM log (``<log_dir>/<suite>/<slurm id>_<rank>_log.out``).
+Failures: an error on one rank at a validation step (an out-of-memory error in evaluation)
+reaches every rank through an all-reduced ok flag (``all_ok``): each raises, rank 0 with the
+failing rank's reason, and records the job as failed. An error elsewhere leaves the others
+waiting in their next collective; they fail too (at once when its process exits under gloo,
+after ``TIMEOUT_S`` under nccl, whose errors are raised, not fatal:
+``TORCH_NCCL_ASYNC_ERROR_HANDLING=2``), and rank 0 records the job as failed with that error.
 """
 
 from __future__ import annotations
@@ -36,7 +42,14 @@ import os
 from dataclasses import dataclass
 
 TIMEOUT_S = 600  # a rank waits this long in a collective for the others before failing
-PORT_BASE, PORT_SPAN = 20000, 20000  # rendezvous port: PORT_BASE + SLURM job id % PORT_SPAN
+
+
+class RankFailed(RuntimeError):
+    """Another rank of this data-parallel job failed (its reason in the message)."""
+
+
+class Binding(RuntimeError):
+    """This task cannot have a GPU of its own (fewer visible GPUs than tasks)."""
 
 
 @dataclass(frozen=True)
@@ -71,34 +84,65 @@ def current() -> World:
     return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
 
 
+def local_gpu(local_rank: int, visible: int, tasks: int, binding: str = "") -> int:
+    """The index, among the GPUs this task can see, of its own: 0 when it sees one (SLURM
+    bound one GPU to it), its local rank when it sees one per task or more; ``Binding``
+    when it sees fewer than the tasks (two ranks would share a GPU, or one has none)."""
+    if visible == 1:
+        return 0
+    if visible >= tasks and local_rank < visible:
+        return local_rank
+    raise Binding(f"task {local_rank} of {tasks} on this node sees {visible} GPU(s) "
+                  f"({binding or 'CUDA_VISIBLE_DEVICES unset'}): one GPU per task is needed; "
+                  "ask for gpus_per_node equal to the tasks, or let each task see its GPU")
+
+
 def init(rank: int, size: int, local_rank: int, init_method: str,
-         timeout_s: float = TIMEOUT_S, backend: str | None = None) -> World:
-    """Join the job's process group: nccl when there is a GPU (each rank on its local GPU),
-    else gloo, or the ``backend`` given."""
+         timeout_s: float = TIMEOUT_S, backend: str | None = None,
+         tasks_here: int | None = None) -> World:
+    """Join the job's process group: nccl when there is a GPU (each rank on its own GPU,
+    ``local_gpu``; checked before the rendezvous), else gloo, or the ``backend`` given."""
     import torch
     import torch.distributed as dist
 
     os.environ["LOCAL_RANK"] = str(local_rank)
     backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+    extra = {}
     if backend == "nccl":
-        torch.cuda.set_device(local_rank)
+        gpu = local_gpu(local_rank, torch.cuda.device_count(), tasks_here or size,
+                        "CUDA_VISIBLE_DEVICES=" + os.environ.get("CUDA_VISIBLE_DEVICES", ""))
+        torch.cuda.set_device(gpu)
+        os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "2")  # raise, not abort
+        extra["device_id"] = torch.device("cuda", gpu)
     dist.init_process_group(backend, init_method=init_method, rank=rank, world_size=size,
-                            timeout=dt.timedelta(seconds=timeout_s))
+                            timeout=dt.timedelta(seconds=timeout_s), **extra)
     return current()
 
 
-def from_slurm(env: dict | None = None) -> World:
-    """In a SLURM job step of several tasks: join the job's process group (one node); in a
-    one-task step: ``SINGLE``, nothing started."""
+def rendezvous_file(results, env: dict) -> str:
+    """A file rendezvous for this SLURM job step, in the results folder (shared by the
+    node's tasks, never by two jobs: the name holds the SLURM job, array task and step)."""
+    from pathlib import Path
+
+    name = "_".join(env.get(k, "0") for k in
+                    ("SLURM_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_STEP_ID", "SLURM_RESTART_COUNT"))
+    folder = Path(results) / ".rendezvous"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"file://{(folder / name).resolve()}"
+
+
+def from_slurm(results, env: dict | None = None) -> World:
+    """In a SLURM job step of several tasks: join the job's process group (one node; the
+    rendezvous a file under ``results``); in a one-task step: ``SINGLE``, nothing started."""
     env = os.environ if env is None else env
     size = int(env.get("SLURM_NTASKS", "1"))
     if size <= 1:
         return SINGLE
     if current().size > 1:  # several jobs in one task (jobs_per_task): joined already
         return current()
-    port = PORT_BASE + int(env["SLURM_JOB_ID"]) % PORT_SPAN
+    tasks_here = int(env.get("SLURM_NTASKS_PER_NODE", str(size)).split("(")[0])
     return init(int(env["SLURM_PROCID"]), size, int(env.get("SLURM_LOCALID", "0")),
-                f"tcp://127.0.0.1:{port}")
+                rendezvous_file(results, env), tasks_here=tasks_here)
 
 
 def wrap(model, world: World | None = None):
@@ -110,9 +154,10 @@ def wrap(model, world: World | None = None):
     world = current() if world is None else world
     if world.size == 1 or not any(p.requires_grad for p in model.parameters()):
         return model
-    cuda = next(model.parameters()).is_cuda
+    cuda = next(model.parameters()).is_cuda  # on the rank's GPU (``init``), whatever its index
     return torch.nn.parallel.DistributedDataParallel(
-        model, device_ids=[world.local_rank] if cuda else None, broadcast_buffers=False)
+        model, device_ids=[next(model.parameters()).device] if cuda else None,
+        broadcast_buffers=False, gradient_as_bucket_view=True)  # no second gradient copy
 
 
 def mean(t, world: World | None = None):
@@ -136,3 +181,32 @@ def from_main(obj):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def all_ok(fn, world: World | None = None, what: str = "this step"):
+    """Run ``fn`` on every rank, then agree (an all-reduced flag) that it succeeded on all:
+    a rank's error becomes an error on every rank, rank 0's naming the failing rank and its
+    reason, instead of a wait in the next collective. One rank: ``fn()``."""
+    import torch
+    import torch.distributed as dist
+
+    world = current() if world is None else world
+    if world.size == 1:
+        return fn()
+    error, out = None, None
+    try:
+        out = fn()
+    except Exception as e:  # noqa: BLE001 - re-raised below, on every rank
+        error = e
+    failed = torch.tensor([0.0 if error is None else 1.0])
+    if dist.get_backend() == "nccl":
+        failed = failed.cuda()
+    dist.all_reduce(failed)
+    if float(failed) == 0:
+        return out
+    reasons = [None] * world.size
+    dist.all_gather_object(reasons, None if error is None else f"{type(error).__name__}: {error}")
+    named = "; ".join(f"rank {r}: {m}" for r, m in enumerate(reasons) if m)
+    if error is not None and world.main:
+        raise error
+    raise RankFailed(f"{what} failed on another rank ({named})") from error

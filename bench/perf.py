@@ -45,7 +45,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.devices import DEVICES
+from bench.devices import DEVICES, from_gpu_name, torch_device
 
 DEFAULT_MODEL = "vit_tiny_patch16_224"
 DEFAULT_BATCH = 32
@@ -65,7 +65,7 @@ class _Memory:
     def __init__(self, device):
         import torch
 
-        self.torch, self.device = torch, torch.device(device)
+        self.torch, self.device = torch, torch_device(device)
         self.cuda = self.device.type == "cuda"
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         self._peak = self._base = 0
@@ -166,15 +166,23 @@ def _now(torch, device) -> float:
     return time.perf_counter()
 
 
+def _computed(precision: str, cuda: bool, tf32: bool) -> str:
+    """What the step computes in: bf16 (autocast), tf32 (fp32 matrix products in TF32, on
+    CUDA) or fp32; ``bench.cost.Rate.precision`` says the same of a job."""
+    prec = ("bf16" if cuda else "fp32") if precision == "auto" else precision
+    return "tf32" if cuda and prec == "fp32" and tf32 else prec
+
+
 def run_perf(model: str = DEFAULT_MODEL, batch: int = DEFAULT_BATCH, device: str = "cpu", *,
              repeats: int = 5, warmup: int = 2, plasticity_pairs: int | None = None,
              plasticity_batch: int | None = None, strategies=DEFAULT_STRATEGIES,
              model_kwargs: dict | None = None, threads: int | None = None,
-             precision: str = "auto", log=None) -> dict:
+             precision: str = "auto", log=None, tf32: bool | None = None) -> dict:
     """Measure every hot path side by side; return the raw figures and the ratios.
 
     ``precision`` is the recipe's: ``auto`` (bf16 autocast and TF32 on CUDA, as clean jobs
     train), ``bf16``, or ``fp32`` (no autocast, no TF32: the paper protocol's training).
+    ``tf32``: the protocol's TF32 (``Protocol.tf32``; default: on unless ``fp32``).
     """
     import timm
     import torch
@@ -184,7 +192,8 @@ def run_perf(model: str = DEFAULT_MODEL, batch: int = DEFAULT_BATCH, device: str
     if threads:
         torch.set_num_threads(threads)
     say = log or (lambda msg: None)
-    bench = _Bench(model, model_kwargs, batch, device, repeats, warmup, precision, say)
+    tf32 = precision != "fp32" if tf32 is None else tf32
+    bench = _Bench(model, model_kwargs, batch, device, repeats, warmup, precision, say, tf32)
     cuda, net = bench.dev.type == "cuda", bench.net
     pb = plasticity_batch or min(batch, 64)
     pairs = plasticity_pairs or pb
@@ -192,7 +201,7 @@ def run_perf(model: str = DEFAULT_MODEL, batch: int = DEFAULT_BATCH, device: str
     out: dict = {
         "model": model, "model_kwargs": model_kwargs or {}, "batch": batch,
         "device": str(bench.dev), "threads": torch.get_num_threads(), "repeats": repeats,
-        "precision": ("bf16" if cuda else "fp32") if precision == "auto" else precision,
+        "precision": _computed(precision, cuda, tf32),
         "warmup": warmup, "input_size": bench.size,
         "params": sum(p.numel() for p in net.parameters()),
         "fused_attn": bool(getattr(net.blocks[0].attn, "fused_attn", False)),
@@ -225,17 +234,17 @@ class _Bench:
     (``fine_tuning``, ``plasticity``, ``loader``) each return their measurements."""
 
     def __init__(self, model: str, model_kwargs: dict | None, batch: int, device: str,
-                 repeats: int, warmup: int, precision: str, say):
+                 repeats: int, warmup: int, precision: str, say, tf32: bool):
         import numpy as np
         import torch
 
         from bench import models, train
 
         self.torch, self.np = torch, np
-        self.dev = torch.device(device)
-        if self.dev.type == "cuda":  # as bench.job.run_job sets them: TF32 unless fp32
-            torch.backends.cuda.matmul.allow_tf32 = precision != "fp32"
-            torch.backends.cudnn.allow_tf32 = precision != "fp32"
+        self.dev = torch_device(device)
+        if self.dev.type == "cuda":  # as bench.job.configure_cuda sets them
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.backends.cudnn.allow_tf32 = tf32
         self.batch, self.repeats, self.warmup = batch, repeats, warmup
         self.precision, self.say = precision, say
         self.t0, self.part, self.parts = time.perf_counter(), 0, 0
@@ -462,11 +471,10 @@ PEAK_TFLOPS = {name: dict(d.peak_tflops) for name, d in DEVICES.items() if d.gpu
 
 
 def peak_tflops(gpu_name: str | None, precision: str) -> float | None:
-    """The data-sheet peak of a GPU (matched by name, e.g. 'NVIDIA H200') at a precision."""
-    for key, peaks in PEAK_TFLOPS.items():
-        if gpu_name and key in gpu_name:
-            return peaks.get(precision)
-    return None
+    """The data-sheet peak of a GPU (by torch's name of it, e.g. 'NVIDIA H100 PCIe':
+    ``bench.devices.from_gpu_name``) at a precision."""
+    dev = from_gpu_name(gpu_name)
+    return None if dev is None else dev.peak_tflops.get(precision)
 
 
 def train_flops_per_image(model: str, model_kwargs: dict | None = None,

@@ -238,7 +238,7 @@ def exact_fp32():
 def _images_on(device, images: np.ndarray, idx: np.ndarray) -> torch.Tensor:
     """``images[idx]`` as a tensor on ``device``; to a GPU through pinned memory, without
     blocking (the next batch is gathered while the GPU works on this one)."""
-    if torch.device(device).type != "cuda":
+    if device.type != "cuda":
         return torch.from_numpy(images[idx]).to(device)
     staged = torch.empty((len(idx), *images.shape[1:]),
                          dtype=torch.from_numpy(images[:0]).dtype, pin_memory=True)
@@ -258,6 +258,9 @@ def measure(model, ref_images: np.ndarray, tgt_images: np.ndarray, *, pairs: int
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown plasticity variant {variant!r}; valid: {', '.join(VARIANTS)}")
+    from bench.devices import torch_device
+
+    device = torch_device(device)
     was_training = model.training
     model.eval()
     protocol = protocol or PROTOCOLS[DEFAULT_PROTOCOL]

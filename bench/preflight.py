@@ -37,20 +37,13 @@ def check_run_options(results: str | None, cache: str | None, device: str | None
     for flag, value in (("--results", results), ("--cache", cache)):
         if value is not None and Path(value).exists() and not Path(value).is_dir():
             raise PreflightError(f"{flag} {value}: is a file, not a directory")
-    if device is not None:
-        import torch
+    if device is not None:  # the torch.device every part uses (bench.devices.torch_device)
+        from bench.devices import torch_device
 
         try:
-            dev = torch.device(device)
-        except RuntimeError:
-            raise PreflightError(f"--device {device!r}: not a device; valid: cpu, cuda, "
-                            "cuda:N, mps") from None
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise PreflightError(f"--device {device}: no CUDA device is available")
-        if dev.type == "cuda" and dev.index is not None \
-                and dev.index >= torch.cuda.device_count():
-            raise PreflightError(f"--device {device}: there are only "
-                            f"{torch.cuda.device_count()} CUDA device(s)")
+            torch_device(device)
+        except ValueError as e:
+            raise PreflightError(f"--device {e}") from None
 
 
 # The SLURM client programs each command calls.

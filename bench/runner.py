@@ -129,7 +129,7 @@ def run_suite(suite: Suite, results: Path, *, workers: int = 1, force: bool = Fa
         return report
     from bench.job import pick_device, prepare_shared
 
-    device = pick_device(device)
+    device = str(pick_device(device))  # a plain string to the workers; each job normalises it
     if workers <= 1:  # jobs run in this process
         cpus.apply(1)
     prepare_shared([j.config for j in todo], cache, device, progress=progress)

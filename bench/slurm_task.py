@@ -21,7 +21,9 @@ name them ``bench.slurm.*``, which ``bench.slurm`` still provides.
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,7 +66,7 @@ class SlurmJob(submitit.helpers.Checkpointable):
         if fn is None:
             from bench.job import run_job as fn
         res, cache_path = Path(results), Path(cache) if cache else None
-        world = parallel.from_slurm()  # several tasks: one data-parallel job (bench.parallel)
+        world = self._join(job_config, res)  # several tasks: one data-parallel job
         if not world.main:
             return self._follow(lambda: fn(job_config, self.suite, res, cache_path))
         task = claims.slurm_task_id()
@@ -91,6 +93,21 @@ class SlurmJob(submitit.helpers.Checkpointable):
     def checkpoint(self, job_config: dict, results: str,
                    cache: str | None = None) -> submitit.helpers.DelayedSubmission:
         return submitit.helpers.DelayedSubmission(self, job_config, results, cache)
+
+    def _join(self, job_config: dict, results: Path):
+        """This task's place in the job's ranks (``bench.parallel.from_slurm``). A task that
+        cannot have a GPU of its own fails before any rendezvous; rank 0 records why (the
+        binding), and the task exits non-zero."""
+        from bench import parallel
+
+        started = time.time()
+        try:
+            return parallel.from_slurm(results)
+        except parallel.Binding as e:
+            if os.environ.get("SLURM_PROCID", "0") == "0":
+                lifecycle.record_failure(job_config, self.suite, results, self.job_id, e,
+                                         started, slurm_task=claims.slurm_task_id())
+            raise
 
     @staticmethod
     def _lead(world, body: Callable[[], dict]) -> dict:

@@ -8,6 +8,7 @@ The test split is read exactly once, after training, by the best-validation stat
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 
 from bench import parallel
 from bench.config import Recipe
+from bench.devices import torch_device
 
 
 class Diverged(RuntimeError):
@@ -113,8 +115,11 @@ def rrc_flip(x: torch.Tensor, gen: torch.Generator, scale: tuple[float, float], 
         oh, ow = x.shape[2:]
     # The grid F.affine_grid makes for this axis-aligned map (align_corners=False), built per
     # column and row: the same values to rounding, without its batched matmul (slow on CPUs).
-    gx = (sx[:, None] * _pixel_centres(ow) + cx[:, None]).to(x.device, x.dtype)  # (n, ow)
-    gy = (sy[:, None] * _pixel_centres(oh) + cy[:, None]).to(x.device, x.dtype)  # (n, oh)
+    # Copied without blocking: a blocking host-to-device copy would wait for the GPU each step.
+    gx = (sx[:, None] * _pixel_centres(ow) + cx[:, None]).to(x.device, x.dtype,
+                                                             non_blocking=True)  # (n, ow)
+    gy = (sy[:, None] * _pixel_centres(oh) + cy[:, None]).to(x.device, x.dtype,
+                                                             non_blocking=True)  # (n, oh)
     grid = torch.stack([gx[:, None, :].expand(n, oh, ow), gy[:, :, None].expand(n, oh, ow)],
                        dim=-1)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
@@ -140,7 +145,7 @@ class DeviceData:
         x = np.array(x) if not x.flags.writeable else np.ascontiguousarray(x)
         xt = torch.from_numpy(x)
         yt = torch.from_numpy(np.asarray(y, np.int64))
-        self.device = torch.device(device)
+        self.device = torch_device(device)  # the form a tensor's .device has: they compare
         if self.device.type == "cuda" and \
                 xt.numel() <= torch.cuda.mem_get_info(self.device)[0] // 4:
             xt, yt = xt.to(self.device), yt.to(self.device)
@@ -166,7 +171,7 @@ class DeviceData:
                         out_size=self.out_size, n=len(idx), part=part), y
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.x.device == self.device:
+        if self.x.device == self.device:  # gathered where the data lives
             idx = idx.to(self.device, non_blocking=True)
             rows, y = self.x[idx], self.y[idx]
         else:
@@ -410,8 +415,10 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
     log = log or logging.getLogger("bench.train")
     steps, batch = recipe.steps, recipe.batch_size
     micro = math.ceil(batch / recipe.grad_accum)
-    params = [p for p in model.parameters() if p.requires_grad]
-    world, net = _ranks(model, batch, world)
+    base = unwrapped(model)  # the module whose keys checkpoints hold, whatever wraps it
+    params = [p for p in base.parameters() if p.requires_grad]
+    world, net = _ranks(base, batch, world, recipe.compile)
+    model = net if world.size == 1 else base  # evaluation and hooks: never through DDP
     opt = make_optimizer(params, recipe, lr, per_tensor=hook is not None)
     gen = torch.Generator().manual_seed(seed)
     sampler = Sampler(len(train), gen, drop_last)
@@ -419,7 +426,7 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
     best = _Best()
     start = 1
     if checkpoint is not None and checkpoint.is_file():
-        start, curves, best = _resume(checkpoint, model, opt, gen, sampler, train.device)
+        start, curves, best = _resume(checkpoint, base, opt, gen, sampler, train.device)
         log.info("resumed at step %d from its checkpoint %s (lines above for later steps "
                  "are the interrupted attempt's)", start - 1, checkpoint)
         if on_resume is not None:
@@ -431,66 +438,104 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
     if net is not model and start <= steps:
         micro = fit_micro(net, params, train, recipe, micro, len(range(batch)[part]))
     train_time, images, speed = 0.0, 0, _Speed()
+    bad = _NonFinite(train.device)
     for step in range(start, steps + 1):
         t0 = time.perf_counter()
         if hook is not None:
             hook.before_step(step)
-        cur_lr = lr_at(step, lr, recipe.warmup_steps, steps)
-        for g in opt.param_groups:
-            g["lr"] = cur_lr * g.get("lr_scale", 1.0)
+        cur_lr = _set_lr(opt, lr_at(step, lr, recipe.warmup_steps, steps))
         x, y = train.augmented(sampler.next(batch), gen, recipe.crop_scale, recipe.hflip,
                                part=part)
         loss_sum, micro = accumulate_gradients(net, params, x, y, micro, recipe.precision,
                                                weight=len(y) * world.size / batch)
-        loss_value = float(parallel.mean(loss_sum, world))  # the global batch's, every rank
-        if not math.isfinite(loss_value):
-            raise Diverged(f"loss is {loss_value} at step {step} (lr {lr:g})")
+        loss_mean = parallel.mean(loss_sum, world)  # the global batch's, every rank
+        bad.note(loss_mean, step)  # on the device: read back at log, eval and checkpoint steps
         grad_norm = _clip(params, recipe.clip_grad)
         opt.step()
         opt.zero_grad(set_to_none=True)
         train_time += time.perf_counter() - t0
         images += batch
-        if step % recipe.log_every == 0 or step == steps:
-            curves["train"].append({"step": step, "loss": loss_value,
+        logged, evaluated = step % recipe.log_every == 0, step % recipe.eval_every == 0
+        at_checkpoint = bool(checkpoint is not None and recipe.checkpoint_every
+                             and step % recipe.checkpoint_every == 0 and step < steps)
+        saved = at_checkpoint and world.main  # but every rank checks the loss there:
+        if logged or evaluated or at_checkpoint or step == steps:
+            bad.check(lr)  # the same steps on every rank (the loss is all-reduced)
+        if logged or step == steps:
+            curves["train"].append({"step": step, "loss": float(loss_mean),
                                     "grad_norm": float(grad_norm), "lr": cur_lr})
             _log_step(log, curves["train"][-1], steps, speed.rate(images, train_time))
-        if step % recipe.eval_every == 0 or step == steps:
-            _validate(model, val, recipe, step, curves, best, log)
-        if checkpoint is not None and recipe.checkpoint_every and world.main and \
-                step % recipe.checkpoint_every == 0 and step < steps:
-            _save_checkpoint(checkpoint, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "generator": gen.get_state(), "perm": sampler.perm, "pos": sampler.pos,
-                "curves": curves, "best_val": best.val, "best_step": best.step,
-                "best_state": best.state, "step": step})
+        if evaluated or step == steps:
+            parallel.all_ok(functools.partial(_validate, model, val, recipe, step, curves,
+                                              best, log), world, f"validation at step {step}")
+        if saved:
+            _save_checkpoint(checkpoint, base, opt, gen, sampler, curves, best, step)
         if progress is not None:
             progress(1)
-    return Result(test_acc=_test_best(model, best, test, recipe),
+    return Result(test_acc=_test_best(model, base, best, test, recipe),
                   best_val_acc=best.val if best.step else None,
                   best_step=best.step, steps_done=steps, train_seconds=train_time,
                   images_per_second=images / train_time if train_time else 0.0, curves=curves,
                   grad_accum=math.ceil(recipe.batch_size / micro))
 
 
-def _ranks(model, batch: int, world: parallel.World | None):
+def _ranks(model, batch: int, world: parallel.World | None, compile_: bool = False):
     """(the ranks training together, default this process's group; the model they run:
-    DistributedDataParallel over them, or the model itself)."""
+    DistributedDataParallel over them, or the model itself; compiled with ``compile_``, after
+    DDP wraps it, so that DDP's gradient buckets overlap the compiled backward)."""
     world = parallel.current() if world is None else world
     if batch < world.size:
         raise ValueError(f"a batch of {batch} cannot be split over {world.size} ranks")
-    return world, parallel.wrap(model, world)
+    net = parallel.wrap(model, world)
+    return world, torch.compile(net) if compile_ else net
+
+
+def unwrapped(model):
+    """The module inside ``torch.compile``'s and DistributedDataParallel's wrappers: its
+    state dict has the model's own keys (no ``_orig_mod.``, no ``module.``)."""
+    while True:
+        inner = getattr(model, "_orig_mod", None)
+        if inner is None and isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            inner = model.module
+        if inner is None:
+            return model
+        model = inner
+
+
+class _NonFinite:
+    """The first step whose loss was not finite, kept on the device (no wait per step);
+    ``check`` reads it and raises ``Diverged``."""
+
+    def __init__(self, device):
+        self.step = torch.zeros((), dtype=torch.long, device=device)
+        self.loss = torch.zeros((), device=device)
+
+    def note(self, loss: torch.Tensor, step: int) -> None:
+        new = (self.step == 0) & ~torch.isfinite(loss)
+        self.step = torch.where(new, step, self.step)
+        self.loss = torch.where(new, loss.detach().float(), self.loss)
+
+    def check(self, lr: float) -> None:
+        step = int(self.step)
+        if step:
+            raise Diverged(f"loss is {float(self.loss)} at step {step} (lr {lr:g})")
 
 
 def _resume(checkpoint: Path, model, opt, gen: torch.Generator, sampler: Sampler,
             device) -> tuple[int, dict, _Best]:
     """Load a training checkpoint into the model, optimizer and data stream: (the step to
     start at, the curves so far, the best state so far)."""
-    ck = torch.load(checkpoint, map_location=device, weights_only=True)
+    # On the CPU first: the generator state must stay a CPU ByteTensor; the weights and the
+    # optimizer state move to the parameters' device as they load.
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model.load_state_dict(ck["model"])
     opt.load_state_dict(ck["optimizer"])
     gen.set_state(ck["generator"])
     sampler.perm, sampler.pos = ck["perm"], ck["pos"]
-    return ck["step"] + 1, ck["curves"], _Best(ck["best_val"], ck["best_step"], ck["best_state"])
+    state = ck["best_state"]
+    if state is not None:
+        state = {n: t.to(device) for n, t in state.items()}
+    return ck["step"] + 1, ck["curves"], _Best(ck["best_val"], ck["best_step"], state)
 
 
 def _clip(params: list, clip: float | None) -> torch.Tensor:
@@ -507,18 +552,19 @@ def _validate(model, val: DeviceData, recipe: Recipe, step: int, curves: dict, b
     acc = evaluate(model, val, recipe.eval_batch_size, recipe.precision)
     curves["val"].append({"step": step, "val_acc": acc})
     if acc > best.val:  # strictly: the earliest of equal accuracies wins
-        best.val, best.step, best.state = acc, step, _trainable_state(model)
+        best.val, best.step, best.state = acc, step, _trainable_state(unwrapped(model))
     log.info("step %d: val acc %.4f (best %.4f at step %d)", step, acc, best.val, best.step,
              extra={"metrics": {"val/acc": acc}, "step": step})
 
 
-def _test_best(model, best: _Best, test: DeviceData | None, recipe: Recipe) -> float | None:
-    """Put the best-validation state back in the model; its accuracy on ``test`` (read here
-    once)."""
+def _test_best(model, base, best: _Best, test: DeviceData | None,
+               recipe: Recipe) -> float | None:
+    """Put the best-validation state back in the model (``base``: unwrapped); its accuracy
+    on ``test`` (read here once)."""
     if best.state is None:
         return None
     with torch.no_grad():
-        named = dict(model.named_parameters())
+        named = dict(base.named_parameters())
         for n, t in best.state.items():
             named[n].copy_(t)
     if test is None:
@@ -526,8 +572,22 @@ def _test_best(model, best: _Best, test: DeviceData | None, recipe: Recipe) -> f
     return evaluate(model, test, recipe.eval_batch_size, recipe.precision)
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
+def _set_lr(opt, lr: float) -> float:
+    """Each group's lr: ``lr`` times its ``lr_scale``; returns ``lr``."""
+    for g in opt.param_groups:
+        g["lr"] = lr * g.get("lr_scale", 1.0)
+    return lr
+
+
+def _save_checkpoint(path: Path, model, opt, gen: torch.Generator, sampler: Sampler,
+                     curves: dict, best: _Best, step: int) -> None:
+    """What ``_resume`` reads: the model's own keys (``model`` unwrapped), the optimizer, the
+    data stream, the curves and the best state so far."""
     from bench.store import atomic_write
 
+    state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
+             "generator": gen.get_state(), "perm": sampler.perm, "pos": sampler.pos,
+             "curves": curves, "best_val": best.val, "best_step": best.step,
+             "best_state": best.state, "step": step}
     with atomic_write(path) as tmp:
         torch.save(state, tmp)

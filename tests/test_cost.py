@@ -284,7 +284,7 @@ def test_selftest_mfu_scales_the_time(tmp_path, capsys):
     assert run_cli([*argv, "--selftest", str(summary)]) == 0
     measured = json.loads(capsys.readouterr().out)
     g0, g1 = default["groups"][0], measured["groups"][0]
-    assert g0["precision"] == ["bf16"] and g1["mfu"] == {"bf16": 0.15, "fp32": 0.2}
+    assert g0["precision"] == ["bf16"] and g1["mfu"] == {"bf16": 0.15, "fp32": 0.2, "tf32": 0.3}
     assert g1["step_seconds_max"] == pytest.approx(2 * g0["step_seconds_max"])
     assert "selftest" in g1["mfu_source"]
 
@@ -337,3 +337,88 @@ def test_readme_cost_table_is_current_and_the_commands(capsys):
                if "`suites/paper-adamw.yaml` |" in line and "| H200 | bf16" in line)
     assert f"| {out['total']['gpu_hours']:,.0f} |" in row
     assert math.isclose(sum(out["data_cache_bytes"].values()), out["data_cache_total_bytes"])
+
+
+def test_plan_cost_agrees_with_training_on_tf32_and_micro_batch(monkeypatch):
+    """The estimate's precision is what training computes in on CUDA (its autocast and the
+    TF32 flags ``bench.job.configure_cuda`` sets), and its micro-batch the one training runs."""
+    import torch
+
+    from bench import job, train
+    from bench.protocol import PROTOCOLS
+    from bench.suite import parse_suite
+    from tests.conftest import RECIPE, random_data, tiny_suite_dict
+
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda *a: None)
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        est = _estimates_as_trained(torch, cost, job, train, PROTOCOLS, parse_suite,
+                                    tiny_suite_dict)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+    # micro-batch: the one training runs (its grad_accum back from a real run)
+    recipe = dataclasses.replace(RECIPE, steps=1, batch_size=13, grad_accum=3)
+    res = train.finetune(_tiny_model(), random_data(), random_data(), None, recipe=recipe,
+                         lr=0.01, seed=0)
+    assert -(-13 // est.micro_batch) == res.grad_accum == 3
+
+
+def _estimates_as_trained(torch, cost, job, train, PROTOCOLS, parse_suite, tiny_suite_dict):
+    rate = cost.rate_for(cost.DEVICES["H100-SXM"])
+    cuda = torch.device("cuda", 0)
+    for name, protocol in PROTOCOLS.items():
+        for precision in ("fp32", "auto"):
+            raw = tiny_suite_dict(strategies=["full"], protocol=name)
+            raw["recipe"].update(precision=precision, batch_size=13, grad_accum=3)
+            (j,) = parse_suite(raw, "<t>").jobs
+            est = cost.estimate_job(j.config, j.job_id, rate)
+            job.configure_cuda(cuda, protocol)
+            autocast = isinstance(train.autocast(cuda, protocol.precision(precision)),
+                                  torch.autocast)
+            trained = "bf16" if autocast else \
+                "tf32" if torch.backends.cuda.matmul.allow_tf32 else "fp32"
+            assert est.precision == trained, (name, precision)
+    return est
+
+
+def _tiny_model():
+    import timm
+    import torch
+
+    from tests.conftest import TINY_KWARGS
+
+    torch.manual_seed(0)
+    return timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=10,
+                             **TINY_KWARGS)
+
+
+def test_device_table_tells_the_variants_apart_and_an_unpinned_name_is_the_slower():
+    from bench import devices
+
+    sxm, pcie = cost.DEVICES["H100-SXM"], cost.DEVICES["H100-PCIe"]
+    assert (sxm.peak_tflops["fp32"], sxm.peak_tflops["bf16"]) == (67.0, 989.0)  # data sheet
+    assert (pcie.peak_tflops["fp32"], pcie.peak_tflops["bf16"]) == (51.0, 756.0)
+    assert (cost.DEVICES["A100-40GB"].memory_gb, cost.DEVICES["A100-80GB"].memory_gb) == (40, 80)
+    assert cost.DEVICES["H100"].peak_tflops == pcie.peak_tflops and cost.DEVICES["H100"].note
+    assert cost.DEVICES["A100"].memory_gb == 40 and cost.DEVICES["A100"].note
+    assert devices.pinned("H100", "h100_sxm5") is sxm and devices.pinned("h100") is \
+        cost.DEVICES["H100"]
+    assert devices.from_gpu_name("NVIDIA H100 80GB HBM3") is sxm
+    assert devices.from_gpu_name("NVIDIA H100 PCIe") is pcie
+    assert devices.from_gpu_name("NVIDIA A100-SXM4-40GB") is cost.DEVICES["A100-40GB"]
+    of = cost.rates(profile=True)
+    assert of({"gpu": "H100", "gpus_per_node": 1}).device is cost.DEVICES["H100"]
+    assert "not pinned" in of({"gpu": "H100", "gpus_per_node": 1}).source
+    assert of({"gpu": "H100", "constraint": "h100&sxm", "gpus_per_node": 1}).device is sxm
+
+
+def test_evaluation_and_probe_time_are_not_divided_by_the_gpus():
+    from bench.suite import parse_suite
+    from tests.conftest import tiny_suite_dict
+
+    rate = cost.rate_for(cost.DEVICES["H100-SXM"])
+    for j in parse_suite(tiny_suite_dict(strategies=["full", "lp"]), "<t>").jobs:
+        one = cost.estimate_job(j.config, j.job_id, rate, gpus=1)
+        two = cost.estimate_job(j.config, j.job_id, rate, gpus=2)
+        assert two.work_s == pytest.approx(one.train_s / 2 + one.eval_s + one.probe_s)
+        assert one.eval_s + one.probe_s > 0

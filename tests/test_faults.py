@@ -84,8 +84,8 @@ if point == "pretraining":  # killed mid-save of the pretrained weights
     models.save_state_dict = save_state_dict
 elif point == "checkpoint":  # killed mid-training, after its first checkpoint
     real_save = train._save_checkpoint
-    def save_checkpoint(path, state):
-        real_save(path, state)
+    def save_checkpoint(path, *state):
+        real_save(path, *state)
         reached(point)
     train._save_checkpoint = save_checkpoint
 elif point == "writing":  # killed between writing a record's temporary file and renaming it

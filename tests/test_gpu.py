@@ -1,7 +1,9 @@
 """The CUDA paths, each against a computation written here: bf16 autocast, the fused SGD step,
 pinned host-to-device batches, and the micro-batch halving under a real memory cap.
 
-All are marked ``gpu`` and skip without CUDA; ``bench selftest --device cuda`` runs them.
+The CUDA cases are marked ``gpu`` and skip without CUDA; ``bench selftest --device cuda`` runs
+them. Each test also runs on the CPU (its twin: the same functions, the CPU's branch of
+them), so that a run without a GPU still calls everything the GPU run calls.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import torch.nn.functional as F
 from bench import train
 from tests.conftest import RECIPE, TINY_KWARGS
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+CUDA = pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs CUDA")])
+on_each_device = pytest.mark.parametrize("device", [CUDA, "cpu"])
 
 
 def tiny(device="cuda", num_classes=10, **kw):
@@ -34,17 +37,20 @@ def uint8_data(n=48, size=16, seed=0):
     return x, y
 
 
-def test_bf16_autocast_trains_in_bf16_and_keeps_fp32_weights():
-    model = tiny()
-    x = torch.randn(8, 3, 16, 16, device="cuda")
-    with train.autocast("cuda", "auto"):
+@on_each_device
+def test_bf16_autocast_trains_in_bf16_and_keeps_fp32_weights(device):
+    model = tiny(device)
+    x = torch.randn(8, 3, 16, 16, device=device)
+    with train.autocast(device, "auto"):
         out_bf16 = model(x)
-    with train.autocast("cuda", "fp32"):
+    with train.autocast(device, "fp32"):
         out_fp32 = model(x)
-    assert out_bf16.dtype == torch.bfloat16 and out_fp32.dtype == torch.float32
+    # bf16 on CUDA; the CPU trains in fp32 whatever the precision (autocast is CUDA's only)
+    assert out_bf16.dtype == (torch.bfloat16 if device == "cuda" else torch.float32)
+    assert out_fp32.dtype == torch.float32
     torch.testing.assert_close(out_bf16.float(), out_fp32, rtol=0.05, atol=0.05)
     xs, ys = uint8_data()
-    data = train.DeviceData(xs, ys, [0.5] * 3, [0.5] * 3, "cuda")
+    data = train.DeviceData(xs, ys, [0.5] * 3, [0.5] * 3, device)
     res = train.finetune(model, data, data, data,
                          recipe=dataclasses.replace(RECIPE, precision="bf16"),
                          lr=0.05, seed=0)
@@ -53,12 +59,13 @@ def test_bf16_autocast_trains_in_bf16_and_keeps_fp32_weights():
         torch.isfinite(torch.tensor(c["loss"])) for c in res.curves["train"])
 
 
-def test_fused_sgd_step_equals_the_formula():
-    params = [torch.randn(64, 32, device="cuda", requires_grad=True),
-              torch.randn(32, device="cuda", requires_grad=True)]
-    recipe = {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 1e-4}
+@on_each_device
+def test_fused_sgd_step_equals_the_formula(device):
+    params = [torch.randn(64, 32, device=device, requires_grad=True),
+              torch.randn(32, device=device, requires_grad=True)]
+    recipe = dataclasses.replace(RECIPE, optimizer="sgd", momentum=0.9, weight_decay=1e-4)
     opt = train.make_optimizer(params, recipe, lr=0.1)
-    assert opt.defaults.get("fused") is True
+    assert opt.defaults.get("fused" if device == "cuda" else "foreach") is True
     w0 = [p.detach().clone() for p in params]
     grads = [torch.randn_like(p) for p in params]
     buf = [torch.zeros_like(p) for p in params]
@@ -74,7 +81,9 @@ def test_fused_sgd_step_equals_the_formula():
         torch.testing.assert_close(params[i].detach(), w, rtol=1e-5, atol=1e-6)
 
 
-def test_host_batches_go_through_pinned_memory_and_equal_device_batches(monkeypatch):
+@pytest.mark.parametrize("device", [CUDA])
+def test_host_batches_go_through_pinned_memory_and_equal_device_batches(monkeypatch, device):
+    # CPU twin: tests/test_device_paths.py::test_data_on_cpu0_is_gathered_in_place_like_cpu
     xs, ys = uint8_data(n=40)
     on_device = train.DeviceData(xs, ys, [0.5, 0.4, 0.3], [0.2, 0.3, 0.4], "cuda")
     assert on_device.x.is_cuda
@@ -107,7 +116,9 @@ def test_host_batches_go_through_pinned_memory_and_equal_device_batches(monkeypa
     torch.testing.assert_close(hx, want)
 
 
-def test_out_of_memory_halves_the_micro_batch_under_a_real_cap():
+@pytest.mark.parametrize("device", [CUDA])
+def test_out_of_memory_halves_the_micro_batch_under_a_real_cap(device):
+    # CPU twin: tests/test_selftest.py (the oom part, the error raised by a wrapper)
     model = tiny(num_classes=100, img_size=64, embed_dim=64, depth=4).train()
     params = list(model.parameters())
     x = torch.randn(256, 3, 64, 64, device="cuda")

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli, perf, selftest
-
-BENCH = str(Path(sys.executable).with_name("bench"))
+from bench import cli, perf, selfchecks, selftest
 
 
 def vit_train_flops(img: int, patch: int, dim: int, depth: int, mlp: float,
@@ -58,19 +56,40 @@ def test_selftest_on_cuda_without_cuda_is_exit_2(tmp_path, capsys):
     assert "no CUDA device" in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
+# Only what a bare GPU machine has: submitit and the JSON Schema validators made unimportable.
+BARE = ("import sys\n"
+        "for m in ('submitit', 'jsonschema', 'fastjsonschema'): sys.modules[m] = None\n"
+        "from bench.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n")
+PARTS = {"tests", "perf", "job", "paper_job", "learns", "plasticity", "resume", "strategies",
+         "ddp", "oom"}
+
+
 @pytest.mark.slow
 def test_selftest_on_cpu_runs_every_part(tmp_path):
     out = tmp_path / "out"
-    env = {**os.environ, "BENCH_CACHE": str(tmp_path / "cache"), "HOME": str(tmp_path)}
-    proc = subprocess.run([BENCH, "selftest", "--device", "cpu", "--out", str(out)],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "BENCH_CACHE": str(tmp_path / "cache"), "HOME": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-c", BARE, "selftest", "--device", "cpu:0", "--out",
+                           str(out)], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"summary: {out / 'selftest.json'}" in proc.stdout
     s = json.loads((out / "selftest.json").read_text())
-    assert s["ok"] and s["device"] == "cpu" and set(s["parts"]) == {"tests", "perf", "job", "oom"}
-    # the gpu-marked tests were collected and skipped (no CUDA), none failed
+    assert s["ok"] and s["device"] == "cpu" and set(s["parts"]) == PARTS and not s["not_run"]
+    assert s["seconds"] > 0 and "selftest on cpu (" in proc.stdout
+    # the CPU twins of the gpu tests passed; the CUDA cases skipped; none failed
     t = s["parts"]["tests"]
-    assert t["ok"] and t["skipped"] >= 5 and t["failures"] == t["errors"] == 0
+    assert t["ok"] and t["passed"] >= 2 and t["failures"] == t["errors"] == 0
+    assert s["parts"]["learns"]["test_acc"] >= s["parts"]["learns"]["threshold"] >= 0.3
+    assert s["parts"]["resume"]["max_abs_difference"] == 0 == s["parts"]["resume"]["threshold"]
+    assert s["parts"]["plasticity"]["max_relative_difference"] <= selfchecks.PLASTICITY_RTOL
+    assert s["parts"]["strategies"]["status"] == dict.fromkeys(
+        ["lora", "auto_rgn", "lp", "compile"], "done")
+    assert s["parts"]["ddp"]["ranks"] == 2 and s["parts"]["ddp"]["ranks_identical"]
+    paper = json.loads(next((out / "results" / "selftest-paper").glob("*.json")).read_text())
+    assert paper["status"] == "done" and paper["config"]["protocol"] == "paper"
     p = s["parts"]["perf"]
     scale = selftest.CPU_SCALE
     assert p["train_flops_per_image"] == vit_train_flops(32, 8, 32, 2, 2.0, classes=100)
@@ -81,9 +100,50 @@ def test_selftest_on_cpu_runs_every_part(tmp_path):
                                                        rel=0.01)
     j = s["parts"]["job"]
     assert j["status"] == "done" and j["steps"] == scale.job_steps
-    record = json.loads(next((out / "results" / "selftest").glob("*.json")).read_text())
+    record = json.loads(next((out / "results" / "selftest-clean").glob("*.json")).read_text())
     assert record["status"] == "done" and record["config"]["recipe"]["steps"] == scale.job_steps
     o = s["parts"]["oom"]
     assert o["simulated"] and o["micro_batch"] <= o["fits"] < o["batch"]
     assert o["loss_capped"] == pytest.approx(o["loss_uncapped"], rel=1e-5)
     assert s["goal"]["met"] is None  # only an H200 at the GPU scale decides it
+
+
+def test_a_test_run_in_which_everything_skipped_is_not_ok(tmp_path, monkeypatch):
+    def pytest_run(argv, **kw):
+        xml = next(a for a in argv if a.startswith("--junitxml=")).split("=", 1)[1]
+        Path(xml).write_text('<testsuites><testsuite tests="4" failures="0" errors="0" '
+                             'skipped="4"/></testsuites>')
+        return subprocess.CompletedProcess(argv, 0, "4 skipped", "")
+
+    monkeypatch.setattr(selftest.subprocess, "run", pytest_run)
+    t = selftest.gpu_tests(tmp_path)
+    assert t["skipped"] == 4 and t["passed"] == 0 and t["ok"] is False
+
+
+def test_ddp_on_one_gpu_is_not_run_and_never_counted_ok(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    part = selfchecks.ddp_matches_one_process(torch.device("cuda", 0), tmp_path)
+    assert part == {"ok": None, "not_run": "1 GPU", "gpus": 1}
+    monkeypatch.setattr(selftest, "_parts", lambda *a: [
+        ("tests", lambda: {"ok": True, "skipped": True}),
+        ("perf", lambda: {"ok": True}), ("job", lambda: {"ok": True}),
+        ("oom", lambda: {"ok": True}), ("ddp", lambda: dict(part))])
+    s = selftest.run_selftest("cpu", tmp_path / "o", scale=selftest.CPU_SCALE)
+    assert s["parts"]["ddp"]["ok"] is None and s["not_run"] == {"ddp": "1 GPU"}
+    assert "ddp not run (1 GPU)" in selftest.format_summary(s)
+    assert "ddp: not run: 1 GPU" in selftest.format_summary(s)
+    monkeypatch.setattr(selftest, "_parts", lambda *a: [
+        ("tests", lambda: {"ok": True, "skipped": True}), ("perf", lambda: {"ok": True}),
+        ("job", lambda: {"ok": True}), ("oom", lambda: {"ok": True}),
+        ("resume", lambda: {"ok": False, "max_abs_difference": 1.0, "threshold": 0.0})])
+    s = selftest.run_selftest("cpu", tmp_path / "o2", scale=selftest.CPU_SCALE)
+    assert s["ok"] is False
+
+
+def test_worst_difference_compares_like_structures():
+    assert selfchecks._worst({"a": [1.0, 2.0]}, {"a": [1.0, 2.0]}) == 0
+    assert selfchecks._worst({"a": [1.0, 2.002]}, {"a": [1.0, 2.0]}) == pytest.approx(1e-3,
+                                                                                    rel=1e-3)
+    assert selfchecks._worst({"a": 1}, {"b": 1}) == float("inf")

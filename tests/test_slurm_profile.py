@@ -90,7 +90,8 @@ def test_unknown_keys_are_errors_naming_file_key_and_choices(tmp_path):
     assert "groups[0].match: unknown key 'modle' (did you mean 'model'?); valid: model, " \
            "dataset, strategy" in text
     # `gpu` names the GPU model (bench.cost); a count there points to gpus_per_node
-    assert "groups[0].resources.gpu: must be the GPU's name, one of A100, H100, H200" in text \
+    assert ("groups[0].resources.gpu: must be the GPU's name, one of A100, H100, A100-40GB, "
+            "A100-80GB, H100-SXM, H100-PCIe, H200") in text \
         and "the number of GPUs is gpus_per_node" in text
     assert "groups[0]: unknown key 'extra'; valid: name, match, resources" in text
 
