@@ -33,7 +33,7 @@ TINY = {"img_size": 32, "patch_size": 8, "embed_dim": 64, "depth": 4, "num_heads
 
 def _run_suite(raw: dict, device, out: Path) -> list[dict]:
     from bench import runner, store
-    from bench.suite import parse_suite
+    from bench.suite_expand import parse_suite
 
     suite = parse_suite(raw, "<selftest>")
     results = out / "results"

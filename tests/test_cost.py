@@ -346,7 +346,7 @@ def test_plan_cost_agrees_with_training_on_tf32_and_micro_batch(monkeypatch):
 
     from bench import job, train
     from bench.protocol import PROTOCOLS
-    from bench.suite import parse_suite
+    from bench.suite_expand import parse_suite
     from tests.conftest import RECIPE, random_data, tiny_suite_dict
 
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda *a: None)
@@ -413,7 +413,7 @@ def test_device_table_tells_the_variants_apart_and_an_unpinned_name_is_the_slowe
 
 
 def test_evaluation_and_probe_time_are_not_divided_by_the_gpus():
-    from bench.suite import parse_suite
+    from bench.suite_expand import parse_suite
     from tests.conftest import tiny_suite_dict
 
     rate = cost.rate_for(cost.DEVICES["H100-SXM"])

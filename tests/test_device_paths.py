@@ -197,7 +197,7 @@ def test_a_task_gpu_comes_from_what_it_sees():
 
 def test_too_few_gpus_is_a_failure_record_before_any_rendezvous(tmp_path, monkeypatch):
     from bench import slurm
-    from bench.suite import parse_suite
+    from bench.suite_expand import parse_suite
     from tests.conftest import tiny_suite_dict
 
     (job,) = parse_suite(tiny_suite_dict(strategies=["full"]), "<t>").jobs

@@ -76,7 +76,7 @@ def test_a_record_that_is_not_one_is_refused_with_what_is_wrong():
     (lambda r: r["metrics"].update(test_accuracy=0.5), "metrics: unknown keys test_accuracy"),
     (lambda r: r["metrics"].pop("test_acc"), "a done record without metrics test_acc"),
     (lambda r: r["config"].update(seed=1.5), "config.seed: must be integer, not number"),
-    (lambda r: r["config"].update(lr=0), "config.lr: must be > 0"),
+    (lambda r: r["config"].update(lr=0), "config.lr: 0 must be > 0"),
     (lambda r: r.update(extra=1), "<record>: unknown keys extra"),
     (lambda r: r["curves"]["train"].append({"step": 1}), "curves.train[0]: missing loss"),
 ])
