@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from bench import suite_cost
 from bench.overrides import overrides_text
 from bench.status import Status
 from bench.suite_expand import load_suite
@@ -106,7 +107,7 @@ def cost_of(suite, args, profile=None):
     try:
         rates = cost.rates(args.gpu, Path(args.selftest) if args.selftest else None,
                            profile=profile is not None)
-        return cost.estimate_suite(suite, rates, profile, getattr(args, "precision", None))
+        return suite_cost.estimate_suite(suite, rates, profile, getattr(args, "precision", None))
     except (cost.CostError, UnknownName) as e:
         raise UserError(f"--gpu/--selftest: {e}" if isinstance(e, UnknownName) else str(e)) \
             from None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 
+from bench import suite_cost
 from bench.cli_common import (
     command_results,
     command_suite,
@@ -80,15 +81,14 @@ def cmd_plan(args) -> int:
 
 def _plan_cost(args, suite) -> int:
     """`bench plan --cost`: per group and in total (bench.cost)."""
-    from bench import cost
 
     profile = slurm_profile(args.profile) if args.profile else None
     estimate = cost_of(suite, args, profile)
-    gpus = tuple(args.gpus or cost.DEFAULT_GPUS)
+    gpus = tuple(args.gpus or suite_cost.DEFAULT_GPUS)
     if args.json:
-        print(json.dumps(cost.to_json(estimate, gpus), indent=1, sort_keys=True))
+        print(json.dumps(suite_cost.to_json(estimate, gpus), indent=1, sort_keys=True))
     else:
-        print(cost.format_cost(estimate, gpus))
+        print(suite_cost.format_cost(estimate, gpus))
     return 0
 
 

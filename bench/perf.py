@@ -46,11 +46,11 @@ import time
 from pathlib import Path
 
 from bench.devices import DEVICES, from_gpu_name, torch_device
+from bench.flops import NUM_CLASSES
 
 DEFAULT_MODEL = "vit_tiny_patch16_224"
 DEFAULT_BATCH = 32
 DEFAULT_STRATEGIES = ("full", "linear", "mha", "ln1")
-NUM_CLASSES = 100
 
 
 # finetune's own lines (a job's log: its last step and evaluation) stay out of the output
@@ -477,44 +477,3 @@ def peak_tflops(gpu_name: str | None, precision: str) -> float | None:
     return None if dev is None else dev.peak_tflops.get(precision)
 
 
-def train_flops_per_image(model: str, model_kwargs: dict | None = None,
-                          num_classes: int = NUM_CLASSES, strategy=None,
-                          backward: bool = True) -> float:
-    """FLOPs of one training step per image (forward and backward of every parameter, i.e.
-    the `full` strategy), counted by ``torch.utils.flop_counter`` on the meta device (no
-    memory, no weights): matrix multiplications and attention, about 3x the forward pass.
-
-    ``strategy`` (a name or a job's strategy entry): the backward pass of that strategy only
-    (frozen weights get no gradient; nothing below the first trainable layer is
-    differentiated). ``backward=False``: the forward pass alone (evaluation).
-    """
-    import timm
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from bench.models import data_config
-
-    with torch.device("meta"):
-        net = timm.create_model(model, pretrained=False, num_classes=num_classes,
-                                **(model_kwargs or {}))
-        size = data_config(net)["input_size"]
-        x = torch.randn(1, 3, size, size)
-        y = torch.zeros(1, dtype=torch.long)
-    if strategy is not None:
-        from bench.apply import apply_strategy
-
-        apply_strategy(net, strategy, _planning_context())
-    with FlopCounterMode(display=False) as counter:
-        loss = torch.nn.functional.cross_entropy(net(x), y)
-        if backward and loss.requires_grad:
-            loss.backward()
-    return float(counter.get_total_flops())
-
-
-def _planning_context():
-    """What a strategy that selects from the job's plasticity sees before it is measured:
-    every component equally plastic (the choice hardly changes the cost)."""
-    from bench.components import BLOCK_COMPONENTS
-    from bench.strategies import Context
-
-    return Context(plasticity={"components": {c: {"mean": 1.0} for c in BLOCK_COMPONENTS}})

@@ -67,10 +67,10 @@ def check_time_limits(estimate, say: Callable[[str], object] = print) -> None:
     checkpoints, or more requeues than max_num_timeout) is bad input, named with its fix;
     otherwise each group's estimate and requeues are said. ``estimate``: the suite's
     ``bench.cost`` estimate, by the profile's groups."""
-    from bench import cost
+    from bench import suite_cost
 
     problems = []
-    for row in cost.group_rows(estimate):
+    for row in suite_cost.group_rows(estimate):
         if row["problem"]:
             problems.append(row["problem"])
             continue
@@ -79,7 +79,7 @@ def check_time_limits(estimate, say: Callable[[str], object] = print) -> None:
                 f"{requeues} requeue{'s' if requeues > 1 else ''} each, resumed from its "
                 f"checkpoint (every {row['checkpoint_every']} steps)")
         say(f"group {row['group']}: {row['jobs']} jobs of at most "
-            f"{cost.hours(row['job_seconds_max'])} on {row['device']} (estimated), "
+            f"{suite_cost.hours(row['job_seconds_max'])} on {row['device']} (estimated), "
             f"time limit {row['time_limit_min']} min: {then}")
     if problems:
         raise PreflightError("jobs that cannot finish within their time limit (estimated by "

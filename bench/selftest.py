@@ -26,8 +26,8 @@ why; a part that cannot run here, DDP on one GPU, is listed under ``not_run``, n
    batch is redone in smaller micro-batches and gives the same loss. On the CPU the
    out-of-memory error is simulated (it cannot be forced).
 
-Needs torch, torchvision, timm, numpy, pandas and PyYAML only (no submitit, no JSON Schema
-validator). The performance goal: ViT-B/16 full fine-tuning at ``GOAL_IMAGES_PER_SECOND`` or
+Needs torch, torchvision, timm, numpy, pandas, PyYAML and the records' compiled validator
+(fastjsonschema, pure Python) only: no submitit, no jsonschema. The performance goal: ViT-B/16 full fine-tuning at ``GOAL_IMAGES_PER_SECOND`` or
 more in bf16 on an H200 (``goal`` in the summary).
 """
 
@@ -45,6 +45,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bench import flops
 from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS, default_first
 from bench.status import Status
 
@@ -178,8 +179,9 @@ def perf_part(device: str, scale: Scale, gpu: str | None) -> dict:
     """The fine-tuning step in the clean protocol's precision and the paper's fp32."""
     from bench import perf
 
-    flops = perf.train_flops_per_image(scale.model, scale.kwargs)
-    res: dict = {"ok": True, "train_flops_per_image": flops, "peaks_tflops": perf.PEAK_TFLOPS}
+    per_image = flops.train_flops_per_image(scale.model, scale.kwargs)
+    res: dict = {"ok": True, "train_flops_per_image": per_image,
+                 "peaks_tflops": perf.PEAK_TFLOPS}
     for key in default_first():
         precision = PROTOCOLS[key].precision("auto")
         r = perf.run_perf(scale.model, scale.batch, device, repeats=scale.repeats,
@@ -193,8 +195,8 @@ def perf_part(device: str, scale: Scale, gpu: str | None) -> dict:
                     "bare_images_per_second": round(r["measurements"]["bare_step"][
                         "images_per_second"], 1),
                     "vs_bare": round(ft["vs_bare"], 3), "peak_tflops": peak,
-                    "achieved_tflops": round(ips * flops / 1e12, 2),
-                    "mfu": round(ips * flops / (peak * 1e12), 4) if peak else None}
+                    "achieved_tflops": round(ips * per_image / 1e12, 2),
+                    "mfu": round(ips * per_image / (peak * 1e12), 4) if peak else None}
         res["ok"] = res["ok"] and ips > 0 and (res[key]["mfu"] is None
                                                or res[key]["mfu"] >= MIN_MFU)
     res["min_mfu"] = MIN_MFU

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli, cost, readme
+from bench import cli, cost, flops, readme, suite_cost
 from bench.suite_expand import load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "suites" / "digits.yaml"
-PAPER_SUITES = [ROOT / p for p in cost.README_SUITES]
+PAPER_SUITES = [ROOT / p for p in suite_cost.README_SUITES]
 STRATEGIES = {"full", "linear", "ln1", "mha", "ln2", "fc1", "fc2"}
 
 
@@ -66,7 +66,7 @@ def test_flops_per_strategy_are_the_architectures():
     """Written out for the digits ViT (D 64, 16 patches of 8 px + class token, MLP 128, 4
     blocks, 10 classes): forward, `linear` (forward + the head's weight gradient) and `full`
     (3 x forward, less the input gradient of the patch embedding, which nothing needs)."""
-    from bench.perf import train_flops_per_image
+    from bench.flops import train_flops_per_image
 
     kw = {"img_size": 32, "patch_size": 8, "embed_dim": 64, "depth": 4, "num_heads": 4,
           "mlp_ratio": 2.0}
@@ -114,7 +114,7 @@ def test_data_cache_estimate_is_what_bench_prepare_writes(tmp_path):
     configs = [j.config for j in suite.jobs]
     prepare.prepare(configs, tmp_path, progress=False)
     written = sum(f.stat().st_size for f in (tmp_path / "data").rglob("*.npy"))
-    estimated = sum(cost.data_disk(configs).values())
+    estimated = sum(suite_cost.data_disk(configs).values())
     assert abs(estimated - written) <= 0.02 * written, (estimated, written)
 
 
@@ -123,7 +123,7 @@ def test_paper_data_cache_by_hand():
     trains from its native arrays); a DomainNet domain adds the whole-image copies at 256 px
     (with each image's original size)."""
     configs = [j.config for j in load_suite(ROOT / "suites" / "paper.yaml").jobs]
-    disk = cost.data_disk(configs)
+    disk = suite_cost.data_disk(configs)
     image, whole = 3 * 224 * 224 + 8, 3 * 256 * 256 + 8 + 16
     assert disk["cifar10"] == 60_000 * image
     assert disk["domainnet/clipart"] == 48_129 * (image + whole)
@@ -136,10 +136,10 @@ def test_memory_counts_what_backward_keeps_and_halves_the_micro_batch():
     micro-batch halves (rounding up, as train.accumulate_gradients does) until it fits."""
     suite = load_suite(DIGITS)
     job = next(j for j in suite.jobs if j.config["strategy"]["name"] == "linear")
-    key = cost._key(job.config["model"])
-    facts = cost._model_facts(key, 10, cost._key(job.config["strategy"]))
+    key = cost.cache_key(job.config["model"])
+    facts = flops.model_facts(key, 10, cost.cache_key(job.config["strategy"]))
     assert facts.activation_bytes == 4 * 17 * 64
-    full = cost._model_facts(key, 10, cost._key({"name": "full", "key": "full",
+    full = flops.model_facts(key, 10, cost.cache_key({"name": "full", "key": "full",
                                                   "params": {}}))
     assert full.trainable == full.params and full.activation_bytes > 100 * 4 * 64
     split = cost.split_of(job.config["dataset"], "clean", 0)
@@ -198,7 +198,7 @@ def test_paper_suites_checkpoint_at_a_justified_interval_without_changing_ids(pa
     assert [j.job_id for j in suite.jobs] == [j.job_id for j in bare.jobs]
     every = {j.config["recipe"]["checkpoint_every"] for j in suite.jobs}
     assert len(every) == 1 and every.pop() > 0
-    est = cost.estimate_suite(suite, cost.rate_for(cost.DEVICES["H100"]))
+    est = suite_cost.estimate_suite(suite, cost.rate_for(cost.DEVICES["H100"]))
     for g in est.groups:
         for j in g.jobs:
             if j.checkpoint_every:
@@ -214,10 +214,10 @@ def test_example_profile_accepts_the_paper_suites_and_refuses_without_checkpoint
 
     profile = load_profile(ROOT / "slurm" / "example-gpu-cluster.yaml")
     for path in PAPER_SUITES:
-        est = cost.estimate_suite(load_suite(path), cost.rates(profile=True), profile)
-        assert not [r["problem"] for r in cost.group_rows(est) if r["problem"]], path
+        est = suite_cost.estimate_suite(load_suite(path), cost.rates(profile=True), profile)
+        assert not [r["problem"] for r in suite_cost.group_rows(est) if r["problem"]], path
     bare = load_suite(PAPER_SUITES[0], ["recipe.checkpoint_every=0"])
-    rows = cost.group_rows(cost.estimate_suite(bare, cost.rates(profile=True), profile))
+    rows = suite_cost.group_rows(suite_cost.estimate_suite(bare, cost.rates(profile=True), profile))
     assert all(r["problem"] and f"group {r['group']}" in r["problem"] for r in rows)
 
 
@@ -318,7 +318,7 @@ def test_plan_and_profiles_stay_torch_free():
 
 def _readme_table() -> str:
     text = readme.target("cost").read_text()
-    begin, end = cost.README_MARKERS
+    begin, end = suite_cost.README_MARKERS
     match = re.search(re.escape(begin) + r"\n(.*?)" + re.escape(end), text, re.S)
     assert match, "docs/cluster.md lacks the cost table markers"
     return match.group(1)
@@ -327,8 +327,8 @@ def _readme_table() -> str:
 @pytest.mark.slow
 def test_readme_cost_table_is_current_and_the_commands(capsys):
     table = _readme_table()
-    assert table == cost.readme_table(ROOT), (
-        "docs/cluster.md's cost table is stale: run `python -m bench.cost --readme`")
+    assert table == suite_cost.readme_table(ROOT), (
+        "docs/cluster.md's cost table is stale: run `python -m bench.suite_cost --readme`")
     # a row is `bench plan SUITE --cost --gpu GPU [--precision bf16] --json`'s total
     assert run_cli(["plan", "suites/paper-adamw.yaml", "--cost", "--gpu", "H200",
                     "--precision", "bf16", "--json"]) == 0

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench import apply, benchmarks, perf, plasticity, train
+from bench import apply, benchmarks, flops, perf, plasticity, train
 from bench.components import BLOCK_COMPONENTS
 from tests.conftest import RECIPE as BASE_RECIPE
 from tests.conftest import TINY_KWARGS, random_data
@@ -62,7 +62,7 @@ def test_perf_harness_on_a_tiny_model(tmp_path):
         (f / fwd["images"]) / (p / pl["pairs"]) for f, p in zip(fwd["samples"], pl["samples"])))
     assert res["loader_vs_ft_full"] == pytest.approx(
         m["loader"]["images_per_second"] / m["ft_full"]["images_per_second"])
-    net = timm.create_model("vit_tiny_patch16_224", num_classes=perf.NUM_CLASSES, **TINY_KWARGS)
+    net = timm.create_model("vit_tiny_patch16_224", num_classes=flops.NUM_CLASSES, **TINY_KWARGS)
     assert res["params"] == sum(p.numel() for p in net.parameters())
     assert (res["batch"], res["repeats"], res["warmup"], res["input_size"]) == (4, 2, 1, 16)
     perf.write_json(res, tmp_path / "perf.json")
