@@ -37,10 +37,10 @@ from pathlib import Path
 
 from bench.components import BLOCK_COMPONENTS, COMPONENTS
 from bench.figures import color_of
+from bench.markdown import FILTERS
 from bench.store import atomic_write_bytes
 
 ASSETS = ("site.js", "site.css")
-FILTERS = ("suite", "protocol", "model", "dataset", "strategy")
 LOG_CHARS = 200_000  # a job page shows at most the last this many characters of its log
 WRAP_CHARS = 40  # table cells longer than this wrap; shorter ones stay on one line
 _CODE = re.compile(r"`([^`]+)`")
@@ -100,7 +100,7 @@ def _attr(value: object) -> str:
 
 
 def table_html(t, links: Links) -> str:
-    """A section's table (``bench.leaderboard.Table``): sortable headers, rows carrying their
+    """A section's table (``bench.markdown.Table``): sortable headers, rows carrying their
     filter values, the score cells linked to the jobs behind them."""
     head = "".join(
         f'<th data-sort{" class=num" if i in t.right else ""}>{inline(h, links)}</th>'
