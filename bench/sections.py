@@ -18,7 +18,7 @@ import pandas as pd
 
 from bench import stats
 from bench.aliases import alias_label
-from bench.components import COMPONENTS, PAPER_PLASTICITY_RANKING
+from bench.components import COMPONENTS, IN_SITU, PAPER_PLASTICITY_RANKING
 from bench.config import Plasticity
 from bench.housekeeping import coverage_table, failed_table, provenance_table, stale_table
 from bench.markdown import (
@@ -397,7 +397,7 @@ def _suite_plasticity_md(page: Page, p) -> list[str]:
 
 
 def _suite_in_situ_md(page: Page, p) -> list[str]:
-    m = _suite_of(page, p.suite, "plasticity_in_situ")
+    m = _suite_of(page, p.suite, f"plasticity_{IN_SITU}")
     if m.empty:
         return []
     return ["### Plasticity in situ (each component on its real input; mean over blocks)", "",
@@ -591,9 +591,9 @@ SECTIONS: tuple[Section, ...] = (
     Section("plasticity", _suite_plasticity_md, per_suite=True,
             tables=(("plasticity_layers", lambda t: plasticity_table(t.current)),
                     ("plasticity_components", lambda t: plasticity_summary(t.current)))),
-    Section("plasticity_in_situ", _suite_in_situ_md, per_suite=True,
-            tables=(("plasticity_in_situ",
-                     lambda t: plasticity_summary(t.current, "in_situ")),)),
+    Section(f"plasticity_{IN_SITU}", _suite_in_situ_md, per_suite=True,
+            tables=((f"plasticity_{IN_SITU}",
+                     lambda t: plasticity_summary(t.current, IN_SITU)),)),
     Section("correlation", _suite_correlation_md, per_suite=True,
             tables=(("correlation", lambda t: correlation_table(
                 t["scores"], t["plasticity_components"])),)),
