@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from bench.components import BLOCK_COMPONENTS, COMPONENTS
+from bench import job_facts
+from bench.components import COMPONENTS
 from bench.figures import color_of
 from bench.markdown import FILTERS
 from bench.store import atomic_write_bytes
@@ -375,16 +376,13 @@ def chart_svg(title: str, series: Mapping[str, list[tuple[float, float]]], xlabe
             f"{''.join(lines)}</svg>")
 
 
-def _curves_html(curves: Mapping) -> str:
-    train = curves.get("train") or []
-    val = curves.get("val") or []
+def _curves_html(record: Mapping) -> str:
+    points = job_facts.curves(record)
     charts = [
-        chart_svg("training loss", {"loss": [(c["step"], c.get("loss")) for c in train]},
-                  "step"),
-        chart_svg("learning rate", {"lr": [(c["step"], c.get("lr")) for c in train]}, "step"),
+        chart_svg("training loss", {"loss": points["loss"]}, "step"),
+        chart_svg("learning rate", {"lr": points["lr"]}, "step"),
         chart_svg("validation accuracy (%)",
-                  {"val": [(c["step"], 100 * c["val_acc"]) for c in val
-                           if isinstance(c.get("val_acc"), (int, float))]}, "step", ".4g"),
+                  {"val": [(s, 100 * v) for s, v in points["val_acc"]]}, "step", ".4g"),
     ]
     charts = [c for c in charts if c]
     if not charts:
@@ -396,19 +394,15 @@ def _plasticity_html(which: str, p: Mapping | None) -> str:
     """A plasticity measurement (``which``: "the paper's definition", "variant X")."""
     if not p:
         return ""
-    comps = sorted(p.get("components") or {}, key=lambda c: (
-        BLOCK_COMPONENTS.index(c) if c in BLOCK_COMPONENTS else len(BLOCK_COMPONENTS), c))
+    comps, layers = job_facts.plasticity_grid(p)
     by_mean = sorted(comps, key=lambda c: -p["components"][c]["mean"])
     rows = [[html.escape(COMPONENTS[c].paper if c in COMPONENTS else c), html.escape(c),
              _num(p["components"][c]["mean"], ".4g"), _num(p["components"][c]["ci95"], ".2g"),
              str(by_mean.index(c) + 1)] for c in comps]
-    layers: dict[int, dict[str, Mapping]] = {}
-    for e in p.get("layers") or []:
-        layers.setdefault(int(e["layer"]), {})[e["component"]] = e
     lrows = [[str(li), *(_num(layers[li][c]["mean"], ".4g") if c in layers[li] else ""
-                         for c in comps)] for li in sorted(layers)]
+                         for c in comps)] for li in layers]
     chart = chart_svg(f"plasticity per block, {which}", {
-        c: [(li, layers[li][c]["mean"]) for li in sorted(layers) if c in layers[li]]
+        c: [(li, layers[li][c]["mean"]) for li in layers if c in layers[li]]
         for c in comps}, "block")
     return (f"<h3>Plasticity, {html.escape(which)} ({_num(p.get('pairs'), ',')} pairs, "
             f"reference {html.escape(str(p.get('reference')))})</h3>"
@@ -485,7 +479,7 @@ def job_page(record: Mapping, labels: Mapping[str, str], log: Path, root: str,
             + (f"<details><summary>traceback</summary><pre>{html.escape(trace)}</pre>"
                "</details>" if trace else "")
             + "<h2>Accuracies and costs</h2>" + _facts(numbers)
-            + "<h2>Curves</h2>" + _curves_html(record.get("curves") or {})
+            + "<h2>Curves</h2>" + _curves_html(record)
             + "<h2>Plasticity</h2>" + (plast or "<p>No plasticity measured.</p>")
             + "<h2>Parameters trained</h2>" + _trained_html(m)
             + "<h2>Provenance</h2>" + _facts(
