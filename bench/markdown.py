@@ -1,12 +1,16 @@
-"""Markdown formatting: numbers as the page prints them, and ``Table``, a section's table.
+"""Markdown formatting: numbers as the page prints them, and the blocks of a section's content.
 
-A ``Table`` renders as a Markdown pipe table (``str()``) and as an HTML table (``bench.site``);
-``FILTERS`` are the columns the site filters rows on. No torch.
+A section's content is a list of blocks: ``Heading``, ``Item`` (of a bulleted list),
+``Figure``, ``Comment``, ``Table`` and plain strings (paragraph text; "" ends a paragraph or
+a list). ``str()`` of each block is its Markdown line; the site renders the same blocks as HTML
+(``bench.site``) without reading the Markdown back. ``FILTERS`` are the columns the site
+filters rows on. No torch.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 from tabulate import tabulate
@@ -71,6 +75,48 @@ def missing(x: object) -> bool:
 def cell_text(s: object) -> str:
     """A value safe inside a Markdown table cell."""
     return str(s).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+
+
+@dataclass(frozen=True)
+class Heading:
+    """A heading of ``level`` (1: the page's title; 2: a part of the page, in its contents)."""
+
+    level: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"{'#' * self.level} {self.text}"
+
+
+@dataclass(frozen=True)
+class Item:
+    """An item of a bulleted list (consecutive items are one list)."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return f"- {self.text}"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """An image, by its path relative to the page."""
+
+    alt: str
+    src: str
+
+    def __str__(self) -> str:
+        return f"![{self.alt}]({self.src})"
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A note for whoever reads the Markdown source (the site leaves it out)."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return f"<!-- {self.text} -->"
 
 
 class Table:

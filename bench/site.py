@@ -38,7 +38,7 @@ from pathlib import Path
 from bench import job_facts
 from bench.components import COMPONENTS
 from bench.figures import color_of
-from bench.markdown import FILTERS
+from bench.markdown import FILTERS, Figure, Heading, Item, Table
 from bench.store import atomic_write_bytes
 
 ASSETS = ("site.js", "site.css")
@@ -46,7 +46,6 @@ LOG_CHARS = 200_000  # a job page shows at most the last this many characters of
 WRAP_CHARS = 40  # table cells longer than this wrap; shorter ones stay on one line
 _CODE = re.compile(r"`([^`]+)`")
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
-_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)]+)\)")
 _JOB_ID = re.compile(r"[0-9a-f]{16}")
 
 
@@ -101,7 +100,7 @@ def _attr(value: object) -> str:
 
 
 def table_html(t, links: Links) -> str:
-    """A section's table (``bench.markdown.Table``): sortable headers, rows carrying their
+    """A section's table (``Table``): sortable headers, rows carrying their
     filter values, the score cells linked to the jobs behind them."""
     head = "".join(
         f'<th data-sort{" class=num" if i in t.right else ""}>{inline(h, links)}</th>'
@@ -131,10 +130,9 @@ def table_html(t, links: Links) -> str:
             f'<div class="shown">{n} of {n} rows shown</div></div>')
 
 
-def _heading(line: str, links: Links) -> str:
+def _heading(h: Heading, links: Links) -> str:
     """A heading; the page's second-level ones get anchors and enter its contents."""
-    level = len(line) - len(line.lstrip("#"))
-    text = line[level:].strip()
+    level, text = h.level, h.text
     if level != 2:
         return f"<h{level}>{inline(text, links)}</h{level}>"
     base = anchor = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
@@ -146,15 +144,13 @@ def _heading(line: str, links: Links) -> str:
     return f'<h2 id="{anchor}">{inline(text, links)}</h2>'
 
 
-def _figure(line: str, links: Links) -> str:
-    m = _IMAGE.fullmatch(line)
-    return (f'<figure><img src="{_attr(m.group(2))}" alt="{_attr(m.group(1))}" '
-            f'loading="lazy"></figure>')
+def _figure(f: Figure) -> str:
+    return f'<figure><img src="{_attr(f.src)}" alt="{_attr(f.alt)}" loading="lazy"></figure>'
 
 
 def content_html(content: Iterable, links: Links, suite: str | None = None) -> str:
-    """A section's content (Markdown lines and tables) as HTML: headings, paragraphs, lists,
-    figures, comments dropped, tables through ``table_html``."""
+    """A section's content (``bench.markdown``'s blocks) as HTML: headings, paragraphs,
+    lists, figures, comments dropped, tables through ``table_html``."""
     out: list[str] = []
     para: list[str] = []
     items: list[str] = []
@@ -168,23 +164,23 @@ def content_html(content: Iterable, links: Links, suite: str | None = None) -> s
             items.clear()
 
     for part in content:
+        if isinstance(part, Item):
+            if para:
+                flush()
+            items.append(inline(part.text, links, suite))
+            continue
         if not isinstance(part, str):
             flush()
-            out.append(table_html(part, links))
+            if isinstance(part, Heading):
+                out.append(_heading(part, links))
+            elif isinstance(part, Figure):
+                out.append(_figure(part))
+            elif isinstance(part, Table):
+                out.append(table_html(part, links))
             continue
         for line in part.split("\n"):
-            if not line.strip() or line.startswith("<!--"):
+            if not line.strip():
                 flush()
-            elif line.startswith("#"):
-                flush()
-                out.append(_heading(line, links))
-            elif _IMAGE.fullmatch(line):
-                flush()
-                out.append(_figure(line, links))
-            elif line.startswith("- "):
-                if para:
-                    flush()
-                items.append(inline(line[2:], links, suite))
             else:
                 (items.__setitem__(-1, items[-1] + " " + inline(line, links, suite)) if items
                  else para.append(inline(line, links, suite)))
