@@ -31,6 +31,7 @@ from pathlib import Path
 from bench import logs
 from bench.config import JobConfig
 from bench.formats import ChecksumMismatch, UnreadableFile, UnreadableImages
+from bench.rootpath import OutsideRoot
 from bench.status import RECORDED, UNSUCCESSFUL, Status
 from bench.strategies import BASELINE, PAPER_BASELINE
 from bench.suite import ONLY_FIELDS, SuiteError, format_lr, load_suite, overrides_text
@@ -1013,7 +1014,7 @@ def main(argv: list[str] | None = None) -> int:
         for prob in e.problems:
             print(f"  {prob}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except UserError as e:
+    except (UserError, OutsideRoot) as e:  # OutsideRoot: a link out of the results folder
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (FileNotFoundError, UnreadableImages, UnreadableFile, ChecksumMismatch) as e:

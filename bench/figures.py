@@ -33,6 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.components import BLOCK_COMPONENTS, COMPONENTS
+from bench.rootpath import inside
 from bench.store import atomic_write_bytes
 from bench.strategies import STRATEGIES
 
@@ -366,5 +367,5 @@ def draw_all(tables: dict[str, pd.DataFrame], suites: list[str], out: Path
                for fmt in FORMATS}
     for old in sorted(p for fmt in FORMATS for p in out.glob(f"*.{fmt}")):
         if old.name not in written:
-            old.unlink()
+            inside(out, old).unlink()
     return figures

@@ -18,20 +18,20 @@ from __future__ import annotations
 import itertools
 import os
 import sys
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from bench import figures as figs
 from bench import site
-from bench.datasets import dataset_label
 from bench.housekeeping import split_current
+from bench.markup import csv_cell, entry_labels, escaped_record
+from bench.rootpath import inside, outside
 from bench.runs import protocol_of
 from bench.sections import INDEX, MARKDOWN, SECTIONS, SUITE_PAGE, Inputs, Page
 from bench.status import Status
-from bench.store import FIGURES_DIR, Skipped, atomic_write_text, load_records
-from bench.strategies import strategy_label
+from bench.store import FIGURES_DIR, Skipped, atomic_write_text, load_records, log_path
 
 
 def build_tables(records: list[dict], expected: Mapping[str, int] | None = None,
@@ -67,10 +67,11 @@ def rendered(page: Page, fmt: str, suites: Collection[str] | None = None
 
 def render_markdown(records: list[dict], tables: Mapping[str, pd.DataFrame],
                     figures: Mapping[str, Mapping[str, str]], source: str,
-                    site_index: str = "") -> str:
+                    site_index: str = "", skipped: Sequence[Skipped] = ()) -> str:
     """The page, from the (current) records and the tables (figures: suite -> {kind:
-    relative path}; ``site_index``: the site's index relative to the page, if any)."""
-    page = Page(records, tables, figures, source, site_index)
+    relative path}; ``site_index``: the site's index relative to the page, if any;
+    ``skipped``: the files set aside, named at the end)."""
+    page = Page(records, tables, figures, source, site_index, tuple(skipped))
     out = [line for _, _, lines in rendered(page, MARKDOWN) for line in lines]
     return "\n".join(map(str, out)).rstrip("\n") + "\n"
 
@@ -88,36 +89,60 @@ def build_leaderboard(results_dir: str | os.PathLike, out_path: str | os.PathLik
     HTML site there: ``build_site``) from ``results_dir``.
 
     ``plans`` maps a suite name to the job ids its suite file expands to now: that suite's
-    other records are stale (named, never scored). Unreadable record files are reported on
-    stderr and returned (a strict caller fails on them); they are not listed on the page.
+    other records are stale (named, never scored). Files that are not valid records, and
+    records or logs reached through a link out of ``results_dir`` (never read), are reported
+    on stderr, named on the page under "Set aside" and returned (a strict caller fails on
+    them). Nothing is written through a link that leaves ``results_dir`` (``OutsideRoot``).
     Figures go to ``figures_dir`` (default ``<results>/_figures/``, a name no suite can
     have), which this function owns. The page links them relatively.
     """
-    out_path = Path(out_path)
-    records, skipped = load_records(Path(results_dir))
+    out_path, root = Path(out_path), Path(results_dir)
+    fig_dir = Path(figures_dir) if figures_dir else root / FIGURES_DIR
+    for where in (out_path, fig_dir, csv_dir, site_dir):  # before anything is written
+        if where is not None:
+            inside(root, where)
+    records, skipped = load_records(root)
+    skipped += _logs_outside(root, records)
     for s in skipped:
         print(f"skipped {s}", file=sys.stderr)
-    tables = build_tables(records, expected, plans)
-    current, _ = split_current(records, plans)
-    fig_dir = Path(figures_dir) if figures_dir else Path(results_dir) / FIGURES_DIR
+    shown = [escaped_record(r) for r in records]  # text, never markup (bench.markup)
+    tables = build_tables(shown, expected, plans)
+    current, _ = split_current(shown, plans)
     drawn = figs.draw_all(tables, list(tables["provenance"]["suite"]), fig_dir)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     link = Path(os.path.relpath(fig_dir.resolve(), out_path.parent.resolve())).as_posix()
     figures = {suite: {kind: f"{link}/{stem}.png" for kind, stem in d.items()}
                for suite, d in drawn.items()}
-    source = Path(os.path.relpath(Path(results_dir).resolve(), out_path.parent.resolve()))
+    source = Path(os.path.relpath(root.resolve(), out_path.parent.resolve()))
     site_index = "" if site_dir is None else _relative(Path(site_dir), out_path.parent) + \
         "/index.html"
     atomic_write_text(out_path, render_markdown(current, tables, figures, source.as_posix(),
-                                                site_index))
+                                                site_index, skipped))
     if csv_dir is not None:
-        csv_dir = Path(csv_dir)
-        csv_dir.mkdir(parents=True, exist_ok=True)
-        for name, df in tables.items():
-            atomic_write_text(csv_dir / f"{name}.csv", df.to_csv(index=False, lineterminator="\n"))
+        write_csvs(tables, Path(csv_dir))
     if site_dir is not None:
-        build_site(Path(site_dir), Path(results_dir), records, current, tables, fig_dir, drawn)
+        build_site(Path(site_dir), root, records, current, tables, fig_dir, drawn, skipped)
     return skipped
+
+
+def _logs_outside(root: Path, records: list[dict]) -> list[Skipped]:
+    """The job logs that are links leaving the results folder: never read, never shown."""
+    out = []
+    for r in records:
+        problem = outside(root, log_path(root, r["suite"], r["job_id"]))
+        if problem is not None:
+            out.append(Skipped(problem.link, str(problem)))
+    return out
+
+
+def write_csvs(tables: Mapping[str, pd.DataFrame], csv_dir: Path) -> None:
+    """One CSV per table; a text cell a spreadsheet would run as a formula is quoted
+    (``bench.markup.csv_cell``), numbers stay numbers."""
+    csv_dir.mkdir(parents=True, exist_ok=True)
+    for name, df in tables.items():
+        text_cols = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+        safe = df.assign(**{c: df[c].map(csv_cell) for c in text_cols}) if text_cols else df
+        atomic_write_text(csv_dir / f"{name}.csv", safe.to_csv(index=False, lineterminator="\n"))
 
 
 def _relative(target: Path, start: Path) -> str:
@@ -137,10 +162,13 @@ def _jobs_behind(runs: pd.DataFrame) -> dict[tuple, list[tuple[int, str]]]:
 
 def build_site(site_dir: Path, results_dir: Path, records: list[dict], current: list[dict],
                tables: Mapping[str, pd.DataFrame], fig_dir: Path,
-               drawn: Mapping[str, Mapping[str, str]]) -> int:
+               drawn: Mapping[str, Mapping[str, str]], skipped: Sequence[Skipped] = ()
+               ) -> int:
     """The HTML site in ``site_dir`` (which this function owns) from the same sections and
     tables as the page: the index, a page per suite, a page per record (``bench.site``).
+    ``skipped``: the files set aside (named on the index; a log among them is not shown).
     Returns the number of pages written."""
+    inside(results_dir, site_dir)
     suites = list(tables["provenance"]["suite"])
     suites_of: dict[str, list[str]] = {}
     for r in sorted(records, key=lambda r: (r["suite"], r["job_id"])):
@@ -152,7 +180,8 @@ def build_site(site_dir: Path, results_dir: Path, records: list[dict], current: 
         link = up + _relative(fig_dir, site_dir)
         figures = {suite: {kind: f"{link}/{stem}.svg" for kind, stem in d.items()}
                    for suite, d in drawn.items()}
-        return Page(current, tables, figures, up + _relative(results_dir, site_dir))
+        return Page(current, tables, figures, up + _relative(results_dir, site_dir),
+                    skipped=tuple(skipped))
 
     pages = {"index.html": site.filtered_page("Leaderboard", rendered(page(0), INDEX), links,
                                               suites)}
@@ -161,14 +190,15 @@ def build_site(site_dir: Path, results_dir: Path, records: list[dict], current: 
         pages[site.suite_href(suite)] = site.filtered_page(
             f"Suite {suite}", rendered(page(1), SUITE_PAGE, {suite}), links, suites)
     current_ids = {(r["suite"], r["job_id"]) for r in current}
+    set_aside = {s.path for s in skipped}
 
     def job_pages() -> Iterator[tuple[str, str]]:
         for r in sorted(records, key=lambda r: (r["suite"], r["job_id"])):
             cfg = r["config"]
-            labels = {"model": cfg["model"]["label"], "dataset": dataset_label(cfg["dataset"]),
-                      "strategy": strategy_label(cfg["strategy"]),
+            labels = {"model": cfg["model"]["label"], **entry_labels(cfg),
                       "protocol": protocol_of(r)}
-            log = results_dir / r["suite"] / f"{r['job_id']}.log"
+            log = log_path(results_dir, r["suite"], r["job_id"])
+            log = None if log in set_aside else log
             yield site.job_href(r["suite"], r["job_id"]), site.job_page(
                 r, labels, log, "../../", suites,
                 stale=(r["suite"], r["job_id"]) not in current_ids)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 from tabulate import tabulate
 
+from bench.markup import unescape_text
 from bench.strategies import REFERENCE
 
 
@@ -148,7 +149,9 @@ FILTERS = ("suite", "protocol", "model", "dataset", "strategy")
 def row_keys(df: pd.DataFrame) -> list[dict]:
     """Per row of ``df``, its ``FILTERS`` values (those it has columns for)."""
     cols = [c for c in FILTERS if c in df.columns]
-    return [dict(zip(cols, map(str, vals))) for vals in zip(*(df[c] for c in cols))] if cols \
+    # the site escapes them for HTML itself: the record's text, not its Markdown escapes
+    return [dict(zip(cols, (unescape_text(str(v)) for v in vals)))
+            for vals in zip(*(df[c] for c in cols))] if cols \
         else [{} for _ in range(len(df))]
 
 

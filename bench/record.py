@@ -7,8 +7,10 @@ or checks one is here:
   (every metric name a record may have; closed) and ``DONE_METRICS`` (what a done record has);
 - ``new_record``: the one way a record is made (jobs, failures that escape them, test records,
   synthetic records), and ``error_info`` for its ``error``;
-- ``check_record``: the check every writer and reader runs (a compiled quick check of the
-  schema; ``jsonschema``'s validator names what is wrong, by key path, in ``RecordError``);
+- ``check_record``: the check every writer and reader runs: the schema compiled to Python by
+  ``fastjsonschema`` (the one validator; ranges and types live in the schema alone), then
+  that a curve's steps increase; ``jsonschema``, where installed, names every problem by key
+  path and value in ``RecordError``;
 - ``dumps_record``: the record's bytes (sorted keys, finite numbers only).
 
 Adding a record field: declare it in ``RECORD_SCHEMA`` (a metric: in ``METRICS``), write it
@@ -33,35 +35,48 @@ SCHEMA_VERSION = 1
 SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 JOB_ID = re.compile(r"[0-9a-f]{16}")  # a job id: 16 hex digits of the configuration's hash
 
-_NUM = {"type": "number"}
-_NUM_OR_NULL = {"type": ["number", "null"]}
-_INT = {"type": "integer"}
+# Every number has its range and every field its type here, and only here: the validator is
+# compiled from this schema (``check_record``). JSON has no NaN or Infinity and
+# ``bench.store.read_record`` refuses them, so every number of a record read is finite.
 _STR = {"type": "string"}
+_COUNT = {"type": "integer", "minimum": 0}  # how many of something
+_AMOUNT = {"type": "number", "minimum": 0}  # seconds, rates, MB, losses, norms, plasticity
+_FRACTION = {"type": "number", "minimum": 0, "maximum": 1}  # accuracies: a fraction, not %
+_STEP = _COUNT  # an optimizer step; along a curve, increasing (``curve_problems``)
+# A component or layer name as the plasticity code writes it (timm's vocabulary)
+_NAME = {"type": "string", "pattern": "^[A-Za-z0-9_.]{1,64}$"}
 _SPLIT = {"type": "object", "required": ["n", "checksum"], "additionalProperties": False,
-          "properties": {"n": _INT, "checksum": _STR}}
+          "properties": {"n": _COUNT, "checksum": _STR}}
+_STAT = {"mean": _AMOUNT, "std": _AMOUNT, "n": _COUNT, "ci95": _AMOUNT}
+
+
+def _or_null(schema: dict) -> dict:
+    return {**schema, "type": [schema["type"], "null"]}
+
 
 # A record's metrics: every name it may have. A done record has at least DONE_METRICS; a
 # failed one has what the job measured before it failed.
 METRICS: dict[str, Any] = {
-    "test_acc": _NUM_OR_NULL,
-    "best_val_acc": _NUM_OR_NULL,
-    "best_step": {"type": ["integer", "null"]},
-    "steps_done": _INT,
-    "trainable_params": _INT,
-    "total_params": _INT,
-    "wall_seconds": _NUM,
-    "train_seconds": _NUM,
-    "plasticity_seconds": _NUM,
-    "images_per_second": _NUM,
-    "peak_memory_mb": _NUM_OR_NULL,
-    "grad_accum": _INT,  # micro-batches per step in the end (more than asked after an OOM)
+    "test_acc": _or_null(_FRACTION),
+    "best_val_acc": _or_null(_FRACTION),
+    "best_step": _or_null(_STEP),
+    "steps_done": _STEP,
+    "trainable_params": _COUNT,
+    "total_params": _COUNT,
+    "wall_seconds": _AMOUNT,
+    "train_seconds": _AMOUNT,
+    "plasticity_seconds": _AMOUNT,
+    "images_per_second": _AMOUNT,
+    "peak_memory_mb": _or_null(_AMOUNT),
+    # micro-batches per step in the end (more than asked after an OOM)
+    "grad_accum": {"type": "integer", "minimum": 1},
     "data_checksum": _STR,
     "selected_components": {"type": "array", "items": _STR},  # plasticity_topk
     # the sorted names of the parameters that trained (bench.strategies.trained_names);
     # optional: records written before it lack it
     "trained_params": {"type": "array", "items": _STR},
     # lp: the images its probe was fitted on (the reference drops a last batch)
-    "probe_train_images": _INT,
+    "probe_train_images": _COUNT,
     # which images each split holds: how many, and a checksum of their ids
     "splits": {"type": "object", "required": ["train", "val", "test"],
                "additionalProperties": False,
@@ -92,14 +107,23 @@ RECORD_SCHEMA: dict[str, Any] = {
             "properties": {
                 # jobs always write it; a record without one predates protocols (clean)
                 "protocol": {"enum": list(PROTOCOLS)},
-                "model": {"type": "object", "required": ["name", "label", "weights"]},
-                "dataset": {"type": "object", "required": ["name", "key"]},
-                "strategy": {"type": "object", "required": ["name", "key"]},
+                "model": {"type": "object", "required": ["name", "label", "weights"],
+                          "properties": {"name": _STR, "label": _STR}},
+                "dataset": {"type": "object", "required": ["name", "key"],
+                            "properties": {"name": _STR, "key": _STR, "label": _STR,
+                                           "params": {"type": "object"}}},
+                "strategy": {"type": "object", "required": ["name", "key"],
+                             "properties": {"name": _STR, "key": _STR, "label": _STR,
+                                            "params": {"type": "object"}}},
                 # null for a strategy without a learning rate (lp)
                 "lr": {"type": ["number", "null"], "exclusiveMinimum": 0},
-                "seed": _INT,
-                "recipe": {"type": "object", "required": ["steps", "batch_size", "optimizer"]},
-                "plasticity": {"type": "object", "required": ["reference", "pairs"]},
+                "seed": {"type": "integer"},
+                "recipe": {"type": "object", "required": ["steps", "batch_size", "optimizer"],
+                           "properties": {"steps": _STEP,
+                                          "batch_size": {"type": "integer", "minimum": 1},
+                                          "optimizer": _STR}},
+                "plasticity": {"type": "object", "required": ["reference", "pairs"],
+                               "properties": {"pairs": _COUNT}},
                 # the `--set KEY=VALUE` texts that made this configuration (not hashed)
                 "overrides": {"type": "array", "items": _STR},
             },
@@ -115,9 +139,12 @@ RECORD_SCHEMA: dict[str, Any] = {
             "required": ["train", "val"],
             "properties": {
                 "train": {"type": "array", "items": {
-                    "type": "object", "required": ["step", "loss", "grad_norm", "lr"]}},
+                    "type": "object", "required": ["step", "loss", "grad_norm", "lr"],
+                    "properties": {"step": _STEP, "loss": _AMOUNT, "grad_norm": _AMOUNT,
+                                   "lr": _AMOUNT}}},
                 "val": {"type": "array", "items": {
-                    "type": "object", "required": ["step", "val_acc"]}},
+                    "type": "object", "required": ["step", "val_acc"],
+                    "properties": {"step": _STEP, "val_acc": _FRACTION}}},
             },
         },
         "plasticity": {
@@ -125,23 +152,25 @@ RECORD_SCHEMA: dict[str, Any] = {
             "required": ["variant", "pairs", "reference", "target", "layers", "components"],
             "properties": {
                 "variant": _STR,
-                "pairs": _INT,
+                "pairs": _COUNT,
                 "reference": _STR,
                 "target": _STR,
                 "layers": {"type": "array", "items": {
                     "type": "object",
                     "required": ["layer", "component", "mean", "std", "n", "ci95"],
-                    "properties": {"layer": _INT, "component": _STR, "mean": _NUM,
-                                   "std": _NUM, "n": _INT, "ci95": _NUM},
+                    "properties": {"layer": _COUNT, "component": _NAME, **_STAT},
                 }},
-                "components": {"type": "object", "additionalProperties": {
-                    "type": "object", "required": ["mean", "std", "n", "ci95"]}},
+                "components": {"type": "object", "propertyNames": _NAME,
+                               "additionalProperties": {
+                                   "type": "object", "required": list(_STAT),
+                                   "properties": _STAT}},
             },
         },
         # Plasticity measured otherwise than the paper (bench.components.PLASTICITY_VARIANTS),
         # by variant name, each shaped like `plasticity`; optional (older records lack it).
         "plasticity_variants": {
             "type": "object",
+            "propertyNames": _NAME,
             "additionalProperties": {"$ref": "#/properties/plasticity"},
         },
         "error": {
@@ -153,6 +182,16 @@ RECORD_SCHEMA: dict[str, Any] = {
             "type": "object",
             "required": ["git_commit", "git_dirty", "code_version", "packages", "python",
                          "platform", "cpu", "gpu", "device", "started_at", "finished_at"],
+            "properties": {
+                "git_commit": {"type": ["string", "null"]},
+                "git_dirty": {"type": ["boolean", "null"]},
+                "code_version": {"type": ["string", "null"]},
+                "packages": {"type": "object", "additionalProperties": {
+                    "type": ["string", "null"]}},
+                "python": _STR, "platform": _STR, "cpu": _STR, "device": _STR,
+                "gpu": {"type": ["string", "null"]},
+                "started_at": _STR, "finished_at": _STR,
+            },
         },
     },
 }
@@ -216,8 +255,15 @@ def check_record(record: Any) -> None:
 
 
 @functools.cache
-def _validator() -> Any:
+def _compiled() -> Callable[[Any], Any]:
     # imported on first use: commands that never read a record do not pay for it
+    import fastjsonschema
+
+    return fastjsonschema.compile(RECORD_SCHEMA)
+
+
+@functools.cache
+def _validator() -> Any:
     import jsonschema
 
     jsonschema.Draft202012Validator.check_schema(RECORD_SCHEMA)
@@ -225,19 +271,30 @@ def _validator() -> Any:
 
 
 def schema_errors(record: Any, limit: int = 10) -> list[str]:
-    """Where ``record`` breaks ``RECORD_SCHEMA``, as 'key.path: problem', at most ``limit``.
+    """Where ``record`` breaks ``RECORD_SCHEMA`` (or a curve's steps do not increase), as
+    'key.path: problem' naming the value, at most ``limit``.
 
-    A compiled yes/no check first (the subset of JSON Schema that ``RECORD_SCHEMA`` uses:
-    type, const, enum, pattern, exclusiveMinimum, required, properties, additionalProperties,
-    items, local $ref, and the one if/then), 7 times faster than ``jsonschema`` on a record
-    (``python -m bench.benchmarks records``); for a record that fails it, ``jsonschema``'s
-    validator names the problems, in our words (``config.seed: must be integer, not
-    number``). A test checks that the two agree.
+    The one validator is ``RECORD_SCHEMA`` compiled to Python by ``fastjsonschema``; for a
+    record that fails it, ``jsonschema``'s validator, where installed, names every problem
+    in our words (``metrics.test_acc: 1.5 is above the maximum 1``), else the compiled
+    validator's first one.
     """
-    if _record_fits(record):
+    import fastjsonschema
+
+    try:
+        _compiled()(record)
+    except fastjsonschema.JsonSchemaValueException as e:
+        return _named_errors(record, limit) or [_fast_message(e)]
+    return curve_problems(record)[:limit]
+
+
+def _named_errors(record: Any, limit: int) -> list[str]:
+    try:
+        validator = _validator()
+    except ImportError:  # jsonschema is optional: the compiled validator's message then
         return []
     errors: list[str] = []
-    for e in sorted(_validator().iter_errors(record), key=lambda e: list(map(str, e.path))):
+    for e in sorted(validator.iter_errors(record), key=lambda e: list(map(str, e.path))):
         if "then" in e.absolute_schema_path:  # the schema's one condition
             message = f"a done record without metrics {_message(e).removeprefix('missing ')}"
         else:
@@ -246,7 +303,27 @@ def schema_errors(record: Any, limit: int = 10) -> list[str]:
             errors.append(message)
         if len(errors) >= limit:
             break
-    return errors or ["does not fit the schema's quick check"]  # they disagree: still refused
+    return errors
+
+
+def _fast_message(e: Any) -> str:
+    where = e.name.removeprefix("data").lstrip(".") or "<record>"
+    text = e.message.removeprefix(e.name).strip()
+    value = e.value if not isinstance(e.value, (dict, list)) else _json_type(e.value)
+    return f"{where}: {text} (value {_short(value)})"
+
+
+def curve_problems(record: dict) -> list[str]:
+    """A curve whose steps do not increase (what a JSON Schema cannot say)."""
+    out = []
+    for name, points in record["curves"].items():
+        steps = [p["step"] for p in points if isinstance(p, dict) and "step" in p]
+        for i in range(1, len(steps)):
+            if not steps[i] > steps[i - 1]:
+                out.append(f"curves.{name}[{i}].step: {steps[i]!r} after {steps[i - 1]!r}, "
+                           "steps increase along a curve")
+                break
+    return out
 
 
 _JSON_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool,
@@ -260,6 +337,11 @@ def _json_type(value: object) -> str:
     return "number" if isinstance(value, (int, float)) else type(value).__name__
 
 
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _path(parts: Any) -> str:
     text = ""
     for p in parts:
@@ -268,134 +350,25 @@ def _path(parts: Any) -> str:
 
 
 def _message(e: Any) -> str:
-    """One jsonschema error in our words (its own message for keywords we do not use)."""
+    """One jsonschema error in our words, naming the value (its own message for keywords we
+    do not use)."""
     keyword, value, v = e.validator, e.validator_value, e.instance
     if keyword == "type":
         types = value if isinstance(value, list) else [value]
-        return f"must be {' or '.join(types)}, not {_json_type(v)}"
+        return f"must be {' or '.join(types)}, not {_json_type(v)} ({_short(v)})"
     if keyword == "required":
         return "missing " + ", ".join(k for k in value if k not in v)
     if keyword == "additionalProperties":
         known = e.schema.get("properties", {})
         return "unknown keys " + ", ".join(sorted(str(k) for k in v if k not in known))
     if keyword == "enum":
-        return f"{v!r} is not one of {', '.join(map(str, value))}"
+        return f"{_short(v)} is not one of {', '.join(map(str, value))}"
     if keyword == "const":
-        return f"must be {value!r}"
+        return f"must be {value!r}, not {_short(v)}"
     if keyword == "pattern":
-        return f"{v!r} does not match {value}"
-    if keyword == "exclusiveMinimum":
-        return f"must be > {value}"
+        return f"{_short(v)} does not match {value}"
+    bounds = {"exclusiveMinimum": "must be >", "minimum": "is below the minimum",
+              "maximum": "is above the maximum"}
+    if keyword in bounds:
+        return f"{_short(v)} {bounds[keyword]} {value}"
     return e.message
-
-
-# ---------------------------------------------------------------- the quick check
-
-
-def _is_type(value: object, name: str) -> bool:
-    if name == "integer":
-        return (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, float) and value.is_integer())
-    if name == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, _JSON_TYPES[name])
-
-
-def _type_test(types: list[str]) -> Callable[[Any], bool]:
-    exact = tuple(_JSON_TYPES[t] for t in types if t in ("object", "array", "string", "null"))
-    boolean, number, integer = "boolean" in types, "number" in types, "integer" in types
-
-    def test(v: Any) -> bool:
-        if v.__class__ is bool:
-            return boolean
-        if exact and isinstance(v, exact):
-            return True
-        if number and isinstance(v, (int, float)):
-            return True
-        return integer and (isinstance(v, int) or (isinstance(v, float) and v.is_integer()))
-    return test
-
-
-def _compile(schema: dict) -> Callable[[Any], bool]:
-    """A fast yes/no check of ``schema`` (the same subset as ``_check``, without messages)."""
-    if "$ref" in schema:
-        ref = schema["$ref"]
-        return lambda v: _compiled_ref(ref)(v)
-    tests = [*_scalar_tests(schema), *_container_tests(schema)]
-    return lambda v: all(test(v) for test in tests)
-
-
-def _scalar_tests(schema: dict) -> list[Callable[[Any], bool]]:
-    """type first (the others assume it), then const, enum, pattern, exclusiveMinimum."""
-    tests = []
-    if "type" in schema:
-        types = schema["type"]
-        tests.append(_type_test(types if isinstance(types, list) else [types]))
-    if "const" in schema:
-        const = schema["const"]
-        tests.append(lambda v: v == const and type(v) is type(const))
-    if "enum" in schema:
-        enum = schema["enum"]
-        tests.append(lambda v: v in enum)
-    if "pattern" in schema:
-        pattern = re.compile(schema["pattern"])
-        tests.append(lambda v: not isinstance(v, str) or pattern.search(v) is not None)
-    if "exclusiveMinimum" in schema:
-        low = schema["exclusiveMinimum"]
-        tests.append(lambda v: not _is_type(v, "number") or v > low)
-    return tests
-
-
-def _container_tests(schema: dict) -> list[Callable[[Any], bool]]:
-    """required, properties and additionalProperties of an object; items of an array."""
-    tests = []
-    required = tuple(schema.get("required", ()))
-    props = {k: _compile(x) for k, x in schema.get("properties", {}).items()}
-    extra = schema.get("additionalProperties", True)
-    extra_fn = _compile(extra) if isinstance(extra, dict) else None
-    if required or props or extra is not True:
-        tests.append(lambda v: not isinstance(v, dict)
-                     or _object_fits(v, required, props, extra is False, extra_fn))
-    if "items" in schema:
-        item = _compile(schema["items"])
-        tests.append(lambda v: not isinstance(v, list) or all(item(x) for x in v))
-    return tests
-
-
-def _object_fits(v: dict, required: tuple, props: dict, closed: bool,
-                 extra_fn: Callable[[Any], bool] | None) -> bool:
-    if any(k not in v for k in required):
-        return False
-    for k, x in v.items():
-        fn = props.get(k)
-        if fn is None:
-            if closed:
-                return False
-            fn = extra_fn
-        if fn is not None and not fn(x):
-            return False
-    return True
-
-
-_COMPILED: dict[str, Callable[[Any], bool]] = {}
-
-
-def _compiled_ref(ref: str) -> Callable[[Any], bool]:
-    if ref not in _COMPILED:
-        _COMPILED[ref] = _compile(_resolve(ref))
-    return _COMPILED[ref]
-
-
-def _record_fits(value: Any) -> bool:
-    if not _compiled_ref("#")(value):
-        return False
-    # RECORD_SCHEMA's if/then: a done record has DONE_METRICS
-    return value["status"] != Status.DONE or all(k in value["metrics"] for k in DONE_METRICS)
-
-
-def _resolve(ref: str) -> dict:
-    node: Any = RECORD_SCHEMA
-    for part in ref.removeprefix("#").strip("/").split("/"):
-        if part:
-            node = node[part]
-    return node

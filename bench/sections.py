@@ -10,7 +10,7 @@ adjustment. No torch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,7 @@ from bench.markdown import (
     sig,
     tagged_strategy,
 )
+from bench.markup import escape_text
 from bench.page_header import header_md, reproducing
 from bench.paper_table import CITATION, SOURCE, paper_reference, published
 from bench.plasticity_tables import plasticity_summary, plasticity_table
@@ -52,6 +53,7 @@ from bench.ranks import average_rank_table, paired_table, reversed_somewhere
 from bench.reproduction import RULE_OURS, not_comparable_table, reproduction_table
 from bench.runs import component_order, protocol_of, runs_table
 from bench.scores import LR_EDGE, scores_table
+from bench.store import Skipped
 from bench.strategies import REFERENCE
 from bench.verdicts import ACROSS, CANNOT, NO_DATA, UNRESOLVED, claims_table, correlation_table
 
@@ -73,6 +75,7 @@ class Page:
     figures: Mapping[str, Mapping[str, str]]
     source: str
     site: str = ""
+    skipped: tuple = ()  # the files set aside (``bench.store.Skipped``): named, never scored
 
 
 def _where(r) -> str:
@@ -226,6 +229,22 @@ def _failed_md(failed: pd.DataFrame) -> list:
     tail = [f"... and {more} more (all in failed.csv).\n"] if more > 0 else []
     return [md_table(rows, ["job", "status", "model", "dataset", "strategy", "lr", "seed",
                              "reason"], right={5, 6}, frame=failed.head(FAILED_ROWS)), *tail]
+
+
+def _set_aside_md(skipped: Sequence[Skipped], source: str) -> list:
+    """The files under the results folder that were not read as records: invalid records
+    (named with the field and value at fault), stray files, links that leave the folder."""
+    if not skipped:
+        return []
+    out = [Heading(2, "Set aside (not scored)"), "",
+           (f"{len(skipped):,} file(s) in `{source}` were set aside: not a valid record, or "
+            "reached through a link that leaves the results folder (never read). They are not "
+            "scored; `bench leaderboard --strict` fails on them."),
+           ""]
+    out += [Item(escape_text(str(s))) for s in skipped[:STALE_ROWS]]
+    if len(skipped) > STALE_ROWS:
+        out.append(Item(f"... and {len(skipped) - STALE_ROWS:,} more (listed on stderr)"))
+    return [*out, ""]
 
 
 def _stale_md(stale: pd.DataFrame) -> list:
@@ -509,4 +528,6 @@ SECTIONS: tuple[Section, ...] = (
     Section("coverage", lambda page, _: _coverage_md(page.tables["coverage"]),
             tables=(("coverage", lambda t: coverage_table(t.current, t.expected,
                                                               t.stale)),)),
+    Section("set_aside", lambda page, _: _set_aside_md(page.skipped, page.source),
+            formats=(MARKDOWN, INDEX)),
 )

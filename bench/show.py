@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from bench import job_facts, store
+from bench.rootpath import inside
 from bench.suite import format_lr
 
 _HEX = re.compile(r"[0-9a-f]{1,16}")
@@ -47,7 +48,7 @@ def find_record(what: str, results: Path) -> Path:
         more = f"\n  ... and {len(found) - 20} more" if len(found) > 20 else ""
         raise NotFound(f"{len(found)} records start with {what}; give more of the job id:\n  "
                        f"{shown}{more}")
-    return found[0]
+    return inside(results, found[0])  # never read through a link out of the results folder
 
 
 def ascii_plot(points: list[tuple[float, float]], width: int = 60, height: int = 8,
@@ -90,7 +91,7 @@ def _key(entry) -> str:
 def _configuration(rec: dict) -> list[str]:
     c = rec["config"]
     m, r, p = c["model"], c["recipe"], c["plasticity"]
-    w = m["weights"]
+    w = m["weights"] if isinstance(m["weights"], dict) else {"source": m["weights"]}
     lines = [
         f"  model       {m['label']} ({m['name']}, weights: {w.get('source')}"
         + (f" {w['file']}" if w.get("file") else "") + ")"

@@ -39,6 +39,8 @@ from bench import job_facts
 from bench.components import COMPONENTS
 from bench.figures import color_of
 from bench.markdown import FILTERS, Figure, Heading, Item, Table
+from bench.markup import ESCAPED
+from bench.rootpath import inside
 from bench.store import atomic_write_bytes
 
 ASSETS = ("site.js", "site.css")
@@ -47,6 +49,8 @@ WRAP_CHARS = 40  # table cells longer than this wrap; shorter ones stay on one l
 _CODE = re.compile(r"`([^`]+)`")
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 _JOB_ID = re.compile(r"[0-9a-f]{16}")
+_HELD = 0xE000  # an escaped character stands in the private use area while markup is read
+_HELD_CHAR = re.compile("[\ue000-\ue07f]")
 
 
 def job_href(suite: str, job_id: str) -> str:
@@ -82,6 +86,8 @@ class Links:
 def inline(text: str, links: Links, suite: str | None = None) -> str:
     """Markdown's inline code and bold, escaped; a job id in code links to its page (in
     ``suite``, or the one suite that has a job of that id)."""
+    # a Markdown escape (bench.markup) is its character as text, kept out of the markup below
+    text = ESCAPED.sub(lambda m: chr(_HELD + ord(m.group(1))), text)
     out = html.escape(text, quote=False)
 
     def code(m: re.Match) -> str:
@@ -92,7 +98,8 @@ def inline(text: str, links: Links, suite: str | None = None) -> str:
             return f'<a href="{links.root}{job_href(where[0], word)}"><code>{word}</code></a>'
         return f"<code>{word}</code>"
 
-    return _BOLD.sub(r"<strong>\1</strong>", _CODE.sub(code, out))
+    out = _BOLD.sub(r"<strong>\1</strong>", _CODE.sub(code, out))
+    return _HELD_CHAR.sub(lambda m: html.escape(chr(ord(m.group()) - _HELD)), out)
 
 
 def _attr(value: object) -> str:
@@ -256,10 +263,15 @@ def write_site(site: Path, pages: Mapping[str, str], job_pages: Iterable[tuple[s
     left alone). Unchanged files are not rewritten. Returns the number of pages."""
     site.mkdir(parents=True, exist_ok=True)
     written = set()
+    for folder in {(site / rel).parent for rel, _ in pages.items()} | {site / "jobs"}:
+        inside(site, folder)  # a folder of the site that is a link leaving it: refused
     for name in ASSETS:
         atomic_write_bytes(site / name, resources.files("bench").joinpath(name).read_bytes())
         written.add(name)
+    checked = set()
     for rel, text in itertools.chain(pages.items(), job_pages):
+        if (site / rel).parent not in checked:
+            checked.add(inside(site, (site / rel).parent))
         atomic_write_bytes(site / rel, text.encode("utf-8"), durable=False)
         written.add(rel)
     # Only what a build writes is removed: a page of another build, never a user's file.
@@ -267,9 +279,9 @@ def write_site(site: Path, pages: Mapping[str, str], job_pages: Iterable[tuple[s
             *(site / "jobs").glob("*/*.html")]
     for old in sorted(p for p in ours if p.is_file()):
         if old.relative_to(site).as_posix() not in written:
-            old.unlink()
+            inside(site, old).unlink()
     for d in sorted((p for p in (site / "jobs").glob("*") if p.is_dir()), reverse=True):
-        if not any(d.iterdir()):
+        if not any(inside(site, d).iterdir()):
             d.rmdir()
     return len(written) - len(ASSETS)
 
@@ -417,7 +429,10 @@ def _trained_html(metrics: Mapping) -> str:
             f"<pre>{items}</pre></details>")
 
 
-def _log_html(log: Path) -> str:
+def _log_html(log: Path | None) -> str:
+    if log is None:
+        return ("<p>Log not shown: it is a link that leaves the results folder (set aside, "
+                "never read).</p>")
     if not log.is_file():
         return "<p>No log beside the record.</p>"
     text = log.read_text(encoding="utf-8", errors="replace")
@@ -428,7 +443,7 @@ def _log_html(log: Path) -> str:
     return f"{cut}<pre>{html.escape(text)}</pre>"
 
 
-def job_page(record: Mapping, labels: Mapping[str, str], log: Path, root: str,
+def job_page(record: Mapping, labels: Mapping[str, str], log: Path | None, root: str,
              suites: Iterable[str], stale: bool = False) -> str:
     """One record's page: what it is (``labels``: model, dataset, strategy as the tables
     show them), how it ended, its numbers, curves, plasticity, trained parameters, provenance,

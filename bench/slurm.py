@@ -60,6 +60,7 @@ import submitit
 
 from bench import claims, lifecycle, store
 from bench.registry import did_you_mean
+from bench.rootpath import inside
 from bench.status import ACTIVE, ALL, RECORDED, UNSUCCESSFUL, Status
 
 EXECUTORS = ("slurm",)
@@ -696,7 +697,7 @@ def log_dir_for(profile: Profile, results: Path, suite: str) -> Path:
     base = Path(results) / ".submitit"
     if profile.log_dir is not None:
         base = profile.log_dir if profile.log_dir.is_absolute() else Path(results) / profile.log_dir
-    return (base / suite).resolve()
+    return inside(results, base / suite).resolve()  # a folder of yours, or inside the results
 
 
 def _python_path_setup() -> list[str]:

@@ -40,8 +40,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.record import JOB_ID, SUITE_NAME, RecordError, check_record, dumps_record
+from bench.rootpath import inside, outside
 
 MAX_RECORD_BYTES = 64 * 2**20  # a record is a few kB; a file this large is not one
+MAX_RECORD_DEPTH = 32  # a record nests 6 levels deep; code that walks one must not overflow
 
 # The leaderboard's figures live in the results directory under a name no suite can have
 # (suite names start with a letter or digit); readers do not look into folders starting
@@ -61,7 +63,7 @@ def suite_dir(results: Path, suite: str) -> Path:
     if not isinstance(suite, str) or not SUITE_NAME.fullmatch(suite):
         raise ValueError(f"not a suite name: {suite!r} (letters, digits, '_', '-', '.', "
                          "starting with a letter or digit: it names a folder)")
-    return Path(results) / suite
+    return inside(results, Path(results) / suite)  # never a link out of the results folder
 
 
 def record_path(results: Path, suite: str, job_id: str) -> Path:
@@ -74,7 +76,7 @@ def log_path(results: Path, suite: str, job_id: str) -> Path:
 
 def checkpoint_path(results: Path, job_id: str, suffix: str = ".pt") -> Path:
     """Where a running job keeps its periodic training checkpoint."""
-    return Path(results) / CHECKPOINTS_DIR / f"{checked_job_id(job_id)}{suffix}"
+    return inside(results, Path(results) / CHECKPOINTS_DIR / f"{checked_job_id(job_id)}{suffix}")
 
 
 def attempts_path(results: Path, job_id: str) -> Path:
@@ -358,8 +360,24 @@ def read_record(path: Path) -> dict:
         raise RecordError(f"not valid JSON ({e}); a truncated or damaged file") from None
     except RecursionError:
         raise RecordError("JSON nested too deeply to be a record") from None
+    if _depth(record) > MAX_RECORD_DEPTH:
+        raise RecordError(f"JSON nested deeper than {MAX_RECORD_DEPTH} levels: not a record")
     check_record(record)
     return record
+
+
+def _depth(value: object) -> int:
+    """How deep JSON containers nest in ``value`` (iterative: any depth json.loads allows)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        node, depth = todo.pop()
+        if depth > deepest:
+            deepest = depth
+            if depth > MAX_RECORD_DEPTH:
+                break
+        items = node.values() if isinstance(node, dict) else node
+        todo.extend((v, depth + 1) for v in items if isinstance(v, (dict, list)))
+    return deepest if isinstance(value, (dict, list)) else 0
 
 
 @dataclass
@@ -388,6 +406,10 @@ def load_records(results: Path, suite: str | None = None) -> tuple[list[dict], l
     for d in dirs:
         if not d.is_dir():
             continue
+        problem = outside(results, d)
+        if problem is not None:  # a suite folder that links out of the results folder
+            skipped.append(Skipped(d, str(problem)))
+            continue
         for path in sorted(d.iterdir()):
             if path.name.startswith(".") or (path.suffix == ".log"
                                              and JOB_ID.fullmatch(path.stem)):
@@ -396,6 +418,10 @@ def load_records(results: Path, suite: str | None = None) -> tuple[list[dict], l
                 continue  # folders such as `_stale/` hold no current record
             if path.suffix != ".json" or not JOB_ID.fullmatch(path.stem):
                 skipped.append(Skipped(path, "stray file, not a record (<job_id>.json)"))
+                continue
+            problem = outside(results, path)
+            if problem is not None:  # never read through a link that leaves the folder
+                skipped.append(Skipped(path, str(problem)))
                 continue
             if not path.is_file():  # a folder or a FIFO named like a record
                 skipped.append(Skipped(path, "not a regular file"))
@@ -451,7 +477,7 @@ def prune(results: Path, suite: str, keep: set[str]) -> list[tuple[Path, Path]]:
     folder = suite_dir(results, suite)
     moved = []
     for src in prunable(results, suite, keep):
-        dst_dir = folder / STALE_DIR
+        dst_dir = inside(results, folder / STALE_DIR)
         dst_dir.mkdir(exist_ok=True)
         moved.append((src, _move_keeping(src, dst_dir)))
     if moved:
@@ -464,7 +490,8 @@ def prunable(results: Path, suite: str, keep: set[str]) -> list[Path]:
     and their job logs."""
     folder = suite_dir(results, suite)
     return [src for jid in record_ids(results, suite) if jid not in keep
-            for src in (folder / f"{jid}.json", folder / f"{jid}.log") if src.is_file()]
+            for src in (folder / f"{jid}.json", folder / f"{jid}.log")
+            if inside(results, src).is_file()]
 
 
 def job_statuses(results: Path, suite: str) -> dict[str, str]:

@@ -84,8 +84,10 @@ def make_record(strategy: str = "full", lr: float = 1e-3, seed: int = 0, *, test
                  "train_seconds": 0.5, "plasticity_seconds": 0.5, "images_per_second": 80.0,
                  "peak_memory_mb": None,
                  **({"trained_params": sorted(trained)} if trained is not None else {})},
-        curves={"train": [{"step": 1, "loss": 1.0, "grad_norm": 1.0, "lr": lr}],
-                "val": [{"step": 5, "val_acc": val}]},
+        # as jobs write them: a learning rate of 0 for lp (no optimizer), no validation
+        # point without a validation accuracy
+        curves={"train": [{"step": 1, "loss": 1.0, "grad_norm": 1.0, "lr": lr or 0.0}],
+                "val": [] if val is None else [{"step": 5, "val_acc": val}]},
         plasticity=plast,
         error=None if done else {"type": "RuntimeError", "reason": reason, "traceback": "tb"},
         provenance=synthetic_provenance(git_commit="abcdef0123456789", python="3.11",

@@ -715,15 +715,18 @@ def test_schema_problems_name_their_key_path():
     the messages are ours); values the schema allows pass."""
     base = synthetic_record(0, "s", "m", "d", "full", 0.1, 0)
     broken = [  # (where, key, value): the message's words
-        (("config", "lr", -1), "config.lr: must be > 0"),
-        (("config", "lr", "x"), "config.lr: must be number or null, not string"),
-        (("config", "seed", 1.5), "config.seed: must be integer, not number"),
-        (("config", "seed", True), "config.seed: must be integer, not boolean"),
-        (("metrics", "test_acc", "a"), "metrics.test_acc: must be number or null, not string"),
+        (("config", "lr", -1), "config.lr: -1 must be > 0"),
+        (("config", "lr", "x"), "config.lr: must be number or null, not string ('x')"),
+        (("config", "seed", 1.5), "config.seed: must be integer, not number (1.5)"),
+        (("config", "seed", True), "config.seed: must be integer, not boolean (True)"),
+        (("metrics", "test_acc", "a"),
+         "metrics.test_acc: must be number or null, not string ('a')"),
+        (("metrics", "test_acc", 1.5), "metrics.test_acc: 1.5 is above the maximum 1"),
+        (("metrics", "best_val_acc", -3), "metrics.best_val_acc: -3 is below the minimum 0"),
         (("metrics", "steps_done", "2"), "metrics.steps_done: must be integer, not string"),
         (("curves", "train", {}), "curves.train: must be array, not object"),
         ((None, "error", {"type": 3, "reason": "", "traceback": ""}),
-         "error.type: must be string, not number"),
+         "error.type: must be string, not number (3)"),
         ((None, "plasticity", []), "plasticity: must be object or null, not array"),
         ((None, "job_id", "XYZ"), "job_id: 'XYZ' does not match ^[0-9a-f]{16}$"),
         ((None, "suite", "../x"), "suite: '../x' does not match"),
@@ -745,10 +748,19 @@ def test_schema_problems_name_their_key_path():
         check_record(r)
 
 
-def test_quick_check_agrees_with_jsonschema():
-    """bench.record's compiled quick check and jsonschema's validator accept and refuse the
-    same records (the quick check decides; jsonschema names the problems)."""
-    from bench.record import _record_fits
+def test_compiled_validator_agrees_with_jsonschema():
+    """The schema compiled by fastjsonschema and jsonschema's validator accept and refuse the
+    same records (the compiled one decides; jsonschema names the problems)."""
+    import fastjsonschema
+
+    from bench.record import _compiled
+
+    def _record_fits(r):
+        try:
+            _compiled()(r)
+            return True
+        except fastjsonschema.JsonSchemaValueException:
+            return False
 
     base = synthetic_record(0, "s", "m", "d", "full", 0.1, 0)
     mutations = [
@@ -760,6 +772,13 @@ def test_quick_check_agrees_with_jsonschema():
         (None, "suite", "../x"), (None, "provenance", {}), (None, "error", None),
         (None, "status", "great"), (None, "schema_version", True),
         (None, "plasticity_variants", {"in_situ": {"variant": 1}}),
+        ("metrics", "test_acc", 1.5), ("metrics", "test_acc", -0.5), ("metrics", "test_acc", 1),
+        ("metrics", "best_val_acc", -3), ("metrics", "wall_seconds", -1e-9),
+        ("metrics", "grad_accum", 0), ("metrics", "total_params", -1),
+        ("metrics", "peak_memory_mb", None), ("metrics", "best_step", None),
+        ("curves", "train", [{"step": "1", "loss": 1, "grad_norm": 1, "lr": 0}]),
+        ("curves", "val", [{"step": 1, "val_acc": 250}]),
+        (None, "plasticity_variants", {"<b>": None}),
     ]
     validator = jsonschema.Draft202012Validator(RECORD_SCHEMA)
     for where, key, value in mutations:

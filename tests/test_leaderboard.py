@@ -131,7 +131,10 @@ def test_skipped_files_go_to_stderr_and_are_returned(results: Path, tmp_path: Pa
     assert sorted(s.path.name for s in skipped) == ["0123456789abcdef.json", "notes.txt"]
     err = capsys.readouterr().err
     assert "0123456789abcdef.json" in err and "notes.txt" in err
-    assert "0123456789abcdef" not in out.read_text()
+    page = out.read_text()  # named, set aside, never scored
+    aside = page.split("## Set aside (not scored)")[1]
+    assert "2 file(s)" in aside and "0123456789abcdef.json: not valid JSON" in aside
+    assert "0123456789abcdef" not in page.split("## Set aside (not scored)")[0]
 
 
 def test_stale_figures_are_removed(results: Path, tmp_path: Path):
