@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from bench.runs import (
-    cell_of,
-    strategy_order,
-)
+from bench.runs import cell_of, strategy_order
 from bench.status import Status
 from bench.strategies import STRATEGIES
 
-_DONE, _FAILED, _DIVERGED = Status.DONE.value, Status.FAILED.value, Status.DIVERGED.value
+_DONE = Status.DONE.value
 
 
 def _training_signature(r: Mapping) -> tuple | None:

@@ -11,17 +11,12 @@ from collections.abc import Collection, Iterable, Mapping
 import pandas as pd
 
 from bench.datasets import dataset_label
-from bench.runs import (
-    as_float,
-    runs_table,
-    strategy_order,
-)
+from bench.runs import as_float, runs_table, strategy_order
 from bench.status import Status
 from bench.strategies import strategy_label
 from bench.suite import overrides_text
 
 STALE_COLUMNS = ["suite", "job_id", "status", "model", "dataset", "strategy", "lr", "seed"]
-
 
 _DONE, _FAILED, _DIVERGED = Status.DONE.value, Status.FAILED.value, Status.DIVERGED.value
 

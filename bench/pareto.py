@@ -12,10 +12,7 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
-from bench.runs import (
-    CELL,
-    SCORE_KEY,
-)
+from bench.runs import CELL, SCORE_KEY
 from bench.strategies import REFERENCE
 
 TENTATIVE = 0.05  # a Pareto flag that flips in more than this share of resamples is tentative

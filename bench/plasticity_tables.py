@@ -14,17 +14,8 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
-from bench.components import (
-    COMPONENTS,
-    PAPER_VARIANT,
-)
-from bench.runs import (
-    CELL,
-    as_float,
-    cell_of,
-    protocol_of,
-    sorted_rows,
-)
+from bench.components import COMPONENTS, PAPER_VARIANT
+from bench.runs import CELL, as_float, cell_of, protocol_of, sorted_rows
 from bench.status import Status
 
 PLASTICITY_COLUMNS = [
@@ -35,8 +26,7 @@ SUMMARY_COLUMNS = [
     "measurement",
 ]
 
-
-_DONE, _FAILED, _DIVERGED = Status.DONE.value, Status.FAILED.value, Status.DIVERGED.value
+_DONE = Status.DONE.value
 
 
 def plasticity_of(record: Mapping, variant: str = PAPER_VARIANT) -> Mapping | None:

@@ -14,13 +14,7 @@ from bench import stats
 from bench.aliases import alias_label
 from bench.housekeeping import joined
 from bench.pareto import seed_bootstrap
-from bench.runs import (
-    CELL,
-    SCORE_KEY,
-    TIE_DECIMALS,
-    done_runs,
-    sorted_rows,
-)
+from bench.runs import CELL, SCORE_KEY, TIE_DECIMALS, done_runs, sorted_rows
 from bench.scores import pick
 from bench.strategies import REFERENCE
 from bench.verdicts import CANNOT, RESOLVED, UNRESOLVED, floor_words
@@ -33,7 +27,6 @@ PAIRED_COLUMNS = [
     "verdict", "pairs_needed", "seeds_needed", "strategy_label", "floor", "floor_holm",
     "outcome",
 ]
-
 
 # Up to this many pairs the exact sign-flip permutation test (2^n sign patterns); above it,
 # Wilcoxon's signed-rank test.

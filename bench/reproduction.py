@@ -12,13 +12,7 @@ import pandas as pd
 
 from bench import stats
 from bench.protocol import PROTOCOLS
-from bench.runs import (
-    SCORE_KEY,
-    TIE_DECIMALS,
-    done_runs,
-    protocol_of,
-    sorted_rows,
-)
+from bench.runs import SCORE_KEY, TIE_DECIMALS, done_runs, protocol_of, sorted_rows
 
 REPRODUCTION_COLUMNS = [
     "suite", "model", "dataset", "strategy", "lr", "ours_mean", "ours_std", "ours_n",

@@ -11,10 +11,7 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
-from bench.components import (
-    BLOCK_COMPONENTS,
-    COMPONENTS,
-)
+from bench.components import BLOCK_COMPONENTS, COMPONENTS
 from bench.datasets import dataset_label
 from bench.protocol import DEFAULT_PROTOCOL
 from bench.status import Status
@@ -25,7 +22,6 @@ from bench.strategies import STRATEGIES, strategy_label
 CELL = ["suite", "protocol", "model", "dataset"]
 SCORE_KEY = [*CELL, "strategy"]
 
-
 RUN_COLUMNS = [
     "suite", "protocol", "job_id", "status", "model", "model_name", "dataset", "strategy",
     "strategy_name", "lr", "seed",
@@ -34,8 +30,7 @@ RUN_COLUMNS = [
     "dataset_key", "strategy_key",
 ]
 
-
-_DONE, _FAILED, _DIVERGED = Status.DONE.value, Status.FAILED.value, Status.DIVERGED.value
+_DONE = Status.DONE.value
 
 
 # Ties between mean validation accuracies are decided on values rounded this far, so that

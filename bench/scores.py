@@ -33,7 +33,6 @@ from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE
 # Baselines of gains, in order of preference: the paper's probe where the cell has it.
 BASELINES = (PAPER_BASELINE, BASELINE)
 
-
 SCORE_COLUMNS = [
     *SCORE_KEY, "strategy_name", "strategy_key", "component", "best_lr", "lrs", "val_mean",
     "test_mean", "test_std", "test_ci95", "n", "baseline", "gain", "gain_ci95", "rel_gain",
@@ -42,8 +41,7 @@ SCORE_COLUMNS = [
     "lr_flag", "share_lo", "share_hi", "pareto_share", "pareto_tentative",
 ]
 
-
-_DONE, _FAILED, _DIVERGED = Status.DONE.value, Status.FAILED.value, Status.DIVERGED.value
+_DONE, _DIVERGED = Status.DONE.value, Status.DIVERGED.value
 
 
 def _per_lr(done: pd.DataFrame) -> pd.DataFrame:

@@ -16,16 +16,9 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
-from bench.components import (
-    BLOCK_COMPONENTS,
-    PAPER_PLASTICITY_RANKING,
-)
+from bench.components import BLOCK_COMPONENTS, PAPER_PLASTICITY_RANKING
 from bench.housekeeping import joined
-from bench.runs import (
-    CELL,
-    component_order,
-    protocol_of,
-)
+from bench.runs import CELL, component_order, protocol_of
 
 CORRELATION_COLUMNS = [
     *CELL, "n", "rho_plasticity_gain", "p_plasticity_gain", "rho_plasticity_paper",
@@ -33,13 +26,11 @@ CORRELATION_COLUMNS = [
     "gain_order", "shared_with",
 ]
 
-
 CLAIM_COLUMNS = [
     "suite", "protocol", "model", "claim", "datasets", "rho", "p_value", "p_holm", "verdict",
     "models_needed", "models", "floor", "floor_holm", "outcome", "direction", "estimate",
     "shared_with", "replicates",
 ]
-
 
 # Verdict words: the page prints a claim only with one of these.
 HOLDS, AGAINST, UNRESOLVED = "holds", "against the paper", "not resolved at this scale"
