@@ -2,7 +2,7 @@
 none imports the scaffolding of ``bench.synthetic``):
 
     python -m bench.benchmarks leaderboard [--n 1000]   # build_leaderboard on synthetic records
-    python -m bench.benchmarks records [--n 10000]      # check_record (jsonschema's validator)
+    python -m bench.benchmarks records [--n 10000]      # check_record (the compiled schema)
     python -m bench.benchmarks submit [--n 1000] [--profile P] [--wait]   # SLURM submit path
     python -m bench.benchmarks plan [--n 1000]          # `bench plan` in a fresh interpreter
 

@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import store
+from bench.rootpath import inside
 
 CLAIMS_DIR = ".claims"
 HEARTBEAT_S = 30.0  # how often a running process refreshes its claims' mtime
@@ -51,7 +52,8 @@ SYSTEM_CLOCK = Clock()
 
 
 def claim_path(results: Path, suite: str, job_id: str) -> Path:
-    return store.suite_dir(results, suite) / CLAIMS_DIR / store.checked_job_id(job_id)
+    return inside(results, store.suite_dir(results, suite) / CLAIMS_DIR
+                  / store.checked_job_id(job_id))
 
 
 def slurm_task_id() -> str | None:
@@ -256,7 +258,7 @@ def _remove_if_still_stale(holder: Holder, clock: Clock = SYSTEM_CLOCK,
 
 def remove_stale_claims(results: Path, suite: str, clock: Clock = SYSTEM_CLOCK) -> list[Path]:
     """Remove the stale claims of a suite (their process is dead); returns their paths."""
-    folder = store.suite_dir(results, suite) / CLAIMS_DIR
+    folder = inside(results, store.suite_dir(results, suite) / CLAIMS_DIR)
     try:
         names = sorted(os.listdir(folder))
     except (FileNotFoundError, NotADirectoryError):

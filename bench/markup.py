@@ -1,14 +1,15 @@
 """Text from records, made safe for the pages and tables built from them.
 
 Records may come from strangers (a leaderboard merges results folders made elsewhere), so
-every string in them (labels, dataset and strategy keys and parameters, overrides, failure
+every string in them (labels, names, dataset and strategy keys, overrides, failure
 reasons, provenance) is text, never markup:
 
 - ``escape_text``: Markdown backslash escapes for the characters that make markup (HTML's
   ``<``, ``>``, ``&``; Markdown's ``\\``, `````, ``*``, ``[``, ``]``, ``~``, and ``_`` where
-  it could start or end emphasis). Any CommonMark renderer shows the text; the site
-  (``bench.site.inline``) reads the escapes back and HTML-escapes the characters. Text
-  without those characters (every committed label) is unchanged;
+  it could start or end emphasis; ``$``, which Markdown math and matplotlib's figures read as
+  mathematics: ``\\$`` is a dollar sign to both). Any CommonMark renderer shows the text;
+  the site (``bench.site.inline``) reads the escapes back and HTML-escapes the characters.
+  Text without those characters (every committed label) is unchanged;
 - ``escaped_record``: a copy of a record with every string escaped, what the tables are
   built from (``bench.leaderboard``); curves and plasticity hold numbers and schema-checked
   component names only; dataset and strategy parameters stay as they are, their labels are
@@ -25,8 +26,8 @@ from typing import Any
 from bench.datasets import dataset_label
 from bench.strategies import strategy_label
 
-_SPECIAL = re.compile(r"[\\`*\[\]<>&~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
-ESCAPED = re.compile(r"\\([\\`*\[\]<>&~_])")
+_SPECIAL = re.compile(r"[\\`*\[\]<>&~$]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+ESCAPED = re.compile(r"\\([\\`*\[\]<>&~$_])")
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 # numbers only: curves and plasticity (component names are checked by the record schema)
 _NOT_TEXT = frozenset({"curves", "plasticity", "plasticity_variants"})

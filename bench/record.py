@@ -182,15 +182,14 @@ RECORD_SCHEMA: dict[str, Any] = {
             "type": "object",
             "required": ["git_commit", "git_dirty", "code_version", "packages", "python",
                          "platform", "cpu", "gpu", "device", "started_at", "finished_at"],
+            # null where it could not be known (a failure before the job began, no git)
             "properties": {
-                "git_commit": {"type": ["string", "null"]},
+                **{k: {"type": ["string", "null"]} for k in (
+                    "git_commit", "code_version", "python", "platform", "cpu", "gpu",
+                    "device", "started_at", "finished_at")},
                 "git_dirty": {"type": ["boolean", "null"]},
-                "code_version": {"type": ["string", "null"]},
                 "packages": {"type": "object", "additionalProperties": {
                     "type": ["string", "null"]}},
-                "python": _STR, "platform": _STR, "cpu": _STR, "device": _STR,
-                "gpu": {"type": ["string", "null"]},
-                "started_at": _STR, "finished_at": _STR,
             },
         },
     },

@@ -84,7 +84,7 @@ def _write(results: Path, rec: dict) -> None:
     text = json.dumps(walk(rec))
     for key, nested in marks.items():
         text = text.replace(json.dumps(key), nested)
-    path = store.record_path(results, "s", HOSTILE_ID)
+    path = store.record_path(results, rec["suite"], rec["job_id"])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
 
@@ -127,7 +127,8 @@ def test_a_mutated_record_is_named_never_scored_never_a_crash(folder, rec, capsy
     assert code == 0
     page = (base / "L.md").read_text()
     if not _is_valid(results):
-        assert _scores(base / "csv") == baseline  # never scored, the others unchanged
+        # never scored, the others unchanged
+        assert [r for r in _scores(base / "csv") if r["suite"] == "s"] == baseline
         assert "## Set aside (not scored)" in page and HOSTILE_ID in page
     assert cli.main(["show", HOSTILE_ID, "--results", str(results)]) in (0, 2)
     err = capsys.readouterr().err
@@ -135,33 +136,31 @@ def test_a_mutated_record_is_named_never_scored_never_a_crash(folder, rec, capsy
 
 
 def test_the_named_mutations_are_set_aside(folder, capsys):
-    """The issue's examples, without hypothesis's search: each is named and not scored."""
+    """The issue's examples, without hypothesis's search (one build): each is named with its
+    field and value and not scored; a valid record whose parameters make no label is shown by
+    its key."""
     base, results, baseline = folder
     cases = [("metrics", "test_acc", -0.5), ("metrics", "test_acc", 1.5),
              ("metrics", "test_acc", 250), ("metrics", "best_val_acc", -3)]
-    for where, key, value in cases:
-        rec = make_record("full", seed=7, test=0.9, plasticity=PLAST, job_id=HOSTILE_ID)
+    for i, (where, key, value) in enumerate(cases):
+        rec = make_record("full", seed=7, test=0.9, plasticity=PLAST, job_id=f"{i:016x}")
         rec[where][key] = value
         _write(results, rec)
-        assert cli.main(["leaderboard", "--results", str(results), "--out",
-                         str(base / "L.md"), "--csv", str(base / "csv"), "--no-site",
-                         "--suites"]) == 0
-        assert _scores(base / "csv") == baseline
-        page = (base / "L.md").read_text()
-        assert f"{where}.{key}: {value}" in page, page[-800:]
-        assert "1 file(s)" in page
     rec = make_record("full", seed=7, test=0.9, plasticity=PLAST, job_id=HOSTILE_ID)
     rec["curves"]["train"] = [{"step": "x", "loss": 1.0, "grad_norm": 1.0, "lr": 0.1}]
     rec["plasticity"]["components"]["mha"]["mean"] = "x"
     _write(results, rec)
-    assert cli.main(["leaderboard", "--results", str(results), "--out", str(base / "L.md"),
-                     "--no-site", "--suites"]) == 0
-    assert cli.main(["show", HOSTILE_ID, "--results", str(results)]) == 2
-    # valid, but its parameters make no label: shown by its key, the others' scores unchanged
-    rec = make_record("full", seed=7, test=0.9, plasticity=PLAST, job_id=HOSTILE_ID)
+    rec = make_record("full", seed=7, test=0.9, plasticity=PLAST, suite="t")
     rec["config"]["dataset"] = {"name": "folder", "key": "<b>k</b>", "params": {}}
-    _write(results, rec)
+    store.write_record(results, rec)
     assert cli.main(["leaderboard", "--results", str(results), "--out", str(base / "L.md"),
-                     "--no-site", "--suites"]) == 0
-    assert "\\<b\\>k\\</b\\>" in (base / "L.md").read_text()
+                     "--csv", str(base / "csv"), "--no-site", "--suites"]) == 0
+    assert [r for r in _scores(base / "csv") if r["suite"] == "s"] == baseline
+    page = (base / "L.md").read_text()
+    assert "5 file(s)" in page
+    for where, key, value in cases:
+        assert f"{where}.{key}: {value}" in page
+    assert "curves.train\\[0\\].step: must be integer, not string ('x')" in page  # escaped
+    assert "\\<b\\>k\\</b\\>" in page  # scored, under its key, as text
+    assert cli.main(["show", HOSTILE_ID, "--results", str(results)]) == 2
     assert "Traceback" not in capsys.readouterr().err

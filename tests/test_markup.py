@@ -9,7 +9,7 @@ from bench import cli, store
 from bench.markup import csv_cell, escape_text, escaped_record
 from tests.test_aggregate import make_record
 
-SCRIPT = "<script>alert(1)</script>"
+SCRIPT = "<script>alert(1)</script> $\\frac{$"  # $: mathematics to matplotlib
 LINK = "[click](javascript:alert(1))"
 FORMULA = '=HYPERLINK("http://evil.example","x")'
 
@@ -17,7 +17,7 @@ FORMULA = '=HYPERLINK("http://evil.example","x")'
 def test_escape_text_leaves_plain_labels_alone_and_escapes_markup():
     for plain in ("vit-digits", "digits_c/gaussian_noise/5", "plasticity_topk:k=2", "fc2 (1)"):
         assert escape_text(plain) == plain
-    assert escape_text(SCRIPT) == r"\<script\>alert(1)\</script\>"
+    assert escape_text(SCRIPT) == r"\<script\>alert(1)\</script\> \$\\frac{\$"
     assert escape_text(LINK) == r"\[click\](javascript:alert(1))"
     assert escape_text("_em_ **b** `c` a&amp;") == r"\_em\_ \*\*b\*\* \`c\` a\&amp;"
     rec = make_record("full", model=SCRIPT)
@@ -49,7 +49,8 @@ def test_hostile_labels_are_text_in_the_page_the_site_and_the_csvs(tmp_path):
     assert SCRIPT not in page and LINK not in page
     assert escape_text(SCRIPT) in page and escape_text(LINK) in page
     html = "".join(p.read_text() for p in (results / store.SITE_DIR).rglob("*.html"))
-    assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; $\\frac{$" in html
     assert "\\&lt;script" not in html  # the site reads the Markdown escapes back
     cells = [c for p in csvs.glob("*.csv") for row in csv.reader(p.open()) for c in row]
     assert not any(c.startswith(("=", "+", "@")) for c in cells)

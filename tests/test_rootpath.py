@@ -142,6 +142,17 @@ def test_prune_refuses_a_suite_folder_that_links_out(tmp_path, capsys):
     assert (real / store.STALE_DIR).is_dir()
 
 
+def test_claims_never_go_through_a_link_out(tmp_path):
+    from bench.claims import CLAIMS_DIR, claim_path
+
+    results, elsewhere = tmp_path / "results", tmp_path / "elsewhere"
+    (results / "s").mkdir(parents=True)
+    elsewhere.mkdir()
+    os.symlink(elsewhere, results / "s" / CLAIMS_DIR)
+    with pytest.raises(OutsideRoot, match="is a symbolic link to"):
+        claim_path(results, "s", "0123456789abcdef")
+
+
 def test_run_refuses_a_suite_folder_that_links_out(tmp_path, capsys):
     raw = tiny_suite_dict(name="st", seeds=(0,))
     suite_file = tmp_path / "st.yaml"
