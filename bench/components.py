@@ -50,7 +50,9 @@ PAPER_PLASTICITY_RANKING: tuple[str, ...] = ("mha", "fc1", "fc2", "ln2", "ln1")
 # How plasticity is measured: the paper's definition (a record's `plasticity`) and the
 # variants recorded next to it under `plasticity_variants` (bench.plasticity says what each is).
 PAPER_VARIANT = "paper"
-PLASTICITY_VARIANTS: tuple[str, ...] = (PAPER_VARIANT, "in_situ", "after_finetuning")
+IN_SITU = "in_situ"  # each component on its real input
+AFTER_FINETUNING = "after_finetuning"  # the paper's definition on the fine-tuned model
+PLASTICITY_VARIANTS: tuple[str, ...] = (PAPER_VARIANT, IN_SITU, AFTER_FINETUNING)
 # Outside the blocks, trained by every strategy except `linear` (protocol.md).
 FINAL_NORM_MODULES: tuple[str, ...] = ("norm", "fc_norm")
 HEAD_MODULES: tuple[str, ...] = ("head",)

@@ -270,7 +270,7 @@ def plasticity_gain(summary: pd.DataFrame, scores: pd.DataFrame, stem: Path,
 
 
 def _across() -> str:
-    from bench.aggregate import ACROSS
+    from bench.verdicts import ACROSS
 
     return ACROSS
 
@@ -279,7 +279,7 @@ def _rho_text(claims: pd.DataFrame | None, protocol: str, model: str) -> str:
     """"ρ(plasticity, gain) = -0.80 (3 datasets)" from the model's claim row, if any."""
     if claims is None or claims.empty:
         return ""
-    from bench.aggregate import CLAIM_PLASTICITY_GAIN
+    from bench.verdicts import CLAIM_PLASTICITY_GAIN
 
     row = claims[(claims["protocol"] == protocol) & (claims["model"] == model)
                  & (claims["claim"] == CLAIM_PLASTICITY_GAIN)]

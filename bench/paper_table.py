@@ -51,7 +51,7 @@ def paper_reference() -> dict | None:
     """The paper's own configuration, from ``suites/paper.yaml`` (the one place it is
     written): {"model": its model configuration without label, "recipes": {dataset key:
     recipe}}. A record is comparable with the published table only if it matches
-    (``bench.aggregate.comparability``). None where the suite file is not there (an installed
+    (``bench.reproduction.comparability``). None where the suite file is not there (an installed
     package without the repository)."""
     if not PAPER_SUITE.is_file():
         return None

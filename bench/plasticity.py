@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.components import BLOCK_COMPONENTS, PLASTICITY_VARIANTS, block_modules
+from bench.components import BLOCK_COMPONENTS, IN_SITU, PLASTICITY_VARIANTS, block_modules
 from bench.protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol
 
 VARIANT = "paper"
@@ -265,7 +265,7 @@ def measure(model, ref_images: np.ndarray, tgt_images: np.ndarray, *, pairs: int
     model.eval()
     protocol = protocol or PROTOCOLS[DEFAULT_PROTOCOL]
     ri, ti = protocol.pair_indices(len(ref_images), len(tgt_images), pairs, batch_size, seed)
-    if variant == "in_situ":
+    if variant == IN_SITU:
         fn = pair_ratios_in_situ_naive if naive else pair_ratios_in_situ
     else:
         # the weights' factors are computed once for all batches

@@ -6,7 +6,7 @@ claims? A power analysis of the across-model test on pilot data.
 
 Each model is one replicate: its plasticity ranking of the five block components, and how
 that ranking goes with its fine-tuning gain, are the model's own (its datasets share them).
-So the pilot gives one Spearman rho per (model, claim), from ``aggregate.claims_table``
+So the pilot gives one Spearman rho per (model, claim), from ``verdicts.claims_table``
 (plasticity and test accuracy averaged over the model's datasets, test accuracy at the chosen
 learning rate over seeds). The claims are tested across m models by the mean rho and its exact
 p-value under independent per-model permutations (``stats.mean_spearman_exact``).
@@ -73,7 +73,7 @@ def alternative(pilot: Sequence[float], rho: float, n_components: int
     """One model's rho under the alternative, as (attainable value, probability) pairs: the
     pilot's deviations around a mean of |``rho``| in the pilot's direction (see the module
     docstring). ``ValueError`` without a pilot or with NaN in it."""
-    if not len(pilot) or any(stats._nan(r) for r in pilot):
+    if not len(pilot) or any(stats.is_nan(r) for r in pilot):
         raise ValueError(f"the pilot needs one finite rho per model, got {list(pilot)}")
     sign = -1.0 if np.mean(pilot) < 0 else 1.0
     dev = sign * (np.asarray(pilot, dtype=np.float64) - np.mean(pilot))  # toward +rho
@@ -151,15 +151,16 @@ def analyse(pilot: Mapping[str, Sequence[float]], rho: float = 0.8, alpha: float
 
 def pilot_rhos(records: Iterable[Mapping]) -> dict[str, list[float]]:
     """Per claim, one rho per (suite, protocol, model) of the records, in the claims table's
-    order (``aggregate.claims_table``: means over the model's datasets); the rows across
+    order (``verdicts.claims_table``: means over the model's datasets); the rows across
     models are not pilots of one model and are left out."""
-    from bench import aggregate as agg
+    from bench.plasticity_tables import plasticity_summary
+    from bench.scores import scores_table
+    from bench.verdicts import ACROSS, claims_table
 
     records = list(records)
-    claims = agg.claims_table(agg.scores_table(records), agg.plasticity_summary(records),
-                              records=records)
+    claims = claims_table(scores_table(records), plasticity_summary(records), records=records)
     out: dict[str, list[float]] = {}
-    for r in claims[claims["model"] != agg.ACROSS].itertuples(index=False):
+    for r in claims[claims["model"] != ACROSS].itertuples(index=False):
         out.setdefault(r.claim, []).append(float(r.rho))
     return out
 

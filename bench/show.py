@@ -12,8 +12,7 @@ import math
 import re
 from pathlib import Path
 
-from bench import store
-from bench.components import BLOCK_COMPONENTS
+from bench import job_facts, store
 from bench.config import format_lr
 from bench.rootpath import inside
 
@@ -140,10 +139,9 @@ def plasticity_table(plast: dict) -> list[str]:
     """Layers as rows, components as columns (mean over pairs), and the mean over layers."""
     from tabulate import tabulate
 
-    comps = [c for c in BLOCK_COMPONENTS if c in plast.get("components", {})]
-    by = {(e["layer"], e["component"]): e["mean"] for e in plast.get("layers", [])}
-    layers = sorted({layer for layer, _ in by})
-    rows = [[layer, *(by.get((layer, c)) for c in comps)] for layer in layers]
+    comps, layers = job_facts.plasticity_grid(plast)
+    rows = [[layer, *(layers[layer][c]["mean"] if c in layers[layer] else None for c in comps)]
+            for layer in layers]
     rows.append(["mean", *(plast["components"][c]["mean"] for c in comps)])
     rows.append(["ci95", *(plast["components"][c].get("ci95") for c in comps)])
     return tabulate(rows, headers=["layer", *comps], floatfmt=".4g").splitlines()
@@ -175,12 +173,10 @@ def describe(rec: dict, path: Path | None = None) -> str:
         out += ["", f"plasticity ({plast.get('variant', 'paper')}: reference {plast['reference']}"
                 f" -> {plast['target']}, {plast['pairs']} pairs)",
                 *("  " + line for line in plasticity_table(plast))]
-    train_pts = rec["curves"]["train"]
-    for title, key, log_y in (("loss", "loss", False), ("learning rate", "lr", False)):
-        out += ["", f"{title} by step",
-                *("  " + line for line in ascii_plot([(p["step"], p[key]) for p in train_pts],
-                                                     log_y=log_y))]
-    val = [(p["step"], p["val_acc"]) for p in rec["curves"]["val"]]
+    points = job_facts.curves(rec)
+    for title, key in (("loss", "loss"), ("learning rate", "lr")):
+        out += ["", f"{title} by step", *("  " + line for line in ascii_plot(points[key]))]
+    val = points["val_acc"]
     if val:
         out += ["", "validation accuracy by step", *("  " + line for line in ascii_plot(
             val, height=5))]
@@ -204,12 +200,10 @@ def save_png(rec: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    train_pts, val = rec["curves"]["train"], rec["curves"]["val"]
+    points = job_facts.curves(rec)
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-    for ax, (title, pts) in zip(axes, (
-            ("loss", [(p["step"], p["loss"]) for p in train_pts]),
-            ("learning rate", [(p["step"], p["lr"]) for p in train_pts]),
-            ("validation accuracy", [(p["step"], p["val_acc"]) for p in val]))):
+    for ax, (title, pts) in zip(axes, (("loss", points["loss"]), ("learning rate", points["lr"]),
+                                       ("validation accuracy", points["val_acc"]))):
         if pts:
             ax.plot(*zip(*pts), marker="." if len(pts) < 50 else None)
         ax.set_title(title)

@@ -35,19 +35,19 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from bench.components import BLOCK_COMPONENTS, COMPONENTS
+from bench import job_facts
+from bench.components import COMPONENTS
 from bench.figures import color_of
+from bench.markdown import FILTERS, Figure, Heading, Item, Table
 from bench.markup import ESCAPED
 from bench.rootpath import inside
 from bench.store import atomic_write_bytes
 
 ASSETS = ("site.js", "site.css")
-FILTERS = ("suite", "protocol", "model", "dataset", "strategy")
 LOG_CHARS = 200_000  # a job page shows at most the last this many characters of its log
 WRAP_CHARS = 40  # table cells longer than this wrap; shorter ones stay on one line
 _CODE = re.compile(r"`([^`]+)`")
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
-_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)]+)\)")
 _JOB_ID = re.compile(r"[0-9a-f]{16}")
 _HELD = 0xE000  # an escaped character stands in the private use area while markup is read
 _HELD_CHAR = re.compile("[\ue000-\ue07f]")
@@ -107,7 +107,7 @@ def _attr(value: object) -> str:
 
 
 def table_html(t, links: Links) -> str:
-    """A section's table (``bench.leaderboard.Table``): sortable headers, rows carrying their
+    """A section's table (``Table``): sortable headers, rows carrying their
     filter values, the score cells linked to the jobs behind them."""
     head = "".join(
         f'<th data-sort{" class=num" if i in t.right else ""}>{inline(h, links)}</th>'
@@ -137,10 +137,9 @@ def table_html(t, links: Links) -> str:
             f'<div class="shown">{n} of {n} rows shown</div></div>')
 
 
-def _heading(line: str, links: Links) -> str:
+def _heading(h: Heading, links: Links) -> str:
     """A heading; the page's second-level ones get anchors and enter its contents."""
-    level = len(line) - len(line.lstrip("#"))
-    text = line[level:].strip()
+    level, text = h.level, h.text
     if level != 2:
         return f"<h{level}>{inline(text, links)}</h{level}>"
     base = anchor = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
@@ -152,15 +151,13 @@ def _heading(line: str, links: Links) -> str:
     return f'<h2 id="{anchor}">{inline(text, links)}</h2>'
 
 
-def _figure(line: str, links: Links) -> str:
-    m = _IMAGE.fullmatch(line)
-    return (f'<figure><img src="{_attr(m.group(2))}" alt="{_attr(m.group(1))}" '
-            f'loading="lazy"></figure>')
+def _figure(f: Figure) -> str:
+    return f'<figure><img src="{_attr(f.src)}" alt="{_attr(f.alt)}" loading="lazy"></figure>'
 
 
 def content_html(content: Iterable, links: Links, suite: str | None = None) -> str:
-    """A section's content (Markdown lines and tables) as HTML: headings, paragraphs, lists,
-    figures, comments dropped, tables through ``table_html``."""
+    """A section's content (``bench.markdown``'s blocks) as HTML: headings, paragraphs,
+    lists, figures, comments dropped, tables through ``table_html``."""
     out: list[str] = []
     para: list[str] = []
     items: list[str] = []
@@ -174,23 +171,23 @@ def content_html(content: Iterable, links: Links, suite: str | None = None) -> s
             items.clear()
 
     for part in content:
+        if isinstance(part, Item):
+            if para:
+                flush()
+            items.append(inline(part.text, links, suite))
+            continue
         if not isinstance(part, str):
             flush()
-            out.append(table_html(part, links))
+            if isinstance(part, Heading):
+                out.append(_heading(part, links))
+            elif isinstance(part, Figure):
+                out.append(_figure(part))
+            elif isinstance(part, Table):
+                out.append(table_html(part, links))
             continue
         for line in part.split("\n"):
-            if not line.strip() or line.startswith("<!--"):
+            if not line.strip():
                 flush()
-            elif line.startswith("#"):
-                flush()
-                out.append(_heading(line, links))
-            elif _IMAGE.fullmatch(line):
-                flush()
-                out.append(_figure(line, links))
-            elif line.startswith("- "):
-                if para:
-                    flush()
-                items.append(inline(line[2:], links, suite))
             else:
                 (items.__setitem__(-1, items[-1] + " " + inline(line, links, suite)) if items
                  else para.append(inline(line, links, suite)))
@@ -387,16 +384,13 @@ def chart_svg(title: str, series: Mapping[str, list[tuple[float, float]]], xlabe
             f"{''.join(lines)}</svg>")
 
 
-def _curves_html(curves: Mapping) -> str:
-    train = curves.get("train") or []
-    val = curves.get("val") or []
+def _curves_html(record: Mapping) -> str:
+    points = job_facts.curves(record)
     charts = [
-        chart_svg("training loss", {"loss": [(c["step"], c.get("loss")) for c in train]},
-                  "step"),
-        chart_svg("learning rate", {"lr": [(c["step"], c.get("lr")) for c in train]}, "step"),
+        chart_svg("training loss", {"loss": points["loss"]}, "step"),
+        chart_svg("learning rate", {"lr": points["lr"]}, "step"),
         chart_svg("validation accuracy (%)",
-                  {"val": [(c["step"], 100 * c["val_acc"]) for c in val
-                           if isinstance(c.get("val_acc"), (int, float))]}, "step", ".4g"),
+                  {"val": [(s, 100 * v) for s, v in points["val_acc"]]}, "step", ".4g"),
     ]
     charts = [c for c in charts if c]
     if not charts:
@@ -408,19 +402,15 @@ def _plasticity_html(which: str, p: Mapping | None) -> str:
     """A plasticity measurement (``which``: "the paper's definition", "variant X")."""
     if not p:
         return ""
-    comps = sorted(p.get("components") or {}, key=lambda c: (
-        BLOCK_COMPONENTS.index(c) if c in BLOCK_COMPONENTS else len(BLOCK_COMPONENTS), c))
+    comps, layers = job_facts.plasticity_grid(p)
     by_mean = sorted(comps, key=lambda c: -p["components"][c]["mean"])
     rows = [[html.escape(COMPONENTS[c].paper if c in COMPONENTS else c), html.escape(c),
              _num(p["components"][c]["mean"], ".4g"), _num(p["components"][c]["ci95"], ".2g"),
              str(by_mean.index(c) + 1)] for c in comps]
-    layers: dict[int, dict[str, Mapping]] = {}
-    for e in p.get("layers") or []:
-        layers.setdefault(int(e["layer"]), {})[e["component"]] = e
     lrows = [[str(li), *(_num(layers[li][c]["mean"], ".4g") if c in layers[li] else ""
-                         for c in comps)] for li in sorted(layers)]
+                         for c in comps)] for li in layers]
     chart = chart_svg(f"plasticity per block, {which}", {
-        c: [(li, layers[li][c]["mean"]) for li in sorted(layers) if c in layers[li]]
+        c: [(li, layers[li][c]["mean"]) for li in layers if c in layers[li]]
         for c in comps}, "block")
     return (f"<h3>Plasticity, {html.escape(which)} ({_num(p.get('pairs'), ',')} pairs, "
             f"reference {html.escape(str(p.get('reference')))})</h3>"
@@ -500,7 +490,7 @@ def job_page(record: Mapping, labels: Mapping[str, str], log: Path | None, root:
             + (f"<details><summary>traceback</summary><pre>{html.escape(trace)}</pre>"
                "</details>" if trace else "")
             + "<h2>Accuracies and costs</h2>" + _facts(numbers)
-            + "<h2>Curves</h2>" + _curves_html(record.get("curves") or {})
+            + "<h2>Curves</h2>" + _curves_html(record)
             + "<h2>Plasticity</h2>" + (plast or "<p>No plasticity measured.</p>")
             + "<h2>Parameters trained</h2>" + _trained_html(m)
             + "<h2>Provenance</h2>" + _facts(

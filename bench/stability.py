@@ -31,13 +31,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.leaderboard import VERDICT_PREFIX
+from bench.sections import VERDICT_PREFIX
 
 DEFAULT_RUNS = ((1, 2), (2, 1))  # (OMP_NUM_THREADS, bench run --jobs)
 
 
 def verdict_lines(page: str) -> list[str]:
-    """The page's verdict lines (``leaderboard.VERDICT_PREFIX``), in page order."""
+    """The page's verdict lines (``sections.VERDICT_PREFIX``), in page order."""
     return [line for line in page.splitlines() if line.startswith(VERDICT_PREFIX)]
 
 

@@ -51,7 +51,7 @@ def t_quantile(q: float, df: float) -> float:
 def t_interval(values: Iterable[float], confidence: float = CONFIDENCE) -> float:
     """Half-width of the Student-t interval of the mean (sample std, n - 1 degrees of
     freedom); NaN under two values."""
-    x = np.asarray([v for v in values if not _nan(v)], dtype=np.float64)
+    x = np.asarray([v for v in values if not is_nan(v)], dtype=np.float64)
     if len(x) < 2:
         return math.nan
     return t_quantile(0.5 + confidence / 2, len(x) - 1) * float(x.std(ddof=1)) / math.sqrt(len(x))
@@ -59,7 +59,7 @@ def t_interval(values: Iterable[float], confidence: float = CONFIDENCE) -> float
 
 def t_half_width(std: float, n: int, confidence: float = CONFIDENCE) -> float:
     """``t_interval`` from a sample std (ddof 1) and n."""
-    if _nan(std) or n < 2:
+    if is_nan(std) or n < 2:
         return math.nan
     return t_quantile(0.5 + confidence / 2, n - 1) * std / math.sqrt(n)
 
@@ -67,7 +67,7 @@ def t_half_width(std: float, n: int, confidence: float = CONFIDENCE) -> float:
 def welch_half_width(std_a: float, n_a: int, std_b: float, n_b: int,
                      confidence: float = CONFIDENCE) -> float:
     """Half-width of the Welch interval of a difference of two means (sample stds)."""
-    if _nan(std_a) or _nan(std_b) or n_a < 2 or n_b < 2:
+    if is_nan(std_a) or is_nan(std_b) or n_a < 2 or n_b < 2:
         return math.nan
     va, vb = std_a ** 2 / n_a, std_b ** 2 / n_b
     if va + vb == 0:
@@ -100,7 +100,7 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _refuse_nan(*seqs: Iterable[float]) -> None:
     for seq in seqs:
-        if any(_nan(float(v)) for v in seq):
+        if any(is_nan(float(v)) for v in seq):
             raise ValueError(f"a statistical test got NaN in its input: {list(seq)}")
 
 
@@ -126,7 +126,7 @@ def spearman_exact(x: Sequence[float], y: Sequence[float]) -> tuple[float, float
     """Spearman's rho and its exact two-sided permutation p-value: the share of the n!
     orderings of y whose |rho| is at least the observed |rho| (NaN when undefined)."""
     rho, null = spearman_null(x, y)
-    if _nan(rho) or not len(null):
+    if is_nan(rho) or not len(null):
         return rho, math.nan
     return rho, float(np.mean(np.abs(null) >= abs(rho) - _REL_TOL))
 
@@ -153,7 +153,7 @@ def mean_spearman_exact(pairs_per_model: Iterable[tuple[Sequence[float], Sequenc
     rhos = []
     for x, y in pairs_per_model:
         rho, null = spearman_null(x, y)
-        if _nan(rho) or not len(null):
+        if is_nan(rho) or not len(null):
             return math.nan, math.nan
         rhos.append(rho)
         values, probs = _convolve(values, probs, null)
@@ -219,7 +219,7 @@ def welch_tolerance(se_a: float, df_a: float, se_b: float = 0.0, df_b: float = 1
     """``t(0.5 + confidence / 2, df) * sqrt(se_a^2 + se_b^2)`` with the Welch-Satterthwaite
     df ``(se_a^2 + se_b^2)^2 / (se_a^4 / df_a + se_b^4 / df_b)``; with ``se_b = 0`` it is
     the t interval of side a alone (df_a). NaN when se_a is NaN or df_a < 1."""
-    if _nan(se_a) or _nan(se_b) or df_a < 1:
+    if is_nan(se_a) or is_nan(se_b) or df_a < 1:
         return math.nan
     va, vb = se_a ** 2, se_b ** 2
     if va + vb == 0:
@@ -264,7 +264,7 @@ def sign_flip_p(diffs: Iterable[float]) -> float:
 
 def holm(pvalues: Sequence[float]) -> list[float]:
     """Holm's step-down adjusted p-values (NaN stays NaN and does not count in the family)."""
-    idx = [i for i, p in enumerate(pvalues) if not _nan(p)]
+    idx = [i for i, p in enumerate(pvalues) if not is_nan(p)]
     m = len(idx)
     out = [math.nan] * len(pvalues)
     running = 0.0
@@ -286,7 +286,7 @@ def pairs_needed(mean: float, std: float, family: int = 1, alpha: float = ALPHA,
     ``alpha / family`` (Bonferroni: the first step of Holm), by the normal approximation
     ``n = ((z(1 - a/2) + z(power)) * std / |mean|)^2``; at least what the exact sign-flip
     test needs to reach that level at all (2 / 2^n <= a). NaN without a spread or an effect."""
-    if _nan(mean) or _nan(std) or mean == 0:
+    if is_nan(mean) or is_nan(std) or mean == 0:
         return math.nan
     a = alpha / max(family, 1)
     n = ((_z(1 - a / 2) + _z(power)) * std / abs(mean)) ** 2
@@ -299,12 +299,13 @@ def rankings_needed(rho: float, n_components: int, family: int = 1, alpha: float
     """Independent rankings of ``n_components`` (e.g. models) whose mean Spearman rho would
     be resolved at the observed ``rho`` (normal approximation: rho's null standard deviation
     is 1 / sqrt(n - 1)); at least 2, since one ranking is what did not resolve it."""
-    if _nan(rho) or rho == 0 or n_components < 3:
+    if is_nan(rho) or rho == 0 or n_components < 3:
         return math.nan
     a = alpha / max(family, 1)
     sd = 1 / math.sqrt(n_components - 1)
     return float(math.ceil(max(((_z(1 - a / 2) + _z(power)) * sd / abs(rho)) ** 2, 2)))
 
 
-def _nan(x: object) -> bool:
+def is_nan(x: object) -> bool:
+    """Whether ``x`` is missing: None or a float NaN."""
     return x is None or (isinstance(x, float) and math.isnan(x))

@@ -156,7 +156,7 @@ def test_empty_results_give_a_page(tmp_path: Path):
 def test_leaderboard_does_not_import_torch(results: Path, tmp_path: Path):
     code = textwrap.dedent(f"""
         import sys
-        import bench.aggregate, bench.leaderboard
+        import bench.scores, bench.verdicts, bench.ranks, bench.leaderboard
         bench.leaderboard.build_leaderboard({str(results)!r}, {str(tmp_path / 'L.md')!r})
         heavy = sorted(m for m in ("torch", "timm", "torchvision", "seaborn")
                        if m in sys.modules)
@@ -306,15 +306,15 @@ def test_one_colour_per_name_in_every_figure(results: Path, tmp_path: Path):
 def test_accuracy_axes_start_at_zero_and_long_labels_fit(monkeypatch, tmp_path: Path):
     from PIL import Image
 
-    from bench import aggregate as agg
     from bench import figures
+    from bench.scores import scores_table
 
     recs = [make_record(s, test=0.9 - 0.01 * i) for i, s in enumerate(
         (BASELINE, REFERENCE, "mha", "ln1"))]
     long_key = "surgical(k=2,side=last)" + "-x" * 20
     r = make_record("surgical", test=0.95)
     r["config"]["strategy"]["key"] = long_key
-    scores = agg.scores_table([*recs, r])
+    scores = scores_table([*recs, r])
     seen = []
     real = figures.save
     monkeypatch.setattr(figures, "save", lambda fig, stem: seen.append(fig) or real(fig, stem))

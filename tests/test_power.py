@@ -128,13 +128,13 @@ def _pilot_oracle() -> dict[str, list[float]]:
 
 @pytest.mark.skipif(not PILOT.is_dir(), reason="no committed pilot records")
 def test_pilot_rhos_of_the_committed_pilot_match_scipy():
-    from bench import aggregate as agg
     from bench import store
+    from bench.verdicts import CLAIM_PLASTICITY_GAIN, CLAIM_PLASTICITY_ORDER
 
     got = power.pilot_rhos(store.read_record(p) for p in sorted(PILOT.glob("*.json")))
     want = _pilot_oracle()
-    assert got[agg.CLAIM_PLASTICITY_ORDER] == pytest.approx(want["order"])
-    assert got[agg.CLAIM_PLASTICITY_GAIN] == pytest.approx(want["gain"])
+    assert got[CLAIM_PLASTICITY_ORDER] == pytest.approx(want["order"])
+    assert got[CLAIM_PLASTICITY_GAIN] == pytest.approx(want["gain"])
 
 
 @pytest.mark.skipif(not PILOT.is_dir(), reason="no committed pilot records")

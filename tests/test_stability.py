@@ -14,7 +14,7 @@ import yaml
 
 from bench import stability
 from bench.config import Model
-from bench.leaderboard import VERDICT_PREFIX
+from bench.sections import VERDICT_PREFIX
 from tests.conftest import tiny_suite_dict
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,11 +12,24 @@ import numpy as np
 import pytest
 from scipy.stats import t as student
 
-from bench import aggregate as agg
 from bench import stats
+from bench.aliases import alias_label, alias_map
 from bench.components import BLOCK_COMPONENTS
 from bench.figures import color_of, strategy_colors
+from bench.plasticity_tables import plasticity_summary
+from bench.ranks import average_rank_table, paired_table
+from bench.reproduction import RULE_OURS, comparability, not_comparable_table, reproduction_table
+from bench.scores import LR_EDGE, scores_table
 from bench.strategies import REFERENCE
+from bench.verdicts import (
+    ACROSS,
+    CANNOT,
+    CLAIM_PLASTICITY_ORDER,
+    HOLDS,
+    RESOLVED,
+    UNRESOLVED,
+    claims_table,
+)
 from tests.test_aggregate import VALIDATOR, make_record
 
 PAPER = {"mha": 5.0, "fc1": 4.0, "fc2": 3.0, "ln2": 2.0, "ln1": 1.0}  # the paper's order
@@ -29,7 +42,7 @@ def _valid(recs: list[dict]) -> list[dict]:
 
 
 def _paired(recs):
-    return agg.paired_table(recs, agg.scores_table(recs)).set_index("strategy")
+    return paired_table(recs, scores_table(recs)).set_index("strategy")
 
 
 # ---------------------------------------------------------------- 1, 2: direction and floor
@@ -46,7 +59,7 @@ def test_a_design_that_cannot_resolve_says_so_with_the_n_that_could():
     paired = _paired(_valid(recs))
     mha = paired.loc["mha"]
     assert mha["floor"] == pytest.approx(0.25) and mha["floor_holm"] == pytest.approx(0.5)
-    assert mha["outcome"] == agg.CANNOT
+    assert mha["outcome"] == CANNOT
     assert mha["verdict"] == ("cannot be resolved with n = 3 seeds (smallest possible p 0.25, "
                               "0.5 after Holm over 2); needs at least 7 seeds; the estimate "
                               "favours full")
@@ -63,12 +76,12 @@ def test_a_design_that_could_resolve_is_not_flagged_as_cannot():
                  make_record("mha", seed=s, test=0.8 + 0.01 * s + rng.normal(0, 0.01))]
     row = _paired(recs).loc["mha"]
     assert row["floor"] == pytest.approx(2 / 64)
-    assert row["outcome"] in (agg.UNRESOLVED, agg.RESOLVED) and agg.CANNOT not in row["verdict"]
+    assert row["outcome"] in (UNRESOLVED, RESOLVED) and CANNOT not in row["verdict"]
     # All six the same sign: resolved, no direction or floor text.
     perfect = [make_record(REFERENCE, seed=s, test=0.8) for s in range(6)]
     perfect += [make_record("mha", seed=s, test=0.7) for s in range(6)]
     row = _paired(perfect).loc["mha"]
-    assert row["outcome"] == agg.RESOLVED and row["verdict"] == f"{REFERENCE} beats mha"
+    assert row["outcome"] == RESOLVED and row["verdict"] == f"{REFERENCE} beats mha"
 
 
 def _claim_records(plast: dict[str, float], tests: dict[str, float], model: str = "m",
@@ -84,8 +97,8 @@ def _claim_records(plast: dict[str, float], tests: dict[str, float], model: str 
 
 
 def _claims(recs):
-    scores, summary = agg.scores_table(recs), agg.plasticity_summary(recs)
-    return agg.claims_table(scores, summary, records=recs)
+    scores, summary = scores_table(recs), plasticity_summary(recs)
+    return claims_table(scores, summary, records=recs)
 
 
 def test_an_unresolved_claim_says_which_way_its_estimate_goes():
@@ -94,14 +107,14 @@ def test_an_unresolved_claim_says_which_way_its_estimate_goes():
     plast = {"ln1": 5.0, "ln2": 3.9, "fc2": 4.0, "fc1": 2.0, "mha": 1.0}
     tests = {c: 0.5 + 0.1 * v for c, v in PAPER.items()}
     row = _claims(_valid(_claim_records(plast, tests))).iloc[0]
-    assert row["claim"] == agg.CLAIM_PLASTICITY_ORDER
-    assert row["rho"] == pytest.approx(-0.9) and row["outcome"] == agg.UNRESOLVED
-    assert row["verdict"] == (f"{agg.UNRESOLVED} (smallest possible p 0.017, 0.033 after Holm "
+    assert row["claim"] == CLAIM_PLASTICITY_ORDER
+    assert row["rho"] == pytest.approx(-0.9) and row["outcome"] == UNRESOLVED
+    assert row["verdict"] == (f"{UNRESOLVED} (smallest possible p 0.017, 0.033 after Holm "
                               "over 2); the estimate goes against the paper")
     assert row["estimate"] == "rho = -0.90, ln1 most plastic"
     # Not flagged: a perfect paper ordering resolves (2/120 x 2 <= 0.05), no direction text.
     row = _claims(_claim_records(PAPER, tests)).iloc[0]
-    assert row["outcome"] == agg.RESOLVED and row["verdict"] == agg.HOLDS
+    assert row["outcome"] == RESOLVED and row["verdict"] == HOLDS
 
 
 # ---------------------------------------------------------------- 8's machinery: across models
@@ -118,21 +131,21 @@ def test_claims_across_independent_models_use_the_exact_mean_rho_test():
     for i, plast in enumerate((PAPER, PAPER, swapped)):
         recs += _claim_records(plast, tests, model=f"replica-{i}", weights=_seeded(i))
     claims = _claims(_valid(recs))
-    across = claims[claims["model"] == agg.ACROSS].set_index("claim")
-    row = across.loc[agg.CLAIM_PLASTICITY_ORDER]
+    across = claims[claims["model"] == ACROSS].set_index("claim")
+    row = across.loc[CLAIM_PLASTICITY_ORDER]
     pairs = [([PAPER[c] for c in BLOCK_COMPONENTS], [PAPER[c] for c in BLOCK_COMPONENTS])] * 2
     pairs.append(([swapped[c] for c in BLOCK_COMPONENTS], [PAPER[c] for c in BLOCK_COMPONENTS]))
     want_rho, want_p = stats.mean_spearman_exact(pairs)
     assert row["rho"] == pytest.approx(want_rho) and row["p_value"] == pytest.approx(want_p)
     assert row["models"] == 3 and row["floor"] == pytest.approx(2 / 120 ** 3)
-    assert row["outcome"] == agg.RESOLVED and row["verdict"] == agg.HOLDS
+    assert row["outcome"] == RESOLVED and row["verdict"] == HOLDS
     assert row["replicates"] == ("3 models, independent in training randomness (seed); not in "
                                  "architecture or pretraining data (shared)")
     # One model listed twice (same configuration, two labels) is one replicate: no test
     # across models.
     twice = _claim_records(PAPER, tests, model="a", weights=_seeded(0))
     twice += _claim_records(PAPER, tests, model="b", weights=_seeded(0))
-    assert agg.ACROSS not in set(_claims(twice)["model"])
+    assert ACROSS not in set(_claims(twice)["model"])
 
 
 # ---------------------------------------------------------------- 3: learning-rate grid edges
@@ -152,10 +165,10 @@ def test_a_choice_at_the_edge_of_its_grid_is_flagged():
         # ln2: the larger rate wins on validation by 0.5 pp, with 5 pp of seed noise
         recs.append(make_record("ln2", 1e-3, s, val=(0.55, 0.54)[s]))
         recs.append(make_record("ln2", 1e-2, s, val=(0.60, 0.50)[s]))
-    scores = agg.scores_table(_valid(recs)).set_index("strategy")
-    assert scores.loc["mha", "lr_flag"] == (f"{agg.LR_EDGE} (largest of 2 rates)")
+    scores = scores_table(_valid(recs)).set_index("strategy")
+    assert scores.loc["mha", "lr_flag"] == (f"{LR_EDGE} (largest of 2 rates)")
     assert scores.loc["ln2", "lr_flag"] == (
-        f"{agg.LR_EDGE} (largest of 2 rates); its validation accuracy is within seed noise "
+        f"{LR_EDGE} (largest of 2 rates); its validation accuracy is within seed noise "
         "of 0.001's (55.0 vs 54.5%)")
     assert scores.loc["mha", "lr_flag"].startswith("at the edge of its grid: may be under-tuned")
     assert scores.loc["fc1", "lr_flag"] == "" and scores.loc["fc1", "best_lr"] == 1e-2
@@ -184,21 +197,21 @@ def _alias_records(trained: dict[str, list[str] | None]) -> list[dict]:
 def test_strategies_that_trained_the_same_parameters_are_one_row():
     recs = _alias_records({"full": ALL_NAMES, "ln": LN_NAMES, "plasticity_topk(k=2)": LN_NAMES,
                            "auto_rgn(batches=5)": ALL_NAMES, "mha": None})
-    assert agg.alias_map(recs) == {("s", "clean", "m", "plasticity_topk(k=2)"): "ln"}
-    scores = agg.scores_table(recs).set_index("strategy")
+    assert alias_map(recs) == {("s", "clean", "m", "plasticity_topk(k=2)"): "ln"}
+    scores = scores_table(recs).set_index("strategy")
     assert "plasticity_topk(k=2)" not in scores.index
     assert scores.loc["ln", "aliases"] == "plasticity_topk(k=2)"
-    assert agg.alias_label("ln", scores.loc["ln", "aliases"]) == "ln = plasticity_topk(k=2)"
+    assert alias_label("ln", scores.loc["ln", "aliases"]) == "ln = plasticity_topk(k=2)"
     # Counted once: the Holm family against full has ln, auto_rgn and mha (3, not 4).
-    paired = agg.paired_table(recs, agg.scores_table(recs))
+    paired = paired_table(recs, scores_table(recs))
     assert len(paired) == 3 and paired["verdict"].str.contains("ln = plasticity_topk").any()
-    ranks = agg.average_rank_table(agg.scores_table(recs), recs)
+    ranks = average_rank_table(scores_table(recs), recs)
     assert len(ranks) == 4 and "plasticity_topk(k=2)" not in set(ranks["strategy"])
     # Not aliases: auto_rgn trains full's parameters but at other rates (a hook); mha has
     # no recorded names; a different set of names.
     assert {"auto_rgn(batches=5)", "mha", "full"} <= set(scores.index)
     other = _alias_records({"ln": LN_NAMES, "plasticity_topk(k=2)": LN_NAMES[:3]})
-    assert agg.alias_map(other) == {}
+    assert alias_map(other) == {}
 
 
 # ---------------------------------------------------------------- 5: shared measurements
@@ -209,7 +222,7 @@ def test_a_claim_on_a_measurement_shared_with_another_suite_says_so():
     plast = dict(PAPER, fc1=2.5)
     recs = _claim_records(plast, tests, suite="a") + _claim_records(plast, tests, suite="b")
     claims = _claims(_valid(recs)).set_index(["suite", "claim"])
-    row = claims.loc[("a", agg.CLAIM_PLASTICITY_ORDER)]
+    row = claims.loc[("a", CLAIM_PLASTICITY_ORDER)]
     assert row["shared_with"] == "`b`"
     assert row["verdict"].endswith("its plasticity measurement is also `b`'s (not independent "
                                    "evidence)")
@@ -238,11 +251,11 @@ def _pareto_records(gap: float, noise: float) -> list[dict]:
 
 def test_a_pareto_flag_inside_the_noise_is_tentative():
     # mha costs more and is below fc1 by 0.3 pp with 2 pp seed noise: dominated by noise.
-    scores = agg.scores_table(_pareto_records(0.003, 0.02)).set_index("strategy")
+    scores = scores_table(_pareto_records(0.003, 0.02)).set_index("strategy")
     assert 0.05 < scores.loc["mha", "pareto_share"] < 0.95
     assert bool(scores.loc["mha", "pareto_tentative"])
     # Not flagged: dominated by 20 pp with 0.1 pp noise, in every resample.
-    scores = agg.scores_table(_pareto_records(0.2, 0.001)).set_index("strategy")
+    scores = scores_table(_pareto_records(0.2, 0.001)).set_index("strategy")
     assert not scores.loc["mha", "pareto"] and scores.loc["mha", "pareto_share"] == 0.0
     assert not scores.loc["mha", "pareto_tentative"]
     assert not scores.loc[REFERENCE, "pareto_tentative"]
@@ -250,7 +263,7 @@ def test_a_pareto_flag_inside_the_noise_is_tentative():
 
 def test_share_and_rank_intervals_are_deterministic_and_collapse_without_noise():
     noisy = _pareto_records(0.05, 0.02)
-    a, b = agg.scores_table(noisy), agg.scores_table(list(reversed(noisy)))
+    a, b = scores_table(noisy), scores_table(list(reversed(noisy)))
     assert a.equals(b)  # the same records give the same intervals
     row = a.set_index("strategy").loc["fc1"]
     assert row["share_lo"] <= row["share_of_full"] <= row["share_hi"]
@@ -260,9 +273,9 @@ def test_share_and_rank_intervals_are_deterministic_and_collapse_without_noise()
     for s in range(3):
         flat += [make_record("linear", seed=s, test=0.4), make_record("fc1", seed=s, test=0.7),
                  make_record(REFERENCE, seed=s, test=0.95)]
-    row = agg.scores_table(flat).set_index("strategy").loc["fc1"]
+    row = scores_table(flat).set_index("strategy").loc["fc1"]
     assert row["share_lo"] == pytest.approx(0.3 / 0.55) == row["share_hi"]
-    ranks = agg.average_rank_table(agg.scores_table(flat), flat).set_index("strategy")
+    ranks = average_rank_table(scores_table(flat), flat).set_index("strategy")
     assert ranks.loc["fc1", ["rank_lo", "rank_hi"]].tolist() == [2.0, 2.0]
 
 
@@ -286,21 +299,21 @@ def test_only_the_papers_configuration_is_scored_and_lp_uses_our_interval_alone(
     recs = [rec(s, t) for s, t in enumerate(ours)]
     shrunk = [rec(s, 0.92, kwargs={"depth": 2}, weights={"source": "random"}, label="tiny")
               for s in range(3)]
-    table = agg.reproduction_table(_valid(recs + shrunk), published, reference)
+    table = reproduction_table(_valid(recs + shrunk), published, reference)
     assert len(table) == 1 and table.iloc[0]["model"] == "B16"  # the shrunk one: never scored
     row = table.iloc[0]
     # The paper's lp has no spread: our t interval alone, t(0.975, n - 1) * std / sqrt(n - 1)
     want = student.ppf(0.975, 2) * np.std(ours) / math.sqrt(2)
-    assert row["tolerance"] == pytest.approx(want) and row["rule"] == agg.RULE_OURS
-    listed = agg.not_comparable_table(recs + shrunk, reference)
+    assert row["tolerance"] == pytest.approx(want) and row["rule"] == RULE_OURS
+    listed = not_comparable_table(recs + shrunk, reference)
     assert listed["model"].tolist() == ["tiny"] and listed["records"].tolist() == [3]
     assert "kwargs (depth=2)" in listed.iloc[0]["reason"]
     assert "not the published pretrained weights" in listed.iloc[0]["reason"]
     # An override of the recipe: not comparable either.
     over = rec(0, 0.92)
     over["config"]["overrides"] = ["recipe.steps=5"]
-    assert agg.comparability(over, reference) == ["recipe overridden (recipe.steps=5)"]
-    assert agg.comparability(recs[0], reference) == []  # not flagged
+    assert comparability(over, reference) == ["recipe overridden (recipe.steps=5)"]
+    assert comparability(recs[0], reference) == []  # not flagged
 
 
 # ---------------------------------------------------------------- 9: one colour per strategy
