@@ -27,8 +27,9 @@ why; a part that cannot run here, DDP on one GPU, is listed under ``not_run``, n
    out-of-memory error is simulated (it cannot be forced).
 
 Needs torch, torchvision, timm, numpy, pandas, PyYAML and the records' compiled validator
-(fastjsonschema, pure Python) only: no submitit, no jsonschema. The performance goal: ViT-B/16 full fine-tuning at ``GOAL_IMAGES_PER_SECOND`` or
-more in bf16 on an H200 (``goal`` in the summary).
+(fastjsonschema, pure Python) only: no submitit, no jsonschema. The performance goal: ViT-B/16
+full fine-tuning at ``GOAL_IMAGES_PER_SECOND`` or more in bf16 on an H200 (``goal`` in the
+summary).
 """
 
 from __future__ import annotations
