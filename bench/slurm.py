@@ -4,13 +4,14 @@ submitit pickles each task's callable by module and class name, and a queued or 
 task unpickles it on the node with the code installed there. Tasks submitted before the
 split name ``bench.slurm.SlurmJob``, ``bench.slurm.SlurmJobs`` and
 ``bench.slurm._PrepareShared``; this module keeps those names pointing at the classes, now in
-``bench.slurm_task``. Nothing else lives here: the SLURM code is ``bench.slurm_profiles``,
+``bench.run.slurm.task``. Nothing else lives here: the SLURM code is ``bench.run.slurm.profiles``,
 ``slurm_groups``, ``slurm_queue``, ``slurm_ledger``, ``slurm_task``, ``slurm_submit`` and
 ``slurm_status``. It can go once no array queued before the split can still run or requeue.
 """
 
-from bench.slurm_task import PrepareShared, SlurmJob, SlurmJobs
+from bench.run.slurm.task import PrepareShared, SlurmJob, SlurmJobs
 
 _PrepareShared = PrepareShared  # its name before the split
 
 __all__ = ["SlurmJob", "SlurmJobs", "_PrepareShared"]
+MAY_IMPORT = ("run",)

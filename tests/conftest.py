@@ -6,14 +6,14 @@ import os
 
 import pytest
 
-from bench.config import Recipe
+from bench.core.config import Recipe
 
 # A tiny ViT: 2 blocks, width 16, MLP width 32 (so fc2's zero padding is exercised).
 TINY_KWARGS = {"img_size": 16, "patch_size": 4, "embed_dim": 16, "depth": 2, "num_heads": 2,
                "mlp_ratio": 2.0}
 
 
-# A full training recipe for calling bench.train.finetune directly; tests override keys.
+# A full training recipe for calling bench.job.train.finetune directly; tests override keys.
 RECIPE = Recipe(steps=9, batch_size=16, warmup_steps=2, eval_every=3, log_every=1,
                 optimizer="sgd", momentum=0.9, weight_decay=0.0, clip_grad=1.0,
                 crop_scale=(0.5, 1.0), hflip=True, grad_accum=1, eval_batch_size=64,
@@ -21,10 +21,10 @@ RECIPE = Recipe(steps=9, batch_size=16, warmup_steps=2, eval_every=3, log_every=
 
 
 def random_data(n: int = 48, seed: int = 0, size: int = 16):
-    """Random uint8 images and labels as bench.train.DeviceData on the CPU."""
+    """Random uint8 images and labels as bench.job.train.DeviceData on the CPU."""
     import numpy as np
 
-    from bench import train
+    from bench.job import train
 
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8)

@@ -1,5 +1,5 @@
-"""Tests of the page's tables (bench.runs, scores, aliases, pareto, verdicts, ranks, reproduction,
-housekeeping, plasticity_tables) on records built by hand (no torch, no training)."""
+"""Tests of the page's tables (bench.page.runs, scores, aliases, pareto, verdicts, ranks,
+reproduction, housekeeping, plasticity_tables) on records built by hand (no torch, no training)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ import pandas as pd
 import pytest
 from scipy.stats import norm, spearmanr, t
 
-from bench import stats
-from bench.components import BLOCK_COMPONENTS, PAPER_PLASTICITY_RANKING
-from bench.housekeeping import coverage_table, failed_table, split_current, stale_table
-from bench.pareto import pareto_front
-from bench.plasticity_tables import plasticity_summary, plasticity_table
-from bench.ranks import (
+from bench.core.components import BLOCK_COMPONENTS, PAPER_PLASTICITY_RANKING
+from bench.core.record import RECORD_SCHEMA, new_record
+from bench.core.strategies import BASELINE, PAPER_BASELINE, REFERENCE, STRATEGIES
+from bench.page import stats
+from bench.page.housekeeping import coverage_table, failed_table, split_current, stale_table
+from bench.page.pareto import pareto_front
+from bench.page.plasticity_tables import plasticity_summary, plasticity_table
+from bench.page.ranks import (
     PAIRED_COLUMNS,
     PERMUTATION_MAX_N,
     SIGN_FLIP,
@@ -26,13 +28,10 @@ from bench.ranks import (
     paired_table,
     paired_test,
 )
-from bench.record import RECORD_SCHEMA, new_record
-from bench.reproduction import RULE_WELCH, reproduction_table
-from bench.runs import RUN_COLUMNS, runs_table
-from bench.scores import SCORE_COLUMNS, scores_table
-from bench.strategies import BASELINE, PAPER_BASELINE, REFERENCE, STRATEGIES
-from bench.synthetic import synthetic_provenance
-from bench.verdicts import (
+from bench.page.reproduction import RULE_WELCH, reproduction_table
+from bench.page.runs import RUN_COLUMNS, runs_table
+from bench.page.scores import SCORE_COLUMNS, scores_table
+from bench.page.verdicts import (
     AGAINST,
     CLAIM_PLASTICITY_GAIN,
     CLAIM_PLASTICITY_ORDER,
@@ -42,6 +41,7 @@ from bench.verdicts import (
     claims_table,
     correlation_table,
 )
+from bench.tools.synthetic import synthetic_provenance
 
 VALIDATOR = jsonschema.Draft202012Validator(RECORD_SCHEMA)
 
@@ -109,8 +109,8 @@ def test_helper_records_are_schema_valid(tmp_path):
     """make_record's records pass the schema and the check every writer runs, survive a
     write and a read unchanged, and say what they were asked to (status, accuracies, the
     failure's reason, plasticity as its docstring describes), each with its own job id."""
-    from bench.record import check_record
-    from bench.store import read_record, write_record
+    from bench.core.record import check_record
+    from bench.results.store import read_record, write_record
 
     plast = {"mha": 2.0, "ln1": 1.0}
     recs = [make_record(), make_record(status="failed", test=None, val=None, reason="oom"),
@@ -601,8 +601,8 @@ def test_reproduction_selects_on_test_and_applies_the_rule():
 
 
 def test_shipped_paper_table_names_known_strategies_and_datasets():
-    from bench.datasets import DATASETS
-    from bench.paper_table import published
+    from bench.data.datasets import DATASETS
+    from bench.page.paper_table import published
 
     rows = published()
     assert len(rows) == 11 * 7
@@ -622,8 +622,8 @@ def test_shipped_paper_table_names_known_strategies_and_datasets():
 def test_paper_table_datasets_are_the_paper_suites():
     from pathlib import Path
 
-    from bench.paper_table import published
-    from bench.suite_expand import load_suite
+    from bench.page.paper_table import published
+    from bench.suites.expand import load_suite
 
     root = Path(__file__).resolve().parents[1]
     suite = load_suite(root / "suites" / "paper.yaml")

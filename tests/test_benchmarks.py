@@ -1,4 +1,4 @@
-"""bench.benchmarks, the parts that need neither a cluster nor a subprocess (the leaderboard
+"""bench.tools.benchmarks, the parts that need neither a cluster nor a subprocess (the leaderboard
 benchmark: tests/test_leaderboard.py; plan: tests/test_perf.py; submit: tests/test_slurm.py):
 the records benchmark checks what it says, the plan suite is a valid suite of about n jobs,
 and the entry point prints its figures as JSON."""
@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from bench import benchmarks
-from bench.record import check_record
-from bench.suite_expand import parse_suite
+from bench.core.record import check_record
+from bench.suites.expand import parse_suite
+from bench.tools import benchmarks
 
 
 def test_benchmark_records_checks_n_distinct_records(monkeypatch, capsys):

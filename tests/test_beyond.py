@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from bench import job, plasticity, store
-from bench.components import BLOCK_COMPONENTS
-from bench.record import RECORD_SCHEMA
-from bench.suite_expand import load_suite, parse_suite
-from bench.suite_read import SuiteError
+from bench.core.components import BLOCK_COMPONENTS
+from bench.core.record import RECORD_SCHEMA
+from bench.job import plasticity
+from bench.job import run as job
+from bench.results import store
+from bench.suites.expand import load_suite, parse_suite
+from bench.suites.read import SuiteError
 from tests.conftest import TINY_KWARGS, tiny_suite_dict
 
 VALIDATOR = jsonschema.Draft202012Validator(RECORD_SCHEMA)

@@ -1,5 +1,5 @@
-"""bench.claims: one claim per job at a time, and when a claim is stale (its process gone, an
-earlier run of the same SLURM task, no heartbeat from another host, unreadable), with the
+"""bench.results.claims: one claim per job at a time, and when a claim is stale (its process gone,
+an earlier run of the same SLURM task, no heartbeat from another host, unreadable), with the
 time given by an injected Clock."""
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import time
 
 import pytest
 
-from bench import claims, store, synthetic
-from bench.status import Status
+from bench.core import files
+from bench.core.status import Status
+from bench.results import claims, store
+from bench.tools import synthetic
 
 JID = "0123456789abcdef"
 
@@ -53,11 +55,11 @@ def test_a_job_is_claimed_once_and_released(tmp_path):
     path = claims.claim_path(tmp_path, "s", JID)
     assert path == tmp_path / "s" / ".claims" / JID
     info = json.loads(path.read_text())
-    assert (info["host"], info["pid"], info["slurm_job_id"]) == (store.host(), os.getpid(), None)
+    assert (info["host"], info["pid"], info["slurm_job_id"]) == (files.host(), os.getpid(), None)
     assert info == first.info and len(info["token"]) == 32
     second = claims.try_claim(tmp_path, "s", JID)  # the same process: still one claim
     assert isinstance(second, claims.Holder) and claims.is_live(second)
-    assert str(second).startswith(f"pid {os.getpid()} on {store.host()} since ")
+    assert str(second).startswith(f"pid {os.getpid()} on {files.host()} since ")
     with first:
         pass
     assert not path.exists() and claims.read_holder(path) is None
@@ -68,7 +70,7 @@ def test_a_job_is_claimed_once_and_released(tmp_path):
 
 def test_a_claim_of_a_dead_process_on_this_host_is_taken_over(tmp_path):
     pid = dead_pid()
-    put_claim(tmp_path, {"host": store.host(), "pid": pid, "token": "t"})
+    put_claim(tmp_path, {"host": files.host(), "pid": pid, "token": "t"})
     holder = claims.read_holder(claims.claim_path(tmp_path, "s", JID))
     assert holder.stale == f"process {pid} no longer runs on this host"
     claim = claims.try_claim(tmp_path, "s", JID)
@@ -77,10 +79,10 @@ def test_a_claim_of_a_dead_process_on_this_host_is_taken_over(tmp_path):
 
 
 def test_a_reused_pid_is_not_its_old_process(tmp_path):
-    _, start = store.proc_stat(os.getpid())
-    put_claim(tmp_path, {"host": store.host(), "pid": os.getpid(), "proc_start": start + 1})
+    _, start = files.proc_stat(os.getpid())
+    put_claim(tmp_path, {"host": files.host(), "pid": os.getpid(), "proc_start": start + 1})
     assert "no longer runs" in claims.read_holder(claims.claim_path(tmp_path, "s", JID)).stale
-    put_claim(tmp_path, {"host": store.host(), "pid": os.getpid(), "proc_start": start})
+    put_claim(tmp_path, {"host": files.host(), "pid": os.getpid(), "proc_start": start})
     assert claims.read_holder(claims.claim_path(tmp_path, "s", JID)).stale is None
 
 
@@ -112,7 +114,7 @@ def test_an_unreadable_claim_is_stale_after_a_minute(tmp_path):
 
 def test_an_earlier_run_of_this_slurm_task_is_stale(tmp_path):
     # A live process of this host (our parent) claimed it for task 7_3.
-    path = put_claim(tmp_path, {"host": store.host(), "pid": os.getppid(),
+    path = put_claim(tmp_path, {"host": files.host(), "pid": os.getppid(),
                                 "slurm_job_id": "7_3"})
     assert claims.read_holder(path).stale is None  # to anyone else, it runs
     assert claims.read_holder(path, slurm_task="7_4").stale is None
@@ -134,7 +136,7 @@ def test_release_leaves_a_claim_that_is_no_longer_ours(tmp_path):
 
 def test_remove_stale_claims_keeps_the_live_ones(tmp_path):
     live = claims.try_claim(tmp_path, "s", "00000000000000aa")
-    stale = put_claim(tmp_path, {"host": store.host(), "pid": dead_pid()})
+    stale = put_claim(tmp_path, {"host": files.host(), "pid": dead_pid()})
     (stale.parent / "not-a-job").write_text("{}")
     assert claims.remove_stale_claims(tmp_path, "s") == [stale]
     assert sorted(p.name for p in stale.parent.iterdir()) == sorted(

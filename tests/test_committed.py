@@ -13,9 +13,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from bench import store
-from bench.record import RECORD_SCHEMA
-from bench.suite_expand import load_suite
+from bench.core.record import RECORD_SCHEMA
+from bench.results import store
+from bench.suites.expand import load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -51,13 +51,13 @@ def test_every_committed_record_validates_against_the_schema():
 
 
 def test_every_committed_record_keeps_its_id_through_the_typed_configuration():
-    """A record's config read into the typed job configuration (bench.config) gives back the
+    """A record's config read into the typed job configuration (bench.core.config) gives back the
     same mapping, and its id is the record's: sha256 of the canonical form, recomputed here
     from protocol.md's rule (the settings that cannot change a result left out)."""
     import hashlib
     import json
 
-    from bench.config import JobConfig
+    from bench.core.config import JobConfig
 
     files = _record_files()
     assert files
@@ -87,8 +87,8 @@ def test_committed_suites_are_complete_and_done():
 
 @pytest.mark.slow
 def test_committed_leaderboard_is_regenerated_from_the_records(tmp_path):
-    from bench.cli_page import suite_plans
-    from bench.leaderboard import build_leaderboard
+    from bench.cli.page import suite_plans
+    from bench.page.leaderboard import build_leaderboard
 
     results = tmp_path / "results"
     for path in _record_files():

@@ -1,11 +1,11 @@
-"""bench.components: the components of a ViT block by timm's own module names; checked against
+"""bench.core.components: the components of a ViT block by timm's own module names; checked against
 a real timm ViT (each parameter belongs to one component, the final norm or the head)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.components import (
+from bench.core.components import (
     BLOCK_COMPONENTS,
     COMPONENTS,
     FINAL_NORM_MODULES,

@@ -1,4 +1,4 @@
-"""The typed job configuration (bench.config): its rules are the suite checker's, its located
+"""The typed job configuration (bench.core.config): its rules are the suite checker's, its located
 parameters are the datasets', and it stands alone in the core layer."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import config as config_module
-from bench.config import (
+from bench.core import config as config_module
+from bench.core.config import (
     LOCATED_PARAMS,
     NOT_IN_JOB_ID,
     Job,
@@ -29,10 +29,10 @@ from bench.config import (
     pretrain_defaults,
     rules,
 )
-from bench.datasets import DATASETS
-from bench.protocol import DEFAULT_PROTOCOL
-from bench.suite_expand import parse_suite
-from bench.suite_read import SuiteError
+from bench.core.protocol import DEFAULT_PROTOCOL
+from bench.data.datasets import DATASETS
+from bench.suites.expand import parse_suite
+from bench.suites.read import SuiteError
 from tests.conftest import tiny_suite_dict
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
@@ -75,7 +75,7 @@ def test_config_imports_no_dataset_registry():
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert imported <= {"__future__", "dataclasses", "hashlib", "json", "collections.abc",
-                        "typing", "bench.protocol"}
+                        "typing", "bench.core.protocol"}
 
 
 @pytest.mark.parametrize("cls, special", [(Recipe, set()), (Pretrain, {"dataset"}),
@@ -106,7 +106,7 @@ def test_the_checker_applies_the_declared_rules(path, value, message):
 
 def test_changing_a_rule_changes_what_the_checker_accepts(monkeypatch):
     """The checker holds no copy of a rule: it reads the table made from the fields."""
-    from bench import suite_check
+    from bench.suites import check as suite_check
 
     monkeypatch.setitem(suite_check.RECIPE_RULES, "steps", ("integer", {"lo": 100}))
     with pytest.raises(SuiteError, match="recipe.steps: must be >= 100, got 6"):
@@ -114,10 +114,10 @@ def test_changing_a_rule_changes_what_the_checker_accepts(monkeypatch):
 
 
 def test_one_class_per_name_and_the_job_in_the_core():
-    from bench import strategies
+    from bench.core import strategies
 
-    assert StrategyRef.__module__ == "bench.config" and not hasattr(config_module, "Strategy")
-    assert strategies.Strategy.__module__ == "bench.strategies"
+    assert StrategyRef.__module__ == "bench.core.config" and not hasattr(config_module, "Strategy")
+    assert strategies.Strategy.__module__ == "bench.core.strategies"
     (job,) = parse_suite({**tiny_suite_dict(), "strategies": ["full"]}, "s.yaml").jobs
     assert isinstance(job, Job) and job.typed.job_id == job.job_id
     assert isinstance(job.typed.strategy, StrategyRef)

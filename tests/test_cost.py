@@ -1,4 +1,4 @@
-"""bench.cost: what a suite costs before it runs (``bench plan --cost``), the time-limit check
+"""bench.run.cost: what a suite costs before it runs (``bench plan --cost``), the time-limit check
 of ``bench submit``, the paper suites' default checkpoints, and docs/cluster.md's cost table.
 
 Oracles: the default suite's committed records (measured step times), FLOPs and bytes written
@@ -20,8 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli, cost, flops, readme, suite_cost
-from bench.suite_expand import load_suite
+from bench import cli
+from bench.job import flops
+from bench.run import cost, suite_cost
+from bench.suites.expand import load_suite
+from bench.tools import docparts
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "suites" / "digits.yaml"
@@ -66,7 +69,7 @@ def test_flops_per_strategy_are_the_architectures():
     """Written out for the digits ViT (D 64, 16 patches of 8 px + class token, MLP 128, 4
     blocks, 10 classes): forward, `linear` (forward + the head's weight gradient) and `full`
     (3 x forward, less the input gradient of the patch embedding, which nothing needs)."""
-    from bench.flops import train_flops_per_image
+    from bench.job.flops import train_flops_per_image
 
     kw = {"img_size": 32, "patch_size": 8, "embed_dim": 64, "depth": 4, "num_heads": 4,
           "mlp_ratio": 2.0}
@@ -96,7 +99,7 @@ def test_paper_split_sizes_are_protocol_md_s(dataset, sizes):
 
 
 def test_digits_counts_are_the_readers():
-    from bench.datasets import DATASETS
+    from bench.data.datasets import DATASETS
 
     for name, params in (("digits_source", {}),
                          ("digits_c", {"corruption": "motion_blur", "severity": 5})):
@@ -108,7 +111,7 @@ def test_digits_counts_are_the_readers():
 def test_data_cache_estimate_is_what_bench_prepare_writes(tmp_path):
     """The digits suite's cache entries, really written, against the estimate (which leaves
     out only the .npy headers and meta.json)."""
-    from bench import prepare
+    from bench.run import prepare
 
     suite = load_suite(DIGITS)
     configs = [j.config for j in suite.jobs]
@@ -210,7 +213,7 @@ def test_paper_suites_checkpoint_at_a_justified_interval_without_changing_ids(pa
 
 @pytest.mark.slow
 def test_example_profile_accepts_the_paper_suites_and_refuses_without_checkpoints():
-    from bench.slurm_profiles import load_profile
+    from bench.run.slurm.profiles import load_profile
 
     profile = load_profile(ROOT / "slurm" / "example-gpu-cluster.yaml")
     for path in PAPER_SUITES:
@@ -317,8 +320,8 @@ def test_plan_and_profiles_stay_torch_free():
 # ------------------------------------------- item 6: the cost table of docs/cluster.md
 
 def _readme_table() -> str:
-    text = readme.target("cost").read_text()
-    begin, end = suite_cost.README_MARKERS
+    text = docparts.target("cost").read_text()
+    begin, end = docparts.markers("cost")
     match = re.search(re.escape(begin) + r"\n(.*?)" + re.escape(end), text, re.S)
     assert match, "docs/cluster.md lacks the cost table markers"
     return match.group(1)
@@ -328,7 +331,7 @@ def _readme_table() -> str:
 def test_readme_cost_table_is_current_and_the_commands(capsys):
     table = _readme_table()
     assert table == suite_cost.readme_table(ROOT), (
-        "docs/cluster.md's cost table is stale: run `python -m bench.suite_cost --readme`")
+        "docs/cluster.md's cost table is stale: run `python -m bench.tools.docparts`")
     # a row is `bench plan SUITE --cost --gpu GPU [--precision bf16] --json`'s total
     assert run_cli(["plan", "suites/paper-adamw.yaml", "--cost", "--gpu", "H200",
                     "--precision", "bf16", "--json"]) == 0
@@ -341,12 +344,13 @@ def test_readme_cost_table_is_current_and_the_commands(capsys):
 
 def test_plan_cost_agrees_with_training_on_tf32_and_micro_batch(monkeypatch):
     """The estimate's precision is what training computes in on CUDA (its autocast and the
-    TF32 flags ``bench.job.configure_cuda`` sets), and its micro-batch the one training runs."""
+    TF32 flags ``bench.job.run.configure_cuda`` sets), and its micro-batch the one training runs."""
     import torch
 
-    from bench import job, train
-    from bench.protocol import PROTOCOLS
-    from bench.suite_expand import parse_suite
+    from bench.core.protocol import PROTOCOLS
+    from bench.job import run as job
+    from bench.job import train
+    from bench.suites.expand import parse_suite
     from tests.conftest import RECIPE, random_data, tiny_suite_dict
 
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda *a: None)
@@ -393,7 +397,7 @@ def _tiny_model():
 
 
 def test_device_table_tells_the_variants_apart_and_an_unpinned_name_is_the_slower():
-    from bench import devices
+    from bench.core import devices
 
     sxm, pcie = cost.DEVICES["H100-SXM"], cost.DEVICES["H100-PCIe"]
     assert (sxm.peak_tflops["fp32"], sxm.peak_tflops["bf16"]) == (67.0, 989.0)  # data sheet
@@ -413,7 +417,7 @@ def test_device_table_tells_the_variants_apart_and_an_unpinned_name_is_the_slowe
 
 
 def test_evaluation_and_probe_time_are_not_divided_by_the_gpus():
-    from bench.suite_expand import parse_suite
+    from bench.suites.expand import parse_suite
     from tests.conftest import tiny_suite_dict
 
     rate = cost.rate_for(cost.DEVICES["H100-SXM"])

@@ -1,4 +1,4 @@
-"""Threads per job (bench.cpus): the CPUs a process was given (affinity mask, SLURM's
+"""Threads per job (bench.core.cpus): the CPUs a process was given (affinity mask, SLURM's
 cpus-per-task, torchrun's ranks), shared between ``--jobs`` workers, OMP_NUM_THREADS capped
 with a warning; and what torch and BLAS then use, read from torch and threadpoolctl."""
 
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import cpus, store
+from bench.core import cpus
+from bench.results import store
 
 ROOT = Path(__file__).resolve().parent.parent
 

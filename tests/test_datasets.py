@@ -1,5 +1,5 @@
 """The dataset registry: one spec per dataset, consistent, and docs/data.md's tables of datasets
-are its rendering (regenerate with `python -m bench.dataset_tables --readme`)."""
+are its rendering (regenerate with `python -m bench.tools.docparts`)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import re
 
 import pytest
 
-from bench import dataset_tables, readme
-from bench.dataset_spec import KINDS
-from bench.datasets import DATASETS
-from bench.splits import SPLIT_RULES
+from bench.data.datasets import DATASETS
+from bench.data.spec import KINDS
+from bench.data.splits import SPLIT_RULES
+from bench.tools import dataset_tables, docparts
 
-DOC = readme.target("datasets")  # docs/data.md, which holds the layouts too
+DOC = docparts.target("datasets")  # docs/data.md, which holds the layouts too
 
 
 def _between_markers(text: str, table: str = "datasets") -> str:
@@ -24,13 +24,13 @@ def _between_markers(text: str, table: str = "datasets") -> str:
 
 def test_readme_dataset_table_is_the_registrys():
     assert _between_markers(DOC.read_text()) == dataset_tables.datasets_table(), (
-        f"{DOC.name}'s dataset table is stale: run `python -m bench.dataset_tables --readme`")
+        f"{DOC.name}'s dataset table is stale: run `python -m bench.tools.docparts`")
 
 
 def test_readme_layout_table_is_the_registrys():
-    table = _between_markers(readme.target("layouts").read_text(), "layouts")
+    table = _between_markers(docparts.target("layouts").read_text(), "layouts")
     assert table == dataset_tables.layouts_table(), (
-        f"{DOC.name}'s layout table is stale: run `python -m bench.dataset_tables --readme`")
+        f"{DOC.name}'s layout table is stale: run `python -m bench.tools.docparts`")
     names = re.findall(r"^\| `([a-z0-9_]+)` \|", table, re.M)
     assert names == [n for n in DATASETS.names() if DATASETS[n].folder is not None]
     assert "`<root>/flowers-102/setid.mat" in table and "zenodo.org/records/2535967" in table
@@ -47,14 +47,9 @@ def test_readme_table_lists_every_dataset_with_its_valid_values():
     assert "`path`: a folder; relative: from the suite file's folder (required)" in table
 
 
-def test_readme_rewrite_replaces_only_the_table():
-    begin, end = dataset_tables.README_BEGIN, dataset_tables.README_END
-    text = f"intro\n{begin}\nold rows\n{end}\noutro\n"
-    new = dataset_tables.readme_with_table(text)
-    assert new == f"intro\n{begin}\n{dataset_tables.datasets_table()}{end}\noutro\n"
-    assert dataset_tables.readme_with_table(new) == new
-    with pytest.raises(ValueError, match="markers"):
-        dataset_tables.readme_with_table("no markers here")
+def test_the_docs_part_is_this_table():
+    assert docparts.render("datasets") == dataset_tables.datasets_table()
+    assert docparts.render("layouts") == dataset_tables.layouts_table()
 
 
 @pytest.mark.parametrize("name", DATASETS.names())

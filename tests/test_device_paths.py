@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from bench import cli, parallel, store, train
-from bench.devices import torch_device
+from bench import cli
+from bench.core.devices import torch_device
+from bench.job import parallel, train
+from bench.results import store
 from tests.conftest import RECIPE, TINY_KWARGS
 
 
@@ -197,7 +199,7 @@ def test_a_task_gpu_comes_from_what_it_sees():
 
 def test_too_few_gpus_is_a_failure_record_before_any_rendezvous(tmp_path, monkeypatch):
     from bench import slurm
-    from bench.suite_expand import parse_suite
+    from bench.suites.expand import parse_suite
     from tests.conftest import tiny_suite_dict
 
     (job,) = parse_suite(tiny_suite_dict(strategies=["full"]), "<t>").jobs

@@ -1,12 +1,12 @@
-"""bench.devices: one registry of the devices jobs run on and are costed for; names found
+"""bench.core.devices: one registry of the devices jobs run on and are costed for; names found
 case-insensitively, an unknown one answered with the closest."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.devices import CPU_FLOPS, DEVICES, device, unknown_device_message
-from bench.registry import UnknownName
+from bench.core.devices import CPU_FLOPS, DEVICES, device, unknown_device_message
+from bench.core.registry import UnknownName
 
 
 @pytest.mark.parametrize("name,expect", [("H100", "H100"), ("h100", "H100"), ("a100", "A100"),

@@ -1,4 +1,4 @@
-"""bench.digits: scikit-learn's digits (read here with scikit-learn itself) upsampled to RGB,
+"""bench.data.digits: scikit-learn's digits (read here with scikit-learn itself) upsampled to RGB,
 split into two disjoint halves and a fixed test cut, and the CIFAR-10-C-style corruptions."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from bench import digits
+from bench.data import digits
 
 
 def test_images_are_sklearns_digits_upsampled_to_rgb():

@@ -3,7 +3,7 @@ hosts: archives fabricated here in the official formats (``cifar-10-python.tar.g
 ``cifar-10-batches-py/`` inside; Flowers102's ``102flowers.tgz`` with ``jpg/`` inside and its
 two ``.mat`` files as they are), a ``manifest.json`` with their sha256s, and
 ``bench prepare --download --mirror URL`` fetching, verifying, extracting and preparing them.
-Truncated, corrupted and interrupted transfers are tested on ``bench.fetch`` directly.
+Truncated, corrupted and interrupted transfers are tested on ``bench.data.fetch`` directly.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench import datasets, fetch
+from bench.data import datasets, fetch
 from tests.conftest import TINY_KWARGS
 from tests.httpserve import Route, Server
 
@@ -291,7 +291,7 @@ def test_a_long_transfer_prints_progress_lines_without_a_bar(tmp_path, monkeypat
 def test_the_lock_file_goes_with_the_lock(tmp_path):
     import threading
 
-    from bench.store import file_lock
+    from bench.core.files import file_lock
 
     lock, inside, overlaps = tmp_path / "x.lock", [], []
 

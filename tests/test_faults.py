@@ -30,10 +30,10 @@ import jsonschema
 import pytest
 import yaml
 
-from bench import claims, cli, job, store
-from bench.config import job_id
-from bench.leaderboard import build_leaderboard, build_tables
-from bench.record import (
+from bench import cli
+from bench.core import files
+from bench.core.config import job_id
+from bench.core.record import (
     DONE_METRICS,
     RECORD_SCHEMA,
     RecordError,
@@ -41,8 +41,11 @@ from bench.record import (
     dumps_record,
     schema_errors,
 )
-from bench.suite_expand import load_suite
-from bench.synthetic import synthetic_record
+from bench.job import run as job
+from bench.page.leaderboard import build_leaderboard, build_tables
+from bench.results import claims, store
+from bench.suites.expand import load_suite
+from bench.tools.synthetic import synthetic_record
 from tests.conftest import tiny_suite_dict
 from tests.test_job import comparable
 
@@ -58,8 +61,12 @@ from pathlib import Path
 
 point, marker, log, go = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4]
 argv = sys.argv[5:]
-from bench import cli, job, models, store, train
-from bench.config import job_id
+from bench import cli
+from bench.job import run as job
+from bench.job import models
+from bench.results import store
+from bench.job import train
+from bench.core.config import job_id
 
 def reached(tag):
     marker.write_text(tag)
@@ -241,7 +248,7 @@ def test_killed_run_resumes_without_loss(point, survivors, reference, tmp_path, 
 def test_stale_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
     dead = subprocess.Popen(["true"])
     dead.wait()
-    host = store._writer_tag().split("@", 1)[1]
+    host = files._writer_tag().split("@", 1)[1]
     names = {
         f".0123456789abcdef.json.{dead.pid}@{host}.abc123.tmp": True,  # dead, this host
         f".0123456789abcdef.json.{os.getpid()}@{host}.abc123.tmp": False,  # alive: us
@@ -253,11 +260,11 @@ def test_stale_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_pa
         (tmp_path / n).write_text("x")
     old = tmp_path / ".fedcba9876543210.json.oldwriter.tmp"
     old.write_text("x")
-    os.utime(old, (time.time() - store.STALE_TEMP_S - 60,) * 2)
-    removed = {p.name for p in store.remove_dead_temps(tmp_path)}
+    os.utime(old, (time.time() - files.STALE_TEMP_S - 60,) * 2)
+    removed = {p.name for p in files.remove_dead_temps(tmp_path)}
     assert removed == {n for n, gone in names.items() if gone} | {old.name}
     # A claim holder removes the temporaries of its job's file, whoever wrote them.
-    removed = store.remove_dead_temps(tmp_path, "0123456789abcdef.json", any_writer=True)
+    removed = files.remove_dead_temps(tmp_path, "0123456789abcdef.json", any_writer=True)
     assert len(removed) == 3
 
 
@@ -461,7 +468,7 @@ def test_one_winner_when_many_processes_take_over_one_stale_claim(tmp_path):
 def test_a_job_claimed_by_a_live_process_is_waited_for_not_run(reference, tmp_path, cache_dir,
                                                               counted):
     """The other process finishes the job while this run waits: it is reported, not rerun."""
-    from bench.runner import run_suite
+    from bench.run.local import run_suite
 
     suite_path, _ = reference
     suite = load_suite(suite_path)
@@ -530,7 +537,7 @@ def test_failing_jobs_are_recorded_and_kept_out_of_scores(write_suite, tmp_path,
                                                           monkeypatch, capsys):
     import torch
 
-    from bench import apply
+    from bench.job import apply
 
     real = apply.apply_strategy
 
@@ -589,7 +596,7 @@ def test_a_real_cuda_out_of_memory_is_recorded_and_the_next_job_runs(
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
-    from bench import apply
+    from bench.job import apply
 
     real = apply.apply_strategy
 
@@ -755,7 +762,7 @@ def test_compiled_validator_agrees_with_jsonschema():
     same records (the compiled one decides; jsonschema names the problems)."""
     import fastjsonschema
 
-    from bench.record import _compiled
+    from bench.core.record import _compiled
 
     def _record_fits(r):
         try:
@@ -861,7 +868,7 @@ def test_a_malicious_checkpoint_is_refused_not_run(write_suite, tmp_path, cache_
 def test_a_malicious_weight_file_is_refused_not_run(tmp_path, cache_dir):
     import torch
 
-    from bench import models
+    from bench.job import models
 
     marker = tmp_path / "pwned"
     evil = tmp_path / "weights.pth"
@@ -922,8 +929,8 @@ def test_suite_names_are_checked_by_one_rule(name, ok, tmp_path):
     """A suite file, the results folder's paths and a record's schema accept the same suite
     names and refuse the same ones (letters, digits, '_', '-', '.', a letter or digit first,
     at most 64 characters)."""
-    from bench.suite_expand import parse_suite
-    from bench.suite_read import SuiteError
+    from bench.suites.expand import parse_suite
+    from bench.suites.read import SuiteError
     from tests.conftest import tiny_suite_dict
 
     verdicts = {}

@@ -1,4 +1,4 @@
-"""bench.fetch, its parts one by one (whole downloads into a layout: tests/test_download.py):
+"""bench.data.fetch, its parts one by one (whole downloads into a layout: tests/test_download.py):
 file names from URLs, the mirror and its manifest, which checksum a file is held to, hashing,
 and a wrong or missing file refused with what a rerun does. The server is tests.httpserve."""
 
@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from bench import fetch
+from bench.data import fetch
 from tests.httpserve import Route, Server
 
 BODY = b"0123456789" * 1000

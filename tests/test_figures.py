@@ -1,4 +1,4 @@
-"""bench.figures, its own contract (the figures on a page: tests/test_leaderboard.py): one
+"""bench.page.figures, its own contract (the figures on a page: tests/test_leaderboard.py): one
 colour per name everywhere, shades for a strategy's variants, and files with the same bytes
 from the same figure, without software or date metadata."""
 
@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_rgb
 
-from bench import figures
-from bench.components import BLOCK_COMPONENTS
-from bench.strategies import STRATEGIES
+from bench.core.components import BLOCK_COMPONENTS
+from bench.core.strategies import STRATEGIES
+from bench.page import figures
 
 
 def test_every_component_and_strategy_has_its_colour():

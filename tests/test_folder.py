@@ -17,8 +17,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from bench import cli, datasets, loading, splits
-from bench.suite_expand import load_suite
+from bench import cli
+from bench.data import datasets, loading, splits
+from bench.suites.expand import load_suite
 from tests.conftest import tiny_suite_dict
 
 CLASSES = ("zebra", "Apple", "mango")  # sorted order: Apple, mango, zebra (case-sensitive)
@@ -245,7 +246,7 @@ def test_unreadable_images_are_all_named_and_exit_2(command, tmp_path, capsys):
 
 
 def test_decode_reports_every_unreadable_image(tmp_path):
-    from bench.formats import UnreadableImages, decode_images
+    from bench.data.formats import UnreadableImages, decode_images
 
     write_images(tmp_path / "imgs", n=2)
     bad = [tmp_path / "imgs" / "Apple" / "x.jpg", tmp_path / "imgs" / "zebra" / "y.png"]

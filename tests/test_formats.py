@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import datasets
-from bench.dataset_spec import MissingData
-from bench.datasets import DATASETS, download, file_datasets, write_fake_layout
-from bench.ds_cifar import read_cifar
-from bench.ds_cifar10_c import CIFAR10C_CORRUPTIONS, read_cifar10_c
-from bench.ds_domainnet import DOMAINNET_DOMAINS, read_domainnet
-from bench.ds_flowers import read_flowers102
-from bench.ds_imagenet import read_imagenet_val
-from bench.ds_pets import read_pets
-from bench.formats import ChecksumMismatch, UnreadableFile, decode_images, read_image_folder
-from bench.registry import UnknownName
+from bench.core.registry import UnknownName
+from bench.data import datasets
+from bench.data.datasets import DATASETS, download, file_datasets, write_fake_layout
+from bench.data.families.cifar import read_cifar
+from bench.data.families.cifar10_c import CIFAR10C_CORRUPTIONS, read_cifar10_c
+from bench.data.families.domainnet import DOMAINNET_DOMAINS, read_domainnet
+from bench.data.families.flowers import read_flowers102
+from bench.data.families.imagenet import read_imagenet_val
+from bench.data.families.pets import read_pets
+from bench.data.formats import ChecksumMismatch, UnreadableFile, decode_images, read_image_folder
+from bench.data.spec import MissingData
 
 # ---------------------------------------------------------------------------------------------
 # CIFAR

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from bench import cli, store
-from bench.record import RecordError, check_record
+from bench import cli
+from bench.core.record import RecordError, check_record
+from bench.results import store
 from tests.test_aggregate import make_record
 
 HOSTILE_ID = "feedfacefeedface"

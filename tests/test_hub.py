@@ -101,7 +101,7 @@ def records(results: Path) -> list[dict]:
 
 FEATURES = """
 import json, sys, torch, timm
-from bench import models
+from bench.job import models
 cfg = {"name": sys.argv[1], "label": "t", "kwargs": json.loads(sys.argv[2]),
        "weights": {"source": "hub"}}
 m = models.create_model(cfg, 3, None).eval()
@@ -192,8 +192,8 @@ def test_offline_mode_and_no_cache_is_exit_2(tmp_path):
 JOB = """
 import sys, time
 from pathlib import Path
-from bench.job import run_job
-from bench.suite_expand import load_suite
+from bench.job.run import run_job
+from bench.suites.expand import load_suite
 job = load_suite(sys.argv[1]).jobs[0]
 t0 = time.perf_counter()
 rec = run_job(job.config, job.suite, Path(sys.argv[2]))

@@ -9,10 +9,12 @@ import jsonschema
 import pytest
 import yaml
 
-from bench import cli, job, store
-from bench.config import job_id
-from bench.record import RECORD_SCHEMA
-from bench.suite_expand import load_suite
+from bench import cli
+from bench.core.config import job_id
+from bench.core.record import RECORD_SCHEMA
+from bench.job import run as job
+from bench.results import store
+from bench.suites.expand import load_suite
 from tests.conftest import tiny_suite_dict
 
 TIMING_METRICS = ("wall_seconds", "train_seconds", "plasticity_seconds", "images_per_second",
@@ -107,7 +109,7 @@ def test_same_job_twice_gives_the_same_record(write_suite, tmp_path, cache_dir):
 
 def test_a_failing_job_is_recorded_and_the_others_go_on(write_suite, tmp_path, cache_dir,
                                                           monkeypatch, capsys):
-    from bench import apply
+    from bench.job import apply
 
     real = apply.apply_strategy
 

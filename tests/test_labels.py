@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.datasets import dataset_label
-from bench.job import job_label
-from bench.leaderboard import build_leaderboard
-from bench.store import write_record
-from bench.strategies import LABEL_CHARS, strategy_label
-from bench.suite_expand import parse_suite
-from bench.suite_read import SuiteError
+from bench.core.strategies import LABEL_CHARS, strategy_label
+from bench.data.datasets import dataset_label
+from bench.job.run import job_label
+from bench.page.leaderboard import build_leaderboard
+from bench.results.store import write_record
+from bench.suites.expand import parse_suite
+from bench.suites.read import SuiteError
 from tests.conftest import tiny_suite_dict
 from tests.test_folder import suite_file, write_images
 
@@ -51,7 +51,7 @@ def test_no_label_keeps_the_job_id_and_a_given_label_changes_it():
 def test_committed_suites_keep_their_ids():
     """The shipped suites give no labels: their configurations have none (their records'
     ids are checked against the suite plans in tests/test_committed.py)."""
-    from bench.suite_expand import load_suite
+    from bench.suites.expand import load_suite
 
     for path in sorted(Path("suites").glob("*.yaml")):
         for j in load_suite(path).jobs:
@@ -60,7 +60,7 @@ def test_committed_suites_keep_their_ids():
 
 def test_folder_dataset_label_is_the_folders_name(tmp_path: Path):
     write_images(tmp_path / "data" / "shapes")
-    from bench.suite_expand import load_suite
+    from bench.suites.expand import load_suite
 
     path = suite_file(tmp_path, {"name": "folder", "path": "data/shapes"})
     (job,) = load_suite(path).jobs

@@ -1,4 +1,4 @@
-"""Tests of bench.leaderboard: the page, its figures and CSVs, regenerated from records."""
+"""Tests of bench.page.leaderboard: the page, its figures and CSVs, regenerated from records."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.benchmarks import benchmark_leaderboard
-from bench.components import BLOCK_COMPONENTS
-from bench.leaderboard import build_leaderboard
-from bench.store import write_record
-from bench.strategies import BASELINE, REFERENCE
-from bench.synthetic import synthetic_record
+from bench.core.components import BLOCK_COMPONENTS
+from bench.core.strategies import BASELINE, REFERENCE
+from bench.page.leaderboard import build_leaderboard
+from bench.results.store import write_record
+from bench.tools.benchmarks import benchmark_leaderboard
+from bench.tools.synthetic import synthetic_record
 from tests.test_aggregate import VALIDATOR, make_record
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,8 +156,8 @@ def test_empty_results_give_a_page(tmp_path: Path):
 def test_leaderboard_does_not_import_torch(results: Path, tmp_path: Path):
     code = textwrap.dedent(f"""
         import sys
-        import bench.scores, bench.verdicts, bench.ranks, bench.leaderboard
-        bench.leaderboard.build_leaderboard({str(results)!r}, {str(tmp_path / 'L.md')!r})
+        import bench.page.scores, bench.page.verdicts, bench.page.ranks, bench.page.leaderboard
+        bench.page.leaderboard.build_leaderboard({str(results)!r}, {str(tmp_path / 'L.md')!r})
         heavy = sorted(m for m in ("torch", "timm", "torchvision", "seaborn")
                        if m in sys.modules)
         assert not heavy, heavy
@@ -171,9 +171,9 @@ def test_leaderboard_does_not_import_torch(results: Path, tmp_path: Path):
 def test_benchmark_runs_on_a_few_records(tmp_path: Path, capsys, monkeypatch):
     """The benchmark builds the page once from exactly the records it asked for (all of
     them scored, none skipped), reports the time it measured, and leaves nothing behind."""
-    from bench import leaderboard
-    from bench.store import load_records
-    from bench.synthetic import synthetic_records
+    from bench.page import leaderboard
+    from bench.results.store import load_records
+    from bench.tools.synthetic import synthetic_records
 
     for failed in (False, True):
         VALIDATOR.validate(synthetic_record(0, "s", "m", "d", "mha", 1e-3, 0, failed=failed))
@@ -290,7 +290,7 @@ def test_one_colour_per_name_in_every_figure(results: Path, tmp_path: Path):
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
 
-    from bench.figures import color_of
+    from bench.page.figures import color_of
 
     build_leaderboard(results, tmp_path / "L.md", figures_dir=tmp_path / "figs")
     tab10 = [to_hex(c) for c in colormaps["tab10"].colors]
@@ -306,8 +306,8 @@ def test_one_colour_per_name_in_every_figure(results: Path, tmp_path: Path):
 def test_accuracy_axes_start_at_zero_and_long_labels_fit(monkeypatch, tmp_path: Path):
     from PIL import Image
 
-    from bench import figures
-    from bench.scores import scores_table
+    from bench.page import figures
+    from bench.page.scores import scores_table
 
     recs = [make_record(s, test=0.9 - 0.01 * i) for i, s in enumerate(
         (BASELINE, REFERENCE, "mha", "ln1"))]
@@ -333,7 +333,7 @@ def test_accuracy_axes_start_at_zero_and_long_labels_fit(monkeypatch, tmp_path: 
 def test_reproduction_section_on_paper_records(tmp_path: Path):
     from scipy.stats import t as student
 
-    from bench.paper_table import paper_reference
+    from bench.page.paper_table import paper_reference
 
     paper = paper_reference()  # suites/paper.yaml: the paper's model and recipes
     recs = []
@@ -396,7 +396,7 @@ def test_a_page_of_ones_own_results_covers_only_its_suites(results: Path, tmp_pa
 
 def test_reproduction_rows_of_lp_show_no_learning_rate(tmp_path: Path):
     """lp has no learning rate (config.lr null): its row says so by saying none, not 'at lr '."""
-    from bench.paper_table import paper_reference
+    from bench.page.paper_table import paper_reference
 
     recs = []
     for strategy, lr in (("lp", None), ("mha", 1e-2)):

@@ -1,6 +1,6 @@
-"""bench.lifecycle: one job under its claim (ran, held elsewhere, or run elsewhere meanwhile),
+"""bench.run.lifecycle: one job under its claim (ran, held elsewhere, or run elsewhere meanwhile),
 what escapes the body recorded as a failure with its reason, the claim always released; the
-bodies are bench.synthetic's stand-in jobs (no torch)."""
+bodies are bench.tools.synthetic's stand-in jobs (no torch)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import threading
 
 import pytest
 
-from bench import claims, lifecycle, store
-from bench.config import Job, job_id
-from bench.record import check_record
-from bench.status import Status
-from bench.synthetic import synthetic_config, synthetic_job
+from bench.core import files
+from bench.core.config import Job, job_id
+from bench.core.record import check_record
+from bench.core.status import Status
+from bench.results import claims, store
+from bench.run import lifecycle
+from bench.tools.synthetic import synthetic_config, synthetic_job
 
 SUITE = "syn"
 
@@ -108,10 +110,10 @@ def test_a_stale_claim_is_taken_over_and_said(tmp_path):
     dead.wait()
     path = claim_file(tmp_path, j)
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"host": store.host(), "pid": dead.pid}))
+    path.write_text(json.dumps({"host": files.host(), "pid": dead.pid}))
     out = run(j, tmp_path)
     assert out.kind == lifecycle.RAN and out.status == Status.DONE
-    assert out.detail == (f"pid {dead.pid} on {store.host()} (stale: process {dead.pid} no "
+    assert out.detail == (f"pid {dead.pid} on {files.host()} (stale: process {dead.pid} no "
                           "longer runs on this host)")
 
 
@@ -121,7 +123,7 @@ def test_running_a_job_sweeps_its_own_temporaries_only(tmp_path):
     ckpts = store.checkpoint_path(tmp_path, j.job_id).parent
     folder.mkdir(parents=True)
     ckpts.mkdir()
-    mine = [folder / f".{j.job_id}.json.{os.getpid()}@{store.host()}.aaaa1111.tmp",
+    mine = [folder / f".{j.job_id}.json.{os.getpid()}@{files.host()}.aaaa1111.tmp",
             ckpts / f".{j.job_id}.pt.1@elsewhere.bbbb2222.tmp"]
     theirs = folder / f".{other.job_id}.json.1@elsewhere.cccc3333.tmp"
     for p in (*mine, theirs):

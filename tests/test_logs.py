@@ -10,8 +10,10 @@ import re
 import pytest
 import yaml
 
-from bench import cli, logs, store
-from bench.job import job_label
+from bench import cli
+from bench.job import logs
+from bench.job.run import job_label
+from bench.results import store
 from tests.conftest import tiny_suite_dict
 
 STEP = re.compile(r"job ([0-9a-f]{16}): step (\d+)/(\d+): loss ([0-9.]+), lr ([0-9.e+-]+), "
@@ -101,7 +103,7 @@ def test_tensorboard_missing_is_bad_input(tmp_path, write_suite, capsys, monkeyp
 
 
 def test_slurm_task_logs_to_stdout(tmp_path, capsys):
-    from bench import slurm_task
+    from bench.run.slurm import task as slurm_task
 
     def body(config, suite, results, cache):
         logs.job_logger("1" * 16).info("step 1/1: loss 1.0")
@@ -112,8 +114,8 @@ def test_slurm_task_logs_to_stdout(tmp_path, capsys):
 
 
 def test_status_and_plan_show_why_a_job_failed(tmp_path, write_suite, capsys, monkeypatch):
-    from bench.lifecycle import failed_record
-    from bench.suite_expand import load_suite
+    from bench.run.lifecycle import failed_record
+    from bench.suites.expand import load_suite
 
     path = write_suite()
     job = load_suite(path).jobs[0]

@@ -1,4 +1,4 @@
-"""bench.lora: adapters on a timm ViT's Linear layers that start as the identity change,
+"""bench.job.lora: adapters on a timm ViT's Linear layers that start as the identity change,
 train only A and B, read as W + (alpha / rank) B A, and merge back into a plain timm model."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 import timm
 import torch
 
-from bench import lora
+from bench.job import lora
 from tests.conftest import TINY_KWARGS
 
 TARGETS = ("attn.qkv", "mlp.fc1")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import csv
 
-from bench import cli, store
-from bench.markup import csv_cell, escape_text, escaped_record
+from bench import cli
+from bench.page.markup import csv_cell, escape_text, escaped_record
+from bench.results import store
 from tests.test_aggregate import make_record
 
 SCRIPT = "<script>alert(1)</script> $\\frac{$"  # $: mathematics to matplotlib

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench import models
+from bench.job import models
 
 NAME = "vit_tiny_patch16_224"  # its default tag ships .npz weights: the file path must not care
 KW = {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2}

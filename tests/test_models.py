@@ -1,4 +1,4 @@
-"""bench.models: timm's ViTs by name (the lists read from timm's source checked against timm's
+"""bench.job.models: timm's ViTs by name (the lists read from timm's source checked against timm's
 own registry and signature), where weights come from, and a weight file loaded through timm's
 pretrained path into exactly the tensors saved."""
 
@@ -11,7 +11,7 @@ import pytest
 import timm
 import torch
 
-from bench import models
+from bench.job import models
 from tests.conftest import TINY_KWARGS
 
 NAME = "vit_tiny_patch16_224"

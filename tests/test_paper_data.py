@@ -15,10 +15,15 @@ import numpy as np
 import pytest
 import yaml
 
-from bench import cli, datasets, ds_cifar10_c, formats, job, loading, models, prepare, splits
-from bench.dataset_spec import MissingData
-from bench.record import RECORD_SCHEMA
-from bench.suite_expand import load_suite, parse_suite
+from bench import cli
+from bench.core.record import RECORD_SCHEMA
+from bench.data import datasets, formats, loading, splits
+from bench.data.families import cifar10_c as ds_cifar10_c
+from bench.data.spec import MissingData
+from bench.job import models
+from bench.job import run as job
+from bench.run import prepare
+from bench.suites.expand import load_suite, parse_suite
 
 SIZE = 32  # the tiny model's input size
 TINY = {"img_size": SIZE, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2}
@@ -318,7 +323,7 @@ def test_one_tiny_job_per_paper_dataset(root, weights, job_cache, tmp_path, d):
 
 
 def test_paper_suites_match_the_protocol():
-    from bench.strategies import PAPER_BASELINE, PAPER_STRATEGIES
+    from bench.core.strategies import PAPER_BASELINE, PAPER_STRATEGIES
 
     def count(path):
         jobs = load_suite(path).jobs

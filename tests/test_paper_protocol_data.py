@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 import yaml
 
-from bench import cli, datasets, job, loading
-from bench.record import RECORD_SCHEMA
-from bench.suite_expand import parse_suite
+from bench import cli
+from bench.core.record import RECORD_SCHEMA
+from bench.data import datasets, loading
+from bench.job import run as job
+from bench.suites.expand import parse_suite
 from tests.test_paper_data import PAPER_DATASETS, _entry, _id, tiny_suite
 
 SEEDS = (0, 42)
@@ -36,7 +38,7 @@ def root(tmp_path_factory):
 
 def _paper_splits(entry: dict, root, size: int, seed: int, cache=None):
     """A target as a paper-protocol job of run ``seed`` loads it."""
-    from bench.protocol import PROTOCOLS
+    from bench.core.protocol import PROTOCOLS
 
     paper = PROTOCOLS["paper"]
     return loading.load_target(paper, entry, root, paper.data_config({"input_size": size}),
@@ -179,7 +181,7 @@ def test_paper_job_records_its_splits(root, tmp_path, d):
     import timm
     import torch
 
-    from bench import models
+    from bench.job import models
     from tests.test_paper_data import TINY
 
     torch.manual_seed(0)
@@ -233,7 +235,7 @@ def test_training_images_are_kept_whole(root):
     arrays: their native 32 x 32 pixels. Crops are then resized to the input size."""
     from PIL import Image
 
-    from bench import protocol as protocols
+    from bench.core import protocol as protocols
 
     s = _paper_splits(_entry({"name": "pets"}), root, 224, seed=0)
     ids = paper_split_ids(root, {"name": "pets"}, 0)["train"]
@@ -263,7 +265,7 @@ def test_crop_boxes_follow_torchvision_random_resized_crop(h, w):
     import torch
     from scipy.stats import ks_2samp
 
-    from bench.train import crop_boxes
+    from bench.job.train import crop_boxes
 
     n = 4000
     ref = _torchvision_boxes(h, w, n)
@@ -285,7 +287,7 @@ def test_training_crop_reads_the_box_of_the_whole_image():
     ramp of the original's columns, a full-image box, resized to the output size."""
     import torch
 
-    from bench.train import rrc_flip
+    from bench.job.train import rrc_flip
 
     h, w, side, out = 40, 80, 16, 20
     cols = torch.linspace(0, 1, side).view(1, 1, 1, side).expand(1, 3, side, side)
@@ -310,7 +312,7 @@ def test_prepare_writes_the_paper_entries_once_for_every_seed(root, tmp_path, ca
     import timm
     import torch
 
-    from bench import models
+    from bench.job import models
     from tests.test_paper_data import TINY
 
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""bench.paper_table: the paper's published table as shipped (read here with the csv module,
+"""bench.page.paper_table: the paper's published table as shipped (read here with the csv module,
 percentages), returned as fractions; the paper's configuration from suites/paper.yaml."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench import paper_table
+from bench.page import paper_table
 
 CSV = Path(paper_table.__file__).with_name(paper_table.CSV_NAME)
 

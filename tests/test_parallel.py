@@ -1,4 +1,4 @@
-"""Data parallelism (bench.parallel): two gloo processes on CPU train like one process on the
+"""Data parallelism (bench.job.parallel): two gloo processes on CPU train like one process on the
 same global batch. Oracles: the gradient of the global batch's mean loss computed in the test
 on one process with plain autograd, and one-process training with the same recipe."""
 
@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import parallel, slurm_groups, slurm_profiles, train
-from bench.config import Recipe
+from bench.core.config import Recipe
+from bench.job import parallel, train
+from bench.run.slurm import groups as slurm_groups
+from bench.run.slurm import profiles as slurm_profiles
 from tests.conftest import TINY_KWARGS
 
 RECIPE = Recipe(steps=3, batch_size=13, warmup_steps=0, eval_every=3, log_every=1,

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench import apply, benchmarks, flops, perf, plasticity, train
-from bench.components import BLOCK_COMPONENTS
+from bench.core.components import BLOCK_COMPONENTS
+from bench.job import apply, flops, plasticity, train
+from bench.tools import benchmarks, perf
 from tests.conftest import RECIPE as BASE_RECIPE
 from tests.conftest import TINY_KWARGS, random_data
 

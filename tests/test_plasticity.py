@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench import plasticity
-from bench.components import BLOCK_COMPONENTS
+from bench.core.components import BLOCK_COMPONENTS
+from bench.job import plasticity
 
 
 def _images(n, size=16, seed=0):
@@ -83,7 +83,7 @@ def test_measure_summary_and_pairs(tiny_vit):
 
 
 def test_pairs_are_seeded():
-    from bench.protocol import PROTOCOLS
+    from bench.core.protocol import PROTOCOLS
 
     pair_indices = PROTOCOLS["clean"].pair_indices
     a = pair_indices(50, 40, 10, 64, seed=3)

@@ -1,4 +1,4 @@
-"""bench.power against oracles written here: every ordering enumerated with scipy's Spearman,
+"""bench.page.power against oracles written here: every ordering enumerated with scipy's Spearman,
 the power by brute force over every combination of the models' draws, the alternative's
 mean by hand; the committed pilot's rhos recomputed from its records with scipy."""
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from bench import power
+from bench.page import power
 
 ROOT = Path(__file__).resolve().parent.parent
 PILOT = ROOT / "results" / "digits-replicas" / "_pilot"
@@ -128,8 +128,8 @@ def _pilot_oracle() -> dict[str, list[float]]:
 
 @pytest.mark.skipif(not PILOT.is_dir(), reason="no committed pilot records")
 def test_pilot_rhos_of_the_committed_pilot_match_scipy():
-    from bench import store
-    from bench.verdicts import CLAIM_PLASTICITY_GAIN, CLAIM_PLASTICITY_ORDER
+    from bench.page.verdicts import CLAIM_PLASTICITY_GAIN, CLAIM_PLASTICITY_ORDER
+    from bench.results import store
 
     got = power.pilot_rhos(store.read_record(p) for p in sorted(PILOT.glob("*.json")))
     want = _pilot_oracle()
@@ -139,7 +139,7 @@ def test_pilot_rhos_of_the_committed_pilot_match_scipy():
 
 @pytest.mark.skipif(not PILOT.is_dir(), reason="no committed pilot records")
 def test_the_docs_show_the_power_analysis_of_the_committed_pilot():
-    out = subprocess.run([*_python(), "-m", "bench.power", str(PILOT.relative_to(ROOT))],
+    out = subprocess.run([*_python(), "-m", "bench.page.power", str(PILOT.relative_to(ROOT))],
                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
     assert out.stdout.strip() in (ROOT / "docs" / "leaderboard.md").read_text()
 

@@ -1,4 +1,4 @@
-"""bench.probe: linear probing on the frozen model's last-block features (mean over tokens,
+"""bench.job.probe: linear probing on the frozen model's last-block features (mean over tokens,
 L2-normalised; computed here from a hook on timm's own forward), a logistic regression fitted
 once, the record's metrics."""
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench import probe
-from bench import protocol as protocols
+from bench.core import protocol as protocols
+from bench.job import probe
 from tests.conftest import RECIPE, random_data
 
 

@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import cli, store
-from bench.job import job_label
-from bench.protocol import PROTOCOLS
-from bench.record import RECORD_SCHEMA
-from bench.suite_expand import load_suite, parse_suite
-from bench.suite_read import SuiteError
+from bench import cli
+from bench.core.protocol import PROTOCOLS
+from bench.core.record import RECORD_SCHEMA
+from bench.job.run import job_label
+from bench.results import store
+from bench.suites.expand import load_suite, parse_suite
+from bench.suites.read import SuiteError
 from tests.conftest import TINY_KWARGS, tiny_suite_dict
 
 SUITES = Path(__file__).resolve().parent.parent / "suites"
@@ -152,7 +153,7 @@ def test_paper_head_is_a_pytorch_default_linear(vit):
 
 
 def test_paper_data_config_is_imagenet_resize_center_crop(vit):
-    from bench import models
+    from bench.job import models
 
     cfg = models.data_config(vit, PROTOCOLS["paper"])
     assert cfg["mean"] == [0.485, 0.456, 0.406] and cfg["std"] == [0.229, 0.224, 0.225]
@@ -193,7 +194,7 @@ def test_paper_pairs_need_one_target_batch():
 def test_measure_uses_the_protocol_pairs(vit):
     import torch
 
-    from bench import plasticity
+    from bench.job import plasticity
 
     rng = np.random.default_rng(0)
     ref = rng.integers(0, 255, (40, 16, 16, 3), dtype=np.uint8)
@@ -216,7 +217,7 @@ def test_measure_uses_the_protocol_pairs(vit):
 def test_lp_features_are_mean_pooled_normalised_last_block_outputs(vit):
     import torch
 
-    from bench import probe
+    from bench.job import probe
 
     seen = {}
     vit.blocks[-1].register_forward_hook(lambda m, a, out: seen.setdefault("out", out))
@@ -233,8 +234,8 @@ def test_lp_features_are_mean_pooled_normalised_last_block_outputs(vit):
 
 
 def test_lp_drops_the_incomplete_last_batch_under_paper(vit, monkeypatch):
-    from bench import probe
-    from bench import protocol as protocols
+    from bench.core import protocol as protocols
+    from bench.job import probe
     from tests.conftest import RECIPE, random_data
 
     monkeypatch.setattr(protocols, "LP_BATCH", 16)
@@ -254,7 +255,7 @@ def test_paper_jobs_end_to_end(write_suite, tmp_path, cache_dir, monkeypatch):
 
     # The reference probes in batches of 512 and drops the last partial one; the tiny digits
     # training split is smaller than one such batch.
-    from bench import protocol as protocols
+    from bench.core import protocol as protocols
 
     monkeypatch.setattr(protocols, "LP_BATCH", 16)
 
@@ -280,7 +281,7 @@ def test_paper_batches_drop_the_incomplete_last_batch_of_each_epoch():
     batches per epoch; without drop_last a batch runs on into the next permutation."""
     import torch
 
-    from bench.train import Sampler
+    from bench.job.train import Sampler
 
     s = Sampler(10, torch.Generator().manual_seed(0), drop_last=True)
     batches = [s.next(4).tolist() for _ in range(6)]
@@ -298,7 +299,7 @@ def test_paper_batches_drop_the_incomplete_last_batch_of_each_epoch():
 
 
 def test_unknown_protocol_name_says_what_exists():
-    from bench.registry import UnknownName
+    from bench.core.registry import UnknownName
 
     with pytest.raises(UnknownName, match=r"unknown protocol 'clen' \(did you mean 'clean'\?\); "
                                           "valid: paper, clean"):
@@ -324,8 +325,8 @@ def test_a_new_protocol_is_one_class_and_one_registration(monkeypatch):
     """A third protocol (the clean one in fp32, without TF32) registered once: suites name it,
     its recipe is resolved by it, its jobs get their own ids, and it refuses another
     precision with the registry's wording."""
-    from bench import protocol as protocols
-    from bench.registry import Registry
+    from bench.core import protocol as protocols
+    from bench.core.registry import Registry
 
     class CleanFp32(protocols.Protocol):
         name = "clean_fp32"
@@ -338,7 +339,8 @@ def test_a_new_protocol_is_one_class_and_one_registration(monkeypatch):
         registry.register(n, p)
     registry.register(CleanFp32.name, CleanFp32())
     monkeypatch.setattr(protocols, "PROTOCOLS", registry)
-    from bench import suite_check, suite_expand
+    from bench.suites import check as suite_check
+    from bench.suites import expand as suite_expand
 
     monkeypatch.setattr(suite_check, "PROTOCOLS", registry)
     monkeypatch.setattr(suite_expand, "PROTOCOLS", registry)

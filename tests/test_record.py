@@ -1,4 +1,4 @@
-"""bench.record: the builder against a record written by hand from the schema, the check every
+"""bench.core.record: the builder against a record written by hand from the schema, the check every
 writer and reader runs (its quick check agreeing with jsonschema), the record's bytes."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 import jsonschema
 import pytest
 
-from bench.record import (
+from bench.core.record import (
     DONE_METRICS,
     RECORD_SCHEMA,
     SCHEMA_VERSION,
@@ -20,7 +20,7 @@ from bench.record import (
     new_record,
     schema_errors,
 )
-from bench.status import Status
+from bench.core.status import Status
 
 JID = "00112233445566aa"
 CONFIG = {"model": {"name": "vit_tiny_patch16_224", "label": "tiny", "weights": "none"},

@@ -1,11 +1,11 @@
-"""bench.registry: an ordered name -> entry mapping whose misses say what exists and which
+"""bench.core.registry: an ordered name -> entry mapping whose misses say what exists and which
 name is closest."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.registry import Registry, UnknownName, did_you_mean, unknown_name_message
+from bench.core.registry import Registry, UnknownName, did_you_mean, unknown_name_message
 
 
 def colours() -> Registry[int]:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.suite_expand import load_suite, parse_suite
-from bench.suite_read import SuiteError
+from bench.suites.expand import load_suite, parse_suite
+from bench.suites.read import SuiteError
 from tests.conftest import tiny_suite_dict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +57,8 @@ def test_replicas_run_on_the_default_suites_datasets_and_recipe():
 
 @pytest.mark.skipif(not PILOT.is_dir(), reason="no committed pilot records")
 def test_the_suite_has_the_models_the_power_analysis_asks_for():
-    from bench import power, store
+    from bench.page import power
+    from bench.results import store
 
     pilot = power.pilot_rhos(store.read_record(p) for p in sorted(PILOT.glob("*.json")))
     needed = max(r.needed for r in power.analyse(pilot))

@@ -8,9 +8,10 @@ import os
 import pytest
 import yaml
 
-from bench import cli, store
-from bench.rootpath import OutsideRoot, inside, outside
-from bench.suite_expand import parse_suite
+from bench import cli
+from bench.core.rootpath import OutsideRoot, inside, outside
+from bench.results import store
+from bench.suites.expand import parse_suite
 from tests.conftest import tiny_suite_dict
 from tests.test_aggregate import make_record
 
@@ -143,7 +144,7 @@ def test_prune_refuses_a_suite_folder_that_links_out(tmp_path, capsys):
 
 
 def test_claims_never_go_through_a_link_out(tmp_path):
-    from bench.claims import CLAIMS_DIR, claim_path
+    from bench.results.claims import CLAIMS_DIR, claim_path
 
     results, elsewhere = tmp_path / "results", tmp_path / "elsewhere"
     (results / "s").mkdir(parents=True)
@@ -167,8 +168,8 @@ def test_run_refuses_a_suite_folder_that_links_out(tmp_path, capsys):
 
 
 def test_submit_logs_never_go_through_a_link_out(tmp_path):
-    from bench.slurm_profiles import Profile
-    from bench.slurm_submit import log_dir_for
+    from bench.run.slurm.profiles import Profile
+    from bench.run.slurm.submit import log_dir_for
 
     results, elsewhere = tmp_path / "results", tmp_path / "elsewhere"
     results.mkdir()

@@ -1,6 +1,6 @@
-"""bench.runner: the jobs without a done record run once each, a failed job is recorded with
+"""bench.run.local: the jobs without a done record run once each, a failed job is recorded with
 its reason and the rest go on, what dead processes left is swept first, and each job's status
-is what its record or its live claim says. The jobs are bench.synthetic's stand-ins (no
+is what its record or its live claim says. The jobs are bench.tools.synthetic's stand-ins (no
 training), run in this process."""
 
 from __future__ import annotations
@@ -13,11 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from bench import claims, job, runner, store
-from bench.config import Job, job_id
-from bench.status import Status
-from bench.suite_expand import Suite
-from bench.synthetic import synthetic_config, synthetic_job
+from bench.core import files
+from bench.core.config import Job, job_id
+from bench.core.status import Status
+from bench.job import run as job
+from bench.results import claims, store
+from bench.run import local as runner
+from bench.suites.expand import Suite
+from bench.tools.synthetic import synthetic_config, synthetic_job
 
 NAME = "syn"
 
@@ -82,14 +85,14 @@ def test_what_dead_processes_left_is_swept_first(tmp_path, ran):
     store.write_record(tmp_path, synthetic_job(done_job.config, NAME, tmp_path / "elsewhere"))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    tag = f"{dead.pid}@{store.host()}"
+    tag = f"{dead.pid}@{files.host()}"
     folder = tmp_path / NAME
     left = [folder / f".{todo.job_id}.json.{tag}.aaaa1111.tmp",
             store.checkpoint_path(tmp_path, done_job.job_id),  # a done job's checkpoint
             claims.claim_path(tmp_path, NAME, todo.job_id)]
     for p in left:
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps({"host": store.host(), "pid": dead.pid}))
+        p.write_text(json.dumps({"host": files.host(), "pid": dead.pid}))
     report = run(suite, tmp_path)
     assert sorted(report.removed) == sorted(left)
     assert ran == [todo.job_id] and report.skipped == 1 and report.done == 1
@@ -101,7 +104,7 @@ def test_job_table_says_each_jobs_status(tmp_path):
     synthetic_job(done.config, NAME, tmp_path)
     with pytest.raises(RuntimeError):
         synthetic_job(failed.config, NAME, tmp_path)
-    from bench.lifecycle import record_failure
+    from bench.run.lifecycle import record_failure
 
     record_failure(failed.config, NAME, tmp_path, failed.job_id, RuntimeError("x"), 0.0)
     claim = claims.try_claim(tmp_path, NAME, running.job_id)  # a live process runs it

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli, flops, perf, selfchecks, selftest
+from bench import cli
+from bench.job import flops
+from bench.tools import perf, selfchecks, selftest
 
 
 def vit_train_flops(img: int, patch: int, dim: int, depth: int, mlp: float,

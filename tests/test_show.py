@@ -6,9 +6,11 @@ import math
 
 import pytest
 
-from bench import cli, show, store
-from bench.record import new_record
-from bench.synthetic import synthetic_provenance
+from bench import cli
+from bench.core.record import new_record
+from bench.page import show
+from bench.results import store
+from bench.tools.synthetic import synthetic_provenance
 
 JID = "0123456789abcdef"
 
@@ -160,7 +162,7 @@ def test_show_lists_what_trained_grouped_by_pattern(tmp_path):
 def _interrupt_at(monkeypatch, step: int) -> None:
     """The first training run stops at ``step`` as Ctrl-C would stop it (KeyboardInterrupt
     escapes the job: no record, the checkpoint and the attempts file stay)."""
-    from bench import train
+    from bench.job import train
 
     real, fired = train._log_step, []
 
@@ -177,9 +179,9 @@ def _interrupt_at(monkeypatch, step: int) -> None:
 @pytest.mark.parametrize("every", [4, 0])
 def test_a_resumed_job_says_so_in_its_log_record_and_show(every, tmp_path, cache_dir,
                                                          monkeypatch):
-    from bench import store
-    from bench.job import run_job
-    from bench.suite_expand import parse_suite
+    from bench.job.run import run_job
+    from bench.results import store
+    from bench.suites.expand import parse_suite
     from tests.conftest import tiny_suite_dict
 
     raw = tiny_suite_dict(strategies=("mha",), steps=8)

@@ -1,4 +1,4 @@
-"""Tests of the leaderboard's HTML site (bench.site): what it holds, that it needs no network
+"""Tests of the leaderboard's HTML site (bench.page.site): what it holds, that it needs no network
 and regenerates byte for byte, and, in a real headless Chromium driven through chromedriver's
 W3C WebDriver API, that sorting and filtering work on the page opened from disk.
 
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.leaderboard import build_leaderboard
-from bench.site import browser_flags
-from bench.strategies import BASELINE, REFERENCE
+from bench.core.strategies import BASELINE, REFERENCE
+from bench.page.leaderboard import build_leaderboard
+from bench.page.site import browser_flags
 from tests.test_leaderboard import ROOT, small_suite, written
 
 # The accuracies small_suite gives: test = acc + shift + 0.01 * seed (seeds 0 and 1), and the
@@ -166,7 +166,7 @@ def test_same_records_give_the_same_site_and_old_pages_go(site: Path, tmp_path: 
     for f in before:
         if f.suffix == ".html":
             (site / f).write_text("changed")
-    code = ("from bench.leaderboard import build_leaderboard as b; "
+    code = ("from bench.page.leaderboard import build_leaderboard as b; "
             f"b({str(results)!r}, {str(tmp_path / 'L.md')!r}, site_dir={str(site)!r})")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300, cwd=ROOT,
                    env={**os.environ, "PYTHONHASHSEED": "12345"})
@@ -315,7 +315,7 @@ def test_filtering_a_strategy_in_the_browser(browser: WebDriver, built: Path):
 
 def test_screenshots_of_the_index_and_a_job_page(browser: WebDriver, built: Path,
                                                  tmp_path: Path):
-    from bench.site import screenshots
+    from bench.page.site import screenshots
 
     shots = screenshots(built, tmp_path / "shots", width=800, height=600,
                         chromium=shutil.which("chromium") or "chromium-browser")

@@ -18,19 +18,16 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from bench import (
-    benchmarks,
-    slurm_ledger,
-    slurm_profiles,
-    slurm_queue,
-    slurm_status,
-    slurm_submit,
-    store,
-    synthetic,
-)
-from bench.record import RECORD_SCHEMA
-from bench.status import ACTIVE
-from bench.suite_expand import load_suite
+from bench.core.record import RECORD_SCHEMA
+from bench.core.status import ACTIVE
+from bench.results import store
+from bench.run.slurm import ledger as slurm_ledger
+from bench.run.slurm import profiles as slurm_profiles
+from bench.run.slurm import queue as slurm_queue
+from bench.run.slurm import status as slurm_status
+from bench.run.slurm import submit as slurm_submit
+from bench.suites.expand import load_suite
+from bench.tools import benchmarks, synthetic
 
 pytestmark = pytest.mark.slurm
 
@@ -126,7 +123,7 @@ def test_suite_runs_to_the_end_and_a_second_submit_sends_nothing(cluster, cleanu
 
 
 def test_requeued_job_resumes_and_ends_like_an_uninterrupted_one(cluster, cleanup, tmp_path):
-    from bench.store import checkpoint_path
+    from bench.results.store import checkpoint_path
 
     # Long enough that the requeue lands mid-training: with one thread per task (its
     # cpus_per_task) the suite's 300 steps can end within SLURM's KillWait after it.
@@ -243,10 +240,10 @@ def test_cancel_stops_the_suite_and_a_submit_sends_it_again(cluster, cleanup, tm
 
 
 def counted_run_job(config: dict, suite: str, results: Path, cache: Path | None = None) -> dict:
-    """bench.job.run_job, logging each call next to the results folder (a SLURM task's body:
+    """bench.job.run.run_job, logging each call next to the results folder (a SLURM task's body:
     pickled by reference, imported on the node)."""
-    from bench import job
-    from bench.config import job_id
+    from bench.core.config import job_id
+    from bench.job import run as job
 
     with open(Path(results).parent / "calls.log", "a") as f:
         f.write(f"slurm {job_id(config)}\n")
@@ -258,8 +255,9 @@ def counted_run_job(config: dict, suite: str, results: Path, cache: Path | None 
 RUN_DRIVER = r"""
 import sys, time
 from pathlib import Path
-from bench import cli, job
-from bench.config import job_id
+from bench import cli
+from bench.job import run as job
+from bench.core.config import job_id
 
 log = Path(sys.argv[1])
 real = job.run_job
@@ -281,7 +279,7 @@ def test_bench_run_and_submit_at_once_run_each_job_exactly_once(cluster, cleanup
 
     import yaml
 
-    from bench import job
+    from bench.job import run as job
 
     raw = yaml.safe_load(SUITE.read_text())
     raw.update(name="run-and-submit", strategies=["full", "linear", "ln1", "fc2"])
@@ -327,8 +325,8 @@ def test_submitting_1000_jobs_is_fast(cluster, tmp_path):
 
 def test_a_two_task_job_trains_data_parallel_and_writes_one_record(cluster, cleanup, tmp_path):
     # Two CPU ranks (gloo), one CPU each: the whole one-node cluster.
-    from bench import claims
-    from bench.job import run_job
+    from bench.job.run import run_job
+    from bench.results import claims
 
     suite = load_suite(SUITE, ["recipe.steps=60", "recipe.eval_every=30"])
     job = next(j for j in suite.jobs if j.config["strategy"]["name"] == "full")

@@ -15,18 +15,17 @@ import jsonschema
 import pytest
 import yaml
 
-from bench import (
-    slurm_groups,
-    slurm_ledger,
-    slurm_profiles,
-    slurm_queue,
-    slurm_status,
-    slurm_submit,
-    slurm_task,
-    store,
-    synthetic,
-)
-from bench.record import RECORD_SCHEMA
+from bench.core import files
+from bench.core.record import RECORD_SCHEMA
+from bench.results import store
+from bench.run.slurm import groups as slurm_groups
+from bench.run.slurm import ledger as slurm_ledger
+from bench.run.slurm import profiles as slurm_profiles
+from bench.run.slurm import queue as slurm_queue
+from bench.run.slurm import status as slurm_status
+from bench.run.slurm import submit as slurm_submit
+from bench.run.slurm import task as slurm_task
+from bench.tools import synthetic
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "slurm").glob("*.yaml"))
@@ -46,7 +45,7 @@ def problems_of(tmp_path: Path, data) -> list[str]:
 
 
 def job_with_model(model: str, i: int = 0, dataset: str = "digits_c", suite: str = "s"):
-    from bench.config import Job, job_id
+    from bench.core.config import Job, job_id
 
     config = synthetic.synthetic_config(i)
     config["model"] = {**config["model"], "name": model}
@@ -89,7 +88,7 @@ def test_unknown_keys_are_errors_naming_file_key_and_choices(tmp_path):
     assert "defaults: unknown key 'memgb' (did you mean 'mem_gb'?)" in text
     assert "groups[0].match: unknown key 'modle' (did you mean 'model'?); valid: model, " \
            "dataset, strategy" in text
-    # `gpu` names the GPU model (bench.cost); a count there points to gpus_per_node
+    # `gpu` names the GPU model (bench.run.cost); a count there points to gpus_per_node
     assert ("groups[0].resources.gpu: must be the GPU's name, one of A100, H100, A100-40GB, "
             "A100-80GB, H100-SXM, H100-PCIe, H200") in text \
         and "the number of GPUs is gpus_per_node" in text
@@ -462,7 +461,7 @@ def test_slurm_job_checkpoint_resubmits_the_same_call(tmp_path):
 def test_synthetic_job_resumes_from_its_checkpoint(tmp_path):
     job = synthetic.synthetic_jobs(1, suite="syn", steps=4)[0]
     ckpt = tmp_path / ".checkpoints" / f"{job.job_id}.json"
-    store.atomic_write_text(ckpt, json.dumps({"step": 3, "runs": 1}))
+    files.atomic_write_text(ckpt, json.dumps({"step": 3, "runs": 1}))
     rec = synthetic.synthetic_job(job.config, "syn", tmp_path)
     assert rec["metrics"]["steps_done"] == 4 and rec["provenance"]["runs"] == 2
     assert not ckpt.exists()

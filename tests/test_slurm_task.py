@@ -13,7 +13,9 @@ import pickle
 import pytest
 from submitit.helpers import DelayedSubmission
 
-from bench import slurm_task, store, synthetic
+from bench.results import store
+from bench.run.slurm import task as slurm_task
+from bench.tools import synthetic
 
 # What submitit wrote (cloudpickle, highest protocol) for tasks submitted at commit d769186,
 # before the split: DelayedSubmission(SlurmJob("s", "0123456789abcdef", None, None),
@@ -69,7 +71,7 @@ def test_a_job_pickled_under_the_old_name_runs(tmp_path, monkeypatch):
         m.setattr(slurm_task.SlurmJob, "__module__", "bench.slurm")
         raw = pickle.dumps(call.checkpoint(job.config, str(tmp_path), None),
                            pickle.HIGHEST_PROTOCOL)
-    assert b"bench.slurm\x94" in raw and b"bench.slurm_task" not in raw
+    assert b"bench.slurm\x94" in raw and b"bench.run.slurm.task" not in raw
     delayed = pickle.loads(raw)
     assert type(delayed.function) is slurm_task.SlurmJob
     rec = delayed.result()
@@ -79,14 +81,14 @@ def test_a_job_pickled_under_the_old_name_runs(tmp_path, monkeypatch):
 
 def test_new_tasks_are_pickled_under_their_own_module():
     raw = pickle.dumps(slurm_task.SlurmJob("s", "0123456789abcdef"))
-    assert b"bench.slurm_task" in raw
+    assert b"bench.run.slurm.task" in raw
 
 
 def test_a_task_whose_job_is_held_waits_for_the_claim_then_runs_it(tmp_path, monkeypatch,
                                                                     capsys):
     import threading
 
-    from bench import claims
+    from bench.results import claims
 
     job = synthetic.synthetic_jobs(1, suite="syn", steps=1)[0]
     held = claims.try_claim(tmp_path, "syn", job.job_id)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import yaml
 
-from bench import stability
-from bench.config import Model
-from bench.sections import VERDICT_PREFIX
+from bench.core.config import Model
+from bench.page.sections import VERDICT_PREFIX
+from bench.tools import stability
 from tests.conftest import tiny_suite_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_digits_test_split_is_half_the_held_out_digits():
     from sklearn.datasets import load_digits
 
-    from bench import loading
+    from bench.data import loading
 
     held = 1797 - 1797 // 2  # the held-out half (scikit-learn ships 1,797 digits)
     assert len(load_digits().target) == 1797
@@ -70,13 +70,13 @@ def test_stability_script_runs_a_tiny_suite_twice(tmp_path):
     same lines (exit 0, "identical"), and the accuracies compared are the records' own."""
     import json
 
-    from bench.store import load_records
+    from bench.results.store import load_records
 
     suite = tmp_path / "tiny.yaml"
     suite.write_text(yaml.safe_dump(tiny_suite_dict(
         name="tiny", strategies=("full", "linear", "mha"), seeds=(0, 1))))
     out = tmp_path / "summary.json"
-    proc = subprocess.run([sys.executable, "-m", "bench.stability", "--suite", str(suite),
+    proc = subprocess.run([sys.executable, "-m", "bench.tools.stability", "--suite", str(suite),
                            "--keep", str(tmp_path / "runs"), "--json", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=900,
                           env={**os.environ, "HOME": str(tmp_path)})
@@ -135,8 +135,9 @@ def test_stability_exit_code_says_whether_the_runs_agree(second, rc, monkeypatch
 def test_pretraining_runs_on_one_cpu_thread(monkeypatch, tmp_path):
     import torch
 
-    from bench import job, train
-    from bench.suite_expand import parse_suite
+    from bench.job import run as job
+    from bench.job import train
+    from bench.suites.expand import parse_suite
 
     model_cfg = Model.from_dict(parse_suite(tiny_suite_dict(), "t.yaml").jobs[0].config["model"])
     seen = []

@@ -8,8 +8,9 @@ import shutil
 
 import yaml
 
-from bench import cli, store
-from bench.suite_expand import parse_suite
+from bench import cli
+from bench.results import store
+from bench.suites.expand import parse_suite
 from tests.conftest import tiny_suite_dict
 from tests.test_aggregate import make_record
 
@@ -86,7 +87,7 @@ def test_stale_advice_under_set_lists_exactly_what_prune_moves(tmp_path, capsys)
     """`plan --set` on real results: the advice names what `bench prune` (which keeps the
     suite file's plan) would move, the smoke records, said to be made with --set; the page
     says so too, never that the suite file was edited."""
-    from bench.suite_expand import load_suite
+    from bench.suites.expand import load_suite
 
     suite_file, results, jobs, _ = _setup(tmp_path)
     shutil.rmtree(results / "st")  # real results only: the current plan's records

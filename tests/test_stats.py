@@ -1,4 +1,4 @@
-"""bench.stats against independent oracles: scipy's distributions, enumeration written here,
+"""bench.page.stats against independent oracles: scipy's distributions, enumeration written here,
 Holm's procedure by hand."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm, spearmanr, t
 
-from bench import stats
+from bench.page import stats
 
 
 def _exact_p_oracle(x, y) -> float:

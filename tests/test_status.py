@@ -1,10 +1,10 @@
-"""bench.status: the one vocabulary of job statuses, and its groups."""
+"""bench.core.status: the one vocabulary of job statuses, and its groups."""
 
 from __future__ import annotations
 
 import json
 
-from bench.status import ACTIVE, ALL, RECORDED, UNSUCCESSFUL, Status
+from bench.core.status import ACTIVE, ALL, RECORDED, UNSUCCESSFUL, Status
 
 
 def test_members_are_their_strings():
@@ -24,6 +24,6 @@ def test_groups_partition_the_statuses():
 
 
 def test_the_record_schema_allows_exactly_the_recorded_statuses():
-    from bench.record import RECORD_SCHEMA
+    from bench.core.record import RECORD_SCHEMA
 
     assert RECORD_SCHEMA["properties"]["status"]["enum"] == ["done", "failed", "diverged"]

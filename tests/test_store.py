@@ -1,4 +1,4 @@
-"""bench.store: paths that cannot leave the results folder, atomic writes (a writer killed
+"""bench.results.store: paths that cannot leave the results folder, atomic writes (a writer killed
 mid-write leaves the old file or none, and a temporary file that names it), loading that
 skips what is not a record with its reason, dead temporaries, locks, prune."""
 
@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import store
-from bench.record import RecordError
-from bench.synthetic import synthetic_record
+from bench.core import files
+from bench.core.record import RecordError
+from bench.results import store
+from bench.tools.synthetic import synthetic_record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,8 +56,8 @@ def test_an_invalid_record_is_refused_before_anything_is_written(tmp_path):
 WRITER = """
 import sys, time
 from pathlib import Path
-from bench import store
-with store.atomic_write(Path(sys.argv[1])) as tmp:
+from bench.results import store
+with files.atomic_write(Path(sys.argv[1])) as tmp:
     with open(tmp, "w") as f:
         f.write('{"half": ')
         f.flush()
@@ -89,7 +90,7 @@ def test_a_writer_killed_mid_write_leaves_the_old_file_or_none(before, tmp_path)
     else:
         assert target.read_text() == before
     # Its writer is dead: the sweep removes it, and only it.
-    assert store.remove_dead_temps(target.parent) == temps
+    assert files.remove_dead_temps(target.parent) == temps
     assert sorted(p.name for p in target.parent.iterdir()) == (
         [] if before is None else ["file.json"])
 
@@ -97,7 +98,7 @@ def test_a_writer_killed_mid_write_leaves_the_old_file_or_none(before, tmp_path)
 def test_an_error_inside_the_block_keeps_the_old_file_and_no_temporary(tmp_path):
     target = tmp_path / "f.txt"
     target.write_text("old")
-    with pytest.raises(RuntimeError), store.atomic_write(target) as tmp:
+    with pytest.raises(RuntimeError), files.atomic_write(target) as tmp:
         Path(tmp).write_text("new, half")
         raise RuntimeError("writer failed")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
@@ -105,40 +106,40 @@ def test_an_error_inside_the_block_keeps_the_old_file_and_no_temporary(tmp_path)
 
 def test_unchanged_bytes_are_not_rewritten(tmp_path):
     target = tmp_path / "f.bin"
-    store.atomic_write_bytes(target, b"abc")
+    files.atomic_write_bytes(target, b"abc")
     inode = target.stat().st_ino
-    store.atomic_write_bytes(target, b"abc")
+    files.atomic_write_bytes(target, b"abc")
     assert target.stat().st_ino == inode  # the same file: not replaced
-    store.atomic_write_bytes(target, b"abc", unchanged_ok=False)
+    files.atomic_write_bytes(target, b"abc", unchanged_ok=False)
     assert target.stat().st_ino != inode and target.read_bytes() == b"abc"
 
 
 def test_temporaries_of_live_writers_and_fresh_foreign_ones_stay(tmp_path):
-    fd, mine = store.temp_file(tmp_path / "a.json")  # this process: alive
+    fd, mine = files.temp_file(tmp_path / "a.json")  # this process: alive
     os.close(fd)
     foreign = tmp_path / ".a.json.123@elsewhere.ab12cd34.tmp"
     old_foreign = tmp_path / ".b.json.123@elsewhere.ef56ab78.tmp"
     for p in (foreign, old_foreign):
         p.write_text("x")
-    old = time.time() - store.STALE_TEMP_S - 60
+    old = time.time() - files.STALE_TEMP_S - 60
     os.utime(old_foreign, (old, old))
-    assert store.remove_dead_temps(tmp_path) == [old_foreign]
+    assert files.remove_dead_temps(tmp_path) == [old_foreign]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([Path(mine).name, foreign.name])
     # whoever wrote them, for a caller holding what every writer of the file holds
-    assert store.remove_dead_temps(tmp_path, "a.json", any_writer=True) != []
+    assert files.remove_dead_temps(tmp_path, "a.json", any_writer=True) != []
     assert list(tmp_path.iterdir()) == []
 
 
 def test_process_alive():
-    assert store.process_alive(os.getpid())
-    state, start = store.proc_stat(os.getpid())
-    assert store.process_alive(os.getpid(), start) and not store.process_alive(os.getpid(),
+    assert files.process_alive(os.getpid())
+    state, start = files.proc_stat(os.getpid())
+    assert files.process_alive(os.getpid(), start) and not files.process_alive(os.getpid(),
                                                                                start + 1)
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
-    assert not store.process_alive(child.pid)
+    assert not files.process_alive(child.pid)
     for bad in (0, -1, True, "1", None):
-        assert not store.process_alive(bad)
+        assert not files.process_alive(bad)
 
 
 def test_loading_skips_what_is_not_a_record_with_its_reason(tmp_path):
@@ -182,10 +183,10 @@ def test_file_lock_is_exclusive(tmp_path):
     lock, events = tmp_path / "l.lock", []
 
     def other():
-        with store.file_lock(lock):
+        with files.file_lock(lock):
             events.append("other")
 
-    with store.file_lock(lock, remove=True):
+    with files.file_lock(lock, remove=True):
         t = threading.Thread(target=other)
         t.start()
         t.join(0.3)

@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from bench import apply, readme, strategies, train
-from bench.job import job_label
-from bench.strategies import STRATEGIES
+from bench.core import strategies
+from bench.core.strategies import STRATEGIES
+from bench.job import apply, train
+from bench.job.run import job_label
+from bench.tools import docparts
 from tests.conftest import RECIPE, tiny_suite_dict
 
 HEAD_AND_NORM = r"^(head|norm|fc_norm)\."
-# Written independently of bench.components, from protocol.md's table, so that a wrong
+# Written independently of bench.core.components, from protocol.md's table, so that a wrong
 # registry entry fails here.
 EXPECTED = {
     "full": r".*",
@@ -207,7 +209,7 @@ def test_surgical_larger_than_the_model_is_an_error(tiny_vit):
 
 
 def test_lora_starts_as_the_pretrained_model_and_merging_keeps_the_outputs(tiny_vit):
-    from bench import lora
+    from bench.job import lora
 
     x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -401,12 +403,12 @@ def test_groups_name_the_blocks_when_not_all_from_0():
 
 # ---------------------------------------------------------------- the contract of every strategy
 
-DOC = readme.target("strategies")  # docs/strategies.md
+DOC = docparts.target("strategies")  # docs/strategies.md
 
 
 def _readme_table() -> str:
     text = DOC.read_text()
-    begin, end = readme.markers("strategies")
+    begin, end = docparts.markers("strategies")
     match = re.search(re.escape(begin) + r"\n(.*?)" + re.escape(end), text, re.S)
     assert match, "docs/strategies.md lacks the strategies table markers"
     return match.group(1)
@@ -415,7 +417,7 @@ def _readme_table() -> str:
 def test_readme_strategies_table_is_the_registrys():
     table = _readme_table()
     assert table == strategies.strategies_table(), (
-        "docs/strategies.md's strategies table is stale: run `python -m bench.strategies --readme`")
+        "docs/strategies.md's strategies table is stale: run `python -m bench.tools.docparts`")
     assert re.findall(r"^\| `([a-z0-9_]+)` \|", table, re.M) == list(STRATEGIES.names())
 
 
@@ -428,7 +430,7 @@ def test_a_new_strategy_without_its_readme_row_fails(monkeypatch):
 
 
 def _jobs(entry: dict) -> list:
-    from bench.suite_expand import parse_suite
+    from bench.suites.expand import parse_suite
 
     return parse_suite(tiny_suite_dict(strategies=[entry]), "contract.yaml").jobs
 
@@ -471,7 +473,7 @@ def test_every_registered_strategy_keeps_the_contract(tiny_vit, name):
 
 
 def test_every_declared_surgery_and_hook_has_its_application():
-    """Strategies declare surgery and hooks by kind (torch-free); bench.apply does each kind."""
+    """Strategies declare surgery and hooks by kind (torch-free); bench.job.apply does each kind."""
     for name, spec in STRATEGIES.items():
         assert spec.surgery is None or spec.surgery in apply.SURGERIES, name
         assert spec.hook is None or spec.hook in apply.HOOKS, name
@@ -480,7 +482,7 @@ def test_every_declared_surgery_and_hook_has_its_application():
 
 
 def test_declarations_import_no_application():
-    """bench.strategies imports neither lora, train, apply nor readme at module level."""
+    """bench.core.strategies imports neither lora, train, apply nor readme at module level."""
     import ast
 
     tree = ast.parse(Path(strategies.__file__).read_text())

@@ -8,10 +8,10 @@ import glob
 import pytest
 
 from bench import cli
-from bench.config import job_id
-from bench.suite_expand import load_suite, parse_suite
-from bench.suite_read import SuiteError
-from bench.suite_select import FilterError, filter_jobs
+from bench.core.config import job_id
+from bench.suites.expand import load_suite, parse_suite
+from bench.suites.read import SuiteError
+from bench.suites.select import FilterError, filter_jobs
 from tests.conftest import tiny_suite_dict
 
 
@@ -271,7 +271,7 @@ def test_jobs_are_typed_frozen_configurations_with_the_same_ids(write_suite):
     (protocol.md: SGD, momentum 0.9, batch 512, warm-up 2,000 of 10,000 steps, clip 1.0)."""
     import dataclasses
 
-    from bench.config import JobConfig, Recipe
+    from bench.core.config import JobConfig, Recipe
 
     for j in load_suite(write_suite()).jobs:
         typed = j.typed

@@ -1,4 +1,4 @@
-"""bench.synthetic: scaffolding records that pass the record check, spread over the grid they
+"""bench.tools.synthetic: scaffolding records that pass the record check, spread over the grid they
 promise, and stand-in jobs that checkpoint, resume and fail as asked."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from collections import Counter
 
 import pytest
 
-from bench import store
-from bench.record import check_record
-from bench.strategies import STRATEGIES
-from bench.synthetic import (
+from bench.core.record import check_record
+from bench.core.strategies import STRATEGIES
+from bench.results import store
+from bench.tools.synthetic import (
     synthetic_config,
     synthetic_job,
     synthetic_jobs,

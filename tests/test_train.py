@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from bench import apply, train
+from bench.job import apply, train
 from tests.conftest import RECIPE, random_data
 
 

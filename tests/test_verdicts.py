@@ -12,16 +12,21 @@ import numpy as np
 import pytest
 from scipy.stats import t as student
 
-from bench import stats
-from bench.aliases import alias_label, alias_map
-from bench.components import BLOCK_COMPONENTS
-from bench.figures import color_of, strategy_colors
-from bench.plasticity_tables import plasticity_summary
-from bench.ranks import average_rank_table, paired_table
-from bench.reproduction import RULE_OURS, comparability, not_comparable_table, reproduction_table
-from bench.scores import LR_EDGE, scores_table
-from bench.strategies import REFERENCE
-from bench.verdicts import (
+from bench.core.components import BLOCK_COMPONENTS
+from bench.core.strategies import REFERENCE
+from bench.page import stats
+from bench.page.aliases import alias_label, alias_map
+from bench.page.figures import color_of, strategy_colors
+from bench.page.plasticity_tables import plasticity_summary
+from bench.page.ranks import average_rank_table, paired_table
+from bench.page.reproduction import (
+    RULE_OURS,
+    comparability,
+    not_comparable_table,
+    reproduction_table,
+)
+from bench.page.scores import LR_EDGE, scores_table
+from bench.page.verdicts import (
     ACROSS,
     CANNOT,
     CLAIM_PLASTICITY_ORDER,

@@ -1,0 +1,281 @@
+"""The results directory: record files, atomic writes, locks, loading, and what a dead
+writer leaves behind. What a record is (schema, builder, validator) is ``bench.core.record``.
+
+Layout of ``<results>``::
+
+    <suite>/<job_id>.json        one record per job (``bench.core.record``), written atomically
+    <suite>/<job_id>.log         the job's log (bench.job.logs), appended while it runs; not a
+    record
+    <suite>/.claims/<job_id>     "this job is running here" while it runs (bench.results.claims)
+    .checkpoints/<job_id>.pt     a running job's periodic training checkpoint (bench.job.train)
+    .<name>.<pid>@<host>.<random>.tmp   a write in progress (renamed over <name> when complete)
+
+Nothing is parsed back out of a path: every fact about a job is inside its record. Readers
+never unpickle anything and never trust a file: damaged or foreign files are reported with their
+path and skipped. Paths are built from a suite name (``SUITE_NAME``) and a job id (16 hex
+digits), both checked here, so no name can lead a write out of the results directory.
+
+Crash safety: a record is written to a temporary file, fsynced, and renamed over its final
+name, so a reader sees a complete record or none. A process killed mid-write leaves a temporary
+file that names its writer; ``remove_dead_temps`` deletes those whose writer is gone.
+``atomic_write`` is the one way files are written in place (records, ledgers, checkpoints,
+weights, the leaderboard).
+
+Concurrency (which process runs a job) is ``bench.results.claims``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.core.files import _fsync_dir, atomic_write_text
+from bench.core.record import JOB_ID, SUITE_NAME, RecordError, check_record, dumps_record
+from bench.core.rootpath import inside, outside
+
+MAX_RECORD_BYTES = 64 * 2**20  # a record is a few kB; a file this large is not one
+MAX_RECORD_DEPTH = 32  # a record nests 6 levels deep; code that walks one must not overflow
+
+# The leaderboard's figures live in the results directory under a name no suite can have
+# (suite names start with a letter or digit); readers do not look into folders starting
+# with '_' or '.'.
+FIGURES_DIR = "_figures"
+SITE_DIR = "_site"  # the leaderboard's HTML site (bench.page.site), beside the figures
+# Records of a suite that its current plan no longer has (``bench prune``), inside its folder.
+STALE_DIR = "_stale"
+CHECKPOINTS_DIR = ".checkpoints"
+
+
+# ---------------------------------------------------------------- paths
+
+
+def suite_dir(results: Path, suite: str) -> Path:
+    if not isinstance(suite, str) or not SUITE_NAME.fullmatch(suite):
+        raise ValueError(f"not a suite name: {suite!r} (letters, digits, '_', '-', '.', "
+                         "starting with a letter or digit: it names a folder)")
+    return inside(results, Path(results) / suite)  # never a link out of the results folder
+
+
+def record_path(results: Path, suite: str, job_id: str) -> Path:
+    return suite_dir(results, suite) / f"{checked_job_id(job_id)}.json"
+
+
+def log_path(results: Path, suite: str, job_id: str) -> Path:
+    return suite_dir(results, suite) / f"{checked_job_id(job_id)}.log"
+
+
+def checkpoint_path(results: Path, job_id: str, suffix: str = ".pt") -> Path:
+    """Where a running job keeps its periodic training checkpoint."""
+    return inside(results, Path(results) / CHECKPOINTS_DIR / f"{checked_job_id(job_id)}{suffix}")
+
+
+def attempts_path(results: Path, job_id: str) -> Path:
+    """A running job's attempts so far (``bench.job.run``), beside its checkpoint: read and
+    extended by each attempt, put into the record (``provenance.attempts``), then removed."""
+    return checkpoint_path(results, job_id, ".attempts.json")
+
+
+def is_job_id(name: object) -> bool:
+    return isinstance(name, str) and JOB_ID.fullmatch(name) is not None
+
+
+def checked_job_id(job_id: object) -> str:
+    if not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
+        raise ValueError(f"not a job id: {job_id!r} (16 hex digits)")
+    return job_id
+
+
+# ---------------------------------------------------------------- atomic writes
+
+
+# ---------------------------------------------------------------- records
+
+
+def write_record(results: Path, record: dict) -> Path:
+    """Check ``record`` as a reader would, then write it atomically; returns its path."""
+    check_record(record)
+    path = record_path(results, record["suite"], record["job_id"])
+    atomic_write_text(path, dumps_record(record))
+    return path
+
+
+def _no_constant(name: str) -> float:
+    raise RecordError(f"{name} is not a JSON number (records hold finite numbers only)")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise RecordError(f"{text} overflows a float (records hold finite numbers only)")
+    return value
+
+
+def read_record(path: Path) -> dict:
+    """One record file, checked; ``RecordError`` saying what is wrong with it otherwise.
+
+    Plain JSON text only (nothing here unpickles), at most ``MAX_RECORD_BYTES``, finite
+    numbers, this schema version, the record schema.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_RECORD_BYTES:
+        raise RecordError(f"{size} bytes; a record is at most {MAX_RECORD_BYTES}")
+    try:
+        record = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_no_constant,
+                            parse_float=_finite)
+    except UnicodeDecodeError as e:
+        raise RecordError(f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise RecordError(f"not valid JSON ({e}); a truncated or damaged file") from None
+    except RecursionError:
+        raise RecordError("JSON nested too deeply to be a record") from None
+    if _depth(record) > MAX_RECORD_DEPTH:
+        raise RecordError(f"JSON nested deeper than {MAX_RECORD_DEPTH} levels: not a record")
+    check_record(record)
+    return record
+
+
+def _depth(value: object) -> int:
+    """How deep JSON containers nest in ``value`` (iterative: any depth json.loads allows)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        node, depth = todo.pop()
+        if depth > deepest:
+            deepest = depth
+            if depth > MAX_RECORD_DEPTH:
+                break
+        items = node.values() if isinstance(node, dict) else node
+        todo.extend((v, depth + 1) for v in items if isinstance(v, (dict, list)))
+    return deepest if isinstance(value, (dict, list)) else 0
+
+
+@dataclass
+class Skipped:
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+def load_records(results: Path, suite: str | None = None) -> tuple[list[dict], list[Skipped]]:
+    """Every readable record under ``results`` (or one suite's), and what was skipped and why.
+
+    Only ``<results>/<suite>/<16 hex>.json`` are records; job logs (``<16 hex>.log``) are
+    passed over, other visible files are reported as stray. Hidden files and folders
+    (temporary files, claims, checkpoints, caches) are not looked at.
+    """
+    results = Path(results)
+    records: list[dict] = []
+    skipped: list[Skipped] = []
+    if not results.is_dir():
+        return records, skipped
+    dirs = [suite_dir(results, suite)] if suite else sorted(
+        p for p in results.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+    for d in dirs:
+        if not d.is_dir():
+            continue
+        problem = outside(results, d)
+        if problem is not None:  # a suite folder that links out of the results folder
+            skipped.append(Skipped(d, str(problem)))
+            continue
+        for path in sorted(d.iterdir()):
+            if path.name.startswith(".") or (path.suffix == ".log"
+                                             and JOB_ID.fullmatch(path.stem)):
+                continue  # hidden, or a job's log
+            if path.name.startswith("_") and path.is_dir():
+                continue  # folders such as `_stale/` hold no current record
+            if path.suffix != ".json" or not JOB_ID.fullmatch(path.stem):
+                skipped.append(Skipped(path, "stray file, not a record (<job_id>.json)"))
+                continue
+            problem = outside(results, path)
+            if problem is not None:  # never read through a link that leaves the folder
+                skipped.append(Skipped(path, str(problem)))
+                continue
+            if not path.is_file():  # a folder or a FIFO named like a record
+                skipped.append(Skipped(path, "not a regular file"))
+                continue
+            try:
+                rec = read_record(path)
+            except (OSError, RecordError) as e:
+                skipped.append(Skipped(path, str(e)))
+                continue
+            if rec["job_id"] != path.stem or rec["suite"] != d.name:
+                skipped.append(Skipped(path, f"record of job {rec['job_id']} in suite "
+                                       f"{rec['suite']!r}: not the job or suite its place says"))
+                continue
+            records.append(rec)
+    return records, skipped
+
+
+def record_ids(results: Path, suite: str) -> list[str]:
+    """The job ids of the record files in a suite's folder (readable or not), sorted."""
+    folder = suite_dir(results, suite)
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.iterdir()
+                  if p.suffix == ".json" and JOB_ID.fullmatch(p.stem) and p.is_file())
+
+
+def _move_keeping(src: Path, dst_dir: Path) -> Path:
+    """Move ``src`` into ``dst_dir`` without ever replacing a file there: a hard link under a
+    free name (``name``, else ``stem.N.suffix``), then the old name's unlink. Atomic per
+    name; a move killed between the two leaves the same bytes under both names, which the
+    next move recognises."""
+    dst, n = dst_dir / src.name, 0
+    while True:
+        try:
+            os.link(src, dst)
+            break
+        except FileExistsError:
+            if dst.read_bytes() == src.read_bytes():  # a move killed after its link
+                break
+            n += 1
+            dst = dst_dir / f"{src.stem}.{n}{src.suffix}"
+    os.unlink(src)
+    return dst
+
+
+def prune(results: Path, suite: str, keep: set[str]) -> list[tuple[Path, Path]]:
+    """Move the record files of ``suite`` whose job id is not in ``keep`` (the suite's current
+    plan), and their job logs, into ``<results>/<suite>/_stale/``; nothing is deleted.
+
+    A name already taken in ``_stale/`` (the same job pruned before) gets a ``.N`` before
+    its suffix. Returns (from, to) per moved file.
+    """
+    folder = suite_dir(results, suite)
+    moved = []
+    for src in prunable(results, suite, keep):
+        dst_dir = inside(results, folder / STALE_DIR)
+        dst_dir.mkdir(exist_ok=True)
+        moved.append((src, _move_keeping(src, dst_dir)))
+    if moved:
+        _fsync_dir(folder)
+    return moved
+
+
+def prunable(results: Path, suite: str, keep: set[str]) -> list[Path]:
+    """The files ``prune`` moves: the records of ``suite`` whose job id is not in ``keep``,
+    and their job logs."""
+    folder = suite_dir(results, suite)
+    return [src for jid in record_ids(results, suite) if jid not in keep
+            for src in (folder / f"{jid}.json", folder / f"{jid}.log")
+            if inside(results, src).is_file()]
+
+
+def job_statuses(results: Path, suite: str) -> dict[str, str]:
+    """job_id -> status, from the records of one suite."""
+    return {r["job_id"]: r["status"] for r in load_records(results, suite)[0]}
+
+
+def record_stamp(results: Path, suite: str, job_id: str) -> tuple[int, int, int] | None:
+    """(inode, mtime ns, size) of a job's record file, None without one: a record that
+    changes stamp was written by someone (an atomic write is a new inode)."""
+    try:
+        st = record_path(results, suite, job_id).stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
