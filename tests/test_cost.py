@@ -310,7 +310,8 @@ def test_bad_profile_gpu_exits_2_with_did_you_mean(tmp_path, capsys):
 
 
 def test_plan_and_profiles_stay_torch_free():
-    code = ("import sys\nfrom bench import cli, slurm_profiles\n"
+    code = ("import sys\nfrom bench import cli\n"
+            "from bench.run.slurm import profiles as slurm_profiles\n"
             "slurm_profiles.load_profile('slurm/example-gpu-cluster.yaml')\n"
             "rc = cli.main(['plan', 'suites/paper.yaml', '--summary'])\n"
             "assert 'torch' not in sys.modules and 'timm' not in sys.modules\nsys.exit(rc)")

@@ -82,7 +82,7 @@ def _in_subprocess(code: str, **env) -> subprocess.CompletedProcess:
 
 def test_apply_sets_torch_and_blas_threads_and_warns():
     code = ("import json, logging, torch, numpy; from threadpoolctl import threadpool_info; "
-            "from bench import cpus; logging.basicConfig(); t = cpus.apply(1); "
+            "from bench.core import cpus; logging.basicConfig(); t = cpus.apply(1); "
             "print(json.dumps([torch.get_num_threads(), "
             "sorted({p['num_threads'] for p in threadpool_info()})]))")
     out = _in_subprocess(code, SLURM_CPUS_PER_TASK="1", OMP_NUM_THREADS="2")

@@ -56,7 +56,7 @@ def test_an_invalid_record_is_refused_before_anything_is_written(tmp_path):
 WRITER = """
 import sys, time
 from pathlib import Path
-from bench.results import store
+from bench.core import files
 with files.atomic_write(Path(sys.argv[1])) as tmp:
     with open(tmp, "w") as f:
         f.write('{"half": ')

@@ -82,7 +82,7 @@ def atomic_write(path: Path, *, durable: bool = True) -> Iterator[str]:
             os.unlink(tmp)
         raise
     if durable:
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, unchanged_ok: bool = True,
@@ -157,7 +157,7 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     # The rename is durable once the directory is on disk (power loss, not process death).
     try:
         fd = os.open(folder, os.O_RDONLY)

@@ -4,9 +4,10 @@ it by name (keys, labels, identity, folders, download, fake copies).
 What a dataset is (``DatasetSpec``) is ``bench.data.spec``; each family's reader and specs
 are a module of their own in ``bench.data.families`` (digits, cifar, cifar10_c, pets, flowers,
 domainnet, imagenet, folder), registered here in the order of ``families.FAMILIES`` (the docs'
-tables follow it). Adding a dataset means writing its family module and adding it there. Generic file formats (CIFAR pickles, image folders, the evaluation
-decode) are in ``bench.data.formats``. Module level is torch-free: suites validate against this
-registry without it (``download`` fetches with the standard library, ``bench.data.fetch``).
+tables follow it). Adding a dataset means writing its family module and adding it there.
+Generic file formats (CIFAR pickles, image folders, the evaluation decode) are in
+``bench.data.formats``. Module level is torch-free: suites validate against this registry
+without it (``download`` fetches with the standard library, ``bench.data.fetch``).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.core.files import _fsync_dir, atomic_write_text
+from bench.core.files import atomic_write_text, fsync_dir
 from bench.core.record import JOB_ID, SUITE_NAME, RecordError, check_record, dumps_record
 from bench.core.rootpath import inside, outside
 
@@ -253,7 +253,7 @@ def prune(results: Path, suite: str, keep: set[str]) -> list[tuple[Path, Path]]:
         dst_dir.mkdir(exist_ok=True)
         moved.append((src, _move_keeping(src, dst_dir)))
     if moved:
-        _fsync_dir(folder)
+        fsync_dir(folder)
     return moved
 
 
