@@ -69,3 +69,34 @@ def test_every_relative_link_resolves(doc):
 
 def test_readme_is_a_front_page():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 250
+
+
+def _modules() -> set[str]:
+    names = set()
+    for path in (ROOT / "bench").rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        names.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def dangling_code_references(text: str, modules: set[str]) -> list[str]:
+    """Paths ``bench/...py`` that are no file and dotted ``bench.x.y`` names none of whose
+    prefixes is a module: what a doc names in the code that is not there."""
+    bad = [p for p in re.findall(r"bench/[\w/]+\.(?:py|js|css|csv)", text)
+           if not (ROOT / p).exists()]
+    for name in re.findall(r"(?<![\w/.])bench(?:\.[a-z_]\w*)+", text):
+        parts = name.split(".")
+        if not any(".".join(parts[:i]) in modules for i in range(len(parts), 1, -1)):
+            bad.append(name)
+    return bad
+
+
+def test_a_moved_module_is_a_dangling_reference():
+    modules = {"bench.page.site", "bench.core.record"}
+    text = "see `bench/page/site.py`, `bench.core.record.check_record`, bench.site, bench/site.py"
+    assert dangling_code_references(text, modules) == ["bench/site.py", "bench.site"]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_every_module_a_doc_names_exists(doc):
+    assert dangling_code_references(doc.read_text(), _modules()) == []

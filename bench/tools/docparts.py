@@ -34,6 +34,12 @@ def _strategies() -> str:
     return strategies_table()
 
 
+def _modules() -> str:
+    from bench.tools.architecture import modules_table
+
+    return modules_table()
+
+
 def _cost() -> str:
     from bench.run.suite_cost import readme_table
 
@@ -46,6 +52,7 @@ PARTS: dict[str, tuple[str, Callable[[], str]]] = {
     "layouts": ("docs/data.md", _layouts),
     "strategies": ("docs/strategies.md", _strategies),
     "cost": ("docs/cluster.md", _cost),
+    "modules": ("CONTRIBUTING.md", _modules),
 }
 
 
