@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 
 from bench.core import files
-from bench.core.components import PAPER_VARIANT
+from bench.core.components import AFTER_FINETUNING, IN_SITU, PAPER_VARIANT
 from bench.core.config import (
     DatasetRef,
     JobConfig,
@@ -376,7 +376,7 @@ def _run(config: JobConfig, jid: str, results: Path, cache: Path, device, progre
     if measured:
         t0 = time.perf_counter()
         ref = reference_images(pcfg, dcfg, root, cache)  # read once for every variant
-        for variant in (PAPER_VARIANT, *(v for v in pcfg.variants if v == "in_situ")):
+        for variant in (PAPER_VARIANT, *(v for v in pcfg.variants if v == IN_SITU)):
             variants[variant] = measure_plasticity(model, dcfg, pcfg, ref, splits.test[0],
                                                    config.dataset, device, variant=variant,
                                                    protocol=protocol)
@@ -416,11 +416,11 @@ def _run(config: JobConfig, jid: str, results: Path, cache: Path, device, progre
     if bar:
         bar.close()
     applied.finish(model)  # e.g. LoRA's adapters merged into the weights
-    if measured and "after_finetuning" in pcfg.variants:
+    if measured and AFTER_FINETUNING in pcfg.variants:
         t0 = time.perf_counter()
-        variants["after_finetuning"] = measure_plasticity(
+        variants[AFTER_FINETUNING] = measure_plasticity(
             model, dcfg, pcfg, ref, splits.test[0], config.dataset, device,
-            variant="after_finetuning", protocol=protocol)
+            variant=AFTER_FINETUNING, protocol=protocol)
         metrics["plasticity_seconds"] += time.perf_counter() - t0
     metrics.update(test_acc=res.test_acc, best_val_acc=res.best_val_acc,
                    best_step=res.best_step, steps_done=res.steps_done,

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core import files
-from bench.core.components import BLOCK_COMPONENTS
+from bench.core.components import BLOCK_COMPONENTS, PAPER_VARIANT
 from bench.core.record import new_record
 from bench.core.status import Status
 from bench.core.strategies import STRATEGIES
@@ -38,7 +38,7 @@ def synthetic_record(i: int, suite: str, model: str, dataset: str, strategy: str
     comps = list(BLOCK_COMPONENTS)
     acc = 0.6 + 0.3 * u[0]
     plast = None if failed else {
-        "variant": "paper", "pairs": 512, "reference": "pretrain", "target": dataset,
+        "variant": PAPER_VARIANT, "pairs": 512, "reference": "pretrain", "target": dataset,
         "layers": [{"layer": li, "component": c, "mean": 1 + j + 0.1 * li, "std": 0.1, "n": 512,
                     "ci95": 1.96 * 0.1 / math.sqrt(512)}
                    for li in range(layers) for j, c in enumerate(comps)],

@@ -137,7 +137,7 @@ def test_paper_table_datasets_are_the_paper_suites():
     from bench.page.paper_table import published
     from bench.suites.expand import load_suite
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     suite = load_suite(root / "suites" / "paper.yaml")
     ran = {(j.config["model"]["name"], j.config["dataset"]["key"]) for j in suite.jobs}
     assert ran == {(r["model"], r["dataset"]) for r in published()}
