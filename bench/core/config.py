@@ -50,17 +50,24 @@ NOT_IN_JOB_ID: tuple[tuple[str, ...], ...] = (
 )
 
 
+def _parent_copy(out: dict, path: tuple[str, ...]) -> dict | None:
+    """The dict of ``out`` that holds ``path``'s last key, every dict on the way there copied
+    (so that the caller may change it without touching the original); None where the path
+    breaks off."""
+    parent = out
+    for key in path[:-1]:
+        if not isinstance(parent.get(key), dict):
+            return None
+        parent[key] = dict(parent[key])
+        parent = parent[key]
+    return parent
+
+
 def _without(config: dict, paths: tuple[tuple[str, ...], ...]) -> dict:
     """A copy of ``config`` without the keys at ``paths`` (missing ones are ignored)."""
     out = dict(config)
     for path in paths:
-        parent = out
-        for key in path[:-1]:
-            if not isinstance(parent.get(key), dict):
-                break
-            parent[key] = dict(parent[key])
-            parent = parent[key]
-        else:
+        if (parent := _parent_copy(out, path)) is not None:
             parent.pop(path[-1], None)
     return out
 
@@ -93,15 +100,9 @@ def _located_out(config: dict) -> dict:
     missing ones are ignored)."""
     out = dict(config)
     for path in DATASET_ENTRIES:
-        parent = out
-        for key in path[:-1]:
-            if not isinstance(parent.get(key), dict):
-                break
-            parent[key] = dict(parent[key])
-            parent = parent[key]
-        else:
-            if isinstance(parent.get(path[-1]), dict):
-                parent[path[-1]] = dataset_identity(parent[path[-1]])
+        parent = _parent_copy(out, path)
+        if parent is not None and isinstance(parent.get(path[-1]), dict):
+            parent[path[-1]] = dataset_identity(parent[path[-1]])
     return out
 
 
