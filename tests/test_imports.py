@@ -211,3 +211,18 @@ def test_each_module_is_one_concept_in_at_most_600_lines(module):
     assert lines <= MAX_LINES, f"{path}: {lines} lines (split it by concept)"
     doc = ast.get_docstring(ast.parse(text))
     assert doc and doc.strip(), f"{path}: no docstring naming its concept"
+
+
+def test_tests_mirror_the_code():
+    """Every module ``bench/<layer>/<m>.py`` has its unit tests in
+    ``tests/<layer>/test_<m>.py`` (scenarios live in ``tests/e2e/``)."""
+    tests = BENCH.parent / "tests"
+    missing = []
+    for path in sorted(BENCH.rglob("*.py")):
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        rel = path.relative_to(BENCH)
+        if not (tests / rel.parent / f"test_{rel.name}").is_file():
+            want = f"tests/{rel.parent}/test_{rel.name}"
+            missing.append(f"{path.relative_to(BENCH.parent)}: no {want}")
+    assert not missing, "\n".join(missing)
