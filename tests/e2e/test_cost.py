@@ -90,6 +90,7 @@ def _profile(tmp_path, **defaults) -> Path:
     return path
 
 
+@pytest.mark.slurm
 @needs_slurm
 def test_submit_refuses_a_group_that_cannot_finish(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("BENCH_DATA", str(tmp_path / "no-data"))
