@@ -40,7 +40,7 @@ UNHASHED = ("data_root", "overrides")
 # Settings that cannot change a job's result, kept in its configuration (and record) but out
 # of its id, so that editing them reruns nothing: where the data lies on this machine, how often
 # progress is logged, and how often a resumable checkpoint is saved (a resumed job ends with the
-# record an uninterrupted run writes: tests/test_faults.py); also the `--set` text that made a
+# record an uninterrupted run writes: tests/e2e/test_faults.py); also the `--set` text that made a
 # configuration (the configuration itself is hashed). Progress bars and output paths are
 # command-line options, never part of a configuration.
 NOT_IN_JOB_ID: tuple[tuple[str, ...], ...] = (

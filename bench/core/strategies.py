@@ -218,7 +218,7 @@ STRATEGIES: Registry[Strategy] = Registry("strategy")
 
 def register(strategy: Strategy) -> Strategy:
     """Add a strategy under its own name (given once, in the ``Strategy``). Registering is
-    all a new strategy needs: the contract test (tests/test_strategies.py) covers it and the
+    all a new strategy needs: the contract test (tests/core/test_strategies.py) covers it and the
     table in docs/strategies.md (``python -m bench.tools.docparts``) lists it."""
     return STRATEGIES.register(strategy.name, strategy)
 

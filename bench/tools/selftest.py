@@ -148,7 +148,7 @@ def _isolated(fn, cuda: bool) -> dict:
 
 
 def gpu_tests(out: Path, device=None) -> dict:
-    """``pytest -m gpu`` on this checkout's tests (on the CPU: tests/test_gpu.py's CPU
+    """``pytest -m gpu`` on this checkout's tests (on the CPU: tests/e2e/test_gpu.py's CPU
     twins), counted from its JUnit XML. A run in which nothing passed is not ok."""
     root = Path(__file__).resolve().parents[2]
     if not (root / "tests").is_dir():
@@ -159,7 +159,7 @@ def gpu_tests(out: Path, device=None) -> dict:
         filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     select = [str(root / "tests"), "-m", "gpu"]
     if device is not None and device.type == "cpu":
-        select = [str(root / "tests" / "test_gpu.py")]
+        select = [str(root / "tests" / "e2e" / "test_gpu.py")]
     proc = subprocess.run([sys.executable, "-m", "pytest", *select,
                            "-q", "-p", "no:cacheprovider", f"--junitxml={xml}"],
                           cwd=root, env=env, capture_output=True, text=True,

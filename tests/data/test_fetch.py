@@ -1,6 +1,7 @@
-"""bench.data.fetch, its parts one by one (whole downloads into a layout: tests/test_download.py):
-file names from URLs, the mirror and its manifest, which checksum a file is held to, hashing,
-and a wrong or missing file refused with what a rerun does. The server is tests.httpserve."""
+"""bench.data.fetch, its parts one by one (whole downloads into a layout:
+tests/e2e/test_download.py): file names from URLs, the mirror and its manifest, which checksum a
+file is held to, hashing, and a wrong or missing file refused with what a rerun does. The server is
+tests.httpserve."""
 
 from __future__ import annotations
 

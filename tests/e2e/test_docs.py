@@ -80,9 +80,9 @@ def _modules() -> set[str]:
 
 
 def dangling_code_references(text: str, modules: set[str]) -> list[str]:
-    """Paths ``bench/...py`` that are no file and dotted ``bench.x.y`` names none of whose
-    prefixes is a module: what a doc names in the code that is not there."""
-    bad = [p for p in re.findall(r"bench/[\w/]+\.(?:py|js|css|csv)", text)
+    """Paths ``bench/...py`` (or ``tests/...py``) that are no file and dotted ``bench.x.y`` names
+    none of whose prefixes is a module: what a doc names in the code that is not there."""
+    bad = [p for p in re.findall(r"(?<![\w/])(?:bench|tests)/[\w/]+\.(?:py|js|css|csv|yaml)", text)
            if not (ROOT / p).exists()]
     for name in re.findall(r"(?<![\w/.])bench(?:\.[a-z_]\w*)+", text):
         parts = name.split(".")
@@ -93,8 +93,10 @@ def dangling_code_references(text: str, modules: set[str]) -> list[str]:
 
 def test_a_moved_module_is_a_dangling_reference():
     modules = {"bench.page.site", "bench.core.record"}
-    text = "see `bench/page/site.py`, `bench.core.record.check_record`, bench.site, bench/site.py"
-    assert dangling_code_references(text, modules) == ["bench/site.py", "bench.site"]
+    text = ("see `bench/page/site.py`, `bench.core.record.check_record`, bench.site, bench/site.py,"
+            " tests/test_site.py, tests/e2e/test_docs.py")
+    assert dangling_code_references(text, modules) == ["bench/site.py", "tests/test_site.py",
+                                                       "bench.site"]
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)

@@ -83,7 +83,7 @@ def test_fused_sgd_step_equals_the_formula(device):
 
 @pytest.mark.parametrize("device", [CUDA])
 def test_host_batches_go_through_pinned_memory_and_equal_device_batches(monkeypatch, device):
-    # CPU twin: tests/test_device_paths.py::test_data_on_cpu0_is_gathered_in_place_like_cpu
+    # CPU twin: tests/e2e/test_device_paths.py::test_data_on_cpu0_is_gathered_in_place_like_cpu
     xs, ys = uint8_data(n=40)
     on_device = train.DeviceData(xs, ys, [0.5, 0.4, 0.3], [0.2, 0.3, 0.4], "cuda")
     assert on_device.x.is_cuda
@@ -118,7 +118,7 @@ def test_host_batches_go_through_pinned_memory_and_equal_device_batches(monkeypa
 
 @pytest.mark.parametrize("device", [CUDA])
 def test_out_of_memory_halves_the_micro_batch_under_a_real_cap(device):
-    # CPU twin: tests/test_selftest.py (the oom part, the error raised by a wrapper)
+    # CPU twin: tests/tools/test_selftest.py (the oom part, the error raised by a wrapper)
     model = tiny(num_classes=100, img_size=64, embed_dim=64, depth=4).train()
     params = list(model.parameters())
     x = torch.randn(256, 3, 64, 64, device="cuda")

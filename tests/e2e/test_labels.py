@@ -50,7 +50,7 @@ def test_no_label_keeps_the_job_id_and_a_given_label_changes_it():
 
 def test_committed_suites_keep_their_ids():
     """The shipped suites give no labels: their configurations have none (their records'
-    ids are checked against the suite plans in tests/test_committed.py)."""
+    ids are checked against the suite plans in tests/e2e/test_committed.py)."""
     from bench.suites.expand import load_suite
 
     for path in sorted(Path("suites").glob("*.yaml")):

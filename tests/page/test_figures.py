@@ -1,4 +1,4 @@
-"""bench.page.figures, its own contract (the figures on a page: tests/test_leaderboard.py): one
+"""bench.page.figures, its own contract (the figures on a page: tests/page/test_leaderboard.py): one
 colour per name everywhere, shades for a strategy's variants, and files with the same bytes
 from the same figure, without software or date metadata."""
 

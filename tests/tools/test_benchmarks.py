@@ -1,5 +1,6 @@
 """bench.tools.benchmarks, the parts that need neither a cluster nor a subprocess (the leaderboard
-benchmark: tests/test_leaderboard.py; plan: tests/test_perf.py; submit: tests/test_slurm.py):
+benchmark: tests/page/test_leaderboard.py; plan: tests/tools/test_perf.py; submit:
+tests/e2e/test_slurm.py):
 the records benchmark checks what it says, the plan suite is a valid suite of about n jobs,
 and the entry point prints its figures as JSON."""
 

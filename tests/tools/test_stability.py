@@ -1,5 +1,5 @@
 """The default suite's design and its stability machinery: the digits test split, verdict
-lines compared between two runs (torch threads: tests/test_cpus.py)."""
+lines compared between two runs (torch threads: tests/core/test_cpus.py)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 submitit's executor and the SLURM commands are replaced by fakes that record what would be
 sent, so the ledger, the skip rules and the one-sbatch-per-chunk rule are checked in
-milliseconds. tests/test_slurm.py runs the same paths against a real cluster.
+milliseconds. tests/e2e/test_slurm.py runs the same paths against a real cluster.
 """
 
 from __future__ import annotations
