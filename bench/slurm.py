@@ -14,4 +14,6 @@ from bench.run.slurm.task import PrepareShared, SlurmJob, SlurmJobs
 _PrepareShared = PrepareShared  # its name before the split
 
 __all__ = ["SlurmJob", "SlurmJobs", "_PrepareShared"]
+
+# the layers this module may import (tests/test_imports.py holds every module to it)
 MAY_IMPORT = ("run",)

@@ -121,14 +121,3 @@ def slurm_profile(path: str):
     except ProfileError as e:
         raise UserError(f"invalid SLURM profile ({len(e.problems)} problem(s)):\n  "
                         + "\n  ".join(e.problems)) from None
-
-
-def parse_device(spec: str | None):
-    """``--device`` as the ``torch.device`` every part uses (``bench.core.devices.torch_device``);
-    a device that is not one, or not here, is bad input."""
-    from bench.core.devices import torch_device
-
-    try:
-        return torch_device(spec)
-    except ValueError as e:
-        raise UserError(f"--device {e}") from None

@@ -8,8 +8,9 @@ import json
 import sys
 from pathlib import Path
 
-from bench.cli.common import EXIT_FAILED, UserError, parse_device
+from bench.cli.common import EXIT_FAILED, UserError
 from bench.core.config import JobConfig
+from bench.run.preflight import device_option
 from bench.suites.expand import load_suite
 
 
@@ -87,7 +88,7 @@ def cmd_perf(args) -> int:
         raise UserError(f"--model-kwargs is not JSON: {e}") from None
     if not isinstance(kwargs, dict):
         raise UserError("--model-kwargs must be a JSON object")
-    parse_device(args.device)
+    device_option(args.device)
     model, kwargs, batch, precision = _perf_model(args, kwargs)
     res = perf.run_perf(model, batch, args.device, repeats=args.repeats, warmup=args.warmup,
                         plasticity_pairs=args.plasticity_pairs,
@@ -135,7 +136,7 @@ def _perf_model(args, kwargs: dict) -> tuple[str, dict, int, str]:
 def cmd_selftest(args) -> int:
     from bench.tools import selftest
 
-    dev = parse_device(args.device)
+    dev = device_option(args.device)
     if dev.type not in ("cpu", "cuda"):
         raise UserError(f"--device {args.device!r}: valid: cpu, cuda, cuda:N")
     out = Path(args.out) if args.out else Path("selftest") / time_stamp()

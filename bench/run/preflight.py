@@ -32,19 +32,25 @@ def check_inputs(suite, cache) -> None:
             models.hub_check(m)
 
 
+def device_option(spec: str | None):
+    """``--device`` as the ``torch.device`` every part uses (``bench.core.devices.torch_device``);
+    a device that is not one, or not here, is bad input."""
+    from bench.core.devices import torch_device
+
+    try:
+        return torch_device(spec)
+    except ValueError as e:
+        raise PreflightError(f"--device {e}") from None
+
+
 def check_run_options(results: str | None, cache: str | None, device: str | None) -> None:
     """Folders that are files and devices that do not exist are bad input, found first (the
     messages name the command line's options)."""
     for flag, value in (("--results", results), ("--cache", cache)):
         if value is not None and Path(value).exists() and not Path(value).is_dir():
             raise PreflightError(f"{flag} {value}: is a file, not a directory")
-    if device is not None:  # the torch.device every part uses (bench.core.devices.torch_device)
-        from bench.core.devices import torch_device
-
-        try:
-            torch_device(device)
-        except ValueError as e:
-            raise PreflightError(f"--device {e}") from None
+    if device is not None:
+        device_option(device)
 
 
 # The SLURM client programs each command calls.

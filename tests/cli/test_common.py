@@ -40,10 +40,7 @@ def test_failure_reasons_and_their_lines(tmp_path, write_suite, capsys):
     assert out.startswith(f"  failed: {job.job_id} ") and out.endswith(": no record\n")
 
 
-def test_bad_device_and_profile_are_user_errors(tmp_path):
-    with pytest.raises(common.UserError, match="^--device 'gpu0': not a device"):
-        common.parse_device("gpu0")
-    assert str(common.parse_device("cpu")) == "cpu"
+def test_a_bad_profile_is_a_user_error(tmp_path):
     bad = tmp_path / "p.yaml"
     bad.write_text("executor: slurm\ndefaults: {time_min: -1, colour: red}\n")
     with pytest.raises(common.UserError, match=r"invalid SLURM profile \(2 problem\(s\)\)"):

@@ -56,3 +56,9 @@ def test_check_inputs_reports_missing_data_files(write_suite, tmp_path):
     with pytest.raises(FileNotFoundError, match="cifar10: expected .*data_batch_1"):
         preflight.check_inputs(suite, tmp_path)
     preflight.check_inputs(load_suite(write_suite(name="ok.yaml")), tmp_path)  # digits: in place
+
+
+def test_a_bad_device_is_bad_input_and_a_good_one_the_torch_device():
+    with pytest.raises(preflight.PreflightError, match="^--device 'gpu0': not a device"):
+        preflight.device_option("gpu0")
+    assert str(preflight.device_option("cpu")) == "cpu"
