@@ -35,7 +35,10 @@ DEFAULT_PLASTICITY: dict[str, Any] = {k: v for k, v in Plasticity().to_dict().it
 # not use them keep their ids. `variants`: measured next to the paper's (never `paper` itself).
 OPTIONAL_PLASTICITY = ("variants",)
 EXTRA_VARIANTS = tuple(v for v in PLASTICITY_VARIANTS if v != PAPER_VARIANT)
-MODEL_KEYS = ("name", "label", "kwargs", "weights")
+MODEL_KEYS = ("name", "label", "kwargs", "weights", "overrides")
+# A model's own fine-tuning settings (replicates independent in more than pretraining): recipe
+# keys, `lrs` and `seeds`, applied over the suite's and under each dataset's overrides.
+MODEL_OVERRIDE_KEYS = ("lrs", "seeds")
 WEIGHT_SOURCES = ("hub", "file", "pretrain", "random")
 PRETRAIN_KEYS = tuple(f.name for f in dataclasses.fields(Pretrain))
 DEFAULT_PRETRAIN: dict[str, Any] = pretrain_defaults()
@@ -334,9 +337,44 @@ def check_model(ck: Checker, entry: Any, path: str) -> dict | None:
         kwargs = {}
     _check_kwargs(ck, kwargs, join_key(path, "kwargs"))
     weights = _weights(ck, entry.get("weights", "hub"), join_key(path, "weights"), name)
+    overrides = entry.get("overrides")
+    if overrides is not None and not ck.mapping(overrides, join_key(path, "overrides")):
+        overrides = None
     if name is None or weights is None:
         return None
-    return {"name": name, "label": label, "kwargs": kwargs, "weights": weights}
+    out = {"name": name, "label": label, "kwargs": kwargs, "weights": weights}
+    return {**out, "overrides": overrides} if isinstance(overrides, dict) else out
+
+
+def strip_overrides(model_cfg: dict | None) -> dict | None:
+    """A model's configuration as its jobs hold it: its overrides resolve into their recipe,
+    learning rate and seed, so they are not part of the model."""
+    if model_cfg is None:
+        return None
+    return {k: v for k, v in model_cfg.items() if k != "overrides"}
+
+
+def model_settings(ck: Checker, model_cfg: dict, index: int, recipe: dict, lrs: list,
+                   seeds: list, protocol: str | None) -> tuple[dict, list, list]:
+    """(recipe, lrs, seeds) for one model: the suite's, with the model's ``overrides``."""
+    overrides = model_cfg.get("overrides")
+    if not overrides:
+        return recipe, lrs, seeds
+    p = f"models[{index}].overrides"
+    given = {k: v for k, v in overrides.items() if k not in MODEL_OVERRIDE_KEYS}
+    r = check_recipe(ck, given, p, recipe, partial=True)
+    r = protocol_recipe(ck, protocol, given, p, r)
+    m_lrs = check_lrs(ck, overrides["lrs"], f"{p}.lrs") if "lrs" in overrides else lrs
+    m_seeds = _seeds(ck, overrides["seeds"], f"{p}.seeds") if "seeds" in overrides else seeds
+    return r, m_lrs, m_seeds
+
+
+def _seeds(ck: Checker, v: Any, path: str) -> list[int]:
+    if not ck.nonempty_list(v, path):
+        return []
+    seeds = [ck.seed(s, f"{path}[{i}]") for i, s in enumerate(v)]
+    no_duplicates(ck, seeds, path)
+    return seeds
 
 
 def _check_kwargs(ck: Checker, kwargs: dict, path: str) -> None:
@@ -396,8 +434,14 @@ def check_strategy(ck: Checker, entry: Any, path: str) -> dict | None:
                                  STRATEGIES.names()) is None:
         return None
     spec = STRATEGIES[name]
-    ck.keys(rest, path, ("name", "label", *spec.params))
+    ck.keys(rest, path, ("name", "label", "lrs", *spec.params))
     label = _label(ck, rest, path)
+    lrs = None
+    if "lrs" in rest:
+        if spec.uses_lr:
+            lrs = check_lrs(ck, rest["lrs"], join_key(path, "lrs"))
+        else:
+            ck.add(join_key(path, "lrs"), f"{name} has no learning rate; remove `lrs`")
     params = {}
     for pname, (typ, default) in spec.params.items():
         v = rest.get(pname, default)
@@ -421,7 +465,9 @@ def check_strategy(ck: Checker, entry: Any, path: str) -> dict | None:
     key = name + ("(" + ",".join(f"{k}={_param_text(v)}" for k, v in sorted(params.items()))
                   + ")" if params else "")
     out = {"name": name, "key": key, "params": params}
-    return {**out, "label": label} if label else out
+    if label:
+        out["label"] = label
+    return {**out, "lrs": lrs} if lrs else out
 
 
 def _param_text(v: Any) -> str:
@@ -519,7 +565,7 @@ def check_grid(ck: Checker, raw: dict) -> tuple[list, list, list, list, list]:
     model_cfgs = []
     if "models" in raw and ck.nonempty_list(raw["models"], "models"):
         model_cfgs = [check_model(ck, m, f"models[{i}]") for i, m in enumerate(raw["models"])]
-        no_duplicates(ck, model_cfgs, "models")
+        no_duplicates(ck, [strip_overrides(m) for m in model_cfgs], "models")
         _distinct_labels(ck, model_cfgs)
 
     dataset_cfgs: list[tuple[dict | None, Any]] = []
@@ -539,10 +585,7 @@ def check_grid(ck: Checker, raw: dict) -> tuple[list, list, list, list, list]:
         _unique_labels(ck, strategy_cfgs, "strategies", strategy_label)
 
     lrs = check_lrs(ck, raw["lrs"], "lrs") if "lrs" in raw else []
-    seeds = []
-    if "seeds" in raw and ck.nonempty_list(raw["seeds"], "seeds"):
-        seeds = [ck.seed(s, f"seeds[{i}]") for i, s in enumerate(raw["seeds"])]
-        no_duplicates(ck, seeds, "seeds")
+    seeds = _seeds(ck, raw["seeds"], "seeds") if "seeds" in raw else []
     return model_cfgs, dataset_cfgs, strategy_cfgs, lrs, seeds
 
 

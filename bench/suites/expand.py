@@ -28,7 +28,9 @@ from bench.suites.check import (
     check_per_dataset,
     check_plasticity,
     check_recipe,
+    model_settings,
     protocol_recipe,
+    strip_overrides,
 )
 from bench.suites.overrides import apply_overrides
 from bench.suites.read import SuiteError, plain_data, read_yaml_checked, type_name
@@ -76,15 +78,23 @@ def parse_suite(raw: Any, file: str, problems: list[str] | None = None,
             if s is not None and STRATEGIES[s["name"]].needs_plasticity:
                 ck.add(f"strategies[{i}]", f"{s['name']} selects from the job's plasticity "
                        "measurement: needs plasticity.enabled: true")
-    per_dataset = check_per_dataset(ck, dataset_cfgs, recipe, lrs, protocol)
+    per_model = []  # (model, its seeds, its (dataset, recipe, lrs) list)
+    for i, m in enumerate(model_cfgs):
+        if m is not None:
+            m_recipe, m_lrs, m_seeds = model_settings(ck, m, i, recipe, lrs, seeds, protocol)
+            per_model.append((strip_overrides(m), m_seeds,
+                              check_per_dataset(ck, dataset_cfgs, m_recipe, m_lrs, protocol)))
+    if not model_cfgs:
+        check_per_dataset(ck, dataset_cfgs, recipe, lrs, protocol)
+    ck.problems = list(dict.fromkeys(ck.problems))  # a dataset's problem once, not per model
+    model_cfgs = [strip_overrides(m) for m in model_cfgs]
     if not ck.problems:  # built only from valid models and strategies
         check_patterns(ck, model_cfgs, strategy_cfgs)
     if ck.problems:
         raise SuiteError(ck.problems)
 
     jobs = [Job(c.job_id, name, c.to_dict())
-            for c in _expand(protocol, model_cfgs, per_dataset, strategy_cfgs, seeds,
-                             plasticity, data_root)]
+            for c in _expand(protocol, per_model, strategy_cfgs, plasticity, data_root)]
     ids = [j.job_id for j in jobs]
     if len(set(ids)) != len(ids):  # only possible through duplicate entries, checked above
         raise SuiteError([f"{file}: two jobs resolve to the same configuration"])
@@ -92,17 +102,23 @@ def parse_suite(raw: Any, file: str, problems: list[str] | None = None,
                  data_root=data_root)
 
 
-def _expand(protocol: str, model_cfgs: list[dict], per_dataset: list, strategy_cfgs: list[dict],
-            seeds: list[int], plasticity: dict, data_root: str | None) -> list[JobConfig]:
-    """The suite's grid, each point a typed job configuration (validated parts only)."""
-    models_ = [Model.from_dict(m) for m in model_cfgs]
-    strategies_ = [StrategyRef.from_dict(s) for s in strategy_cfgs]
+def _expand(protocol: str, per_model: list, strategy_cfgs: list[dict], plasticity: dict,
+            data_root: str | None) -> list[JobConfig]:
+    """The suite's grid, each point a typed job configuration (validated parts only): per model
+    (with its own seeds), dataset (with its recipe and rates) and strategy (with its own rates,
+    when it has them)."""
+    strategies_ = [(StrategyRef.from_dict({k: v for k, v in s.items() if k != "lrs"}),
+                    s.get("lrs")) for s in strategy_cfgs]
     pl = Plasticity.from_dict(plasticity)
     out = []
-    for m, (d, r, d_lrs), s in itertools.product(models_, per_dataset, strategies_):
+    grid = ((m_cfg, seeds, ds, st) for m_cfg, seeds, per_dataset in per_model
+            for ds, st in itertools.product(per_dataset, strategies_))
+    for m_cfg, seeds, (d, r, d_lrs), (s, own_lrs) in grid:
+        m = Model.from_dict(m_cfg)
         dataset, recipe = DatasetRef.from_dict(d), Recipe.from_dict(r)
-        # A strategy without a learning rate (lp) runs once per seed, with lr None.
-        s_lrs = d_lrs if STRATEGIES[s.name].uses_lr else [None]
+        # A strategy without a learning rate (lp) runs once per seed, with lr None; a strategy
+        # with its own grid uses it instead of the suite's (or the dataset's).
+        s_lrs = (own_lrs or d_lrs) if STRATEGIES[s.name].uses_lr else [None]
         out += [JobConfig(model=m, dataset=dataset, strategy=s, lr=lr, seed=seed, recipe=recipe,
                           plasticity=pl, protocol=PROTOCOLS[protocol], data_root=data_root)
                 for lr, seed in itertools.product(s_lrs, seeds)]

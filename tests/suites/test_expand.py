@@ -103,6 +103,74 @@ def test_per_dataset_overrides():
     assert {j.config["recipe"]["steps"] for j in other} == {6}
 
 
+def test_a_models_overrides_give_it_its_own_seeds_recipe_and_rates():
+    """Replicates independent in more than pretraining: each model's `overrides` (seeds, recipe
+    keys such as split_seed, lrs) apply to its jobs only, under the datasets' own overrides;
+    the overrides are not part of the model, so a model without them keeps its job ids."""
+    raw = tiny_suite_dict()
+    raw["datasets"][0]["overrides"] = {"steps": 11}
+    base = {j.job_id for j in parse_suite(copy.deepcopy(raw), "s").jobs}
+    second = copy.deepcopy(raw["models"][0])
+    second["label"] = "tiny-2"
+    second["overrides"] = {"seeds": [7, 8], "split_seed": 5, "steps": 9, "lrs": [0.2]}
+    raw["models"].append(second)
+    jobs = parse_suite(raw, "s").jobs
+    own = [j for j in jobs if j.config["model"]["label"] == "tiny-2"]
+    assert "overrides" not in own[0].config["model"]
+    assert sorted(j.config["seed"] for j in own) == [7, 7, 8, 8]  # full and linear
+    assert {j.config["recipe"]["split_seed"] for j in own} == {5}
+    assert {j.config["recipe"]["steps"] for j in own} == {11}  # the dataset's wins
+    assert {j.config["lr"] for j in own} == {0.2}
+    first = [j for j in jobs if j.config["model"]["label"] == "tiny"]
+    assert {j.job_id for j in first} == base
+    assert {j.config["recipe"]["split_seed"] for j in first} == {0}
+
+
+def test_a_strategys_own_learning_rates_replace_the_suites():
+    raw = tiny_suite_dict(strategies=["full", {"name": "linear", "lrs": [0.5, 1.0, 2.0]}])
+    jobs = parse_suite(raw, "s").jobs
+    rates = {}
+    for j in jobs:
+        rates.setdefault(j.config["strategy"]["name"], set()).add(j.config["lr"])
+        assert "lrs" not in j.config["strategy"]
+    assert rates == {"full": {0.05}, "linear": {0.5, 1.0, 2.0}}
+    # The strategy's own grid is not part of the strategy: the job at 0.05 of a plain `linear`
+    # and of a `linear` with a grid containing 0.05 is the same job.
+    plain = parse_suite(tiny_suite_dict(strategies=["linear"]), "s").jobs
+    graded = parse_suite(tiny_suite_dict(strategies=[{"name": "linear", "lrs": [0.05, 0.5]}]),
+                         "s").jobs
+    assert plain[0].job_id in {j.job_id for j in graded}
+
+
+@pytest.mark.parametrize("entry, field, words", [
+    ({"strategies": [{"name": "lp", "lrs": [0.1]}]}, "strategies[0].lrs", "no learning rate"),
+    ({"strategies": [{"name": "full", "lrs": []}]}, "strategies[0].lrs", ""),
+    ({"strategies": [{"name": "full", "lrs": [0.1, 0.1]}]}, "strategies[0].lrs[1]", "duplicate"),
+])
+def test_a_bad_strategy_grid_names_its_field(entry, field, words):
+    from bench.suites.read import SuiteError
+    with pytest.raises(SuiteError) as e:
+        parse_suite(tiny_suite_dict(**entry), "s.yaml")
+    assert f"s.yaml: {field}" in str(e.value) and words in str(e.value)
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"seeds": [-1]}, "models[0].overrides.seeds[0]"),
+    ({"seeds": []}, "models[0].overrides.seeds"),
+    ({"stepz": 3}, "models[0].overrides.stepz"),
+    ({"lrs": [0]}, "models[0].overrides.lrs[0]"),
+    ("seeds", "models[0].overrides"),
+])
+def test_bad_model_overrides_name_their_field(overrides, field):
+    from bench.suites.read import SuiteError
+    raw = tiny_suite_dict()
+    raw["models"][0]["overrides"] = overrides
+    with pytest.raises(SuiteError) as e:
+        parse_suite(raw, "s.yaml")
+    assert f"s.yaml: {field}" in str(e.value)
+    assert len(e.value.problems) == len(set(e.value.problems))
+
+
 def test_custom_patterns_enter_the_job_id():
     a = parse_suite(_custom("blocks.*.attn.qkv.*"), "a.yaml").jobs[0]
     b = parse_suite(_custom("blocks.*.attn.qkv.*", "norm.*"), "b.yaml").jobs[0]
