@@ -76,6 +76,9 @@ def parse_suite(raw: Any, file: str, problems: list[str] | None = None,
             if s is not None and STRATEGIES[s["name"]].needs_plasticity:
                 ck.add(f"strategies[{i}]", f"{s['name']} selects from the job's plasticity "
                        "measurement: needs plasticity.enabled: true")
+            elif s is not None and STRATEGIES[s["name"]].plasticity_only:
+                ck.add(f"strategies[{i}]", f"{s['name']} measures plasticity and nothing "
+                       "else: needs plasticity.enabled: true")
     per_dataset = check_per_dataset(ck, dataset_cfgs, recipe, lrs, protocol)
     if not ck.problems:  # built only from valid models and strategies
         check_patterns(ck, model_cfgs, strategy_cfgs)
@@ -101,7 +104,7 @@ def _expand(protocol: str, model_cfgs: list[dict], per_dataset: list, strategy_c
     out = []
     for m, (d, r, d_lrs), s in itertools.product(models_, per_dataset, strategies_):
         dataset, recipe = DatasetRef.from_dict(d), Recipe.from_dict(r)
-        # A strategy without a learning rate (lp) runs once per seed, with lr None.
+        # A strategy without a learning rate (lp, plasticity) runs once per seed, lr None.
         s_lrs = d_lrs if STRATEGIES[s.name].uses_lr else [None]
         out += [JobConfig(model=m, dataset=dataset, strategy=s, lr=lr, seed=seed, recipe=recipe,
                           plasticity=pl, protocol=PROTOCOLS[protocol], data_root=data_root)
