@@ -199,11 +199,12 @@ class Paper(Protocol):
 
     def pair_indices(self, n_ref: int, n_tgt: int, pairs: int, batch_size: int,
                      seed: int, repeat_targets: bool = True):
-        """The reference code's pairing (it always repeats targets): reference images in their order; target images in
-        their order in batches of ``batch_size``, the incomplete last batch dropped, cycled from
-        the start when exhausted. Pair ``i = batch_size * b + j`` is reference image ``i`` and
-        target image ``(b mod nb) * batch_size + j``, ``nb = n_tgt // batch_size``. At most
-        ``n_ref`` pairs, in whole batches; ``seed`` plays no part."""
+        """The reference code's pairing, which always repeats targets: reference images in
+        their order; target images in their order in batches of ``batch_size``, the incomplete
+        last batch dropped, cycled from the start when exhausted. Pair
+        ``i = batch_size * b + j`` is reference image ``i`` and target image
+        ``(b mod nb) * batch_size + j``, ``nb = n_tgt // batch_size``. At most ``n_ref`` pairs,
+        in whole batches; ``seed`` plays no part."""
         import numpy as np
 
         nb = n_tgt // batch_size

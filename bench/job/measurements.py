@@ -8,10 +8,10 @@ id of the job that made it. Its key hashes everything a measurement depends on: 
 (its pairs and preprocessing), the model (architecture, keyword arguments, weights, not its
 label; a weight file also by size and modification time), the content of the target's test
 split (pixels and labels, as the job decoded them at the model's input size), the reference
-dataset, the plasticity settings (pairs, batch size, seed, repeated targets) and the variant. Not cached: models
-with random weights (each job draws its own) and data-parallel jobs (every rank must take the
-same path; ``bench.job.parallel``). Entries are written atomically: a reader sees a whole one
-or none, and a torn or foreign file is measured again.
+dataset, the plasticity settings (pairs, batch size, seed, repeated targets) and the variant.
+Not cached: models with random weights (each job draws its own) and data-parallel jobs (every
+rank must take the same path; ``bench.job.parallel``). Entries are written atomically: a
+reader sees a whole one or none, and a torn or foreign file is measured again.
 """
 
 from __future__ import annotations
