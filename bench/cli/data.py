@@ -51,8 +51,7 @@ def cmd_prepare(args) -> int:
         elif m["weights"]["source"] == "hub" and args.download:
             models.hub_check(m)  # a hub that does not answer: exit 2 in seconds
     if args.download:
-        for m in model_cfgs.values():
-            models.download_hub_weights(m)
+        download_weights(list(model_cfgs.values()), quiet=args.quiet)
         for r in _fetch_data(configs, args):
             print(f"fetched {r['dataset']}: {r['file']} from {r['url']} ({r['checksum']} "
                   "checksum verified)")
@@ -74,6 +73,35 @@ def cmd_prepare(args) -> int:
     for m in model_cfgs.values():
         print(f"  {m['label']}: {_weights_note(m, cache)}")
     return 0
+
+
+def download_weights(model_cfgs: list[dict], quiet: bool = False) -> None:
+    """`prepare --download`: every hub checkpoint of the suite once, into the Hugging Face
+    cache, one line each (huggingface_hub's progress bar while one downloads, unless
+    ``quiet``; an interrupted download resumes where it stopped, from its ``.incomplete``
+    file), then the disk they take."""
+    from huggingface_hub import constants
+
+    from bench.job import models
+
+    hub = {m["name"]: m for m in model_cfgs if m["weights"]["source"] == "hub"}
+    if not hub:
+        return
+    if quiet:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    total = fetched = 0
+    for i, (name, m) in enumerate(hub.items(), 1):
+        path = models.hub_cached(name)
+        print(f"[{i}/{len(hub)}] {name}: " + ("already in the cache" if path else "fetching"),
+              flush=True)
+        if path is None:
+            path = models.download_hub_weights(m)
+            fetched += path.stat().st_size if path else 0
+        total += path.stat().st_size if path else 0
+    print(f"hub weights: {len(hub)} checkpoint(s), {total / 1e9:.2f} GB in "
+          f"{constants.HF_HUB_CACHE} ({fetched / 1e9:.2f} GB fetched now)", flush=True)
 
 
 def _fetch_data(configs: list[dict], args) -> list[dict]:

@@ -19,7 +19,7 @@ from bench.cli.common import (
 )
 from bench.core.config import format_lr
 from bench.core.status import RECORDED, Status
-from bench.core.strategies import BASELINE, PAPER_BASELINE
+from bench.core.strategies import BASELINE, PAPER_BASELINE, STRATEGIES
 from bench.run import suite_cost
 from bench.suites.expand import load_suite
 from bench.suites.read import SuiteError
@@ -71,9 +71,11 @@ def cmd_plan(args) -> int:
     per = Counter(j.config["strategy"]["name"] for j, _ in table)
     bases = [b for b in (PAPER_BASELINE, BASELINE) if per.get(b)] or [BASELINE]
     base = sum(per.get(b, 0) for b in bases)
-    print(f"{suite.name}: {len(table) - base} jobs of the other strategies + " + " + ".join(
-        f"{per.get(b, 0)} {b}" for b in bases) + " baseline jobs; per strategy: "
-        + ", ".join(f"{k} {n}" for k, n in per.items()))
+    only = sum(n for k, n in per.items() if not STRATEGIES[k].trains)  # `plasticity` jobs
+    print(f"{suite.name}: {len(table) - base - only} jobs of the other strategies + "
+          + " + ".join(f"{per.get(b, 0)} {b}" for b in bases) + " baseline jobs"
+          + (f" + {only} plasticity-only jobs" if only else "") + "; per strategy: "
+          + ", ".join(f"{k} {n}" for k, n in per.items()))
     print_reasons([(j, s) for j, s in table if j.job_id in reasons and s != Status.DONE], reasons)
     print_stale(args)
     return 0

@@ -19,6 +19,10 @@ class Component:
     paper: str  # the paper's spelling, for tables
     modules: tuple[str, ...]  # timm module paths inside blocks[i] (or at the top level for emb)
     in_block: bool = True
+    # Modules that train with the component but whose output plasticity does not measure:
+    # LayerScale after the branch's last operation (protocol.md: ``ls1`` with ``mha``,
+    # ``ls2`` with ``fc2``).
+    also_trains: tuple[str, ...] = ()
 
     def owns(self, param_name: str) -> bool:
         """Whether a full parameter name (``blocks.3.mlp.fc1.weight``) belongs to this component."""
@@ -29,17 +33,20 @@ class Component:
             local = parts[2]
         else:
             local = param_name
-        return any(local == m or local.startswith(m + ".") for m in self.modules)
+        return any(local == m or local.startswith(m + ".")
+                   for m in (*self.modules, *self.also_trains))
 
 
 COMPONENTS: Registry[Component] = Registry("component")
 for _c in (
     Component("ln1", "LN1", ("norm1",)),
-    Component("mha", "MHA", ("attn",)),
+    Component("mha", "MHA", ("attn",), also_trains=("ls1",)),
     Component("ln2", "LN2", ("norm2",)),
     Component("fc1", "FC1", ("mlp.fc1",)),
-    Component("fc2", "FC2", ("mlp.fc2",)),
-    Component("emb", "Emb", ("patch_embed", "cls_token", "pos_embed", "reg_token"), in_block=False),
+    Component("fc2", "FC2", ("mlp.fc2",), also_trains=("ls2",)),
+    # norm_pre (CLIP) is part of the embedding e(x) that feeds blocks[0]
+    Component("emb", "Emb", ("patch_embed", "cls_token", "pos_embed", "reg_token", "norm_pre"),
+              in_block=False),
 ):
     COMPONENTS.register(_c.name, _c)
 
@@ -55,7 +62,8 @@ AFTER_FINETUNING = "after_finetuning"  # the paper's definition on the fine-tune
 PLASTICITY_VARIANTS: tuple[str, ...] = (PAPER_VARIANT, IN_SITU, AFTER_FINETUNING)
 # Outside the blocks, trained by every strategy except `linear` (protocol.md).
 FINAL_NORM_MODULES: tuple[str, ...] = ("norm", "fc_norm")
-HEAD_MODULES: tuple[str, ...] = ("head",)
+# The classifier; an attention-pool head (SigLIP's ``attn_pool``) is part of it (protocol.md).
+HEAD_MODULES: tuple[str, ...] = ("head", "attn_pool")
 
 
 def block_module(block, component: str):

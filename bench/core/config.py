@@ -282,6 +282,10 @@ class Plasticity:
     batch_size: int = field(default=64, metadata=rule("integer", lo=1))
     seed: int = field(default=0, metadata=rule("seed"))
     variants: tuple[str, ...] = ()
+    # A test split smaller than `pairs` is passed over again (reshuffled) until there are
+    # `pairs` pairs, as the paper's pairing cycles it (absent from the canonical form when
+    # false, so that jobs without it keep their ids).
+    repeat_targets: bool = field(default=False, metadata=rule("boolean"))
 
     @classmethod
     def from_dict(cls, d: Mapping) -> Plasticity:
@@ -293,6 +297,8 @@ class Plasticity:
                "seed": self.seed, "reference": self.reference.to_dict()}
         if self.variants:
             out["variants"] = list(self.variants)
+        if self.repeat_targets:
+            out["repeat_targets"] = True
         return out
 
 

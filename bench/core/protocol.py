@@ -155,15 +155,21 @@ class Protocol:
     # ---- plasticity
 
     def pair_indices(self, n_ref: int, n_tgt: int, pairs: int, batch_size: int,
-                     seed: int):
+                     seed: int, repeat_targets: bool = False):
         """(reference indices, target indices) of the plasticity pairs: a seeded shuffle of
-        each side, pairs formed by index; at most the smaller side."""
+        each side, pairs formed by index; at most the smaller side, or, with
+        ``repeat_targets``, at most the reference side: the target side is then shuffled
+        again for each further pass over it (every target image once per pass)."""
         import numpy as np
 
         rng = np.random.default_rng(seed)
         ref, tgt = rng.permutation(n_ref), rng.permutation(n_tgt)
-        n = min(pairs, n_ref, n_tgt)
-        return ref[:n], tgt[:n]
+        if not repeat_targets or n_tgt == 0:
+            n = min(pairs, n_ref, n_tgt)
+            return ref[:n], tgt[:n]
+        n = min(pairs, n_ref)
+        passes = [tgt, *(rng.permutation(n_tgt) for _ in range(-(-n // n_tgt) - 1))]
+        return ref[:n], np.concatenate(passes)[:n]
 
 
 class Paper(Protocol):
@@ -192,12 +198,13 @@ class Paper(Protocol):
         model.reset_classifier(num_classes)
 
     def pair_indices(self, n_ref: int, n_tgt: int, pairs: int, batch_size: int,
-                     seed: int):
-        """The reference code's pairing: reference images in their order; target images in
-        their order in batches of ``batch_size``, the incomplete last batch dropped, cycled from
-        the start when exhausted. Pair ``i = batch_size * b + j`` is reference image ``i`` and
-        target image ``(b mod nb) * batch_size + j``, ``nb = n_tgt // batch_size``. At most
-        ``n_ref`` pairs, in whole batches; ``seed`` plays no part."""
+                     seed: int, repeat_targets: bool = True):
+        """The reference code's pairing, which always repeats targets: reference images in
+        their order; target images in their order in batches of ``batch_size``, the incomplete
+        last batch dropped, cycled from the start when exhausted. Pair
+        ``i = batch_size * b + j`` is reference image ``i`` and target image
+        ``(b mod nb) * batch_size + j``, ``nb = n_tgt // batch_size``. At most ``n_ref`` pairs,
+        in whole batches; ``seed`` plays no part."""
         import numpy as np
 
         nb = n_tgt // batch_size

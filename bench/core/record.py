@@ -188,6 +188,8 @@ RECORD_SCHEMA: dict[str, Any] = {
                     "git_commit", "code_version", "python", "platform", "cpu", "gpu",
                     "device", "started_at", "finished_at")},
                 "git_dirty": {"type": ["boolean", "null"]},
+                # the job whose plasticity measurement this one reused (bench.job.measurements)
+                "plasticity_reused_from": {"type": "string", "pattern": f"^{JOB_ID.pattern}$"},
                 "packages": {"type": "object", "additionalProperties": {
                     "type": ["string", "null"]}},
             },

@@ -1,7 +1,8 @@
 """Component-selection strategies, declared: which parameters train, everything else frozen.
 
 The paper's seven strategies plus linear probing (protocol.md: ``linear`` trains the head by SGD,
-``lp`` is the paper's scikit-learn probe on frozen features), and beyond the paper: ``bitfit``,
+``lp`` is the paper's scikit-learn probe on frozen features), ``plasticity`` (a measurement
+without fine-tuning, for surveys), and beyond the paper: ``bitfit``,
 ``ln``, ``attn_mlp``, ``lora``, ``surgical``, ``plasticity_topk`` and ``auto_rgn``. One registry,
 ``STRATEGIES``; ``bench strategies`` prints it.
 
@@ -72,13 +73,21 @@ class Strategy:
     # Trains nothing by SGD: the job fits a probe on the frozen model's features instead
     # (bench.job.probe), so it has no learning rate and runs once per (model, dataset, seed).
     probe: bool = False
+    # Trains and fits nothing: the job measures the pretrained model's plasticity and stops
+    # (a plasticity survey); no learning rate, so one job per (model, dataset, seed).
+    plasticity_only: bool = False
     # A parameter set that validates (the contract test and README use it); needed when a
     # parameter has no default, else the defaults serve.
     example: Mapping[str, Any] | None = None
 
     @property
     def uses_lr(self) -> bool:
-        return not self.probe
+        return not (self.probe or self.plasticity_only)
+
+    @property
+    def trains(self) -> bool:
+        """Whether the job fine-tunes (by SGD or a probe) and so has a test accuracy."""
+        return not self.plasticity_only
 
     def defaults(self) -> dict[str, Any]:
         return {k: d for k, (_, d) in self.params.items()}
@@ -117,8 +126,10 @@ def _components(comps: Sequence[str]) -> Callable[[str], bool]:
 
 def _component_strategy(comp: str) -> Strategy:
     c = COMPONENTS[comp]
-    where = "the embedding (patch_embed, cls_token, pos_embed)" if not c.in_block else (
-        f"{c.paper} ({', '.join('blocks.*.' + m for m in c.modules)}) in every block"
+    also = "".join(f"; blocks.*.{m} where the model has LayerScale" for m in c.also_trains)
+    where = ("the embedding (patch_embed, cls_token, pos_embed; reg_token and norm_pre where "
+             "the model has them)") if not c.in_block else (
+        f"{c.paper} ({', '.join('blocks.*.' + m for m in c.modules)}{also}) in every block"
     )
     return Strategy(
         name=comp,
@@ -234,6 +245,12 @@ register(Strategy(
      "mean-pooled over tokens and L2-normalised; no learning rate, so one job per (model, "
      "dataset, seed), config.lr null"),
     by_name(lambda n: False), probe=True))
+register(Strategy(
+    "plasticity",
+    ("nothing: the job measures the pretrained model's plasticity per layer and component "
+     "and stops (a plasticity survey: no fine-tuning, no test accuracy, no learning rate, so "
+     "one job per (model, dataset, seed)); needs plasticity.enabled: true"),
+    by_name(lambda n: False), plasticity_only=True))
 for _name in ("emb", *BLOCK_COMPONENTS):
     register(_component_strategy(_name))
 

@@ -89,7 +89,7 @@ def model_facts(model_key: str, num_classes: int, strategy_key: str) -> ModelFac
                                 **(m.get("kwargs") or {}))
     size = data_config(net)["input_size"]
     strategy = json.loads(strategy_key)
-    if STRATEGIES[strategy["name"]].probe:  # lp trains nothing
+    if not STRATEGIES[strategy["name"]].uses_lr:  # lp and plasticity train nothing
         net.requires_grad_(False)
     else:
         apply_strategy(net, strategy, planning_context())

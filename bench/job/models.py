@@ -75,6 +75,18 @@ def parameter_names(name: str, kwargs_json: str = "{}") -> tuple[str, ...]:
     return tuple(n for n, _ in model.named_parameters())
 
 
+@functools.lru_cache(maxsize=64)
+def parameter_count(name: str, kwargs_json: str = "{}") -> int:
+    """Parameters of a timm model as its pretrained configuration builds it (its own
+    classifier included), on the meta device: no weights, no memory, no download."""
+    import timm
+    import torch
+
+    with torch.device("meta"):
+        model = timm.create_model(name, pretrained=False, **json.loads(kwargs_json))
+    return sum(p.numel() for p in model.parameters())
+
+
 def weights_key(model_cfg: dict) -> str:
     """Hash of what determines pretrained weights the benchmark makes itself."""
     what = {"name": model_cfg["name"], "kwargs": model_cfg.get("kwargs", {}),

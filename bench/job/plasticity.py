@@ -249,7 +249,8 @@ def _images_on(device, images: np.ndarray, idx: np.ndarray) -> torch.Tensor:
 @torch.no_grad()
 def measure(model, ref_images: np.ndarray, tgt_images: np.ndarray, *, pairs: int,
             batch_size: int, seed: int, mean, std, device="cpu", naive: bool = False,
-            progress=None, variant: str = VARIANT, protocol: Protocol | None = None) -> dict:
+            progress=None, variant: str = VARIANT, protocol: Protocol | None = None,
+            repeat_targets: bool = False) -> dict:
     """Plasticity per (layer, component): mean, std, n, ci95; and per component over layers.
 
     Images are uint8 NHWC already resized and centre-cropped like the evaluation split.
@@ -264,7 +265,8 @@ def measure(model, ref_images: np.ndarray, tgt_images: np.ndarray, *, pairs: int
     was_training = model.training
     model.eval()
     protocol = protocol or PROTOCOLS[DEFAULT_PROTOCOL]
-    ri, ti = protocol.pair_indices(len(ref_images), len(tgt_images), pairs, batch_size, seed)
+    ri, ti = protocol.pair_indices(len(ref_images), len(tgt_images), pairs, batch_size, seed,
+                                   repeat_targets)
     if variant == IN_SITU:
         fn = pair_ratios_in_situ_naive if naive else pair_ratios_in_situ
     else:

@@ -270,7 +270,8 @@ def measure_plasticity(model, dcfg: dict, pcfg: Plasticity, ref: loading.Images,
     out = plasticity.measure(model, ref.x, target_images, pairs=pcfg.pairs,
                              batch_size=pcfg.batch_size, seed=pcfg.seed,
                              mean=dcfg["mean"], std=dcfg["std"], device=device, naive=naive,
-                             variant=variant, protocol=protocol)
+                             variant=variant, protocol=protocol,
+                             repeat_targets=pcfg.repeat_targets)
     out.update(reference=pcfg.reference.key, target=target.key,
                reference_checksum=ref.checksum)
     return parallel.from_main(out)
@@ -358,6 +359,34 @@ def _probe(model, dd: list, config: JobConfig, metrics: dict, log) -> None:
              extra={"metrics": {"test/acc": metrics.get("test_acc")}})
 
 
+def _measure_before(config: JobConfig, jid: str, model, dcfg: dict, splits: loading.Splits,
+                    root, cache: Path, device, metrics: dict) -> tuple[dict, object]:
+    """The paper's plasticity (and the in-situ variant if asked) of the pretrained model, by
+    variant, each read from the cache of measurements (``bench.job.measurements``) where a job
+    already made it, else measured and kept there; and the reference images if they were read.
+    Fills ``metrics`` (its seconds; the job a reused measurement came from)."""
+    from bench.job import measurements, parallel
+
+    pcfg, t0 = config.plasticity, time.perf_counter()
+    reusable = parallel.current().size == 1
+    test_sum = measurements.test_checksum(splits.test) if reusable else ""
+    out, ref = {}, None
+    for variant in (PAPER_VARIANT, *(v for v in pcfg.variants if v == IN_SITU)):
+        key = measurements.key(config, test_sum, variant) if reusable else None
+        hit = measurements.load(cache, key)
+        if hit is not None:
+            out[variant], metrics["plasticity_reused_from"] = hit
+            continue
+        if ref is None:  # read once for every variant
+            ref = reference_images(pcfg, dcfg, root, cache)
+        out[variant] = measure_plasticity(model, dcfg, pcfg, ref, splits.test[0],
+                                          config.dataset, device, variant=variant,
+                                          protocol=config.protocol)
+        measurements.save(cache, key, out[variant], jid)
+    metrics["plasticity_seconds"] = time.perf_counter() - t0
+    return out, ref
+
+
 def _run(config: JobConfig, jid: str, results: Path, cache: Path, device, progress: bool,
          metrics: dict) -> tuple[dict | None, dict, dict]:
     """The job's work; fills ``metrics``, returns (plasticity, its variants, curves)."""
@@ -371,20 +400,21 @@ def _run(config: JobConfig, jid: str, results: Path, cache: Path, device, progre
     metrics["data_checksum"] = splits.checksum
     metrics["splits"] = splits.ids
     metrics["total_params"] = sum(p.numel() for p in model.parameters())
-    plast, variants = None, {}
+    plast, variants, ref = None, {}, None
     measured = pcfg.enabled and not spec.probe  # a probe changes nothing to measure
     if measured:
-        t0 = time.perf_counter()
-        ref = reference_images(pcfg, dcfg, root, cache)  # read once for every variant
-        for variant in (PAPER_VARIANT, *(v for v in pcfg.variants if v == IN_SITU)):
-            variants[variant] = measure_plasticity(model, dcfg, pcfg, ref, splits.test[0],
-                                                   config.dataset, device, variant=variant,
-                                                   protocol=protocol)
+        variants, ref = _measure_before(config, jid, model, dcfg, splits, root, cache, device,
+                                        metrics)
         plast = variants.pop(PAPER_VARIANT)
-        metrics["plasticity_seconds"] = time.perf_counter() - t0
-        log.info("plasticity: %.1f s (%d pairs, reference %s)", metrics["plasticity_seconds"],
-                 plast["pairs"], pcfg.reference.key,
+        log.info("plasticity: %.1f s (%d pairs, reference %s)%s",
+                 metrics["plasticity_seconds"], plast["pairs"], pcfg.reference.key,
+                 f", reused from job {metrics['plasticity_reused_from']}"
+                 if "plasticity_reused_from" in metrics else "",
                  extra={"metrics": {"plasticity/seconds": metrics["plasticity_seconds"]}})
+    if spec.plasticity_only:  # a survey's job: the measurement is all it does
+        metrics.update(test_acc=None, best_val_acc=None, best_step=None, steps_done=0,
+                       trainable_params=0)
+        return plast, variants, {"train": [], "val": []}
     dd = _device_data(splits, dcfg, device)
     if spec.probe:  # lp: the paper's probe on frozen features, nothing trained by SGD
         _probe(model, dd, config, metrics, log)
@@ -418,6 +448,8 @@ def _run(config: JobConfig, jid: str, results: Path, cache: Path, device, progre
     applied.finish(model)  # e.g. LoRA's adapters merged into the weights
     if measured and AFTER_FINETUNING in pcfg.variants:
         t0 = time.perf_counter()
+        if ref is None:  # every earlier measurement was reused
+            ref = reference_images(pcfg, dcfg, root, cache)
         variants[AFTER_FINETUNING] = measure_plasticity(
             model, dcfg, pcfg, ref, splits.test[0], config.dataset, device,
             variant=AFTER_FINETUNING, protocol=protocol)
@@ -485,11 +517,13 @@ def _run_job(config: JobConfig, suite: str, results: Path, cache: Path | None,
     except Exception:  # noqa: BLE001 - a missing figure must not lose the record
         metrics["peak_memory_mb"] = None
     world = parallel.current()
+    reused = metrics.pop("plasticity_reused_from", None)  # where, not what: provenance
     record = new_record(
         config.to_dict(), suite, jid, status, metrics=metrics, curves=curves, plasticity=plast,
         plasticity_variants=variants, error=error,
         provenance=provenance(device, started_at=started, finished_at=files.utc_now(),
-                              attempts=Attempts(results, jid).all, ranks=world.size))
+                              attempts=Attempts(results, jid).all, ranks=world.size,
+                              **({"plasticity_reused_from": reused} if reused else {})))
     if not world.main:
         return record
     store.write_record(results, record)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bench.core.components import BLOCK_COMPONENTS, PAPER_PLASTICITY_RANKING
+from bench.core.pretraining import replicates_note
 from bench.page import stats
 from bench.page.housekeeping import joined
 from bench.page.runs import CELL, component_order, protocol_of
@@ -273,6 +274,8 @@ def replicate_note(configs: list[Mapping]) -> str:
     rest of the pretraining recipe; and what they share. Empty without configurations."""
     if not configs:
         return ""
+    if (public := replicates_note(configs)) is not None:  # public checkpoints: their facts
+        return public
     flats = [_flat(c) for c in configs]
     keys = sorted(set().union(*flats)) if flats else []
     differ = [k for k in keys if len({f.get(k) for f in flats}) > 1]

@@ -299,17 +299,20 @@ def _estimate(config: dict, job_id: str, rate: Rate, precision: str | None,
     # the head's size hardly matters; datasets that count their classes get perf's default
     classes = DATASETS[config["dataset"]["name"]].num_classes or NUM_CLASSES
     mkey, skey = cache_key(config["model"]), cache_key(config["strategy"])
-    probe = STRATEGIES[config["strategy"]["name"]].probe  # lp: a forward pass, no training
+    spec = STRATEGIES[config["strategy"]["name"]]
+    probe = spec.probe  # lp: a forward pass, no training
+    trains = not probe and spec.trains  # `plasticity`: the measurement alone
     fwd = step_flops(mkey, classes, None, False)
-    step = 0.0 if probe else step_flops(mkey, classes, skey, True) * recipe["batch_size"]
-    steps = 0 if probe else recipe["steps"]
+    step = step_flops(mkey, classes, skey, True) * recipe["batch_size"] if trains else 0.0
+    steps = recipe["steps"] if trains else 0
     evals = -(-steps // recipe["eval_every"])
     n_train, n_val, n_test = (split.sizes[k] for k in ("train", "val", "test"))
     plast = 0.0
     if pcfg["enabled"] and not probe:
         variants = 1 + len(pcfg.get("variants", ()))  # each one measured besides the paper's
         pairs = len(protocol.pair_indices(reference_count(pcfg["reference"], config.get(
-            "data_root")), n_test, pcfg["pairs"], pcfg["batch_size"], pcfg["seed"])[0])
+            "data_root")), n_test, pcfg["pairs"], pcfg["batch_size"], pcfg["seed"],
+            pcfg.get("repeat_targets", False))[0])
         plast = 2 * pairs * variants * fwd
     facts = model_facts(mkey, classes, skey)
     peak, micro = _memory(config, facts, split, rate.device, prec,
@@ -317,12 +320,12 @@ def _estimate(config: dict, job_id: str, rate: Rate, precision: str | None,
     return JobCost(
         job_id=job_id, precision=prec, step_flops=step, step_s=step / rate.flops(prec),
         train_s=steps * step / rate.flops(prec),
-        eval_s=(0 if probe else evals * n_val + n_test) * fwd / rate.flops(prec),
+        eval_s=(evals * n_val + n_test if trains else 0) * fwd / rate.flops(prec),
         plasticity_s=plast / rate.flops("fp32"),
         probe_s=(n_train + n_test) * fwd / rate.flops("fp32") if probe else 0.0,
         setup_s=rate.device.setup_s, peak_bytes=peak, micro_batch=micro,
-        checkpoint_bytes=0.0 if probe else _checkpoint_bytes(facts, recipe, n_train),
-        checkpoint_every=0 if probe else recipe["checkpoint_every"], gpus=gpus)
+        checkpoint_bytes=_checkpoint_bytes(facts, recipe, n_train) if trains else 0.0,
+        checkpoint_every=recipe["checkpoint_every"] if trains else 0, gpus=gpus)
 
 
 def _optimizer_copies(recipe: dict) -> int:

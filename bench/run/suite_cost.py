@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from bench.core.devices import DEVICES
@@ -48,6 +48,7 @@ class SuiteCost:
     groups: list[GroupCost]
     disk: dict[str, float]  # data cache entry bytes per dataset (reference included)
     precision_override: str | None = None
+    weights: dict[str, float] = field(default_factory=dict)  # checkpoint bytes per model
 
     @property
     def jobs(self) -> list[JobCost]:
@@ -88,16 +89,60 @@ def estimate_suite(suite, rate: Rate | Callable[[dict], Rate], profile=None,
             by.setdefault((group_of or _model_dataset)(j.config), []).append(j)
         groups = [(name, jobs, {}) for name, jobs in by.items()]
     out = []
+    measured: set[str] = set()
     for name, jobs, res in groups:
         r = rate_of(res)
-        costs = [estimate_job(j.config, j.job_id, r, precision,
-                              max(1, res.get("gpus_per_node") or 1) if r.device.gpu else 1)
+        costs = [_reused(estimate_job(j.config, j.job_id, r, precision,
+                                      max(1, res.get("gpus_per_node") or 1)
+                                      if r.device.gpu else 1), j.config, measured)
                  for j in jobs]
         g = GroupCost(name, r, costs, res)
         if res.get("time_min"):
             g.limit = check_limit(g.longest, res, name)
         out.append(g)
-    return SuiteCost(suite.name, out, data_disk([j.config for j in suite.jobs]), precision)
+    configs = [j.config for j in suite.jobs]
+    return SuiteCost(suite.name, out, data_disk(configs), precision, weights_disk(configs))
+
+
+def measurement_of(config: dict) -> str | None:
+    """What a job's plasticity measurement depends on, as ``bench.job.measurements`` keys it
+    (the test split by its seed here, not yet by its content); None where a job measures its
+    own (random weights)."""
+    if config["model"]["weights"]["source"] == "random":
+        return None
+    from bench.core.protocol import PROTOCOLS
+
+    seed = PROTOCOLS[config["protocol"]].split_seed(config["seed"],
+                                                    config["recipe"].get("split_seed"))
+    model = {k: v for k, v in config["model"].items() if k != "label"}
+    return cache_key([config["protocol"], model, config["dataset"], config["plasticity"], seed])
+
+
+def _reused(job: JobCost, config: dict, measured: set[str]) -> JobCost:
+    """The job without its plasticity time when an earlier job of the suite makes the same
+    measurement (the job reads it from the cache, ``bench.job.measurements``)."""
+    key = measurement_of(config) if job.plasticity_s else None
+    if key is None:
+        return job
+    if key in measured:
+        return replace(job, plasticity_s=0.0)
+    measured.add(key)
+    return job
+
+
+def weights_disk(configs: Sequence[dict]) -> dict[str, float]:
+    """Bytes of each hub model's checkpoint (fp32, with the classifier of its pretrained
+    configuration: what ``bench prepare --download`` fetches), by label; the architecture
+    built on the meta device."""
+    from bench.job import models
+
+    out: dict[str, float] = {}
+    for c in configs:
+        m = c["model"]
+        if m["weights"]["source"] == "hub" and m["label"] not in out:
+            out[m["label"]] = 4.0 * models.parameter_count(m["name"], cache_key(
+                m.get("kwargs") or {}))
+    return out
 
 
 def _model_dataset(config: dict) -> str:
@@ -202,6 +247,7 @@ def to_json(cost: SuiteCost, gpus: Sequence[int] = DEFAULT_GPUS) -> dict:
                   "job_seconds_max": max(j.total_s for j in jobs),
                   "wall_clock_seconds": {str(n): cost.wall_clock_s(n) for n in gpus}},
         "data_cache_bytes": cost.disk, "data_cache_total_bytes": sum(cost.disk.values()),
+        "weights_bytes": cost.weights, "weights_total_bytes": sum(cost.weights.values()),
         "checkpoint_bytes_at_once": {str(n): cost.checkpoint_bytes(n) for n in gpus},
         "not_counted": NOT_COUNTED}
 
@@ -247,6 +293,11 @@ def format_cost(cost: SuiteCost, gpus: Sequence[int] = DEFAULT_GPUS) -> str:
         + " (jobs in parallel, longest first; a job of k GPUs counted as k devices)")
     lines.append("data cache: " + ", ".join(f"{k} {_gb(v)}" for k, v in cost.disk.items())
                  + f"; total {_gb(sum(cost.disk.values()))}")
+    if cost.weights:
+        lines.append(f"hub weights: {len(cost.weights)} checkpoint(s), "
+                     f"{_gb(sum(cost.weights.values()))} (fp32; largest "
+                     f"{max(cost.weights, key=cost.weights.__getitem__)} "
+                     f"{_gb(max(cost.weights.values()))})")
     lines.append("checkpoints on disk: " + ", ".join(
         f"{_gb(cost.checkpoint_bytes(n))} with {n} jobs running" for n in gpus))
     lines += [f"  {r['problem']}" for r in group_rows(cost) if r["problem"]]

@@ -33,7 +33,7 @@ DEFAULT_PLASTICITY: dict[str, Any] = {k: v for k, v in Plasticity().to_dict().it
                                       if k != "reference"}
 # Optional plasticity keys: absent from a job's configuration unless set, so that jobs that do
 # not use them keep their ids. `variants`: measured next to the paper's (never `paper` itself).
-OPTIONAL_PLASTICITY = ("variants",)
+OPTIONAL_PLASTICITY = ("variants", "repeat_targets")
 EXTRA_VARIANTS = tuple(v for v in PLASTICITY_VARIANTS if v != PAPER_VARIANT)
 MODEL_KEYS = ("name", "label", "kwargs", "weights", "overrides")
 # A model's own fine-tuning settings (replicates independent in more than pretraining): recipe

@@ -78,6 +78,9 @@ def parse_suite(raw: Any, file: str, problems: list[str] | None = None,
             if s is not None and STRATEGIES[s["name"]].needs_plasticity:
                 ck.add(f"strategies[{i}]", f"{s['name']} selects from the job's plasticity "
                        "measurement: needs plasticity.enabled: true")
+            elif s is not None and STRATEGIES[s["name"]].plasticity_only:
+                ck.add(f"strategies[{i}]", f"{s['name']} measures plasticity and nothing "
+                       "else: needs plasticity.enabled: true")
     per_model = []  # (model, its seeds, its (dataset, recipe, lrs) list)
     for i, m in enumerate(model_cfgs):
         if m is not None:
@@ -116,8 +119,8 @@ def _expand(protocol: str, per_model: list, strategy_cfgs: list[dict], plasticit
     for m_cfg, seeds, (d, r, d_lrs), (s, own_lrs) in grid:
         m = Model.from_dict(m_cfg)
         dataset, recipe = DatasetRef.from_dict(d), Recipe.from_dict(r)
-        # A strategy without a learning rate (lp) runs once per seed, with lr None; a strategy
-        # with its own grid uses it instead of the suite's (or the dataset's).
+        # A strategy without a learning rate (lp, plasticity) runs once per seed, with lr None;
+        # a strategy with its own grid uses it instead of the suite's (or the dataset's).
         s_lrs = (own_lrs or d_lrs) if STRATEGIES[s.name].uses_lr else [None]
         out += [JobConfig(model=m, dataset=dataset, strategy=s, lr=lr, seed=seed, recipe=recipe,
                           plasticity=pl, protocol=PROTOCOLS[protocol], data_root=data_root)

@@ -371,3 +371,22 @@ def test_protocol_facts_are_protocol_md():
         "input_size": 16, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
         "crop_pct": 1.0, "interpolation": "bilinear"}
     assert paper.reproduces_paper and not clean.reproduces_paper
+
+
+def test_clean_pairs_repeat_targets_only_when_asked():
+    """`repeat_targets`: the target side is passed over again, each pass a new seeded shuffle
+    holding every target image once, up to `pairs` or the reference side."""
+    import numpy as np
+
+    clean = PROTOCOLS["clean"]
+    r, t = clean.pair_indices(100, 7, 30, 8, seed=3)
+    assert len(r) == len(t) == 7  # capped at the smaller side
+    r2, t2 = clean.pair_indices(100, 7, 30, 8, seed=3, repeat_targets=True)
+    assert len(r2) == len(t2) == 30 and len(set(r2)) == 30
+    assert np.array_equal(r2[:7], r) and np.array_equal(t2[:7], t)  # the first pass is the same
+    for k in range(0, 28, 7):
+        assert sorted(t2[k:k + 7]) == list(range(7))
+    assert not np.array_equal(t2[:7], t2[7:14])  # reshuffled
+    assert len(clean.pair_indices(20, 7, 30, 8, seed=3, repeat_targets=True)[0]) == 20
+    again = clean.pair_indices(100, 7, 30, 8, seed=3, repeat_targets=True)
+    assert np.array_equal(again[1], t2)  # seeded

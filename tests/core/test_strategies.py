@@ -456,9 +456,10 @@ def test_every_registered_strategy_keeps_the_contract(tiny_vit, name):
         label.startswith(f"{name}-") and len(label) <= strategies.LABEL_CHARS
     model = tiny_vit.train()
     names = [n for n, _ in model.named_parameters()]
-    if spec.probe:  # trains nothing by SGD: a probe on frozen features, no learning rate
+    if spec.probe or spec.plasticity_only:  # trains nothing by SGD, no learning rate
         assert strategies.trainable_names(names, config) == [] and not spec.uses_lr
         assert jobs[0].config["lr"] is None
+        assert spec.trains == (not spec.plasticity_only)
         return
     with torch.no_grad():  # a pretrained-like class token (Auto-RGN divides by its norm)
         model.cls_token.normal_(0, 0.02)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from bench.run import cost, suite_cost
-from bench.suites.expand import load_suite
+from bench.suites.expand import load_suite, parse_suite
+from tests.conftest import tiny_suite_dict
 from tests.support_cost import PAPER_SUITES, ROOT
 
 
@@ -25,3 +26,18 @@ def test_example_profile_accepts_the_paper_suites_and_refuses_without_checkpoint
     bare = load_suite(PAPER_SUITES[0], ["recipe.checkpoint_every=0"])
     rows = suite_cost.group_rows(suite_cost.estimate_suite(bare, cost.rates(profile=True), profile))
     assert all(r["problem"] and f"group {r['group']}" in r["problem"] for r in rows)
+
+
+def test_a_plasticity_only_job_costs_its_measurement_and_reuses_are_free():
+    suite = parse_suite(tiny_suite_dict(strategies=["plasticity", "full", "lp"], seeds=[0, 1]),
+                        "<t>")
+    est = suite_cost.estimate_suite(suite, cost.rate_for(cost.DEVICES["cpu"]))
+    by = {(j.config["strategy"]["name"], j.config["seed"]): c
+          for j, c in zip(suite.jobs, est.jobs)}
+    only = by[("plasticity", 0)]
+    assert only.train_s == only.eval_s == only.probe_s == 0 and only.checkpoint_bytes == 0
+    assert only.plasticity_s > 0
+    # every later job of the same (model, dataset, plasticity settings) reads the measurement
+    assert by[("plasticity", 1)].plasticity_s == 0 and by[("full", 0)].plasticity_s == 0
+    assert by[("full", 0)].train_s > 0 and by[("lp", 0)].plasticity_s == 0
+    assert est.weights == {}  # no hub model: no checkpoint to fetch
