@@ -359,8 +359,9 @@ def _probe(model, dd: list, config: JobConfig, metrics: dict, log) -> None:
 
 
 def _run(config: JobConfig, jid: str, results: Path, cache: Path, device, progress: bool,
-         metrics: dict) -> tuple[dict | None, dict, dict]:
-    """The job's work; fills ``metrics``, returns (plasticity, its variants, curves)."""
+         metrics: dict, stop_after: int | None = None) -> tuple[dict | None, dict, dict]:
+    """The job's work; fills ``metrics``, returns (plasticity, its variants, curves);
+    ``stop_after``: only the first training steps (``replay``)."""
     from bench.core import strategies
     from bench.job import apply, train
 
@@ -412,7 +413,8 @@ def _run(config: JobConfig, jid: str, results: Path, cache: Path, device, progre
     res = train.finetune(model, *dd, recipe=recipe, lr=config.lr,
                          seed=config.seed, checkpoint=checkpoint,
                          progress=bar.update if bar else None, hook=applied.hook, log=log,
-                         drop_last=protocol.drop_last, on_resume=attempts.resumed)
+                         drop_last=protocol.drop_last, on_resume=attempts.resumed,
+                         stop_after=stop_after)
     if bar:
         bar.close()
     applied.finish(model)  # e.g. LoRA's adapters merged into the weights
@@ -431,6 +433,21 @@ def _run(config: JobConfig, jid: str, results: Path, cache: Path, device, progre
              extra={"metrics": {"test/acc": res.test_acc, "val/best_acc": res.best_val_acc},
                     "step": res.best_step or 0})
     return plast, variants, res.curves
+
+
+def replay(config: dict | JobConfig, scratch: Path, cache: Path | None = None,
+           device: str | None = None, steps: int | None = None) -> dict:
+    """The job's work again, for ``bench verify``: its data, plasticity and its first
+    ``steps`` training steps (None: all of them, and the test), as the parts of a record
+    (``metrics``, ``plasticity``, ``plasticity_variants``, ``curves``); nothing is written
+    but under ``scratch`` (a results folder of its own)."""
+    config = as_config(config)
+    cache = Path(cache) if cache else default_cache()
+    metrics: dict = {}
+    plast, variants, curves = _run(config, config.job_id, Path(scratch), cache,
+                                   pick_device(device), False, metrics, stop_after=steps)
+    return {"metrics": metrics, "plasticity": plast, "plasticity_variants": variants,
+            "curves": curves}
 
 
 def run_job(config: dict | JobConfig, suite: str, results: Path, cache: Path | None = None,
