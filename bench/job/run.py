@@ -363,7 +363,7 @@ def _run(config: JobConfig, jid: str, results: Path, cache: Path, device, progre
     """The job's work; fills ``metrics``, returns (plasticity, its variants, curves);
     ``stop_after``: only the first training steps (``replay``)."""
     from bench.core import strategies
-    from bench.job import apply, train
+    from bench.job import apply, models, train
 
     recipe, pcfg, protocol = config.recipe, config.plasticity, config.protocol
     spec = strategies.STRATEGIES[config.strategy.name]
@@ -372,6 +372,7 @@ def _run(config: JobConfig, jid: str, results: Path, cache: Path, device, progre
     metrics["data_checksum"] = splits.checksum
     metrics["splits"] = splits.ids
     metrics["total_params"] = sum(p.numel() for p in model.parameters())
+    metrics["weights_checksum"] = models.weights_checksum(model)  # bench verify's first check
     plast, variants = None, {}
     measured = pcfg.enabled and not spec.probe  # a probe changes nothing to measure
     if measured:

@@ -299,10 +299,43 @@ def verify_record(record: dict, path: str = "", *, steps: int | str = DEFAULT_ST
                    "the weights in the cache")
             return Outcome(record, path, {**checks, **{c: _cannot(fix) for c in derived}})
     checks["data"] = check_data(record, again)
+    other = _other_weights(record, again) or _other_precision(record, device)
+    if other:
+        return Outcome(record, path, {**checks, "plasticity": _cannot(other),
+                                      last: _cannot(other)})
     checks["plasticity"] = check_plasticity(record, again, after=steps == ALL)
     checks[last] = check_all(record, again) if steps == ALL else check_steps(record, again,
                                                                               int(steps))
     return Outcome(record, path, checks)
+
+
+def _other_weights(record: dict, again: dict) -> str:
+    """Why the replay did not start from the run's weights ("" when it did, or when the
+    record predates ``metrics.weights_checksum``)."""
+    claimed = record["metrics"].get("weights_checksum")
+    found = again["metrics"].get("weights_checksum")
+    if claimed is None or claimed == found:
+        return ""
+    return (f"the pretrained weights here (checksum {found}) are not the run's ({claimed}): "
+            "weights the benchmark pretrains are made again on each machine. Fix: copy the "
+            "contributor's <cache>/pretrained/*.safetensors of this model into yours "
+            "($BENCH_CACHE), or verify on the machine that made them")
+
+
+def _other_precision(record: dict, device: str | None) -> str:
+    """Why a run made on a GPU in reduced precision (bf16 autocast, TF32) cannot be replayed
+    here within the tolerances measured in fp32 ("" when it can)."""
+    made_on = str(record["provenance"].get("device") or "cpu")
+    if not made_on.startswith("cuda") or str(device or "cpu").startswith("cuda"):
+        return ""
+    from bench.core.protocol import PROTOCOLS
+
+    protocol = PROTOCOLS[record["config"].get("protocol", "clean")]
+    if record["config"]["recipe"].get("precision", "auto") == "fp32" and not protocol.tf32:
+        return ""
+    return (f"made on {made_on} in reduced precision (bf16 autocast or TF32), replayed here "
+            "on the CPU in fp32: the tolerances, measured in fp32, do not cover that. Fix: "
+            "bench verify --device cuda on a GPU")
 
 
 def save(results: Path, outcome: Outcome, steps: int | str, threads: int) -> None:
