@@ -22,6 +22,13 @@ from bench.results import runs as job_runs
 from bench.results import store
 
 VERIFY_DIR = "_verify"
+# The tolerances of ``bench verify`` (``bench.run.verify``), which the page also uses to name
+# runs of one job that disagree beyond floating point. Measured (docs/contributing.md,
+# "Tolerances"): 1 against 2 torch threads on the CPU, fp32; each is far above what was seen.
+PLASTICITY_RTOL = 1e-4  # relative, per (layer, component) mean and per component
+LOSS_RTOL = 1e-3  # relative, per logged loss and gradient norm of the replayed steps
+LR_RTOL = 1e-9  # the schedule is arithmetic: only rounding
+ACC_ATOL = 0.05  # accuracies after a whole job (a few images of a small split)
 VERIFIED, DIFFERS, CANNOT = "verified", "differs", "cannot"
 STATES = (VERIFIED, DIFFERS, CANNOT)
 CHECKS = ("code", "data", "plasticity", "steps", "all")  # in the order verify runs them
@@ -79,16 +86,16 @@ def of_record(record: dict, found: Iterable[dict]) -> dict[str, dict]:
 
 def state_of(checks: dict[str, dict]) -> str:
     """One run's state from its checks: ``differs`` if any check differs, else ``verified``
-    if one verified (and none could not check the data or plasticity), else ``cannot``, or
-    ``unverified`` without any."""
+    if every re-derivation made (data, plasticity, steps or all) verified, else ``cannot``;
+    ``unverified`` without any check. A code check that cannot run (no git here) does not
+    stop a run from verifying; an unknown commit differs."""
     states = {c: v["state"] for c, v in checks.items()}
     if not states:
         return UNVERIFIED
     if DIFFERS in states.values():
         return DIFFERS
-    if any(states.get(c) == VERIFIED for c in ("data", "plasticity", "steps", "all")):
-        return VERIFIED
-    return CANNOT
+    derived = [states[c] for c in ("data", "plasticity", "steps", "all") if c in states]
+    return VERIFIED if derived and all(s == VERIFIED for s in derived) else CANNOT
 
 
 def states(results: Path, records: Iterable[dict]) -> dict[tuple[str, str, str], str]:

@@ -37,13 +37,8 @@ from bench.core import cpus
 from bench.core.status import Status
 from bench.results import runs as job_runs
 from bench.results import verifications as ver
+from bench.results.verifications import ACC_ATOL, LOSS_RTOL, LR_RTOL, PLASTICITY_RTOL
 
-# Measured (docs/contributing.md, "Tolerances"): 1 against 2 torch threads on the digits
-# suites' model, and a margin of 10x over the largest difference seen.
-PLASTICITY_RTOL = 1e-4  # relative, per (layer, component) mean and per component
-LOSS_RTOL = 1e-3  # relative, per logged loss and gradient norm of the first K steps
-LR_RTOL = 1e-9  # the schedule is arithmetic: only rounding
-ACC_ATOL = 0.05  # --steps all: accuracies after a whole job (a few images of a small split)
 DEFAULT_STEPS = 20
 ALL = "all"
 
