@@ -182,6 +182,9 @@ def _run_commands(add) -> None:
     sp.add_argument("--site", default=None, metavar="DIR",
                     help="where the HTML site goes (default: <results>/_site)")
     sp.add_argument("--no-site", action="store_true", help="do not write the HTML site")
+    sp.add_argument("--verified-only", action="store_true",
+                    help="score only runs that bench verify verified (each job by its first "
+                         "verified run); the others are still listed, never scored")
     sp.add_argument("--screenshots", default=None, metavar="DIR",
                     help="also write PNG screenshots of the site's index and of one job page "
                          "(headless Chromium)")
