@@ -164,14 +164,14 @@ def agreement_md(tables: Mapping[str, pd.DataFrame], suite: str) -> list:
     out += [md_table([[*k, len(s), int((s == ver.VERIFIED).sum()), int((s == ver.DIFFERS).sum())]
                       for k, s in cells],
                      ["protocol", "model", "dataset", "strategy", "records", "verified",
-                      "differ"], right={4, 5, 6}), ""]
+                      "differ"], right={4, 5, 6})]
     differ = rr[rr["state"] == ver.DIFFERS]
     out += [Item(f"Differs from what it claims: run `{r.job_id}.{r.run}` ({r.model}, "
                  f"{r.dataset}, {r.strategy}, seed {r.seed}); `bench verify` says where.")
             for r in differ.itertuples(index=False)]
     if ag.empty:
-        return [*out, ""]
-    out += ["", Item(
+        return out
+    out += [Item(
         f"Runs of the same job: {len(ag)} job(s) with more than one run; test accuracy "
         f"difference between runs: largest {_pp(ag['test_acc_diff'].max())} pp, median "
         f"{_pp(_median(ag['test_acc_diff']))} pp; plasticity (relative): largest "
@@ -184,7 +184,7 @@ def agreement_md(tables: Mapping[str, pd.DataFrame], suite: str) -> list:
                       for r in ag.itertuples(index=False)],
                      ["model", "dataset", "strategy", "seed", "job", "runs", "hardware of each",
                       "Δ test acc (pp)", "Δ plasticity (rel.)", "agreement"], right={3, 5, 7, 8},
-                     frame=ag), ""]
+                     frame=ag)]
     out += [Item(f"Disagree beyond floating point: job `{r.job_id}` ({r.model}, {r.dataset}, "
                  f"{r.strategy}, seed {r.seed}): runs {r.hardware}.")
             for r in ag[ag["beyond_fp"]].itertuples(index=False)]
