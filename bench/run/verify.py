@@ -301,7 +301,17 @@ def verify_record(record: dict, path: str = "", *, steps: int | str = DEFAULT_ST
     checks["plasticity"] = check_plasticity(record, again, after=steps == ALL)
     checks[last] = check_all(record, again) if steps == ALL else check_steps(record, again,
                                                                               int(steps))
+    if "weights_checksum" not in record["metrics"]:
+        for name in ("plasticity", last):  # other weights, or another record: unknown
+            if checks[name].state == ver.DIFFERS:
+                checks[name] = Check(ver.CANNOT, checks[name].findings, _PREDATES,
+                                     checks[name].compared)
     return Outcome(record, path, checks)
+
+
+_PREDATES = ("the record predates metrics.weights_checksum, so these differences may come "
+             "from other pretrained weights rather than from the record. Fix: rerun the job "
+             "(bench run --force) and verify the new record")
 
 
 def _other_weights(record: dict, again: dict) -> str:

@@ -71,3 +71,30 @@ def test_a_sample_is_the_same_every_time():
     picked = verify.sample(items, 3)
     assert len(picked) == 3 and picked == verify.sample(list(items), 3)
     assert verify.sample(items, None) == items
+
+
+def test_differences_in_a_record_without_a_weights_checksum_cannot_be_judged(monkeypatch):
+    from bench.job import run
+
+    rec = make_record(plasticity={"fc1": 1.0})
+    rec["provenance"]["git_commit"] = None
+    rec["config"] = _tiny_config()
+    from bench.core.config import as_config
+
+    rec["job_id"] = as_config(rec["config"]).job_id
+    again = _again(rec)
+    again["plasticity"]["components"]["fc1"]["mean"] = 2.0
+    monkeypatch.setattr(run, "replay", lambda *a, **k: again)
+    out = verify.verify_record(rec, steps=3)
+    assert out.checks["plasticity"].state == ver.CANNOT
+    assert "predates metrics.weights_checksum" in out.checks["plasticity"].note
+    assert out.checks["plasticity"].findings  # still listed
+    rec["metrics"]["weights_checksum"] = again["metrics"]["weights_checksum"] = "ab" * 8
+    assert verify.verify_record(rec, steps=3).checks["plasticity"].state == ver.DIFFERS
+
+
+def _tiny_config() -> dict:
+    from bench.suites.expand import parse_suite
+    from tests.conftest import tiny_suite_dict
+
+    return parse_suite(tiny_suite_dict(), "s.yaml").jobs[0].config
