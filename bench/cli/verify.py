@@ -93,7 +93,18 @@ def cmd_verify(args) -> int:
         print(f"{len(outcomes)} record(s): {counts['verified']} verified, {counts['differs']} "
               f"differ, {counts['cannot']} cannot be checked (tolerances: "
               + ", ".join(f"{k} {v:g}" for k, v in verify.tolerances().items()) + ")")
+        print("largest differences seen: " + _largest(outcomes))
     return EXIT_FAILED if any(o.state == ver.DIFFERS for o in outcomes) else 0
+
+
+def _largest(outcomes) -> str:
+    """Per check, the largest relative and absolute difference over every record."""
+    seen: dict[tuple[str, str], float] = {}
+    for o in outcomes:
+        for name, c in o.checks.items():
+            for kind, d in c.largest.items():
+                seen[name, kind] = max(seen.get((name, kind), 0.0), d)
+    return ", ".join(f"{n} {d:.2g} ({k})" for (n, k), d in sorted(seen.items())) or "none"
 
 
 def _print(o) -> None:

@@ -75,6 +75,8 @@ class Check:
     findings: list[Finding] = field(default_factory=list)
     note: str = ""  # what a verified check adds (a dirty tree), or the fix of a `cannot`
     compared: int = 0  # how many values were compared
+    # the largest difference seen among them, relative and absolute (within tolerance too)
+    largest: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -94,6 +96,7 @@ class Outcome:
         return {"run": job_runs.run_id(r), "suite": r["suite"], "job_id": r["job_id"],
                 "file": self.path, "state": self.state,
                 "checks": {c: {"state": k.state, "note": k.note, "compared": k.compared,
+                               "largest_difference": k.largest,
                                "findings": [f.to_dict() for f in k.findings]}
                            for c, k in self.checks.items()}}
 
@@ -138,6 +141,18 @@ def check_code(record: dict) -> Check:
     return Check(ver.VERIFIED, note=note, compared=1)
 
 
+class Findings(list):
+    """The findings of one check, and the largest difference it saw within tolerance too
+    (relative and absolute): how close a verified record came (docs: "Tolerances")."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest: dict[str, float] = {}
+
+    def saw(self, kind: str, diff: float) -> None:
+        self.largest[kind] = max(self.largest.get(kind, 0.0), diff)
+
+
 def _compare(findings: list[Finding], name: str, claimed: Any, found: Any,
              rtol: float | None = None, atol: float | None = None) -> int:
     """Compare one value; append a finding when it differs. Returns 1 (values compared)."""
@@ -148,21 +163,27 @@ def _compare(findings: list[Finding], name: str, claimed: Any, found: Any,
         return 1
     diff = abs(float(found) - float(claimed))
     if rtol is not None:
-        ok = diff <= rtol * max(abs(float(claimed)), 1e-12)
-        tol = f"relative {rtol:g}"
+        rel = diff / max(abs(float(claimed)), 1e-12)
+        ok, tol = rel <= rtol, f"relative {rtol:g}"
+        if isinstance(findings, Findings):
+            findings.saw("relative", rel)
     else:
         ok, tol = diff <= atol, f"absolute {atol:g}"
+        if isinstance(findings, Findings):
+            findings.saw("absolute", diff)
     if not ok:
         findings.append(Finding(name, claimed, found, tol))
     return 1
 
 
 def _checked(findings: list[Finding], compared: int, note: str = "") -> Check:
-    return Check(ver.DIFFERS if findings else ver.VERIFIED, findings, note, compared)
+    largest = getattr(findings, "largest", {})
+    return Check(ver.DIFFERS if findings else ver.VERIFIED, list(findings), note, compared,
+                 dict(largest))
 
 
 def check_data(record: dict, again: dict) -> Check:
-    findings: list[Finding] = []
+    findings = Findings()
     m, a = record["metrics"], again["metrics"]
     n = _compare(findings, "metrics.data_checksum", m.get("data_checksum"),
                  a.get("data_checksum"))
@@ -199,7 +220,7 @@ def _plasticity_findings(where: str, p: dict | None, q: dict | None,
 def check_plasticity(record: dict, again: dict, after: bool = False) -> Check:
     """The paper's plasticity and every variant measured before fine-tuning (all of them,
     after fine-tuning too, when the whole job was replayed: ``after``)."""
-    findings: list[Finding] = []
+    findings = Findings()
     if record.get("plasticity") is None and again.get("plasticity") is None:
         return Check(ver.VERIFIED, note="no plasticity in this job (disabled, or lp)")
     n = _plasticity_findings("plasticity", record.get("plasticity"), again.get("plasticity"),
@@ -229,7 +250,7 @@ def _curve_findings(record: dict, again: dict, last: int | None,
 
 
 def check_steps(record: dict, again: dict, steps: int) -> Check:
-    findings: list[Finding] = []
+    findings = Findings()
     n = _curve_findings(record, again, steps, findings)
     note = "" if n else "no training step to replay (a probe, or no logged step up to K)"
     return _checked(findings, n, note)
@@ -240,7 +261,7 @@ _EXACT_METRICS = ("best_step", "steps_done", "trainable_params", "total_params")
 
 def check_all(record: dict, again: dict) -> Check:
     """The whole job again: every curve point, accuracies and counts."""
-    findings: list[Finding] = []
+    findings = Findings()
     n = _curve_findings(record, again, None, findings)
     m, a = record["metrics"], again["metrics"]
     for k in ("test_acc", "best_val_acc"):
@@ -304,8 +325,8 @@ def verify_record(record: dict, path: str = "", *, steps: int | str = DEFAULT_ST
     if "weights_checksum" not in record["metrics"]:
         for name in ("plasticity", last):  # other weights, or another record: unknown
             if checks[name].state == ver.DIFFERS:
-                checks[name] = Check(ver.CANNOT, checks[name].findings, _PREDATES,
-                                     checks[name].compared)
+                checks[name] = dataclasses.replace(checks[name], state=ver.CANNOT,
+                                                   note=_PREDATES)
     return Outcome(record, path, checks)
 
 
@@ -351,8 +372,8 @@ def save(results: Path, outcome: Outcome, steps: int | str, threads: int) -> Non
     by = {k: prov.get(k) for k in ("hostname", "git_commit", "git_dirty", "cpu")}
     for name, c in outcome.checks.items():
         ver.write(results, outcome.record, name, c.state, [f.to_dict() for f in c.findings],
-                  note=c.note, compared=c.compared, steps=steps, threads=threads,
-                  tolerances=tolerances(), by=by)
+                  note=c.note, compared=c.compared, largest_difference=c.largest,
+                  steps=steps, threads=threads, tolerances=tolerances(), by=by)
 
 
 def tolerances() -> dict:
