@@ -10,6 +10,8 @@
     bench strategies                      what each strategy trains
     bench show JOB_ID                     one job: configuration, result, plasticity, curves
     bench splits suites/paper.yaml        the exact images of each split, per dataset and seed
+    bench verify --sample 5               re-derive what records claim: data, plasticity, steps
+    bench merge OTHER_RESULTS             add another folder's runs, overwriting nothing
     bench plasticity --suite S            plasticity of every (model, dataset) of a suite
     bench perf                            fine-tuning, plasticity and data speed vs bare timm
     bench selftest --device cuda          every CUDA path checked in one command, JSON summary
@@ -31,6 +33,7 @@ from bench.cli.page import DEFAULT_SUITES, cmd_leaderboard, cmd_show
 from bench.cli.run import cmd_cancel, cmd_run, cmd_status, cmd_submit
 from bench.cli.suite import cmd_plan, cmd_prune, cmd_strategies, cmd_validate
 from bench.cli.tools import cmd_perf, cmd_plasticity, cmd_selftest
+from bench.cli.verify import cmd_merge, cmd_verify
 from bench.core.rootpath import OutsideRoot
 from bench.data.formats import ChecksumMismatch, UnreadableFile, UnreadableImages
 from bench.job import logs
@@ -179,6 +182,9 @@ def _run_commands(add) -> None:
     sp.add_argument("--site", default=None, metavar="DIR",
                     help="where the HTML site goes (default: <results>/_site)")
     sp.add_argument("--no-site", action="store_true", help="do not write the HTML site")
+    sp.add_argument("--verified-only", action="store_true",
+                    help="score only runs that bench verify verified (each job by its first "
+                         "verified run); the others are still listed, never scored")
     sp.add_argument("--screenshots", default=None, metavar="DIR",
                     help="also write PNG screenshots of the site's index and of one job page "
                          "(headless Chromium)")
@@ -299,6 +305,35 @@ def _perf_command(add) -> None:
     sp.add_argument("--no-tests", action="store_true", help="skip the pytest -m gpu part")
 
 
+def _contribution_commands(add) -> None:
+    sp = add("verify", cmd_verify, "re-derive what records claim from their own configuration "
+             "(code version, data, plasticity, the first K training steps); exit 1 when one "
+             "differs")
+    sp.add_argument("records", nargs="*", metavar="RECORD",
+                    help="record files (default: every record under --results)")
+    _results_arg(sp)
+    sp.add_argument("--suites", action="append", default=[], metavar="GLOB",
+                    help="only the suites whose name matches (repeatable)")
+    sp.add_argument("--sample", type=_positive_int, default=None, metavar="N",
+                    help="only N of the records, the same N every time")
+    sp.add_argument("--steps", default="20", metavar="K",
+                    help="training steps to replay (default 20); 'all' replays the whole "
+                         "job and compares every metric")
+    sp.add_argument("--json", action="store_true", help="print the findings as JSON")
+    sp.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                    help="records verified at once (each with its share of the CPUs)")
+    sp.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    sp.add_argument("--data-root", default=None, metavar="DIR",
+                    help="data root (default: $BENCH_DATA); the record's own is not used")
+    _cache_arg(sp)
+    _quiet_arg(sp)
+
+    sp = add("merge", cmd_merge, "add the runs of other results folders to --results: each "
+             "run kept in its own file, none overwritten")
+    sp.add_argument("sources", nargs="+", metavar="RESULTS_DIR")
+    _results_arg(sp)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bench import __version__
 
@@ -319,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     _slurm_commands(add)
     _plasticity_command(add)
     _perf_command(add)
+    _contribution_commands(add)
     return p
 
 

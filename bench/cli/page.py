@@ -52,7 +52,8 @@ def cmd_leaderboard(args) -> int:
     site_dir = None if args.no_site else Path(args.site or command_results(args) / SITE_DIR)
     skipped = build_leaderboard(command_results(args), Path(args.out),
                                 csv_dir=Path(args.csv) if args.csv else None,
-                                figures_dir=args.figures, plans=plans, site_dir=site_dir)
+                                figures_dir=args.figures, plans=plans, site_dir=site_dir,
+                                verified_only=args.verified_only)
     print(f"wrote {args.out}" + (f" and the site {site_dir}/index.html" if site_dir else ""))
     if args.screenshots:
         if site_dir is None:

@@ -71,6 +71,9 @@ METRICS: dict[str, Any] = {
     # micro-batches per step in the end (more than asked after an OOM)
     "grad_accum": {"type": "integer", "minimum": 1},
     "data_checksum": _STR,
+    # the pretrained weights the job started from (bench.job.models.weights_checksum);
+    # optional: records written before it lack it
+    "weights_checksum": _STR,
     "selected_components": {"type": "array", "items": _STR},  # plasticity_topk
     # the sorted names of the parameters that trained (bench.job.apply.trained_names);
     # optional: records written before it lack it

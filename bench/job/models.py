@@ -355,6 +355,22 @@ def save_state_dict(model, path: Path, drop_head: bool = True) -> None:
         save_file(sd, tmp)
 
 
+def weights_checksum(model) -> str:
+    """16 hex digits of a hash of the pretrained weights a job starts from (every tensor of
+    the state dict but the fresh classifier, by name, dtype, shape and bytes): two runs with
+    the same checksum started from the same weights (``bench verify`` checks it first)."""
+    import torch
+
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        if k.startswith("head."):
+            continue
+        t = v.detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def data_config(model, protocol: Protocol | None = None) -> dict:
     """Input size, evaluation resize and normalisation: from the model's own pretrained
     configuration, with what ``protocol`` sets instead (``Protocol.data_config``)."""

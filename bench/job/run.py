@@ -360,15 +360,17 @@ def _probe(model, dd: list, config: JobConfig, metrics: dict, log) -> None:
 
 
 def _measure_before(config: JobConfig, jid: str, model, dcfg: dict, splits: loading.Splits,
-                    root, cache: Path, device, metrics: dict) -> tuple[dict, object]:
+                    root, cache: Path, device, metrics: dict,
+                    reuse: bool = True) -> tuple[dict, object]:
     """The paper's plasticity (and the in-situ variant if asked) of the pretrained model, by
     variant, each read from the cache of measurements (``bench.job.measurements``) where a job
     already made it, else measured and kept there; and the reference images if they were read.
-    Fills ``metrics`` (its seconds; the job a reused measurement came from)."""
+    Fills ``metrics`` (its seconds; the job a reused measurement came from). ``reuse`` False
+    (``bench verify``): measured again, the cache neither read nor written."""
     from bench.job import measurements, parallel
 
     pcfg, t0 = config.plasticity, time.perf_counter()
-    reusable = parallel.current().size == 1
+    reusable = reuse and parallel.current().size == 1
     test_sum = measurements.test_checksum(splits.test) if reusable else ""
     out, ref = {}, None
     for variant in (PAPER_VARIANT, *(v for v in pcfg.variants if v == IN_SITU)):
@@ -388,10 +390,12 @@ def _measure_before(config: JobConfig, jid: str, model, dcfg: dict, splits: load
 
 
 def _run(config: JobConfig, jid: str, results: Path, cache: Path, device, progress: bool,
-         metrics: dict) -> tuple[dict | None, dict, dict]:
-    """The job's work; fills ``metrics``, returns (plasticity, its variants, curves)."""
+         metrics: dict, stop_after: int | None = None,
+         reuse: bool = True) -> tuple[dict | None, dict, dict]:
+    """The job's work; fills ``metrics``, returns (plasticity, its variants, curves);
+    ``stop_after``: only the first training steps (``replay``)."""
     from bench.core import strategies
-    from bench.job import apply, train
+    from bench.job import apply, models, train
 
     recipe, pcfg, protocol = config.recipe, config.plasticity, config.protocol
     spec = strategies.STRATEGIES[config.strategy.name]
@@ -400,11 +404,12 @@ def _run(config: JobConfig, jid: str, results: Path, cache: Path, device, progre
     metrics["data_checksum"] = splits.checksum
     metrics["splits"] = splits.ids
     metrics["total_params"] = sum(p.numel() for p in model.parameters())
+    metrics["weights_checksum"] = models.weights_checksum(model)  # bench verify's first check
     plast, variants, ref = None, {}, None
     measured = pcfg.enabled and not spec.probe  # a probe changes nothing to measure
     if measured:
         variants, ref = _measure_before(config, jid, model, dcfg, splits, root, cache, device,
-                                        metrics)
+                                        metrics, reuse)
         plast = variants.pop(PAPER_VARIANT)
         log.info("plasticity: %.1f s (%d pairs, reference %s)%s",
                  metrics["plasticity_seconds"], plast["pairs"], pcfg.reference.key,
@@ -442,7 +447,8 @@ def _run(config: JobConfig, jid: str, results: Path, cache: Path, device, progre
     res = train.finetune(model, *dd, recipe=recipe, lr=config.lr,
                          seed=config.seed, checkpoint=checkpoint,
                          progress=bar.update if bar else None, hook=applied.hook, log=log,
-                         drop_last=protocol.drop_last, on_resume=attempts.resumed)
+                         drop_last=protocol.drop_last, on_resume=attempts.resumed,
+                         stop_after=stop_after)
     if bar:
         bar.close()
     applied.finish(model)  # e.g. LoRA's adapters merged into the weights
@@ -463,6 +469,22 @@ def _run(config: JobConfig, jid: str, results: Path, cache: Path, device, progre
              extra={"metrics": {"test/acc": res.test_acc, "val/best_acc": res.best_val_acc},
                     "step": res.best_step or 0})
     return plast, variants, res.curves
+
+
+def replay(config: dict | JobConfig, scratch: Path, cache: Path | None = None,
+           device: str | None = None, steps: int | None = None) -> dict:
+    """The job's work again, for ``bench verify``: its data, plasticity and its first
+    ``steps`` training steps (None: all of them, and the test), as the parts of a record
+    (``metrics``, ``plasticity``, ``plasticity_variants``, ``curves``); nothing is written
+    but under ``scratch`` (a results folder of its own)."""
+    config = as_config(config)
+    cache = Path(cache) if cache else default_cache()
+    metrics: dict = {}
+    plast, variants, curves = _run(config, config.job_id, Path(scratch), cache,
+                                   pick_device(device), False, metrics, stop_after=steps,
+                                   reuse=False)  # measured again, never read back
+    return {"metrics": metrics, "plasticity": plast, "plasticity_variants": variants,
+            "curves": curves}
 
 
 def run_job(config: dict | JobConfig, suite: str, results: Path, cache: Path | None = None,

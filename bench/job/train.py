@@ -401,7 +401,7 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
              recipe: Recipe, lr: float, seed: int, checkpoint: Path | None = None,
              progress: Callable[[int], None] | None = None, hook=None, log=None,
              drop_last: bool = False, on_resume: Callable[[int], None] | None = None,
-             world: parallel.World | None = None) -> Result:
+             world: parallel.World | None = None, stop_after: int | None = None) -> Result:
     """Train the parameters that require grad; return curves and the best state's test acc.
 
     ``hook`` (e.g. ``AutoRGN``) gets ``start(...)`` once and ``before_step(step)`` each step;
@@ -410,7 +410,8 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
     per evaluation. ``drop_last``: batches never span two epochs (``Sampler``).
     ``on_resume(step)`` is called when training resumes from ``checkpoint`` (saved at ``step``).
     ``world``: the ranks training together (``bench.job.parallel``; default: this process's
-    group, if any).
+    group, if any). ``stop_after``: only the first steps of the recipe's schedule (``bench
+    verify`` replays them), curves up to there and no test accuracy.
     """
     log = log or logging.getLogger("bench.job.train")
     steps, batch = recipe.steps, recipe.batch_size
@@ -439,7 +440,8 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
         micro = fit_micro(net, params, train, recipe, micro, len(range(batch)[part]))
     train_time, images, speed = 0.0, 0, _Speed()
     bad = _NonFinite(train.device)
-    for step in range(start, steps + 1):
+    last = steps if stop_after is None else min(steps, stop_after)
+    for step in range(start, last + 1):
         t0 = time.perf_counter()
         if hook is not None:
             hook.before_step(step)
@@ -472,6 +474,8 @@ def finetune(model, train: DeviceData, val: DeviceData, test: DeviceData | None,
             _save_checkpoint(checkpoint, base, opt, gen, sampler, curves, best, step)
         if progress is not None:
             progress(1)
+    if last < steps:
+        test = None  # stopped early: no score
     return Result(test_acc=_test_best(model, base, best, test, recipe),
                   best_val_acc=best.val if best.step else None,
                   best_step=best.step, steps_done=steps, train_seconds=train_time,

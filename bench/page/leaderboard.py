@@ -28,22 +28,25 @@ from bench.core.rootpath import inside, outside
 from bench.core.status import Status
 from bench.page import figures as figs
 from bench.page import site
+from bench.page.agreement import Runs, job_runs_html, load_runs
 from bench.page.housekeeping import split_current
 from bench.page.markup import csv_cell, entry_labels, escaped_record
 from bench.page.runs import protocol_of
 from bench.page.sections import INDEX, MARKDOWN, SECTIONS, SUITE_PAGE, Inputs, Page
-from bench.results.store import FIGURES_DIR, Skipped, load_records, log_path
+from bench.results.store import FIGURES_DIR, Skipped, log_path
 
 
 def build_tables(records: list[dict], expected: Mapping[str, int] | None = None,
-                 plans: Mapping[str, Collection[str]] | None = None) -> dict[str, pd.DataFrame]:
+                 plans: Mapping[str, Collection[str]] | None = None,
+                 runs: Runs | None = None) -> dict[str, pd.DataFrame]:
     """Every table of every section, by the name its CSV gets (stale records, those not in
-    their suite's plan, only in ``stale`` and ``coverage``)."""
+    their suite's plan, only in ``stale`` and ``coverage``); ``runs``: every run of every
+    job and its verification (default: the records, one run each, unverified)."""
     current, stale = split_current(records, plans)
     if plans:
         expected = {**{s: len(ids) for s, ids in plans.items()}, **(expected or {})}
     builders = {name: build for s in SECTIONS for name, build in s.tables}
-    inputs = Inputs(current, stale, expected, builders)
+    inputs = Inputs(current, stale, expected, builders, runs)
     return {name: inputs[name] for name in builders}
 
 
@@ -85,7 +88,8 @@ def build_leaderboard(results_dir: str | os.PathLike, out_path: str | os.PathLik
                       expected: Mapping[str, int] | None = None,
                       figures_dir: str | os.PathLike | None = None,
                       plans: Mapping[str, Collection[str]] | None = None,
-                      site_dir: str | os.PathLike | None = None) -> list[Skipped]:
+                      site_dir: str | os.PathLike | None = None,
+                      verified_only: bool = False) -> list[Skipped]:
     """Regenerate the page at ``out_path`` (and figures, and CSVs, and with ``site_dir`` the
     HTML site there: ``build_site``) from ``results_dir``.
 
@@ -102,12 +106,14 @@ def build_leaderboard(results_dir: str | os.PathLike, out_path: str | os.PathLik
     for where in (out_path, fig_dir, csv_dir, site_dir):  # before anything is written
         if where is not None:
             inside(root, where)
-    records, skipped = load_records(root)
+    # every run of every job, one scored per job (bench.page.agreement: with
+    # ``verified_only``, only runs that bench verify verified are scored)
+    runs, records, skipped = load_runs(root, verified_only)
     skipped += _logs_outside(root, records)
     for s in skipped:
         print(f"skipped {s}", file=sys.stderr)
     shown = [escaped_record(r) for r in records]  # text, never markup (bench.page.markup)
-    tables = build_tables(shown, expected, plans)
+    tables = build_tables(shown, expected, plans, runs)
     current, _ = split_current(shown, plans)
     drawn = figs.draw_all(tables, list(tables["provenance"]["suite"]), fig_dir)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,7 +128,8 @@ def build_leaderboard(results_dir: str | os.PathLike, out_path: str | os.PathLik
     if csv_dir is not None:
         write_csvs(tables, Path(csv_dir))
     if site_dir is not None:
-        build_site(Path(site_dir), root, records, current, tables, fig_dir, drawn, skipped)
+        build_site(Path(site_dir), root, records, current, tables, fig_dir, drawn, skipped,
+                   runs)
     return skipped
 
 
@@ -163,8 +170,8 @@ def _jobs_behind(runs: pd.DataFrame) -> dict[tuple, list[tuple[int, str]]]:
 
 def build_site(site_dir: Path, results_dir: Path, records: list[dict], current: list[dict],
                tables: Mapping[str, pd.DataFrame], fig_dir: Path,
-               drawn: Mapping[str, Mapping[str, str]], skipped: Sequence[Skipped] = ()
-               ) -> int:
+               drawn: Mapping[str, Mapping[str, str]], skipped: Sequence[Skipped] = (),
+               runs: Runs | None = None) -> int:
     """The HTML site in ``site_dir`` (which this function owns) from the same sections and
     tables as the page: the index, a page per suite, a page per record (``bench.page.site``).
     ``skipped``: the files set aside (named on the index; a log among them is not shown).
@@ -202,6 +209,7 @@ def build_site(site_dir: Path, results_dir: Path, records: list[dict], current: 
             log = None if log in set_aside else log
             yield site.job_href(r["suite"], r["job_id"]), site.job_page(
                 r, labels, log, "../../", suites,
-                stale=(r["suite"], r["job_id"]) not in current_ids)
+                stale=(r["suite"], r["job_id"]) not in current_ids,
+                extra=job_runs_html(r, runs or Runs(records)))
 
     return site.write_site(site_dir, pages, job_pages())

@@ -20,6 +20,7 @@ from bench.core.components import COMPONENTS, IN_SITU, PAPER_PLASTICITY_RANKING
 from bench.core.protocol import reproducing_paper
 from bench.core.strategies import REFERENCE
 from bench.page import stats
+from bench.page.agreement import Runs, agreement_md, agreement_table, run_states_table
 from bench.page.aliases import alias_label
 from bench.page.housekeeping import coverage_table, failed_table, provenance_table, stale_table
 from bench.page.markdown import (
@@ -455,8 +456,11 @@ class Inputs:
 
     def __init__(self, current: list[dict], stale: list[dict],
                  expected: Mapping[str, int] | None,
-                 builders: Mapping[str, Callable[[Inputs], pd.DataFrame]]):
+                 builders: Mapping[str, Callable[[Inputs], pd.DataFrame]],
+                 runs: Runs | None = None):
         self.current, self.stale, self.expected = current, stale, expected
+        # every run of every job and its verification (bench.page.agreement)
+        self.runs = runs if runs is not None else Runs(current)
         self._builders, self._built = builders, {}
 
     def __getitem__(self, name: str) -> pd.DataFrame:
@@ -514,6 +518,10 @@ SECTIONS: tuple[Section, ...] = (
             tables=(("paired", lambda t: paired_table(t.current, t["scores"])),)),
     Section("failed", _suite_failed_md, per_suite=True,
             tables=(("failed", lambda t: failed_table(t.current)),)),
+    Section("runs_verification", lambda page, p: agreement_md(page.tables, p.suite),
+            per_suite=True,
+            tables=(("run_states", lambda t: run_states_table(t.runs)),
+                    ("agreement", lambda t: agreement_table(t["run_states"])))),
     Section("runs", _suite_runs_md, per_suite=True, formats=(SUITE_PAGE,),
             tables=(("runs", lambda t: runs_table(t.current)),)),
     Section("reproduction", lambda page, _: _reproduction_md(page.tables["reproduction"],

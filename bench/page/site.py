@@ -444,10 +444,11 @@ def _log_html(log: Path | None) -> str:
 
 
 def job_page(record: Mapping, labels: Mapping[str, str], log: Path | None, root: str,
-             suites: Iterable[str], stale: bool = False) -> str:
+             suites: Iterable[str], stale: bool = False, extra: str = "") -> str:
     """One record's page: what it is (``labels``: model, dataset, strategy as the tables
     show them), how it ended, its numbers, curves, plasticity, trained parameters, provenance,
-    configuration and log."""
+    configuration and log; ``extra``: HTML after its numbers (its runs and their
+    verification, ``bench.page.agreement``)."""
     cfg, m = record["config"], record.get("metrics") or {}
     err = record.get("error") or {}
     status = record["status"]
@@ -489,7 +490,7 @@ def job_page(record: Mapping, labels: Mapping[str, str], log: Path | None, root:
             + _facts(what)
             + (f"<details><summary>traceback</summary><pre>{html.escape(trace)}</pre>"
                "</details>" if trace else "")
-            + "<h2>Accuracies and costs</h2>" + _facts(numbers)
+            + "<h2>Accuracies and costs</h2>" + _facts(numbers) + extra
             + "<h2>Curves</h2>" + _curves_html(record)
             + "<h2>Plasticity</h2>" + (plast or "<p>No plasticity measured.</p>")
             + "<h2>Parameters trained</h2>" + _trained_html(m)

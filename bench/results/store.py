@@ -4,6 +4,10 @@ writer leaves behind. What a record is (schema, builder, validator) is ``bench.c
 Layout of ``<results>``::
 
     <suite>/<job_id>.json        one record per job (``bench.core.record``), written atomically
+    <suite>/<job_id>.<tag>.json  another run of the same job (``bench.results.runs``): merged in
+                                 from another results folder (``add_run``), never overwritten
+    <suite>/_verify/             what ``bench verify`` found, per run and check
+                                 (``bench.results.verifications``)
     <suite>/<job_id>.log         the job's log (bench.job.logs), appended while it runs; not a
     record
     <suite>/.claims/<job_id>     "this job is running here" while it runs (bench.results.claims)
@@ -32,9 +36,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.core.files import atomic_write_text, fsync_dir
+from bench.core.files import atomic_write_text, fsync_dir, written_temp
 from bench.core.record import JOB_ID, SUITE_NAME, RecordError, check_record, dumps_record
 from bench.core.rootpath import inside, outside
+from bench.results import runs as job_runs
 
 MAX_RECORD_BYTES = 64 * 2**20  # a record is a few kB; a file this large is not one
 MAX_RECORD_DEPTH = 32  # a record nests 6 levels deep; code that walks one must not overflow
@@ -102,6 +107,41 @@ def write_record(results: Path, record: dict) -> Path:
     return path
 
 
+def add_run(results: Path, record: dict) -> tuple[Path, bool]:
+    """Add one run of a job to a results folder, overwriting nothing: as the job's first run
+    (``<job_id>.json``) where the folder has none, else as another run
+    (``<job_id>.<run tag>.json``, ``bench.results.runs``). Returns its path and whether it
+    was written (False: this very run is there already). ``RecordError`` when the folder holds
+    the same run (same tag) with other content: an edited copy, which is not merged."""
+    check_record(record)
+    folder = suite_dir(results, record["suite"])
+    folder.mkdir(parents=True, exist_ok=True)
+    tag = job_runs.run_tag(record)
+    for name in job_runs.allowed_names(record):
+        path = inside(results, folder / name)
+        if not path.is_file():
+            tmp = written_temp(path, dumps_record(record))
+            try:
+                os.link(tmp, path)  # never replaces a file (a rename would)
+            except FileExistsError:  # written meanwhile by someone else: look again
+                os.unlink(tmp)
+                return add_run(results, record)
+            os.unlink(tmp)
+            fsync_dir(folder)
+            return path, True
+        try:
+            there = read_record(path)
+        except (OSError, RecordError):
+            there = None
+        if there is not None and job_runs.run_tag(there) == tag:
+            if there == record:
+                return path, False
+            raise RecordError(f"{path}: holds run {job_runs.run_id(record)} with other "
+                              "content; an edited copy is not merged")
+    raise RecordError(f"{folder / job_runs.extra_name(record)}: taken by a file that is not "
+                      f"run {job_runs.run_id(record)}")
+
+
 def _no_constant(name: str) -> float:
     raise RecordError(f"{name} is not a JSON number (records hold finite numbers only)")
 
@@ -161,12 +201,15 @@ class Skipped:
         return f"{self.path}: {self.reason}"
 
 
-def load_records(results: Path, suite: str | None = None) -> tuple[list[dict], list[Skipped]]:
+def load_records(results: Path, suite: str | None = None, *, all_runs: bool = False
+                 ) -> tuple[list[dict], list[Skipped]]:
     """Every readable record under ``results`` (or one suite's), and what was skipped and why.
 
-    Only ``<results>/<suite>/<16 hex>.json`` are records; job logs (``<16 hex>.log``) are
-    passed over, other visible files are reported as stray. Hidden files and folders
-    (temporary files, claims, checkpoints, caches) are not looked at.
+    One record per job, its scored run (``bench.results.runs.scored_run``); ``all_runs``:
+    every run of every job. Only ``<results>/<suite>/<16 hex>.json`` and
+    ``<16 hex>.<8 hex>.json`` (another run, named after its record: ``runs.allowed_names``)
+    are records; job logs are passed over, other visible files are reported as stray.
+    Hidden files and folders (temporary files, claims, checkpoints, caches) are not looked at.
     """
     results = Path(results)
     records: list[dict] = []
@@ -183,32 +226,49 @@ def load_records(results: Path, suite: str | None = None) -> tuple[list[dict], l
             skipped.append(Skipped(d, str(problem)))
             continue
         for path in sorted(d.iterdir()):
-            if path.name.startswith(".") or (path.suffix == ".log"
-                                             and JOB_ID.fullmatch(path.stem)):
-                continue  # hidden, or a job's log
-            if path.name.startswith("_") and path.is_dir():
-                continue  # folders such as `_stale/` hold no current record
-            if path.suffix != ".json" or not JOB_ID.fullmatch(path.stem):
-                skipped.append(Skipped(path, "stray file, not a record (<job_id>.json)"))
-                continue
-            problem = outside(results, path)
-            if problem is not None:  # never read through a link that leaves the folder
-                skipped.append(Skipped(path, str(problem)))
-                continue
-            if not path.is_file():  # a folder or a FIFO named like a record
-                skipped.append(Skipped(path, "not a regular file"))
-                continue
-            try:
-                rec = read_record(path)
-            except (OSError, RecordError) as e:
-                skipped.append(Skipped(path, str(e)))
-                continue
-            if rec["job_id"] != path.stem or rec["suite"] != d.name:
-                skipped.append(Skipped(path, f"record of job {rec['job_id']} in suite "
-                                       f"{rec['suite']!r}: not the job or suite its place says"))
-                continue
-            records.append(rec)
-    return records, skipped
+            rec = _read_listed(results, d, path, skipped)
+            if rec is not None:
+                records.append(rec)
+    return (records if all_runs else job_runs.one_per_job(records)), skipped
+
+
+def _is_log(path: Path) -> bool:
+    return path.suffix == ".log" and _run_stem(path.stem)
+
+
+def _run_stem(stem: str) -> bool:
+    """``<job id>`` or ``<job id>.<run tag>``: the stem of a record or log file."""
+    jid, _, tag = stem.partition(".")
+    return bool(JOB_ID.fullmatch(jid)) and (not tag or bool(job_runs.RUN_TAG.fullmatch(tag)))
+
+
+def _read_listed(results: Path, d: Path, path: Path, skipped: list[Skipped]) -> dict | None:
+    """The record in ``path``, a file of suite folder ``d``; None (and why, in ``skipped``
+    where it is not a file passed over) when it is not one."""
+    if path.name.startswith(".") or _is_log(path):
+        return None  # hidden, or a job's log
+    if path.name.startswith("_") and path.is_dir():
+        return None  # folders such as `_stale/` hold no current record
+    if path.suffix != ".json" or not _run_stem(path.stem):
+        skipped.append(Skipped(path, "stray file, not a record (<job_id>.json)"))
+        return None
+    problem = outside(results, path)
+    if problem is not None:  # never read through a link that leaves the folder
+        skipped.append(Skipped(path, str(problem)))
+        return None
+    if not path.is_file():  # a folder or a FIFO named like a record
+        skipped.append(Skipped(path, "not a regular file"))
+        return None
+    try:
+        rec = read_record(path)
+    except (OSError, RecordError) as e:
+        skipped.append(Skipped(path, str(e)))
+        return None
+    if path.name not in job_runs.allowed_names(rec) or rec["suite"] != d.name:
+        skipped.append(Skipped(path, f"record of job {rec['job_id']} in suite "
+                               f"{rec['suite']!r}: not the job or suite its place says"))
+        return None
+    return rec
 
 
 def record_ids(results: Path, suite: str) -> list[str]:
@@ -216,8 +276,8 @@ def record_ids(results: Path, suite: str) -> list[str]:
     folder = suite_dir(results, suite)
     if not folder.is_dir():
         return []
-    return sorted(p.stem for p in folder.iterdir()
-                  if p.suffix == ".json" and JOB_ID.fullmatch(p.stem) and p.is_file())
+    return sorted({p.stem.partition(".")[0] for p in folder.iterdir()
+                   if p.suffix == ".json" and _run_stem(p.stem) and p.is_file()})
 
 
 def _move_keeping(src: Path, dst_dir: Path) -> Path:
@@ -258,12 +318,13 @@ def prune(results: Path, suite: str, keep: set[str]) -> list[tuple[Path, Path]]:
 
 
 def prunable(results: Path, suite: str, keep: set[str]) -> list[Path]:
-    """The files ``prune`` moves: the records of ``suite`` whose job id is not in ``keep``,
-    and their job logs."""
+    """The files ``prune`` moves: the records of ``suite`` whose job id is not in ``keep``
+    (every run of the job), and their job logs."""
     folder = suite_dir(results, suite)
-    return [src for jid in record_ids(results, suite) if jid not in keep
-            for src in (folder / f"{jid}.json", folder / f"{jid}.log")
-            if inside(results, src).is_file()]
+    gone = set(record_ids(results, suite)) - set(keep)
+    return [src for src in sorted(folder.iterdir())
+            if (src.suffix in (".json", ".log") and _run_stem(src.stem)
+                and src.stem.partition(".")[0] in gone and inside(results, src).is_file())]
 
 
 def job_statuses(results: Path, suite: str) -> dict[str, str]:

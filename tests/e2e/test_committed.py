@@ -15,6 +15,7 @@ import pytest
 
 from bench.core.record import RECORD_SCHEMA
 from bench.results import store
+from bench.results.verifications import VERIFY_DIR
 from bench.suites.expand import load_suite
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,7 +92,9 @@ def test_committed_leaderboard_is_regenerated_from_the_records(tmp_path):
     from bench.page.leaderboard import build_leaderboard
 
     results = tmp_path / "results"
-    for path in _record_files():
+    # the records and what bench verify found for them (their job pages show it)
+    verified = [p for p in _tracked("results") if p.parent.name == VERIFY_DIR]
+    for path in _record_files() + verified:
         dest = results / path.relative_to(RESULTS)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, dest)

@@ -227,3 +227,29 @@ def test_record_stamp_changes_when_the_record_is_rewritten(tmp_path):
     first = store.record_stamp(tmp_path, "s", r["job_id"])
     store.write_record(tmp_path, r)
     assert store.record_stamp(tmp_path, "s", r["job_id"]) != first
+
+
+def test_other_runs_of_a_job_coexist_and_every_reader_sees_one_job(tmp_path):
+    from bench.results import runs
+    from tests.support import make_record
+
+    first = make_record(suite="s")
+    other = make_record(suite="s")
+    other["provenance"].update(hostname="elsewhere", finished_at="t9")
+    assert store.add_run(tmp_path, first) == (store.record_path(tmp_path, "s", first["job_id"]),
+                                              True)
+    path, written = store.add_run(tmp_path, other)
+    assert written and path.name == runs.extra_name(other)
+    assert store.add_run(tmp_path, other) == (path, False)  # the same run: nothing new
+    assert store.load_records(tmp_path) == ([first], [])  # the scored run (finished first)
+    assert len(store.load_records(tmp_path, all_runs=True)[0]) == 2
+    assert store.record_ids(tmp_path, "s") == [first["job_id"]]
+    assert store.job_statuses(tmp_path, "s") == {first["job_id"]: "done"}
+    path.with_suffix(".log").write_text("log\n")
+    assert [p.name for p in store.prunable(tmp_path, "s", set())] == sorted(
+        [f"{first['job_id']}.json", path.name, path.with_suffix(".log").name])
+    # a run under a tag that is not its record's is not read
+    wrong = path.with_name(f"{first['job_id']}.00000000.json")
+    path.rename(wrong)
+    records, skipped = store.load_records(tmp_path, all_runs=True)
+    assert records == [first] and [s.path for s in skipped] == [wrong]

@@ -1,0 +1,47 @@
+"""Runs and verification on the page: per cell how many records verified, and the agreement of
+runs of one job (largest and median differences, hardware, disagreements named)."""
+
+from __future__ import annotations
+
+from bench.page import agreement
+from bench.results import runs
+from bench.results import verifications as ver
+from tests.support import make_record
+
+
+def _run(test: float, fc1: float, host: str, finished: str) -> dict:
+    r = make_record(test=test, plasticity={"fc1": fc1, "mha": 1.0}, job_id="0123456789abcdef")
+    r["provenance"].update(hostname=host, finished_at=finished, torch_threads=2)
+    return r
+
+
+def _tables(records: list[dict], states: dict | None = None) -> dict:
+    rr = agreement.run_states_table(agreement.Runs(records, states or {}))
+    return {"run_states": rr, "agreement": agreement.agreement_table(rr)}
+
+
+def test_nothing_is_shown_without_verification_or_a_second_run():
+    assert agreement.agreement_md(_tables([_run(0.8, 1.0, "a", "t1")]), "s") == []
+
+
+def test_runs_of_one_job_agree_or_are_named():
+    a, b = _run(0.80, 1.0, "alpha", "t1"), _run(0.80, 1.0 + 1e-9, "beta", "t2")
+    c = _run(0.70, 1.0, "gamma", "t3")
+    close = _tables([a, b])["agreement"]
+    assert close["runs"].tolist() == [2] and not close["beyond_fp"].any()
+    tables = _tables([a, b, c], {("s", a["job_id"], runs.run_tag(a)): ver.VERIFIED})
+    row = tables["agreement"].iloc[0]
+    assert row["runs"] == 3 and row["beyond_fp"]
+    assert abs(row["test_acc_diff"] - 0.10) < 1e-9
+    assert "alpha" in row["hardware"] and "gamma" in row["hardware"]
+    text = "\n".join(map(str, agreement.agreement_md(tables, "s")))
+    assert "1 of 1 scored record(s) verified" in text
+    assert "largest 10.00 pp" in text and "Disagree beyond floating point" in text
+    scored = tables["run_states"][tables["run_states"]["scored"]]
+    assert scored["hardware"].tolist() == ["test-cpu, 2 thread(s) on alpha"]
+
+
+def test_a_job_page_lists_its_runs_with_their_state():
+    a, b = _run(0.8, 1.0, "alpha", "t1"), _run(0.8, 1.0, "beta", "t2")
+    page = agreement.job_runs_html(a, agreement.Runs([a, b], {}))
+    assert page.count("<tr><td>") == 2 and "(scored)" in page and "unverified" in page
