@@ -33,7 +33,7 @@ def test_every_shipped_suite_validates(capsys):
 def test_digits_suite_expands_to_the_full_grid():
     s = load_suite("suites/digits.yaml")
     c = s.jobs[0].config
-    assert len(s.jobs) == 1 * 3 * 7 * 1 * 6
+    assert len(s.jobs) == 1 * 3 * 7 * 3 * 3  # models x datasets x strategies x rates x seeds
     assert {j.config["strategy"]["name"] for j in s.jobs} == {
         "full", "linear", "ln1", "mha", "ln2", "fc1", "fc2"}
     assert c["model"]["weights"]["source"] == "pretrain"
