@@ -399,7 +399,9 @@ def _reproduction_md(repro: pd.DataFrame, excluded: pd.DataFrame) -> list:
     tested = int(ran["within"].notna().sum())
     chance = 1 - stats.CONFIDENCE
     out.append(f"{reproduced} of {len(ran)} cells run reproduce the paper; "
-               f"{tested - reproduced} do not; {len(ran) - tested} have no interval (1 seed); "
+               f"{tested - reproduced} {'does' if tested - reproduced == 1 else 'do'} not; "
+               f"{len(ran) - tested} {'has' if len(ran) - tested == 1 else 'have'} no "
+               "interval (1 seed); "
                f"{len(repro) - len(ran)} not run. Each cell is a {chance:.0%} test: even if "
                f"every one of the {tested} tested cells truly reproduced, about "
                f"{chance * tested:.1f} would read \"does not reproduce\" by chance.\n")
