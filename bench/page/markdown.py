@@ -168,13 +168,19 @@ def tagged_strategy(key: str, name: str, baseline: object = None) -> str:
 
 def pm(mean: float, half: float, n: object = None, scale: float = 100.0,
         spec: str = ".2f") -> str:  # spec "+.2f" for differences
-    """``mean ± half (n)`` (a blank interval prints as ``mean (n)``)."""
+    """``mean ± half (n)`` (a blank interval prints as ``mean (n)``, and from one seed as
+    ``mean (1; NO_INTERVAL)``: never an interval, nor ``± 0.00``, from one seed)."""
     if missing(mean):
         return ""
     text = fixed(scale * mean, spec)
-    if not missing(half):
+    if not missing(half) and n != 1:
         text += f" ± {scale * half:.2f}"
+    if n == 1:
+        return text + f" (1; {NO_INTERVAL})"
     return text + ("" if n is None else f" ({n})")
+
+
+NO_INTERVAL = "no interval: 1 seed"
 
 
 NEED_CAP = 1000  # "would need" above this prints as "> 1,000": the effect is about nil
@@ -190,7 +196,10 @@ def floor_cell(floor: float, holm: float) -> str:
     return "" if missing(floor) else f"{floor:.2g} ({holm:.2g})"
 
 
-def interval(x: float, lo: float, hi: float) -> str:
+def interval(x: float, lo: float, hi: float, seeds: object = None) -> str:
+    """``x [lo, hi]``; ``x (no interval: 1 seed)`` where ``seeds`` is 1."""
     if missing(x):
         return ""
+    if seeds == 1:
+        return f"{ratio(x)} ({NO_INTERVAL})"
     return ratio(x) + ("" if missing(lo) else f" [{ratio(lo)}, {ratio(hi)}]")

@@ -15,7 +15,7 @@ from bench.core.protocol import reproducing_paper
 from bench.core.strategies import BASELINE, PAPER_BASELINE, REFERENCE
 from bench.page import stats
 from bench.page.housekeeping import provenance_table
-from bench.page.markdown import Comment, Heading, Item
+from bench.page.markdown import NO_INTERVAL, Comment, Heading, Item
 from bench.page.pareto import TENTATIVE
 from bench.page.ranks import PERMUTATION_MAX_N
 from bench.page.scores import LR_EDGE
@@ -75,7 +75,11 @@ def _method_lines() -> list:
          f"\"{CANNOT} with n = ...\" where even the most extreme outcome could not (a "
          "property of the design, not weak evidence), with the n that could. \"Would "
          f"need\" is the data a normal approximation says gives {stats.POWER:.0%} power at "
-         f"the Bonferroni level {a} / m from the observed effect and spread. Families: the two "
+         f"the Bonferroni level {a} / m from the observed effect and spread, never fewer than "
+         "the least data whose most extreme outcome reaches the level; a verdict line and the "
+         "tables give the same figure. The smallest possible p accounts for the data's ties "
+         "(tied values of a ranking; zero paired differences, which count as pairs whose "
+         "sign cannot flip). Families: the three "
          "paper claims of one (suite, protocol, model), and of one (suite, protocol) across "
          f"its models; the strategies compared with `{REFERENCE}` in one (suite, protocol, "
          "model)."),
@@ -95,11 +99,13 @@ def _method_lines() -> list:
          "are never merged)."),
         Item(f"Derived quantities carry a seed bootstrap ({stats.BOOTSTRAP_DRAWS:,} resamples "
          "of each cell's seeds, the same draw for every strategy, from a fixed seed): the "
-         f"share of `{REFERENCE}`'s gain and the average rank with their 95% percentile "
-         "interval [low, high]; a Pareto flag that flips in more than "
-         f"{TENTATIVE:.0%} of the resamples is marked tentative, with the share of "
-         "resamples on the front. With 3 seeds a cell has only 10 distinct resamples, and "
-         "the bootstrap understates the spread."),
+         f"share of `{REFERENCE}`'s gain and the average rank with their bootstrap spread "
+         "[low, high], the 2.5 and 97.5 percentiles over resamples. It is a spread, not a 95% "
+         "confidence interval: with few seeds the percentile bootstrap covers the truth less "
+         "often than 95% (with 3 seeds a cell has only 10 distinct resamples). A Pareto flag "
+         f"that flips in more than {TENTATIVE:.0%} of the resamples is marked tentative, "
+         "with the share of resamples on the front. No interval or spread is shown from one "
+         f"seed (\"{NO_INTERVAL}\"): one seed has nothing to resample."),
         Item(f"A chosen learning rate at the smallest or largest rate of a grid of two or more "
          f"is marked † ({LR_EDGE})."),
     ]
@@ -112,8 +118,10 @@ def _not_lines(records: list[dict]) -> list:
          "fine-tunes ViT-B/16 (and ViT-L/16, ViT-H/14) pretrained on ImageNet-21k only, on "
          "CIFAR-10/100, Pets, Flowers102, CIFAR-10-C and DomainNet, and measures plasticity on "
          f"{PAPER_PAIRS:,} ImageNet-validation pairs per (model, dataset). A tiny model on a "
-         "small offline dataset tests the pipeline and the direction of effects, not the "
-         "paper's accuracies; the Reproduction section (where there are "
+         "small offline dataset tests the pipeline; its effects, directions included, are "
+         "that model's at that scale (each suite's verdicts state its models' size and "
+         "pretraining), not evidence about the paper's models or accuracies; the "
+         "Reproduction section (where there are "
          f"{reproducing()}-protocol records) compares them with the paper's table."),
     ]
     if pairs and min(pairs) < PAPER_PAIRS:

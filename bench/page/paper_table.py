@@ -50,7 +50,8 @@ PAPER_SUITE = Path(__file__).resolve().parents[2] / "suites" / "paper.yaml"
 def paper_reference() -> dict | None:
     """The paper's own configuration, from ``suites/paper.yaml`` (the one place it is
     written): {"model": its model configuration without label, "recipes": {dataset key:
-    recipe}}. A record is comparable with the published table only if it matches
+    recipe}, "lrs": {dataset key: the learning rates of its grid}}. A record is comparable
+    with the published table only if it matches
     (``bench.page.reproduction.comparability``). None where the suite file is not there (an
     installed package without the repository)."""
     if not PAPER_SUITE.is_file():
@@ -59,5 +60,9 @@ def paper_reference() -> dict | None:
 
     jobs = load_suite(PAPER_SUITE).jobs
     model = {k: v for k, v in jobs[0].config["model"].items() if k != "label"}
-    return {"model": model,
+    lrs: dict[str, set] = {}
+    for j in jobs:
+        if j.config.get("lr") is not None:
+            lrs.setdefault(j.config["dataset"]["key"], set()).add(float(j.config["lr"]))
+    return {"model": model, "lrs": {k: sorted(v) for k, v in lrs.items()},
             "recipes": {j.config["dataset"]["key"]: j.config["recipe"] for j in jobs}}

@@ -23,7 +23,8 @@ def seed_bootstrap(done: pd.DataFrame, best: pd.DataFrame
     """Per cell, (strategy keys, (draws, strategies) test means): the seeds of the cell are
     resampled with replacement (``stats.bootstrap_counts``, seeded by the cell), the same
     draw for every strategy (seeds pair them), each strategy's mean taken over the drawn
-    seeds it ran at its chosen lr."""
+    seeds it ran at its chosen lr. A cell of one seed has nothing to resample and is left
+    out: no interval is shown from one seed."""
     chosen = best[[*SCORE_KEY, "best_lr"]].rename(columns={"best_lr": "lr"})
     at_best = done.merge(chosen, on=[*SCORE_KEY, "lr"], how="inner")
     lp = done[done["lr"].isna()].merge(best[SCORE_KEY], on=SCORE_KEY)  # probes: no lr
@@ -33,6 +34,8 @@ def seed_bootstrap(done: pd.DataFrame, best: pd.DataFrame
         table = d.pivot_table(index="strategy", columns="seed", values="test_acc",
                               aggfunc="mean")
         keys, a = list(table.index), table.to_numpy(dtype=np.float64)
+        if a.shape[1] < 2:
+            continue
         w = stats.bootstrap_counts(a.shape[1], "/".join(map(str, cell)))
         have = ~np.isnan(a)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -67,8 +70,8 @@ def with_bootstrap(best: pd.DataFrame, done: pd.DataFrame) -> pd.DataFrame:
             if len(vals) and not stats.is_nan(best.at[i, "share_of_full"]):
                 best.loc[i, ["share_lo", "share_hi"]] = np.percentile(vals, [2.5, 97.5])
     best["pareto_tentative"] = [
-        (p and s < 1 - TENTATIVE) or (not p and s > TENTATIVE)
-        for p, s in zip(best["pareto"], best["pareto_share"].fillna(1.0))]
+        not stats.is_nan(s) and ((p and s < 1 - TENTATIVE) or (not p and s > TENTATIVE))
+        for p, s in zip(best["pareto"], best["pareto_share"])]
     return best
 
 

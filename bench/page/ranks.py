@@ -17,10 +17,10 @@ from bench.page.housekeeping import joined
 from bench.page.pareto import seed_bootstrap
 from bench.page.runs import CELL, SCORE_KEY, TIE_DECIMALS, done_runs, sorted_rows
 from bench.page.scores import pick
-from bench.page.verdicts import CANNOT, RESOLVED, UNRESOLVED, floor_words
+from bench.page.verdicts import CANNOT, RESOLVED, UNRESOLVED, floor_words, need_words
 
 AVERAGE_RANK_COLUMNS = ["suite", "protocol", "strategy", "strategy_name", "avg_rank", "cells",
-                        "aliases", "rank_lo", "rank_hi"]
+                        "aliases", "rank_lo", "rank_hi", "min_seeds"]
 PAIRED_COLUMNS = [
     "suite", "protocol", "model", "strategy", "strategy_name", "reference", "n", "datasets",
     "mean_diff", "std_diff", "wins", "ties", "losses", "test", "p_value", "signs", "p_holm",
@@ -38,8 +38,10 @@ WILCOXON = "Wilcoxon signed-rank"
 def average_rank_table(scores: pd.DataFrame, records: Iterable[Mapping] = ()) -> pd.DataFrame:
     """Each strategy's mean rank (1 = best test accuracy) over the (model, dataset) cells of a
     suite and protocol, with the number of cells it was ranked in (ties share the average
-    rank), and, from ``records``, its seed-bootstrap 95% interval (``rank_lo``, ``rank_hi``:
-    the 2.5 and 97.5 percentiles of the average rank over resamples, ``seed_bootstrap``)."""
+    rank), the fewest seeds of its cells (``min_seeds``) and, from ``records``, its
+    seed-bootstrap spread (``rank_lo``, ``rank_hi``: the 2.5 and 97.5 percentiles of the
+    average rank over resamples, ``seed_bootstrap``; a spread, not a 95% confidence interval:
+    with few seeds the percentile bootstrap covers less). None where a cell has one seed."""
     if scores.empty:
         return pd.DataFrame(columns=AVERAGE_RANK_COLUMNS)
     ranked = scores.assign(
@@ -47,7 +49,8 @@ def average_rank_table(scores: pd.DataFrame, records: Iterable[Mapping] = ()) ->
                                                                  ascending=False))
     out = ranked.groupby(["suite", "protocol", "strategy"], sort=True).agg(
         strategy_name=("strategy_name", "first"), avg_rank=("_rank", "mean"),
-        cells=("_rank", "size"), aliases=("aliases", "first")).reset_index()
+        cells=("_rank", "size"), aliases=("aliases", "first"),
+        min_seeds=("n", "min")).reset_index()
     out = sorted_rows(out, ["suite", "protocol", "strategy"])
     out["_r"] = out["avg_rank"].round(TIE_DECIMALS)
     out = out.sort_values(["suite", "protocol", "_r"], kind="mergesort").drop(columns="_r")
@@ -55,9 +58,9 @@ def average_rank_table(scores: pd.DataFrame, records: Iterable[Mapping] = ()) ->
     out["rank_lo"], out["rank_hi"] = math.nan, math.nan
     done = done_runs(records)
     if not done.empty:
-        for (suite, protocol, key), (lo, hi) in _rank_intervals(done, scores).items():
-            at = (out["suite"] == suite) & (out["protocol"] == protocol) & (
-                out["strategy"] == key)
+        for (suite, protocol, key), (lo, hi, cells) in _rank_intervals(done, scores).items():
+            at = ((out["suite"] == suite) & (out["protocol"] == protocol)
+                  & (out["strategy"] == key) & (out["cells"] == cells))  # every cell resampled
             out.loc[at, ["rank_lo", "rank_hi"]] = lo, hi
     return out[AVERAGE_RANK_COLUMNS]
 
@@ -74,7 +77,7 @@ def _rank_intervals(done: pd.DataFrame, scores: pd.DataFrame) -> dict[tuple, tup
             k = (cell[0], cell[1], key)
             sums[k] = sums.get(k, 0.0) + ranks[:, j]
             counts[k] = counts.get(k, 0) + 1
-    return {k: tuple(np.percentile(sums[k] / counts[k], [2.5, 97.5])) for k in sums}
+    return {k: (*np.percentile(sums[k] / counts[k], [2.5, 97.5]), counts[k]) for k in sums}
 
 
 def paired_test(diffs: Iterable[float]) -> tuple[str, float]:
@@ -149,22 +152,23 @@ def paired_table(records: Iterable[Mapping], scores: pd.DataFrame,
               for r in scores.itertuples(index=False)}
     out["strategy_label"] = [labels.get((r.suite, r.protocol, r.model, r.strategy), r.strategy)
                              for r in out.itertuples(index=False)]
-    out["floor"] = [stats.sign_flip_floor(n) for n in out["n"]]
+    out["floor"] = [stats.sign_flip_floor(n, ties) for n, ties in zip(out["n"], out["ties"])]
     out["floor_holm"] = np.minimum(1.0, out["floor"] * family)
     out["pairs_needed"] = [
         stats.pairs_needed(r.mean_diff, r.std_diff, family=f, alpha=alpha)
         if not reversed_somewhere(r.signs, r.mean_diff) else math.nan
         for r, f in zip(out.itertuples(index=False), family)]
+    out["seeds_needed"] = np.ceil(out["pairs_needed"] / out["datasets"])
     out["outcome"], out["verdict"] = zip(*[
         _paired_verdict(r, f, alpha) for r, f in zip(out.itertuples(index=False), family)])
-    out.loc[out["outcome"] == RESOLVED, "pairs_needed"] = math.nan
-    out["seeds_needed"] = np.ceil(out["pairs_needed"] / out["datasets"])
+    out.loc[out["outcome"] == RESOLVED, ["pairs_needed", "seeds_needed"]] = math.nan
     return sorted_rows(out[PAIRED_COLUMNS], ["suite", "protocol", "model", "strategy"])
 
 
 def _paired_verdict(r, family: int, alpha: float) -> tuple[str, str]:
     """(outcome, verdict text) of one comparison with the reference: "A beats B"; or not
-    resolved, with its floor and the direction of its estimate; or, when even the most
+    resolved, with its floor, the one "needs" figure and the direction of its estimate
+    (``seeds_needed``); or, when even the most
     extreme outcome of its n pairs could not reach ``alpha`` after Holm, "cannot be
     resolved with n = ..." and the n that could."""
     who = r.strategy_label
@@ -176,11 +180,21 @@ def _paired_verdict(r, family: int, alpha: float) -> tuple[str, str]:
     if reversed_somewhere(r.signs, r.mean_diff):
         direction += ", but a dataset significantly shows the opposite"
     floor = floor_words(r.floor, family)
-    if r.floor_holm > alpha:
+    # the one "needs" figure: the table's (80% power at the observed effect, never fewer than
+    # the exact test needs to reach the level at all); where there is no effect to power for,
+    # the fewest that could reach the level
+    if not stats.is_nan(r.seeds_needed):
+        what = "seeds per dataset" if r.datasets > 1 else "seeds"
+        needs = f"; {need_words(r.seeds_needed, what)}"
+    elif r.floor_holm > alpha:
         need = stats.sign_flip_n_needed(family, alpha)
-        return CANNOT, (f"{CANNOT} with n = {_pairs_text(r.n, r.datasets)} ({floor}); needs "
-                        f"at least {_pairs_text(need, r.datasets, need=True)}; {direction}")
-    return UNRESOLVED, f"{UNRESOLVED} ({floor}); {direction}"
+        needs = f"; needs at least {_pairs_text(need, r.datasets, need=True)} to reach the level"
+    else:
+        needs = ""
+    if r.floor_holm > alpha:
+        return CANNOT, (f"{CANNOT} with n = {_pairs_text(r.n, r.datasets)} ({floor}){needs}; "
+                        f"{direction}")
+    return UNRESOLVED, f"{UNRESOLVED} ({floor}){needs}; {direction}"
 
 
 def _pairs_text(n: int, datasets: int, need: bool = False) -> str:

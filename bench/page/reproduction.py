@@ -56,7 +56,9 @@ def comparability(record: Mapping, reference: Mapping | None) -> list[str]:
     label, "recipes": {dataset key: recipe}}, from ``bench.page.paper_table.paper_reference``).
     The model must be the same timm architecture, unchanged (no ``kwargs``), with the
     published pretrained weights; the recipe the paper's for that dataset, without
-    ``--set`` overrides. Without a reference only the overrides are checked.
+    ``--set`` overrides; a learning rate from the paper's grid for that dataset (a rate
+    outside it is a choice the paper never had). Without a reference only the overrides are
+    checked.
     """
     cfg = record["config"]
     reasons = []
@@ -74,6 +76,12 @@ def comparability(record: Mapping, reference: Mapping | None) -> list[str]:
         w = model.get("weights")
         src = w.get("source") if isinstance(w, Mapping) else w
         reasons.append(f"weights `{src}`, not the published pretrained weights")
+    grid = (reference.get("lrs") or {}).get(cfg["dataset"]["key"])
+    lr = cfg.get("lr")
+    if grid and isinstance(lr, (int, float)) and lr > 0 and not any(
+            math.isclose(lr, g, rel_tol=1e-9) for g in grid):
+        reasons.append(f"learning rate {lr:g} outside the paper's grid "
+                       f"({', '.join(f'{g:g}' for g in grid)})")
     want = reference["recipes"].get(cfg["dataset"]["key"])
     if want is not None:
         got = cfg["recipe"]
@@ -114,10 +122,11 @@ def reproduction_table(records: Iterable[Mapping], published: Iterable[Mapping],
     (a published cell nobody ran comparably has NaN for ours: "not run"). The rule
     (protocol.md): ``tolerance = t(0.975, df) * sqrt(se_ours^2 + se_paper^2)`` with
     ``se_ours = std / sqrt(n - 1)`` (population std over our n seeds), ``se_paper = std /
-    sqrt(2)`` (the paper's 3 seeds) and df by Welch-Satterthwaite over both sides; the
-    paper's single-run ``lp`` has no se: its tolerance is our interval alone (``rule``
-    says which). NaN when ours has a single seed. ``within`` is ``|difference| <=
-    tolerance``.
+    sqrt(2)`` (the paper's 3 seeds) and df by Welch-Satterthwaite over both sides. The
+    paper's single-run ``lp`` is one draw, not a mean: it is compared with the t prediction
+    interval of one new run from our n, ``t(0.975, n - 1) * s * sqrt(1 + 1/n)`` (s our
+    sample std, ddof 1; ``rule`` says which). NaN when ours has a single seed: such a cell
+    never counts as reproducing. ``within`` is ``|difference| <= tolerance``.
     """
     paper_recs = [r for r in records if PROTOCOLS[protocol_of(r)].reproduces_paper
                   and not comparability(r, reference)]
@@ -138,7 +147,8 @@ def reproduction_table(records: Iterable[Mapping], published: Iterable[Mapping],
 
 
 RULE_WELCH = "Welch t over both sides"
-RULE_OURS = "our interval alone (the paper's single run has no spread)"
+RULE_OURS = ("a t prediction interval for one run from ours (the paper's single run has no "
+             "spread)")
 
 
 def _reproduced(suite: str, model: str, pub: Mapping, o) -> tuple:
@@ -150,8 +160,12 @@ def _reproduced(suite: str, model: str, pub: Mapping, o) -> tuple:
                 pub["std"], nan, nan, None, rule)
     n = int(o["n"])
     se_ours = o["test_std"] / math.sqrt(n - 1) if n > 1 else nan
-    se_paper = 0.0 if single else pub["std"] / math.sqrt(PAPER_SEEDS - 1)
-    tol = stats.welch_tolerance(se_ours, n - 1, se_paper, PAPER_SEEDS - 1)
+    if single:  # one new run: s * sqrt(1 + 1/n) = se_ours * sqrt(n + 1), s = std * sqrt(n/(n-1))
+        tol = (stats.t_quantile(0.975, n - 1) * se_ours * math.sqrt(n + 1) if n > 1
+               else nan)
+    else:
+        se_paper = pub["std"] / math.sqrt(PAPER_SEEDS - 1)
+        tol = stats.welch_tolerance(se_ours, n - 1, se_paper, PAPER_SEEDS - 1)
     diff = o["test_mean"] - pub["mean"]
     within = None if stats.is_nan(tol) else bool(abs(diff) <= tol + 1e-12)
     return (suite, model, pub["dataset"], pub["strategy"], o["lr"], o["test_mean"],

@@ -24,6 +24,7 @@ from bench.page.agreement import Runs, agreement_md, agreement_table, run_states
 from bench.page.aliases import alias_label
 from bench.page.housekeeping import coverage_table, failed_table, provenance_table, stale_table
 from bench.page.markdown import (
+    NO_INTERVAL,
     Figure,
     Heading,
     Item,
@@ -48,6 +49,7 @@ from bench.page.markdown import (
     tagged_strategy,
 )
 from bench.page.markup import escape_text
+from bench.page.outcomes import VERDICT, verdicts_md
 from bench.page.page_header import header_md, reproducing
 from bench.page.paper_table import CITATION, SOURCE, paper_reference, published
 from bench.page.plasticity_tables import plasticity_summary, plasticity_table
@@ -55,13 +57,12 @@ from bench.page.ranks import average_rank_table, paired_table, reversed_somewher
 from bench.page.reproduction import RULE_OURS, not_comparable_table, reproduction_table
 from bench.page.runs import component_order, protocol_of, runs_table
 from bench.page.scores import LR_EDGE, scores_table
-from bench.page.verdicts import ACROSS, CANNOT, NO_DATA, UNRESOLVED, claims_table, correlation_table
+from bench.page.verdicts import ACROSS, CLAIMS, claims_table, correlation_table
 from bench.results.store import Skipped
 
 REASON_CHARS = 120  # failure reasons are cut to this length in the page (full text in the CSV)
 FAILED_ROWS = 50  # failed jobs listed per suite on the page (all of them in failed.csv)
 STALE_ROWS = 50  # stale records named per suite on the page (all of them in stale.csv)
-VERDICT = "**Verdict**"
 # how a verdict line starts (bench.tools.stability compares them)
 VERDICT_PREFIX = str(Item(VERDICT))
 
@@ -81,66 +82,48 @@ class Page:
     skipped: tuple = ()
 
 
-def _where(r) -> str:
-    return f"`{r.suite}` ({r.protocol}) {r.model}"
-
-
-
-
 def _held_md(tables: Mapping[str, pd.DataFrame]) -> list:
     claims = tables["claims"]
     floor = stats.spearman_floor(len(PAPER_PLASTICITY_RANKING))
+    family = len(CLAIMS)
     out = [Heading(2, "Did the paper's ranking hold?"), "",
            (f"The paper ranks {' > '.join(PAPER_PLASTICITY_RANKING)} (most plastic first) and "
-            "finds that fine-tuning more plastic components gains more. Each claim is tested "
+            "finds that fine-tuning more plastic components gains more. Three claims: "
+            + "; ".join(f"({k}) {c}" for k, c in CLAIMS.items()) + ". Each is tested "
             "once per (suite, protocol, model), on its five block components with plasticity "
             "and test accuracy averaged over the model's datasets (they share the model's "
-            "plasticity ranking, so they are not independent replicates of it): Spearman's "
-            f"rho with its exact permutation p-value. With five components p cannot go below "
-            f"2/120 = {floor:.3f} ({2 * floor:.3f} after Holm over the two claims): only a "
-            "perfect (or perfectly reversed) ranking resolves a claim, and more seeds cannot "
-            "change that. Independent replicates are models (different pretraining): where a "
-            f"suite has several, each claim is also tested across them (\"{ACROSS}\"): "
-            "the mean rho over models, with the exact p of its null (each model's ranking an "
-            "independent uniform permutation: the convolution of the per-model permutation "
-            f"distributions; smallest possible p 2/120^m for m models), Holm over the two "
-            "claims. Each dataset's own rho and exact p follow in the suite's section."), ""]
+            "plasticity ranking, so they are not independent replicates of it; within a model "
+            "every gain has the same baseline, so test accuracy ranks the gains): Spearman's "
+            f"rho with its exact permutation p-value. With five untied components p cannot go "
+            f"below 2/120 = {floor:.3f} ({family * floor:.3f} after Holm over the {family} "
+            "claims; ties in the data raise it, and the floor shown is the one the data's "
+            "ties allow): only a perfect (or perfectly reversed) ranking resolves a claim, and "
+            "more seeds cannot change that. Independent replicates are models (different "
+            f"pretraining): where a suite has several, each claim is also tested across them "
+            f"(\"{ACROSS}\"): the mean rho over models, with the exact p of its null (each "
+            "model's ranking an independent uniform permutation: the convolution of the "
+            "per-model permutation distributions; smallest possible p 2/120^m for m models), "
+            f"Holm over the {family} claims. Beside claims (b) and (c), ρ(trainable parameters, "
+            "gain): the components' trainable parameter counts against their test accuracy, "
+            "so that a parameter-count confound is visible. Each dataset's own rho and exact "
+            "p follow in the suite's section."), ""]
     if claims.empty:
         return [*out, Item("No data yet."), ""]
-    rows = [[f"`{r.suite}`", r.protocol, r.model, r.claim,
+    rows = [[f"`{r.suite}`", r.protocol, r.model, f"({r.key}) {r.claim}",
              f"{r.models if r.model == ACROSS else r.datasets}", rho_text(r.rho),
              p_text(r.p_value), p_text(r.p_holm), floor_cell(r.floor, r.floor_holm), r.estimate,
-             r.verdict, need_text(r.models_needed, "models")]
+             rho_text(r.rho_params_gain) if r.key != "a" else "", r.verdict,
+             need_text(r.models_needed, "models")]
             for r in claims.itertuples(index=False)]
     out += [md_table(rows, ["suite", "protocol", "model", "claim", "datasets (models)", "ρ",
                              "exact p", "Holm p", "smallest possible p (Holm)", "estimate",
-                             "verdict", "would need (in the estimate's direction)"],
-                      right={4, 5, 6, 7}, frame=claims)]
+                             "ρ(trainable parameters, gain)", "verdict",
+                             "would need (80% power)"],
+                      right={4, 5, 6, 7, 10}, frame=claims)]
     notes = claims[claims["replicates"] != ""].drop_duplicates(["suite", "protocol"])
     out += [Item(f"`{r.suite}` ({r.protocol}): the replicates are {r.replicates}.")
             for r in notes.itertuples(index=False)]
     return [*out, ""] if len(notes) else out
-
-
-def _verdicts_md(tables: Mapping[str, pd.DataFrame]) -> list:
-    """Every verdict on one line each, without any machine-dependent number: per (suite,
-    protocol, model), the paper's claims, then each strategy against the reference."""
-    lines: dict[tuple, list[str]] = {}
-    for r in tables["claims"].itertuples(index=False):
-        if r.verdict != NO_DATA:
-            what = f"{r.claim} ({r.replicates})" if r.replicates else r.claim
-            lines.setdefault((r.suite, r.protocol, r.model), []).append(
-                Item(f"{VERDICT} {_where(r)}: {what}: {r.verdict}."))
-    for r in tables["paired"].itertuples(index=False):
-        lines.setdefault((r.suite, r.protocol, r.model), []).append(
-            Item(f"{VERDICT} {_where(r)}: {r.strategy_label} vs {r.reference}: {r.verdict}."))
-    head = [Heading(2, f"Verdicts (level {stats.ALPHA:g}, Holm-adjusted)"), "",
-            ("One line per claim; the numbers behind each are in the tables. A line says "
-             f"\"{UNRESOLVED}\" where the data did not decide it, \"{CANNOT}\" where "
-             "no outcome of its design could have, each with its smallest possible p and the "
-             "direction of its estimate."), ""]
-    body = [line for k in sorted(lines) for line in lines[k]]
-    return [*head, *(body or ["No claim can be tested yet."]), ""]
 
 
 def _scores_md(s: pd.DataFrame) -> list:
@@ -150,12 +133,13 @@ def _scores_md(s: pd.DataFrame) -> list:
              lr_text(r.best_lr) + (" †" if r.lr_flag else ""), f"{r.lrs}", pct(r.val_mean),
              pm(r.test_mean, r.test_ci95, r.n),
              pm(r.gain, r.gain_ci95, spec="+.2f"), fixed(100 * r.rel_gain, "+.1f"),
-             interval(r.share_of_full, r.share_lo, r.share_hi), int_text(r.trainable_params),
+             interval(r.share_of_full, r.share_lo, r.share_hi, r.n),
+             int_text(r.trainable_params),
              millis(r.step_seconds), megabytes(r.peak_memory_mb), _pareto(r)]
             for r in s.itertuples(index=False)]
     table = md_table(rows, ["model", "dataset", "strategy", "best lr", "lrs", "val acc (%)",
                              "test acc (%) ± 95% CI (n)", "gain (pp) ± 95% CI",
-                             "relative gain (%)", f"share of {REFERENCE}'s gain [95% bootstrap]",
+                             "relative gain (%)", f"share of {REFERENCE}'s gain [bootstrap spread]",
                              "trainable params", "step (ms)", "peak memory (MB)", "Pareto"],
                       right=set(range(3, 13)), frame=s, jobs_col=6,
                       jobs=list(zip(s["suite"], s["protocol"], s["model"], s["dataset"],
@@ -287,12 +271,17 @@ def _figure(page: Page, suite: str, kind: str, alt: str) -> list:
 
 
 def _suite_head_md(page: Page, p) -> list:
-    """A suite's heading and what its records are."""
+    """A suite's heading and what its records are (and how many come from a dirty tree)."""
+    dirty = sum(bool((r.get("provenance") or {}).get("git_dirty")) for r in page.records
+                if r["suite"] == p.suite)
+    marked = (f" {dirty:,} of these records were made from a work tree with uncommitted "
+              "changes (`+dirty`): their code is not exactly the commit they name."
+              if dirty else "")
     return [Heading(2, f"Suite `{p.suite}`"), "",
             (f"{p.records:,} records; models {p.models or '—'}; "
              f"datasets {p.datasets or '—'}; code {p.code or '—'}; "
              f"hardware {p.device or '—'} ({p.gpu or p.cpu or '—'}); "
-             f"plasticity {p.plasticity or '—'}; steps {p.steps or '—'}."), ""]
+             f"plasticity {p.plasticity or '—'}; steps {p.steps or '—'}.{marked}"), ""]
 
 
 def _suite_scores_md(page: Page, p) -> list:
@@ -336,9 +325,15 @@ def _suite_pareto_md(page: Page, p) -> list:
 
 def _suite_paired_md(page: Page, p) -> list:
     pr = _suite_of(page, p.suite, "paired")
-    return [Heading(3, f"Paired with `{REFERENCE}` (matched datasets and seeds)"), "",
-            _paired_md(pr) if len(pr) else
-            f"No strategy shares a (dataset, seed) with `{REFERENCE}` yet.\n"]
+    if len(pr):
+        body = _paired_md(pr)
+    elif any(r["suite"] == p.suite and r["config"]["strategy"]["name"] == REFERENCE
+             for r in page.records):  # designed with the reference: pairs may come
+        body = f"No strategy shares a (dataset, seed) with `{REFERENCE}` yet.\n"
+    else:
+        body = (f"No paired comparison: this suite has no `{REFERENCE}` run (its design "
+                "leaves it out).\n")
+    return [Heading(3, f"Paired with `{REFERENCE}` (matched datasets and seeds)"), "", body]
 
 
 def _suite_failed_md(page: Page, p) -> list:
@@ -375,8 +370,10 @@ def _reproduction_md(repro: pd.DataFrame, excluded: pd.DataFrame) -> list:
             "t(0.975, df) √(se_ours² + se_paper²), se_ours = std / √(n - 1) for our "
             "population std over n seeds, se_paper = std / √2 (the paper's 3 seeds), df by "
             "Welch-Satterthwaite over both sides. The paper's linear probing (`lp`) is a "
-            "single run with no spread: it is compared with our interval alone "
-            "(t(0.975, n - 1) se_ours), which says nothing about the paper's own noise."), ""]
+            "single run, one draw with no spread: it is compared with the t prediction "
+            "interval of one run from ours, t(0.975, n - 1) s √(1 + 1/n) (s our sample std). "
+            "A learning rate outside the paper's grid is not comparable; a cell of one seed "
+            "has no interval and never counts as reproducing."), ""]
     ran = repro[repro["ours_n"] > 0]
     if ran.empty and excluded.empty:  # the paper's table only beside paper-protocol records
         return []
@@ -393,15 +390,22 @@ def _reproduction_md(repro: pd.DataFrame, excluded: pd.DataFrame) -> list:
             ours = pm(r.ours_mean, r.ours_std, r.ours_n) + (
                 "" if missing(r.lr) else f" at lr {lr_text(r.lr)}")
             diff = pp(r.difference)
-            within = ("no interval (1 seed)" if r.within is None else
+            within = (NO_INTERVAL if r.within is None else
                       f"{'yes' if r.within else 'no'} (± {100 * r.tolerance:.2f})")
             if r.rule == RULE_OURS:
-                within += ", our interval alone"
+                within += ", prediction interval for one run"
         rows.append([f"`{r.suite}`" if r.suite else "", r.model, r.dataset, r.strategy, ours,
                      pm(r.paper_mean, r.paper_std), diff, within])
     reproduced = int((ran["within"] == True).sum())  # noqa: E712 - None is neither
+    tested = int(ran["within"].notna().sum())
+    chance = 1 - stats.CONFIDENCE
     out.append(f"{reproduced} of {len(ran)} cells run reproduce the paper; "
-               f"{len(repro) - len(ran)} not run.\n")
+               f"{tested - reproduced} {'does' if tested - reproduced == 1 else 'do'} not; "
+               f"{len(ran) - tested} {'has' if len(ran) - tested == 1 else 'have'} no "
+               "interval (1 seed); "
+               f"{len(repro) - len(ran)} not run. Each cell is a {chance:.0%} test: even if "
+               f"every one of the {tested} tested cells truly reproduced, about "
+               f"{chance * tested:.1f} would read \"does not reproduce\" by chance.\n")
     out.append(md_table(rows, ["suite", "model", "dataset", "strategy",
                                 "ours (%) mean ± std (n), selected on test", "paper (%)",
                                 "difference (pp)", "within the combined 95% uncertainty"],
@@ -422,11 +426,13 @@ def _ranks_md(ranks: pd.DataFrame) -> list:
     if ranks.empty:
         return [*out, "No scores yet.\n"]
     return [*out, md_table([[r.suite, r.protocol, alias_label(r.strategy, r.aliases),
-                              f"{r.avg_rank:.2f}" + ("" if missing(r.rank_lo) else
-                                                     f" [{r.rank_lo:.2f}, {r.rank_hi:.2f}]"),
+                              f"{r.avg_rank:.2f}" + (
+                                  f" ({NO_INTERVAL})" if r.min_seeds == 1 else
+                                  "" if missing(r.rank_lo) else
+                                  f" [{r.rank_lo:.2f}, {r.rank_hi:.2f}]"),
                               f"{r.cells}"]
                              for r in ranks.itertuples(index=False)],
-                            ["suite", "protocol", "strategy", "average rank [95% bootstrap]",
+                            ["suite", "protocol", "strategy", "average rank [bootstrap spread]",
                              "(model, dataset) cells"], right={3, 4}, frame=ranks)]
 
 
@@ -497,7 +503,7 @@ SECTIONS: tuple[Section, ...] = (
                                                   len(page.tables["stale"])),
             tables=(("provenance", lambda t: provenance_table(t.current)),)),
     Section("browse", _browse_md, formats=(MARKDOWN,)),
-    Section("verdicts", lambda page, _: _verdicts_md(page.tables)),
+    Section("verdicts", lambda page, _: verdicts_md(page.records, page.tables)),
     Section("held", lambda page, _: _held_md(page.tables),
             tables=(("claims", lambda t: claims_table(
                 t["scores"], t["plasticity_components"], records=t.current)),)),

@@ -191,10 +191,37 @@ def mean_spearman_floor(n_models: int, n_components: int) -> float:
     return min(1.0, 2.0 / float(math.factorial(n_components)) ** n_models)
 
 
-def sign_flip_floor(n: int) -> float:
-    """The smallest p ``sign_flip_p`` can give for ``n`` nonzero differences: all of one
-    sign, 2 of the 2^n sign patterns as extreme, so 2 / 2^n (at most 1)."""
-    return math.nan if n < 1 else min(1.0, 2.0 / 2.0 ** n)
+def sign_flip_floor(n: int, zeros: int = 0) -> float:
+    """The smallest p ``sign_flip_p`` can give for ``n`` differences of which ``zeros`` are
+    exactly zero (ties): a zero difference keeps its place in the 2^n sign patterns (the
+    design counts it) but flipping it changes nothing, so only the n - zeros others can be
+    all of one sign: 2 * 2^zeros of the 2^n patterns are as extreme, p >= 2 / 2^(n - zeros)
+    (1 when every difference is zero)."""
+    if n < 1:
+        return math.nan
+    return min(1.0, 2.0 / 2.0 ** max(n - zeros, 0))
+
+
+def mean_spearman_tied_floor(pairs_per_model: Iterable[tuple[Sequence[float], Sequence[float]]]
+                             ) -> float:
+    """The smallest p ``mean_spearman_exact`` can give with the ties these data have: each
+    model's x keeps its values and y is any ordering of its values (the permutation null), so
+    the most extreme attainable mean is the largest |sum| of the null's support, and the
+    floor is the null probability of reaching it. Without ties it is ``mean_spearman_floor``
+    (2 / (n!)^m); ties lower the largest |rho| and let more orderings reach it, so the floor
+    rises. NaN where the test is undefined (a model without spread, n > ``MAX_EXACT_N``)."""
+    values, probs = np.zeros(1), np.ones(1)
+    seen = False
+    for x, y in pairs_per_model:
+        rho, null = spearman_null(x, y)
+        if is_nan(rho) or not len(null):
+            return math.nan
+        seen = True
+        values, probs = _convolve(values, probs, null)
+    if not seen:
+        return math.nan
+    top = np.abs(values).max()
+    return float(min(1.0, probs[np.abs(values) >= top - 1e-7].sum()))
 
 
 def sign_flip_n_needed(family: int = 1, alpha: float = ALPHA) -> int:

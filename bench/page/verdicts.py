@@ -1,5 +1,6 @@
-"""The paper's claims, tested: plasticity ranks the components in the paper's order, and more
-plastic components gain more; with the verdict words every verdict of the page uses.
+"""The paper's claims, tested: (a) plasticity ranks the components in the paper's order, (b)
+fine-tuning gains rank them in that order, (c) more plastic components gain more; with the
+verdict words every verdict of the page uses.
 
 Per (suite, protocol, model) on the model's five block components, and across a suite's
 models; Spearman's rho with exact permutation p-values (``bench.page.stats``), Holm within each
@@ -30,7 +31,7 @@ CORRELATION_COLUMNS = [
 CLAIM_COLUMNS = [
     "suite", "protocol", "model", "claim", "datasets", "rho", "p_value", "p_holm", "verdict",
     "models_needed", "models", "floor", "floor_holm", "outcome", "direction", "estimate",
-    "shared_with", "replicates",
+    "shared_with", "replicates", "key", "rho_params_gain",
 ]
 
 # Verdict words: the page prints a claim only with one of these.
@@ -42,7 +43,11 @@ RESOLVED = "resolved"  # the outcome of a verdict that the test supports
 NO_DATA = "no data"  # a claim nothing on the page can test (e.g. no component strategy ran)
 # The paper's claims tested per (suite, protocol, model), pooled over datasets.
 CLAIM_PLASTICITY_ORDER = "plasticity ranks the components in the paper's order"
+CLAIM_GAIN_ORDER = "fine-tuning gains rank the components in the paper's order"
 CLAIM_PLASTICITY_GAIN = "more plastic components gain more"
+# The three claims of one family, in the page's order, by their key (issue 29: a, b, c).
+CLAIMS = {"a": CLAIM_PLASTICITY_ORDER, "b": CLAIM_GAIN_ORDER, "c": CLAIM_PLASTICITY_GAIN}
+CLAIM_KEY = {claim: key for key, claim in CLAIMS.items()}
 
 
 def _order(values: Mapping[str, float]) -> str:
@@ -51,10 +56,11 @@ def _order(values: Mapping[str, float]) -> str:
     return " > ".join(k for k, _ in items)
 
 
-def _component_values(scores: pd.DataFrame, summary: pd.DataFrame
+def _component_values(scores: pd.DataFrame, summary: pd.DataFrame, params: dict | None = None
                       ) -> tuple[dict[tuple, dict[str, float]], dict[tuple, dict[str, float]]]:
     """Per cell: plasticity per block component, and test mean per block component (the
-    strategy whose registry entry has ``component == c``; the plain one if several)."""
+    strategy whose registry entry has ``component == c``; the plain one if several); into
+    ``params`` (when given), per cell the trainable parameters of each component's strategy."""
     plast: dict[tuple, dict[str, float]] = {}
     for row in summary.itertuples(index=False):
         if row.component in BLOCK_COMPONENTS and not math.isnan(row.mean):
@@ -68,7 +74,14 @@ def _component_values(scores: pd.DataFrame, summary: pd.DataFrame
         if not math.isnan(row.test_mean):
             tests.setdefault(tuple(getattr(row, c) for c in CELL), {})[row.component] = (
                 row.test_mean)
+            if params is not None and not stats.is_nan(_num(row.trainable_params)):
+                params.setdefault(tuple(getattr(row, c) for c in CELL), {})[row.component] = (
+                    float(row.trainable_params))
     return plast, tests
+
+
+def _num(x: object) -> float:
+    return math.nan if x is None or x is pd.NA else float(x)
 
 
 _PAPER_SCORE = {c: len(PAPER_PLASTICITY_RANKING) - i
@@ -117,26 +130,30 @@ def _mean_over_cells(values: Mapping[tuple, Mapping[str, float]], cells: list[tu
 
 def claims_table(scores: pd.DataFrame, summary: pd.DataFrame, alpha: float = stats.ALPHA,
                  records: Iterable[Mapping] = ()) -> pd.DataFrame:
-    """The paper's two claims per (suite, protocol, model), each tested once on the model's
-    five block components: plasticity and test accuracy are averaged over the model's
+    """The paper's three claims (``CLAIMS``) per (suite, protocol, model), each tested once on
+    the model's five block components: plasticity and test accuracy are averaged over the model's
     datasets (its datasets are not independent replicates of a ranking: the plasticity
     ranking is the model's own), then Spearman's rho with its exact permutation p-value
     (120 orderings, so p >= 2/120 and only a perfect or perfectly reversed ranking can
-    resolve a claim at 0.05). Holm's adjustment over the claims of one (suite, protocol,
-    model).
+    resolve a claim at 0.05). Holm's adjustment over the three claims of one (suite,
+    protocol, model). ``rho_params_gain`` (claims b and c): Spearman's rho between the
+    components' trainable parameters and their test accuracy (the mean over models across
+    them), so that a parameter-count confound is visible.
 
-    Where a (suite, protocol) has several models (distinct measurements), the two claims are
+    Where a (suite, protocol) has several models (distinct measurements), the claims are
     tested across them too (``model`` = ``ACROSS``): the mean rho over models with its exact
     p under independent per-model permutations (``stats.mean_spearman_exact``), Holm over
-    the two; ``replicates`` says what the models are independent in (from ``records``'
+    the three; ``replicates`` says what the models are independent in (from ``records``'
     model configurations). A model whose measurements are another's is counted once.
 
-    Each row: ``outcome`` (``RESOLVED``, ``UNRESOLVED``, ``CANNOT`` or ``NO_DATA``), the
-    smallest p its design can reach (``floor``, and after Holm), the ``direction`` of its
+    Each row: ``key`` (a, b, c), ``outcome`` (``RESOLVED``, ``UNRESOLVED``, ``CANNOT`` or
+    ``NO_DATA``), the smallest p its design can reach with the data's ties (``floor``,
+    ``stats.mean_spearman_tied_floor``, and after Holm), the ``direction`` of its
     estimate, the ``estimate`` itself, the suites it shares its plasticity measurement with
-    (``shared_with``), and ``models_needed`` (a normal approximation for 80% power).
+    (``shared_with``), and ``models_needed`` (``models_needed``: the one "needs" figure).
     """
-    plast, tests = _component_values(scores, summary)
+    params: dict[tuple, dict[str, float]] = {}
+    plast, tests = _component_values(scores, summary, params)
     shared = _shared_measurements(summary)
     configs = _model_configs(records)
     groups: dict[tuple, list[tuple]] = {}
@@ -145,17 +162,22 @@ def claims_table(scores: pd.DataFrame, summary: pd.DataFrame, alpha: float = sta
     rows, per_model = [], {}
     for key, cells in groups.items():
         p_cells = [c for c in cells if c in plast]
+        t_cells = [c for c in cells if c in tests]
         g_cells = [c for c in p_cells if c in tests]
+        gains = _mean_over_cells(tests, t_cells)
         pairs = [_pairs(_mean_over_cells(plast, p_cells), _PAPER_SCORE),
+                 _pairs(gains, _PAPER_SCORE),
                  _pairs(_mean_over_cells(plast, g_cells), _mean_over_cells(tests, g_cells))]
-        per_model[key] = (pairs, _measurements_of(summary, p_cells))
-        found = [(CLAIM_PLASTICITY_ORDER, len(p_cells), *_spearman(pairs[0])),
-                 (CLAIM_PLASTICITY_GAIN, len(g_cells), *_spearman(pairs[1]))]
-        extra = {"models": 1, "shared_with": joined(shared.get(key, ())), "replicates": ""}
+        per_model[key] = (pairs, _measurements_of(summary, p_cells),
+                          _spearman(_pairs(_mean_over_cells(params, t_cells), gains))[0])
+        found = [(claim, used, *_spearman(pr)) for claim, used, pr in
+                 zip(CLAIMS.values(), (len(p_cells), len(t_cells), len(g_cells)), pairs)]
+        extra = {"models": 1, "shared_with": joined(shared.get(key, ())), "replicates": "",
+                 "rho_params_gain": per_model[key][2]}
         rows += _claim_rows(key, found, [[pr] for pr in pairs], alpha, extra)
     rows += _across_models(per_model, configs, shared, alpha)
     out = pd.DataFrame(rows, columns=CLAIM_COLUMNS)
-    return out.sort_values(["suite", "protocol", "model"], kind="mergesort").reset_index(
+    return out.sort_values(["suite", "protocol", "model", "key"], kind="mergesort").reset_index(
         drop=True)
 
 
@@ -175,19 +197,35 @@ def _claim_rows(key: tuple, found: list[tuple], pairs: list[list[tuple]], alpha:
     rows = []
     for (claim, used, rho, p), p_adj, prs in zip(found, adjusted, pairs):
         m, k = len(prs), len(prs[0][0]) if prs and prs[0][0] else 0
-        floor = stats.mean_spearman_floor(m, k) if k >= 2 else math.nan
-        floor_holm = min(1.0, family * floor) if family else math.nan
+        floor = (stats.mean_spearman_tied_floor(prs) if k >= 2 and not stats.is_nan(p)
+                 else math.nan)
+        floor_holm = min(1.0, family * floor) if family and not stats.is_nan(floor) else math.nan
         direction = _claim_direction(rho)
-        outcome, verdict = _claim_verdict(rho, p_adj, floor, family, k, m, alpha, direction)
-        if extra["shared_with"] and outcome != NO_DATA:
-            verdict += (f"; its plasticity measurement is also {extra['shared_with']}'s "
-                        "(not independent evidence)")
-        need = (stats.rankings_needed(rho, k, family=len(found), alpha=alpha)
-                if outcome in (UNRESOLVED, CANNOT) else math.nan)
+        need = models_needed(rho, k, len(found), alpha)
+        outcome, verdict = _claim_verdict(rho, p_adj, floor, family, m, alpha, direction, need)
+        if extra["shared_with"] and outcome != NO_DATA and claim != CLAIM_GAIN_ORDER:
+            verdict += (f"; its plasticity measurement has the same configuration as "
+                        f"{extra['shared_with']}'s (not independent evidence)")
+        if outcome not in (UNRESOLVED, CANNOT):
+            need = math.nan
         rows.append((*key, claim, used, rho, p, p_adj, verdict, need, extra["models"], floor,
                      floor_holm, outcome, direction, _estimate(claim, rho, prs),
-                     extra["shared_with"], extra["replicates"]))
+                     extra["shared_with"], extra["replicates"], CLAIM_KEY[claim],
+                     extra["rho_params_gain"] if claim != CLAIM_PLASTICITY_ORDER
+                     else math.nan))
     return rows
+
+
+def models_needed(rho: float, k: int, family: int, alpha: float) -> float:
+    """The one "needs" figure of a claim: the models (independent rankings of ``k``
+    components) that give 80% power at the observed rho after Holm over ``family``
+    (``stats.rankings_needed``, a normal approximation), never fewer than the models whose
+    most extreme outcome reaches the level at all (``stats.mean_spearman_models_needed``)."""
+    if k < 2:
+        return math.nan
+    least = stats.mean_spearman_models_needed(k, family, alpha)
+    power = stats.rankings_needed(rho, k, family=family, alpha=alpha)
+    return float(least if stats.is_nan(power) else max(power, least))
 
 
 def _claim_direction(rho: float) -> str:
@@ -198,19 +236,28 @@ def _claim_direction(rho: float) -> str:
     return f"the estimate goes {'with' if rho > 0 else 'against'} the paper"
 
 
-def _claim_verdict(rho: float, p_adj: float, floor: float, family: int, k: int, m: int,
-                   alpha: float, direction: str) -> tuple[str, str]:
+def _claim_verdict(rho: float, p_adj: float, floor: float, family: int, m: int,
+                   alpha: float, direction: str, need: float) -> tuple[str, str]:
     if stats.is_nan(p_adj):
         return NO_DATA, NO_DATA
     if p_adj <= alpha:
         return RESOLVED, HOLDS if rho > 0 else AGAINST
     floor_text = floor_words(floor, family)
+    needs = "" if stats.is_nan(need) else f"; {need_words(need, 'models')}"
     if family * floor > alpha:
-        need = stats.mean_spearman_models_needed(k, family, alpha)
         models = f"{m} model{'s' if m > 1 else ''}"
-        return CANNOT, (f"{CANNOT} with n = {models} ({floor_text}); needs at least {need} "
-                        f"models; {direction}")
-    return UNRESOLVED, f"{UNRESOLVED} ({floor_text}); {direction}"
+        return CANNOT, f"{CANNOT} with n = {models} ({floor_text}){needs}; {direction}"
+    return UNRESOLVED, f"{UNRESOLVED} ({floor_text}){needs}; {direction}"
+
+
+NEED_WORDS = ("for 80% power at the observed effect (a normal approximation, never fewer than "
+              "the least whose most extreme outcome reaches the level)")
+
+
+def need_words(n: float, what: str) -> str:
+    """"needs about 9 models": the one "needs" figure of a verdict line (the table's "would
+    need" column shows the same number; ``NEED_WORDS`` says what it is)."""
+    return f"needs about {int(n):,} {what}"
 
 
 def _estimate(claim: str, rho: float, pairs: list[tuple]) -> str:
@@ -224,7 +271,7 @@ def _estimate(claim: str, rho: float, pairs: list[tuple]) -> str:
     if len(values) != len(BLOCK_COMPONENTS):  # which component is which is then unknown
         return f"rho = {rho:+.2f}"
     top = BLOCK_COMPONENTS[int(np.argmax(values))]
-    what = "gains most" if claim == CLAIM_PLASTICITY_GAIN else "most plastic"
+    what = "most plastic" if claim == CLAIM_PLASTICITY_ORDER else "gains most"
     return f"rho = {rho:+.2f}, {top} {what}"
 
 
@@ -293,10 +340,10 @@ def replicate_note(configs: list[Mapping]) -> str:
 
 def _across_models(per_model: Mapping[tuple, tuple], configs: Mapping[tuple, dict],
                    shared: Mapping[tuple, set[str]], alpha: float) -> list[tuple]:
-    """The two claims across the models of each (suite, protocol) with two or more distinct
+    """The three claims across the models of each (suite, protocol) with two or more distinct
     models (the first of models with the same measurements stands for them)."""
     by_suite: dict[tuple, list[tuple]] = {}
-    for key, (_, ids) in per_model.items():
+    for key, (_, ids, _) in per_model.items():
         members = by_suite.setdefault(key[:2], [])
         if ids and all(per_model[k][1] != ids for k in members):
             members.append(key)
@@ -305,7 +352,7 @@ def _across_models(per_model: Mapping[tuple, tuple], configs: Mapping[tuple, dic
         if len(members) < 2:
             continue
         found, prs_all = [], []
-        for i, claim in enumerate((CLAIM_PLASTICITY_ORDER, CLAIM_PLASTICITY_GAIN)):
+        for i, claim in enumerate(CLAIMS.values()):
             prs = [per_model[k][0][i] for k in members if len(per_model[k][0][i][0]) == len(
                 BLOCK_COMPONENTS)]
             found.append((claim, len(prs), *(stats.mean_spearman_exact(prs) if len(prs) > 1
@@ -313,9 +360,11 @@ def _across_models(per_model: Mapping[tuple, tuple], configs: Mapping[tuple, dic
             prs_all.append(prs or [([], [])])
         note = replicate_note([configs[k] for k in members if k in configs])
         others = set().union(*(shared.get(k, set()) for k in members))
+        confound = [per_model[k][2] for k in members if not stats.is_nan(per_model[k][2])]
         rows += _claim_rows((*sp, ACROSS), found, prs_all, alpha,
                             {"models": len(members), "shared_with": joined(others),
-                             "replicates": note})
+                             "replicates": note, "rho_params_gain": float(np.mean(confound))
+                             if confound else math.nan})
     return rows
 
 

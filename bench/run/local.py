@@ -130,8 +130,9 @@ def run_suite(suite: Suite, results: Path, *, workers: int = 1, force: bool = Fa
     report.skipped = len(suite.jobs) - len(todo)
     if not todo:
         return report
-    from bench.job.run import pick_device, prepare_shared
+    from bench.job.run import code_version, pick_device, prepare_shared
 
+    warn_dirty(code_version())
     device = str(pick_device(device))  # a plain string to the workers; each job normalises it
     if workers <= 1:  # jobs run in this process
         cpus.apply(1)
@@ -146,6 +147,19 @@ def run_suite(suite: Suite, results: Path, *, workers: int = 1, force: bool = Fa
     finally:
         bar.close()
     return report
+
+
+def warn_dirty(version: dict) -> bool:
+    """Warn (``logging``) when the code that is about to run has uncommitted changes under
+    ``bench/``: its records carry ``git_dirty`` and the page marks them, since their code is
+    not exactly the commit they name. Returns whether it warned."""
+    if not version.get("git_dirty"):
+        return False
+    logging.getLogger(__name__).warning(
+        "the work tree has uncommitted changes under bench/ (commit %s): the records of this "
+        "run are marked as made from a dirty tree on the page; commit first for records whose "
+        "code is exactly their commit", (version.get("git_commit") or "unknown")[:12])
+    return True
 
 
 class _Scheduler:

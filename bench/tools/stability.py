@@ -32,14 +32,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.page.outcomes import stable_part
 from bench.page.sections import VERDICT_PREFIX
 
 DEFAULT_RUNS = ((1, 2), (2, 1))  # (OMP_NUM_THREADS, bench run --jobs)
 
 
 def verdict_lines(page: str) -> list[str]:
-    """The page's verdict lines (``sections.VERDICT_PREFIX``), in page order."""
-    return [line for line in page.splitlines() if line.startswith(VERDICT_PREFIX)]
+    """The page's verdict lines (``sections.VERDICT_PREFIX``), in page order, their
+    machine-dependent numbers (effects, intervals, estimates, "needs about n") masked
+    (``outcomes.stable_part``): what must not change between machines is the rest."""
+    return [stable_part(line) for line in page.splitlines() if line.startswith(VERDICT_PREFIX)]
 
 
 def _children_cpu() -> float:

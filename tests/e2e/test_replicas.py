@@ -56,6 +56,10 @@ def test_replicas_run_on_the_default_suites_datasets_and_recipe():
 
 
 @pytest.mark.skipif(not PILOT.is_dir(), reason="no committed pilot records")
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 29: the power analysis now sizes for the smallest effect of interest (mean |rho| "
+    "0.5, between-model spread >= 0.3, Holm over 3 claims) and asks for 9 models; the suite "
+    "still runs 3 until the lead resizes it (then this passes and the marker goes)"))
 def test_the_suite_has_the_models_the_power_analysis_asks_for():
     from bench.page import power
     from bench.results import store
@@ -64,6 +68,12 @@ def test_the_suite_has_the_models_the_power_analysis_asks_for():
     needed = max(r.needed for r in power.analyse(pilot))
     # At least that many (the suite runs one more, for margin: docs/leaderboard.md).
     assert needed is not None and len(_models(REPLICAS)) >= needed
+
+
+@pytest.mark.skipif(not PILOT.is_dir(), reason="no committed pilot records")
+def test_the_pilots_models_are_not_the_suites():
+    from bench.results import store
+
     # The pilot's models are not the suite's: other pretraining seeds.
     pilot_seeds = {store.read_record(p)["config"]["model"]["weights"]["seed"]
                    for p in PILOT.glob("*.json")}

@@ -27,7 +27,9 @@ def test_numbers_print_as_the_page_says():
 
 def test_pm_is_mean_plus_minus_half_with_n():
     assert md.pm(0.5, 0.0123, 3) == "50.00 ± 1.23 (3)"
-    assert md.pm(0.5, math.nan, 1) == "50.00 (1)"
+    assert md.pm(0.5, math.nan, 1) == "50.00 (1; no interval: 1 seed)"
+    assert md.pm(0.5, 0.0, 1) == "50.00 (1; no interval: 1 seed)"  # never ± 0.00 from one seed
+    assert md.pm(0.5, math.nan, 2) == "50.00 (2)"
     assert md.pm(-0.02, 0.01, spec="+.2f") == "-2.00 ± 1.00"
     assert md.pm(None, 0.1, 3) == ""
 

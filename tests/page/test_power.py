@@ -88,6 +88,36 @@ def test_alternative_clips_at_one_and_still_reaches_the_target():
     assert power.alternative([0.5, 0.5], 0.8, 5) == ((pytest.approx(0.8), pytest.approx(1.0)),)
 
 
+def test_a_spread_below_the_floor_is_raised_to_it_and_one_above_is_kept():
+    # The pilot's three models agree to within 0.02: the floor 0.3 replaces that spread.
+    dev = power.deviations([-0.9, -0.9, -0.87], 0.3)
+    assert np.std(dev) == pytest.approx(0.3) and np.mean(dev) == pytest.approx(0.0)
+    assert list(power.deviations([0.5, 0.5], 0.3)) == pytest.approx([-0.3, 0.3])  # none at all
+    # Not flagged: a pilot that already spreads more than the floor keeps its own deviations.
+    wide = [0.9, 0.1, -0.4]
+    assert list(power.deviations(wide, 0.3)) == pytest.approx(list(np.subtract(wide,
+                                                                          np.mean(wide))))
+    alt = power.alternative([-0.9, -0.9, -0.87], 0.5, 5, spread=0.3)
+    values = np.array([v for v, _ in alt])
+    probs = np.array([q for _, q in alt])
+    assert float(values @ probs) == pytest.approx(-0.5)  # the smallest effect of interest
+    assert math.sqrt(float(((values + 0.5) ** 2) @ probs)) >= 0.3 - 1e-9
+
+
+def test_the_default_analysis_is_the_smallest_effect_of_interest_under_holm_over_three():
+    assert (power.RHO, power.SPREAD, power.FAMILY) == (0.5, 0.3, 3)
+    (res,) = power.analyse({"c": [0.9, 0.9, 0.9]}, max_models=12)
+    alt = power.alternative([0.9, 0.9, 0.9], 0.5, 5, spread=0.3)
+    assert res.alternative == alt
+    for m in (1, 2, 3):  # the exact power at 0.05 / 3, against brute force
+        assert res.power[m] == pytest.approx(_brute_power(alt, m, 0.05 / 3))
+    # The models needed: the fewest from which every larger m tried reaches 80% (exact power
+    # is not monotone in m).
+    assert res.needed is not None
+    assert all(res.power[m] >= 0.8 for m in res.power if m >= res.needed)
+    assert res.power[res.needed - 1] < 0.8
+
+
 def test_alternative_refuses_nan_and_an_empty_pilot():
     with pytest.raises(ValueError):
         power.alternative([0.5, math.nan], 0.8, 5)
@@ -96,7 +126,7 @@ def test_alternative_refuses_nan_and_an_empty_pilot():
 
 
 def test_analyse_finds_the_smallest_number_of_models():
-    (res,) = power.analyse({"c": [0.8, 0.8]}, rho=0.8, max_models=4)
+    (res,) = power.analyse({"c": [0.8, 0.8]}, rho=0.8, max_models=4, family=2, spread=0.0)
     brute = {m: _brute_power(((0.8, 1.0),), m, 0.025) for m in (1, 2)}
     assert res.power[1] == pytest.approx(brute[1]) and res.power[2] == pytest.approx(brute[2])
     assert res.needed == min(m for m, p in res.power.items() if p >= 0.8)
@@ -116,25 +146,27 @@ def _pilot_oracle() -> dict[str, list[float]]:
         comp = c["strategy"]["name"]
         plast.setdefault(key, {k: v["mean"] for k, v in r["plasticity"]["components"].items()})
         acc.setdefault(key, {}).setdefault(comp, []).append(r["metrics"]["test_acc"])
-    out = {"order": [], "gain": []}
+    out = {"order": [], "gain": [], "gain_order": []}
     for model in sorted({m for m, _ in plast}):
         cells = [k for k in plast if k[0] == model]
         p = [np.mean([plast[k][c] for k in cells]) for c in PAPER_ORDER]
         g = [np.mean([np.mean(acc[k][c]) for k in cells]) for c in PAPER_ORDER]
         out["order"].append(spearmanr(p, [5, 4, 3, 2, 1]).statistic)
         out["gain"].append(spearmanr(p, g).statistic)
+        out["gain_order"].append(spearmanr(g, [5, 4, 3, 2, 1]).statistic)
     return out
 
 
 @pytest.mark.skipif(not PILOT.is_dir(), reason="no committed pilot records")
 def test_pilot_rhos_of_the_committed_pilot_match_scipy():
-    from bench.page.verdicts import CLAIM_PLASTICITY_GAIN, CLAIM_PLASTICITY_ORDER
+    from bench.page.verdicts import CLAIM_GAIN_ORDER, CLAIM_PLASTICITY_GAIN, CLAIM_PLASTICITY_ORDER
     from bench.results import store
 
     got = power.pilot_rhos(store.read_record(p) for p in sorted(PILOT.glob("*.json")))
     want = _pilot_oracle()
     assert got[CLAIM_PLASTICITY_ORDER] == pytest.approx(want["order"])
     assert got[CLAIM_PLASTICITY_GAIN] == pytest.approx(want["gain"])
+    assert got[CLAIM_GAIN_ORDER] == pytest.approx(want["gain_order"])
 
 
 @pytest.mark.skipif(not PILOT.is_dir(), reason="no committed pilot records")

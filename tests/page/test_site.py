@@ -305,7 +305,7 @@ def test_filtering_a_strategy_in_the_browser(browser: WebDriver, built: Path):
     paired = browser.script(SHOWN_ROWS, "#s-paired table")
     assert [r[1] for r in paired] == ["mha"]
     claims = browser.script(SHOWN_ROWS, "#held table")  # rows of no strategy stay
-    assert len(claims) == 2
+    assert len(claims) == 3  # the three claims (a, b, c)
     browser.click('select[data-filter="dataset"]')
     browser.click('select[data-filter="dataset"] option[value="noise"]')
     assert [r[1] for r in browser.script(SHOWN_ROWS, "#s-scores table")] == ["noise"]

@@ -32,6 +32,7 @@ from bench.page.verdicts import (
     ACROSS,
     AGAINST,
     CANNOT,
+    CLAIM_GAIN_ORDER,
     CLAIM_PLASTICITY_GAIN,
     CLAIM_PLASTICITY_ORDER,
     HOLDS,
@@ -70,9 +71,12 @@ def test_a_design_that_cannot_resolve_says_so_with_the_n_that_could():
     mha = paired.loc["mha"]
     assert mha["floor"] == pytest.approx(0.25) and mha["floor_holm"] == pytest.approx(0.5)
     assert mha["outcome"] == CANNOT
+    # one "needs" figure: 80% power at the observed effect, never fewer than the 7 the exact
+    # test needs to reach the level at all (the table's figure too)
     assert mha["verdict"] == ("cannot be resolved with n = 3 seeds (smallest possible p 0.25, "
-                              "0.5 after Holm over 2); needs at least 7 seeds; the estimate "
+                              "0.5 after Holm over 2); needs about 7 seeds; the estimate "
                               "favours full")
+    assert mha["seeds_needed"] == 7
     assert paired.loc["ln1", "verdict"].endswith("the estimate favours ln1")
     assert 2 * 2 / 2 ** 7 <= 0.05 < 2 * 2 / 2 ** 6  # the 7, by hand
 
@@ -119,10 +123,11 @@ def test_an_unresolved_claim_says_which_way_its_estimate_goes():
     row = _claims(_valid(_claim_records(plast, tests))).iloc[0]
     assert row["claim"] == CLAIM_PLASTICITY_ORDER
     assert row["rho"] == pytest.approx(-0.9) and row["outcome"] == UNRESOLVED
-    assert row["verdict"] == (f"{UNRESOLVED} (smallest possible p 0.017, 0.033 after Holm "
-                              "over 2); the estimate goes against the paper")
+    assert row["verdict"] == (f"{UNRESOLVED} (smallest possible p 0.017, 0.05 after Holm "
+                              f"over 3); needs about {int(row['models_needed'])} models; the "
+                              "estimate goes against the paper")
     assert row["estimate"] == "rho = -0.90, ln1 most plastic"
-    # Not flagged: a perfect paper ordering resolves (2/120 x 2 <= 0.05), no direction text.
+    # Not flagged: a perfect paper ordering resolves (2/120 x 3 <= 0.05), no direction text.
     row = _claims(_claim_records(PAPER, tests)).iloc[0]
     assert row["outcome"] == RESOLVED and row["verdict"] == HOLDS
 
@@ -234,8 +239,8 @@ def test_a_claim_on_a_measurement_shared_with_another_suite_says_so():
     claims = _claims(_valid(recs)).set_index(["suite", "claim"])
     row = claims.loc[("a", CLAIM_PLASTICITY_ORDER)]
     assert row["shared_with"] == "`b`"
-    assert row["verdict"].endswith("its plasticity measurement is also `b`'s (not independent "
-                                   "evidence)")
+    assert row["verdict"].endswith("its plasticity measurement has the same configuration as "
+                                   "`b`'s (not independent evidence)")
     # Not flagged: another suite on other weights measures something else.
     other = _claim_records(plast, tests, suite="a") + _claim_records(
         plast, tests, suite="b", weights={"source": "pretrain", "seed": 9})
@@ -292,7 +297,7 @@ def test_share_and_rank_intervals_are_deterministic_and_collapse_without_noise()
 # ---------------------------------------------------------------- 7: reproduction
 
 
-def test_only_the_papers_configuration_is_scored_and_lp_uses_our_interval_alone():
+def test_only_the_papers_configuration_is_scored_and_lp_uses_a_prediction_interval():
     model = "vit_base_patch16_224.orig_in21k"
     reference = {"model": {"name": model, "kwargs": {}, "weights": {"source": "hub"}},
                  "recipes": {"cifar10": {"steps": 10, "batch_size": 8, "optimizer": "sgd"}}}
@@ -312,8 +317,9 @@ def test_only_the_papers_configuration_is_scored_and_lp_uses_our_interval_alone(
     table = reproduction_table(_valid(recs + shrunk), published, reference)
     assert len(table) == 1 and table.iloc[0]["model"] == "B16"  # the shrunk one: never scored
     row = table.iloc[0]
-    # The paper's lp has no spread: our t interval alone, t(0.975, n - 1) * std / sqrt(n - 1)
-    want = student.ppf(0.975, 2) * np.std(ours) / math.sqrt(2)
+    # The paper's lp is one run: the t prediction interval of one run, t(0.975, n - 1) * s *
+    # sqrt(1 + 1/n), s the sample std
+    want = student.ppf(0.975, 2) * np.std(ours, ddof=1) * math.sqrt(1 + 1 / 3)
     assert row["tolerance"] == pytest.approx(want) and row["rule"] == RULE_OURS
     listed = not_comparable_table(recs + shrunk, reference)
     assert listed["model"].tolist() == ["tiny"] and listed["records"].tolist() == [3]
@@ -349,26 +355,29 @@ def test_claims_verdicts_need_the_exact_test_at_the_holm_level():
     paper = {"mha": 5.0, "fc1": 4.0, "fc2": 3.0, "ln2": 2.0, "ln1": 1.0}  # the paper's order
     gains = {"mha": 0.9, "fc1": 0.8, "fc2": 0.7, "ln2": 0.6, "ln1": 0.55}
     claims = claims_from_gains({"d1": gains, "d2": gains}, paper)
-    assert list(claims["claim"]) == [CLAIM_PLASTICITY_ORDER, CLAIM_PLASTICITY_GAIN]
-    # rho = 1 twice: exact p = 2/120 each; Holm: 2 x 2/120 = 0.033 <= 0.05 for both.
-    assert claims["p_value"].tolist() == pytest.approx([2 / 120, 2 / 120])
-    assert claims["p_holm"].tolist() == pytest.approx([4 / 120, 4 / 120])
-    assert claims["verdict"].tolist() == [HOLDS, HOLDS]
-    assert claims["datasets"].tolist() == [2, 2]
+    assert list(claims["claim"]) == [CLAIM_PLASTICITY_ORDER, CLAIM_GAIN_ORDER,
+                                     CLAIM_PLASTICITY_GAIN]
+    # rho = 1 three times: exact p = 2/120 each; Holm: 3 x 2/120 = 0.05 <= 0.05 for all.
+    assert claims["p_value"].tolist() == pytest.approx([2 / 120] * 3)
+    assert claims["p_holm"].tolist() == pytest.approx([6 / 120] * 3)
+    assert claims["verdict"].tolist() == [HOLDS, HOLDS, HOLDS]
+    assert claims["datasets"].tolist() == [2, 2, 2]
     reverse = {c: 6.0 - v for c, v in paper.items()}
-    assert claims_from_gains({"d1": gains}, reverse)["verdict"].tolist() == [AGAINST, AGAINST]
+    assert claims_from_gains({"d1": gains}, reverse)["verdict"].tolist() == [
+        AGAINST, HOLDS, AGAINST]
     # One swap: rho 0.9, p = 10/120, not resolved; would need more independent rankings.
     swapped = dict(gains, mha=0.75)
-    c = claims_from_gains({"d1": swapped}, paper).iloc[1]
+    c = claims_from_gains({"d1": swapped}, paper).iloc[2]
     assert c["rho"] == pytest.approx(spearmanr([5, 4, 3, 2, 1], [0.75, 0.8, 0.7, 0.6, 0.55])
                                      .statistic)
     assert c["p_value"] == pytest.approx(10 / 120)
     assert c["outcome"] == UNRESOLVED and c["models_needed"] >= 2
     # Not resolved, yet it could have been (a perfect ranking: 2/120 x 2 <= 0.05): it says
     # so, with its floor and which way its estimate goes.
-    assert c["verdict"] == (f"{UNRESOLVED} (smallest possible p 0.017, 0.033 after Holm "
-                            "over 2); the estimate goes with the paper")
-    assert c["floor"] == pytest.approx(2 / 120) and c["floor_holm"] == pytest.approx(4 / 120)
+    assert c["verdict"] == (f"{UNRESOLVED} (smallest possible p 0.017, 0.05 after Holm "
+                            f"over 3); needs about {int(c['models_needed'])} models; the "
+                            "estimate goes with the paper")
+    assert c["floor"] == pytest.approx(2 / 120) and c["floor_holm"] == pytest.approx(6 / 120)
 
 
 def test_paired_verdict_needs_holm_and_says_what_would_resolve_it():
