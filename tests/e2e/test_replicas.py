@@ -1,5 +1,6 @@
 """The replicas suite (suites/digits-replicas.yaml): its models are replicates that differ in
-pretraining randomness only, at least as many as the power analysis of the committed pilot asks for;
+pretraining seed, fine-tuning seed and split seed (each its own, none shared with the default
+suite or the pilot), at least as many as the power analysis of the committed pilot asks for;
 and a suite cannot give two models one label (the leaderboard knows a model by its label)."""
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def _models(path: Path) -> list[dict]:
                  for j in load_suite(path).jobs}.values())
 
 
-def test_replicates_differ_in_their_pretraining_seed_only():
+def test_replicates_differ_in_their_pretraining_seed_only_as_models():
     models = _models(REPLICAS)
     assert len(models) >= 2
     assert len({m["label"] for m in models}) == len(models)
@@ -40,33 +41,50 @@ def test_replicates_differ_in_their_pretraining_seed_only():
     assert default["weights"]["seed"] not in {m["weights"]["seed"] for m in models}
 
 
-def test_replicas_run_on_the_default_suites_datasets_and_recipe():
+def test_replicas_run_on_the_default_suites_data_and_recipe_with_their_own_seeds():
     rep, default = load_suite(REPLICAS), load_suite(ROOT / "suites" / "digits.yaml")
 
     def keys(suite, what):
         return {j.config[what]["key"] for j in suite.jobs}
 
-    assert keys(rep, "dataset") == keys(default, "dataset")
-    # The five block components, whose ranking both claims are about.
+    assert keys(rep, "dataset") <= keys(default, "dataset")
+    # The five block components, whose ranking the three claims are about.
     assert keys(rep, "strategy") == {"ln1", "mha", "ln2", "fc1", "fc2"}
-    one = {j.config["model"]["label"]: j.config for j in rep.jobs}
     d = default.jobs[0].config
-    assert all(c["recipe"] == d["recipe"] and c["plasticity"] == d["plasticity"]
-               for c in one.values())
+
+    def but_split(recipe: dict) -> dict:
+        return {k: v for k, v in recipe.items() if k != "split_seed"}
+
+    assert all(but_split(j.config["recipe"]) == but_split(d["recipe"])
+               and j.config["plasticity"] == d["plasticity"] for j in rep.jobs)
+    # Each replicate fine-tunes with its own seed and its own split, shared with no other
+    # replicate and not the default suite's.
+    own = {}
+    for j in rep.jobs:
+        own.setdefault(j.config["model"]["label"], set()).add(
+            (j.config["seed"], j.config["recipe"]["split_seed"]))
+    assert all(len(v) == 1 for v in own.values())
+    pairs = [next(iter(v)) for v in own.values()]
+    seeds, splits = {a for a, _ in pairs}, {b for _, b in pairs}
+    assert len(seeds) == len(splits) == len(own)
+    assert not seeds & {j.config["seed"] for j in default.jobs}
+    assert not splits & {j.config["recipe"]["split_seed"] for j in default.jobs}
+    # Each strategy chooses among at least three rates.
+    rates = {}
+    for j in rep.jobs:
+        rates.setdefault((j.config["model"]["label"], j.config["strategy"]["key"]),
+                         set()).add(j.config["lr"])
+    assert min(len(v) for v in rates.values()) >= 3
 
 
 @pytest.mark.skipif(not PILOT.is_dir(), reason="no committed pilot records")
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 29: the power analysis now sizes for the smallest effect of interest (mean |rho| "
-    "0.5, between-model spread >= 0.3, Holm over 3 claims) and asks for 9 models; the suite "
-    "still runs 3 until the lead resizes it (then this passes and the marker goes)"))
 def test_the_suite_has_the_models_the_power_analysis_asks_for():
     from bench.page import power
     from bench.results import store
 
     pilot = power.pilot_rhos(store.read_record(p) for p in sorted(PILOT.glob("*.json")))
     needed = max(r.needed for r in power.analyse(pilot))
-    # At least that many (the suite runs one more, for margin: docs/leaderboard.md).
+    # At least that many (docs/leaderboard.md).
     assert needed is not None and len(_models(REPLICAS)) >= needed
 
 
@@ -74,10 +92,12 @@ def test_the_suite_has_the_models_the_power_analysis_asks_for():
 def test_the_pilots_models_are_not_the_suites():
     from bench.results import store
 
-    # The pilot's models are not the suite's: other pretraining seeds.
-    pilot_seeds = {store.read_record(p)["config"]["model"]["weights"]["seed"]
-                   for p in PILOT.glob("*.json")}
-    assert not pilot_seeds & {m["weights"]["seed"] for m in _models(REPLICAS)}
+    # The pilot shares no seed with the suite: pretraining, fine-tuning or split.
+    pilot = [store.read_record(p)["config"] for p in PILOT.glob("*.json")]
+    rep = [j.config for j in load_suite(REPLICAS).jobs]
+    for what in (lambda c: c["model"]["weights"]["seed"], lambda c: c["seed"],
+                 lambda c: c["recipe"]["split_seed"]):
+        assert not {what(c) for c in pilot} & {what(c) for c in rep}
 
 
 def test_two_models_with_one_label_are_refused():
