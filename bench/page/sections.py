@@ -24,6 +24,7 @@ from bench.page.aliases import alias_label
 from bench.page.housekeeping import coverage_table, failed_table, provenance_table, stale_table
 from bench.page.markdown import (
     Figure,
+    Fold,
     Heading,
     Item,
     Table,
@@ -31,6 +32,7 @@ from bench.page.markdown import (
     floor_cell,
     int_text,
     interval,
+    keys_of,
     lr_text,
     md_table,
     megabytes,
@@ -47,7 +49,8 @@ from bench.page.markdown import (
     tagged_strategy,
 )
 from bench.page.markup import escape_text
-from bench.page.page_header import header_md, reproducing
+from bench.page.glance import glance_md
+from bench.page.page_header import header_md, reproducing, title_md
 from bench.page.paper_table import CITATION, SOURCE, paper_reference, published
 from bench.page.plasticity_tables import plasticity_summary, plasticity_table
 from bench.page.ranks import average_rank_table, paired_table, reversed_somewhere
@@ -89,7 +92,7 @@ def _where(r) -> str:
 def _held_md(tables: Mapping[str, pd.DataFrame]) -> list:
     claims = tables["claims"]
     floor = stats.spearman_floor(len(PAPER_PLASTICITY_RANKING))
-    out = [Heading(2, "Did the paper's ranking hold?"), "",
+    out = [Heading(2, "Did the paper's ranking hold?"), "", Fold("How the claims are tested"),
            (f"The paper ranks {' > '.join(PAPER_PLASTICITY_RANKING)} (most plastic first) and "
             "finds that fine-tuning more plastic components gains more. Each claim is tested "
             "once per (suite, protocol, model), on its five block components with plasticity "
@@ -103,7 +106,8 @@ def _held_md(tables: Mapping[str, pd.DataFrame]) -> list:
             "the mean rho over models, with the exact p of its null (each model's ranking an "
             "independent uniform permutation: the convolution of the per-model permutation "
             f"distributions; smallest possible p 2/120^m for m models), Holm over the two "
-            "claims. Each dataset's own rho and exact p follow in the suite's section."), ""]
+            "claims. Each dataset's own rho and exact p follow in the suite's section."), "",
+           Fold(end=True)]
     if claims.empty:
         return [*out, Item("No data yet."), ""]
     rows = [[f"`{r.suite}`", r.protocol, r.model, r.claim,
@@ -129,10 +133,12 @@ def _verdicts_md(tables: Mapping[str, pd.DataFrame]) -> list:
         if r.verdict != NO_DATA:
             what = f"{r.claim} ({r.replicates})" if r.replicates else r.claim
             lines.setdefault((r.suite, r.protocol, r.model), []).append(
-                Item(f"{VERDICT} {_where(r)}: {what}: {r.verdict}."))
+                Item(f"{VERDICT} {_where(r)}: {what}: {r.verdict}.",
+                     keys=tuple(k for k in keys_of(r) if k != ("model", ACROSS))))
     for r in tables["paired"].itertuples(index=False):
         lines.setdefault((r.suite, r.protocol, r.model), []).append(
-            Item(f"{VERDICT} {_where(r)}: {r.strategy_label} vs {r.reference}: {r.verdict}."))
+            Item(f"{VERDICT} {_where(r)}: {r.strategy_label} vs {r.reference}: {r.verdict}.",
+                 keys=keys_of(r)))
     head = [Heading(2, f"Verdicts (level {stats.ALPHA:g}, Holm-adjusted)"), "",
             ("One line per claim; the numbers behind each are in the tables. A line says "
              f"\"{UNRESOLVED}\" where the data did not decide it, \"{CANNOT}\" where "
@@ -439,7 +445,18 @@ def _coverage_md(cov: pd.DataFrame) -> list:
                               int_text(r.diverged), int_text(r.missing), int_text(r.stale)]
                              for r in cov.itertuples(index=False)],
                             ["suite", "expected", "done", "failed", "of which diverged", "missing",
-                             "stale"], right={1, 2, 3, 4, 5, 6}, frame=cov)]
+                             "stale"], right={1, 2, 3, 4, 5, 6}, frame=cov),
+            *_unplanned_md(cov)]
+
+
+def _unplanned_md(cov: pd.DataFrame) -> list:
+    """Why a suite's expected and missing are blank: no suite file was read for it."""
+    blank = [f"`{s}`" for s, e in zip(cov["suite"], cov["expected"]) if missing(e)]
+    if not blank:
+        return []
+    return ["", (f"Expected and missing are blank for {', '.join(blank)}: no suite file of "
+                 "that name was read (`bench leaderboard` reads `suites/*.yaml`; name a suite "
+                 "file elsewhere with `--suites PATH`)."), ""]
 
 
 def _paper_reference(records: list[dict]) -> dict | None:
@@ -489,10 +506,18 @@ class Section:
 
 
 SECTIONS: tuple[Section, ...] = (
-    Section("header", lambda page, _: header_md(page.records, page.tables, page.source,
-                                                  len(page.tables["stale"])),
-            tables=(("provenance", lambda t: provenance_table(t.current)),)),
+    Section("header", lambda page, _: title_md(page.records, page.source,
+                                                 len(page.tables["stale"])),
+            tables=(("provenance", lambda t: provenance_table(t.current)),),
+            formats=(MARKDOWN, INDEX)),
     Section("browse", _browse_md, formats=(MARKDOWN,)),
+    # the answer first (the site's suite pages open with their own suite's)
+    Section("glance", lambda page, _: glance_md(page.tables, page.records),
+            formats=(MARKDOWN, INDEX)),
+    Section("suite_glance", lambda page, p: glance_md(page.tables, page.records, p.suite),
+            per_suite=True, formats=(SUITE_PAGE,)),
+    Section("method", lambda page, _: header_md(page.records, page.tables),
+            formats=(MARKDOWN, INDEX)),
     Section("verdicts", lambda page, _: _verdicts_md(page.tables)),
     Section("held", lambda page, _: _held_md(page.tables),
             tables=(("claims", lambda t: claims_table(

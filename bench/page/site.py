@@ -40,7 +40,7 @@ from bench.core.files import atomic_write_bytes
 from bench.core.rootpath import inside
 from bench.page import job_facts
 from bench.page.figures import color_of
-from bench.page.markdown import FILTERS, Figure, Heading, Item, Table
+from bench.page.markdown import BADGES, FILTERS, Figure, Fold, Heading, Item, Table
 from bench.page.markup import ESCAPED
 
 ASSETS = ("site.js", "site.css")
@@ -137,18 +137,40 @@ def table_html(t, links: Links) -> str:
             f'<div class="shown">{n} of {n} rows shown</div></div>')
 
 
+def _keys_attrs(keys: Iterable[tuple[str, str]], links: Links) -> str:
+    """``data-<filter>`` attributes of a heading or list item (the filter bar hides it with
+    the rows of other values), its values offered by the bar."""
+    for k, v in keys:
+        links.seen.setdefault(k, set()).add(v)
+    return "".join(f' data-{k}="{_attr(v)}"' for k, v in keys)
+
+
 def _heading(h: Heading, links: Links) -> str:
     """A heading; the page's second-level ones get anchors and enter its contents."""
     level, text = h.level, h.text
     if level != 2:
-        return f"<h{level}>{inline(text, links)}</h{level}>"
+        return f"<h{level}{_keys_attrs(h.keys, links)}>{inline(text, links)}</h{level}>"
     base = anchor = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
     taken = {a for a, _ in links.toc}
     while anchor in taken:
         anchor = f"{base}-{len(taken)}"
         taken.add(anchor)
     links.toc.append((anchor, text))
-    return f'<h2 id="{anchor}">{inline(text, links)}</h2>'
+    return f'<h2 id="{anchor}"{_keys_attrs(h.keys, links)}>{inline(text, links)}</h2>'
+
+
+def badge_html(word: str) -> str:
+    """An outcome badge (``bench.page.markdown.BADGES``): its mark and word, in its style."""
+    cls = re.sub(r"[^a-z]+", "-", word.lower()).strip("-")
+    return (f'<span class="badge badge-{cls}"><span aria-hidden="true">{BADGES[word]}</span> '
+            f"{html.escape(word)}</span>")
+
+
+def _item(part: Item, links: Links, suite: str | None) -> str:
+    text = inline(part.text, links, suite)
+    if part.badge:
+        text = f"{badge_html(part.badge)} {text}"
+    return f"<li{_keys_attrs(part.keys, links)}>{text}"
 
 
 def _figure(f: Figure) -> str:
@@ -167,18 +189,26 @@ def content_html(content: Iterable, links: Links, suite: str | None = None) -> s
             out.append(f"<p>{' '.join(para)}</p>")
             para.clear()
         if items:
-            out.append("<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
+            out.append("<ul>" + "".join(f"{i}</li>" for i in items) + "</ul>")
             items.clear()
 
+    folded = False
     for part in content:
         if isinstance(part, Item):
             if para:
                 flush()
-            items.append(inline(part.text, links, suite))
+            items.append(_item(part, links, suite))
             continue
         if not isinstance(part, str):
             flush()
-            if isinstance(part, Heading):
+            if isinstance(part, Fold):
+                if folded:
+                    out.append("</div></details>")
+                folded = not part.end
+                if folded:
+                    out.append(f'<details class="fold"><summary>{inline(part.summary, links)}'
+                               '</summary><div class="fold-body">')
+            elif isinstance(part, Heading):
                 out.append(_heading(part, links))
             elif isinstance(part, Figure):
                 out.append(_figure(part))
@@ -192,6 +222,8 @@ def content_html(content: Iterable, links: Links, suite: str | None = None) -> s
                 (items.__setitem__(-1, items[-1] + " " + inline(line, links, suite)) if items
                  else para.append(inline(line, links, suite)))
     flush()
+    if folded:
+        out.append("</div></details>")
     return "\n".join(out)
 
 
@@ -338,48 +370,74 @@ def _simple_table(headers: list[str], rows: list[list[str]], right: set[int]) ->
             f"<tbody>\n{body}\n</tbody></table></div>")
 
 
+LOG_SPAN = 10  # with ``log=True``, a chart whose values span more than this gets a log y axis
+
+
+def _finite(y: object) -> bool:
+    return isinstance(y, (int, float)) and not isinstance(y, bool) and math.isfinite(y)
+
+
 def chart_svg(title: str, series: Mapping[str, list[tuple[float, float]]], xlabel: str,
-              yspec: str = ".3g", width: int = 360, height: int = 200) -> str:
+              yspec: str = ".3g", width: int = 360, height: int = 200, log: bool = False
+              ) -> str:
     """A line chart as inline SVG, a polyline per series (colour by component or strategy
     name), axes labelled with their ranges; coordinates rounded: the same points give the
-    same bytes."""
-    pts = [(x, y) for s in series.values() for x, y in s
-           if isinstance(y, (int, float)) and math.isfinite(y)]
+    same bytes. ``log``: a log y axis where every value is positive and they span more than
+    ``LOG_SPAN`` times (a small series is then not drawn flat on the floor by a large one),
+    with a label at every power of ten and "log scale" in the title."""
+    pts = [(x, y) for s in series.values() for x, y in s if _finite(y)]
     if not pts:
         return ""
+    ys = [y for _, y in pts]
+    logy = log and min(ys) > 0 and max(ys) > LOG_SPAN * min(ys)
+    f = math.log10 if logy else (lambda y: y)
     left, right, top, bottom = 52, 10, 22, 30
     x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
-    y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
+    y0, y1 = min(f(y) for y in ys), max(f(y) for y in ys)
     x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + abs(y0) * 0.1 + 1e-9)
 
-    def xy(x: float, y: float) -> str:
-        px = left + (x - x0) / (x1 - x0) * (width - left - right)
-        py = height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
-        return f"{px:.1f},{py:.1f}"
+    def px(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * (width - left - right)
+
+    def py(y: float) -> float:
+        return height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
 
     lines, legend = [], []
     for i, (name, s) in enumerate(series.items()):
         colour = color_of(name) if len(series) > 1 else "#1f77b4"
-        good = [(x, y) for x, y in s if isinstance(y, (int, float)) and math.isfinite(y)]
+        good = [(x, f(y)) for x, y in s if _finite(y)]
         lines.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" '
-                     f'points="{" ".join(xy(x, y) for x, y in good)}"/>')
+                     f'points="{" ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in good)}"/>')
         if len(series) > 1:
             legend.append(f'<text x="{left + 8 + 58 * i}" y="14" fill="{colour}">'
                           f"{html.escape(name)}</text>")
     b = height - bottom
+    if logy:  # a label at each power of ten inside the range, and at both ends
+        marks = [y0, *(float(k) for k in range(math.ceil(y0), math.floor(y1) + 1)
+                       if 12 < py(y0) - py(k) and py(k) - py(y1) > 12), y1]
+        ylabels = "".join(
+            f'<line x1="{left}" y1="{py(k):.1f}" x2="{width - right}" y2="{py(k):.1f}" '
+            f'stroke="#eee"/><text x="{left - 4}" y="{py(k) + 3:.1f}" text-anchor="end">'
+            f"{format(10 ** k, yspec)}</text>" for k in marks)
+    else:
+        ylabels = (f'<text x="{left - 4}" y="{top + 4}" text-anchor="end">'
+                   f"{format(y1, yspec)}</text>"
+                   f'<text x="{left - 4}" y="{b}" text-anchor="end">{format(y0, yspec)}</text>')
     axes = (f'<line x1="{left}" y1="{b}" x2="{width - right}" y2="{b}" stroke="#999"/>'
-            f'<line x1="{left}" y1="{top}" x2="{left}" y2="{b}" stroke="#999"/>'
-            f'<text x="{left - 4}" y="{top + 4}" text-anchor="end">{format(y1, yspec)}</text>'
-            f'<text x="{left - 4}" y="{b}" text-anchor="end">{format(y0, yspec)}</text>'
+            f'<line x1="{left}" y1="{top}" x2="{left}" y2="{b}" stroke="#999"/>{ylabels}'
             f'<text x="{left}" y="{b + 14}">{x0:g}</text>'
             f'<text x="{width - right}" y="{b + 14}" text-anchor="end">{x1:g}</text>'
             f'<text x="{(left + width - right) / 2:.0f}" y="{b + 26}" text-anchor="middle">'
             f"{html.escape(xlabel)}</text>")
+    title = f"{title} (log scale)" if logy else title
+    if logy and legend:  # the title is not drawn: say it on the axis
+        axes += '<text x="2" y="14" font-style="italic">log y</text>'
     head = "" if legend else (f'<text x="{left}" y="14" font-weight="bold">'
                               f"{html.escape(title)}</text>")
     return (f'<svg class="chart" role="img" aria-label="{_attr(title)}" width="{width}" '
             f'height="{height}" viewBox="0 0 {width} {height}" font-size="10" '
-            f'font-family="sans-serif" xmlns="http://www.w3.org/2000/svg">'
+            f'font-family="sans-serif" xmlns="http://www.w3.org/2000/svg"'
+            f'{" data-log=1" if logy else ""}>'
             f"<title>{html.escape(title)}</title>{axes}{head}{''.join(legend)}"
             f"{''.join(lines)}</svg>")
 
@@ -411,7 +469,7 @@ def _plasticity_html(which: str, p: Mapping | None) -> str:
                          for c in comps)] for li in layers]
     chart = chart_svg(f"plasticity per block, {which}", {
         c: [(li, layers[li][c]["mean"]) for li in layers if c in layers[li]]
-        for c in comps}, "block")
+        for c in comps}, "block", log=True)
     return (f"<h3>Plasticity, {html.escape(which)} ({_num(p.get('pairs'), ',')} pairs, "
             f"reference {html.escape(str(p.get('reference')))})</h3>"
             + _simple_table(["component", "module", "mean over blocks", "± 95%", "rank"], rows,
