@@ -185,7 +185,7 @@ def _signed(x: float, half: float) -> str:
 
 
 def _table(rows: list[Standing], key: tuple) -> object:
-    cells = [[f"{i}", f"`{r.label}`" if r.strategy == REFERENCE else r.label,
+    cells = [[f"{i}", r.label,
               fixed(100 * r.test, ".2f") + ("" if stats.is_nan(r.test_ci) else
                                             f" ± {100 * r.test_ci:.2f}") + f" ({r.datasets})",
               _signed(r.vs_reference, r.vs_reference_ci),

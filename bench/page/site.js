@@ -26,13 +26,15 @@
     return (v === null ? cell.textContent : v).trim();
   }
 
-  // A column is numeric when every non-blank cell of it is a number; then blanks last and
-  // numbers by value; otherwise every cell is text, compared alphabetically (case-insensitive,
-  // digits inside as numbers: "block 2" before "block 10"), blanks last. Ties keep order.
+  // A column's kind: "number" when every non-blank cell is a number (sorted by value), "id"
+  // when every one is an identifier shown as code (a job id, a suite: character by
+  // character), else "text" (alphabetically, case-insensitive, a run of digits inside as
+  // a number: "block 2" before "block 10"). Blanks last either way; ties keep their order.
   var COLLATOR = new Intl.Collator("en", { numeric: true, sensitivity: "base" });
-  function compare(a, b, numeric) {
+  function compare(a, b, kind) {
     if ((a.text === "") !== (b.text === "")) return a.text === "" ? 1 : -1;
-    if (numeric) return a.n - b.n;
+    if (kind === "number") return a.n - b.n;
+    if (kind === "id") return a.text < b.text ? -1 : a.text > b.text ? 1 : 0;
     return COLLATOR.compare(a.text, b.text);
   }
 
@@ -46,11 +48,13 @@
       var text = cellText(row, col);
       // an identifier (a job id, a suite: shown as code) is text, whatever its characters
       var code = row.cells[col] && row.cells[col].querySelector("code") !== null;
-      return { row: row, text: text, n: code ? NaN : number(text), i: i };
+      return { row: row, text: text, n: code ? NaN : number(text), code: code, i: i };
     });
-    var numeric = rows.every(function (r) { return r.text === "" || !isNaN(r.n); });
+    var filled = rows.filter(function (r) { return r.text !== ""; });
+    var kind = filled.every(function (r) { return !isNaN(r.n); }) ? "number"
+      : filled.every(function (r) { return r.code; }) ? "id" : "text";
     rows.sort(function (a, b) {
-      var c = compare(a, b, numeric);
+      var c = compare(a, b, kind);
       if (c !== 0 && !ascending && (a.text !== "") === (b.text !== "")) c = -c;
       return c !== 0 ? c : a.i - b.i;
     });

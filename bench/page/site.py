@@ -46,6 +46,8 @@ from bench.page.markup import ESCAPED
 ASSETS = ("site.js", "site.css")
 LOG_CHARS = 200_000  # a job page shows at most the last this many characters of its log
 WRAP_CHARS = 40  # table cells longer than this wrap; shorter ones stay on one line
+# The columns that say a table's outcome: kept in view while a wide table scrolls.
+KEY_HEADERS = ("verdict", "against the best")
 _CODE = re.compile(r"`([^`]+)`")
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 _JOB_ID = re.compile(r"[0-9a-f]{16}")
@@ -106,12 +108,20 @@ def _attr(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _classes(*names: str) -> str:
+    names = [n for n in names if n]
+    return f' class="{" ".join(names)}"' if names else ""
+
+
 def table_html(t, links: Links) -> str:
     """A section's table (``Table``): sortable headers, rows carrying their
-    filter values, the score cells linked to the jobs behind them."""
+    filter values, the score cells linked to the jobs behind them; a verdict column
+    (``KEY_HEADERS``) stays in view while the rest scrolls."""
+    key = {i for i, h in enumerate(t.headers) if h in KEY_HEADERS}
     head = "".join(
-        f'<th data-sort{" class=num" if i in t.right else ""}>{inline(h, links)}</th>'
-        for i, h in enumerate(t.headers))
+        f'<th data-sort scope="col"'
+        f'{_classes("num" if i in t.right else "", "key-col" if i in key else "")}>'
+        f"{inline(h, links)}</th>" for i, h in enumerate(t.headers))
     body = []
     for i, row in enumerate(t.rows):
         keys = t.keys[i] if t.keys else {}
@@ -120,8 +130,8 @@ def table_html(t, links: Links) -> str:
         attrs = "".join(f' data-{k}="{_attr(v)}"' for k, v in keys.items())
         cells = []
         for j, v in enumerate(row):
-            cls = " class=num" if j in t.right else (" class=wrap" if len(str(v)) > WRAP_CHARS
-                                                        else "")
+            cls = _classes("num" if j in t.right else "wrap" if len(str(v)) > WRAP_CHARS
+                           else "", "key-col" if j in key else "")
             text = inline(str(v), links, keys.get("suite"))
             if t.jobs is not None and j == t.jobs_col:
                 runs = links.jobs.get(t.jobs[i], [])
@@ -132,7 +142,8 @@ def table_html(t, links: Links) -> str:
             cells.append(f"<td{cls}>{text}</td>")
         body.append(f"<tr{attrs}>{''.join(cells)}</tr>")
     n = len(t.rows)
-    return (f'<div class="table-wrap"><table data-rows="{n}"><thead><tr>{head}</tr></thead>'
+    return (f'<div class="table-wrap" tabindex="0" role="region" aria-label="table, '
+            f'{n} rows"><table data-rows="{n}"><thead><tr>{head}</tr></thead>'
             f'<tbody>\n{chr(10).join(body)}\n</tbody></table>'
             f'<div class="shown">{n} of {n} rows shown</div></div>')
 
@@ -481,7 +492,9 @@ def _plasticity_html(which: str, p: Mapping | None) -> str:
 def _trained_html(metrics: Mapping) -> str:
     names = metrics.get("trained_params")
     if names is None:
-        return "<p>Not recorded (the record predates <code>metrics.trained_params</code>).</p>"
+        count = _num(metrics.get("trainable_params"), ",")
+        return (f"<p>{count} trainable parameters; their names are not recorded (the record "
+                "predates <code>metrics.trained_params</code>).</p>")
     items = "\n".join(html.escape(n) for n in names)
     return (f"<details><summary>{len(names):,} parameter tensors</summary>"
             f"<pre>{items}</pre></details>")
@@ -492,13 +505,16 @@ def _log_html(log: Path | None) -> str:
         return ("<p>Log not shown: it is a link that leaves the results folder (set aside, "
                 "never read).</p>")
     if not log.is_file():
-        return "<p>No log beside the record.</p>"
-    text = log.read_text(encoding="utf-8", errors="replace")
-    cut = ""
+        return (f"<p>No log beside the record (<code>{html.escape(log.name)}</code> in its "
+                "suite's folder).</p>")
+    data = log.read_bytes()
+    text = data.decode("utf-8", errors="replace")
+    size = (f"<p><code>{html.escape(log.name)}</code>: {len(data):,} bytes, "
+            f"{text.count(chr(10)):,} lines.</p>")
     if len(text) > LOG_CHARS:
-        cut = f"<p>The last {LOG_CHARS:,} of {len(text):,} characters.</p>"
+        size += f"<p>The last {LOG_CHARS:,} of {len(text):,} characters.</p>"
         text = text[-LOG_CHARS:]
-    return f"{cut}<pre>{html.escape(text)}</pre>"
+    return f"{size}<pre>{html.escape(text)}</pre>"
 
 
 def job_page(record: Mapping, labels: Mapping[str, str], log: Path | None, root: str,
