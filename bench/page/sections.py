@@ -21,6 +21,7 @@ from bench.core.protocol import reproducing_paper
 from bench.core.strategies import REFERENCE
 from bench.page import stats
 from bench.page.aliases import alias_label
+from bench.page.glance import glance_md
 from bench.page.housekeeping import coverage_table, failed_table, provenance_table, stale_table
 from bench.page.markdown import (
     Figure,
@@ -49,7 +50,6 @@ from bench.page.markdown import (
     tagged_strategy,
 )
 from bench.page.markup import escape_text
-from bench.page.glance import glance_md
 from bench.page.page_header import header_md, reproducing, title_md
 from bench.page.paper_table import CITATION, SOURCE, paper_reference, published
 from bench.page.plasticity_tables import plasticity_summary, plasticity_table

@@ -188,6 +188,24 @@ def _figure(f: Figure) -> str:
     return f'<figure><img src="{_attr(f.src)}" alt="{_attr(f.alt)}" loading="lazy"></figure>'
 
 
+def _fold(part: Fold, links: Links, open_before: bool) -> str:
+    """Where a folded part starts (``<details>``, closed) or ends."""
+    end = "</div></details>" if open_before else ""
+    if part.end:
+        return end
+    return (f'{end}<details class="fold"><summary>{inline(part.summary, links)}</summary>'
+            '<div class="fold-body">')
+
+
+def _block(part: object, links: Links) -> str:
+    """A heading, figure or table ("" for a comment)."""
+    if isinstance(part, Heading):
+        return _heading(part, links)
+    if isinstance(part, Figure):
+        return _figure(part)
+    return table_html(part, links) if isinstance(part, Table) else ""
+
+
 def content_html(content: Iterable, links: Links, suite: str | None = None) -> str:
     """A section's content (``bench.page.markdown``'s blocks) as HTML: headings, paragraphs,
     lists, figures, comments dropped, tables through ``table_html``."""
@@ -212,19 +230,10 @@ def content_html(content: Iterable, links: Links, suite: str | None = None) -> s
             continue
         if not isinstance(part, str):
             flush()
-            if isinstance(part, Fold):
-                if folded:
-                    out.append("</div></details>")
-                folded = not part.end
-                if folded:
-                    out.append(f'<details class="fold"><summary>{inline(part.summary, links)}'
-                               '</summary><div class="fold-body">')
-            elif isinstance(part, Heading):
-                out.append(_heading(part, links))
-            elif isinstance(part, Figure):
-                out.append(_figure(part))
-            elif isinstance(part, Table):
-                out.append(table_html(part, links))
+            block = _block(part, links) if not isinstance(part, Fold) else _fold(
+                part, links, folded)  # a folded part closes the one before it
+            folded = (not part.end) if isinstance(part, Fold) else folded
+            out += [block] if block else []
             continue
         for line in part.split("\n"):
             if not line.strip():
@@ -509,8 +518,9 @@ def _log_html(log: Path | None) -> str:
                 "suite's folder).</p>")
     data = log.read_bytes()
     text = data.decode("utf-8", errors="replace")
+    lines = text.count("\n")
     size = (f"<p><code>{html.escape(log.name)}</code>: {len(data):,} bytes, "
-            f"{text.count(chr(10)):,} lines.</p>")
+            f"{lines:,} line{'' if lines == 1 else 's'}.</p>")
     if len(text) > LOG_CHARS:
         size += f"<p>The last {LOG_CHARS:,} of {len(text):,} characters.</p>"
         text = text[-LOG_CHARS:]

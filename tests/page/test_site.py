@@ -141,7 +141,33 @@ def test_job_page_shows_status_reason_curves_plasticity_and_log(built: Path):
                  "<h2>Configuration</h2>"):
         assert what in page, what
     assert page.count("<svg") == 4  # three curves and plasticity per block
-    assert "step 1 &lt;loss&gt; 2.0" in pages[_first_job(results)]  # the log, escaped
+    first = _first_job(results)
+    assert "step 1 &lt;loss&gt; 2.0" in pages[first]  # the log, escaped, with its size
+    assert f"<code>{first}.log</code>: 18 bytes, 1 line.</p>" in pages[first]
+    others = [p for k, p in pages.items() if k != first]
+    assert all("No log beside the record" in p for p in others)
+
+
+def test_a_plasticity_chart_spanning_decades_is_drawn_on_a_log_axis():
+    """LN near 2.0 beside MHA near 0.06 and FC2 near 0.19 (a committed job's values): on a
+    linear axis MHA and FC2 lie on the floor; on the log axis every component has its own
+    height, and the chart says so."""
+    from bench.page.site import chart_svg
+
+    series = {"ln1": [(0, 2.0), (1, 2.03)], "mha": [(0, 0.046), (1, 0.073)],
+              "fc2": [(0, 0.199), (1, 0.185)]}
+
+    def heights(svg: str) -> dict[str, float]:
+        polys = re.findall(r'points="([^"]*)"', svg)
+        return {name: sum(float(p.split(",")[1]) for p in pts.split()) / len(pts.split())
+                for name, pts in zip(series, polys, strict=True)}
+
+    linear, log = chart_svg("p", series, "block"), chart_svg("p", series, "block", log=True)
+    assert "data-log" not in linear and "data-log=1" in log and "log y" in log
+    lin, lg = heights(linear), heights(log)
+    assert abs(lin["mha"] - lin["fc2"]) < 15  # flattened together near the floor
+    assert lg["ln1"] < lg["fc2"] - 40 and lg["fc2"] < lg["mha"] - 40  # each apart (pixels)
+    assert chart_svg("p", {"a": [(0, 1.0), (1, 2.0)]}, "x", log=True).count("data-log") == 0
 
 
 def test_trained_parameters_are_listed_when_recorded(tmp_path: Path):
