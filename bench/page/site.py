@@ -80,6 +80,7 @@ class Links:
     root: str = ""
     seen: dict[str, set[str]] = field(default_factory=dict)
     toc: list[tuple[str, str]] = field(default_factory=list)  # (anchor, heading) of the page
+    tables: int = 0  # the tables of the page so far (each scroll box is named by its number)
 
 
 # ---------------------------------------------------------------- content to HTML
@@ -142,8 +143,9 @@ def table_html(t, links: Links) -> str:
             cells.append(f"<td{cls}>{text}</td>")
         body.append(f"<tr{attrs}>{''.join(cells)}</tr>")
     n = len(t.rows)
-    return (f'<div class="table-wrap" tabindex="0" role="region" aria-label="table, '
-            f'{n} rows"><table data-rows="{n}"><thead><tr>{head}</tr></thead>'
+    links.tables += 1
+    return (f'<div class="table-wrap" tabindex="0" role="region" aria-label="table '
+            f'{links.tables}, {n} rows"><table data-rows="{n}"><thead><tr>{head}</tr></thead>'
             f'<tbody>\n{chr(10).join(body)}\n</tbody></table>'
             f'<div class="shown">{n} of {n} rows shown</div></div>')
 
@@ -299,8 +301,10 @@ def sections_html(parts: Iterable[tuple[str, str | None, list]], links: Links) -
 def filtered_page(title: str, parts: Iterable[tuple[str, str | None, list]], links: Links,
                   suites: Iterable[str]) -> str:
     """A page of sections with the filter bar over the values its rows have."""
-    links.seen, links.toc = {}, []
+    links.seen, links.toc, links.tables = {}, [], 0
     body = sections_html(parts, links)
+    if "<h1" not in body:  # a suite's page: its title, so that its headings start at one
+        body = f"<h1>{html.escape(title)}</h1>\n{body}"
     return document(title, body, links.root, suites,
                     {k: links.seen.get(k, set()) for k in FILTERS}, links.toc)
 
@@ -386,7 +390,7 @@ def _simple_table(headers: list[str], rows: list[list[str]], right: set[int]) ->
     body = "\n".join("<tr>" + "".join(
         f"<td{' class=num' if i in right else ''}>{c}</td>" for i, c in enumerate(r)) + "</tr>"
         for r in rows)
-    return (f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
+    return (f'<div class="table-wrap" tabindex="0"><table><thead><tr>{head}</tr></thead>'
             f"<tbody>\n{body}\n</tbody></table></div>")
 
 
@@ -506,7 +510,7 @@ def _trained_html(metrics: Mapping) -> str:
                 "predates <code>metrics.trained_params</code>).</p>")
     items = "\n".join(html.escape(n) for n in names)
     return (f"<details><summary>{len(names):,} parameter tensors</summary>"
-            f"<pre>{items}</pre></details>")
+            f"<pre tabindex=0>{items}</pre></details>")
 
 
 def _log_html(log: Path | None) -> str:
@@ -524,7 +528,7 @@ def _log_html(log: Path | None) -> str:
     if len(text) > LOG_CHARS:
         size += f"<p>The last {LOG_CHARS:,} of {len(text):,} characters.</p>"
         text = text[-LOG_CHARS:]
-    return f"{size}<pre>{html.escape(text)}</pre>"
+    return f"{size}<pre tabindex=0>{html.escape(text)}</pre>"
 
 
 def job_page(record: Mapping, labels: Mapping[str, str], log: Path | None, root: str,
@@ -571,7 +575,7 @@ def job_page(record: Mapping, labels: Mapping[str, str], log: Path | None, root:
     trace = err.get("traceback")
     body = (f"<h1>{html.escape(title)}</h1><p>Job <code>{record['job_id']}</code></p>"
             + _facts(what)
-            + (f"<details><summary>traceback</summary><pre>{html.escape(trace)}</pre>"
+            + (f"<details><summary>traceback</summary><pre tabindex=0>{html.escape(trace)}</pre>"
                "</details>" if trace else "")
             + "<h2>Accuracies and costs</h2>" + _facts(numbers)
             + "<h2>Curves</h2>" + _curves_html(record)
@@ -581,7 +585,7 @@ def job_page(record: Mapping, labels: Mapping[str, str], log: Path | None, root:
                 (k, html.escape(json.dumps(v, sort_keys=True) if isinstance(v, (dict, list))
                                 else str(v)))
                 for k, v in sorted((record.get("provenance") or {}).items()))
-            + "<h2>Configuration</h2><pre>"
+            + "<h2>Configuration</h2><pre tabindex=0>"
             + html.escape(json.dumps(cfg, sort_keys=True, indent=2)) + "</pre>"
             + f"<h2>Log</h2>{_log_html(log)}")
     return document(f"{title} ({record['job_id']})", body, root, suites)
