@@ -180,8 +180,8 @@ def _run_commands(add) -> None:
                     help="where the HTML site goes (default: <results>/_site)")
     sp.add_argument("--no-site", action="store_true", help="do not write the HTML site")
     sp.add_argument("--screenshots", default=None, metavar="DIR",
-                    help="also write PNG screenshots of the site's index and of one job page "
-                         "(headless Chromium)")
+                    help="also write PNG screenshots of the site's index (1,400 and 400 px "
+                         "wide) and of one job page (headless Chromium)")
 
 
 def _plan_cost_args(sp) -> None:

@@ -193,9 +193,12 @@ def _table(rows: list[Standing], key: tuple) -> object:
              for i, r in enumerate(rows, 1)]
     frame = pd.DataFrame([(*key, r.strategy) for r in rows],
                          columns=["suite", "protocol", "model", "strategy"])
-    return md_table(cells, ["#", "strategy", "test acc (%) ± 95% (datasets)",
-                            f"vs {REFERENCE} (pp) ± 95%", "vs baseline (pp) ± 95%",
-                            "against the best"], right={0, 2, 3, 4}, frame=frame)
+    headers = ["#", "strategy", "test acc (%) ± 95% (datasets)", f"vs {REFERENCE} (pp) ± 95%",
+               "vs baseline (pp) ± 95%", "against the best"]
+    # a difference no strategy of the model has (no reference, no baseline ran): no column
+    keep = [j for j in range(len(headers)) if j not in (3, 4) or any(c[j] for c in cells)]
+    return md_table([[c[j] for j in keep] for c in cells], [headers[j] for j in keep],
+                    right={i for i, j in enumerate(keep) if j in (0, 2, 3, 4)}, frame=frame)
 
 
 def _about(row: object) -> tuple[tuple[str, str], ...]:

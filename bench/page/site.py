@@ -343,21 +343,24 @@ def write_site(site: Path, pages: Mapping[str, str], job_pages: Iterable[tuple[s
 
 
 def screenshots(site: Path, out: Path, job: str | None = None, width: int = 1400,
-                height: int = 1800, chromium: str = "chromium") -> list[Path]:
-    """PNG screenshots of the index and of one job page (``job``: its path under the site,
-    default the first) by headless Chromium, from the files: ``index.png``, ``job.png``."""
+                height: int = 1800, chromium: str = "chromium", narrow: int = 400
+                ) -> list[Path]:
+    """PNG screenshots by headless Chromium, from the files: the index and one job page
+    (``job``: its path under the site, default the first) ``width`` wide (``index.png``,
+    ``job.png``), and the index as a phone shows it, ``narrow`` wide (``index-narrow.png``)."""
     site, out = Path(site).resolve(), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     job = job or next((p.relative_to(site).as_posix() for p in sorted(
         (site / "jobs").rglob("*.html"))), None)
-    shots = [("index.png", site / "index.html")]
+    shots = [("index.png", site / "index.html", width)]
     if job:
-        shots.append(("job.png", site / job))
+        shots.append(("job.png", site / job, width))
+    shots.append(("index-narrow.png", site / "index.html", narrow))
     paths = []
-    for name, page in shots:
+    for name, page, w in shots:
         with tempfile.TemporaryDirectory() as profile:
             subprocess.run([chromium, *browser_flags(profile), f"--screenshot={out / name}",
-                            f"--window-size={width},{height}", page.as_uri()],
+                            f"--window-size={w},{height}", page.as_uri()],
                            check=True, capture_output=True, timeout=120)
         paths.append(out / name)
     return paths

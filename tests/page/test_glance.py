@@ -92,6 +92,10 @@ def test_a_strategy_the_data_cannot_tell_from_the_best_is_said_so():
     (rows,) = glance.standings(tables["scores"], tables["paired"]).values()
     assert [r.strategy for r in rows] == ["mha", "fc1"]
     assert math.isnan(rows[0].test_ci) and rows[1].against_best == glance.BELOW
+    # neither the reference nor a baseline ran: their columns are left out
+    (table,) = [x for x in glance.glance_md(tables, one) if isinstance(x, Table)]
+    assert table.headers == ["#", "strategy", "test acc (%) ± 95% (datasets)",
+                             "against the best"] and table.right == {0, 2}
 
 
 def test_the_block_starts_with_its_heading_and_badges_each_claim():

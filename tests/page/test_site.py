@@ -348,7 +348,7 @@ def test_screenshots_of_the_index_and_a_job_page(browser: WebDriver, built: Path
 
     shots = screenshots(built, tmp_path / "shots", width=800, height=600,
                         chromium=shutil.which("chromium") or "chromium-browser")
-    assert [p.name for p in shots] == ["index.png", "job.png"]
+    assert [p.name for p in shots] == ["index.png", "job.png", "index-narrow.png"]
     for p in shots:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
 
