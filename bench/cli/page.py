@@ -74,8 +74,10 @@ def _warn_unplanned(results: Path, plans: dict[str, frozenset[str]],
     and missing stay blank), and how to name one."""
     from bench.results.store import record_ids
 
+    # a folder that is a link is never read (the page sets it aside and says so)
     with_records = [d.name for d in sorted(results.iterdir()) if d.is_dir()
-                    and not d.name.startswith(("_", ".")) and record_ids(results, d.name)]
+                    and not d.is_symlink() and not d.name.startswith(("_", "."))
+                    and record_ids(results, d.name)]
     unplanned = sorted(set(with_records) - set(plans))
     if unplanned:
         where = DEFAULT_SUITES if suites is None else " ".join(suites)
