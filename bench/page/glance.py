@@ -239,8 +239,8 @@ def glance_md(tables: Mapping[str, pd.DataFrame], records: Sequence[Mapping],
                   f"with `{REFERENCE}` where one of the two is `{REFERENCE}`, else the 95% "
                   "interval of their difference: from the seeds, or over datasets where each "
                   "ran one seed); then the paper's claims with their outcome. "
-                  + ("" if suite else "The method follows, folded; ")
-                  + "the numbers behind every line are in the tables below."), ""]
+                  + ("The numbers" if suite else "The method follows, folded; the numbers")
+                  + " behind every line are in the tables below."), ""]
     if not ranked and not outcomes:
         return [*out, "Nothing to show yet: no done job.", ""]
     keys = sorted(set(ranked) | {(c.suite, c.protocol, c.model) for c in outcomes},

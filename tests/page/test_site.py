@@ -462,10 +462,12 @@ return out;
 
 
 def _layout_pages(built: Path) -> list[Path]:
-    """The small suite's pages, and the committed site's index where there is one."""
-    committed = ROOT / "results" / "_site" / "index.html"
+    """The small suite's pages, and the committed site's index and suite pages where there
+    are some (their tables are the widest)."""
+    site = ROOT / "results" / "_site"
+    committed = [site / "index.html", *sorted((site / "suites").glob("*.html"))]
     return [built / "index.html", built / "suites" / "s.html",
-            *([committed] if committed.is_file() else [])]
+            *(p for p in committed if p.is_file())]
 
 
 def test_the_page_fits_a_wide_and_a_narrow_window(browser: WebDriver, built: Path,
