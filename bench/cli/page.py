@@ -49,6 +49,7 @@ def cmd_leaderboard(args) -> int:
     # Without --suites, the page covers the shipped suites that have records here.
     plans = (suite_plans([DEFAULT_SUITES], command_results(args)) if args.suites is None
              else suite_plans(args.suites))
+    _warn_unplanned(command_results(args), plans, args.suites)
     site_dir = None if args.no_site else Path(args.site or command_results(args) / SITE_DIR)
     skipped = build_leaderboard(command_results(args), Path(args.out),
                                 csv_dir=Path(args.csv) if args.csv else None,
@@ -66,6 +67,24 @@ def cmd_leaderboard(args) -> int:
         print(f"--strict: {len(skipped)} file(s) skipped", file=sys.stderr)
         return EXIT_FAILED
     return 0
+
+
+def _warn_unplanned(results: Path, plans: dict[str, frozenset[str]],
+                    suites: list[str] | None) -> None:
+    """Say which suites with records here have no suite file read (their coverage's expected
+    and missing stay blank), and how to name one."""
+    from bench.results.store import record_ids
+
+    # a folder that is a link is never read (the page sets it aside and says so)
+    with_records = [d.name for d in sorted(results.iterdir()) if d.is_dir()
+                    and not d.is_symlink() and not d.name.startswith(("_", "."))
+                    and record_ids(results, d.name)]
+    unplanned = sorted(set(with_records) - set(plans))
+    if unplanned:
+        where = DEFAULT_SUITES if suites is None else " ".join(suites)
+        print(f"warning: no suite file read for {', '.join(unplanned)} (looked in {where}): "
+              "Coverage's expected and missing stay blank for them; name the suite file with "
+              "--suites PATH", file=sys.stderr)
 
 
 def cmd_show(args) -> int:

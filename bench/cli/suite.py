@@ -20,6 +20,7 @@ from bench.cli.common import (
 from bench.core.config import format_lr
 from bench.core.status import RECORDED, Status
 from bench.core.strategies import BASELINE, PAPER_BASELINE, STRATEGIES
+from bench.data.datasets import dataset_label
 from bench.run import suite_cost
 from bench.suites.expand import load_suite
 from bench.suites.read import SuiteError
@@ -59,7 +60,8 @@ def cmd_plan(args) -> int:
                           for j, s in table], indent=1))
         print_stale(args, file=sys.stderr)  # stdout stays the plan's JSON
         return 0
-    rows = [(j.job_id, j.config["model"]["label"], j.config["dataset"]["key"],
+    # the dataset as the page names it (a folder dataset: its folder, not its key's hash)
+    rows = [(j.job_id, j.config["model"]["label"], dataset_label(j.config["dataset"]),
              j.config["strategy"]["key"], format_lr(j.config["lr"]), j.config["seed"],
              j.config["recipe"]["steps"], s.value) for j, s in table]
     if not args.summary:

@@ -132,7 +132,9 @@ def save(fig, stem: Path) -> list[Path]:
 
     paths = []
     with matplotlib.rc_context({"svg.hashsalt": SVG_SALT, "svg.fonttype": "none"}):
-        bbox = fig.get_tightbbox(FigureCanvasAgg(fig).get_renderer()).padded(0.1)
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        declutter(fig, renderer)
+        bbox = fig.get_tightbbox(renderer).padded(0.1)
         for fmt in FORMATS:
             buf = io.BytesIO()
             meta = {"Software": None} if fmt == "png" else {"Date": None, "Creator": None}
@@ -141,6 +143,89 @@ def save(fig, stem: Path) -> list[Path]:
             atomic_write_bytes(path, buf.getvalue())
             paths.append(path)
     return paths
+
+
+TICK_GAP = 2.0  # pixels: the least space between two tick labels of one axis
+
+
+def tick_label_boxes(axis, renderer) -> list:
+    """The window boxes of an axis's tick labels that are drawn (shown, not empty, at a
+    tick inside the view), in axis order."""
+    lo, hi = sorted(axis.get_view_interval())
+    span = (hi - lo) * 1e-9
+    ticks = [t for t in (*axis.get_major_ticks(), *axis.get_minor_ticks())
+             if lo - span <= t.get_loc() <= hi + span]
+    boxes = [t.label1.get_window_extent(renderer) for t in ticks
+              if t.label1.get_visible() and t.label1.get_text()]
+    horizontal = axis.axis_name == "x"
+    return sorted(boxes, key=lambda b: b.x0 if horizontal else b.y0)
+
+
+def overlapping_labels(fig, renderer) -> list[tuple[object, str, str]]:
+    """Every pair of tick labels of one axis that overlap (or come closer than
+    ``TICK_GAP``): (axes, first label's box, second's), after drawing the figure."""
+    fig.draw_without_rendering()
+    out = []
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        for axis in (ax.xaxis, ax.yaxis):
+            boxes = tick_label_boxes(axis, renderer)
+            for i, a in enumerate(boxes):
+                for b in boxes[i + 1:]:
+                    if a.padded(TICK_GAP / 2).overlaps(b.padded(TICK_GAP / 2)):
+                        out.append((ax, str(a), str(b)))
+    return out
+
+
+def declutter(fig, renderer, rounds: int = 8) -> None:
+    """Tick labels that never overlap, whatever the data's range: where an axis's labels
+    collide, a log axis first labels its minor ticks at 2 and 5 only, then none of them, then
+    fewer decades; a linear axis gets fewer ticks. Deterministic: the same figure, the same
+    ticks."""
+    from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter
+
+    def crowded(axis) -> bool:
+        boxes = tick_label_boxes(axis, renderer)
+        return any(a.padded(TICK_GAP / 2).overlaps(b.padded(TICK_GAP / 2))
+                   for a, b in zip(boxes, boxes[1:]))
+
+    for _ in range(rounds):
+        fig.draw_without_rendering()
+        busy = [(ax, axis) for ax in fig.axes if ax.get_visible()
+                for axis in (ax.xaxis, ax.yaxis) if crowded(axis)]
+        if not busy:
+            return
+        for _, axis in busy:
+            shown = len(tick_label_boxes(axis, renderer))
+            if axis.get_scale() == "log":
+                minor = axis.get_minor_formatter()
+                if not (isinstance(minor, NullFormatter) or getattr(minor, "two_five", False)):
+                    axis.set_minor_formatter(_two_five())
+                elif not isinstance(minor, NullFormatter):
+                    axis.set_minor_formatter(NullFormatter())
+                else:
+                    axis.set_major_locator(LogLocator(base=10, numticks=max(2, shown - 1)))
+            else:
+                axis.set_major_locator(MaxNLocator(nbins=max(1, shown - 2)))
+                axis.set_minor_formatter(NullFormatter())
+
+
+def _two_five():
+    """A log axis's minor-tick formatter that labels 2 and 5 times a power of ten only."""
+    from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation
+
+    sci = LogFormatterSciNotation(labelOnlyBase=False)
+
+    def label(x: float, pos=None) -> str:
+        if x <= 0:
+            return ""
+        mantissa = x / 10 ** math.floor(math.log10(x) + 1e-9)
+        return sci(x, pos) if any(abs(mantissa - m) < 1e-6 for m in (2, 5)) else ""
+
+    f = FuncFormatter(label)
+    f.two_five = True
+    return f
 
 
 def _panels(df: pd.DataFrame) -> list[tuple[str, str, str]]:

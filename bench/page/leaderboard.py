@@ -30,6 +30,7 @@ from bench.page import figures as figs
 from bench.page import site
 from bench.page.agreement import Runs, job_runs_html, load_runs
 from bench.page.housekeeping import split_current
+from bench.page.markdown import Fold
 from bench.page.markup import csv_cell, entry_labels, escaped_record
 from bench.page.runs import protocol_of
 from bench.page.sections import INDEX, MARKDOWN, SECTIONS, SUITE_PAGE, Inputs, Page
@@ -76,7 +77,8 @@ def render_markdown(records: list[dict], tables: Mapping[str, pd.DataFrame],
     relative path}; ``site_index``: the site's index relative to the page, if any;
     ``skipped``: the files set aside, named at the end)."""
     page = Page(records, tables, figures, source, site_index, tuple(skipped))
-    out = [line for _, _, lines in rendered(page, MARKDOWN) for line in lines]
+    out = [line for _, _, lines in rendered(page, MARKDOWN) for line in lines
+           if not isinstance(line, Fold)]  # Markdown shows a folded part whole
     return "\n".join(map(str, out)).rstrip("\n") + "\n"
 
 
@@ -188,7 +190,8 @@ def build_site(site_dir: Path, results_dir: Path, records: list[dict], current: 
         link = up + _relative(fig_dir, site_dir)
         figures = {suite: {kind: f"{link}/{stem}.svg" for kind, stem in d.items()}
                    for suite, d in drawn.items()}
-        return Page(current, tables, figures, up + _relative(results_dir, site_dir),
+        # the records' folder by its name (a path from the page would read "..")
+        return Page(current, tables, figures, results_dir.resolve().name,
                     skipped=tuple(skipped))
 
     pages = {"index.html": site.filtered_page("Leaderboard", rendered(page(0), INDEX), links,

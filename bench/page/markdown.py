@@ -80,23 +80,45 @@ def cell_text(s: object) -> str:
 
 @dataclass(frozen=True)
 class Heading:
-    """A heading of ``level`` (1: the page's title; 2: a part of the page, in its contents)."""
+    """A heading of ``level`` (1: the page's title; 2: a part of the page, in its contents);
+    ``keys``: what it is about, (filter, value) pairs (``FILTERS``: the site hides it with
+    the rows of other values)."""
 
     level: int
     text: str
+    keys: tuple[tuple[str, str], ...] = ()
 
     def __str__(self) -> str:
         return f"{'#' * self.level} {self.text}"
 
 
+# The outcome badges of a claim, each with the mark it carries in Markdown (the site draws
+# each in its own style: ``badge-<word with dashes>``).
+BADGES = {"resolved for": "✔", "resolved against": "✘", "not resolved": "◯",
+          "cannot be resolved": "⊘"}
+
+
 @dataclass(frozen=True)
 class Item:
-    """An item of a bulleted list (consecutive items are one list)."""
+    """An item of a bulleted list (consecutive items are one list); ``keys`` as a
+    ``Heading``'s; ``badge``: an outcome word of ``BADGES`` shown before the text."""
 
     text: str
+    keys: tuple[tuple[str, str], ...] = ()
+    badge: str = ""
 
     def __str__(self) -> str:
-        return f"- {self.text}"
+        if not self.badge:
+            return f"- {self.text}"
+        return f"- {BADGES[self.badge]} **{self.badge}**: {self.text}"
+
+
+def keys_of(row: object, fields: tuple[str, ...] = ()) -> tuple[tuple[str, str], ...]:
+    """A row's (filter, value) pairs for a ``Heading`` or an ``Item``: the ``FILTERS`` among
+    ``fields`` (default all) that the row (a named tuple) has, as the site compares them
+    (the record's text, not its Markdown escapes)."""
+    return tuple((k, unescape_text(str(getattr(row, k)))) for k in FILTERS
+                 if (not fields or k in fields) and hasattr(row, k))
 
 
 @dataclass(frozen=True)
@@ -118,6 +140,19 @@ class Comment:
 
     def __str__(self) -> str:
         return f"<!-- {self.text} -->"
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Where a folded part starts (``summary``: what it holds) or, with ``end``, ends: the
+    site shows it closed (``<details>``, one click away); Markdown shows it whole, in the
+    same words (``str()`` is empty)."""
+
+    summary: str = ""
+    end: bool = False
+
+    def __str__(self) -> str:
+        return ""
 
 
 class Table:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from bench.core.strategies import REFERENCE
 from bench.page import stats
-from bench.page.markdown import Heading, Item
+from bench.page.markdown import BADGES, Heading, Item, keys_of
 from bench.page.verdicts import (
     ACROSS,
     CANNOT,
@@ -34,8 +34,7 @@ from bench.page.verdicts import (
 VERDICT = "**Verdict**"
 # Outcomes of a verdict line. For the paper's claims "for" is with the paper; for a strategy
 # against the reference, "for" is the strategy beating it.
-FOR, AGAINST_IT = "resolved for", "resolved against"
-NOT_RESOLVED, NEVER = "not resolved", "cannot be resolved"
+FOR, AGAINST_IT, NOT_RESOLVED, NEVER = BADGES  # each outcome's badge: bench.page.markdown
 OUTCOMES = (FOR, AGAINST_IT, NOT_RESOLVED, NEVER)
 PAIRWISE = "pairwise"  # the claim key of a strategy against the reference
 # |rho(trainable parameters, gain)| from which the page says a gain order may be the
@@ -58,7 +57,9 @@ class ClaimOutcome:
     them) or the mean paired difference in percentage points (positive: the strategy is
     better), with ``low``/``high`` (NaN when none: one pair; one model) and ``interval``
     saying what they are; ``rho_params_gain`` beside claims b and c (NaN elsewhere);
-    ``text`` the line as the page prints it (without the "Verdict" prefix)."""
+    ``text`` the line as the page prints it (without the "Verdict" prefix); ``keys`` what
+    it is about as the site's filters see it (``markdown.FILTERS``: a claim across models
+    has no model, a claim no strategy)."""
 
     suite: str
     protocol: str
@@ -72,6 +73,7 @@ class ClaimOutcome:
     interval: str
     rho_params_gain: float
     text: str
+    keys: tuple[tuple[str, str], ...] = ()
 
 
 def claim_outcomes(tables: Mapping[str, pd.DataFrame]) -> list[ClaimOutcome]:
@@ -108,7 +110,8 @@ def _claim_outcome(r, claims: pd.DataFrame) -> ClaimOutcome:
     text = f"{_where(r)}: {what}: {r.verdict}{_confound(r.rho_params_gain)}"
     return ClaimOutcome(r.suite, r.protocol, None if r.model == ACROSS else r.model, r.key,
                         r.claim, outcome, float(r.rho), low, high, interval,
-                        float(r.rho_params_gain), text + ".")
+                        float(r.rho_params_gain), text + ".",
+                        tuple(k for k in keys_of(r) if k != ("model", ACROSS)))
 
 
 def _confound(rho: float) -> str:
@@ -141,7 +144,7 @@ def _paired_outcome(r) -> ClaimOutcome:
     return ClaimOutcome(r.suite, r.protocol, r.model, PAIRWISE,
                         f"{r.strategy_label} vs {r.reference}", outcome, mean, low, high,
                         "95% t interval" if not stats.is_nan(half) else "", math.nan,
-                        text + ".")
+                        text + ".", keys_of(r))
 
 
 def _where(r) -> str:
@@ -342,12 +345,13 @@ def verdicts_md(records: list[dict], tables: Mapping[str, pd.DataFrame]) -> list
         n_models = int(across["models"].max()) if len(across) else len(
             {o.model for o in group})
         summary = suite_summary(group, n_models)
-        body += [Heading(3, f"`{suite}` ({protocol})"), ""]
+        body += [Heading(3, f"`{suite}` ({protocol})",
+                         keys=(("suite", suite), ("protocol", protocol))), ""]
         if summary:
             body += [summary, ""]
         s = scores[(scores["suite"] == suite) & (scores["protocol"] == protocol)]
         body += [Item(line) for line in scale_lines(recs, s)]
-        body += [Item(f"{VERDICT} {o.text}") for o in group]
+        body += [Item(f"{VERDICT} {o.text}", keys=o.keys) for o in group]
         body.append("")
     return [*head, *body]
 

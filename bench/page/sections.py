@@ -22,10 +22,12 @@ from bench.core.strategies import REFERENCE
 from bench.page import stats
 from bench.page.agreement import Runs, agreement_md, agreement_table, run_states_table
 from bench.page.aliases import alias_label
+from bench.page.glance import glance_md
 from bench.page.housekeeping import coverage_table, failed_table, provenance_table, stale_table
 from bench.page.markdown import (
     NO_INTERVAL,
     Figure,
+    Fold,
     Heading,
     Item,
     Table,
@@ -50,7 +52,7 @@ from bench.page.markdown import (
 )
 from bench.page.markup import escape_text
 from bench.page.outcomes import VERDICT, verdicts_md
-from bench.page.page_header import header_md, reproducing
+from bench.page.page_header import header_md, reproducing, title_md
 from bench.page.paper_table import CITATION, SOURCE, paper_reference, published
 from bench.page.plasticity_tables import plasticity_summary, plasticity_table
 from bench.page.ranks import average_rank_table, paired_table, reversed_somewhere
@@ -86,7 +88,7 @@ def _held_md(tables: Mapping[str, pd.DataFrame]) -> list:
     claims = tables["claims"]
     floor = stats.spearman_floor(len(PAPER_PLASTICITY_RANKING))
     family = len(CLAIMS)
-    out = [Heading(2, "Did the paper's ranking hold?"), "",
+    out = [Heading(2, "Did the paper's ranking hold?"), "", Fold("How the claims are tested"),
            (f"The paper ranks {' > '.join(PAPER_PLASTICITY_RANKING)} (most plastic first) and "
             "finds that fine-tuning more plastic components gains more. Three claims: "
             + "; ".join(f"({k}) {c}" for k, c in CLAIMS.items()) + ". Each is tested "
@@ -106,7 +108,8 @@ def _held_md(tables: Mapping[str, pd.DataFrame]) -> list:
             f"Holm over the {family} claims. Beside claims (b) and (c), ρ(trainable parameters, "
             "gain): the components' trainable parameter counts against their test accuracy, "
             "so that a parameter-count confound is visible. Each dataset's own rho and exact "
-            "p follow in the suite's section."), ""]
+            "p follow in the suite's section."), "",
+           Fold(end=True)]
     if claims.empty:
         return [*out, Item("No data yet."), ""]
     rows = [[f"`{r.suite}`", r.protocol, r.model, f"({r.key}) {r.claim}",
@@ -446,7 +449,18 @@ def _coverage_md(cov: pd.DataFrame) -> list:
                               int_text(r.diverged), int_text(r.missing), int_text(r.stale)]
                              for r in cov.itertuples(index=False)],
                             ["suite", "expected", "done", "failed", "of which diverged", "missing",
-                             "stale"], right={1, 2, 3, 4, 5, 6}, frame=cov)]
+                             "stale"], right={1, 2, 3, 4, 5, 6}, frame=cov),
+            *_unplanned_md(cov)]
+
+
+def _unplanned_md(cov: pd.DataFrame) -> list:
+    """Why a suite's expected and missing are blank: no suite file was read for it."""
+    blank = [f"`{s}`" for s, e in zip(cov["suite"], cov["expected"]) if missing(e)]
+    if not blank:
+        return []
+    return ["", (f"Expected and missing are blank for {', '.join(blank)}: no suite file of "
+                 "that name was read (`bench leaderboard` reads `suites/*.yaml`; name a suite "
+                 "file elsewhere with `--suites PATH`)."), ""]
 
 
 def _paper_reference(records: list[dict]) -> dict | None:
@@ -499,10 +513,18 @@ class Section:
 
 
 SECTIONS: tuple[Section, ...] = (
-    Section("header", lambda page, _: header_md(page.records, page.tables, page.source,
-                                                  len(page.tables["stale"])),
-            tables=(("provenance", lambda t: provenance_table(t.current)),)),
+    Section("header", lambda page, _: title_md(page.records, page.source,
+                                                 len(page.tables["stale"])),
+            tables=(("provenance", lambda t: provenance_table(t.current)),),
+            formats=(MARKDOWN, INDEX)),
     Section("browse", _browse_md, formats=(MARKDOWN,)),
+    # the answer first (the site's suite pages open with their own suite's)
+    Section("glance", lambda page, _: glance_md(page.tables, page.records),
+            formats=(MARKDOWN, INDEX)),
+    Section("suite_glance", lambda page, p: glance_md(page.tables, page.records, p.suite),
+            per_suite=True, formats=(SUITE_PAGE,)),
+    Section("method", lambda page, _: header_md(page.records, page.tables),
+            formats=(MARKDOWN, INDEX)),
     Section("verdicts", lambda page, _: verdicts_md(page.records, page.tables)),
     Section("held", lambda page, _: _held_md(page.tables),
             tables=(("claims", lambda t: claims_table(

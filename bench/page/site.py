@@ -40,12 +40,14 @@ from bench.core.files import atomic_write_bytes
 from bench.core.rootpath import inside
 from bench.page import job_facts
 from bench.page.figures import color_of
-from bench.page.markdown import FILTERS, Figure, Heading, Item, Table
+from bench.page.markdown import BADGES, FILTERS, Figure, Fold, Heading, Item, Table
 from bench.page.markup import ESCAPED
 
 ASSETS = ("site.js", "site.css")
 LOG_CHARS = 200_000  # a job page shows at most the last this many characters of its log
 WRAP_CHARS = 40  # table cells longer than this wrap; shorter ones stay on one line
+# The columns that say a table's outcome: kept in view while a wide table scrolls.
+KEY_HEADERS = ("verdict", "against the best")
 _CODE = re.compile(r"`([^`]+)`")
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 _JOB_ID = re.compile(r"[0-9a-f]{16}")
@@ -78,6 +80,7 @@ class Links:
     root: str = ""
     seen: dict[str, set[str]] = field(default_factory=dict)
     toc: list[tuple[str, str]] = field(default_factory=list)  # (anchor, heading) of the page
+    tables: int = 0  # the tables of the page so far (each scroll box is named by its number)
 
 
 # ---------------------------------------------------------------- content to HTML
@@ -106,12 +109,20 @@ def _attr(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _classes(*names: str) -> str:
+    names = [n for n in names if n]
+    return f' class="{" ".join(names)}"' if names else ""
+
+
 def table_html(t, links: Links) -> str:
     """A section's table (``Table``): sortable headers, rows carrying their
-    filter values, the score cells linked to the jobs behind them."""
+    filter values, the score cells linked to the jobs behind them; a verdict column
+    (``KEY_HEADERS``) stays in view while the rest scrolls."""
+    key = {i for i, h in enumerate(t.headers) if h in KEY_HEADERS}
     head = "".join(
-        f'<th data-sort{" class=num" if i in t.right else ""}>{inline(h, links)}</th>'
-        for i, h in enumerate(t.headers))
+        f'<th data-sort scope="col"'
+        f'{_classes("num" if i in t.right else "", "key-col" if i in key else "")}>'
+        f"{inline(h, links)}</th>" for i, h in enumerate(t.headers))
     body = []
     for i, row in enumerate(t.rows):
         keys = t.keys[i] if t.keys else {}
@@ -120,8 +131,8 @@ def table_html(t, links: Links) -> str:
         attrs = "".join(f' data-{k}="{_attr(v)}"' for k, v in keys.items())
         cells = []
         for j, v in enumerate(row):
-            cls = " class=num" if j in t.right else (" class=wrap" if len(str(v)) > WRAP_CHARS
-                                                        else "")
+            cls = _classes("num" if j in t.right else "wrap" if len(str(v)) > WRAP_CHARS
+                           else "", "key-col" if j in key else "")
             text = inline(str(v), links, keys.get("suite"))
             if t.jobs is not None and j == t.jobs_col:
                 runs = links.jobs.get(t.jobs[i], [])
@@ -132,27 +143,69 @@ def table_html(t, links: Links) -> str:
             cells.append(f"<td{cls}>{text}</td>")
         body.append(f"<tr{attrs}>{''.join(cells)}</tr>")
     n = len(t.rows)
-    return (f'<div class="table-wrap"><table data-rows="{n}"><thead><tr>{head}</tr></thead>'
+    links.tables += 1
+    return (f'<div class="table-wrap" tabindex="0" role="region" aria-label="table '
+            f'{links.tables}, {n} rows"><table data-rows="{n}"><thead><tr>{head}</tr></thead>'
             f'<tbody>\n{chr(10).join(body)}\n</tbody></table>'
             f'<div class="shown">{n} of {n} rows shown</div></div>')
+
+
+def _keys_attrs(keys: Iterable[tuple[str, str]], links: Links) -> str:
+    """``data-<filter>`` attributes of a heading or list item (the filter bar hides it with
+    the rows of other values), its values offered by the bar."""
+    for k, v in keys:
+        links.seen.setdefault(k, set()).add(v)
+    return "".join(f' data-{k}="{_attr(v)}"' for k, v in keys)
 
 
 def _heading(h: Heading, links: Links) -> str:
     """A heading; the page's second-level ones get anchors and enter its contents."""
     level, text = h.level, h.text
     if level != 2:
-        return f"<h{level}>{inline(text, links)}</h{level}>"
+        return f"<h{level}{_keys_attrs(h.keys, links)}>{inline(text, links)}</h{level}>"
     base = anchor = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
     taken = {a for a, _ in links.toc}
     while anchor in taken:
         anchor = f"{base}-{len(taken)}"
         taken.add(anchor)
     links.toc.append((anchor, text))
-    return f'<h2 id="{anchor}">{inline(text, links)}</h2>'
+    return f'<h2 id="{anchor}"{_keys_attrs(h.keys, links)}>{inline(text, links)}</h2>'
+
+
+def badge_html(word: str) -> str:
+    """An outcome badge (``bench.page.markdown.BADGES``): its mark and word, in its style."""
+    cls = re.sub(r"[^a-z]+", "-", word.lower()).strip("-")
+    return (f'<span class="badge badge-{cls}"><span aria-hidden="true">{BADGES[word]}</span> '
+            f"{html.escape(word)}</span>")
+
+
+def _item(part: Item, links: Links, suite: str | None) -> str:
+    text = inline(part.text, links, suite)
+    if part.badge:
+        text = f"{badge_html(part.badge)} {text}"
+    return f"<li{_keys_attrs(part.keys, links)}>{text}"
 
 
 def _figure(f: Figure) -> str:
     return f'<figure><img src="{_attr(f.src)}" alt="{_attr(f.alt)}" loading="lazy"></figure>'
+
+
+def _fold(part: Fold, links: Links, open_before: bool) -> str:
+    """Where a folded part starts (``<details>``, closed) or ends."""
+    end = "</div></details>" if open_before else ""
+    if part.end:
+        return end
+    return (f'{end}<details class="fold"><summary>{inline(part.summary, links)}</summary>'
+            '<div class="fold-body">')
+
+
+def _block(part: object, links: Links) -> str:
+    """A heading, figure or table ("" for a comment)."""
+    if isinstance(part, Heading):
+        return _heading(part, links)
+    if isinstance(part, Figure):
+        return _figure(part)
+    return table_html(part, links) if isinstance(part, Table) else ""
 
 
 def content_html(content: Iterable, links: Links, suite: str | None = None) -> str:
@@ -167,23 +220,22 @@ def content_html(content: Iterable, links: Links, suite: str | None = None) -> s
             out.append(f"<p>{' '.join(para)}</p>")
             para.clear()
         if items:
-            out.append("<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
+            out.append("<ul>" + "".join(f"{i}</li>" for i in items) + "</ul>")
             items.clear()
 
+    folded = False
     for part in content:
         if isinstance(part, Item):
             if para:
                 flush()
-            items.append(inline(part.text, links, suite))
+            items.append(_item(part, links, suite))
             continue
         if not isinstance(part, str):
             flush()
-            if isinstance(part, Heading):
-                out.append(_heading(part, links))
-            elif isinstance(part, Figure):
-                out.append(_figure(part))
-            elif isinstance(part, Table):
-                out.append(table_html(part, links))
+            block = _block(part, links) if not isinstance(part, Fold) else _fold(
+                part, links, folded)  # a folded part closes the one before it
+            folded = (not part.end) if isinstance(part, Fold) else folded
+            out += [block] if block else []
             continue
         for line in part.split("\n"):
             if not line.strip():
@@ -192,6 +244,8 @@ def content_html(content: Iterable, links: Links, suite: str | None = None) -> s
                 (items.__setitem__(-1, items[-1] + " " + inline(line, links, suite)) if items
                  else para.append(inline(line, links, suite)))
     flush()
+    if folded:
+        out.append("</div></details>")
     return "\n".join(out)
 
 
@@ -247,8 +301,10 @@ def sections_html(parts: Iterable[tuple[str, str | None, list]], links: Links) -
 def filtered_page(title: str, parts: Iterable[tuple[str, str | None, list]], links: Links,
                   suites: Iterable[str]) -> str:
     """A page of sections with the filter bar over the values its rows have."""
-    links.seen, links.toc = {}, []
+    links.seen, links.toc, links.tables = {}, [], 0
     body = sections_html(parts, links)
+    if "<h1" not in body:  # a suite's page: its title, so that its headings start at one
+        body = f"<h1>{html.escape(title)}</h1>\n{body}"
     return document(title, body, links.root, suites,
                     {k: links.seen.get(k, set()) for k in FILTERS}, links.toc)
 
@@ -287,21 +343,24 @@ def write_site(site: Path, pages: Mapping[str, str], job_pages: Iterable[tuple[s
 
 
 def screenshots(site: Path, out: Path, job: str | None = None, width: int = 1400,
-                height: int = 1800, chromium: str = "chromium") -> list[Path]:
-    """PNG screenshots of the index and of one job page (``job``: its path under the site,
-    default the first) by headless Chromium, from the files: ``index.png``, ``job.png``."""
+                height: int = 1800, chromium: str = "chromium", narrow: int = 400
+                ) -> list[Path]:
+    """PNG screenshots by headless Chromium, from the files: the index and one job page
+    (``job``: its path under the site, default the first) ``width`` wide (``index.png``,
+    ``job.png``), and the index as a phone shows it, ``narrow`` wide (``index-narrow.png``)."""
     site, out = Path(site).resolve(), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     job = job or next((p.relative_to(site).as_posix() for p in sorted(
         (site / "jobs").rglob("*.html"))), None)
-    shots = [("index.png", site / "index.html")]
+    shots = [("index.png", site / "index.html", width)]
     if job:
-        shots.append(("job.png", site / job))
+        shots.append(("job.png", site / job, width))
+    shots.append(("index-narrow.png", site / "index.html", narrow))
     paths = []
-    for name, page in shots:
+    for name, page, w in shots:
         with tempfile.TemporaryDirectory() as profile:
             subprocess.run([chromium, *browser_flags(profile), f"--screenshot={out / name}",
-                            f"--window-size={width},{height}", page.as_uri()],
+                            f"--window-size={w},{height}", page.as_uri()],
                            check=True, capture_output=True, timeout=120)
         paths.append(out / name)
     return paths
@@ -334,52 +393,78 @@ def _simple_table(headers: list[str], rows: list[list[str]], right: set[int]) ->
     body = "\n".join("<tr>" + "".join(
         f"<td{' class=num' if i in right else ''}>{c}</td>" for i, c in enumerate(r)) + "</tr>"
         for r in rows)
-    return (f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
+    return (f'<div class="table-wrap" tabindex="0"><table><thead><tr>{head}</tr></thead>'
             f"<tbody>\n{body}\n</tbody></table></div>")
 
 
+LOG_SPAN = 10  # with ``log=True``, a chart whose values span more than this gets a log y axis
+
+
+def _finite(y: object) -> bool:
+    return isinstance(y, (int, float)) and not isinstance(y, bool) and math.isfinite(y)
+
+
 def chart_svg(title: str, series: Mapping[str, list[tuple[float, float]]], xlabel: str,
-              yspec: str = ".3g", width: int = 360, height: int = 200) -> str:
+              yspec: str = ".3g", width: int = 360, height: int = 200, log: bool = False
+              ) -> str:
     """A line chart as inline SVG, a polyline per series (colour by component or strategy
     name), axes labelled with their ranges; coordinates rounded: the same points give the
-    same bytes."""
-    pts = [(x, y) for s in series.values() for x, y in s
-           if isinstance(y, (int, float)) and math.isfinite(y)]
+    same bytes. ``log``: a log y axis where every value is positive and they span more than
+    ``LOG_SPAN`` times (a small series is then not drawn flat on the floor by a large one),
+    with a label at every power of ten and "log scale" in the title."""
+    pts = [(x, y) for s in series.values() for x, y in s if _finite(y)]
     if not pts:
         return ""
+    ys = [y for _, y in pts]
+    logy = log and min(ys) > 0 and max(ys) > LOG_SPAN * min(ys)
+    f = math.log10 if logy else (lambda y: y)
     left, right, top, bottom = 52, 10, 22, 30
     x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
-    y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
+    y0, y1 = min(f(y) for y in ys), max(f(y) for y in ys)
     x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + abs(y0) * 0.1 + 1e-9)
 
-    def xy(x: float, y: float) -> str:
-        px = left + (x - x0) / (x1 - x0) * (width - left - right)
-        py = height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
-        return f"{px:.1f},{py:.1f}"
+    def px(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * (width - left - right)
+
+    def py(y: float) -> float:
+        return height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
 
     lines, legend = [], []
     for i, (name, s) in enumerate(series.items()):
         colour = color_of(name) if len(series) > 1 else "#1f77b4"
-        good = [(x, y) for x, y in s if isinstance(y, (int, float)) and math.isfinite(y)]
+        good = [(x, f(y)) for x, y in s if _finite(y)]
         lines.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" '
-                     f'points="{" ".join(xy(x, y) for x, y in good)}"/>')
+                     f'points="{" ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in good)}"/>')
         if len(series) > 1:
             legend.append(f'<text x="{left + 8 + 58 * i}" y="14" fill="{colour}">'
                           f"{html.escape(name)}</text>")
     b = height - bottom
+    if logy:  # a label at each power of ten inside the range, and at both ends
+        marks = [y0, *(float(k) for k in range(math.ceil(y0), math.floor(y1) + 1)
+                       if 12 < py(y0) - py(k) and py(k) - py(y1) > 12), y1]
+        ylabels = "".join(
+            f'<line x1="{left}" y1="{py(k):.1f}" x2="{width - right}" y2="{py(k):.1f}" '
+            f'stroke="#eee"/><text x="{left - 4}" y="{py(k) + 3:.1f}" text-anchor="end">'
+            f"{format(10 ** k, yspec)}</text>" for k in marks)
+    else:
+        ylabels = (f'<text x="{left - 4}" y="{top + 4}" text-anchor="end">'
+                   f"{format(y1, yspec)}</text>"
+                   f'<text x="{left - 4}" y="{b}" text-anchor="end">{format(y0, yspec)}</text>')
     axes = (f'<line x1="{left}" y1="{b}" x2="{width - right}" y2="{b}" stroke="#999"/>'
-            f'<line x1="{left}" y1="{top}" x2="{left}" y2="{b}" stroke="#999"/>'
-            f'<text x="{left - 4}" y="{top + 4}" text-anchor="end">{format(y1, yspec)}</text>'
-            f'<text x="{left - 4}" y="{b}" text-anchor="end">{format(y0, yspec)}</text>'
+            f'<line x1="{left}" y1="{top}" x2="{left}" y2="{b}" stroke="#999"/>{ylabels}'
             f'<text x="{left}" y="{b + 14}">{x0:g}</text>'
             f'<text x="{width - right}" y="{b + 14}" text-anchor="end">{x1:g}</text>'
             f'<text x="{(left + width - right) / 2:.0f}" y="{b + 26}" text-anchor="middle">'
             f"{html.escape(xlabel)}</text>")
+    title = f"{title} (log scale)" if logy else title
+    if logy and legend:  # the title is not drawn: say it on the axis
+        axes += '<text x="2" y="14" font-style="italic">log y</text>'
     head = "" if legend else (f'<text x="{left}" y="14" font-weight="bold">'
                               f"{html.escape(title)}</text>")
     return (f'<svg class="chart" role="img" aria-label="{_attr(title)}" width="{width}" '
             f'height="{height}" viewBox="0 0 {width} {height}" font-size="10" '
-            f'font-family="sans-serif" xmlns="http://www.w3.org/2000/svg">'
+            f'font-family="sans-serif" xmlns="http://www.w3.org/2000/svg"'
+            f'{" data-log=1" if logy else ""}>'
             f"<title>{html.escape(title)}</title>{axes}{head}{''.join(legend)}"
             f"{''.join(lines)}</svg>")
 
@@ -411,7 +496,7 @@ def _plasticity_html(which: str, p: Mapping | None) -> str:
                          for c in comps)] for li in layers]
     chart = chart_svg(f"plasticity per block, {which}", {
         c: [(li, layers[li][c]["mean"]) for li in layers if c in layers[li]]
-        for c in comps}, "block")
+        for c in comps}, "block", log=True)
     return (f"<h3>Plasticity, {html.escape(which)} ({_num(p.get('pairs'), ',')} pairs, "
             f"reference {html.escape(str(p.get('reference')))})</h3>"
             + _simple_table(["component", "module", "mean over blocks", "± 95%", "rank"], rows,
@@ -423,10 +508,12 @@ def _plasticity_html(which: str, p: Mapping | None) -> str:
 def _trained_html(metrics: Mapping) -> str:
     names = metrics.get("trained_params")
     if names is None:
-        return "<p>Not recorded (the record predates <code>metrics.trained_params</code>).</p>"
+        count = _num(metrics.get("trainable_params"), ",")
+        return (f"<p>{count} trainable parameters; their names are not recorded (the record "
+                "predates <code>metrics.trained_params</code>).</p>")
     items = "\n".join(html.escape(n) for n in names)
     return (f"<details><summary>{len(names):,} parameter tensors</summary>"
-            f"<pre>{items}</pre></details>")
+            f"<pre tabindex=0>{items}</pre></details>")
 
 
 def _log_html(log: Path | None) -> str:
@@ -434,13 +521,17 @@ def _log_html(log: Path | None) -> str:
         return ("<p>Log not shown: it is a link that leaves the results folder (set aside, "
                 "never read).</p>")
     if not log.is_file():
-        return "<p>No log beside the record.</p>"
-    text = log.read_text(encoding="utf-8", errors="replace")
-    cut = ""
+        return (f"<p>No log beside the record (<code>{html.escape(log.name)}</code> in its "
+                "suite's folder).</p>")
+    data = log.read_bytes()
+    text = data.decode("utf-8", errors="replace")
+    lines = text.count("\n")
+    size = (f"<p><code>{html.escape(log.name)}</code>: {len(data):,} bytes, "
+            f"{lines:,} line{'' if lines == 1 else 's'}.</p>")
     if len(text) > LOG_CHARS:
-        cut = f"<p>The last {LOG_CHARS:,} of {len(text):,} characters.</p>"
+        size += f"<p>The last {LOG_CHARS:,} of {len(text):,} characters.</p>"
         text = text[-LOG_CHARS:]
-    return f"{cut}<pre>{html.escape(text)}</pre>"
+    return f"{size}<pre tabindex=0>{html.escape(text)}</pre>"
 
 
 def job_page(record: Mapping, labels: Mapping[str, str], log: Path | None, root: str,
@@ -488,7 +579,7 @@ def job_page(record: Mapping, labels: Mapping[str, str], log: Path | None, root:
     trace = err.get("traceback")
     body = (f"<h1>{html.escape(title)}</h1><p>Job <code>{record['job_id']}</code></p>"
             + _facts(what)
-            + (f"<details><summary>traceback</summary><pre>{html.escape(trace)}</pre>"
+            + (f"<details><summary>traceback</summary><pre tabindex=0>{html.escape(trace)}</pre>"
                "</details>" if trace else "")
             + "<h2>Accuracies and costs</h2>" + _facts(numbers) + extra
             + "<h2>Curves</h2>" + _curves_html(record)
@@ -498,7 +589,7 @@ def job_page(record: Mapping, labels: Mapping[str, str], log: Path | None, root:
                 (k, html.escape(json.dumps(v, sort_keys=True) if isinstance(v, (dict, list))
                                 else str(v)))
                 for k, v in sorted((record.get("provenance") or {}).items()))
-            + "<h2>Configuration</h2><pre>"
+            + "<h2>Configuration</h2><pre tabindex=0>"
             + html.escape(json.dumps(cfg, sort_keys=True, indent=2)) + "</pre>"
             + f"<h2>Log</h2>{_log_html(log)}")
     return document(f"{title} ({record['job_id']})", body, root, suites)

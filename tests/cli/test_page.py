@@ -43,3 +43,27 @@ def test_leaderboard_and_show_bad_input(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: ")
     assert cli.main(["show", "a" * 6, "--results", str(results)]) == 0
     assert "a" * 16 in capsys.readouterr().out
+
+
+def test_a_suite_without_its_file_is_named_with_why_its_coverage_is_blank(write_suite, tmp_path,
+                                                                          capsys):
+    """Records of a suite whose file is not under suites/ (or not named by --suites): the
+    command warns, the Coverage section says why expected and missing are blank; named with
+    --suites PATH, they are filled."""
+    suite = write_suite(name="mine.yaml")  # outside suites/
+    (job, *_) = load_suite(suite).jobs
+    results = tmp_path / "results"
+    rec = make_record(suite="tiny", job_id=job.job_id)
+    store.write_record(results, rec)
+    out = tmp_path / "L.md"
+    assert cli.main(["leaderboard", "--results", str(results), "--out", str(out),
+                     "--no-site"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: no suite file read for tiny (looked in suites/*.yaml)" in err
+    assert "--suites PATH" in err
+    page = out.read_text()
+    assert "Expected and missing are blank for `tiny`: no suite file of that name" in page
+    assert cli.main(["leaderboard", "--results", str(results), "--out", str(out),
+                     "--no-site", "--suites", str(suite)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert "Expected and missing are blank" not in out.read_text()

@@ -113,3 +113,19 @@ def test_committed_leaderboard_is_regenerated_from_the_records(tmp_path):
     for fig in sorted(p for ext in ("png", "svg") for p in (RESULTS / store.FIGURES_DIR).glob(
             f"*.{ext}")):
         assert (results / store.FIGURES_DIR / fig.name).read_bytes() == fig.read_bytes(), fig
+
+
+def test_a_log_beside_a_committed_record_is_tracked_not_ignored():
+    """Job logs stay beside their records (the site shows them, with their size): git keeps a
+    committed suite's logs, and ignores those of stale or set-aside records only."""
+    records = _record_files()
+    if not records:
+        pytest.skip("no committed records")
+    log = records[0].with_suffix(".log").relative_to(ROOT).as_posix()
+    stale = f"{Path(log).parent}/_stale/{Path(log).name}"
+
+    def ignored(path: str) -> bool:
+        return subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", "--no-index", path],
+                              timeout=60).returncode == 0
+
+    assert not ignored(log) and ignored(stale)

@@ -58,7 +58,7 @@ def test_committed_suites_keep_their_ids():
             assert "label" not in j.config["dataset"] and "label" not in j.config["strategy"]
 
 
-def test_folder_dataset_label_is_the_folders_name(tmp_path: Path):
+def test_folder_dataset_label_is_the_folders_name(tmp_path: Path, capsys):
     write_images(tmp_path / "data" / "shapes")
     from bench.suites.expand import load_suite
 
@@ -66,6 +66,14 @@ def test_folder_dataset_label_is_the_folders_name(tmp_path: Path):
     (job,) = load_suite(path).jobs
     assert job.config["dataset"]["key"].startswith("folder/")  # not a name people know
     assert dataset_label(job.config["dataset"]) == "shapes"
+    # bench plan says it the same way (not its key's hash)
+    from bench import cli
+
+    assert cli.main(["plan", str(path), "--results", str(tmp_path / "results")]) == 0
+    out = capsys.readouterr().out
+    assert " shapes " in out and "folder/" not in out
+    # a folder without a name of its own is named by its path as given
+    assert dataset_label({"name": "folder", "key": "folder/x", "params": {"path": "."}}) == "."
 
 
 def test_long_custom_strategy_gets_a_short_stable_label():

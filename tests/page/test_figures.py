@@ -66,3 +66,47 @@ def test_a_figure_grows_by_whole_rows_of_panels():
     assert len(axes) == 5 and fig.get_size_inches().tolist() == [
         figures.MAX_COLS * figures.PANEL_SIZE[0], 2 * figures.PANEL_SIZE[1]]
     assert sum(ax.get_visible() for ax in fig.axes) == 5
+
+
+@pytest.mark.parametrize("params, plast", [
+    ((2_000, 4_000, 9_000, 15_000), (0.06, 0.19, 2.0, 0.5, 0.3)),  # under two decades
+    ((10, 1_000_000, 3_000_000_000, 50), (1e-6, 1e-4, 3e3, 1.0, 1e-2)),  # many decades
+    ((100_000, 100_001, 100_002, 100_003), (1.0, 1.0000001, 1.0000002, 1.0, 1.0)),  # flat
+])
+def test_no_figure_kind_has_overlapping_tick_labels(tmp_path, monkeypatch, params, plast):
+    """Every figure kind drawn from records of extreme ranges (trainable parameters, plasticity,
+    accuracies): no two tick labels of an axis overlap (their boxes from matplotlib's text
+    extents, after the figure is drawn as it is saved)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from bench.page import sections as sec
+    from tests.support import make_record
+
+    strategies = dict(zip(("full", "mha", "fc1", "linear"), params, strict=True))
+    comps = dict(zip(BLOCK_COMPONENTS, plast, strict=True))
+    recs = [make_record(s, seed=seed, dataset=d, test=0.3 + 0.1 * i + 0.01 * seed,
+                        trainable=n, layers=12, plasticity=comps)
+            for i, (s, n) in enumerate(strategies.items()) for d in ("a", "b")
+            for seed in range(2)]
+    recs += [make_record(c, seed=seed, dataset=d, test=0.5 + 0.05 * j,
+                         trainable=int(min(params) * (1.5 + j)),
+                         plasticity=comps, layers=12)
+             for j, c in enumerate(BLOCK_COMPONENTS) for d in ("a", "b") for seed in range(2)]
+    builders = {name: build for s in sec.SECTIONS for name, build in s.tables}
+    inputs = sec.Inputs(recs, [], None, builders)
+    tables = {name: inputs[name] for name in builders}
+    drawn = []
+    real = figures.save
+
+    def keep(fig, stem):
+        drawn.append((stem.name, fig))
+        return real(fig, stem)
+
+    monkeypatch.setattr(figures, "save", keep)
+    kinds = figures.draw_suite(tables, "s", tmp_path)
+    assert sorted(kinds) == ["pareto", "plasticity_gain", "plasticity_layers", "test_acc"]
+    for name, fig in drawn:
+        assert figures.overlapping_labels(fig, FigureCanvasAgg(fig).get_renderer()) == [], name
+        shown = [t.get_text() for ax in fig.axes if ax.get_visible()
+                 for t in ax.get_xticklabels() + ax.get_yticklabels() if t.get_text()]
+        assert shown, name  # decluttered, never emptied

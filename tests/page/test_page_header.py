@@ -5,13 +5,24 @@ from __future__ import annotations
 
 from bench.core.protocol import reproducing_paper
 from bench.page.housekeeping import provenance_table
-from bench.page.markdown import Heading, Item
-from bench.page.page_header import PAPER_PAIRS, header_md, reproducing
+from bench.page.markdown import Fold, Heading, Item
+from bench.page.page_header import METHOD, PAPER_PAIRS, header_md, reproducing, title_md
 from tests.support import make_record
 
 
 def _header(records, n_stale=0, source="results"):
-    return header_md(records, {"provenance": provenance_table(records)}, source, n_stale)
+    """The title, then the method (as the page shows them, with "At a glance" between)."""
+    return [*title_md(records, source, n_stale),
+            *header_md(records, {"provenance": provenance_table(records)})]
+
+
+def test_the_method_is_one_folded_part_after_the_title():
+    recs = [make_record(suite="s1", model="vit", dataset="pets")]
+    title = title_md(recs, "res", 0)
+    assert not any(isinstance(x, (Fold, Item)) for x in title)
+    method = header_md(recs, {"provenance": provenance_table(recs)})
+    assert method[0] == Fold(METHOD) and method[-1] == Fold(end=True)
+    assert sum(isinstance(x, Fold) for x in method) == 2
 
 
 def _items(lines) -> list[str]:

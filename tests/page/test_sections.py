@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.page import sections as sec
-from bench.page.markdown import Comment, Figure, Heading, Item, Table
+from bench.page.markdown import Comment, Figure, Fold, Heading, Item, Table
 from tests.support import make_record
 
 
@@ -74,7 +74,7 @@ def test_every_table_builds_from_records_and_the_failed_list_is_cut():
     # every section of the Markdown page renders (a list of lines and blocks)
     for s in sec.SECTIONS:
         out = _content(s.name, page, "s" if s.per_suite else None)
-        assert all(isinstance(x, (str, Heading, Item, Table, Figure, Comment)) for x in out)
+        assert all(isinstance(x, (str, Heading, Item, Table, Figure, Comment, Fold)) for x in out)
 
 
 def test_browse_and_set_aside_appear_only_with_something_to_say():

@@ -137,11 +137,37 @@ def test_job_page_shows_status_reason_curves_plasticity_and_log(built: Path):
             if r["plasticity"]][0]
     page = pages[done["job_id"]]
     for what in ("training loss", "learning rate", "validation accuracy",
-                 "Plasticity, the paper&#x27;s definition (", "Not recorded",
+                 "Plasticity, the paper&#x27;s definition (", "names are not recorded",
                  "<h2>Configuration</h2>"):
         assert what in page, what
     assert page.count("<svg") == 4  # three curves and plasticity per block
-    assert "step 1 &lt;loss&gt; 2.0" in pages[_first_job(results)]  # the log, escaped
+    first = _first_job(results)
+    assert "step 1 &lt;loss&gt; 2.0" in pages[first]  # the log, escaped, with its size
+    assert f"<code>{first}.log</code>: 18 bytes, 1 line.</p>" in pages[first]
+    others = [p for k, p in pages.items() if k != first]
+    assert all("No log beside the record" in p for p in others)
+
+
+def test_a_plasticity_chart_spanning_decades_is_drawn_on_a_log_axis():
+    """LN near 2.0 beside MHA near 0.06 and FC2 near 0.19 (a committed job's values): on a
+    linear axis MHA and FC2 lie on the floor; on the log axis every component has its own
+    height, and the chart says so."""
+    from bench.page.site import chart_svg
+
+    series = {"ln1": [(0, 2.0), (1, 2.03)], "mha": [(0, 0.046), (1, 0.073)],
+              "fc2": [(0, 0.199), (1, 0.185)]}
+
+    def heights(svg: str) -> dict[str, float]:
+        polys = re.findall(r'points="([^"]*)"', svg)
+        return {name: sum(float(p.split(",")[1]) for p in pts.split()) / len(pts.split())
+                for name, pts in zip(series, polys, strict=True)}
+
+    linear, log = chart_svg("p", series, "block"), chart_svg("p", series, "block", log=True)
+    assert "data-log" not in linear and "data-log=1" in log and "log y" in log
+    lin, lg = heights(linear), heights(log)
+    assert abs(lin["mha"] - lin["fc2"]) < 15  # flattened together near the floor
+    assert lg["ln1"] < lg["fc2"] - 40 and lg["fc2"] < lg["mha"] - 40  # each apart (pixels)
+    assert chart_svg("p", {"a": [(0, 1.0), (1, 2.0)]}, "x", log=True).count("data-log") == 0
 
 
 def test_trained_parameters_are_listed_when_recorded(tmp_path: Path):
@@ -214,8 +240,11 @@ class WebDriver:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.url + path, data=data, method=method,
                                      headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return json.loads(resp.read())["value"]
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return json.loads(resp.read())["value"]
+        except urllib.error.HTTPError as e:  # say what the driver said
+            raise RuntimeError(f"{method} {path}: {e.code} {e.read()[:500]!r}") from None
 
     def cmd(self, method: str, path: str, body: dict | None = None):
         return self._call(method, f"/session/{self.session}{path}", body)
@@ -319,6 +348,191 @@ def test_screenshots_of_the_index_and_a_job_page(browser: WebDriver, built: Path
 
     shots = screenshots(built, tmp_path / "shots", width=800, height=600,
                         chromium=shutil.which("chromium") or "chromium-browser")
-    assert [p.name for p in shots] == ["index.png", "job.png"]
+    assert [p.name for p in shots] == ["index.png", "job.png", "index-narrow.png"]
     for p in shots:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------- sorting, filters, layout, a11y
+
+
+def _column(browser: WebDriver, table: str, header: str) -> tuple[int, list[str]]:
+    """(index, shown cells) of the column of ``table`` headed ``header``."""
+    headers = browser.script("return Array.from(document.querySelectorAll(arguments[0] + ' th'))"
+                             ".map(h => h.textContent.trim())", table)
+    col = headers.index(header)
+    return col, [r[col] for r in browser.script(SHOWN_ROWS, table)]
+
+
+def _sorted_by(browser: WebDriver, table: str, header: str) -> tuple[list[str], list[str]]:
+    """The column's cells after one click on its header (ascending), then a second."""
+    col, _ = _column(browser, table, header)
+    browser.click(f"{table} th:nth-child({col + 1})")
+    up = _column(browser, table, header)[1]
+    browser.click(f"{table} th:nth-child({col + 1})")
+    return up, _column(browser, table, header)[1]
+
+
+JOBS = "#s-runs table"  # a suite page's table of every job
+
+
+def test_a_text_column_sorts_alphabetically(browser: WebDriver, built: Path):
+    browser.open(built / "suites" / "s.html")
+    up, down = _sorted_by(browser, JOBS, "strategy")
+    # not by the digits inside the names (fc1, fc1, ln1, ln1, fc2 ... was the old order)
+    assert up == sorted(up, key=str.lower) and up[0] == "fc1" and up[-1] == "mha"
+    assert down == sorted(up, key=str.lower, reverse=True)
+
+
+def test_an_identifier_column_sorts_as_text(browser: WebDriver, built: Path):
+    browser.open(built / "suites" / "s.html")
+    up, down = _sorted_by(browser, JOBS, "job")
+    assert up == sorted(up) and down == sorted(up, reverse=True) and len(set(up)) == len(up)
+
+
+def test_a_number_column_sorts_by_value_with_blanks_last(browser: WebDriver, tmp_path: Path):
+    from tests.support import make_record
+
+    failed = [make_record("mha", 0.1, seed, status="failed", dataset="noise", test=None)
+              for seed in (0, 1)]  # no test accuracy: blanks
+    results = written([*small_suite()[:12], *failed], tmp_path / "results")
+    build_leaderboard(results, tmp_path / "L.md", site_dir=results / "_site")
+    browser.open(results / "_site" / "suites" / "s.html")
+    up, down = _sorted_by(browser, JOBS, "lr")
+    assert [float(x) for x in up] == sorted(float(x) for x in up) and up[-1] == "0.1"
+    assert [float(x) for x in down] == sorted((float(x) for x in up), reverse=True)
+    up, down = _sorted_by(browser, JOBS, "test acc (%)")  # the diverged job has none
+    values = [float(x) for x in up if x]
+    assert up[-2:] == down[-2:] == ["", ""] and values == sorted(values)
+    assert [float(x) for x in down if x] == sorted(values, reverse=True)
+
+
+def test_a_mean_interval_column_sorts_by_its_mean(browser: WebDriver, built: Path):
+    browser.open(built / "index.html")
+    up, _ = _sorted_by(browser, "#glance table", "test acc (%) ± 95% (datasets)")
+    means = [_leading(x) for x in up]
+    assert means == sorted(means) and len(means) == 7
+
+
+def _shown(browser: WebDriver, css: str) -> list[str]:
+    return browser.script("return Array.from(document.querySelectorAll(arguments[0]))"
+                          ".filter(e => e.offsetParent !== null)"
+                          ".map(e => e.textContent.trim())", css)
+
+
+def test_the_filters_reach_the_verdicts_and_at_a_glance(browser: WebDriver, built: Path):
+    browser.open(built / "index.html")
+    verdicts = _shown(browser, "#verdicts li")
+    glance_rows = browser.script(SHOWN_ROWS, "#glance table")
+    assert len(glance_rows) == 7 and any("mha vs full" in v for v in verdicts)
+    browser.click('select[data-filter="strategy"]')
+    browser.click('select[data-filter="strategy"] option[value="fc1"]')
+    assert [r[1] for r in browser.script(SHOWN_ROWS, "#glance table")] == ["fc1"]
+    shown = _shown(browser, "#verdicts li")
+    assert [v for v in shown if " vs " in v] == [v for v in verdicts if "fc1 vs full" in v]
+    assert [v for v in shown if " vs " not in v] == [v for v in verdicts if " vs " not in v]
+    assert _shown(browser, "#glance h3")  # the model's heading stays: it has fc1's row
+    browser.click("#reset-filters")
+    assert _shown(browser, "#verdicts li") == verdicts
+
+
+def _resize(browser: WebDriver, width: int, height: int) -> None:
+    browser.cmd("POST", "/window/rect", {"width": width, "height": height})
+    inner = browser.script("return window.innerWidth")
+    if inner != width:  # the window's frame: make the page itself that wide
+        browser.cmd("POST", "/window/rect", {"width": 2 * width - inner, "height": height})
+
+
+LAYOUT = """
+const vw = document.documentElement.clientWidth;
+const out = {page: document.documentElement.scrollWidth, vw: vw, loose: [], hidden: []};
+document.querySelectorAll('table').forEach(t => {
+  const wrap = t.closest('.table-wrap');
+  const box = (wrap || t).getBoundingClientRect();
+  if (box.right > vw + 1) out.loose.push(t.closest('section').id);
+  if (wrap && innerWidth >= 1000) t.querySelectorAll('th.key-col').forEach(th => {
+    const r = th.getBoundingClientRect();
+    if (r.right > box.right + 1 || r.left < box.left - 1) out.hidden.push(t.closest('section').id);
+  });
+});
+const g = document.querySelector('#glance');
+out.glance = g ? g.getBoundingClientRect().top + scrollY : null;
+return out;
+"""
+
+
+def _layout_pages(built: Path) -> list[Path]:
+    """The small suite's pages, and the committed site's index and suite pages where there
+    are some (their tables are the widest)."""
+    site = ROOT / "results" / "_site"
+    committed = [site / "index.html", *sorted((site / "suites").glob("*.html"))]
+    return [built / "index.html", built / "suites" / "s.html",
+            *(p for p in committed if p.is_file())]
+
+
+def test_the_page_fits_a_wide_and_a_narrow_window(browser: WebDriver, built: Path,
+                                                  tmp_path: Path):
+    """At 1,400 x 900 and 400 x 900: no table wider than the window outside its own scroll
+    box, the verdict columns in view (wide window), "At a glance" within the first screen;
+    screenshots of each (kept in BENCH_SCREENSHOTS when set, to be looked at)."""
+    import base64
+
+    shots = Path(os.environ.get("BENCH_SCREENSHOTS") or tmp_path / "shots")
+    shots.mkdir(parents=True, exist_ok=True)
+    try:
+        for width in (1400, 400):
+            _resize(browser, width, 900)
+            for i, page in enumerate(_layout_pages(built)):
+                browser.open(page)
+                got = browser.script(LAYOUT)
+                assert got["page"] <= got["vw"] + 1, (width, page, got)
+                assert got["loose"] == [] and got["hidden"] == [], (width, page, got)
+                if width == 1400 and page.name == "index.html":
+                    assert got["glance"] is not None and got["glance"] < 900, (page, got)
+                png = base64.b64decode(browser.cmd("GET", "/screenshot"))
+                (shots / f"{width}-{i}-{page.stem}.png").write_bytes(png)
+                assert png[:4] == b"\x89PNG"
+    finally:
+        _resize(browser, 1400, 1000)
+
+
+def _axe() -> Path | None:
+    """axe-core's script: BENCH_AXE, else node_modules/axe-core/ under the repository."""
+    for p in (os.environ.get("BENCH_AXE"), ROOT / "node_modules" / "axe-core" / "axe.min.js"):
+        if p and Path(p).is_file():
+            return Path(p)
+    return None
+
+
+AXE_RUN = """
+const done = arguments[arguments.length - 1];
+axe.run(document, {resultTypes: ['violations']}).then(
+  r => done(r.violations.filter(v => ['serious', 'critical'].includes(v.impact))
+         .map(v => v.id + ': ' + v.help + ' (' + v.nodes.slice(0, 3).map(
+           n => n.target.join(' ')).join('; ') + ')')),
+  e => done(['axe failed: ' + e]));
+"""
+
+
+def test_no_serious_accessibility_violation(browser: WebDriver, built: Path):
+    """axe-core (npm's axe-core; .ci/run installs it and sets BENCH_AXE) over the index, a
+    suite page and a job page: headings in order, table headers, text alternatives of the
+    figures, contrast ... no serious or critical violation."""
+    axe = _axe()
+    if axe is None:
+        msg = "no axe-core (npm install axe-core; or set BENCH_AXE to its axe.min.js)"
+        if os.environ.get("BENCH_REQUIRE_BROWSER") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    source = axe.read_text()
+    pages = []
+    for site, suite in ((built, "s"), (ROOT / "results" / "_site", "digits")):  # + committed
+        jobs = sorted((site / "jobs" / suite).glob("*.html"))
+        if jobs:
+            pages += [site / "index.html", site / "suites" / f"{suite}.html", jobs[0]]
+    for page in pages:
+        browser.open(page)
+        browser.script(source + "\nreturn true;")
+        browser.cmd("POST", "/timeouts", {"script": 120_000})
+        found = browser.cmd("POST", "/execute/async", {"script": AXE_RUN, "args": []})
+        assert found == [], (page.name, found)

@@ -148,6 +148,14 @@ def _preflight_folder(params: dict) -> None:
     formats.check_images(sorted({p for items, _ in raw.splits.values() for p in items}))
 
 
+def _folder_label(path: object) -> str:
+    """A folder dataset's one label everywhere (tables, figures, site, ``bench plan``): the
+    folder's name as the suite gives it (``data/shapes/`` -> ``shapes``), the path itself
+    where it has no name (``.``)."""
+    name = Path(str(path)).name
+    return name if name not in ("", ".", "..") else str(path)
+
+
 FOLDER = DatasetSpec(
     "folder", ("target", "reference"), "your own images: a folder of class folders (classes in "
     "sorted folder order); with train/ and test/ inside, those are the splits, else a seeded "
@@ -156,6 +164,6 @@ FOLDER = DatasetSpec(
     param_docs={"path": "a folder; relative: from the suite file's folder"},
     splits="official_or_cut", layout=FOLDER_LAYOUT, check=_check_folder,
     preflight=_preflight_folder, located=LOCATED_PARAMS, notes=_folder_notes,
-    default_label=lambda p: Path(str(p["path"])).name)
+    default_label=lambda p: _folder_label(p["path"]))
 
 SPECS = (FOLDER,)
