@@ -282,6 +282,35 @@ def plasticity_layers(layers: pd.DataFrame, stem: Path) -> bool:
     return True
 
 
+def plasticity_pretraining(summary: pd.DataFrame, lengths: pd.DataFrame, stem: Path) -> bool:
+    """Each component's plasticity (mean over layers and datasets) against pretraining steps,
+    for a suite whose models differ only in pretraining length (``lengths``): a line per
+    component, both axes logarithmic; the components' order at each length is the ranking."""
+    if lengths.empty or summary.empty:
+        return False
+    d = summary.merge(lengths, on=["suite", "protocol", "model"])
+    if d.empty:
+        return False
+    fig, (ax,) = _figure(1, (5.0, 3.4))
+    means = d.groupby(["component", "steps"], sort=True)["mean"].mean()
+    comps = list(dict.fromkeys(summary["component"]))
+    for comp in comps:
+        if comp in means.index.get_level_values(0):
+            c = means.loc[comp]
+            ax.plot(c.index, c.values, marker="o", markersize=3, lw=1.2, color=color_of(comp),
+                    label=comp)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(sorted(d["steps"].unique()))
+    ax.set_xticklabels([f"{s:,}" for s in sorted(d["steps"].unique())])
+    ax.minorticks_off()
+    ax.set_xlabel("pretraining steps")
+    ax.set_ylabel("plasticity (mean over blocks and datasets)")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    save(fig, stem)
+    return True
+
+
 def accuracy_bars(scores: pd.DataFrame, stem: Path, colors: dict[str, str] | None = None
                   ) -> bool:
     """Test accuracy at the chosen lr per strategy; error bar = 95% t-interval over seeds."""
@@ -424,6 +453,9 @@ def draw_suite(tables: dict[str, pd.DataFrame], suite: str,
         "plasticity_gain": lambda p: plasticity_gain(of["plasticity_components"],
                                                      of["scores"], p, of.get("claims")),
         "pareto": lambda p: pareto(of["scores"], p, colors),
+        "plasticity_pretraining": lambda p: plasticity_pretraining(
+            of["plasticity_components"], of.get("pretraining_lengths", pd.DataFrame(
+                columns=["suite", "protocol", "model", "steps"])), p),
     }
     drawn = {}
     for kind, draw in plots.items():

@@ -100,3 +100,29 @@ def measurement_id(record: Mapping) -> str:
     plast = {k: v for k, v in cfg["plasticity"].items() if k != "variants"}
     key = json.dumps([protocol_of(record), model, cfg["dataset"], plast], sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+LENGTH_COLUMNS = ["suite", "protocol", "model", "steps"]
+
+
+def pretraining_lengths(records: Iterable[Mapping]) -> pd.DataFrame:
+    """Per (suite, protocol, model): its pretraining steps, for the suites whose models are one
+    model pretrained for different lengths (the same architecture and pretraining recipe but
+    the number of steps, at least three lengths): the others have no row."""
+    models: dict[tuple, dict] = {}
+    for r in records:
+        m = r["config"]["model"]
+        if m.get("weights", {}).get("source") == "pretrain":
+            models[(r["suite"], protocol_of(r), m.get("label", m["name"]))] = m
+    rows = []
+    by_suite: dict[tuple, list] = {}
+    for (suite, protocol, label), m in models.items():
+        by_suite.setdefault((suite, protocol), []).append((label, m))
+    for (suite, protocol), ms in by_suite.items():
+        same = {json.dumps({**{k: v for k, v in m.items() if k != "label"},
+                            "weights": {k: v for k, v in m["weights"].items() if k != "steps"}},
+                           sort_keys=True) for _, m in ms}
+        steps = {m["weights"]["steps"] for _, m in ms}
+        if len(same) == 1 and len(steps) >= 3:
+            rows += [(suite, protocol, label, int(m["weights"]["steps"])) for label, m in ms]
+    return sorted_rows(pd.DataFrame(rows, columns=LENGTH_COLUMNS), LENGTH_COLUMNS)

@@ -54,7 +54,11 @@ from bench.page.markup import escape_text
 from bench.page.outcomes import VERDICT, verdicts_md
 from bench.page.page_header import header_md, reproducing, title_md
 from bench.page.paper_table import CITATION, SOURCE, paper_reference, published
-from bench.page.plasticity_tables import plasticity_summary, plasticity_table
+from bench.page.plasticity_tables import (
+    plasticity_summary,
+    plasticity_table,
+    pretraining_lengths,
+)
 from bench.page.ranks import average_rank_table, paired_table, reversed_somewhere
 from bench.page.reproduction import RULE_OURS, not_comparable_table, reproduction_table
 from bench.page.runs import component_order, protocol_of, runs_table
@@ -301,7 +305,28 @@ def _suite_plasticity_md(page: Page, p) -> list:
     m = _suite_of(page, p.suite, "plasticity_components")
     return [Heading(3, "Plasticity per component (mean over blocks)"), "",
             _plasticity_md(m) if len(m) else "No plasticity measured yet.\n",
+            *_rankings_md(m, _suite_of(page, p.suite, "pretraining_lengths")),
+            *_figure(page, p.suite, "plasticity_pretraining",
+                     "Plasticity of each component against pretraining steps"),
             *_figure(page, p.suite, "plasticity_layers", "Plasticity per block")]
+
+
+def _rankings_md(m: pd.DataFrame, lengths: pd.DataFrame) -> list:
+    """Each model's ranking of the components (most plastic first, mean over its datasets),
+    one line per model, where a suite has several: how the ranking moves between them (in
+    order of pretraining length where the models differ only in that)."""
+    if m.empty or m["model"].nunique() < 2:
+        return []
+    steps = dict(zip(lengths["model"], lengths["steps"], strict=True))
+    out = []
+    groups = sorted(m.groupby(["protocol", "model"], sort=False),
+                    key=lambda kv: (kv[0][0], steps.get(kv[0][1], 0)))
+    for (protocol, model), g in groups:
+        means = g.groupby("component", sort=False)["mean"].mean().sort_values(
+            ascending=False, kind="stable")
+        out.append(Item(f"{model} ({protocol}): " + " > ".join(
+            f"{c} {fixed(v, 3)}" for c, v in means.items()), keys=(("model", model),)))
+    return ["Ranking per model (mean over its datasets, most plastic first):", "", *out, ""]
 
 
 def _suite_in_situ_md(page: Page, p) -> list:
@@ -534,7 +559,8 @@ SECTIONS: tuple[Section, ...] = (
             tables=(("scores", lambda t: scores_table(t.current)),)),
     Section("plasticity", _suite_plasticity_md, per_suite=True,
             tables=(("plasticity_layers", lambda t: plasticity_table(t.current)),
-                    ("plasticity_components", lambda t: plasticity_summary(t.current)))),
+                    ("plasticity_components", lambda t: plasticity_summary(t.current)),
+                    ("pretraining_lengths", lambda t: pretraining_lengths(t.current)))),
     Section(f"plasticity_{IN_SITU}", _suite_in_situ_md, per_suite=True,
             tables=((f"plasticity_{IN_SITU}",
                      lambda t: plasticity_summary(t.current, IN_SITU)),)),

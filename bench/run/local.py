@@ -136,6 +136,8 @@ def run_suite(suite: Suite, results: Path, *, workers: int = 1, force: bool = Fa
     device = str(pick_device(device))  # a plain string to the workers; each job normalises it
     if workers <= 1:  # jobs run in this process
         cpus.apply(1)
+    if workers > 1 and device == "cpu":
+        _prepare_in_parallel(todo, cache, device, workers)
     prepare_shared([j.config for j in todo], cache, device, progress=progress)
     bar = tqdm(total=len(todo), desc=f"{suite.name}", unit="job", disable=not progress,
                dynamic_ncols=True)
@@ -147,6 +149,44 @@ def run_suite(suite: Suite, results: Path, *, workers: int = 1, force: bool = Fa
     finally:
         bar.close()
     return report
+
+
+def _prepare_in_parallel(todo: list[Job], cache: Path | None, device: str,
+                         workers: int) -> None:
+    """Pretrain the suite's models side by side, one per worker: each pretraining runs on
+    one CPU thread (``bench.job.run.pretrain``: the same weights whatever the thread count),
+    so one at a time would leave the other CPUs idle. What is already cached is skipped;
+    ``prepare_shared`` then finds every model in the cache."""
+    from bench.core.config import canonical_json
+    from bench.job.models import weights_file
+
+    models = {}
+    for j in todo:
+        m = j.config["model"]
+        if m.get("weights", {}).get("source") == "pretrain" and not weights_file(
+                m, cache if cache else _default_cache()).is_file():
+            models.setdefault(canonical_json(m), j.config)
+    if len(models) < 2:
+        return
+    logging.getLogger(__name__).info("pretraining %d models, %d at a time", len(models),
+                                     min(workers, len(models)))
+    with ProcessPoolExecutor(min(workers, len(models)), mp_context=mp.get_context("spawn"),
+                             initializer=_worker_init,
+                             initargs=(1, None, logging.getLogger().level)) as pool:
+        for f in [pool.submit(_pretrain_one, c, _s(cache), device) for c in models.values()]:
+            f.result()  # a failure surfaces here, as it would in prepare_shared
+
+
+def _default_cache() -> Path:
+    from bench.job.run import default_cache
+
+    return default_cache()
+
+
+def _pretrain_one(config: dict, cache: str | None, device: str) -> None:
+    from bench.job.run import prepare_shared
+
+    prepare_shared([config], Path(cache) if cache else None, device)
 
 
 def warn_dirty(version: dict) -> bool:

@@ -145,3 +145,26 @@ def test_nothing_to_run_needs_no_device(tmp_path, monkeypatch):
     report = runner.run_suite(suite, tmp_path, progress=False)
     assert report.skipped == 1 and report.ran == 0
     assert os.listdir(tmp_path / NAME) == [f"{suite.jobs[0].job_id}.json"]
+
+
+@pytest.mark.slow
+def test_models_are_pretrained_side_by_side_with_the_weights_of_one_at_a_time(tmp_path):
+    """Two models to pretrain and two workers: both pretrain at once, each on one thread, and
+    each gets exactly the weights the one-at-a-time path (``prepare_shared``) gives."""
+    import copy
+
+    from bench.job.models import weights_file
+    from bench.suites.expand import parse_suite
+    from tests.conftest import tiny_suite_dict
+
+    raw = tiny_suite_dict(strategies=["linear"])
+    other = copy.deepcopy(raw["models"][0])
+    other["label"], other["weights"]["pretrain"]["seed"] = "tiny-2", 5
+    raw["models"].append(other)
+    suite = parse_suite(raw, "s.yaml")
+    runner._prepare_in_parallel(suite.jobs, tmp_path / "par", "cpu", workers=2)
+    job.prepare_shared([j.config for j in suite.jobs], tmp_path / "seq", "cpu")
+    for j in suite.jobs:
+        par = weights_file(j.config["model"], tmp_path / "par")
+        assert par.is_file()
+        assert par.read_bytes() == weights_file(j.config["model"], tmp_path / "seq").read_bytes()
