@@ -41,7 +41,9 @@ def _items(args) -> list[tuple[dict, Path, Path]]:
                 rec = store.read_record(path)
             except RecordError as e:
                 raise UserError(f"{name}: not a record: {e}") from None
-            items.append((rec, path, path.parent.parent))  # <results>/<suite>/<file>
+            # <results>/<suite>/<file>: its findings go beside it; a file elsewhere keeps none
+            in_place = path.parent.name == rec["suite"]
+            items.append((rec, path, path.parent.parent if in_place else None))
         return items
     results = command_results(args)
     if not results.is_dir():

@@ -399,20 +399,22 @@ def _init(threads: int) -> None:
     logging.getLogger("bench").setLevel(logging.WARNING)
 
 
-def _verify_one(item: tuple[dict, str, str], steps, cache, device, data_root, threads) -> Outcome:
+def _verify_one(item: tuple[dict, str, str | None], steps, cache, device, data_root,
+                threads) -> Outcome:
     record, path, results = item
     out = verify_record(record, path, steps=steps, cache=cache, device=device,
                         data_root=data_root)
-    save(Path(results), out, steps, threads)
+    if results is not None:
+        save(Path(results), out, steps, threads)
     return out
 
 
-def verify_all(items: list[tuple[dict, Path, Path]], *, steps: int | str = DEFAULT_STEPS,
+def verify_all(items: list[tuple[dict, Path, Path | None]], *, steps: int | str = DEFAULT_STEPS,
                workers: int = 1, cache: str | None = None, device: str | None = None,
                data_root: str | None = None, progress: bool = True) -> list[Outcome]:
-    """Verify (record, its file, its results folder) items, ``workers`` at a time, each with
-    its share of the CPUs (``bench.core.cpus``), with a progress bar; the verification files
-    are written as each finishes."""
+    """Verify (record, its file, its results folder or None to keep nothing) items,
+    ``workers`` at a time, each with its share of the CPUs (``bench.core.cpus``), with a
+    progress bar; the verification files are written as each finishes."""
     import functools
     import multiprocessing as mp
 
@@ -421,7 +423,7 @@ def verify_all(items: list[tuple[dict, Path, Path]], *, steps: int | str = DEFAU
     threads = cpus.decide(workers).count
     one = functools.partial(_verify_one, steps=steps, cache=cache, device=device,
                             data_root=data_root, threads=threads)
-    todo = [(r, str(p), str(res)) for r, p, res in items]
+    todo = [(r, str(p), None if res is None else str(res)) for r, p, res in items]
     bar = tqdm(total=len(todo), desc="verify", unit="record", disable=not progress,
                dynamic_ncols=True)
     out: list[Outcome] = []
