@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench.cli.common import EXIT_FAILED, UserError, command_results
 
+_SHOWN = 8  # findings printed per check
 _MARK = {"verified": "verified", "differs": "DIFFERS", "cannot": "cannot check"}
 
 
@@ -95,16 +96,16 @@ def cmd_verify(args) -> int:
         print(f"{len(outcomes)} record(s): {counts['verified']} verified, {counts['differs']} "
               f"differ, {counts['cannot']} cannot be checked (tolerances: "
               + ", ".join(f"{k} {v:g}" for k, v in verify.tolerances().items()) + ")")
-        print("largest differences seen: " + _largest(outcomes))
+        print("largest differences seen in verified checks: " + _largest(outcomes))
     return EXIT_FAILED if any(o.state == ver.DIFFERS for o in outcomes) else 0
 
 
 def _largest(outcomes) -> str:
-    """Per check, the largest relative and absolute difference over every record."""
+    """Per check, the largest relative and absolute difference over every verified check."""
     seen: dict[tuple[str, str], float] = {}
     for o in outcomes:
         for name, c in o.checks.items():
-            for kind, d in c.largest.items():
+            for kind, d in (c.largest.items() if c.state == "verified" else ()):
                 seen[name, kind] = max(seen.get((name, kind), 0.0), d)
     return ", ".join(f"{n} {d:.2g} ({k})" for (n, k), d in sorted(seen.items())) or "none"
 
@@ -120,8 +121,10 @@ def _print(o) -> None:
         if c.state == "verified" and not c.note:
             continue
         print(f"  {name}: {_MARK[c.state]}" + (f": {c.note}" if c.note else ""))
-        for f in c.findings:
+        for f in c.findings[:_SHOWN]:
             print(f"    {f}")
+        if len(c.findings) > _SHOWN:
+            print(f"    (and {len(c.findings) - _SHOWN} more: --json lists them all)")
 
 
 def cmd_merge(args) -> int:
