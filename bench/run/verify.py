@@ -314,6 +314,10 @@ def verify_record(record: dict, path: str = "", *, steps: int | str = DEFAULT_ST
             fix = (f"{e}. Fix: bench prepare SUITE (--download), or --data-root DIR, or put "
                    "the weights in the cache")
             return Outcome(record, path, {**checks, **{c: _cannot(fix) for c in derived}})
+        except Exception as e:  # noqa: BLE001 - one record's replay must not stop the others
+            why = (f"the replay failed here ({type(e).__name__}: {e}). Fix: run the job here "
+                   "(bench run SUITE --only ...) and read its log")
+            return Outcome(record, path, {**checks, **{c: _cannot(why) for c in derived}})
     checks["data"] = check_data(record, again)
     other = _other_weights(record, again) or _other_precision(record, device)
     if other:
