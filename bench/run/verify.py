@@ -113,6 +113,15 @@ def _repo() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+def _shallow() -> bool:
+    try:
+        return subprocess.run(["git", "-C", str(_repo()), "rev-parse",
+                               "--is-shallow-repository"], capture_output=True, text=True,
+                              timeout=10).stdout.strip() == "true"
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 def check_code(record: dict) -> Check:
     """The record's commit is one of this repository's; a dirty tree is noted."""
     prov = record["provenance"]
@@ -130,6 +139,9 @@ def check_code(record: dict) -> Check:
     if not has_git:
         return Check(ver.CANNOT, note="this copy of the code is not a git checkout; run "
                      "bench verify from a clone of the repository")
+    if not known and _shallow():
+        return Check(ver.CANNOT, note=f"commit {commit[:12]} is not in this shallow clone. "
+                     "Fix: git fetch --unshallow")
     if not known:
         return Check(ver.DIFFERS, [Finding("provenance.git_commit", commit,
                                            "no such commit in this repository")],
