@@ -63,3 +63,14 @@ def test_verified_only_scores_each_job_by_its_first_verified_run(tmp_path):
     table = agreement.run_states_table(runs_v)
     assert table.set_index("run").loc[runs.run_tag(b), "scored"]
     assert not table.set_index("run").loc[runs.run_tag(a), "scored"]
+    text = "\n".join(map(str, agreement.agreement_md(
+        {"run_states": table, "agreement": agreement.agreement_table(table)}, "s")))
+    assert "scores verified runs only" in text and "1 of this suite's 1 job(s)" in text
+
+
+def test_verified_only_with_nothing_verified_scores_nothing(tmp_path):
+    from bench.results import store
+
+    store.add_run(tmp_path, _run(0.8, 1.0, "alpha", "t1"))
+    runs_v, scored, _ = agreement.load_runs(tmp_path, verified_only=True)
+    assert scored == [] and not agreement.run_states_table(runs_v)["scored"].any()
