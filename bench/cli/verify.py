@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench.cli.common import EXIT_FAILED, UserError, command_results
 
+_SHOWN = 8  # findings printed per check
 _MARK = {"verified": "verified", "differs": "DIFFERS", "cannot": "cannot check"}
 
 
@@ -41,7 +42,9 @@ def _items(args) -> list[tuple[dict, Path, Path]]:
                 rec = store.read_record(path)
             except RecordError as e:
                 raise UserError(f"{name}: not a record: {e}") from None
-            items.append((rec, path, path.parent.parent))  # <results>/<suite>/<file>
+            # <results>/<suite>/<file>: its findings go beside it; a file elsewhere keeps none
+            in_place = path.parent.name == rec["suite"]
+            items.append((rec, path, path.parent.parent if in_place else None))
         return items
     results = command_results(args)
     if not results.is_dir():
@@ -93,16 +96,16 @@ def cmd_verify(args) -> int:
         print(f"{len(outcomes)} record(s): {counts['verified']} verified, {counts['differs']} "
               f"differ, {counts['cannot']} cannot be checked (tolerances: "
               + ", ".join(f"{k} {v:g}" for k, v in verify.tolerances().items()) + ")")
-        print("largest differences seen: " + _largest(outcomes))
+        print("largest differences seen in verified checks: " + _largest(outcomes))
     return EXIT_FAILED if any(o.state == ver.DIFFERS for o in outcomes) else 0
 
 
 def _largest(outcomes) -> str:
-    """Per check, the largest relative and absolute difference over every record."""
+    """Per check, the largest relative and absolute difference over every verified check."""
     seen: dict[tuple[str, str], float] = {}
     for o in outcomes:
         for name, c in o.checks.items():
-            for kind, d in c.largest.items():
+            for kind, d in (c.largest.items() if c.state == "verified" else ()):
                 seen[name, kind] = max(seen.get((name, kind), 0.0), d)
     return ", ".join(f"{n} {d:.2g} ({k})" for (n, k), d in sorted(seen.items())) or "none"
 
@@ -118,8 +121,10 @@ def _print(o) -> None:
         if c.state == "verified" and not c.note:
             continue
         print(f"  {name}: {_MARK[c.state]}" + (f": {c.note}" if c.note else ""))
-        for f in c.findings:
+        for f in c.findings[:_SHOWN]:
             print(f"    {f}")
+        if len(c.findings) > _SHOWN:
+            print(f"    (and {len(c.findings) - _SHOWN} more: --json lists them all)")
 
 
 def cmd_merge(args) -> int:

@@ -30,7 +30,8 @@ RULE = ("Each job is scored by one run: a done run first, then the one that fini
         "(`provenance.finished_at`), then the smaller run tag; with `--verified-only`, among "
         "its verified runs only. Its other runs are listed here, never scored.")
 RUN_COLUMNS = ["suite", "protocol", "model", "dataset", "strategy", "lr", "seed", "job_id",
-               "run", "scored", "status", "state", "hardware", "test_acc", "plasticity"]
+               "run", "scored", "status", "state", "hardware", "test_acc", "plasticity",
+               "verified_only"]
 AGREEMENT_COLUMNS = ["suite", "protocol", "model", "dataset", "strategy", "lr", "seed",
                      "job_id", "runs", "hardware", "test_acc_diff", "plasticity_diff",
                      "beyond_fp"]
@@ -45,12 +46,13 @@ class Runs:
     states: Mapping[tuple[str, str, str], str] = field(default_factory=dict)
     # the runs scored, by key (default: each job's first in the scoring order)
     scored: frozenset = frozenset()
+    verified_only: bool = False  # only verified runs are scored (--verified-only)
 
     def state(self, record: dict) -> str:
         return self.states.get(_key(record), ver.UNVERIFIED)
 
     def is_scored(self, record: dict, first: bool) -> bool:
-        return _key(record) in self.scored if self.scored else first
+        return _key(record) in self.scored if self.scored or self.verified_only else first
 
 
 def _key(record: dict) -> tuple[str, str, str]:
@@ -66,7 +68,8 @@ def load_runs(results: Path, verified_only: bool = False
     states = ver.states(results, every)
     pool = [r for r in every if states[_key(r)] == ver.VERIFIED] if verified_only else every
     scored = job_runs.one_per_job(pool)
-    return Runs(every, states, frozenset(map(_key, scored))), scored, skipped
+    return (Runs(every, states, frozenset(map(_key, scored)), verified_only), scored,
+            skipped)
 
 
 def hardware(record: dict) -> str:
@@ -99,7 +102,7 @@ def run_states_table(runs: Runs) -> pd.DataFrame:
                          "status": r["status"],
                          "state": runs.state(raw), "hardware": hardware(r),
                          "test_acc": (r.get("metrics") or {}).get("test_acc"),
-                         "plasticity": _plasticity(r)})
+                         "plasticity": _plasticity(r), "verified_only": runs.verified_only})
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
@@ -153,11 +156,15 @@ def agreement_md(tables: Mapping[str, pd.DataFrame], suite: str) -> list:
     rr = rr[rr["suite"] == suite]
     ag = tables["agreement"]
     ag = ag[ag["suite"] == suite]
-    if rr.empty or ((rr["state"] == ver.UNVERIFIED).all() and ag.empty):
+    only = bool(rr["verified_only"].any())
+    if rr.empty or ((rr["state"] == ver.UNVERIFIED).all() and ag.empty and not only):
         return []
     scored = rr[rr["scored"]]
     verified, differ = (int((scored["state"] == s).sum()) for s in (ver.VERIFIED, ver.DIFFERS))
     out = [Heading(3, "Runs and verification"), "", RULE, "",
+           *([Item(f"This page scores verified runs only (`--verified-only`): "
+                   f"{len(scored)} of this suite's {rr['job_id'].nunique()} job(s) have one.")]
+             if only else []),
            Item(f"{verified} of {len(scored)} scored record(s) verified by `bench verify`, "
                 f"{differ} differ; per cell:"), ""]
     cells = scored.groupby(["protocol", "model", "dataset", "strategy"], sort=True)["state"]

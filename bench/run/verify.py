@@ -113,6 +113,15 @@ def _repo() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+def _shallow() -> bool:
+    try:
+        return subprocess.run(["git", "-C", str(_repo()), "rev-parse",
+                               "--is-shallow-repository"], capture_output=True, text=True,
+                              timeout=10).stdout.strip() == "true"
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 def check_code(record: dict) -> Check:
     """The record's commit is one of this repository's; a dirty tree is noted."""
     prov = record["provenance"]
@@ -130,6 +139,9 @@ def check_code(record: dict) -> Check:
     if not has_git:
         return Check(ver.CANNOT, note="this copy of the code is not a git checkout; run "
                      "bench verify from a clone of the repository")
+    if not known and _shallow():
+        return Check(ver.CANNOT, note=f"commit {commit[:12]} is not in this shallow clone. "
+                     "Fix: git fetch --unshallow")
     if not known:
         return Check(ver.DIFFERS, [Finding("provenance.git_commit", commit,
                                            "no such commit in this repository")],
@@ -314,6 +326,10 @@ def verify_record(record: dict, path: str = "", *, steps: int | str = DEFAULT_ST
             fix = (f"{e}. Fix: bench prepare SUITE (--download), or --data-root DIR, or put "
                    "the weights in the cache")
             return Outcome(record, path, {**checks, **{c: _cannot(fix) for c in derived}})
+        except Exception as e:  # noqa: BLE001 - one record's replay must not stop the others
+            why = (f"the replay failed here ({type(e).__name__}: {e}). Fix: run the job here "
+                   "(bench run SUITE --only ...) and read its log")
+            return Outcome(record, path, {**checks, **{c: _cannot(why) for c in derived}})
     checks["data"] = check_data(record, again)
     other = _other_weights(record, again) or _other_precision(record, device)
     if other:
@@ -399,20 +415,22 @@ def _init(threads: int) -> None:
     logging.getLogger("bench").setLevel(logging.WARNING)
 
 
-def _verify_one(item: tuple[dict, str, str], steps, cache, device, data_root, threads) -> Outcome:
+def _verify_one(item: tuple[dict, str, str | None], steps, cache, device, data_root,
+                threads) -> Outcome:
     record, path, results = item
     out = verify_record(record, path, steps=steps, cache=cache, device=device,
                         data_root=data_root)
-    save(Path(results), out, steps, threads)
+    if results is not None:
+        save(Path(results), out, steps, threads)
     return out
 
 
-def verify_all(items: list[tuple[dict, Path, Path]], *, steps: int | str = DEFAULT_STEPS,
+def verify_all(items: list[tuple[dict, Path, Path | None]], *, steps: int | str = DEFAULT_STEPS,
                workers: int = 1, cache: str | None = None, device: str | None = None,
                data_root: str | None = None, progress: bool = True) -> list[Outcome]:
-    """Verify (record, its file, its results folder) items, ``workers`` at a time, each with
-    its share of the CPUs (``bench.core.cpus``), with a progress bar; the verification files
-    are written as each finishes."""
+    """Verify (record, its file, its results folder or None to keep nothing) items,
+    ``workers`` at a time, each with its share of the CPUs (``bench.core.cpus``), with a
+    progress bar; the verification files are written as each finishes."""
     import functools
     import multiprocessing as mp
 
@@ -421,7 +439,7 @@ def verify_all(items: list[tuple[dict, Path, Path]], *, steps: int | str = DEFAU
     threads = cpus.decide(workers).count
     one = functools.partial(_verify_one, steps=steps, cache=cache, device=device,
                             data_root=data_root, threads=threads)
-    todo = [(r, str(p), str(res)) for r, p, res in items]
+    todo = [(r, str(p), None if res is None else str(res)) for r, p, res in items]
     bar = tqdm(total=len(todo), desc="verify", unit="record", disable=not progress,
                dynamic_ncols=True)
     out: list[Outcome] = []

@@ -45,3 +45,32 @@ def test_a_job_page_lists_its_runs_with_their_state():
     a, b = _run(0.8, 1.0, "alpha", "t1"), _run(0.8, 1.0, "beta", "t2")
     page = agreement.job_runs_html(a, agreement.Runs([a, b], {}))
     assert page.count("<tr><td>") == 2 and "(scored)" in page and "unverified" in page
+
+
+def test_verified_only_scores_each_job_by_its_first_verified_run(tmp_path):
+    from bench.results import store
+
+    a, b = _run(0.8, 1.0, "alpha", "t1"), _run(0.6, 1.0, "beta", "t2")
+    for r in (a, b):
+        store.add_run(tmp_path, r)
+    runs_all, scored, skipped = agreement.load_runs(tmp_path)
+    assert scored == [a] and not skipped and len(runs_all.records) == 2
+    assert agreement.load_runs(tmp_path, verified_only=True)[1] == []
+    for check in ("data", "plasticity", "steps"):
+        ver.write(tmp_path, b, check, ver.VERIFIED, [])
+    runs_v, scored, _ = agreement.load_runs(tmp_path, verified_only=True)
+    assert scored == [b]
+    table = agreement.run_states_table(runs_v)
+    assert table.set_index("run").loc[runs.run_tag(b), "scored"]
+    assert not table.set_index("run").loc[runs.run_tag(a), "scored"]
+    text = "\n".join(map(str, agreement.agreement_md(
+        {"run_states": table, "agreement": agreement.agreement_table(table)}, "s")))
+    assert "scores verified runs only" in text and "1 of this suite's 1 job(s)" in text
+
+
+def test_verified_only_with_nothing_verified_scores_nothing(tmp_path):
+    from bench.results import store
+
+    store.add_run(tmp_path, _run(0.8, 1.0, "alpha", "t1"))
+    runs_v, scored, _ = agreement.load_runs(tmp_path, verified_only=True)
+    assert scored == [] and not agreement.run_states_table(runs_v)["scored"].any()

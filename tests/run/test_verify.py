@@ -98,3 +98,11 @@ def _tiny_config() -> dict:
     from tests.conftest import tiny_suite_dict
 
     return parse_suite(tiny_suite_dict(), "s.yaml").jobs[0].config
+
+
+def test_an_unknown_commit_in_a_shallow_clone_cannot_be_judged(monkeypatch):
+    monkeypatch.setattr(verify, "_shallow", lambda: True)
+    rec = make_record()
+    rec["provenance"]["git_commit"] = "f" * 40
+    found = verify.check_code(rec)
+    assert found.state == ver.CANNOT and "--unshallow" in found.note
