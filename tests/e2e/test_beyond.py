@@ -189,6 +189,8 @@ def test_plasticity_topk_job_selects_from_its_own_measurement(write_suite, tmp_p
         return out
 
     monkeypatch.setattr(job, "measure_plasticity", crafted_measurement)
+    from bench.job import measurements  # each case measures: no reuse of the other's crafting
+    monkeypatch.setattr(measurements, "load", lambda cache, key: None)
     j = load_suite(write_suite(strategies=[{"name": "plasticity_topk", "k": 2}])).jobs[0]
     rec = job.run_job(j.config, "tiny", tmp_path / "r", cache_dir)
     assert rec["status"] == "done", rec["error"]
