@@ -6,7 +6,7 @@ Every checkpoint of ``suites/survey.yaml`` and ``suites/paper-lite.yaml`` is ser
 own hub exporter writes it, for the tag's architecture with one block (``depth=1``: the only
 shrinking, through ``--set``; the input size, width, LayerScale, ``norm_pre`` and attention
 pool are the real ones). ``bench prepare suites/survey.yaml --download`` fetches each once
-(and resumes an interrupted one); the survey runs (``plasticity`` jobs), then paper-lite,
+(and resumes one whose connection drops); the survey runs (``plasticity`` jobs), then paper-lite,
 whose jobs reuse the survey's measurements; the page's across-model lines come out of those
 records. Commands run in subprocesses with ``HF_ENDPOINT`` pointing at the server.
 """
@@ -112,7 +112,7 @@ def records(folder: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def ran(hub_files, data_root, tmp_path_factory):
-    """prepare --download (one checkpoint left half-downloaded first), the survey, paper-lite
+    """prepare --download (one checkpoint's connection dropped half-way), the survey, paper-lite
     (one learning rate), then the page; returns (tmp, outputs by step, the server's
     requests)."""
     tmp = tmp_path_factory.mktemp("survey")
@@ -120,11 +120,8 @@ def ran(hub_files, data_root, tmp_path_factory):
     with hub_server(hub_files) as hub:
         env = env_for(tmp, hub.url, data_root)
         first = names()[0]
-        body = hub_files[first]["model.safetensors"]
-        sha = hashlib.sha256(body).hexdigest()
-        blobs = tmp / "hf" / "hub" / f"models--timm--{first}" / "blobs"
-        blobs.mkdir(parents=True)
-        (blobs / f"{sha}.incomplete").write_bytes(body[:len(body) // 2])
+        half = len(hub_files[first]["model.safetensors"]) // 2
+        hub.truncate[f"/timm/{first}/resolve/main/model.safetensors"] = [half]  # dropped once
         out["prepare"] = bench("prepare", str(SURVEY), "--download", env=env, cwd=tmp)
         requests = list(hub.requests)
     env = env_for(tmp, "http://127.0.0.1:9", data_root, HF_HUB_OFFLINE="1")  # hub gone now
