@@ -144,11 +144,13 @@ def test_prepare_download_fetches_every_checkpoint_once_and_resumes(ran, hub_fil
     assert proc.returncode == 0, proc.stderr[-3000:]
     survey = sorted({j.config["model"]["name"] for j in load_suite(SURVEY).jobs})
     gets = [p for m, p, _ in requests if m == "GET" and p.endswith("model.safetensors")]
-    assert sorted(gets) == sorted(f"/timm/{n}/resolve/main/model.safetensors" for n in survey)
     first = names()[0]
+    dropped = f"/timm/{first}/resolve/main/model.safetensors"
+    assert sorted(set(gets)) == sorted(f"/timm/{n}/resolve/main/model.safetensors"
+                                       for n in survey)
+    assert all(gets.count(p) == (2 if p == dropped else 1) for p in gets)  # each once
     half = len(hub_files[first]["model.safetensors"]) // 2
-    assert (("GET", f"/timm/{first}/resolve/main/model.safetensors", f"bytes={half}-")
-            in requests)  # resumed where the interrupted download stopped
+    assert ("GET", dropped, f"bytes={half}-") in requests  # resumed where the drop stopped it
     for i, n in enumerate(survey, 1):
         assert f"[{i}/{len(survey)}] {n}: fetching" in proc.stdout
     total = sum(len(hub_files[n]["model.safetensors"]) for n in survey)
@@ -161,7 +163,7 @@ def test_the_survey_measures_every_model_and_dataset(ran):
     tmp, out, _ = ran
     assert out["survey"].returncode == 0, out["survey"].stderr[-3000:]
     recs = records(tmp / "results" / "survey")
-    plan = load_suite(SURVEY, shrink(SURVEY)).jobs
+    plan = load_suite(SURVEY, [a for a in shrink(SURVEY) if a != "--set"]).jobs
     assert sorted(r["job_id"] for r in recs) == sorted(j.job_id for j in plan)
     for r in recs:
         assert r["status"] == "done" and r["metrics"]["test_acc"] is None
