@@ -78,8 +78,9 @@ def cmd_prepare(args) -> int:
 def download_weights(model_cfgs: list[dict], quiet: bool = False) -> None:
     """`prepare --download`: every hub checkpoint of the suite once, into the Hugging Face
     cache, one line each (huggingface_hub's progress bar while one downloads, unless
-    ``quiet``; an interrupted download resumes where it stopped, from its ``.incomplete``
-    file), then the disk they take."""
+    ``quiet``; huggingface_hub retries a dropped connection), then the disk they take. Run
+    again after an interruption, it skips every checkpoint already in the cache (the one it
+    was fetching starts again)."""
     from huggingface_hub import constants
 
     from bench.job import models

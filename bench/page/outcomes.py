@@ -223,13 +223,15 @@ def suite_summary(outcomes: Iterable[ClaimOutcome], models: int) -> str:
 
 _ARCH = (("depth", "{} blocks"), ("embed_dim", "width {}"), ("mlp_ratio", "mlp ratio {:g}"),
          ("num_heads", "{} heads"), ("patch_size", "patch {}"), ("img_size", "input {} px"))
+_ONE = {"num_heads": "1 head (dimension {})"}  # one head: say its dimension, as ViT-B/16's 64
 
 
 def model_scale(model: Mapping, params: float) -> str:
     """"vit_tiny_patch16_224 with 4 blocks, width 64, ..., 148,170 parameters; pretrained by
     the benchmark on digits_source for 600 steps (batch 128)"."""
     kw = model.get("kwargs") or {}
-    arch = [fmt.format(kw[k]) for k, fmt in _ARCH if k in kw]
+    arch = [_ONE[k].format(kw.get("embed_dim", "?")) if k in _ONE and kw[k] == 1
+            else fmt.format(kw[k]) for k, fmt in _ARCH if k in kw]
     text = f"`{model['name']}` " + (f"with {', '.join(arch)}" if arch else "(timm's defaults)")
     if not stats.is_nan(params):
         text += f", {int(params):,} parameters (head included)"

@@ -112,7 +112,8 @@ def pretraining_lengths(records: Iterable[Mapping]) -> pd.DataFrame:
     models: dict[tuple, dict] = {}
     for r in records:
         m = r["config"]["model"]
-        if m.get("weights", {}).get("source") == "pretrain":
+        w = m.get("weights")
+        if isinstance(w, Mapping) and w.get("source") == "pretrain" and "steps" in w:
             models[(r["suite"], protocol_of(r), m.get("label", m["name"]))] = m
     rows = []
     by_suite: dict[tuple, list] = {}

@@ -325,7 +325,7 @@ def _rankings_md(m: pd.DataFrame, lengths: pd.DataFrame) -> list:
         means = g.groupby("component", sort=False)["mean"].mean().sort_values(
             ascending=False, kind="stable")
         out.append(Item(f"{model} ({protocol}): " + " > ".join(
-            f"{c} {fixed(v, 3)}" for c, v in means.items()), keys=(("model", model),)))
+            f"{c} {fixed(v, '.3f')}" for c, v in means.items()), keys=(("model", model),)))
     return ["Ranking per model (mean over its datasets, most plastic first):", "", *out, ""]
 
 

@@ -22,16 +22,13 @@ from bench.core.strategies import STRATEGIES
 from bench.suites.check import (
     DEFAULT_RECIPE,
     Checker,
-    check_grid,
     check_name_and_description,
     check_patterns,
-    check_per_dataset,
     check_plasticity,
     check_recipe,
-    model_settings,
     protocol_recipe,
-    strip_overrides,
 )
+from bench.suites.grid import check_grid, check_per_dataset, model_settings, strip_overrides
 from bench.suites.overrides import apply_overrides
 from bench.suites.read import SuiteError, plain_data, read_yaml_checked, type_name
 

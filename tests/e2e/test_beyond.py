@@ -13,7 +13,7 @@ import torch
 
 from bench.core.components import BLOCK_COMPONENTS
 from bench.core.record import RECORD_SCHEMA
-from bench.job import plasticity
+from bench.job import measurements, plasticity
 from bench.job import run as job
 from bench.results import store
 from bench.suites.expand import load_suite, parse_suite
@@ -189,6 +189,10 @@ def test_plasticity_topk_job_selects_from_its_own_measurement(write_suite, tmp_p
         return out
 
     monkeypatch.setattr(job, "measure_plasticity", crafted_measurement)
+    # measured here and kept out of the cache of measurements: the crafted values are this
+    # test's alone (another job of the same model and data must not read them)
+    monkeypatch.setattr(measurements, "load", lambda *a, **k: None)
+    monkeypatch.setattr(measurements, "save", lambda *a, **k: None)
     j = load_suite(write_suite(strategies=[{"name": "plasticity_topk", "k": 2}])).jobs[0]
     rec = job.run_job(j.config, "tiny", tmp_path / "r", cache_dir)
     assert rec["status"] == "done", rec["error"]

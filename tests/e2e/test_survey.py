@@ -6,7 +6,7 @@ Every checkpoint of ``suites/survey.yaml`` and ``suites/paper-lite.yaml`` is ser
 own hub exporter writes it, for the tag's architecture with one block (``depth=1``: the only
 shrinking, through ``--set``; the input size, width, LayerScale, ``norm_pre`` and attention
 pool are the real ones). ``bench prepare suites/survey.yaml --download`` fetches each once
-(and resumes an interrupted one); the survey runs (``plasticity`` jobs), then paper-lite,
+(and retries one whose connection drops); the survey runs (``plasticity`` jobs), then paper-lite,
 whose jobs reuse the survey's measurements; the page's across-model lines come out of those
 records. Commands run in subprocesses with ``HF_ENDPOINT`` pointing at the server.
 """
@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,23 +112,25 @@ def records(folder: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def ran(hub_files, data_root, tmp_path_factory):
-    """prepare --download (one checkpoint left half-downloaded first), the survey, paper-lite
-    (one learning rate), then the page; returns (tmp, outputs by step, the server's
-    requests)."""
+def prepared(hub_files, data_root, tmp_path_factory):
+    """``bench prepare suites/survey.yaml --download`` against the hub, one checkpoint's
+    connection dropped half-way; returns (tmp, its output, the server's requests)."""
     tmp = tmp_path_factory.mktemp("survey")
-    out = {}
     with hub_server(hub_files) as hub:
         env = env_for(tmp, hub.url, data_root)
         first = names()[0]
-        body = hub_files[first]["model.safetensors"]
-        sha = hashlib.sha256(body).hexdigest()
-        blobs = tmp / "hf" / "hub" / f"models--timm--{first}" / "blobs"
-        blobs.mkdir(parents=True)
-        (blobs / f"{sha}.incomplete").write_bytes(body[:len(body) // 2])
-        out["prepare"] = bench("prepare", str(SURVEY), "--download", env=env, cwd=tmp)
-        requests = list(hub.requests)
-    env = env_for(tmp, "http://127.0.0.1:9", data_root, HF_HUB_OFFLINE="1")  # hub gone now
+        half = len(hub_files[first]["model.safetensors"]) // 2
+        hub.truncate[f"/timm/{first}/resolve/main/model.safetensors"] = [half]  # dropped once
+        proc = bench("prepare", str(SURVEY), "--download", env=env, cwd=tmp)
+        return tmp, proc, list(hub.requests)
+
+
+@pytest.fixture(scope="module")
+def ran(prepared, data_root):
+    """The survey, paper-lite (one learning rate), then the page, with the hub gone (the
+    checkpoints come from the cache prepare filled); returns (tmp, outputs by step)."""
+    tmp, out = prepared[0], {}
+    env = env_for(tmp, "http://127.0.0.1:9", data_root, HF_HUB_OFFLINE="1")
     results = tmp / "results"
     out["survey"] = bench("run", str(SURVEY), *shrink(SURVEY), "--results", str(results), "-q",
                           env=env, cwd=tmp)
@@ -138,20 +141,20 @@ def ran(hub_files, data_root, tmp_path_factory):
                         "--results", str(results), "-q", "--jobs", "2", env=env, cwd=tmp)
     out["page"] = bench("leaderboard", "--results", str(results), "--out",
                         str(tmp / "LEADERBOARD.md"), "--no-site", env=env, cwd=tmp)
-    return tmp, out, requests
+    return tmp, out
 
 
-def test_prepare_download_fetches_every_checkpoint_once_and_resumes(ran, hub_files):
-    tmp, out, requests = ran
-    proc = out["prepare"]
+def test_prepare_download_fetches_every_checkpoint_once_and_retries(prepared, hub_files):
+    tmp, proc, requests = prepared
     assert proc.returncode == 0, proc.stderr[-3000:]
-    survey = sorted({j.config["model"]["name"] for j in load_suite(SURVEY).jobs})
+    survey = list(dict.fromkeys(j.config["model"]["name"] for j in load_suite(SURVEY).jobs))
     gets = [p for m, p, _ in requests if m == "GET" and p.endswith("model.safetensors")]
-    assert sorted(gets) == sorted(f"/timm/{n}/resolve/main/model.safetensors" for n in survey)
     first = names()[0]
-    half = len(hub_files[first]["model.safetensors"]) // 2
-    assert (("GET", f"/timm/{first}/resolve/main/model.safetensors", f"bytes={half}-")
-            in requests)  # resumed where the interrupted download stopped
+    dropped = f"/timm/{first}/resolve/main/model.safetensors"
+    assert sorted(set(gets)) == sorted(f"/timm/{n}/resolve/main/model.safetensors"
+                                       for n in survey)
+    assert all(gets.count(p) == (2 if p == dropped else 1) for p in gets)  # each once
+    # the dropped one was fetched again (huggingface_hub's retry) and arrived whole (below)
     for i, n in enumerate(survey, 1):
         assert f"[{i}/{len(survey)}] {n}: fetching" in proc.stdout
     total = sum(len(hub_files[n]["model.safetensors"]) for n in survey)
@@ -161,10 +164,10 @@ def test_prepare_download_fetches_every_checkpoint_once_and_resumes(ran, hub_fil
 
 
 def test_the_survey_measures_every_model_and_dataset(ran):
-    tmp, out, _ = ran
+    tmp, out = ran
     assert out["survey"].returncode == 0, out["survey"].stderr[-3000:]
     recs = records(tmp / "results" / "survey")
-    plan = load_suite(SURVEY, shrink(SURVEY)).jobs
+    plan = load_suite(SURVEY, [a for a in shrink(SURVEY) if a != "--set"]).jobs
     assert sorted(r["job_id"] for r in recs) == sorted(j.job_id for j in plan)
     for r in recs:
         assert r["status"] == "done" and r["metrics"]["test_acc"] is None
@@ -174,7 +177,7 @@ def test_the_survey_measures_every_model_and_dataset(ran):
 
 
 def test_paper_lite_reuses_the_survey_measurements(ran):
-    tmp, out, _ = ran
+    tmp, out = ran
     assert out["lite"].returncode == 0, out["lite"].stderr[-3000:]
     survey = {(r["config"]["model"]["name"], r["config"]["dataset"]["key"]): r
               for r in records(tmp / "results" / "survey")}
@@ -190,7 +193,7 @@ def test_paper_lite_reuses_the_survey_measurements(ran):
 
 
 def test_the_page_tests_claim_a_across_the_models(ran):
-    tmp, out, _ = ran
+    tmp, out = ran
     assert out["page"].returncode == 0, out["page"].stderr[-3000:]
     page = (tmp / "LEADERBOARD.md").read_text()
     lines = [ln for ln in page.splitlines() if ln.startswith("- **Verdict**")]
@@ -200,3 +203,18 @@ def test_the_page_tests_claim_a_across_the_models(ran):
     assert "they share the ViT block design" in page
     lite = [ln for ln in lines if "`paper-lite`" in ln and "across models" in ln]
     assert lite  # the claims on gains too, from the fine-tuning records
+
+
+def test_prepare_download_without_a_hub_fails_in_seconds_with_the_fix(data_root, tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    t0 = time.perf_counter()
+    proc = bench("prepare", str(SURVEY), "--download", env=env_for(tmp_path, url, data_root),
+                 cwd=tmp_path, timeout=120)
+    took = time.perf_counter() - t0
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "HF_HUB_OFFLINE" in proc.stderr and "{file: PATH}" in proc.stderr
+    assert took < 60, took  # one quick request, no retries (mostly interpreter start-up)

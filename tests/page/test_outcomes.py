@@ -117,6 +117,10 @@ def test_each_suite_states_its_scale_pretraining_and_how_far_it_generalises():
                                "randomness (seed); not in architecture or pretraining data")
     one = _model_records(PAPER, _gains(PAPER))
     assert "How far this generalises: one model" in oc.scale_lines(one, scores_table(one))[1]
+    # one head is said with its dimension (ViT-B/16's heads have dimension 64)
+    assert "width 64, mlp ratio 4, 1 head (dimension 64), patch 8" in oc.model_scale(
+        {"name": "vit_tiny_patch16_224", "kwargs": {**ARCH, "num_heads": 1, "mlp_ratio": 4.0}},
+        float("nan"))
     page = render_markdown(one, _tables(one), {}, "results")
     assert "The paper's single-run" not in page  # no paper records: no reproduction
     assert "tests the pipeline and the direction of effects" not in page

@@ -89,3 +89,29 @@ def test_browse_and_set_aside_appear_only_with_something_to_say():
     assert aside[0] == Heading(2, "Set aside (not scored)")
     items = [x.text for x in aside if isinstance(x, Item)]
     assert len(items) == sec.STALE_ROWS + 1 and items[-1] == "... and 2 more (listed on stderr)"
+
+
+def test_each_model_gets_its_ranking_line_in_order_of_pretraining_length():
+    """Where a suite has several models, one line each with the components most plastic
+    first; models that differ only in pretraining length come in the order of their steps."""
+    recs = []
+    for label, steps, plast in (("long", 2400, {"mha": 3.0, "fc1": 1.0, "ln1": 0.5}),
+                                ("short", 300, {"mha": 1.0, "fc1": 0.2, "ln1": 2.0}),
+                                ("mid", 600, {"mha": 2.0, "fc1": 0.7, "ln1": 0.9})):
+        r = make_record(model=label, plasticity=plast)
+        r["config"]["model"] = {"name": "vit_tiny_patch16_224", "label": label, "kwargs": {},
+                                "weights": {"source": "pretrain", "steps": steps, "seed": 0}}
+        recs.append(r)
+    builders = {name: build for x in sec.SECTIONS for name, build in x.tables}
+    inputs = sec.Inputs(recs, [], None, builders)
+    tables = {name: inputs[name] for name in ("plasticity_components", "pretraining_lengths")}
+    assert list(tables["pretraining_lengths"]["steps"]) == [2400, 600, 300]  # by label
+    lines = [str(x) for x in sec._rankings_md(tables["plasticity_components"],
+                                              tables["pretraining_lengths"])
+             if isinstance(x, Item)]
+    assert lines == ["- short (clean): ln1 2.000 > mha 1.000 > fc1 0.200",
+                     "- mid (clean): mha 2.000 > ln1 0.900 > fc1 0.700",
+                     "- long (clean): mha 3.000 > fc1 1.000 > ln1 0.500"]
+    # one model: nothing to compare
+    assert sec._rankings_md(tables["plasticity_components"].head(3),
+                            tables["pretraining_lengths"]) == []

@@ -22,11 +22,13 @@ from tests.support_cost import DIGITS, PAPER_SUITES, ROOT
 STRATEGIES = {"full", "linear", "ln1", "mha", "ln2", "fc1", "fc2"}
 
 
-def test_cpu_step_time_is_within_30_percent_of_the_default_suites_records():
-    """The estimate's step time of every strategy of suites/digits.yaml against the median
-    step time (metrics.train_seconds / steps_done) of its 18 committed records (3 datasets x
-    6 seeds, the same FLOPs; their spread is the shared machine's). The CPU's rate was
-    calibrated on `full`'s records only (devices.CPU_FLOPS); the six others are predictions."""
+def test_cpu_step_times_relative_to_full_are_within_30_percent_of_the_default_suites_records():
+    """The estimate's step time of every strategy of suites/digits.yaml relative to `full`'s,
+    against the same ratio of the median step times (metrics.train_seconds / steps_done) of
+    its committed records (3 datasets x 3 seeds x 3 rates, the same FLOPs). Ratios, not
+    seconds: the records were made on a shared machine whose load scales every strategy's
+    time alike, and the CPU's absolute rate (devices.CPU_FLOPS) is a calibration, not a
+    prediction. What the estimate predicts is how the strategies' costs differ."""
     suite = load_suite(DIGITS)
     by_id = {j.job_id: j for j in suite.jobs}
     rate = cost.rate_for(cost.DEVICES["cpu"])
@@ -38,12 +40,13 @@ def test_cpu_step_time_is_within_30_percent_of_the_default_suites_records():
         m, s = r["metrics"], r["config"]["strategy"]["key"]
         measured[s].append(m["train_seconds"] / m["steps_done"])
         estimated[s] = cost.estimate_job(by_id[r["job_id"]].config, r["job_id"], rate).step_s
-    assert set(measured) == STRATEGIES and all(len(v) == 18 for v in measured.values())
-    for s in STRATEGIES:
-        ratio = estimated[s] / statistics.median(measured[s])
-        assert 0.7 <= ratio <= 1.3, f"{s}: estimated / measured step time = {ratio:.2f}"
+    assert set(measured) == STRATEGIES and all(len(v) == 27 for v in measured.values())
+    full = statistics.median(measured["full"])
+    for s in STRATEGIES - {"full"}:
+        ratio = (estimated[s] / estimated["full"]) / (statistics.median(measured[s]) / full)
+        assert 0.7 <= ratio <= 1.3, f"{s}: estimated / measured step time (vs full) = {ratio:.2f}"
     # Not vacuous: one step time for every strategy (full's) would miss linear by over 30%.
-    assert statistics.median(measured["linear"]) < 0.7 * statistics.median(measured["full"])
+    assert statistics.median(measured["linear"]) < 0.7 * full
 
 
 @pytest.mark.parametrize("dataset,sizes", [

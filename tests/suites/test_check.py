@@ -41,13 +41,7 @@ def test_check_recipe_fills_defaults_and_reports_unknown_keys_with_a_suggestion(
     assert len(ck.problems) == 2
 
 
-def test_lrs_duplicates_and_per_dataset_warmup_beyond_steps():
+def test_lrs_duplicates():
     ck = check.Checker("f")
     assert check.check_lrs(ck, [0.1, "1e-1", -1], "lrs") == [0.1, 0.1]
     assert ck.problems == ["f: lrs[2]: must be > 0, got -1", "f: lrs[1]: duplicate entry 0.1"]
-    ck = check.Checker("f")
-    recipe = {**check.DEFAULT_RECIPE, "steps": 10, "warmup_steps": 2}
-    per = check.check_per_dataset(ck, [(None, None), (None, {"steps": 1, "lrs": [0.5]})],
-                                  recipe, [0.1], None)
-    assert [(r["steps"], lrs) for _, r, lrs in per] == [(10, [0.1]), (1, [0.5])]
-    assert ck.problems == ["f: recipe.warmup_steps: warmup_steps 2 exceeds steps 1"]
