@@ -25,13 +25,16 @@ from bench.page.aliases import alias_label
 from bench.page.markdown import Heading, Item, fixed, keys_of, md_table
 from bench.page.outcomes import PAIRWISE, ClaimOutcome, claim_outcomes
 from bench.page.runs import protocol_of
-from bench.page.verdicts import ACROSS, RESOLVED
+from bench.page.verdicts import ACROSS, CANNOT, RESOLVED
 
 # The scale of the paper's models, beside ours on every claim line.
 PAPER_SCALE = "the paper's ViT-B/16: 86 M"
 # What a strategy is, set against the best of its (suite, protocol, model).
 BEST, BELOW, TIED, UNCOMPARED = ("best", "below the best", "cannot be told apart",
                                  "not compared")
+# The paired test with the reference could not have resolved it, whatever the data: too few
+# pairs (the Verdicts line says how many would do).
+TOO_FEW = "too few pairs to tell"
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,8 @@ def _against_best(rows: list[Standing], pairs: Mapping[str, object],
         if REFERENCE in (r.strategy, best.strategy):
             other = best.strategy if r.strategy == REFERENCE else r.strategy
             p = pairs.get(other)
-            word = UNCOMPARED if p is None else BELOW if p.outcome == RESOLVED else TIED
+            word = (UNCOMPARED if p is None else BELOW if p.outcome == RESOLVED else
+                    TOO_FEW if p.outcome == CANNOT else TIED)
         else:
             diff, half = _difference_interval(r, best, per_dataset)
             word = (UNCOMPARED if stats.is_nan(half) else
@@ -195,8 +199,12 @@ def _ranking_line(rows: list[Standing]) -> str:
     """The order ("full > mha > fc1 ..."), and the strategies tied with the best."""
     text = f"Ranking by test accuracy: {' > '.join(r.label for r in rows)}."
     tied = [r.label for r in rows if r.against_best == TIED]
+    few = [r.label for r in rows if r.against_best == TOO_FEW]
     if tied:
         text += f" The data cannot tell {', '.join(tied)} apart from {rows[0].label}."
+    if few:
+        text += (f" Too few (dataset, seed) pairs for the paired test to tell "
+                 f"{', '.join(few)} from {rows[0].label}, whatever the data (see the Verdicts).")
     return text
 
 

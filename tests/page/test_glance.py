@@ -126,3 +126,15 @@ def test_the_models_scale_is_read_from_the_records():
     recs[0]["metrics"]["total_params"] = 86_000_000
     scale = glance.model_scale(recs)
     assert scale[("s", "clean", "a")] == 86_000_000
+
+
+def test_a_comparison_the_design_cannot_resolve_is_not_called_a_tie():
+    """Two seeds on one dataset: the sign-flip test with `full` cannot reach 0.05 whatever
+    the data, so a strategy far below `full` is 'too few pairs to tell', not 'cannot be told
+    apart'."""
+    recs = [make_record(s, seed=i, test=acc + 0.01 * i)
+            for s, acc in ((REFERENCE, 0.9), ("mha", 0.5)) for i in range(2)]
+    tables = _tables(recs)
+    (rows,) = glance.standings(tables["scores"], tables["paired"]).values()
+    assert [r.against_best for r in rows] == [glance.BEST, glance.TOO_FEW]
+    assert "Too few (dataset, seed) pairs" in glance._ranking_line(rows)

@@ -16,7 +16,7 @@ from scipy.stats import t as student
 
 from bench.core.components import BLOCK_COMPONENTS
 from bench.core.strategies import REFERENCE
-from bench.page import stats
+from bench.page import stats, verdicts
 from bench.page.aliases import alias_label, alias_map
 from bench.page.figures import color_of, strategy_colors
 from bench.page.plasticity_tables import plasticity_summary
@@ -405,3 +405,16 @@ def test_paired_verdict_needs_holm_and_says_what_would_resolve_it():
     n = ((norm.ppf(1 - a / 2) + norm.ppf(0.8)) * np.std(diffs, ddof=1) / np.mean(diffs)) ** 2
     assert ln1["pairs_needed"] == math.ceil(n)
     assert ln1["seeds_needed"] == math.ceil(math.ceil(n) / 3)
+
+
+def test_models_that_differ_only_in_pretraining_length_are_no_replicates():
+    """A sweep over pretraining length (suites/digits-pretraining.yaml) is one model at
+    several lengths: no claim is tested across its models; replicates (other seeds) are."""
+    def configs(key: str, values) -> list[dict]:
+        return [{"name": "vit", "kwargs": {}, "weights": {"source": "pretrain", "steps": 600,
+                                                          "seed": 0, key: v}} for v in values]
+
+    assert verdicts._length_sweep(configs("steps", (300, 600, 1200)))
+    assert not verdicts._length_sweep(configs("seed", (1, 2, 3)))
+    assert not verdicts._length_sweep([{"name": "a", "weights": "hub"}, {"name": "b",
+                                                                        "weights": "hub"}])
