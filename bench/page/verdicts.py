@@ -297,12 +297,21 @@ def _shared_measurements(summary: pd.DataFrame) -> dict[tuple, set[str]]:
 
 
 def _model_configs(records: Iterable[Mapping]) -> dict[tuple, dict]:
-    """(suite, protocol, model label) -> the model's configuration (without its label)."""
-    out = {}
+    """(suite, protocol, model label) -> the model's configuration (without its label), with
+    the fine-tuning seeds and split seeds its jobs ran (``finetune``: what else replicates
+    may be independent in)."""
+    out: dict[tuple, dict] = {}
+    seeds: dict[tuple, tuple[set, set]] = {}
     for r in records:
         m = r["config"]["model"]
-        out[(r["suite"], protocol_of(r), m["label"])] = {k: v for k, v in m.items()
-                                                         if k != "label"}
+        key = (r["suite"], protocol_of(r), m["label"])
+        out[key] = {k: v for k, v in m.items() if k != "label"}
+        s = seeds.setdefault(key, (set(), set()))
+        s[0].add(r["config"].get("seed"))
+        s[1].add((r["config"].get("recipe") or {}).get("split_seed"))
+    for key, (fine, split) in seeds.items():
+        out[key]["finetune"] = {"seeds": sorted(fine, key=str),
+                                "split_seed": sorted(split, key=str)}
     return out
 
 
@@ -326,7 +335,11 @@ def replicate_note(configs: list[Mapping]) -> str:
     flats = [_flat(c) for c in configs]
     keys = sorted(set().union(*flats)) if flats else []
     differ = [k for k in keys if len({f.get(k) for f in flats}) > 1]
-    kinds = {"training randomness (seed)": [k for k in differ if k.endswith("seed")],
+    seeds = {"pretraining seed": [k for k in differ if k == "weights.seed"],
+             "fine-tuning seed": [k for k in differ if k == "finetune.seeds"],
+             "split": [k for k in differ if k == "finetune.split_seed"]}
+    random = ", ".join(name for name, ks in seeds.items() if ks)
+    kinds = {f"training randomness ({random})": [k for ks in seeds.values() for k in ks],
              "architecture": [k for k in differ if k == "name" or k.startswith("kwargs")],
              "pretraining data": [k for k in differ if k.startswith("weights.dataset")]}
     other = [k for k in differ if not any(k in v for v in kinds.values())]

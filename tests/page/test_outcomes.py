@@ -114,7 +114,8 @@ def test_each_suite_states_its_scale_pretraining_and_how_far_it_generalises():
                         "included); pretrained by the benchmark on src for 600 steps (batch "
                         "128).")
     assert lines[1].startswith("How far this generalises: 2 models, independent in training "
-                               "randomness (seed); not in architecture or pretraining data")
+                               "randomness (pretraining seed); not in architecture or "
+                               "pretraining data")
     one = _model_records(PAPER, _gains(PAPER))
     assert "How far this generalises: one model" in oc.scale_lines(one, scores_table(one))[1]
     # one head is said with its dimension (ViT-B/16's heads have dimension 64)

@@ -154,8 +154,8 @@ def test_claims_across_independent_models_use_the_exact_mean_rho_test():
     assert row["rho"] == pytest.approx(want_rho) and row["p_value"] == pytest.approx(want_p)
     assert row["models"] == 3 and row["floor"] == pytest.approx(2 / 120 ** 3)
     assert row["outcome"] == RESOLVED and row["verdict"] == HOLDS
-    assert row["replicates"] == ("3 models, independent in training randomness (seed); not in "
-                                 "architecture or pretraining data (shared)")
+    assert row["replicates"] == ("3 models, independent in training randomness (pretraining "
+                                 "seed); not in architecture or pretraining data (shared)")
     # One model listed twice (same configuration, two labels) is one replicate: no test
     # across models.
     twice = _claim_records(PAPER, tests, model="a", weights=_seeded(0))
@@ -418,3 +418,20 @@ def test_models_that_differ_only_in_pretraining_length_are_no_replicates():
     assert not verdicts._length_sweep(configs("seed", (1, 2, 3)))
     assert not verdicts._length_sweep([{"name": "a", "weights": "hub"}, {"name": "b",
                                                                         "weights": "hub"}])
+
+
+def test_replicates_independent_in_fine_tuning_seed_and_split_say_so():
+    """The replicas suite's models each have their own fine-tuning seed and split: the note
+    names them beside the pretraining seed (from the records, not from the suite file)."""
+    recs = []
+    for i in range(3):
+        for c in BLOCK_COMPONENTS:
+            r = make_record(c, seed=10 + i, model=f"r{i}")
+            r["config"]["model"].update(name="vit", weights={"source": "pretrain", "steps": 5,
+                                                             "seed": i})
+            r["config"]["recipe"]["split_seed"] = 10 + i
+            recs.append(r)
+    configs = verdicts._model_configs(recs)
+    assert verdicts.replicate_note(list(configs.values())).startswith(
+        "3 models, independent in training randomness (pretraining seed, fine-tuning seed, "
+        "split); not in architecture or pretraining data (shared)")
