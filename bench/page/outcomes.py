@@ -28,6 +28,7 @@ from bench.page.verdicts import (
     NO_DATA,
     RESOLVED,
     UNRESOLVED,
+    model_configs,
     replicate_note,
 )
 
@@ -271,7 +272,7 @@ def scale_lines(records: list[dict], scores: pd.DataFrame) -> list[str]:
         groups.setdefault(model_scale(m, params), []).append(label)
     lines = ["Scale: " + "; ".join(f"{', '.join(labels)}: {text}"
                                    for text, labels in groups.items()) + "."]
-    configs = [{k: v for k, v in m.items() if k != "label"} for m, _ in models.values()]
+    configs = list(model_configs(records).values())  # with their fine-tuning seeds and splits
     if len(models) > 1:
         lines.append(f"How far this generalises: {replicate_note(configs)}; they share the "
                      "fine-tuning data, recipe and test images, so the verdicts across models "

@@ -155,7 +155,7 @@ def claims_table(scores: pd.DataFrame, summary: pd.DataFrame, alpha: float = sta
     params: dict[tuple, dict[str, float]] = {}
     plast, tests = _component_values(scores, summary, params)
     shared = _shared_measurements(summary)
-    configs = _model_configs(records)
+    configs = model_configs(records)
     groups: dict[tuple, list[tuple]] = {}
     for cell in sorted(set(plast) | set(tests)):
         groups.setdefault(cell[:3], []).append(cell)
@@ -296,7 +296,7 @@ def _shared_measurements(summary: pd.DataFrame) -> dict[tuple, set[str]]:
     return out
 
 
-def _model_configs(records: Iterable[Mapping]) -> dict[tuple, dict]:
+def model_configs(records: Iterable[Mapping]) -> dict[tuple, dict]:
     """(suite, protocol, model label) -> the model's configuration (without its label), with
     the fine-tuning seeds and split seeds its jobs ran (``finetune``: what else replicates
     may be independent in)."""

@@ -431,7 +431,7 @@ def test_replicates_independent_in_fine_tuning_seed_and_split_say_so():
                                                              "seed": i})
             r["config"]["recipe"]["split_seed"] = 10 + i
             recs.append(r)
-    configs = verdicts._model_configs(recs)
+    configs = verdicts.model_configs(recs)
     assert verdicts.replicate_note(list(configs.values())).startswith(
         "3 models, independent in training randomness (pretraining seed, fine-tuning seed, "
         "split); not in architecture or pretraining data (shared)")
