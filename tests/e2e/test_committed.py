@@ -92,9 +92,11 @@ def test_committed_leaderboard_is_regenerated_from_the_records(tmp_path):
     from bench.page.leaderboard import build_leaderboard
 
     results = tmp_path / "results"
-    # the records and what bench verify found for them (their job pages show it)
+    # the records, their logs and what bench verify found for them (their job pages show
+    # both)
     verified = [p for p in _tracked("results") if p.parent.name == VERIFY_DIR]
-    for path in _record_files() + verified:
+    logs = [p.with_suffix(".log") for p in _record_files() if p.with_suffix(".log").is_file()]
+    for path in _record_files() + logs + verified:
         dest = results / path.relative_to(RESULTS)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, dest)
