@@ -29,9 +29,12 @@ _RUN_FIELDS = ("hostname", "pid", "started_at", "finished_at", "git_commit")
 
 
 def run_tag(record: dict) -> str:
-    """The run's tag: 8 hex digits of a hash of its provenance's host, process and times."""
+    """The run's tag: 8 hex digits of a hash of its provenance's host, process and times, and
+    of its measured wall time (sub-second: two runs of a job in one process within the same
+    second, as a test or a fast rerun makes, are still two runs)."""
     prov = record.get("provenance") or {}
-    key = json.dumps([prov.get(k) for k in _RUN_FIELDS], sort_keys=True)
+    wall = (record.get("metrics") or {}).get("wall_seconds")
+    key = json.dumps([*(prov.get(k) for k in _RUN_FIELDS), wall], sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
