@@ -120,10 +120,20 @@ def pretraining_lengths(records: Iterable[Mapping]) -> pd.DataFrame:
     for (suite, protocol, label), m in models.items():
         by_suite.setdefault((suite, protocol), []).append((label, m))
     for (suite, protocol), ms in by_suite.items():
-        same = {json.dumps({**{k: v for k, v in m.items() if k != "label"},
-                            "weights": {k: v for k, v in m["weights"].items() if k != "steps"}},
-                           sort_keys=True) for _, m in ms}
-        steps = {m["weights"]["steps"] for _, m in ms}
-        if len(same) == 1 and len(steps) >= 3:
+        if one_model_at_lengths([m for _, m in ms], min_lengths=3):
             rows += [(suite, protocol, label, int(m["weights"]["steps"])) for label, m in ms]
     return sorted_rows(pd.DataFrame(rows, columns=LENGTH_COLUMNS), LENGTH_COLUMNS)
+
+
+def one_model_at_lengths(models: list[Mapping | None], min_lengths: int = 2) -> bool:
+    """Whether ``models`` (configurations, labels aside) are one model pretrained by the
+    benchmark for at least ``min_lengths`` different numbers of steps and nothing else
+    different: a sweep over pretraining length, not independent replicates."""
+    ws = [m.get("weights") if isinstance(m, Mapping) else None for m in models]
+    if not ws or not all(isinstance(w, Mapping) and w.get("source") == "pretrain"
+                         and "steps" in w for w in ws):
+        return False
+    same = {json.dumps({**{k: v for k, v in m.items() if k != "label"},
+                        "weights": {k: v for k, v in w.items() if k != "steps"}}, sort_keys=True)
+            for m, w in zip(models, ws, strict=True)}
+    return len(same) == 1 and len({w["steps"] for w in ws}) >= min_lengths

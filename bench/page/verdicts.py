@@ -20,6 +20,7 @@ from bench.core.components import BLOCK_COMPONENTS, PAPER_PLASTICITY_RANKING
 from bench.core.pretraining import replicates_note
 from bench.page import stats
 from bench.page.housekeeping import joined
+from bench.page.plasticity_tables import one_model_at_lengths
 from bench.page.runs import CELL, component_order, protocol_of
 
 CORRELATION_COLUMNS = [
@@ -362,7 +363,7 @@ def _across_models(per_model: Mapping[tuple, tuple], configs: Mapping[tuple, dic
             members.append(key)
     rows = []
     for sp, members in sorted(by_suite.items()):
-        if len(members) < 2 or _length_sweep([configs.get(k) for k in members]):
+        if len(members) < 2 or one_model_at_lengths([configs.get(k) for k in members]):
             continue
         found, prs_all = [], []
         for i, claim in enumerate(CLAIMS.values()):
@@ -380,19 +381,6 @@ def _across_models(per_model: Mapping[tuple, tuple], configs: Mapping[tuple, dic
                              if confound else math.nan})
     return rows
 
-
-def _length_sweep(configs: list[dict | None]) -> bool:
-    """Models that are one model pretrained for different lengths (the same configuration but
-    the pretraining steps: a sweep such as suites/digits-pretraining.yaml) are not independent
-    replicates of a claim, so no claim is tested across them."""
-    if any(c is None for c in configs):
-        return False
-    ws = [c.get("weights") for c in configs]
-    if not all(isinstance(w, Mapping) and w.get("source") == "pretrain" for w in ws):
-        return False
-    same = {json.dumps({**c, "weights": {k: v for k, v in w.items() if k != "steps"}},
-                       sort_keys=True) for c, w in zip(configs, ws, strict=True)}
-    return len(same) == 1
 
 
 def floor_words(floor: float, family: int) -> str:

@@ -19,7 +19,7 @@ from bench.core.strategies import REFERENCE
 from bench.page import stats, verdicts
 from bench.page.aliases import alias_label, alias_map
 from bench.page.figures import color_of, strategy_colors
-from bench.page.plasticity_tables import plasticity_summary
+from bench.page.plasticity_tables import one_model_at_lengths, plasticity_summary
 from bench.page.ranks import average_rank_table, paired_table
 from bench.page.reproduction import (
     RULE_OURS,
@@ -414,9 +414,9 @@ def test_models_that_differ_only_in_pretraining_length_are_no_replicates():
         return [{"name": "vit", "kwargs": {}, "weights": {"source": "pretrain", "steps": 600,
                                                           "seed": 0, key: v}} for v in values]
 
-    assert verdicts._length_sweep(configs("steps", (300, 600, 1200)))
-    assert not verdicts._length_sweep(configs("seed", (1, 2, 3)))
-    assert not verdicts._length_sweep([{"name": "a", "weights": "hub"}, {"name": "b",
+    assert one_model_at_lengths(configs("steps", (300, 600, 1200)))
+    assert not one_model_at_lengths(configs("seed", (1, 2, 3)))
+    assert not one_model_at_lengths([{"name": "a", "weights": "hub"}, {"name": "b",
                                                                         "weights": "hub"}])
 
 
