@@ -77,10 +77,10 @@ def cmd_prepare(args) -> int:
 
 def download_weights(model_cfgs: list[dict], quiet: bool = False) -> None:
     """`prepare --download`: every hub checkpoint of the suite once, into the Hugging Face
-    cache, one line each (huggingface_hub's progress bar while one downloads, unless
-    ``quiet``; huggingface_hub retries a dropped connection), then the disk they take. Run
-    again after an interruption, it skips every checkpoint already in the cache (the one it
-    was fetching starts again)."""
+    cache, one line each (a progress bar while one downloads, unless ``quiet``; a dropped
+    connection is resumed), then the disk they take. Run again after an interruption, it
+    skips every checkpoint already in the cache and resumes the one it was fetching from the
+    bytes that arrived."""
     from huggingface_hub import constants
 
     from bench.job import models
@@ -98,7 +98,7 @@ def download_weights(model_cfgs: list[dict], quiet: bool = False) -> None:
         print(f"[{i}/{len(hub)}] {name}: " + ("already in the cache" if path else "fetching"),
               flush=True)
         if path is None:
-            path = models.download_hub_weights(m)
+            path = models.download_hub_weights(m, progress=not quiet)
             fetched += path.stat().st_size if path else 0
         total += path.stat().st_size if path else 0
     print(f"hub weights: {len(hub)} checkpoint(s), {total / 1e9:.2f} GB in "

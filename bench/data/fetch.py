@@ -126,9 +126,12 @@ def hash_file(path: Path, algo: str) -> str:
     return h.hexdigest()
 
 
-def download_file(src: Source, dest: Path, progress: bool = False) -> Path:
+def download_file(src: Source, dest: Path, progress: bool = False,
+                  headers: dict[str, str] | None = None, label: str | None = None) -> Path:
     """``src`` into ``dest`` (a complete, verified file), through ``dest.part``: resumed when
-    the connection drops, deleted when the complete file has the wrong checksum."""
+    the connection drops (and by a later call, from the part file), deleted when the complete
+    file has the wrong checksum. ``headers`` go with every request (e.g. a hub token);
+    ``label`` names the file in progress lines (default: its name)."""
     if dest.is_file() and hash_file(dest, src.algo) == src.digest:
         return dest  # an earlier run got it
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +139,7 @@ def download_file(src: Source, dest: Path, progress: bool = False) -> Path:
     last: BaseException | None = None
     for attempt in range(ATTEMPTS):
         try:
-            _transfer(src.url, part, progress, src.size)
+            _transfer(src.url, part, progress, src.size, headers or {}, label)
             break
         except urllib.error.HTTPError as e:
             raise DownloadError(f"{src.url}: HTTP {e.code} {e.reason}") from None
@@ -189,23 +192,25 @@ def _total(resp, have: int, size: int | None) -> int | None:
     return size
 
 
-def _transfer(url: str, part: Path, progress: bool, size: int | None = None) -> None:
+def _transfer(url: str, part: Path, progress: bool, size: int | None = None,
+              headers: dict[str, str] | None = None, label: str | None = None) -> None:
     """One request: resume ``part`` from its size (Range), or write it from the start when
     the server sends the whole file; ``Dropped`` if the body ends before the file's end."""
     have = part.stat().st_size if part.exists() else 0
-    req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    req = urllib.request.Request(url, headers={**(headers or {}),
+                                               **({"Range": f"bytes={have}-"} if have else {})})
     try:
         resp = urllib.request.urlopen(req, timeout=TIMEOUT_S)
     except urllib.error.HTTPError as e:
         if e.code != 416 or not have:  # 416: nothing after `have`; restart the file
             raise
         part.unlink()
-        return _transfer(url, part, progress, size)
+        return _transfer(url, part, progress, size, headers, label)
     with resp:
         resumed = resp.status == 206
         total = _total(resp, have, size)
         start = have if resumed else 0
-        bar = _bar(part.name.removesuffix(".part"), total, start, progress)
+        bar = _bar(label or part.name.removesuffix(".part"), total, start, progress)
         with open(part, "ab" if resumed else "wb") as f:
             try:
                 while block := resp.read(CHUNK):

@@ -41,7 +41,58 @@ def vit_architectures() -> tuple[str, ...]:
 # Keyword arguments the benchmark sets itself: a suite's `kwargs` may not.
 RESERVED_KWARGS = {"num_classes": "the benchmark sets it from the dataset",
                    "pretrained": "set by `weights:`", "device": "set by --device",
-                   "dtype": "set by recipe.precision"}
+                   "dtype": "set by recipe.precision",
+                   "block_fn": "the block design comes from the model name (protocol.md: "
+                               "only blocks with norm1, attn, norm2, mlp.fc1, mlp.fc2)",
+                   "mlp_layer": "the block design comes from the model name (protocol.md: "
+                                "only blocks with norm1, attn, norm2, mlp.fc1, mlp.fc2)"}
+
+# Blocks and MLPs of timm's ViT family that are not the benchmark's five components
+# (protocol.md, "Other members"): why a model built with them is refused at validation.
+UNSUPPORTED_DESIGN = {
+    "ResPostBlock": "its norms come after attention and MLP (res-post-norm), so norm1 and "
+                    "norm2 are not the pre-norm LayerNorms the components are defined on",
+    "ParallelScalingBlock": "its attention and MLP run in parallel from one fused input "
+                            "projection: no norm1, attn, norm2 or mlp modules",
+    "DiffParallelScalingBlock": "its attention and MLP run in parallel from one fused input "
+                                "projection: no norm1, attn, norm2 or mlp modules",
+    "ParallelThingsBlock": "its blocks hold parallel lists of attentions and MLPs: no norm1, "
+                           "attn, norm2 or mlp modules",
+    "SwiGLU": "its SwiGLU MLP has mlp.fc1_g and mlp.fc1_x instead of mlp.fc1",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def block_designs() -> dict[str, tuple[str, ...]]:
+    """Per architecture of ``VIT_MODULES``, the block and MLP classes its registered function
+    passes (``block_fn=``, ``mlp_layer=``; none: timm's ``Block`` and ``Mlp``), read from
+    timm's source like ``vit_architectures`` (a test builds every architecture on the meta
+    device and checks its blocks agree)."""
+    spec = importlib.util.find_spec("timm")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    out: dict[str, tuple[str, ...]] = {}
+    for module in VIT_MODULES:
+        path = Path(spec.submodule_search_locations[0]) / "models" / f"{module}.py"
+        if not path.is_file():
+            continue
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if not isinstance(node, ast.FunctionDef) or not any(
+                    getattr(d, "id", None) == "register_model" for d in node.decorator_list):
+                continue
+            out[node.name] = tuple(sorted({
+                k.value.id for k in ast.walk(node) if isinstance(k, ast.keyword)
+                and k.arg in ("block_fn", "mlp_layer") and isinstance(k.value, ast.Name)}))
+    return out
+
+
+def block_design_problem(arch: str) -> str | None:
+    """Why the blocks of timm architecture ``arch`` are not the benchmark's (its block or MLP
+    class is in ``UNSUPPORTED_DESIGN``), or None."""
+    for cls in block_designs().get(arch, ()):
+        if cls in UNSUPPORTED_DESIGN:
+            return f"built with timm's {cls}: {UNSUPPORTED_DESIGN[cls]}"
+    return None
 
 
 @functools.lru_cache(maxsize=1)
@@ -196,12 +247,13 @@ def input_config(model_cfg: dict, protocol: Protocol | None = None) -> dict:
     return data_config(model, protocol)
 
 
-def download_hub_weights(model_cfg: dict) -> Path | None:
+def download_hub_weights(model_cfg: dict, progress: bool = True) -> Path | None:
     """Fetch a hub model's weights into the local Hugging Face cache (``bench prepare
-    --download``), so that jobs on machines without network find them."""
+    --download``), so that jobs on machines without network find them; an interrupted
+    download resumes where it stopped (``hub_download``)."""
     if model_cfg["weights"]["source"] != "hub":
         return None
-    path = hub_weights(model_cfg)
+    path = hub_weights(model_cfg, progress)
     if path is None:  # a plain-URL tag: timm downloads it into torch's hub cache
         import timm
 
@@ -248,11 +300,13 @@ def hub_cached(name: str) -> Path | None:
     return None
 
 
-def hub_weights(model_cfg: dict) -> Path | None:
+def hub_weights(model_cfg: dict, progress: bool = False) -> Path | None:
     """The local path of a hub tag's weights: from the Hugging Face cache when they are there
     (no network request at all), else fetched after one quick metadata request, so that a hub
     that does not answer fails in seconds with ``HubUnavailable`` instead of a minute of
-    huggingface_hub's retries. None for tags timm fetches from a plain URL."""
+    huggingface_hub's retries. The transfer resumes a dropped or interrupted download
+    (``hub_download``; ``progress``: a bar, else a line now and then). None for tags timm
+    fetches from a plain URL."""
     name = model_cfg["name"]
     loc = hub_location(name)
     if loc is None:
@@ -264,8 +318,13 @@ def hub_weights(model_cfg: dict) -> Path | None:
     filename = _hub_probe(name, repo, revision, files)
     from huggingface_hub import hf_hub_download
 
+    from bench.job.hub_download import fetch_into_cache
+
     try:
-        return Path(hf_hub_download(repo, filename, revision=revision, library_name="timm"))
+        path = fetch_into_cache(repo, revision, filename, progress)
+        if path is None:  # not an LFS file: nothing to resume against
+            path = Path(hf_hub_download(repo, filename, revision=revision, library_name="timm"))
+        return path
     except Exception as e:  # noqa: BLE001 - the connection dropped after the probe answered
         raise HubUnavailable(_hub_message(name, repo, f"the download failed ({e})")) from None
 

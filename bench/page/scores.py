@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import numpy as np
 import pandas as pd
 
 from bench.core.status import Status
@@ -120,14 +121,21 @@ def scores_table(records: Iterable[Mapping]) -> pd.DataFrame:
 
 
 def _best_per_strategy(done: pd.DataFrame) -> pd.DataFrame:
-    """Per strategy of a cell, the lr with the best mean validation accuracy and its row."""
+    """Per strategy of a cell, the lr with the best mean validation accuracy and its row.
+    Tied rates go to the one farthest inside the grid (its rank from the nearer end of the
+    rates run), then to the smaller: a tie between an edge and an interior rate is no sign
+    that the grid is too narrow, and a tie broken towards the edge would flag one."""
     per_lr = _per_lr(done)
     per_lr["_val"] = per_lr["val_mean"].round(TIE_DECIMALS)
+    pos = per_lr.groupby(SCORE_KEY, sort=False)["lr"]
+    rank = pos.rank(method="first") - 1
+    per_lr["_inside"] = np.minimum(rank, pos.transform("size") - 1 - rank)
     lrs = per_lr.groupby(SCORE_KEY, sort=True).size().rename("lrs").reset_index()
-    best = (per_lr.sort_values([*SCORE_KEY, "_val", "lr"],
-                               ascending=[True] * len(SCORE_KEY) + [False, True], kind="mergesort")
+    best = (per_lr.sort_values([*SCORE_KEY, "_val", "_inside", "lr"],
+                               ascending=[True] * len(SCORE_KEY) + [False, False, True],
+                               kind="mergesort")
             .drop_duplicates(SCORE_KEY, keep="first")
-            .drop(columns="_val")
+            .drop(columns=["_val", "_inside"])
             .rename(columns={"lr": "best_lr"})
             .merge(lrs, on=SCORE_KEY, how="left"))
     best["test_ci95"] = [stats.t_half_width(sd, n) for sd, n in zip(best["test_std"], best["n"])]

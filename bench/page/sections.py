@@ -154,8 +154,9 @@ def _scores_md(s: pd.DataFrame) -> list:
     edge = s[s["lr_flag"] != ""]
     if edge.empty:
         return [table]
-    named = ", ".join(f"{r.strategy} on {r.dataset} ({lr_text(r.best_lr)} of "
-                      f"{', '.join(lr_text(x) for x in r.lr_grid)})"
+    several = s["model"].nunique() > 1  # then each flag names its model too
+    named = ", ".join(f"{r.strategy} on {r.dataset}{f' ({r.model})' if several else ''} "
+                      f"({lr_text(r.best_lr)} of {', '.join(lr_text(x) for x in r.lr_grid)})"
                       for r in edge.itertuples(index=False))
     return [table, f"† {LR_EDGE}: {named}.\n"]
 

@@ -300,6 +300,12 @@ def check_model(ck: Checker, entry: Any, path: str) -> dict | None:
                    "valid: any ViT of timm's vision_transformer module "
                    "(`python -c \"import timm; print(timm.list_models('vit_*'))\"`)")
             name = None
+        elif (problem := models.block_design_problem(arch)) is not None:
+            ck.add(join_key(path, "name"), f"'{arch}' is outside this benchmark: {problem}; "
+                   "its five components (ln1, mha, ln2, fc1, fc2) are defined only on blocks "
+                   "with norm1, attn, norm2, mlp.fc1 and mlp.fc2 (docs/protocol.md, \"Other "
+                   "members\"); use a ViT with timm's standard blocks")
+            name = None
     label = entry.get("label", name)
     if "label" in entry:
         label = ck.string(entry["label"], join_key(path, "label"))

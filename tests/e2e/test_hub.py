@@ -122,7 +122,9 @@ def test_hub_weights_are_fetched_cached_and_used(hub_files, tmp_path):
         proc, _ = bench("run", str(hub_suite(tmp_path)), "--results", str(tmp_path / "r"), "-q",
                         env=env, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
-        assert f"/{REPO}/resolve/main/model.safetensors" in hub.paths("GET")
+        # fetched at the commit the hub named for `main` (a branch that moves mid-download
+        # cannot mix two versions of the file)
+        assert f"/{REPO}/resolve/{COMMIT}/model.safetensors" in hub.paths("GET")
     (rec,) = records(tmp_path / "r")
     assert rec["status"] == "done" and rec["config"]["model"]["weights"] == {"source": "hub"}
 
@@ -157,10 +159,45 @@ def test_prepare_download_fills_the_cache(hub_files, tmp_path):
         proc, _ = bench("prepare", str(hub_suite(tmp_path)), "--download", "-q", env=env,
                         cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
-        assert hub.paths("GET") == [f"/{REPO}/resolve/main/model.safetensors"]
+        assert hub.paths("GET") == [f"/{REPO}/resolve/{COMMIT}/model.safetensors"]
     blobs = list((tmp_path / "hf" / "hub").glob("models--timm--*/blobs/*"))
     assert [b.read_bytes() for b in blobs] == [hub_files["model.safetensors"]]
     assert "in the Hugging Face cache" in proc.stdout
+
+
+def test_prepare_download_resumes_an_interrupted_download(hub_files, tmp_path):
+    """A checkpoint whose transfer drops on every attempt of one run: that run fails (exit 2,
+    saying a rerun resumes) and keeps what arrived; the next run asks the hub only for the
+    rest (an HTTP Range request from the bytes kept), and huggingface_hub's own cache lookup
+    (``try_to_load_from_cache``, in a fresh interpreter) then finds the served bytes, which
+    timm loads."""
+    weights = f"/{REPO}/resolve/{COMMIT}/model.safetensors"
+    body = hub_files["model.safetensors"]
+    with hub_server(hub_files) as hub:
+        env = env_for(tmp_path, hub.url)
+        # every attempt of the first run drops after a tenth (each resumes the one before)
+        hub.truncate[weights] = [len(body) // 10] * 4
+        proc, _ = bench("prepare", str(hub_suite(tmp_path)), "--download", "-q", env=env,
+                        cwd=tmp_path)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "rerun to resume" in proc.stderr and "Traceback" not in proc.stderr
+        parts = list((tmp_path / "hf" / "hub").glob("models--timm--*/blobs/*.part"))
+        assert len(parts) == 1 and parts[0].stat().st_size == 4 * (len(body) // 10)
+        kept = parts[0].stat().st_size
+        first = len(hub.requests)
+        proc, _ = bench("prepare", str(hub_suite(tmp_path)), "--download", "-q", env=env,
+                        cwd=tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        gets = [(p, r) for m, p, r in hub.requests[first:] if m == "GET"]
+        assert gets == [(weights, f"bytes={kept}-")]
+    blobs = [b for b in (tmp_path / "hf" / "hub").glob("models--timm--*/blobs/*")]
+    assert [b.read_bytes() for b in blobs] == [body]
+    # huggingface_hub itself (and timm through it) finds the file, the server gone
+    proc = subprocess.run([sys.executable, "-c", FEATURES, TAG, json.dumps(KW)],
+                          capture_output=True, text=True,
+                          env={**env, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert Path(json.loads(proc.stdout)["path"]).read_bytes() == body
 
 
 def _stopped_server_url() -> str:

@@ -161,3 +161,50 @@ def test_outputs_are_taken_where_protocol_md_says(name):
             blk.ls1.gamma.mul_(7.0)
             blk.ls2.gamma.mul_(7.0)
             torch.testing.assert_close(plasticity.pair_ratios(model, x[:2], x[2:]), fast)
+
+
+def _standard_blocks(arch: str) -> bool:
+    """Oracle: ``arch`` built by timm on the meta device has, in every block, timm's pre-norm
+    ``Block`` with norm1, attn, norm2, mlp.fc1 and mlp.fc2 (the benchmark's components)."""
+    import timm
+    import torch
+    from timm.models.vision_transformer import Block
+
+    with torch.device("meta"):
+        model = timm.create_model(arch, pretrained=False)
+    return all(type(b) is Block and all(hasattr(b, m) for m in ("norm1", "attn", "norm2"))
+               and hasattr(b.mlp, "fc1") and hasattr(b.mlp, "fc2") for b in model.blocks)
+
+
+@pytest.mark.slow  # builds every architecture of timm's ViT family (about half a minute)
+def test_block_designs_read_from_timms_source_agree_with_the_built_models():
+    """Every architecture the suites accept: the static reading (no torch at validation)
+    refuses exactly those whose built blocks are not the five components' (the oracle builds
+    each one), and there are such architectures to refuse."""
+    from bench.job import models
+
+    archs = models.vit_architectures()
+    refused = {a for a in archs if models.block_design_problem(a) is not None}
+    built = {a for a in archs if not _standard_blocks(a)}
+    assert refused == built
+    assert refused  # e.g. vit_base_patch16_xp_224, aimv2_*
+
+
+def test_a_suite_naming_an_unsupported_block_design_is_refused_with_the_reason(tmp_path):
+    import yaml
+
+    from bench.suites.read import SuiteError
+    from tests.conftest import tiny_suite_dict
+
+    suite = tiny_suite_dict(name="odd")
+    suite["models"] = [{"name": "vit_base_patch16_xp_224", "weights": "random"},
+                       {"name": "vit_base_patch16_224", "label": "ok", "weights": "random",
+                        "kwargs": {"mlp_layer": "SwiGLU"}}]
+    path = tmp_path / "odd.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    with pytest.raises(SuiteError) as e:
+        load_suite(path)
+    text = str(e.value)
+    assert "models[0].name" in text and "ParallelScalingBlock" in text
+    assert "outside this benchmark" in text and "docs/protocol.md" in text
+    assert "models[1].kwargs.mlp_layer" in text and "not allowed" in text

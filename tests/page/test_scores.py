@@ -45,6 +45,23 @@ def test_best_lr_uses_the_mean_over_seeds_and_ties_go_to_the_smaller_lr():
     assert score(scores_table(tie), "fc2")["best_lr"] == 1e-3
 
 
+def test_a_tie_goes_to_the_rate_inside_the_grid_and_is_not_flagged():
+    """Edge rate 1e-3 ties the interior 3e-3 (1e-2 lower): the interior rate is chosen, no
+    edge flag (the smaller-rate rule alone would choose 1e-3 and flag it). Without the tie,
+    an edge rate that wins is still chosen and flagged; a tie of the two edges of a grid
+    of two goes to the smaller."""
+    vals = {1e-3: 0.8, 3e-3: 0.8, 1e-2: 0.6}
+    recs = [make_record("mha", lr, s, val=v) for lr, v in vals.items() for s in (0, 1)]
+    row = score(scores_table(recs), "mha")
+    assert row["best_lr"] == 3e-3 and row["lr_flag"] == ""
+    vals[1e-3] = 0.9
+    recs = [make_record("mha", lr, s, val=v) for lr, v in vals.items() for s in (0, 1)]
+    row = score(scores_table(recs), "mha")
+    assert row["best_lr"] == 1e-3 and row["lr_flag"].startswith("at the edge")
+    two = [make_record("ln1", lr, s, val=0.7) for lr in (1e-2, 1e-3) for s in (0, 1)]
+    assert score(scores_table(two), "ln1")["best_lr"] == 1e-3
+
+
 def test_test_mean_std_and_n_over_seeds():
     accs = [0.80, 0.82, 0.87]
     recs = [make_record("ln2", 1e-3, s, test=a) for s, a in enumerate(accs)]

@@ -192,6 +192,22 @@ def test_a_choice_at_the_edge_of_its_grid_is_flagged():
         1e-3, 1e-2, 1e-1)
 
 
+def test_the_edge_footnote_names_the_model_where_a_suite_has_several():
+    """Two models with the same edge choice: the footnote under the scores table names each
+    model (else the two would read as one flag repeated); one model: no model name."""
+    from bench.page.sections import _scores_md
+
+    def recs(models):
+        return _valid([make_record("mha", lr, s, val=val, model=m) for m in models
+                       for s in range(2) for lr, val in ((1e-3, 0.5), (1e-2, 0.6))])
+
+    two = _scores_md(scores_table(recs(("rep-1", "rep-2"))))[-1]
+    assert "mha on d (rep-1) (0.01 of 0.001, 0.01)" in two
+    assert "mha on d (rep-2) (0.01 of 0.001, 0.01)" in two
+    one = _scores_md(scores_table(recs(("rep-1",))))[-1]
+    assert "mha on d (0.01 of 0.001, 0.01)" in one and "rep-1" not in one
+
+
 # ---------------------------------------------------------------- 4: aliases
 
 LN_NAMES = ["blocks.0.norm1.weight", "blocks.0.norm2.weight", "head.weight", "norm.weight"]

@@ -94,7 +94,7 @@ def test_stability_script_runs_a_tiny_suite_twice(tmp_path):
     assert pages[0] == pages[1], "the verdicts differ between thread counts"
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert summary["identical"] and summary["diff"] == []
-    assert "verdicts identical:" in proc.stdout
+    assert "verdicts identical on 1 and 2 threads:" in proc.stdout
     assert [(r["threads"], r["jobs"]) for r in summary["runs"]] == [(1, 2), (2, 1)]
     assert all(r["records"] == 6 for r in summary["runs"])
     assert all(0 < r["cpu_seconds"] for r in summary["runs"])
@@ -131,7 +131,7 @@ def test_stability_exit_code_says_whether_the_runs_agree(second, rc, monkeypatch
     if rc:
         assert "verdicts DIFFER" in out and "-v2" in out and "+v3" in out
     else:
-        assert "verdicts identical:\nv1\nv2" in out
+        assert "verdicts identical on 1 and 2 threads:\nv1\nv2" in out
 
 
 def test_pretraining_runs_on_one_cpu_thread(monkeypatch, tmp_path):
@@ -186,3 +186,72 @@ def test_rescore_compares_kept_runs_with_the_current_code(tmp_path):
     out = stability.compare(runs)
     assert not out["identical"] and runs[1]["records"] == 30
     assert any(line.startswith("-") and "replica-3" in line for line in out["diff"])
+
+
+def _all_seeds(jobs) -> dict[str, set]:
+    out = {"pretrain": set(), "seed": set(), "split": set(), "pairs": set()}
+    for j in jobs:
+        c = j.config
+        out["pretrain"].add(c["model"]["weights"]["seed"])
+        out["seed"].add(c["seed"])
+        out["split"].add(c["recipe"]["split_seed"])
+        out["pairs"].add(c["plasticity"]["seed"])
+    return out
+
+
+def test_reseeded_replicas_suite_shares_no_seed_and_keeps_the_design(tmp_path):
+    """The replicas suite moved by 20: every pretraining, fine-tuning, split and pair seed of
+    its jobs is new (read from the expanded jobs, not from our own walk of the file), the same
+    number of jobs, models (labels), datasets, strategies and rates, and the same name."""
+    from bench.suites.expand import load_suite
+
+    src = ROOT / "suites" / "digits-replicas.yaml"
+    copy = stability.reseeded(str(src), 20, tmp_path / "run3" / "suite.yaml")
+    a, b = load_suite(src), load_suite(copy)
+    assert a.name == b.name and len(a.jobs) == len(b.jobs)
+    sa, sb = _all_seeds(a.jobs), _all_seeds(b.jobs)
+    for kind in sa:
+        assert sa[kind] and not sa[kind] & sb[kind], kind
+        assert sb[kind] == {s + 20 for s in sa[kind]}, kind
+
+    def design(jobs):
+        return sorted((j.config["model"]["label"], j.config["dataset"]["key"],
+                       j.config["strategy"]["name"], j.config["lr"]) for j in jobs)
+
+    assert design(a.jobs) == design(b.jobs)
+
+
+def test_reseeded_sets_the_default_split_seed_and_refuses_overlap(tmp_path):
+    """A suite without its own split seed (the default, 0) gets one moved too; an offset whose
+    seeds meet the suite's own is refused, saying why."""
+    from bench.suites.expand import load_suite
+
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(yaml.safe_dump(tiny_suite_dict(name="tiny", seeds=(0, 1))))
+    copy = stability.reseeded(str(suite), 5, tmp_path / "copy.yaml")
+    seeds = _all_seeds(load_suite(copy).jobs)
+    assert seeds["seed"] == {5, 6} and seeds["split"] == {5} and seeds["pairs"] == {5}
+    with pytest.raises(SystemExit, match="share"):
+        stability.reseeded(str(suite), 1, tmp_path / "bad.yaml")
+
+
+def test_a_kept_run_is_scored_again_not_run_again(monkeypatch, tmp_path):
+    """A run folder whose run.json says it finished is not run again (``bench run`` is never
+    called), its timing read back; a folder without one runs and writes run.json."""
+    import json
+
+    calls = []
+    monkeypatch.setattr(stability, "_bench", lambda args, env: calls.append(args))
+    monkeypatch.setattr(stability, "score", lambda suite, folder, plan=True: {
+        "records": 0, "verdicts": ["v"], "test_acc": {}})
+    kept = tmp_path / "run1"
+    kept.mkdir()
+    (kept / "run.json").write_text(json.dumps({"threads": 1, "jobs": 2, "seconds": 12.5,
+                                               "cpu_seconds": 20.0}))
+    out = stability.run_once("s.yaml", kept, 1, 2, [])
+    assert calls == [] and out["seconds"] == 12.5 and out["verdicts"] == ["v"]
+    fresh = tmp_path / "run2"
+    fresh.mkdir()
+    out = stability.run_once("s.yaml", fresh, 2, 1, [])
+    assert calls and calls[0][0] == "run" and (fresh / "run.json").is_file()
+    assert json.loads((fresh / "run.json").read_text())["threads"] == 2
