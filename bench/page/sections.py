@@ -155,7 +155,7 @@ def _scores_md(s: pd.DataFrame) -> list:
     if edge.empty:
         return [table]
     several = s["model"].nunique() > 1  # then each flag names its model too
-    named = ", ".join(f"{r.strategy} on {r.dataset}{f' ({r.model})' if several else ''} "
+    named = ", ".join(f"{r.strategy}{f' of {r.model}' if several else ''} on {r.dataset} "
                       f"({lr_text(r.best_lr)} of {', '.join(lr_text(x) for x in r.lr_grid)})"
                       for r in edge.itertuples(index=False))
     return [table, f"† {LR_EDGE}: {named}.\n"]

@@ -202,8 +202,8 @@ def test_the_edge_footnote_names_the_model_where_a_suite_has_several():
                        for s in range(2) for lr, val in ((1e-3, 0.5), (1e-2, 0.6))])
 
     two = _scores_md(scores_table(recs(("rep-1", "rep-2"))))[-1]
-    assert "mha on d (rep-1) (0.01 of 0.001, 0.01)" in two
-    assert "mha on d (rep-2) (0.01 of 0.001, 0.01)" in two
+    assert "mha of rep-1 on d (0.01 of 0.001, 0.01)" in two
+    assert "mha of rep-2 on d (0.01 of 0.001, 0.01)" in two
     one = _scores_md(scores_table(recs(("rep-1",))))[-1]
     assert "mha on d (0.01 of 0.001, 0.01)" in one and "rep-1" not in one
 
