@@ -11,12 +11,10 @@ import functools
 import hashlib
 import importlib.util
 import json
-import re
 from pathlib import Path
 
 from bench.core.protocol import Protocol
 
-_REGISTER = re.compile(r"@register_model\s*\ndef\s+(\w+)\s*\(")
 # timm's modules of the VisionTransformer family: only these have the blocks[i].norm1/attn/
 # norm2/mlp names the benchmark's components are defined on.
 VIT_MODULES = ("vision_transformer", "deit")
@@ -25,17 +23,10 @@ VIT_MODULES = ("vision_transformer", "deit")
 @functools.lru_cache(maxsize=1)
 def vit_architectures() -> tuple[str, ...]:
     """The architectures timm registers in ``VIT_MODULES``: ``timm.list_models(module=
-    VIT_MODULES)``, read from timm's source instead, because importing timm imports torch
-    and suites validate without it (a test checks that both give the same names)."""
-    spec = importlib.util.find_spec("timm")
-    if spec is None or not spec.submodule_search_locations:
-        return ()
-    names: list[str] = []
-    for module in VIT_MODULES:
-        path = Path(spec.submodule_search_locations[0]) / "models" / f"{module}.py"
-        if path.is_file():
-            names += _REGISTER.findall(path.read_text(encoding="utf-8"))
-    return tuple(sorted(set(names)))
+    VIT_MODULES)``, read from timm's source instead (``block_designs``), because importing
+    timm imports torch and suites validate without it (a test checks that both give the same
+    names)."""
+    return tuple(sorted(block_designs()))
 
 
 # Keyword arguments the benchmark sets itself: a suite's `kwargs` may not.
@@ -64,10 +55,10 @@ UNSUPPORTED_DESIGN = {
 
 @functools.lru_cache(maxsize=1)
 def block_designs() -> dict[str, tuple[str, ...]]:
-    """Per architecture of ``VIT_MODULES``, the block and MLP classes its registered function
-    passes (``block_fn=``, ``mlp_layer=``; none: timm's ``Block`` and ``Mlp``), read from
-    timm's source like ``vit_architectures`` (a test builds every architecture on the meta
-    device and checks its blocks agree)."""
+    """Per architecture timm registers in ``VIT_MODULES`` (its ``@register_model`` functions),
+    the block and MLP classes the function passes (``block_fn=``, ``mlp_layer=``; none: timm's
+    ``Block`` and ``Mlp``), read from timm's source with ``ast`` (no torch import; a test
+    builds every architecture on the meta device and checks its blocks agree)."""
     spec = importlib.util.find_spec("timm")
     if spec is None or not spec.submodule_search_locations:
         return {}

@@ -20,11 +20,11 @@ model (the thread-count check alone shares one pretrained model, since pretraini
 thread). Job ids then differ between the runs; the verdict lines, keyed by names, compare.
 
 ``--reseed N`` adds a third run (like the first) of the suite with every seed moved by N
-(pretraining, fine-tuning and split seeds; ``reseeded``): the same design on a disjoint set
-of seeds, compared with the first run too. Each run is a suite from scratch (the replicas
-suite: about half an hour), so with ``--keep DIR`` a run whose folder already holds its
-``run.json`` is not run again, only scored again with the current code: an interrupted
-check resumes, and ``--reseed`` can follow a finished thread check.
+(pretraining, fine-tuning, split and plasticity-pair seeds; ``reseeded``): the same design on
+a disjoint set of seeds, compared with the first run too. Each run is a suite from scratch
+(the replicas suite: about a quarter of an hour), so with ``--keep DIR`` a run whose folder
+already holds its ``run.json`` is not run again, only scored again with the current code: an
+interrupted check resumes, and ``--reseed`` can follow a finished thread check.
 """
 
 from __future__ import annotations

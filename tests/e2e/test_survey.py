@@ -120,7 +120,8 @@ def prepared(hub_files, data_root, tmp_path_factory):
         env = env_for(tmp, hub.url, data_root)
         first = names()[0]
         half = len(hub_files[first]["model.safetensors"]) // 2
-        hub.truncate[f"/timm/{first}/resolve/main/model.safetensors"] = [half]  # dropped once
+        # dropped once (fetched at the commit the hub names for `main`)
+        hub.truncate[f"/timm/{first}/resolve/{COMMIT}/model.safetensors"] = [half]
         proc = bench("prepare", str(SURVEY), "--download", env=env, cwd=tmp)
         return tmp, proc, list(hub.requests)
 
@@ -150,11 +151,13 @@ def test_prepare_download_fetches_every_checkpoint_once_and_retries(prepared, hu
     survey = list(dict.fromkeys(j.config["model"]["name"] for j in load_suite(SURVEY).jobs))
     gets = [p for m, p, _ in requests if m == "GET" and p.endswith("model.safetensors")]
     first = names()[0]
-    dropped = f"/timm/{first}/resolve/main/model.safetensors"
-    assert sorted(set(gets)) == sorted(f"/timm/{n}/resolve/main/model.safetensors"
+    dropped = f"/timm/{first}/resolve/{COMMIT}/model.safetensors"
+    assert sorted(set(gets)) == sorted(f"/timm/{n}/resolve/{COMMIT}/model.safetensors"
                                        for n in survey)
     assert all(gets.count(p) == (2 if p == dropped else 1) for p in gets)  # each once
-    # the dropped one was fetched again (huggingface_hub's retry) and arrived whole (below)
+    # the dropped one was resumed from where it stopped and arrived whole (below)
+    half = len(hub_files[first]["model.safetensors"]) // 2
+    assert [r for m, p, r in requests if m == "GET" and p == dropped] == [None, f"bytes={half}-"]
     for i, n in enumerate(survey, 1):
         assert f"[{i}/{len(survey)}] {n}: fetching" in proc.stdout
     total = sum(len(hub_files[n]["model.safetensors"]) for n in survey)

@@ -33,7 +33,13 @@ def test_every_shipped_suite_validates(capsys):
 def test_digits_suite_expands_to_the_full_grid():
     s = load_suite("suites/digits.yaml")
     c = s.jobs[0].config
-    assert len(s.jobs) == 1 * 3 * 7 * 3 * 3  # models x datasets x strategies x rates x seeds
+    # models x datasets x (4 strategies x 3 rates + 3 strategies x 4 rates) x seeds
+    assert len(s.jobs) == 1 * 3 * (4 * 3 + 3 * 4) * 3
+    rates = {}
+    for j in s.jobs:
+        rates.setdefault(j.config["strategy"]["name"], set()).add(j.config["lr"])
+    assert {k: len(v) for k, v in rates.items()} == {
+        "full": 3, "linear": 3, "ln1": 3, "mha": 3, "ln2": 4, "fc1": 4, "fc2": 4}
     assert {j.config["strategy"]["name"] for j in s.jobs} == {
         "full", "linear", "ln1", "mha", "ln2", "fc1", "fc2"}
     assert c["model"]["weights"]["source"] == "pretrain"
