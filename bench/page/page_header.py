@@ -120,7 +120,8 @@ def _method_lines() -> list:
          "with the share of resamples on the front. No interval or spread is shown from one "
          f"seed (\"{NO_INTERVAL}\"): one seed has nothing to resample."),
         Item(f"A chosen learning rate at the smallest or largest rate of a grid of two or more "
-         f"is marked † ({LR_EDGE})."),
+         f"is marked † ({LR_EDGE}). Rates tied on mean validation accuracy go to the one "
+         "farthest inside the grid, then to the smaller."),
     ]
 
 
