@@ -41,6 +41,7 @@ from pathlib import Path
 
 import yaml
 
+from bench.core.cpus import ASKED_VAR
 from bench.page.outcomes import stable_part
 from bench.page.sections import VERDICT_PREFIX
 
@@ -132,7 +133,9 @@ def run_once(suite: str, folder: Path, threads: int, jobs: int, only: list[str],
         print(f"  kept run in {folder}: scored again, not run (delete it to run it again)",
               flush=True)
     else:
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads),
+        # the run's thread count, also over what a bench process above this one recorded it
+        # was asked (cpus.ASKED_VAR, which bench run reads before OMP_NUM_THREADS)
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), ASKED_VAR: str(threads),
                "BENCH_CACHE": str(folder / "cache")}
         extra = [a for o in only for a in ("--only", o)] + [a for x in sets for a in ("--set", x)]
         start, cpu = time.perf_counter(), _children_cpu()
