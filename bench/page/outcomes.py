@@ -46,6 +46,9 @@ ONE_LR = "one learning rate: not tuned per strategy"
 # and the "needs" figure): ``stable_part`` masks it (``bench.tools.stability`` compares the
 # rest).
 MACHINE_DEPENDENT = re.compile(r"[+-]?\d+\.\d+(e[+-]?\d+)?|about [\d,]+")
+# The estimate's leading component ("fc1 gains most", "ln1 most plastic"): a description of
+# the estimate, like its rho, not part of the verdict; masked with the numbers.
+ESTIMATE_LEADER = re.compile(r"\b[\w.]+(?= (?:gains most|most plastic)\))")
 
 
 @dataclass(frozen=True)
@@ -153,8 +156,9 @@ def _where(r) -> str:
 
 
 def stable_part(line: str) -> str:
-    """A verdict line with its machine-dependent numbers masked (``MACHINE_DEPENDENT``)."""
-    return MACHINE_DEPENDENT.sub("#", line)
+    """A verdict line with its machine-dependent numbers masked (``MACHINE_DEPENDENT``) and
+    its estimate's leading component (``ESTIMATE_LEADER``): what is left is the verdict."""
+    return ESTIMATE_LEADER.sub("#", MACHINE_DEPENDENT.sub("#", line))
 
 
 # ---------------------------------------------------------------- the suite's sentence
